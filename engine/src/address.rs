@@ -1,0 +1,112 @@
+//! Resource addresses: `TYPE.NAME` or `TYPE.NAME[KEY]`.
+//!
+//! An address names one resource in the spec, the plan and the state. It is
+//! the user's handle on a resource (`skyplan state show aws_vpc.main`), so its
+//! text form is part of the contract. Parsing and printing live here; nothing
+//! about what a resource *is* does.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// `TYPE.NAME[KEY]`, e.g. `aws_subnet.private[us-east-1a]`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Address {
+    pub kind: String,
+    pub name: String,
+    pub key: Option<String>,
+}
+
+impl Address {
+    pub fn new(kind: impl Into<String>, name: impl Into<String>) -> Self {
+        Address { kind: kind.into(), name: name.into(), key: None }
+    }
+
+    pub fn keyed(kind: impl Into<String>, name: impl Into<String>, key: impl Into<String>) -> Self {
+        Address { kind: kind.into(), name: name.into(), key: Some(key.into()) }
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.kind, self.name)?;
+        if let Some(key) = &self.key {
+            write!(f, "[{key}]")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a resource address (expected TYPE.NAME or TYPE.NAME[KEY])")]
+pub struct AddressError(pub String);
+
+fn is_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+impl FromStr for Address {
+    type Err = AddressError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || AddressError(s.to_string());
+        let (base, key) = match s.find('[') {
+            Some(open) => {
+                let key = s[open + 1..].strip_suffix(']').ok_or_else(err)?;
+                if key.is_empty() || key.contains(['[', ']']) {
+                    return Err(err());
+                }
+                (&s[..open], Some(key.to_string()))
+            }
+            None => (s, None),
+        };
+        let (kind, name) = base.split_once('.').ok_or_else(err)?;
+        if !is_ident(kind) || !is_ident(name) {
+            return Err(err());
+        }
+        Ok(Address { kind: kind.to_string(), name: name.to_string(), key })
+    }
+}
+
+impl Serialize for Address {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Address {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        for s in ["aws_vpc.main", "aws_subnet.private[us-east-1a]", "aws_instance.control_plane[2]"] {
+            assert_eq!(s.parse::<Address>().unwrap().to_string(), s);
+        }
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for s in ["", "vpc", ".a", "a.", "a.b[", "a.b[]", "a.b[x]y", "1a.b", "a.b c"] {
+            assert!(s.parse::<Address>().is_err(), "{s} should not parse");
+        }
+    }
+
+    #[test]
+    fn orders_by_type_name_key() {
+        let mut v: Vec<Address> = ["b.a", "a.b[2]", "a.b[1]", "a.b"].iter().map(|s| s.parse().unwrap()).collect();
+        v.sort();
+        let s: Vec<String> = v.iter().map(|a| a.to_string()).collect();
+        assert_eq!(s, ["a.b", "a.b[1]", "a.b[2]", "b.a"]);
+    }
+}

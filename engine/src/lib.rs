@@ -1,0 +1,21 @@
+//! skyplan's engine: a spec becomes a resource graph, the graph is diffed
+//! against the state into a plan, and the executor applies the plan in
+//! dependency order through providers.
+//!
+//! Architecture invariant: this crate knows nothing of AWS (or any cloud).
+//! It reaches the outside world only through the [`provider::Provider`]
+//! trait and persists only through the callbacks the caller gives it.
+
+pub mod address;
+pub mod diagnostic;
+pub mod provider;
+pub mod resource;
+pub mod spec;
+pub mod value;
+
+pub use address::Address;
+pub use diagnostic::{Diagnostic, Diagnostics, Location};
+pub use provider::{OpContext, Provider, ProviderError, Providers, ReadRequest, Schema};
+pub use resource::Resource;
+pub use spec::{Source, Spec, SpecError};
+pub use value::{Attrs, Reference, UNKNOWN};

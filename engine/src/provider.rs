@@ -1,0 +1,136 @@
+//! The Provider trait: the only way the engine touches a cloud.
+//!
+//! The engine plans and schedules; a provider creates, reads, updates and
+//! deletes one kind of thing somewhere else (the simulated cloud, AWS). The
+//! engine never learns what a resource type means beyond its [`Schema`].
+//! Implementations live in `providers/`; the binary wires them into a
+//! [`Providers`] registry.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::address::Address;
+use crate::value::Attrs;
+
+/// What the planner must know about one resource to diff it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Schema {
+    /// Attributes whose change cannot be made in place: the resource is
+    /// replaced (deleted, then created).
+    pub replace_on: BTreeSet<String>,
+    /// Attributes the provider computes (always including `id`): references
+    /// may name them, and they are unknown until the resource exists.
+    pub computed: BTreeSet<String>,
+}
+
+/// Something that happened during one operation, for progress display.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub address: Address,
+    pub message: String,
+}
+
+pub type ProgressSink = Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// Everything an operation on one resource is given besides its attributes.
+#[derive(Clone)]
+pub struct OpContext {
+    pub address: Address,
+    /// An idempotency token, unique to this operation on this resource;
+    /// providers pass it as ClientToken where the cloud supports one.
+    pub client_token: String,
+    progress: Option<ProgressSink>,
+}
+
+impl OpContext {
+    pub fn new(address: Address, client_token: String, progress: Option<ProgressSink>) -> Self {
+        OpContext { address, client_token, progress }
+    }
+
+    /// Tell the user what this operation is doing now ("waiting for NAT
+    /// gateway nat-0abc to be available").
+    pub fn report(&self, message: impl Into<String>) {
+        if let Some(sink) = &self.progress {
+            sink(Progress { address: self.address.clone(), message: message.into() });
+        }
+    }
+}
+
+/// A failed provider call. The message is shown to the user next to the
+/// resource address, so it should say what failed and, where it can, why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ProviderError {
+    pub message: String,
+}
+
+impl ProviderError {
+    pub fn new(message: impl Into<String>) -> Self {
+        ProviderError { message: message.into() }
+    }
+}
+
+/// One resource to refresh: its address, type and the attributes recorded in
+/// the state (which include `id`).
+#[derive(Debug, Clone)]
+pub struct ReadRequest {
+    pub address: Address,
+    pub kind: String,
+    pub prior: Attrs,
+}
+
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// A short name for messages and the state (`sim`, `aws`).
+    fn name(&self) -> &'static str;
+
+    /// Whether this provider serves resources of type `kind`.
+    fn serves(&self, kind: &str) -> bool;
+
+    /// How to diff a resource of type `kind` with these (unresolved) attributes.
+    fn schema(&self, kind: &str, attrs: &Attrs) -> Schema;
+
+    /// Static checks of one resource's attributes, without any cloud call.
+    /// Each error names the attribute it is about.
+    fn validate(&self, _address: &Address, _attrs: &Attrs) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Create the resource; return its attributes as the cloud now has them,
+    /// including `id` and every computed attribute of the schema.
+    async fn create(&self, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError>;
+
+    /// Change the resource in place from `prior` (the state's attributes) to
+    /// `attrs`; return the resulting attributes.
+    async fn update(&self, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError>;
+
+    /// Delete the resource. A resource that is already gone is not an error.
+    async fn delete(&self, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError>;
+
+    /// Read the live attributes of many resources at once (providers batch by
+    /// kind). One entry per request, in order: `None` when it no longer exists.
+    async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError>;
+}
+
+/// The providers available to a run, looked up by resource type.
+#[derive(Clone, Default)]
+pub struct Providers {
+    list: Vec<Arc<dyn Provider>>,
+}
+
+impl Providers {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with(mut self, provider: Arc<dyn Provider>) -> Self {
+        self.list.push(provider);
+        self
+    }
+
+    pub fn for_kind(&self, kind: &str) -> Option<&Arc<dyn Provider>> {
+        self.list.iter().find(|p| p.serves(kind))
+    }
+}

@@ -1,0 +1,296 @@
+//! Reading a spec: TOML text -> typed [`SpecFile`] -> desired [`Resource`]s.
+//!
+//! This module owns the file format and its errors (file, line, column).
+//! It does not expand `[cluster]` into cloud resources: that is a
+//! blueprint's job (the AWS one lives with the AWS provider), which reports
+//! problems as [`SpecError`]s with key paths that [`Source::locate`] places.
+
+pub mod model;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+pub use model::*;
+use serde_json::Value;
+
+use crate::address::Address;
+use crate::diagnostic::{Diagnostic, Diagnostics, Location};
+use crate::resource::Resource;
+use crate::value::{self, Attrs, UNKNOWN};
+
+/// A spec file's path and text, kept to point errors at lines and columns.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// A problem with the spec, at a key path such as `node_pool[1].size` or
+/// `resource.sim_resource.b.parent`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecError {
+    pub key: String,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl SpecError {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        SpecError { key: key.into(), message: message.into(), help: None }
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// A parsed spec: the typed file plus its raw resources.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub source: Source,
+    pub file: SpecFile,
+    /// The `[resource.TYPE.NAME]` tables, with `depends_on` taken out.
+    pub resources: Vec<Resource>,
+}
+
+impl Source {
+    pub fn read(path: &Path) -> Result<Source, Diagnostics> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Diagnostic::new(Location::None, format!("cannot read spec {}: {e}", path.display()))
+        })?;
+        Ok(Source { path: path.to_path_buf(), text })
+    }
+
+    /// 1-based line and column of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, column)
+    }
+
+    /// Where a key path is written in the file: the deepest part of the path
+    /// that exists (so a missing key points at its table).
+    pub fn locate(&self, key: &str) -> Option<(usize, usize)> {
+        let doc = toml_edit::Document::parse(self.text.as_str()).ok()?;
+        let mut best: Option<Range<usize>> = None;
+        let mut item: Option<&toml_edit::Item> = None;
+        let mut table: Option<&toml_edit::Table> = Some(doc.as_table());
+        let mut value: Option<&toml_edit::Value> = None;
+        for (name, index) in parse_key_path(key) {
+            if !name.is_empty() {
+                let next = if let Some(t) = table {
+                    if let Some(k) = t.key(&name) {
+                        best = k.span().or(best);
+                    }
+                    t.get(&name)
+                } else if let Some(toml_edit::Value::InlineTable(t)) = value {
+                    if let Some(k) = t.key(&name) {
+                        best = k.span().or(best);
+                    }
+                    value = t.get(&name);
+                    table = None;
+                    item = None;
+                    if value.is_none() {
+                        break;
+                    }
+                    if let Some(i) = index {
+                        value = value.and_then(|v| v.as_array()).and_then(|a| a.get(i));
+                        best = value.and_then(|v| v.span()).or(best);
+                    }
+                    continue;
+                } else {
+                    break;
+                };
+                let Some(next) = next else { break };
+                item = Some(next);
+                table = next.as_table();
+                value = next.as_value();
+            }
+            if let Some(i) = index {
+                match item {
+                    Some(toml_edit::Item::ArrayOfTables(arr)) => {
+                        let Some(t) = arr.get(i) else { break };
+                        best = t.span().or(best);
+                        table = Some(t);
+                        value = None;
+                    }
+                    _ => {
+                        let Some(v) = value.and_then(|v| v.as_array()).and_then(|a| a.get(i)) else { break };
+                        best = v.span().or(best);
+                        value = Some(v);
+                        table = None;
+                    }
+                }
+                item = None;
+            }
+        }
+        best.map(|r| self.line_col(r.start))
+    }
+
+    /// Turn a key-path error into a diagnostic that names file, line and column.
+    pub fn diagnostic(&self, err: &SpecError) -> Diagnostic {
+        let location = match self.locate(&err.key) {
+            Some((line, column)) => Location::File { path: self.path.clone(), line, column },
+            None => Location::Key { path: self.path.clone(), key: err.key.clone() },
+        };
+        let message = if err.key.is_empty() { err.message.clone() } else { format!("{}: {}", err.key, err.message) };
+        Diagnostic { location, message, help: err.help.clone() }
+    }
+
+    pub fn diagnostics(&self, errs: &[SpecError]) -> Diagnostics {
+        Diagnostics(errs.iter().map(|e| self.diagnostic(e)).collect())
+    }
+}
+
+/// `a.b[2].c` -> [("a", None), ("b", Some(2)), ("c", None)].
+fn parse_key_path(key: &str) -> Vec<(String, Option<usize>)> {
+    key.split('.')
+        .filter(|s| !s.is_empty())
+        .map(|part| match part.split_once('[') {
+            Some((name, rest)) => (name.to_string(), rest.trim_end_matches(']').parse().ok()),
+            None => (part.to_string(), None),
+        })
+        .collect()
+}
+
+fn is_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+impl Spec {
+    pub fn load(path: &Path) -> Result<Spec, Diagnostics> {
+        Spec::parse(Source::read(path)?)
+    }
+
+    pub fn parse(source: Source) -> Result<Spec, Diagnostics> {
+        let file: SpecFile = toml::from_str(&source.text).map_err(|e| {
+            let location = match e.span() {
+                Some(span) => {
+                    let (line, column) = source.line_col(span.start);
+                    Location::File { path: source.path.clone(), line, column }
+                }
+                None => Location::Key { path: source.path.clone(), key: String::new() },
+            };
+            Diagnostic::new(location, e.message().trim().to_string())
+                .with_help("see the spec reference in docs/spec.md for the keys and their types")
+        })?;
+        let mut errors = Vec::new();
+        let mut resources = Vec::new();
+        for (kind, by_name) in &file.resource {
+            for (name, attrs) in by_name {
+                let key = format!("resource.{kind}.{name}");
+                if !is_ident(kind) || !is_ident(name) {
+                    errors.push(SpecError::new(&key, "resource type and name must start with a letter and hold only letters, digits, `_` and `-`"));
+                    continue;
+                }
+                match raw_resource(&key, Address::new(kind, name), attrs) {
+                    Ok(r) => resources.push(r),
+                    Err(mut e) => errors.append(&mut e),
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(source.diagnostics(&errors));
+        }
+        Ok(Spec { source, file, resources })
+    }
+}
+
+fn raw_resource(key: &str, address: Address, attrs: &Attrs) -> Result<Resource, Vec<SpecError>> {
+    let mut errors = Vec::new();
+    let mut attrs = attrs.clone();
+    let mut depends_on = Vec::new();
+    if let Some(deps) = attrs.remove("depends_on") {
+        match deps {
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    match item.as_str().map(str::parse::<Address>) {
+                        Some(Ok(a)) => depends_on.push(a),
+                        _ => errors.push(
+                            SpecError::new(format!("{key}.depends_on[{i}]"), format!("{item} is not a resource address"))
+                                .with_help("write addresses as strings: depends_on = [\"TYPE.NAME\"]"),
+                        ),
+                    }
+                }
+            }
+            other => errors.push(SpecError::new(format!("{key}.depends_on"), format!("must be a list of addresses, not {other}"))),
+        }
+    }
+    for (name, v) in &attrs {
+        if let Err(e) = value::references(v) {
+            errors.push(SpecError::new(format!("{key}.{name}"), e.to_string()));
+        }
+        if value::contains_unknown(v) {
+            errors.push(SpecError::new(format!("{key}.{name}"), format!("the text {UNKNOWN:?} is reserved for computed values")));
+        }
+    }
+    if errors.is_empty() {
+        Ok(Resource { address, attrs, depends_on })
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Spec, Diagnostics> {
+        Spec::parse(Source { path: "spec.toml".into(), text: text.to_string() })
+    }
+
+    #[test]
+    fn raw_resources_with_depends_on() {
+        let spec = parse(
+            "[resource.sim_resource.a]\nsize = 3\n[resource.sim_resource.b]\nparent = \"${sim_resource.a.id}\"\ndepends_on = [\"sim_resource.a\"]\n",
+        )
+        .unwrap();
+        assert_eq!(spec.resources.len(), 2);
+        assert_eq!(spec.resources[1].depends_on, vec![Address::new("sim_resource", "a")]);
+        assert!(!spec.resources[1].attrs.contains_key("depends_on"));
+        assert!(spec.file.cluster.is_none());
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let err = parse("[cluster]\nname = \"demo\"\nregion = \"us-east-1\"\nflavour = 1\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("spec.toml:4:1:"), "{text}");
+        assert!(text.contains("flavour"), "{text}");
+    }
+
+    #[test]
+    fn wrong_type_names_line_and_column() {
+        let err = parse("[[node_pool]]\nname = \"w\"\nsize = \"three\"\ninstance_type = \"m5.large\"\n").unwrap_err();
+        assert!(err.to_string().starts_with("spec.toml:3:8:"), "{err}");
+    }
+
+    #[test]
+    fn bad_reference_is_located() {
+        let err = parse("[resource.sim_resource.a]\n\nparent = \"${nope}\"\n").unwrap_err();
+        assert!(err.to_string().starts_with("spec.toml:3:1:"), "{err}");
+    }
+
+    #[test]
+    fn locate_walks_arrays_of_tables_and_inline_values() {
+        let src = Source {
+            path: "s.toml".into(),
+            text: "[placement]\nazs = [\"a\", \"b\"]\n\n[[node_pool]]\nname = \"cp\"\n\n[[node_pool]]\nname = \"w\"\nsize = 2\nspot = { max_price_percent = 60 }\n".into(),
+        };
+        assert_eq!(src.locate("placement.azs[1]"), Some((2, 13)));
+        assert_eq!(src.locate("node_pool[1].size"), Some((9, 1)));
+        assert_eq!(src.locate("node_pool[1].spot.max_price_percent"), Some((10, 10)));
+        // A missing key points at the deepest part that exists.
+        assert_eq!(src.locate("node_pool[1].disk_gib"), Some((7, 1)));
+    }
+
+    #[test]
+    fn reserved_unknown_text_is_rejected() {
+        let err = parse("[resource.sim_resource.a]\nx = \"(known after apply)\"\n").unwrap_err();
+        assert!(err.to_string().contains("reserved"), "{err}");
+    }
+}
