@@ -1,1 +1,19 @@
+//! skyplan's state: what was applied, kept durably between runs.
+//!
+//! - [`model`]: the [`State`] document (lineage, serial, one
+//!   [`ResourceState`] per address) and its JSON format.
+//! - [`backend`]: the [`Backend`] trait (load, persist, lock) every storage
+//!   implements, and [`LockInfo`].
+//!
+//! Architecture invariant: this crate knows nothing of providers, resources'
+//! meaning or the engine (it must not depend on `skyplan-engine`). Addresses
+//! are plain strings and attributes plain JSON maps; the engine translates.
+//! The on-disk format is described in `docs/state.md`.
 
+pub mod backend;
+pub mod error;
+pub mod model;
+
+pub use backend::{Backend, LockInfo};
+pub use error::StateError;
+pub use model::{ResourceState, State, FORMAT_VERSION};
