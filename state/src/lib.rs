@@ -4,6 +4,9 @@
 //!   [`ResourceState`] per address) and its JSON format.
 //! - [`backend`]: the [`Backend`] trait (load, persist, lock) every storage
 //!   implements, and [`LockInfo`].
+//! - [`local`]: [`LocalBackend`], a state file on local disk with atomic
+//!   replace, a `.backup` of the previous run and a `.lock` file; plus
+//!   [`write_atomic`] for other files that need the same care.
 //!
 //! Architecture invariant: this crate knows nothing of providers, resources'
 //! meaning or the engine (it must not depend on `skyplan-engine`). Addresses
@@ -12,8 +15,10 @@
 
 pub mod backend;
 pub mod error;
+pub mod local;
 pub mod model;
 
 pub use backend::{Backend, LockInfo};
 pub use error::StateError;
+pub use local::{write_atomic, LocalBackend};
 pub use model::{ResourceState, State, FORMAT_VERSION};
