@@ -7,6 +7,8 @@
 //! - [`local`]: [`LocalBackend`], a state file on local disk with atomic
 //!   replace, a `.backup` of the previous run and a `.lock` file; plus
 //!   [`write_atomic`] for other files that need the same care.
+//! - [`writer`]: [`Writer`], a single writer thread that group-commits
+//!   mutations so the executor can persist after every operation.
 //!
 //! Architecture invariant: this crate knows nothing of providers, resources'
 //! meaning or the engine (it must not depend on `skyplan-engine`). Addresses
@@ -17,8 +19,10 @@ pub mod backend;
 pub mod error;
 pub mod local;
 pub mod model;
+pub mod writer;
 
 pub use backend::{Backend, LockInfo};
 pub use error::StateError;
 pub use local::{write_atomic, LocalBackend};
 pub use model::{ResourceState, State, FORMAT_VERSION};
+pub use writer::{Mutation, Writer};
