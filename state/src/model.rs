@@ -172,6 +172,29 @@ mod tests {
         assert!(back.get("kind").is_none());
     }
 
+    /// The JSON blocks of `docs/state.md`, in order.
+    fn documented_examples() -> Vec<String> {
+        let doc = include_str!("../../docs/state.md");
+        doc.split("```json\n")
+            .skip(1)
+            .map(|block| block.split("```").next().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_documented_examples_parse() {
+        let examples = documented_examples();
+        let state: State = serde_json::from_str(&examples[0]).unwrap();
+        assert_eq!(state.format_version, FORMAT_VERSION);
+        assert_eq!(state.resources.len(), 2);
+        // Written back, it is the same text: the example is what we write.
+        let mut written = serde_json::to_string_pretty(&state).unwrap();
+        written.push('\n');
+        assert_eq!(written, examples[0]);
+        let lock: crate::LockInfo = serde_json::from_str(&examples[1]).unwrap();
+        assert_eq!(lock.operation, "apply");
+    }
+
     #[test]
     fn unknown_fields_are_refused() {
         let text = json!({
