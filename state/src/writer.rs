@@ -14,6 +14,7 @@
 //! What the state means is not this module's business: it applies
 //! mutations to a map of addresses.
 
+use std::fmt;
 use std::sync::Arc;
 use std::thread;
 
@@ -42,6 +43,14 @@ enum Command {
 #[derive(Clone)]
 pub struct Writer {
     commands: mpsc::UnboundedSender<Command>,
+}
+
+impl fmt::Debug for Writer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Writer")
+            .field("running", &!self.commands.is_closed())
+            .finish()
+    }
 }
 
 impl Writer {
@@ -376,6 +385,7 @@ mod tests {
             State::new(),
         );
         let other = writer.clone();
+        assert_eq!(format!("{other:?}"), "Writer { running: true }");
         writer.finish().await.unwrap();
         let err = other.commit(vec![upsert("a.x")]).await.unwrap_err();
         assert!(matches!(err, StateError::WriterClosed), "{err}");
