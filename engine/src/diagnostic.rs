@@ -12,10 +12,17 @@ use crate::address::Address;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     /// A place in a file (1-based line and column).
-    File { path: PathBuf, line: usize, column: usize },
+    File {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+    },
     /// A key path in the spec that could not be placed in the source
     /// (`node_pool[1].size`).
-    Key { path: PathBuf, key: String },
+    Key {
+        path: PathBuf,
+        key: String,
+    },
     Address(Address),
     None,
 }
@@ -29,7 +36,11 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(location: Location, message: impl Into<String>) -> Self {
-        Diagnostic { location, message: message.into(), help: None }
+        Diagnostic {
+            location,
+            message: message.into(),
+            help: None,
+        }
     }
 
     pub fn at_address(address: &Address, message: impl Into<String>) -> Self {
@@ -45,7 +56,9 @@ impl Diagnostic {
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.location {
-            Location::File { path, line, column } => write!(f, "{}:{line}:{column}: ", path.display())?,
+            Location::File { path, line, column } => {
+                write!(f, "{}:{line}:{column}: ", path.display())?
+            }
             Location::Key { path, key } => write!(f, "{}: {key}: ", path.display())?,
             Location::Address(a) => write!(f, "{a}: ")?,
             Location::None => {}

@@ -7,11 +7,23 @@
 //! trait and persists only through the callbacks the caller gives it.
 
 pub mod address;
+pub mod apply;
+pub mod dag;
 pub mod diagnostic;
+pub mod graph;
+pub mod plan;
+pub mod planfile;
 pub mod provider;
+pub mod refresh;
+pub mod render;
 pub mod resource;
 pub mod spec;
 pub mod value;
+
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod tests;
 
 pub use address::Address;
 pub use diagnostic::{Diagnostic, Diagnostics, Location};

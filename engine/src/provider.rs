@@ -46,14 +46,21 @@ pub struct OpContext {
 
 impl OpContext {
     pub fn new(address: Address, client_token: String, progress: Option<ProgressSink>) -> Self {
-        OpContext { address, client_token, progress }
+        OpContext {
+            address,
+            client_token,
+            progress,
+        }
     }
 
     /// Tell the user what this operation is doing now ("waiting for NAT
     /// gateway nat-0abc to be available").
     pub fn report(&self, message: impl Into<String>) {
         if let Some(sink) = &self.progress {
-            sink(Progress { address: self.address.clone(), message: message.into() });
+            sink(Progress {
+                address: self.address.clone(),
+                message: message.into(),
+            });
         }
     }
 }
@@ -68,7 +75,9 @@ pub struct ProviderError {
 
 impl ProviderError {
     pub fn new(message: impl Into<String>) -> Self {
-        ProviderError { message: message.into() }
+        ProviderError {
+            message: message.into(),
+        }
     }
 }
 
@@ -92,6 +101,13 @@ pub trait Provider: Send + Sync {
     /// How to diff a resource of type `kind` with these (unresolved) attributes.
     fn schema(&self, kind: &str, attrs: &Attrs) -> Schema;
 
+    /// How long creating or changing this resource usually takes. The
+    /// executor starts resources on the longest remaining path first, so
+    /// slow ones (NAT gateways) do not end up waiting behind fast ones.
+    fn estimated_duration(&self, _kind: &str, _attrs: &Attrs) -> std::time::Duration {
+        std::time::Duration::from_secs(1)
+    }
+
     /// Static checks of one resource's attributes, without any cloud call.
     /// Each error names the attribute it is about.
     fn validate(&self, _address: &Address, _attrs: &Attrs) -> Vec<String> {
@@ -104,7 +120,12 @@ pub trait Provider: Send + Sync {
 
     /// Change the resource in place from `prior` (the state's attributes) to
     /// `attrs`; return the resulting attributes.
-    async fn update(&self, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError>;
+    async fn update(
+        &self,
+        ctx: &OpContext,
+        prior: &Attrs,
+        attrs: &Attrs,
+    ) -> Result<Attrs, ProviderError>;
 
     /// Delete the resource. A resource that is already gone is not an error.
     async fn delete(&self, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError>;

@@ -20,6 +20,10 @@ pub struct Resource {
 
 impl Resource {
     pub fn new(address: Address, attrs: Attrs) -> Self {
-        Resource { address, attrs, depends_on: Vec::new() }
+        Resource {
+            address,
+            attrs,
+            depends_on: Vec::new(),
+        }
     }
 }

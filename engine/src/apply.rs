@@ -1,0 +1,437 @@
+//! Applying a plan: its changes become operations on a DAG, walked by
+//! [`crate::dag::walk`] with each operation calling a provider and then
+//! persisting its result through the state writer before its dependents may
+//! start.
+//!
+//! Operations and their order:
+//! - create / update of X waits for the create / update of everything X
+//!   depends on in the spec;
+//! - delete of X waits for the delete of everything that depended on X when
+//!   it was applied (reverse order), and for the update of anything that
+//!   depended on X and is being changed to stop doing so (pure deletes only:
+//!   in a replace the dependent's update waits for the new X instead);
+//! - a replace is a delete of X followed by a create of X.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use skyplan_state::{Mutation, ResourceState, State, Writer};
+
+use crate::address::Address;
+use crate::dag::{self, Outcome};
+use crate::plan::{Action, Change, Plan};
+use crate::provider::{OpContext, Progress, Providers};
+use crate::value::{self, contains_unknown, Attrs, Reference};
+
+/// The kind of one operation: what a progress line says is happening.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    Create,
+    Update,
+    Delete,
+}
+
+impl OpKind {
+    pub fn verb(self) -> &'static str {
+        match self {
+            OpKind::Create => "Creating",
+            OpKind::Update => "Modifying",
+            OpKind::Delete => "Destroying",
+        }
+    }
+
+    pub fn noun(self) -> &'static str {
+        match self {
+            OpKind::Create => "Creation",
+            OpKind::Update => "Modification",
+            OpKind::Delete => "Destruction",
+        }
+    }
+
+    pub fn done(self) -> &'static str {
+        match self {
+            OpKind::Create => "Creation complete",
+            OpKind::Update => "Modifications complete",
+            OpKind::Delete => "Destruction complete",
+        }
+    }
+}
+
+/// What happens during apply, in order, for progress display and tests.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Started {
+        address: Address,
+        op: OpKind,
+    },
+    Progress {
+        address: Address,
+        op: OpKind,
+        message: String,
+        elapsed: Duration,
+    },
+    Finished {
+        address: Address,
+        op: OpKind,
+        id: Option<String>,
+        elapsed: Duration,
+    },
+    Failed {
+        address: Address,
+        op: OpKind,
+        error: String,
+    },
+    Skipped {
+        address: Address,
+        op: OpKind,
+    },
+}
+
+pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
+
+pub struct ApplyOptions {
+    pub parallelism: usize,
+    /// Set to stop starting new operations (Ctrl-C); running ones finish.
+    pub stop: Arc<AtomicBool>,
+    pub events: EventSink,
+}
+
+impl ApplyOptions {
+    pub fn new(parallelism: usize) -> Self {
+        ApplyOptions {
+            parallelism,
+            stop: Arc::new(AtomicBool::new(false)),
+            events: Arc::new(|_| {}),
+        }
+    }
+}
+
+/// How an apply went, operation by operation.
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    pub succeeded: Vec<(Address, OpKind)>,
+    pub failed: Vec<(Address, OpKind, String)>,
+    pub skipped: Vec<(Address, OpKind)>,
+    pub not_started: Vec<(Address, OpKind)>,
+}
+
+impl ApplyReport {
+    pub fn is_success(&self) -> bool {
+        self.failed.is_empty() && self.skipped.is_empty() && self.not_started.is_empty()
+    }
+}
+
+struct Op {
+    change: usize,
+    kind: OpKind,
+}
+
+/// The operations of a plan and what each waits for.
+fn operations(changes: &[Change]) -> (Vec<Op>, Vec<Vec<usize>>) {
+    let mut ops = Vec::new();
+    let mut apply_op: HashMap<&Address, usize> = HashMap::new();
+    let mut delete_op: HashMap<&Address, usize> = HashMap::new();
+    for (i, c) in changes.iter().enumerate() {
+        if matches!(c.action, Action::Delete | Action::Replace) {
+            delete_op.insert(&c.address, ops.len());
+            ops.push(Op {
+                change: i,
+                kind: OpKind::Delete,
+            });
+        }
+        let kind = match c.action {
+            Action::Create | Action::Replace => OpKind::Create,
+            Action::Update => OpKind::Update,
+            Action::Delete | Action::NoOp => continue,
+        };
+        apply_op.insert(&c.address, ops.len());
+        ops.push(Op { change: i, kind });
+    }
+    // Who depended on X when last applied: X's delete waits for them.
+    let mut prior_dependents: HashMap<&Address, Vec<&Change>> = HashMap::new();
+    for c in changes {
+        for d in &c.prior_dependencies {
+            prior_dependents.entry(d).or_default().push(c);
+        }
+    }
+    let mut deps = vec![Vec::new(); ops.len()];
+    for (i, op) in ops.iter().enumerate() {
+        let change = &changes[op.change];
+        match op.kind {
+            OpKind::Create | OpKind::Update => {
+                deps[i].extend(change.dependencies.iter().filter_map(|d| apply_op.get(d)));
+                if let Some(&del) = delete_op.get(&change.address) {
+                    deps[i].push(del);
+                }
+            }
+            OpKind::Delete => {
+                for dependent in prior_dependents.get(&change.address).into_iter().flatten() {
+                    if let Some(&del) = delete_op.get(&dependent.address) {
+                        deps[i].push(del);
+                    } else if dependent.action == Action::Update && change.action == Action::Delete
+                    {
+                        // A pure delete waits for dependents to stop using
+                        // X. (In a replace, the dependent's update needs the
+                        // new X, so it comes after the create instead.)
+                        deps[i].push(apply_op[&dependent.address]);
+                    }
+                }
+            }
+        }
+        deps[i].sort_unstable();
+        deps[i].dedup();
+    }
+    (ops, deps)
+}
+
+static TOKEN_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A token unique to one operation, usable as an AWS ClientToken (<= 64 ASCII).
+fn client_token(lineage: &str, address: &Address) -> String {
+    use std::hash::BuildHasher;
+    let seed = (address, TOKEN_COUNTER.fetch_add(1, Ordering::Relaxed), std::time::SystemTime::now());
+    let hash = std::collections::hash_map::RandomState::new().hash_one(seed);
+    let lineage: String = lineage.chars().filter(|c| c.is_ascii_alphanumeric()).take(16).collect();
+    format!("skyplan-{lineage}-{hash:016x}")
+}
+
+struct Shared {
+    changes: Vec<Change>,
+    providers: Providers,
+    writer: Writer,
+    lineage: String,
+    /// The attributes each resource has now: the state's, then each result.
+    live: Mutex<HashMap<Address, Attrs>>,
+    events: EventSink,
+    stop: Arc<AtomicBool>,
+    /// The error of each failed operation, by operation index.
+    errors: Mutex<HashMap<usize, String>>,
+}
+
+/// Apply a plan to the state it was made against, persisting through
+/// `writer` after every finished operation.
+pub async fn apply(
+    plan: &Plan,
+    state: &State,
+    providers: &Providers,
+    writer: &Writer,
+    options: ApplyOptions,
+) -> ApplyReport {
+    let (ops, deps) = operations(&plan.changes);
+    let cost: Vec<u64> = ops
+        .iter()
+        .map(|op| {
+            let c = &plan.changes[op.change];
+            let attrs = c.config.as_ref().or(c.before.as_ref());
+            match (providers.for_kind(&c.kind), attrs) {
+                (Some(p), Some(a)) => p.estimated_duration(&c.kind, a).as_millis() as u64 + 1,
+                _ => 1,
+            }
+        })
+        .collect();
+    let priority = dag::remaining_path_costs(&deps, &cost);
+
+    let live = state
+        .resources
+        .iter()
+        .filter_map(|(a, r)| Some((a.parse::<Address>().ok()?, r.attributes.clone())))
+        .collect();
+    let shared = Arc::new(Shared {
+        changes: plan.changes.clone(),
+        providers: providers.clone(),
+        writer: writer.clone(),
+        lineage: plan.lineage.clone(),
+        live: Mutex::new(live),
+        events: options.events.clone(),
+        stop: options.stop.clone(),
+        errors: Mutex::new(HashMap::new()),
+    });
+    let ops = Arc::new(ops);
+    let outcomes = {
+        let ops = ops.clone();
+        let shared = shared.clone();
+        dag::walk(
+            &deps,
+            &priority,
+            options.parallelism,
+            options.stop.clone(),
+            move |i| {
+                let shared = shared.clone();
+                let ops = ops.clone();
+                async move { run_op(&shared, i, &ops[i]).await }
+            },
+        )
+        .await
+    };
+
+    let mut report = ApplyReport::default();
+    let mut errors = std::mem::take(&mut *shared.errors.lock().expect("errors"));
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        let op = &ops[i];
+        let address = shared.changes[op.change].address.clone();
+        match outcome {
+            Outcome::Succeeded => report.succeeded.push((address, op.kind)),
+            Outcome::Failed => {
+                report
+                    .failed
+                    .push((address, op.kind, errors.remove(&i).unwrap_or_default()))
+            }
+            Outcome::Skipped => {
+                (shared.events)(&Event::Skipped {
+                    address: address.clone(),
+                    op: op.kind,
+                });
+                report.skipped.push((address, op.kind))
+            }
+            Outcome::NotStarted => report.not_started.push((address, op.kind)),
+        }
+    }
+    report
+}
+
+async fn run_op(shared: &Shared, index: usize, op: &Op) -> bool {
+    let change = &shared.changes[op.change];
+    let address = &change.address;
+    let started = Instant::now();
+    (shared.events)(&Event::Started {
+        address: address.clone(),
+        op: op.kind,
+    });
+    let fail = |error: String| {
+        shared
+            .errors
+            .lock()
+            .expect("errors")
+            .insert(index, error.clone());
+        (shared.events)(&Event::Failed {
+            address: address.clone(),
+            op: op.kind,
+            error,
+        });
+        false
+    };
+    let Some(provider) = shared.providers.for_kind(&change.kind) else {
+        return fail(format!(
+            "no provider serves resource type `{}`",
+            change.kind
+        ));
+    };
+    let events = shared.events.clone();
+    let kind = op.kind;
+    let sink = Arc::new(move |p: Progress| {
+        events(&Event::Progress {
+            address: p.address,
+            op: kind,
+            message: p.message,
+            elapsed: started.elapsed(),
+        });
+    });
+    let ctx = OpContext::new(
+        address.clone(),
+        client_token(&shared.lineage, address),
+        Some(sink),
+    );
+
+    match op.kind {
+        OpKind::Delete => {
+            let prior = change.before.clone().unwrap_or_default();
+            if let Err(e) = provider.delete(&ctx, &prior).await {
+                return fail(e.message);
+            }
+            shared.live.lock().expect("live values").remove(address);
+            if let Err(e) = shared
+                .writer
+                .commit(vec![Mutation::Remove(address.to_string())])
+                .await
+            {
+                shared.stop.store(true, Ordering::SeqCst);
+                return fail(format!("deleted, but the state could not be saved: {e}"));
+            }
+            (shared.events)(&Event::Finished {
+                address: address.clone(),
+                op: op.kind,
+                id: None,
+                elapsed: started.elapsed(),
+            });
+            true
+        }
+        OpKind::Create | OpKind::Update => {
+            let config = change.config.clone().unwrap_or_default();
+            let resolved = {
+                let live = shared.live.lock().expect("live values");
+                let mut missing = Vec::new();
+                let mut lookup =
+                    |r: &Reference| match live.get(&r.target).and_then(|a| a.get(&r.attr)) {
+                        Some(v) => v.clone(),
+                        None => {
+                            missing.push(r.to_string());
+                            value::unknown()
+                        }
+                    };
+                let resolved = value::resolve_attrs(&config, &mut lookup);
+                if !missing.is_empty() || resolved.values().any(contains_unknown) {
+                    drop(live);
+                    return fail(format!(
+                        "cannot resolve {} after its dependencies were applied",
+                        missing.join(", ")
+                    ));
+                }
+                resolved
+            };
+            let result = if op.kind == OpKind::Update {
+                let prior = shared
+                    .live
+                    .lock()
+                    .expect("live values")
+                    .get(address)
+                    .cloned()
+                    .or_else(|| change.before.clone())
+                    .unwrap_or_default();
+                provider.update(&ctx, &prior, &resolved).await
+            } else {
+                provider.create(&ctx, &resolved).await
+            };
+            let attributes = match result {
+                Ok(a) => a,
+                Err(e) => return fail(e.message),
+            };
+            let id = match attributes.get("id") {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => return fail(format!("provider {} returned no id", provider.name())),
+            };
+            shared
+                .live
+                .lock()
+                .expect("live values")
+                .insert(address.clone(), attributes.clone());
+            let record = ResourceState {
+                kind: change.kind.clone(),
+                provider: provider.name().to_string(),
+                id: id.clone(),
+                inputs: resolved,
+                attributes,
+                dependencies: change.dependencies.iter().map(|d| d.to_string()).collect(),
+            };
+            if let Err(e) = shared
+                .writer
+                .commit(vec![Mutation::Upsert(address.to_string(), record)])
+                .await
+            {
+                shared.stop.store(true, Ordering::SeqCst);
+                return fail(format!(
+                    "applied (id {id}), but the state could not be saved: {e}"
+                ));
+            }
+            (shared.events)(&Event::Finished {
+                address: address.clone(),
+                op: op.kind,
+                id: Some(id),
+                elapsed: started.elapsed(),
+            });
+            true
+        }
+    }
+}

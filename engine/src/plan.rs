@@ -1,0 +1,259 @@
+//! The plan: the graph diffed against the state, one [`Change`] per address.
+//!
+//! For each desired resource (in dependency order) the config's references
+//! are resolved as far as they are known, then compared with the state's
+//! attributes: nothing differs -> no-op; an attribute of the schema's
+//! replace-on set differs -> replace; otherwise -> update in place. Resources
+//! in the state but not in the spec are deleted. A plan is plain data: it is
+//! saved to a plan file and applied later exactly as it was reviewed.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use skyplan_state::State;
+
+use crate::address::Address;
+use crate::graph::ResourceGraph;
+use crate::value::{self, contains_unknown, unknown, Attrs, Reference};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Create,
+    Update,
+    Replace,
+    Delete,
+    NoOp,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Replace => "replace",
+            Action::Delete => "delete",
+            Action::NoOp => "no-op",
+        }
+    }
+}
+
+/// What the plan will do to one resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub address: Address,
+    pub action: Action,
+    /// The state's (refreshed) attributes; None for a create.
+    pub before: Option<Attrs>,
+    /// The attributes after apply as far as known now (unknown values are
+    /// `(known after apply)`); None for a delete.
+    pub after: Option<Attrs>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub provider: String,
+    /// For a replace: the attributes whose change forces it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replace_because: Vec<String>,
+    /// The resource as written, references unresolved: apply resolves it
+    /// with the values its dependencies have by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Attrs>,
+    /// What it depends on in the spec (orders creates and updates).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<Address>,
+    /// What it depended on when last applied (orders deletes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prior_dependencies: Vec<Address>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub replace: usize,
+    pub delete: usize,
+}
+
+impl Summary {
+    pub fn is_empty(&self) -> bool {
+        self.create + self.update + self.replace + self.delete == 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// True for a `plan --destroy` / `destroy` plan.
+    pub destroy: bool,
+    /// Lineage and serial of the state the plan was made against: applying
+    /// it to any other state is refused.
+    pub lineage: String,
+    pub serial: u64,
+    /// Sorted by address.
+    pub changes: Vec<Change>,
+    pub summary: Summary,
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        !self.summary.is_empty()
+    }
+}
+
+/// Diff the desired graph against the state. With `destroy`, every resource
+/// in the state is deleted and nothing is created.
+pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
+    let mut changes: Vec<Change> = Vec::with_capacity(graph.len() + state.resources.len());
+    // Resolved values per planned address, for references from dependents.
+    let mut planned: HashMap<&Address, (Action, usize)> = HashMap::with_capacity(graph.len());
+
+    if !destroy {
+        for node in graph.topological() {
+            let address = &node.resource.address;
+            let prior = state.resources.get(&address.to_string());
+            let mut lookup = |r: &Reference| lookup_planned(&planned, &changes, graph, r);
+            let resolved = value::resolve_attrs(&node.resource.attrs, &mut lookup);
+
+            let (action, before, replace_because) = match prior {
+                None => (Action::Create, None, Vec::new()),
+                Some(prior) => {
+                    let keys: BTreeSet<&String> =
+                        resolved.keys().chain(prior.inputs.keys()).collect();
+                    let changed: Vec<&String> = keys
+                        .into_iter()
+                        .filter(|k| {
+                            let after = resolved.get(*k).unwrap_or(&Value::Null);
+                            let before = prior
+                                .attributes
+                                .get(*k)
+                                .or_else(|| prior.inputs.get(*k))
+                                .unwrap_or(&Value::Null);
+                            after != before || contains_unknown(after)
+                        })
+                        .collect();
+                    let forcing: Vec<String> = changed
+                        .iter()
+                        .filter(|k| node.schema.replace_on.contains(**k))
+                        .map(|k| k.to_string())
+                        .collect();
+                    let action = if !forcing.is_empty() {
+                        Action::Replace
+                    } else if !changed.is_empty() {
+                        Action::Update
+                    } else {
+                        Action::NoOp
+                    };
+                    (action, Some(prior.attributes.clone()), forcing)
+                }
+            };
+
+            let mut after = resolved;
+            for attr in &node.schema.computed {
+                if after.contains_key(attr) {
+                    continue;
+                }
+                let known = match action {
+                    Action::NoOp => before.as_ref().and_then(|b| b.get(attr)).cloned(),
+                    Action::Update if attr == "id" => {
+                        before.as_ref().and_then(|b| b.get(attr)).cloned()
+                    }
+                    _ => None,
+                };
+                after.insert(attr.clone(), known.unwrap_or_else(unknown));
+            }
+
+            planned.insert(address, (action, changes.len()));
+            changes.push(Change {
+                address: address.clone(),
+                action,
+                before,
+                after: Some(after),
+                kind: address.kind.clone(),
+                provider: node.provider.clone(),
+                replace_because,
+                config: Some(node.resource.attrs.clone()),
+                dependencies: node.dependencies.clone(),
+                prior_dependencies: prior
+                    .map(|p| parse_addresses(&p.dependencies))
+                    .unwrap_or_default(),
+            });
+        }
+    }
+
+    for (address, prior) in &state.resources {
+        let Ok(parsed) = address.parse::<Address>() else {
+            continue;
+        };
+        if !destroy && graph.get(&parsed).is_some() {
+            continue;
+        }
+        changes.push(Change {
+            address: parsed,
+            action: Action::Delete,
+            before: Some(prior.attributes.clone()),
+            after: None,
+            kind: prior.kind.clone(),
+            provider: prior.provider.clone(),
+            replace_because: Vec::new(),
+            config: None,
+            dependencies: Vec::new(),
+            prior_dependencies: parse_addresses(&prior.dependencies),
+        });
+    }
+
+    changes.sort_by(|a, b| a.address.cmp(&b.address));
+    let mut summary = Summary::default();
+    for c in &changes {
+        match c.action {
+            Action::Create => summary.create += 1,
+            Action::Update => summary.update += 1,
+            Action::Replace => summary.replace += 1,
+            Action::Delete => summary.delete += 1,
+            Action::NoOp => {}
+        }
+    }
+    Plan {
+        destroy,
+        lineage: state.lineage.clone(),
+        serial: state.serial,
+        changes,
+        summary,
+    }
+}
+
+fn parse_addresses(list: &[String]) -> Vec<Address> {
+    list.iter().filter_map(|a| a.parse().ok()).collect()
+}
+
+/// The value a reference will have, as far as the plan knows it.
+fn lookup_planned(
+    planned: &HashMap<&Address, (Action, usize)>,
+    changes: &[Change],
+    graph: &ResourceGraph,
+    r: &Reference,
+) -> Value {
+    let Some(&(action, i)) = planned.get(&r.target) else {
+        return unknown();
+    };
+    let change = &changes[i];
+    let after = change.after.as_ref().and_then(|a| a.get(&r.attr));
+    let is_config = graph
+        .get(&r.target)
+        .is_some_and(|n| n.resource.attrs.contains_key(&r.attr));
+    match action {
+        _ if is_config => after.cloned().unwrap_or_else(unknown),
+        Action::NoOp => change
+            .before
+            .as_ref()
+            .and_then(|b| b.get(&r.attr))
+            .cloned()
+            .unwrap_or_else(unknown),
+        Action::Update if r.attr == "id" => change
+            .before
+            .as_ref()
+            .and_then(|b| b.get("id"))
+            .cloned()
+            .unwrap_or_else(unknown),
+        _ => unknown(),
+    }
+}

@@ -1,0 +1,41 @@
+//! The machine-readable plan of the contract: `format_version`, `changes`
+//! (address, action, before, after) and `summary`.
+
+use serde_json::{json, Value};
+
+use crate::plan::Plan;
+
+pub const FORMAT_VERSION: &str = "1";
+
+pub fn plan(plan: &Plan) -> Value {
+    let changes: Vec<Value> = plan
+        .changes
+        .iter()
+        .map(|c| {
+            let mut v = json!({
+                "address": c.address.to_string(),
+                "action": c.action.as_str(),
+                "type": c.kind,
+                "provider": c.provider,
+                "before": c.before,
+                "after": c.after,
+            });
+            if !c.replace_because.is_empty() {
+                v["replace_because"] = json!(c.replace_because);
+            }
+            v
+        })
+        .collect();
+    json!({
+        "format_version": FORMAT_VERSION,
+        "destroy": plan.destroy,
+        "state": { "lineage": plan.lineage, "serial": plan.serial },
+        "changes": changes,
+        "summary": {
+            "create": plan.summary.create,
+            "update": plan.summary.update,
+            "replace": plan.summary.replace,
+            "delete": plan.summary.delete,
+        },
+    })
+}
