@@ -1,1 +1,65 @@
-fn main() {}
+//! The `skyplan` binary: a thin command line over the engine, state and
+//! provider crates. Parses flags (cli.rs), runs one command (commands/),
+//! and maps the outcome to the contract's exit codes: 0 success, 1 error,
+//! 2 changes present (plan --detailed-exitcode only).
+
+mod cli;
+mod commands;
+mod ui;
+mod workspace;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use skyplan_engine::Diagnostics;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging(cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            if let Some(diagnostics) = err.downcast_ref::<Diagnostics>() {
+                for d in &diagnostics.0 {
+                    eprintln!("error: {d}");
+                }
+            } else {
+                eprintln!("error: {err:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `-v` logs at info, `-vv` at debug, on stderr; `RUST_LOG` overrides.
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}

@@ -1,0 +1,77 @@
+//! One module per command: turn flags into options, call the engine, print.
+
+pub mod apply;
+pub mod inspect;
+pub mod plan;
+pub mod state;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::ui::Ui;
+
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let global = &cli.global;
+    let ui = Ui::new(global);
+    match cli.command {
+        Command::Validate { spec } => inspect::validate(global, &spec).await,
+        Command::Plan {
+            spec,
+            out,
+            json,
+            detailed_exitcode,
+            no_refresh,
+            destroy,
+        } => {
+            let opts = plan::PlanOptions {
+                spec,
+                out,
+                json,
+                detailed_exitcode,
+                refresh: !no_refresh,
+                destroy,
+            };
+            plan::run(global, &ui, opts).await
+        }
+        Command::Apply {
+            target,
+            auto_approve,
+            parallelism,
+        } => {
+            apply::run(
+                global,
+                &ui,
+                apply::ApplyArgs {
+                    target,
+                    auto_approve,
+                    parallelism,
+                    destroy: false,
+                },
+            )
+            .await
+        }
+        Command::Destroy {
+            spec,
+            auto_approve,
+            parallelism,
+        } => {
+            apply::run(
+                global,
+                &ui,
+                apply::ApplyArgs {
+                    target: spec,
+                    auto_approve,
+                    parallelism,
+                    destroy: true,
+                },
+            )
+            .await
+        }
+        Command::Show { planfile, json } => inspect::show(global, &ui, planfile.as_deref(), json),
+        Command::Graph { spec, format } => inspect::graph(global, &spec, format).await,
+        Command::State(command) => state::run(global, command).await,
+        Command::Unlock { lock_id } => state::unlock(global, &lock_id),
+    }
+}

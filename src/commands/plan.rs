@@ -1,0 +1,127 @@
+//! `skyplan plan`: spec -> graph -> (refresh) -> diff, printed for review,
+//! optionally saved for `apply PLANFILE`. Also the planning step that
+//! `apply SPEC` and `destroy` share.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use skyplan_engine::graph::ResourceGraph;
+use skyplan_engine::plan::{self, Plan};
+use skyplan_engine::planfile::{self, PlanFile};
+use skyplan_engine::refresh::{refresh, Drift};
+use skyplan_engine::render::{human, json};
+use skyplan_engine::{Providers, Spec};
+use skyplan_state::{Backend, State};
+
+use crate::cli::Global;
+use crate::ui::Ui;
+use crate::workspace::{self, Lock};
+
+pub struct PlanOptions {
+    pub spec: PathBuf,
+    pub out: Option<PathBuf>,
+    pub json: bool,
+    pub detailed_exitcode: bool,
+    pub refresh: bool,
+    pub destroy: bool,
+}
+
+/// Everything a plan was made from, held (with the lock) until applied.
+pub struct Planned {
+    pub spec: Spec,
+    pub state_path: PathBuf,
+    pub backend: Arc<dyn Backend>,
+    /// Held until the plan has been applied (released on drop).
+    pub _lock: Lock,
+    /// The state as refreshed (what the plan was diffed against).
+    pub state: State,
+    pub providers: Providers,
+    pub plan: Plan,
+}
+
+/// Check the spec, lock and load the state, refresh it, and diff.
+pub async fn make_plan(
+    global: &Global,
+    ui: &Ui,
+    spec_path: &Path,
+    operation: &str,
+    destroy: bool,
+    do_refresh: bool,
+) -> Result<Planned> {
+    let spec = Spec::load(spec_path)?;
+    let resources = workspace::resources(&spec)?;
+    let state_path = workspace::state_path(global, Some(spec_path))?;
+    let backend = workspace::backend(&state_path);
+    let lock = Lock::acquire(&backend, operation, global.lock_timeout)?;
+    let state = workspace::load_state(backend.as_ref())?;
+
+    let mut kinds: Vec<&str> = resources.iter().map(|r| r.address.kind.as_str()).collect();
+    kinds.extend(state.resources.values().map(|r| r.kind.as_str()));
+    let providers = workspace::providers(&spec, &state_path, &kinds).await?;
+    let graph = ResourceGraph::build(resources, &providers)?;
+
+    let state = if do_refresh && !state.resources.is_empty() {
+        let (refreshed, drift) = refresh(&state, &providers).await?;
+        for d in drift {
+            match d {
+                Drift::Deleted(a) => ui.note(&format!(
+                    "{a} was deleted outside skyplan; the plan creates it again"
+                )),
+                Drift::Changed(a, attrs) => ui.note(&format!(
+                    "{a} changed outside skyplan: {}",
+                    attrs.join(", ")
+                )),
+            }
+        }
+        refreshed
+    } else {
+        state
+    };
+    let plan = plan::diff(&graph, &state, destroy);
+    Ok(Planned {
+        spec,
+        state_path,
+        backend,
+        _lock: lock,
+        state,
+        providers,
+        plan,
+    })
+}
+
+pub async fn run(global: &Global, ui: &Ui, opts: PlanOptions) -> Result<ExitCode> {
+    let planned = make_plan(global, ui, &opts.spec, "plan", opts.destroy, opts.refresh).await?;
+    let plan = &planned.plan;
+    if opts.json {
+        println!("{}", serde_json::to_string_pretty(&json::plan(plan))?);
+    } else {
+        print!("{}", human::plan(plan, ui.style()));
+    }
+    if let Some(out) = &opts.out {
+        let file = PlanFile {
+            kind: planfile::KIND.to_string(),
+            format_version: planfile::FORMAT_VERSION,
+            skyplan_version: env!("CARGO_PKG_VERSION").to_string(),
+            spec_path: std::path::absolute(&opts.spec).unwrap_or_else(|_| opts.spec.clone()),
+            spec_text: planned.spec.source.text.clone(),
+            state: planned.state_path.display().to_string(),
+            plan: plan.clone(),
+        };
+        skyplan_state::write_atomic(out, &file.to_bytes())
+            .with_context(|| format!("cannot write plan file {}", out.display()))?;
+        if !opts.json {
+            println!(
+                "\nSaved the plan to {}. Apply exactly it with: skyplan apply {}",
+                out.display(),
+                out.display()
+            );
+        }
+    }
+    Ok(if opts.detailed_exitcode && plan.has_changes() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,113 @@
+//! Terminal output: color choice, notes and warnings, the approval prompt,
+//! and progress lines while apply runs.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use skyplan_engine::apply::{Event, EventSink};
+use skyplan_engine::render::Style;
+
+use crate::cli::{ColorChoice, Global};
+
+pub struct Ui {
+    pub color: bool,
+}
+
+impl Ui {
+    pub fn new(global: &Global) -> Ui {
+        let color = match global.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+            }
+        };
+        Ui { color }
+    }
+
+    pub fn style(&self) -> Style {
+        Style { color: self.color }
+    }
+
+    pub fn note(&self, message: &str) {
+        eprintln!("{} {message}", self.style().bold("note:"));
+    }
+
+    /// Fail unless a person can answer the approval prompt.
+    pub fn require_terminal(&self, operation: &str) -> Result<()> {
+        if !std::io::stdin().is_terminal() {
+            bail!("refusing to {operation} without approval: standard input is not a terminal; pass --auto-approve to approve non-interactively");
+        }
+        Ok(())
+    }
+
+    /// Ask for `yes` on the terminal.
+    pub fn approve(&self, question: &str) -> Result<bool> {
+        print!("\nDo you want to {question}?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ");
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        Ok(answer.trim() == "yes")
+    }
+
+    /// Progress lines for apply and destroy, like Terraform's.
+    pub fn progress(&self) -> EventSink {
+        let style = self.style();
+        Arc::new(move |event: &Event| match event {
+            Event::Started { address, op } => {
+                println!("{}: {}...", style.bold(&address.to_string()), op.verb())
+            }
+            Event::Progress {
+                address,
+                op,
+                message,
+                elapsed,
+            } => {
+                println!(
+                    "{}: Still {}... [{} elapsed] {message}",
+                    style.bold(&address.to_string()),
+                    op.verb().to_lowercase(),
+                    secs(*elapsed)
+                )
+            }
+            Event::Finished {
+                address,
+                op,
+                id,
+                elapsed,
+            } => {
+                let id = id
+                    .as_ref()
+                    .map(|i| format!(" [id={i}]"))
+                    .unwrap_or_default();
+                println!(
+                    "{}: {} after {}{id}",
+                    style.bold(&address.to_string()),
+                    op.done(),
+                    secs(*elapsed)
+                );
+            }
+            Event::Failed { address, op, error } => {
+                eprintln!(
+                    "{}: {} failed: {error}",
+                    style.red(&address.to_string()),
+                    op.noun()
+                )
+            }
+            Event::Skipped { address, .. } => eprintln!(
+                "{}: skipped: a resource it depends on was not applied",
+                address
+            ),
+        })
+    }
+}
+
+fn secs(d: Duration) -> String {
+    if d.as_secs() >= 1 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}

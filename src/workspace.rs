@@ -1,0 +1,160 @@
+//! What every command needs: the spec expanded into desired resources, the
+//! state backend and its lock, and the providers for the resource types in
+//! play. Commands in `commands/` call these and print; they decide nothing
+//! about resources themselves.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use skyplan_engine::graph::ResourceGraph;
+use skyplan_engine::{Diagnostics, Providers, Resource, Spec};
+use skyplan_state::{Backend, LocalBackend, LockInfo, State};
+
+use crate::cli::Global;
+
+/// Raw resources plus what the cluster blueprint expands `[cluster]` into.
+pub fn resources(spec: &Spec) -> Result<Vec<Resource>, Diagnostics> {
+    let mut resources = spec.resources.clone();
+    let expanded =
+        skyplan_aws_blueprint::expand(&spec.file).map_err(|errs| spec.source.diagnostics(&errs))?;
+    resources.extend(expanded);
+    Ok(resources)
+}
+
+/// Parse, expand and build the graph: every check that needs no cloud call.
+pub async fn desired(spec_path: &Path, state_path: &Path) -> Result<(ResourceGraph, Providers)> {
+    let spec = Spec::load(spec_path)?;
+    let resources = resources(&spec)?;
+    let kinds: Vec<&str> = resources.iter().map(|r| r.address.kind.as_str()).collect();
+    let providers = providers(&spec, state_path, &kinds).await?;
+    let graph = ResourceGraph::build(resources, &providers)?;
+    Ok((graph, providers))
+}
+
+/// Where the state is: `--state`, else `<spec stem>.state.json` beside the
+/// spec, else the only `*.state.json` in the current directory.
+pub fn state_path(global: &Global, spec: Option<&Path>) -> Result<PathBuf> {
+    if let Some(s) = &global.state {
+        if s.starts_with("s3://") {
+            bail!("state in S3 ({s}) is not supported by this build yet; use a local --state PATH");
+        }
+        return Ok(PathBuf::from(s));
+    }
+    if let Some(spec) = spec {
+        let stem = spec
+            .file_stem()
+            .ok_or_else(|| anyhow!("{} has no file name", spec.display()))?;
+        let mut name = stem.to_os_string();
+        name.push(".state.json");
+        return Ok(spec.with_file_name(name));
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir(".")
+        .context("cannot list the current directory")?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(".state.json"))
+        })
+        .collect();
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => bail!("no *.state.json in the current directory; name one with --state PATH"),
+        _ => {
+            bail!("several *.state.json files in the current directory; name one with --state PATH")
+        }
+    }
+}
+
+pub fn backend(path: &Path) -> Arc<dyn Backend> {
+    Arc::new(LocalBackend::new(path.to_path_buf()))
+}
+
+/// Load the state, or start a new one when there is none yet.
+pub fn load_state(backend: &dyn Backend) -> Result<State> {
+    Ok(backend.load()?.unwrap_or_else(State::new))
+}
+
+/// The state lock for one run; released when dropped.
+pub struct Lock {
+    backend: Arc<dyn Backend>,
+    id: String,
+}
+
+impl Lock {
+    pub fn acquire(backend: &Arc<dyn Backend>, operation: &str, timeout_secs: u64) -> Result<Lock> {
+        let info = LockInfo::new(operation);
+        backend.lock(&info, Duration::from_secs(timeout_secs))?;
+        Ok(Lock {
+            backend: backend.clone(),
+            id: info.id,
+        })
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        if let Err(e) = self.backend.unlock(&self.id) {
+            eprintln!("warning: could not release the state lock {}: {e}", self.id);
+        }
+    }
+}
+
+/// The simulated cloud's file: `SKYPLAN_SIM_CLOUD`, else the state path
+/// with `.sim.json` appended.
+fn sim_cloud_path(state_path: &Path) -> PathBuf {
+    match std::env::var_os("SKYPLAN_SIM_CLOUD") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let mut s = state_path.as_os_str().to_os_string();
+            s.push(".sim.json");
+            PathBuf::from(s)
+        }
+    }
+}
+
+/// Providers for the given resource types: the simulated cloud always, AWS
+/// when an `aws_*` type is in play (desired or in the state).
+pub async fn providers(spec: &Spec, state_path: &Path, kinds: &[&str]) -> Result<Providers> {
+    let sim = skyplan_sim::SimProvider::open(&sim_cloud_path(state_path))?;
+    let providers = Providers::new().with(Arc::new(sim));
+    if kinds.iter().any(|k| k.starts_with("aws_")) {
+        return with_aws(providers, spec).await;
+    }
+    Ok(providers)
+}
+
+#[cfg(feature = "aws")]
+async fn with_aws(providers: Providers, spec: &Spec) -> Result<Providers> {
+    let file = &spec.file;
+    let region = file
+        .cluster
+        .as_ref()
+        .map(|c| c.region.clone())
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .ok_or_else(|| {
+            anyhow!(
+                "{}: aws_* resources need a region: set [cluster] region or AWS_REGION",
+                spec.source.path.display()
+            )
+        })?;
+    let account = file.account.clone().unwrap_or_default();
+    let settings = skyplan_aws::AwsSettings {
+        region,
+        profile: account.profile,
+        role_arn: account.role_arn,
+        external_id: account.external_id,
+    };
+    let aws = skyplan_aws::AwsProvider::connect(settings).await?;
+    Ok(providers.with(Arc::new(aws)))
+}
+
+#[cfg(not(feature = "aws"))]
+async fn with_aws(providers: Providers, _spec: &Spec) -> Result<Providers> {
+    // Without the AWS provider, aws_* types are reported as unserved by the
+    // graph check, naming each resource.
+    Ok(providers)
+}
