@@ -1,0 +1,193 @@
+//! `skyplan-bench`: the engine on generated simulated-cloud graphs.
+//!
+//! For each size N it generates a spec of N `sim_resource`s in L layers, each
+//! resource referring to 1-3 random resources of the layer before, and times
+//! the phases a user runs: validate (parse + graph), plan on an empty state,
+//! apply, a no-op plan (refresh + diff), and destroy. A second table gives the
+//! apply makespan with per-resource delays against the critical path (the
+//! lower bound no scheduler can beat). Run it with `scripts/bench.sh`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use skyplan_engine::apply::{apply, ApplyOptions};
+use skyplan_engine::graph::ResourceGraph;
+use skyplan_engine::plan::diff;
+use skyplan_engine::refresh::refresh;
+use skyplan_engine::{Providers, Source, Spec};
+use skyplan_sim::SimProvider;
+use skyplan_state::{Backend, LocalBackend, State, Writer};
+
+/// xorshift64*: deterministic, so every run benchmarks the same graphs.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A spec of `n` resources in `layers` layers; `delay` gives each one's delay_ms.
+fn generate(n: usize, layers: usize, seed: u64, mut delay: impl FnMut(&mut Rng) -> u64) -> String {
+    let mut rng = Rng(seed | 1);
+    let per_layer = n.div_ceil(layers);
+    let mut out = String::with_capacity(n * 120);
+    for i in 0..n {
+        let layer = i / per_layer;
+        out.push_str(&format!("[resource.sim_resource.r{i}]\nsize = {}\nzone = \"z{}\"\n", rng.below(100), rng.below(3)));
+        let d = delay(&mut rng);
+        if d > 0 {
+            out.push_str(&format!("delay_ms = {d}\n"));
+        }
+        if layer > 0 {
+            let prev = (layer - 1) * per_layer;
+            for k in 0..=rng.below(3) {
+                let j = prev + rng.below(per_layer as u64) as usize;
+                out.push_str(&format!("dep{k} = \"${{sim_resource.r{j}.id}}\"\n"));
+            }
+        }
+    }
+    out
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    providers: Providers,
+    backend: Arc<dyn Backend>,
+    state_path: std::path::PathBuf,
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = SimProvider::open(&dir.path().join("cloud.json")).expect("sim");
+    let state_path = dir.path().join("bench.state.json");
+    World {
+        providers: Providers::new().with(Arc::new(sim)),
+        backend: Arc::new(LocalBackend::new(state_path.clone())),
+        state_path,
+        _dir: dir,
+    }
+}
+
+fn graph_of(text: &str, providers: &Providers) -> ResourceGraph {
+    let spec = Spec::parse(Source { path: "bench.toml".into(), text: text.to_string() }).expect("generated spec parses");
+    ResourceGraph::build(spec.resources, providers).expect("generated graph is valid")
+}
+
+async fn run_apply(plan: &skyplan_engine::plan::Plan, state: &State, w: &World, parallelism: usize) -> State {
+    let writer = Writer::start(w.backend.clone(), state.clone());
+    let report = apply(plan, state, &w.providers, &writer, ApplyOptions::new(parallelism)).await;
+    assert!(report.is_success(), "bench apply failed: {:?}", report.failed.first());
+    writer.finish().await.expect("state persisted")
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64())
+}
+
+async fn phases(n: usize, layers: usize) {
+    let text = generate(n, layers, 42, |_| 0);
+    let w = world();
+    let t = Instant::now();
+    let graph = graph_of(&text, &w.providers);
+    let validate = t.elapsed();
+
+    let t = Instant::now();
+    let graph2 = graph_of(&text, &w.providers);
+    let plan = diff(&graph2, &State::new(), false);
+    let plan_time = t.elapsed();
+    assert_eq!(plan.summary.create, n);
+
+    let t = Instant::now();
+    let state = run_apply(&plan, &State::new(), &w, 10).await;
+    let apply_time = t.elapsed();
+    let state_bytes = std::fs::metadata(&w.state_path).map(|m| m.len()).unwrap_or(0);
+
+    let t = Instant::now();
+    let loaded = w.backend.load().expect("load").expect("state exists");
+    let (refreshed, _) = refresh(&loaded, &w.providers).await.expect("refresh");
+    let noop = diff(&graph_of(&text, &w.providers), &refreshed, false);
+    let noop_time = t.elapsed();
+    assert!(!noop.has_changes(), "a second plan must be empty");
+
+    let t = Instant::now();
+    let destroy_plan = diff(&graph, &state, true);
+    let after = run_apply(&destroy_plan, &state, &w, 10).await;
+    let destroy_time = t.elapsed();
+    assert!(after.resources.is_empty());
+
+    println!(
+        "| {n} | {layers} | {} | {} | {} | {} | {} | {:.1} | {:.0} |",
+        secs(validate),
+        secs(plan_time),
+        secs(apply_time),
+        secs(noop_time),
+        secs(destroy_time),
+        state_bytes as f64 / 1_048_576.0,
+        peak_rss_mib()
+    );
+}
+
+/// The longest delay-weighted path through the generated graph.
+fn critical_path(graph: &ResourceGraph) -> Duration {
+    let mut finish: std::collections::HashMap<&skyplan_engine::Address, u64> = std::collections::HashMap::new();
+    for node in graph.topological() {
+        let own = node.resource.attrs.get("delay_ms").and_then(|v| v.as_u64()).unwrap_or(0);
+        let start = node.dependencies.iter().map(|d| finish[d]).max().unwrap_or(0);
+        finish.insert(&node.resource.address, start + own);
+    }
+    Duration::from_millis(finish.values().copied().max().unwrap_or(0))
+}
+
+async fn makespan(n: usize, layers: usize, parallelism: usize) {
+    let text = generate(n, layers, 7, |rng| 20 + rng.below(181));
+    let w = world();
+    let graph = graph_of(&text, &w.providers);
+    let plan = diff(&graph, &State::new(), false);
+    let cp = critical_path(&graph);
+    let t = Instant::now();
+    run_apply(&plan, &State::new(), &w, parallelism).await;
+    let took = t.elapsed();
+    let p = if parallelism == usize::MAX { "unlimited".to_string() } else { parallelism.to_string() };
+    println!(
+        "| {n} | {layers} | 20-200 | {p} | {} | {} | {:+.1}% |",
+        secs(cp),
+        secs(took),
+        (took.as_secs_f64() / cp.as_secs_f64() - 1.0) * 100.0
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let sizes: Vec<usize> = if args.is_empty() { vec![1_000, 10_000] } else { args.iter().map(|a| a.parse().expect("sizes are numbers")).collect() };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        println!("Phases, zero delay (seconds; parallelism 10):\n");
+        println!("| resources | layers | validate | plan (empty state) | apply | no-op plan (refresh + diff) | destroy | state MiB | peak RSS MiB |");
+        println!("|---|---|---|---|---|---|---|---|---|");
+        for &n in &sizes {
+            phases(n, 20).await;
+        }
+        println!("\nMakespan with per-resource delays (seconds):\n");
+        println!("| resources | layers | delay ms | parallelism | critical path | apply | over critical path |");
+        println!("|---|---|---|---|---|---|---|");
+        makespan(200, 10, usize::MAX).await;
+        makespan(1_000, 20, usize::MAX).await;
+    });
+}
