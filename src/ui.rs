@@ -1,9 +1,13 @@
 //! Terminal output: color choice, notes and warnings, the approval prompt,
 //! and progress lines while apply runs.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use skyplan_engine::Address;
 
 use anyhow::{bail, Result};
 use skyplan_engine::apply::{Event, EventSink};
@@ -52,9 +56,13 @@ impl Ui {
         Ok(answer.trim() == "yes")
     }
 
-    /// Progress lines for apply and destroy, like Terraform's.
+    /// Progress for apply and destroy: a live spinner per running resource
+    /// on a terminal, plain lines (like Terraform's) otherwise.
     pub fn progress(&self) -> EventSink {
         let style = self.style();
+        if std::io::stdout().is_terminal() {
+            return live_progress(style);
+        }
         Arc::new(move |event: &Event| match event {
             Event::Started { address, op } => {
                 println!("{}: {}...", style.bold(&address.to_string()), op.verb())
@@ -102,6 +110,75 @@ impl Ui {
             ),
         })
     }
+}
+
+/// One spinner per running operation showing what it is doing and for how
+/// long; finished operations leave one line above the spinners.
+fn live_progress(style: Style) -> EventSink {
+    let bars = MultiProgress::new();
+    let running: Mutex<HashMap<Address, ProgressBar>> = Mutex::new(HashMap::new());
+    let spinner = ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg} [{elapsed}]")
+        .expect("valid template");
+    Arc::new(move |event: &Event| match event {
+        Event::Started { address, op } => {
+            let bar = bars.add(
+                ProgressBar::new_spinner()
+                    .with_style(spinner.clone())
+                    .with_prefix(address.to_string()),
+            );
+            bar.set_message(format!("{}...", op.verb()));
+            bar.enable_steady_tick(Duration::from_millis(120));
+            running
+                .lock()
+                .expect("progress bars")
+                .insert(address.clone(), bar);
+        }
+        Event::Progress {
+            address,
+            op,
+            message,
+            ..
+        } => {
+            if let Some(bar) = running.lock().expect("progress bars").get(address) {
+                bar.set_message(format!("{}... {message}", op.verb()));
+            }
+        }
+        Event::Finished {
+            address,
+            op,
+            id,
+            elapsed,
+        } => {
+            if let Some(bar) = running.lock().expect("progress bars").remove(address) {
+                bar.finish_and_clear();
+            }
+            let id = id
+                .as_ref()
+                .map(|i| format!(" [id={i}]"))
+                .unwrap_or_default();
+            let _ = bars.println(format!(
+                "{}: {} after {}{id}",
+                style.bold(&address.to_string()),
+                op.done(),
+                secs(*elapsed)
+            ));
+        }
+        Event::Failed { address, op, error } => {
+            if let Some(bar) = running.lock().expect("progress bars").remove(address) {
+                bar.finish_and_clear();
+            }
+            let _ = bars.println(format!(
+                "{}: {} failed: {error}",
+                style.red(&address.to_string()),
+                op.noun()
+            ));
+        }
+        Event::Skipped { address, .. } => {
+            let _ = bars.println(format!(
+                "{address}: skipped: a resource it depends on was not applied"
+            ));
+        }
+    })
 }
 
 fn secs(d: Duration) -> String {
