@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::StateError;
 use crate::model::{random_id, State};
+use crate::writer::Mutation;
 
 /// A place to load, persist and lock state.
 ///
@@ -28,6 +29,22 @@ pub trait Backend: Send + Sync {
     /// Replaces the stored state with `state`, atomically: afterwards the
     /// store holds either the old or the new state, never a mixture.
     fn persist(&self, state: &State) -> Result<(), StateError>;
+
+    /// Makes `state` durable after `batch` (the mutations just applied to
+    /// the previously persisted state) was applied to it. A backend that can
+    /// record only the batch (a journal) does so; the default replaces the
+    /// whole state. Afterwards `load` must return `state`.
+    fn persist_batch(&self, state: &State, batch: &[Mutation]) -> Result<(), StateError> {
+        let _ = batch;
+        self.persist(state)
+    }
+
+    /// The run is over: fold anything recorded incrementally into the
+    /// stored state, so it is one self-contained document again.
+    fn finish_run(&self, state: &State) -> Result<(), StateError> {
+        let _ = state;
+        Ok(())
+    }
 
     /// Takes the lock described by `info`, polling until `timeout` has
     /// passed (a zero timeout tries once). Fails with

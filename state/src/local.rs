@@ -27,6 +27,7 @@ use serde_json::Value;
 use crate::backend::{Backend, LockInfo};
 use crate::error::StateError;
 use crate::model::{random_id, State, FORMAT_VERSION};
+use crate::writer::Mutation;
 
 /// How often [`LocalBackend::lock`] retries while someone else holds the lock.
 const LOCK_POLL: Duration = Duration::from_millis(100);
@@ -39,10 +40,34 @@ const LOCK_SETTLE: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 pub struct LocalBackend {
     path: PathBuf,
-    /// Whether this backend value has already made its first persist (and so
-    /// has already saved `.backup`). Held for the whole of each persist, so
+    /// What this run has written. Held for the whole of each persist, so
     /// persists through one value never interleave.
-    persisted: Mutex<bool>,
+    run: Mutex<RunFiles>,
+}
+
+/// The files one backend value has written during its run.
+#[derive(Debug, Default)]
+struct RunFiles {
+    /// Whether the first persist (which saves `.backup`) has happened.
+    persisted: bool,
+    /// The journal, once a batch has been appended to it.
+    journal: Option<File>,
+    journal_bytes: u64,
+    /// Size of the state file last written: the journal is folded into the
+    /// state file once it grows past this (or past [`JOURNAL_MIN_FOLD`]).
+    snapshot_bytes: u64,
+}
+
+/// The journal is never folded before it holds this much.
+const JOURNAL_MIN_FOLD: u64 = 1 << 20;
+
+/// One line of the journal: the mutations that took the state from the
+/// previous serial to `serial`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct JournalEntry {
+    lineage: String,
+    serial: u64,
+    mutations: Vec<Mutation>,
 }
 
 impl LocalBackend {
@@ -51,7 +76,7 @@ impl LocalBackend {
     pub fn new(path: PathBuf) -> LocalBackend {
         LocalBackend {
             path,
-            persisted: Mutex::new(false),
+            run: Mutex::new(RunFiles::default()),
         }
     }
 
@@ -63,6 +88,142 @@ impl LocalBackend {
     /// `<path>.backup`: the state as it was before this run's first persist.
     pub fn backup_path(&self) -> PathBuf {
         with_suffix(&self.path, ".backup")
+    }
+
+    /// `<path>.journal`: batches persisted since the state file was last
+    /// replaced, one JSON line each; folded into the file at the end of a run.
+    pub fn journal_path(&self) -> PathBuf {
+        with_suffix(&self.path, ".journal")
+    }
+
+    /// Replace the state file (saving `.backup` first on this value's first
+    /// persist) and drop the journal, which the new file now includes.
+    fn write_snapshot(&self, run: &mut RunFiles, state: &State) -> Result<(), StateError> {
+        let mut bytes = serde_json::to_vec_pretty(state).map_err(StateError::Encode)?;
+        bytes.push(b'\n');
+        if !run.persisted {
+            let backup = self.backup_path();
+            match fs::read(&self.path) {
+                Ok(previous) => {
+                    write_atomic(&backup, &previous).map_err(|cause| StateError::Backup {
+                        path: backup.clone(),
+                        cause,
+                    })?
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(cause) => {
+                    return Err(StateError::Backup {
+                        path: backup,
+                        cause,
+                    })
+                }
+            }
+            run.persisted = true;
+        }
+        write_atomic(&self.path, &bytes).map_err(|cause| StateError::Write {
+            path: self.path.clone(),
+            cause,
+        })?;
+        run.snapshot_bytes = bytes.len() as u64;
+        // The file now holds everything the journal did. A crash before the
+        // journal is gone is harmless: replay skips entries the file has.
+        run.journal = None;
+        run.journal_bytes = 0;
+        match fs::remove_file(self.journal_path()) {
+            Ok(()) => sync_dir(&parent_dir(&self.path)).map_err(|cause| StateError::Write {
+                path: self.journal_path(),
+                cause,
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(cause) => Err(StateError::Write {
+                path: self.journal_path(),
+                cause,
+            }),
+        }
+    }
+
+    /// Append one batch to the journal and make it durable.
+    fn append_journal(
+        &self,
+        run: &mut RunFiles,
+        state: &State,
+        batch: &[Mutation],
+    ) -> Result<(), StateError> {
+        let journal_path = self.journal_path();
+        let write_error = |cause| StateError::Write {
+            path: journal_path.clone(),
+            cause,
+        };
+        let entry = JournalEntry {
+            lineage: state.lineage.clone(),
+            serial: state.serial,
+            mutations: batch.to_vec(),
+        };
+        let mut line = serde_json::to_vec(&entry).map_err(StateError::Encode)?;
+        line.push(b'\n');
+        if run.journal.is_none() {
+            let file = create_private(&journal_path).map_err(write_error)?;
+            sync_dir(&parent_dir(&journal_path)).map_err(write_error)?;
+            run.journal = Some(file);
+        }
+        let file = run.journal.as_mut().expect("journal just opened");
+        file.write_all(&line)
+            .and_then(|()| file.sync_data())
+            .map_err(write_error)?;
+        run.journal_bytes += line.len() as u64;
+        Ok(())
+    }
+
+    /// Apply the journal's complete entries newer than `state` to it. A last
+    /// line without its newline is an append a crash cut short; its commit
+    /// was never acknowledged, so it is ignored.
+    fn replay_journal(&self, mut state: State) -> Result<State, StateError> {
+        let journal_path = self.journal_path();
+        let bytes = match fs::read(&journal_path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(state),
+            Err(cause) => {
+                return Err(StateError::Read {
+                    path: journal_path,
+                    cause,
+                })
+            }
+        };
+        let corrupt = |line: usize, detail: String| StateError::Corrupt {
+            path: journal_path.clone(),
+            line,
+            column: 1,
+            detail,
+            hint: format!(
+                "the journal holds changes made after {} was written; it was left untouched",
+                self.path.display()
+            ),
+        };
+        let mut rest = &bytes[..];
+        let mut line_no = 0;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            line_no += 1;
+            let entry: JournalEntry = serde_json::from_slice(&rest[..end])
+                .map_err(|e| corrupt(line_no, e.to_string()))?;
+            rest = &rest[end + 1..];
+            if entry.lineage != state.lineage {
+                return Err(corrupt(
+                    line_no,
+                    format!(
+                        "entry of lineage {} in the journal of state lineage {}",
+                        entry.lineage, state.lineage
+                    ),
+                ));
+            }
+            if entry.serial <= state.serial {
+                continue;
+            }
+            for mutation in entry.mutations {
+                crate::writer::apply(&mut state, mutation);
+            }
+            state.serial = entry.serial;
+        }
+        Ok(state)
     }
 
     /// `<path>.lock`: exists while the state is locked.
@@ -146,39 +307,37 @@ impl Backend for LocalBackend {
                 })
             }
         };
-        parse_state(&self.path, &self.backup_path(), &bytes).map(Some)
+        let state = parse_state(&self.path, &self.backup_path(), &bytes)?;
+        self.replay_journal(state).map(Some)
     }
 
     fn persist(&self, state: &State) -> Result<(), StateError> {
-        let mut bytes = serde_json::to_vec_pretty(state).map_err(StateError::Encode)?;
-        bytes.push(b'\n');
-        let mut persisted = self
-            .persisted
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if !*persisted {
-            let backup = self.backup_path();
-            match fs::read(&self.path) {
-                Ok(previous) => {
-                    write_atomic(&backup, &previous).map_err(|cause| StateError::Backup {
-                        path: backup.clone(),
-                        cause,
-                    })?
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(cause) => {
-                    return Err(StateError::Backup {
-                        path: backup,
-                        cause,
-                    })
-                }
-            }
-            *persisted = true;
+        let mut run = self.run.lock().unwrap_or_else(PoisonError::into_inner);
+        self.write_snapshot(&mut run, state)
+    }
+
+    /// The first persist of a run replaces the file (and saves `.backup`);
+    /// later ones append the batch to the journal, an fsynced line of a few
+    /// hundred bytes per resource instead of the whole state, and fold the
+    /// journal into the file once it outgrows it.
+    fn persist_batch(&self, state: &State, batch: &[Mutation]) -> Result<(), StateError> {
+        let mut run = self.run.lock().unwrap_or_else(PoisonError::into_inner);
+        if !run.persisted {
+            return self.write_snapshot(&mut run, state);
         }
-        write_atomic(&self.path, &bytes).map_err(|cause| StateError::Write {
-            path: self.path.clone(),
-            cause,
-        })
+        self.append_journal(&mut run, state, batch)?;
+        if run.journal_bytes > run.snapshot_bytes.max(JOURNAL_MIN_FOLD) {
+            self.write_snapshot(&mut run, state)?;
+        }
+        Ok(())
+    }
+
+    fn finish_run(&self, state: &State) -> Result<(), StateError> {
+        let mut run = self.run.lock().unwrap_or_else(PoisonError::into_inner);
+        if run.journal.is_some() {
+            self.write_snapshot(&mut run, state)?;
+        }
+        Ok(())
     }
 
     fn lock(&self, info: &LockInfo, timeout: Duration) -> Result<(), StateError> {
@@ -744,5 +903,199 @@ mod tests {
             .map(|t| usize::from(t.join().unwrap()))
             .sum();
         assert_eq!(winners, 1);
+    }
+}
+
+#[cfg(test)]
+mod journal_tests {
+    use super::*;
+    use crate::model::ResourceState;
+    use serde_json::Map;
+
+    fn resource(id: &str) -> ResourceState {
+        ResourceState {
+            kind: "sim_resource".into(),
+            provider: "sim".into(),
+            id: id.into(),
+            inputs: Map::new(),
+            attributes: Map::new(),
+            dependencies: vec![],
+        }
+    }
+
+    /// Apply a batch the way the writer does and persist it.
+    fn commit(backend: &LocalBackend, state: &mut State, batch: Vec<Mutation>) {
+        for m in batch.clone() {
+            crate::writer::apply(state, m);
+        }
+        state.serial += 1;
+        backend.persist_batch(state, &batch).unwrap();
+    }
+
+    #[test]
+    fn batches_go_to_the_journal_and_load_replays_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::new(dir.path().join("s.json"));
+        let mut state = State::new();
+        commit(
+            &backend,
+            &mut state,
+            vec![Mutation::Upsert("a.a".into(), resource("1"))],
+        );
+        assert!(
+            !backend.journal_path().exists(),
+            "the first persist of a run writes the file"
+        );
+        commit(
+            &backend,
+            &mut state,
+            vec![Mutation::Upsert("a.b".into(), resource("2"))],
+        );
+        commit(
+            &backend,
+            &mut state,
+            vec![
+                Mutation::Remove("a.a".into()),
+                Mutation::Upsert("a.c".into(), resource("3")),
+            ],
+        );
+        assert!(backend.journal_path().exists());
+        assert_eq!(mode(&backend.journal_path()), 0o600);
+
+        // A new process (a crash here) sees every acknowledged batch.
+        let loaded = LocalBackend::new(backend.path().to_path_buf())
+            .load()
+            .unwrap()
+            .unwrap();
+        assert_eq!(loaded, state);
+
+        backend.finish_run(&state).unwrap();
+        assert!(
+            !backend.journal_path().exists(),
+            "the run's end folds the journal into the file"
+        );
+        let on_disk: State = serde_json::from_slice(&fs::read(backend.path()).unwrap()).unwrap();
+        assert_eq!(on_disk, state);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_ignored_and_a_corrupt_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::new(dir.path().join("s.json"));
+        let mut state = State::new();
+        commit(
+            &backend,
+            &mut state,
+            vec![Mutation::Upsert("a.a".into(), resource("1"))],
+        );
+        commit(
+            &backend,
+            &mut state,
+            vec![Mutation::Upsert("a.b".into(), resource("2"))],
+        );
+        let acknowledged = state.clone();
+        // A crash in the middle of the next append.
+        let mut journal = OpenOptions::new()
+            .append(true)
+            .open(backend.journal_path())
+            .unwrap();
+        journal
+            .write_all(br#"{"lineage":"x","serial":99,"mutat"#)
+            .unwrap();
+        let loaded = LocalBackend::new(backend.path().to_path_buf())
+            .load()
+            .unwrap()
+            .unwrap();
+        assert_eq!(loaded, acknowledged);
+
+        // Garbage before the last line is damage, not a torn append.
+        let before = fs::read(backend.journal_path()).unwrap();
+        let mut damaged = b"not json\n".to_vec();
+        damaged.extend_from_slice(&before);
+        fs::write(backend.journal_path(), &damaged).unwrap();
+        let err = LocalBackend::new(backend.path().to_path_buf())
+            .load()
+            .unwrap_err();
+        assert!(err.to_string().contains("s.json.journal"), "{err}");
+        assert_eq!(
+            fs::read(backend.journal_path()).unwrap(),
+            damaged,
+            "a failed load changes nothing"
+        );
+    }
+
+    #[test]
+    fn entries_the_file_already_has_are_skipped_and_other_lineages_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::new(dir.path().join("s.json"));
+        let mut state = State::new();
+        commit(
+            &backend,
+            &mut state,
+            vec![Mutation::Upsert("a.a".into(), resource("1"))],
+        );
+        commit(
+            &backend,
+            &mut state,
+            vec![Mutation::Upsert("a.b".into(), resource("2"))],
+        );
+        let journal = fs::read(backend.journal_path()).unwrap();
+        // A crash after the file was replaced but before the journal was removed.
+        backend.persist(&state).unwrap();
+        fs::write(backend.journal_path(), &journal).unwrap();
+        assert_eq!(
+            LocalBackend::new(backend.path().to_path_buf())
+                .load()
+                .unwrap()
+                .unwrap(),
+            state
+        );
+
+        let mut other = State::new();
+        other.serial = 1;
+        fs::write(backend.path(), serde_json::to_vec(&other).unwrap()).unwrap();
+        let err = LocalBackend::new(backend.path().to_path_buf())
+            .load()
+            .unwrap_err();
+        assert!(err.to_string().contains("lineage"), "{err}");
+    }
+
+    #[test]
+    fn the_journal_is_folded_once_it_outgrows_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::new(dir.path().join("s.json"));
+        let mut state = State::new();
+        commit(
+            &backend,
+            &mut state,
+            vec![Mutation::Upsert("a.0".into(), resource("0"))],
+        );
+        let big = "x".repeat(4096);
+        for i in 1..400 {
+            commit(
+                &backend,
+                &mut state,
+                vec![Mutation::Upsert(format!("a.{i}"), resource(&big))],
+            );
+        }
+        let journal = fs::metadata(backend.journal_path())
+            .map(|m| m.len())
+            .unwrap_or(0);
+        assert!(
+            journal <= JOURNAL_MIN_FOLD + 8192,
+            "journal of {journal} bytes was never folded"
+        );
+        assert_eq!(
+            LocalBackend::new(backend.path().to_path_buf())
+                .load()
+                .unwrap()
+                .unwrap(),
+            state
+        );
+    }
+
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
     }
 }

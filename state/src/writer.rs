@@ -25,7 +25,8 @@ use crate::error::StateError;
 use crate::model::{ResourceState, State};
 
 /// One change to the state's resources.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mutation {
     /// Insert or replace the resource at this address.
     Upsert(String, ResourceState),
@@ -110,13 +111,15 @@ fn run(backend: Arc<dyn Backend>, mut state: State, mut queue: mpsc::UnboundedRe
 
         let mut waiters = Vec::new();
         let mut finishers = Vec::new();
-        let mut changed = false;
+        let mut applied = Vec::new();
         for command in batch {
             match command {
                 Command::Commit(mutations, reply) => {
                     if failure.is_none() {
                         for mutation in mutations {
-                            changed |= apply(&mut state, mutation);
+                            if apply(&mut state, mutation.clone()) {
+                                applied.push(mutation);
+                            }
                         }
                     }
                     waiters.push(reply);
@@ -125,9 +128,14 @@ fn run(backend: Arc<dyn Backend>, mut state: State, mut queue: mpsc::UnboundedRe
             }
         }
 
-        if changed && failure.is_none() {
+        if !applied.is_empty() && failure.is_none() {
             state.serial += 1;
-            if let Err(e) = backend.persist(&state) {
+            if let Err(e) = backend.persist_batch(&state, &applied) {
+                failure = Some(Arc::new(e));
+            }
+        }
+        if !finishers.is_empty() && failure.is_none() {
+            if let Err(e) = backend.finish_run(&state) {
                 failure = Some(Arc::new(e));
             }
         }
@@ -149,7 +157,7 @@ fn run(backend: Arc<dyn Backend>, mut state: State, mut queue: mpsc::UnboundedRe
 }
 
 /// Applies one mutation; true if the state changed.
-fn apply(state: &mut State, mutation: Mutation) -> bool {
+pub(crate) fn apply(state: &mut State, mutation: Mutation) -> bool {
     match mutation {
         Mutation::Upsert(address, resource) => {
             if state.resources.get(&address) == Some(&resource) {

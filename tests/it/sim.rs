@@ -5,6 +5,7 @@
 use std::io::Read;
 
 use serde_json::Value;
+use skyplan_sim::SimProvider;
 
 use crate::support::Workdir;
 
@@ -27,12 +28,12 @@ config = "line one\nline two\n"
 depends_on = ["sim_resource.net"]
 "#;
 
-fn cloud(w: &Workdir) -> Value {
-    w.json("spec.state.json.sim.json")
+fn sim(w: &Workdir) -> SimProvider {
+    SimProvider::open(&w.path("spec.state.json.sim.json")).expect("the simulated cloud opens")
 }
 
 fn cloud_len(w: &Workdir) -> usize {
-    cloud(w)["resources"].as_object().map_or(0, |m| m.len())
+    sim(w).snapshot().resources.len()
 }
 
 #[test]
@@ -424,21 +425,20 @@ fn a_resource_deleted_outside_skyplan_is_created_again_and_drift_is_reverted() {
     let w = Workdir::new();
     w.write("spec.toml", SPEC);
     w.run(&["apply", "spec.toml", "--auto-approve"]).ok();
-    let mut c = cloud(&w);
-    let objects = c["resources"].as_object_mut().unwrap();
-    let monitor = objects
-        .iter()
-        .find(|(_, o)| o["address"] == "sim_resource.monitor")
-        .map(|(k, _)| k.clone())
+    // Someone deletes one resource and edits another behind skyplan's back.
+    sim(&w)
+        .rewrite(|cloud| {
+            cloud
+                .resources
+                .retain(|_, o| o.address != "sim_resource.monitor");
+            let node = cloud
+                .resources
+                .values_mut()
+                .find(|o| o.address == "sim_resource.node")
+                .unwrap();
+            node.attrs.insert("size".into(), serde_json::json!(7));
+        })
         .unwrap();
-    objects.remove(&monitor);
-    let node = objects
-        .iter()
-        .find(|(_, o)| o["address"] == "sim_resource.node")
-        .map(|(k, _)| k.clone())
-        .unwrap();
-    objects.get_mut(&node).unwrap()["attrs"]["size"] = serde_json::json!(7);
-    std::fs::write(w.path("spec.state.json.sim.json"), c.to_string()).unwrap();
 
     let plan = w.run(&["plan", "spec.toml", "--detailed-exitcode"]).code(2);
     assert!(

@@ -8,8 +8,11 @@
 //! `"update"` or `"delete"`: that operation fails). `id` is computed.
 //!
 //! The cloud's contents persist in a JSON file so separate runs see one
-//! cloud. Writes are group-committed: an operation returns once a write that
-//! includes it has finished, and concurrent operations share writes.
+//! cloud: a snapshot (`PATH`) plus an append-only log of changes
+//! (`PATH.log`, one JSON line per change, replayed on open and folded into
+//! the snapshot once it outgrows it). An operation returns once its log line
+//! is written, and concurrent operations share writes, so a killed run
+//! leaves the cloud with everything it had created.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -36,43 +39,134 @@ pub struct SimObject {
     pub attrs: Attrs,
 }
 
+/// One change to the cloud, as a line of the log. Replaying a line twice
+/// is harmless, so a crash between folding and truncating loses nothing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Change {
+    Put {
+        id: String,
+        object: SimObject,
+        next_id: u64,
+    },
+    Delete {
+        id: String,
+    },
+}
+
 struct Inner {
     cloud: Cloud,
-    /// Bumped on every change; `flushed` is the generation last written.
+    /// Changes not yet in the log, and the generation of the last of them.
+    pending: Vec<Change>,
     generation: u64,
+}
+
+/// What has been written: the generation up to which changes are in the
+/// log, and the sizes that decide when to fold the log into the snapshot.
+struct Written {
+    generation: u64,
+    log_bytes: u64,
+    snapshot_bytes: u64,
 }
 
 pub struct SimProvider {
     path: PathBuf,
     inner: Mutex<Inner>,
-    flushed: tokio::sync::Mutex<u64>,
+    written: tokio::sync::Mutex<Written>,
+}
+
+/// The log is not folded before it holds this much.
+const LOG_MIN_FOLD: u64 = 1 << 20;
+
+fn log_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(".log");
+    PathBuf::from(s)
+}
+
+fn replay(cloud: &mut Cloud, change: Change) {
+    match change {
+        Change::Put {
+            id,
+            object,
+            next_id,
+        } => {
+            cloud.next_id = cloud.next_id.max(next_id);
+            cloud.resources.insert(id, object);
+        }
+        Change::Delete { id } => {
+            cloud.resources.remove(&id);
+        }
+    }
 }
 
 impl SimProvider {
     /// Open (or start) the simulated cloud kept in `path`.
     pub fn open(path: &Path) -> Result<SimProvider, ProviderError> {
-        let cloud = match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+        let read = |p: &Path| match std::fs::read(p) {
+            Ok(bytes) => Ok(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(ProviderError::new(format!(
+                "cannot read simulated cloud {}: {e}",
+                p.display()
+            ))),
+        };
+        let snapshot = read(path)?;
+        let mut cloud: Cloud = if snapshot.is_empty() {
+            Cloud::default()
+        } else {
+            serde_json::from_slice(&snapshot).map_err(|e| {
                 ProviderError::new(format!(
                     "simulated cloud {} is corrupt: {e}",
                     path.display()
                 ))
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Cloud::default(),
-            Err(e) => {
-                return Err(ProviderError::new(format!(
-                    "cannot read simulated cloud {}: {e}",
-                    path.display()
-                )))
-            }
+            })?
         };
+        let log = read(&log_path(path))?;
+        // Only complete lines: a torn last line was never acknowledged.
+        let mut complete = 0;
+        for (i, line) in log.split_inclusive(|&b| b == b'\n').enumerate() {
+            if !line.ends_with(b"\n") {
+                break;
+            }
+            let change: Change = serde_json::from_slice(line).map_err(|e| {
+                ProviderError::new(format!(
+                    "simulated cloud log {} is corrupt at line {}: {e}",
+                    log_path(path).display(),
+                    i + 1
+                ))
+            })?;
+            replay(&mut cloud, change);
+            complete += line.len();
+        }
         Ok(SimProvider {
             path: path.to_path_buf(),
             inner: Mutex::new(Inner {
                 cloud,
+                pending: Vec::new(),
                 generation: 0,
             }),
-            flushed: tokio::sync::Mutex::new(0),
+            written: tokio::sync::Mutex::new(Written {
+                generation: 0,
+                log_bytes: complete as u64,
+                snapshot_bytes: snapshot.len() as u64,
+            }),
+        })
+    }
+
+    /// Change the cloud as something other than skyplan would (a person in
+    /// the console): applied and written at once, for drift tests.
+    pub fn rewrite(&self, f: impl FnOnce(&mut Cloud)) -> Result<(), ProviderError> {
+        f(&mut self.inner.lock().expect("sim cloud").cloud);
+        let mut written = self
+            .written
+            .try_lock()
+            .map_err(|_| ProviderError::new("the simulated cloud is busy"))?;
+        self.fold(&mut written).map_err(|e| {
+            ProviderError::new(format!(
+                "cannot write simulated cloud {}: {e}",
+                self.path.display()
+            ))
         })
     }
 
@@ -81,43 +175,68 @@ impl SimProvider {
         self.inner.lock().expect("sim cloud").cloud.clone()
     }
 
-    fn mutate<T>(&self, f: impl FnOnce(&mut Cloud) -> T) -> (T, u64) {
+    /// Change the cloud in memory; the returned generation is durable once
+    /// `flush` of it returns.
+    fn mutate<T>(&self, f: impl FnOnce(&mut Cloud) -> (T, Vec<Change>)) -> (T, u64) {
         let mut inner = self.inner.lock().expect("sim cloud");
-        let out = f(&mut inner.cloud);
+        let (out, changes) = f(&mut inner.cloud);
+        inner.pending.extend(changes);
         inner.generation += 1;
         (out, inner.generation)
     }
 
-    /// Return once a write including generation `generation` is on disk.
+    /// Return once every change up to `generation` is in the log. Whoever
+    /// flushes writes all pending changes, so concurrent operations share
+    /// one write.
     async fn flush(&self, generation: u64) -> Result<(), ProviderError> {
-        let mut flushed = self.flushed.lock().await;
-        if *flushed >= generation {
+        let mut written = self.written.lock().await;
+        if written.generation >= generation {
             return Ok(());
         }
-        let (bytes, upto) = {
-            let inner = self.inner.lock().expect("sim cloud");
-            (
-                serde_json::to_vec(&inner.cloud).expect("cloud serializes"),
-                inner.generation,
-            )
+        let (changes, upto) = {
+            let mut inner = self.inner.lock().expect("sim cloud");
+            (std::mem::take(&mut inner.pending), inner.generation)
         };
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            // Per-process temp name: two runs on one cloud never share it.
-            let mut tmp = path.clone().into_os_string();
-            tmp.push(format!(".tmp.{}", std::process::id()));
-            std::fs::write(&tmp, &bytes)?;
-            std::fs::rename(&tmp, &path)
-        })
-        .await
-        .expect("flush task")
-        .map_err(|e| {
+        let mut lines = Vec::with_capacity(changes.len() * 256);
+        for change in &changes {
+            serde_json::to_writer(&mut lines, change).expect("changes serialize");
+            lines.push(b'\n');
+        }
+        let io_error = |e: std::io::Error| {
             ProviderError::new(format!(
                 "cannot write simulated cloud {}: {e}",
                 self.path.display()
             ))
-        })?;
-        *flushed = upto;
+        };
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path(&self.path))
+            .map_err(io_error)?;
+        std::io::Write::write_all(&mut log, &lines).map_err(io_error)?;
+        written.log_bytes += lines.len() as u64;
+        written.generation = upto;
+        if written.log_bytes > written.snapshot_bytes.max(LOG_MIN_FOLD) {
+            self.fold(&mut written).map_err(io_error)?;
+        }
+        Ok(())
+    }
+
+    /// Write the whole cloud as the snapshot and empty the log.
+    fn fold(&self, written: &mut Written) -> std::io::Result<()> {
+        let bytes = {
+            let inner = self.inner.lock().expect("sim cloud");
+            serde_json::to_vec(&inner.cloud).expect("cloud serializes")
+        };
+        // Per-process temp name: two runs on one cloud never share it.
+        let mut tmp = self.path.clone().into_os_string();
+        tmp.push(format!(".tmp.{}", std::process::id()));
+        std::fs::write(&tmp, &bytes)?;
+        std::fs::rename(&tmp, &self.path)?;
+        // Replaying the log again would be harmless; emptying it keeps it short.
+        std::fs::File::create(log_path(&self.path))?;
+        written.snapshot_bytes = bytes.len() as u64;
+        written.log_bytes = 0;
         Ok(())
     }
 }
@@ -205,14 +324,19 @@ impl Provider for SimProvider {
             let id = format!("sim-{}", cloud.next_id);
             let mut stored = attrs.clone();
             stored.insert("id".into(), Value::String(id.clone()));
-            cloud.resources.insert(
-                id,
-                SimObject {
-                    address: ctx.address.to_string(),
-                    attrs: stored.clone(),
-                },
-            );
-            stored
+            let object = SimObject {
+                address: ctx.address.to_string(),
+                attrs: stored.clone(),
+            };
+            cloud.resources.insert(id.clone(), object.clone());
+            (
+                stored,
+                vec![Change::Put {
+                    id,
+                    object,
+                    next_id: cloud.next_id,
+                }],
+            )
         });
         self.flush(generation).await?;
         Ok(out)
@@ -231,11 +355,21 @@ impl Provider for SimProvider {
             .unwrap_or_default()
             .to_string();
         let (out, generation) = self.mutate(|cloud| {
-            let object = cloud.resources.get_mut(&id)?;
+            let next_id = cloud.next_id;
+            let Some(object) = cloud.resources.get_mut(&id) else {
+                return (None, vec![]);
+            };
             let mut stored = attrs.clone();
             stored.insert("id".into(), Value::String(id.clone()));
             object.attrs = stored.clone();
-            Some(stored)
+            (
+                Some(stored),
+                vec![Change::Put {
+                    id: id.clone(),
+                    object: object.clone(),
+                    next_id,
+                }],
+            )
         });
         let out = out.ok_or_else(|| {
             ProviderError::new(format!(
@@ -256,6 +390,7 @@ impl Provider for SimProvider {
             .to_string();
         let ((), generation) = self.mutate(|cloud| {
             cloud.resources.remove(&id);
+            ((), vec![Change::Delete { id: id.clone() }])
         });
         self.flush(generation).await
     }
@@ -367,6 +502,55 @@ mod tests {
             &attrs(json!({"delay_ms": "x", "fail": "boom", "id": 1})),
         );
         assert_eq!(problems.len(), 3, "{problems:?}");
+    }
+
+    #[tokio::test]
+    async fn the_log_survives_a_crash_and_a_torn_line_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        let sim = SimProvider::open(&path).unwrap();
+        let a = sim
+            .create(&ctx("a"), &attrs(json!({"n": 1})))
+            .await
+            .unwrap();
+        sim.create(&ctx("b"), &attrs(json!({"n": 2})))
+            .await
+            .unwrap();
+        sim.delete(&ctx("a"), &a).await.unwrap();
+        drop(sim); // no fold: as if the process were killed
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(log_path(&path))
+            .unwrap();
+        std::io::Write::write_all(&mut log, br#"{"put":{"id":"sim-9","obj"#).unwrap();
+        let reopened = SimProvider::open(&path).unwrap();
+        let cloud = reopened.snapshot();
+        assert_eq!(cloud.resources.len(), 1);
+        assert_eq!(cloud.next_id, 2);
+        assert_eq!(cloud.resources["sim-2"].address, "sim_resource.b");
+    }
+
+    #[tokio::test]
+    async fn the_log_is_folded_into_the_snapshot_as_it_grows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        let sim = SimProvider::open(&path).unwrap();
+        let big = "x".repeat(8192);
+        for i in 0..300 {
+            sim.create(&ctx(&format!("r{i}")), &attrs(json!({"blob": big})))
+                .await
+                .unwrap();
+        }
+        let log = std::fs::metadata(log_path(&path)).unwrap().len();
+        assert!(
+            log <= LOG_MIN_FOLD + 16 * 1024,
+            "log of {log} bytes was never folded"
+        );
+        assert!(std::fs::metadata(&path).unwrap().len() > 0);
+        assert_eq!(
+            SimProvider::open(&path).unwrap().snapshot().resources.len(),
+            300
+        );
     }
 
     #[test]
