@@ -6,11 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "skyplan",
-    version,
-    about = "Plan and apply Kubernetes clusters on AWS from one TOML spec"
-)]
+#[command(name = "skyplan", version, about = "Plan and apply Kubernetes clusters on AWS from one TOML spec")]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,

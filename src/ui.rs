@@ -24,9 +24,7 @@ impl Ui {
         let color = match global.color {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-            }
+            ColorChoice::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
         };
         Ui { color }
     }
@@ -67,12 +65,7 @@ impl Ui {
             Event::Started { address, op } => {
                 println!("{}: {}...", style.bold(&address.to_string()), op.verb())
             }
-            Event::Progress {
-                address,
-                op,
-                message,
-                elapsed,
-            } => {
+            Event::Progress { address, op, message, elapsed } => {
                 println!(
                     "{}: Still {}... [{} elapsed] {message}",
                     style.bold(&address.to_string()),
@@ -80,34 +73,16 @@ impl Ui {
                     secs(*elapsed)
                 )
             }
-            Event::Finished {
-                address,
-                op,
-                id,
-                elapsed,
-            } => {
-                let id = id
-                    .as_ref()
-                    .map(|i| format!(" [id={i}]"))
-                    .unwrap_or_default();
-                println!(
-                    "{}: {} after {}{id}",
-                    style.bold(&address.to_string()),
-                    op.done(),
-                    secs(*elapsed)
-                );
+            Event::Finished { address, op, id, elapsed } => {
+                let id = id.as_ref().map(|i| format!(" [id={i}]")).unwrap_or_default();
+                println!("{}: {} after {}{id}", style.bold(&address.to_string()), op.done(), secs(*elapsed));
             }
             Event::Failed { address, op, error } => {
-                eprintln!(
-                    "{}: {} failed: {error}",
-                    style.red(&address.to_string()),
-                    op.noun()
-                )
+                eprintln!("{}: {} failed: {error}", style.red(&address.to_string()), op.noun())
             }
-            Event::Skipped { address, .. } => eprintln!(
-                "{}: skipped: a resource it depends on was not applied",
-                address
-            ),
+            Event::Skipped { address, .. } => {
+                eprintln!("{}: skipped: a resource it depends on was not applied", address)
+            }
         })
     }
 }
@@ -117,45 +92,25 @@ impl Ui {
 fn live_progress(style: Style) -> EventSink {
     let bars = MultiProgress::new();
     let running: Mutex<HashMap<Address, ProgressBar>> = Mutex::new(HashMap::new());
-    let spinner = ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg} [{elapsed}]")
-        .expect("valid template");
+    let spinner =
+        ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg} [{elapsed}]").expect("valid template");
     Arc::new(move |event: &Event| match event {
         Event::Started { address, op } => {
-            let bar = bars.add(
-                ProgressBar::new_spinner()
-                    .with_style(spinner.clone())
-                    .with_prefix(address.to_string()),
-            );
+            let bar = bars.add(ProgressBar::new_spinner().with_style(spinner.clone()).with_prefix(address.to_string()));
             bar.set_message(format!("{}...", op.verb()));
             bar.enable_steady_tick(Duration::from_millis(120));
-            running
-                .lock()
-                .expect("progress bars")
-                .insert(address.clone(), bar);
+            running.lock().expect("progress bars").insert(address.clone(), bar);
         }
-        Event::Progress {
-            address,
-            op,
-            message,
-            ..
-        } => {
+        Event::Progress { address, op, message, .. } => {
             if let Some(bar) = running.lock().expect("progress bars").get(address) {
                 bar.set_message(format!("{}... {message}", op.verb()));
             }
         }
-        Event::Finished {
-            address,
-            op,
-            id,
-            elapsed,
-        } => {
+        Event::Finished { address, op, id, elapsed } => {
             if let Some(bar) = running.lock().expect("progress bars").remove(address) {
                 bar.finish_and_clear();
             }
-            let id = id
-                .as_ref()
-                .map(|i| format!(" [id={i}]"))
-                .unwrap_or_default();
+            let id = id.as_ref().map(|i| format!(" [id={i}]")).unwrap_or_default();
             let _ = bars.println(format!(
                 "{}: {} after {}{id}",
                 style.bold(&address.to_string()),
@@ -167,16 +122,10 @@ fn live_progress(style: Style) -> EventSink {
             if let Some(bar) = running.lock().expect("progress bars").remove(address) {
                 bar.finish_and_clear();
             }
-            let _ = bars.println(format!(
-                "{}: {} failed: {error}",
-                style.red(&address.to_string()),
-                op.noun()
-            ));
+            let _ = bars.println(format!("{}: {} failed: {error}", style.red(&address.to_string()), op.noun()));
         }
         Event::Skipped { address, .. } => {
-            let _ = bars.println(format!(
-                "{address}: skipped: a resource it depends on was not applied"
-            ));
+            let _ = bars.println(format!("{address}: skipped: a resource it depends on was not applied"));
         }
     })
 }

@@ -10,15 +10,14 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use skyplan_engine::graph::ResourceGraph;
 use skyplan_engine::{Diagnostics, Providers, Resource, Spec};
-use skyplan_state::{Backend, LocalBackend, LockInfo, State};
+use skyplan_state::{Backend, LocalBackend, LockInfo, State, StateError};
 
 use crate::cli::Global;
 
 /// Raw resources plus what the cluster blueprint expands `[cluster]` into.
 pub fn resources(spec: &Spec) -> Result<Vec<Resource>, Diagnostics> {
     let mut resources = spec.resources.clone();
-    let expanded =
-        skyplan_aws_blueprint::expand(&spec.file).map_err(|errs| spec.source.diagnostics(&errs))?;
+    let expanded = skyplan_aws_blueprint::expand(&spec.file).map_err(|errs| spec.source.diagnostics(&errs))?;
     resources.extend(expanded);
     Ok(resources)
 }
@@ -43,9 +42,7 @@ pub fn state_path(global: &Global, spec: Option<&Path>) -> Result<PathBuf> {
         return Ok(PathBuf::from(s));
     }
     if let Some(spec) = spec {
-        let stem = spec
-            .file_stem()
-            .ok_or_else(|| anyhow!("{} has no file name", spec.display()))?;
+        let stem = spec.file_stem().ok_or_else(|| anyhow!("{} has no file name", spec.display()))?;
         let mut name = stem.to_os_string();
         name.push(".state.json");
         return Ok(spec.with_file_name(name));
@@ -53,11 +50,7 @@ pub fn state_path(global: &Global, spec: Option<&Path>) -> Result<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(".")
         .context("cannot list the current directory")?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.ends_with(".state.json"))
-        })
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".state.json")))
         .collect();
     match found.len() {
         1 => Ok(found.remove(0)),
@@ -86,12 +79,28 @@ pub struct Lock {
 impl Lock {
     pub fn acquire(backend: &Arc<dyn Backend>, operation: &str, timeout_secs: u64) -> Result<Lock> {
         let info = LockInfo::new(operation);
-        backend.lock(&info, Duration::from_secs(timeout_secs))?;
-        Ok(Lock {
-            backend: backend.clone(),
-            id: info.id,
-        })
+        match backend.lock(&info, Duration::from_secs(timeout_secs)) {
+            Ok(()) => {}
+            Err(StateError::Locked(held)) if held_by_dead_local_process(&held, &info) => {
+                // Its holder was killed on this machine: the lock protects
+                // nothing. Release exactly that lock (by its id) and retry.
+                eprintln!(
+                    "note: releasing the lock {} left by {} (pid {}, {}), which is no longer running",
+                    held.id, held.holder, held.pid, held.operation
+                );
+                backend.unlock(&held.id)?;
+                backend.lock(&info, Duration::from_secs(timeout_secs))?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(Lock { backend: backend.clone(), id: info.id })
     }
+}
+
+/// A lock taken on this host by a process that no longer exists. Locks from
+/// other hosts are never judged: only `skyplan unlock ID` releases them.
+fn held_by_dead_local_process(held: &LockInfo, mine: &LockInfo) -> bool {
+    held.holder == mine.holder && held.pid != mine.pid && !Path::new(&format!("/proc/{}", held.pid)).exists()
 }
 
 impl Drop for Lock {
@@ -136,10 +145,7 @@ async fn with_aws(providers: Providers, spec: &Spec) -> Result<Providers> {
         .or_else(|| std::env::var("AWS_REGION").ok())
         .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
         .ok_or_else(|| {
-            anyhow!(
-                "{}: aws_* resources need a region: set [cluster] region or AWS_REGION",
-                spec.source.path.display()
-            )
+            anyhow!("{}: aws_* resources need a region: set [cluster] region or AWS_REGION", spec.source.path.display())
         })?;
     let account = file.account.clone().unwrap_or_default();
     let settings = skyplan_aws::AwsSettings {

@@ -40,7 +40,11 @@ fn generate(n: usize, layers: usize, seed: u64, mut delay: impl FnMut(&mut Rng) 
     let mut out = String::with_capacity(n * 120);
     for i in 0..n {
         let layer = i / per_layer;
-        out.push_str(&format!("[resource.sim_resource.r{i}]\nsize = {}\nzone = \"z{}\"\n", rng.below(100), rng.below(3)));
+        out.push_str(&format!(
+            "[resource.sim_resource.r{i}]\nsize = {}\nzone = \"z{}\"\n",
+            rng.below(100),
+            rng.below(3)
+        ));
         let d = delay(&mut rng);
         if d > 0 {
             out.push_str(&format!("delay_ms = {d}\n"));
@@ -86,7 +90,8 @@ fn world() -> World {
 }
 
 fn graph_of(text: &str, providers: &Providers) -> ResourceGraph {
-    let spec = Spec::parse(Source { path: "bench.toml".into(), text: text.to_string() }).expect("generated spec parses");
+    let spec =
+        Spec::parse(Source { path: "bench.toml".into(), text: text.to_string() }).expect("generated spec parses");
     ResourceGraph::build(spec.resources, providers).expect("generated graph is valid")
 }
 
@@ -175,7 +180,11 @@ async fn makespan(n: usize, layers: usize, parallelism: usize) {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let sizes: Vec<usize> = if args.is_empty() { vec![1_000, 10_000] } else { args.iter().map(|a| a.parse().expect("sizes are numbers")).collect() };
+    let sizes: Vec<usize> = if args.is_empty() {
+        vec![1_000, 10_000]
+    } else {
+        args.iter().map(|a| a.parse().expect("sizes are numbers")).collect()
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         println!("Phases, zero delay (seconds; parallelism 10):\n");

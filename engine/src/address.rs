@@ -20,19 +20,11 @@ pub struct Address {
 
 impl Address {
     pub fn new(kind: impl Into<String>, name: impl Into<String>) -> Self {
-        Address {
-            kind: kind.into(),
-            name: name.into(),
-            key: None,
-        }
+        Address { kind: kind.into(), name: name.into(), key: None }
     }
 
     pub fn keyed(kind: impl Into<String>, name: impl Into<String>, key: impl Into<String>) -> Self {
-        Address {
-            kind: kind.into(),
-            name: name.into(),
-            key: Some(key.into()),
-        }
+        Address { kind: kind.into(), name: name.into(), key: Some(key.into()) }
     }
 }
 
@@ -75,11 +67,7 @@ impl FromStr for Address {
         if !is_ident(kind) || !is_ident(name) {
             return Err(err());
         }
-        Ok(Address {
-            kind: kind.to_string(),
-            name: name.to_string(),
-            key,
-        })
+        Ok(Address { kind: kind.to_string(), name: name.to_string(), key })
     }
 }
 
@@ -102,30 +90,21 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        for s in [
-            "aws_vpc.main",
-            "aws_subnet.private[us-east-1a]",
-            "aws_instance.control_plane[2]",
-        ] {
+        for s in ["aws_vpc.main", "aws_subnet.private[us-east-1a]", "aws_instance.control_plane[2]"] {
             assert_eq!(s.parse::<Address>().unwrap().to_string(), s);
         }
     }
 
     #[test]
     fn rejects_malformed() {
-        for s in [
-            "", "vpc", ".a", "a.", "a.b[", "a.b[]", "a.b[x]y", "1a.b", "a.b c",
-        ] {
+        for s in ["", "vpc", ".a", "a.", "a.b[", "a.b[]", "a.b[x]y", "1a.b", "a.b c"] {
             assert!(s.parse::<Address>().is_err(), "{s} should not parse");
         }
     }
 
     #[test]
     fn orders_by_type_name_key() {
-        let mut v: Vec<Address> = ["b.a", "a.b[2]", "a.b[1]", "a.b"]
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
+        let mut v: Vec<Address> = ["b.a", "a.b[2]", "a.b[1]", "a.b"].iter().map(|s| s.parse().unwrap()).collect();
         v.sort();
         let s: Vec<String> = v.iter().map(|a| a.to_string()).collect();
         assert_eq!(s, ["a.b", "a.b[1]", "a.b[2]", "b.a"]);

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use skyplan_state::{Mutation, ResourceState, State, Writer};
+use skyplan_state::{Mutation, PendingCreate, ResourceState, State, Writer};
 
 use crate::address::Address;
 use crate::dag::{self, Outcome};
@@ -62,31 +62,11 @@ impl OpKind {
 /// What happens during apply, in order, for progress display and tests.
 #[derive(Debug, Clone)]
 pub enum Event {
-    Started {
-        address: Address,
-        op: OpKind,
-    },
-    Progress {
-        address: Address,
-        op: OpKind,
-        message: String,
-        elapsed: Duration,
-    },
-    Finished {
-        address: Address,
-        op: OpKind,
-        id: Option<String>,
-        elapsed: Duration,
-    },
-    Failed {
-        address: Address,
-        op: OpKind,
-        error: String,
-    },
-    Skipped {
-        address: Address,
-        op: OpKind,
-    },
+    Started { address: Address, op: OpKind },
+    Progress { address: Address, op: OpKind, message: String, elapsed: Duration },
+    Finished { address: Address, op: OpKind, id: Option<String>, elapsed: Duration },
+    Failed { address: Address, op: OpKind, error: String },
+    Skipped { address: Address, op: OpKind },
 }
 
 pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
@@ -96,7 +76,12 @@ pub struct ApplyOptions {
     /// Set to stop starting new operations (Ctrl-C); running ones finish.
     pub stop: Arc<AtomicBool>,
     pub events: EventSink,
+    /// Called after the cloud has done an operation and before its result is
+    /// recorded: the moment a crash loses the most. Crash tests hook it.
+    pub before_recording: Option<RecordingHook>,
 }
+
+pub type RecordingHook = Arc<dyn Fn(&Address, OpKind) + Send + Sync>;
 
 impl ApplyOptions {
     pub fn new(parallelism: usize) -> Self {
@@ -104,6 +89,7 @@ impl ApplyOptions {
             parallelism,
             stop: Arc::new(AtomicBool::new(false)),
             events: Arc::new(|_| {}),
+            before_recording: None,
         }
     }
 }
@@ -136,10 +122,7 @@ fn operations(changes: &[Change]) -> (Vec<Op>, Vec<Vec<usize>>) {
     for (i, c) in changes.iter().enumerate() {
         if matches!(c.action, Action::Delete | Action::Replace) {
             delete_op.insert(&c.address, ops.len());
-            ops.push(Op {
-                change: i,
-                kind: OpKind::Delete,
-            });
+            ops.push(Op { change: i, kind: OpKind::Delete });
         }
         let kind = match c.action {
             Action::Create | Action::Replace => OpKind::Create,
@@ -170,8 +153,7 @@ fn operations(changes: &[Change]) -> (Vec<Op>, Vec<Vec<usize>>) {
                 for dependent in prior_dependents.get(&change.address).into_iter().flatten() {
                     if let Some(&del) = delete_op.get(&dependent.address) {
                         deps[i].push(del);
-                    } else if dependent.action == Action::Update && change.action == Action::Delete
-                    {
+                    } else if dependent.action == Action::Update && change.action == Action::Delete {
                         // A pure delete waits for dependents to stop using
                         // X. (In a replace, the dependent's update needs the
                         // new X, so it comes after the create instead.)
@@ -206,6 +188,7 @@ struct Shared {
     live: Mutex<HashMap<Address, Attrs>>,
     events: EventSink,
     stop: Arc<AtomicBool>,
+    before_recording: Option<RecordingHook>,
     /// The error of each failed operation, by operation index.
     errors: Mutex<HashMap<usize, String>>,
 }
@@ -233,11 +216,8 @@ pub async fn apply(
         .collect();
     let priority = dag::remaining_path_costs(&deps, &cost);
 
-    let live = state
-        .resources
-        .iter()
-        .filter_map(|(a, r)| Some((a.parse::<Address>().ok()?, r.attributes.clone())))
-        .collect();
+    let live =
+        state.resources.iter().filter_map(|(a, r)| Some((a.parse::<Address>().ok()?, r.attributes.clone()))).collect();
     let shared = Arc::new(Shared {
         changes: plan.changes.clone(),
         providers: providers.clone(),
@@ -247,22 +227,17 @@ pub async fn apply(
         events: options.events.clone(),
         stop: options.stop.clone(),
         errors: Mutex::new(HashMap::new()),
+        before_recording: options.before_recording.clone(),
     });
     let ops = Arc::new(ops);
     let outcomes = {
         let ops = ops.clone();
         let shared = shared.clone();
-        dag::walk(
-            &deps,
-            &priority,
-            options.parallelism,
-            options.stop.clone(),
-            move |i| {
-                let shared = shared.clone();
-                let ops = ops.clone();
-                async move { run_op(&shared, i, &ops[i]).await }
-            },
-        )
+        dag::walk(&deps, &priority, options.parallelism, options.stop.clone(), move |i| {
+            let shared = shared.clone();
+            let ops = ops.clone();
+            async move { run_op(&shared, i, &ops[i]).await }
+        })
         .await
     };
 
@@ -273,16 +248,9 @@ pub async fn apply(
         let address = shared.changes[op.change].address.clone();
         match outcome {
             Outcome::Succeeded => report.succeeded.push((address, op.kind)),
-            Outcome::Failed => {
-                report
-                    .failed
-                    .push((address, op.kind, errors.remove(&i).unwrap_or_default()))
-            }
+            Outcome::Failed => report.failed.push((address, op.kind, errors.remove(&i).unwrap_or_default())),
             Outcome::Skipped => {
-                (shared.events)(&Event::Skipped {
-                    address: address.clone(),
-                    op: op.kind,
-                });
+                (shared.events)(&Event::Skipped { address: address.clone(), op: op.kind });
                 report.skipped.push((address, op.kind))
             }
             Outcome::NotStarted => report.not_started.push((address, op.kind)),
@@ -295,44 +263,21 @@ async fn run_op(shared: &Shared, index: usize, op: &Op) -> bool {
     let change = &shared.changes[op.change];
     let address = &change.address;
     let started = Instant::now();
-    (shared.events)(&Event::Started {
-        address: address.clone(),
-        op: op.kind,
-    });
+    (shared.events)(&Event::Started { address: address.clone(), op: op.kind });
     let fail = |error: String| {
-        shared
-            .errors
-            .lock()
-            .expect("errors")
-            .insert(index, error.clone());
-        (shared.events)(&Event::Failed {
-            address: address.clone(),
-            op: op.kind,
-            error,
-        });
+        shared.errors.lock().expect("errors").insert(index, error.clone());
+        (shared.events)(&Event::Failed { address: address.clone(), op: op.kind, error });
         false
     };
     let Some(provider) = shared.providers.for_kind(&change.kind) else {
-        return fail(format!(
-            "no provider serves resource type `{}`",
-            change.kind
-        ));
+        return fail(format!("no provider serves resource type `{}`", change.kind));
     };
     let events = shared.events.clone();
     let kind = op.kind;
     let sink = Arc::new(move |p: Progress| {
-        events(&Event::Progress {
-            address: p.address,
-            op: kind,
-            message: p.message,
-            elapsed: started.elapsed(),
-        });
+        events(&Event::Progress { address: p.address, op: kind, message: p.message, elapsed: started.elapsed() });
     });
-    let ctx = OpContext::new(
-        address.clone(),
-        client_token(&shared.lineage, address),
-        Some(sink),
-    );
+    let ctx = OpContext::new(address.clone(), client_token(&shared.lineage, address), Some(sink));
 
     match op.kind {
         OpKind::Delete => {
@@ -340,12 +285,11 @@ async fn run_op(shared: &Shared, index: usize, op: &Op) -> bool {
             if let Err(e) = provider.delete(&ctx, &prior).await {
                 return fail(e.message);
             }
+            if let Some(hook) = &shared.before_recording {
+                hook(address, op.kind);
+            }
             shared.live.lock().expect("live values").remove(address);
-            if let Err(e) = shared
-                .writer
-                .commit(vec![Mutation::Remove(address.to_string())])
-                .await
-            {
+            if let Err(e) = shared.writer.commit(vec![Mutation::Remove(address.to_string())]).await {
                 shared.stop.store(true, Ordering::SeqCst);
                 return fail(format!("deleted, but the state could not be saved: {e}"));
             }
@@ -362,24 +306,36 @@ async fn run_op(shared: &Shared, index: usize, op: &Op) -> bool {
             let resolved = {
                 let live = shared.live.lock().expect("live values");
                 let mut missing = Vec::new();
-                let mut lookup =
-                    |r: &Reference| match live.get(&r.target).and_then(|a| a.get(&r.attr)) {
-                        Some(v) => v.clone(),
-                        None => {
-                            missing.push(r.to_string());
-                            value::unknown()
-                        }
-                    };
+                let mut lookup = |r: &Reference| match live.get(&r.target).and_then(|a| a.get(&r.attr)) {
+                    Some(v) => v.clone(),
+                    None => {
+                        missing.push(r.to_string());
+                        value::unknown()
+                    }
+                };
                 let resolved = value::resolve_attrs(&config, &mut lookup);
                 if !missing.is_empty() || resolved.values().any(contains_unknown) {
                     drop(live);
-                    return fail(format!(
-                        "cannot resolve {} after its dependencies were applied",
-                        missing.join(", ")
-                    ));
+                    return fail(format!("cannot resolve {} after its dependencies were applied", missing.join(", ")));
                 }
                 resolved
             };
+            if op.kind == OpKind::Create {
+                // Record the intent first: if this process dies during the
+                // call, the next run finds what it made instead of making it
+                // twice.
+                let intent = PendingCreate {
+                    kind: change.kind.clone(),
+                    provider: provider.name().to_string(),
+                    client_token: ctx.client_token.clone(),
+                    inputs: resolved.clone(),
+                    dependencies: change.dependencies.iter().map(|d| d.to_string()).collect(),
+                };
+                if let Err(e) = shared.writer.commit(vec![Mutation::Intend(address.to_string(), intent)]).await {
+                    shared.stop.store(true, Ordering::SeqCst);
+                    return fail(format!("not created: the state could not be saved: {e}"));
+                }
+            }
             let result = if op.kind == OpKind::Update {
                 let prior = shared
                     .live
@@ -397,16 +353,15 @@ async fn run_op(shared: &Shared, index: usize, op: &Op) -> bool {
                 Ok(a) => a,
                 Err(e) => return fail(e.message),
             };
+            if let Some(hook) = &shared.before_recording {
+                hook(address, op.kind);
+            }
             let id = match attributes.get("id") {
                 Some(serde_json::Value::String(s)) => s.clone(),
                 Some(other) => other.to_string(),
                 None => return fail(format!("provider {} returned no id", provider.name())),
             };
-            shared
-                .live
-                .lock()
-                .expect("live values")
-                .insert(address.clone(), attributes.clone());
+            shared.live.lock().expect("live values").insert(address.clone(), attributes.clone());
             let record = ResourceState {
                 kind: change.kind.clone(),
                 provider: provider.name().to_string(),
@@ -415,15 +370,9 @@ async fn run_op(shared: &Shared, index: usize, op: &Op) -> bool {
                 attributes,
                 dependencies: change.dependencies.iter().map(|d| d.to_string()).collect(),
             };
-            if let Err(e) = shared
-                .writer
-                .commit(vec![Mutation::Upsert(address.to_string(), record)])
-                .await
-            {
+            if let Err(e) = shared.writer.commit(vec![Mutation::Upsert(address.to_string(), record)]).await {
                 shared.stop.store(true, Ordering::SeqCst);
-                return fail(format!(
-                    "applied (id {id}), but the state could not be saved: {e}"
-                ));
+                return fail(format!("applied (id {id}), but the state could not be saved: {e}"));
             }
             (shared.events)(&Event::Finished {
                 address: address.clone(),

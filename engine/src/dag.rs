@@ -74,10 +74,8 @@ where
     let dependents = dependents(deps);
     let mut waiting: Vec<usize> = deps.iter().map(Vec::len).collect();
     let mut outcome: Vec<Option<Outcome>> = vec![None; n];
-    let mut ready: BinaryHeap<(u64, std::cmp::Reverse<usize>)> = (0..n)
-        .filter(|&i| waiting[i] == 0)
-        .map(|i| (priority[i], std::cmp::Reverse(i)))
-        .collect();
+    let mut ready: BinaryHeap<(u64, std::cmp::Reverse<usize>)> =
+        (0..n).filter(|&i| waiting[i] == 0).map(|i| (priority[i], std::cmp::Reverse(i))).collect();
     let mut running: JoinSet<(usize, bool)> = JoinSet::new();
 
     loop {
@@ -114,10 +112,7 @@ where
             }
         }
     }
-    outcome
-        .into_iter()
-        .map(|o| o.unwrap_or(Outcome::NotStarted))
-        .collect()
+    outcome.into_iter().map(|o| o.unwrap_or(Outcome::NotStarted)).collect()
 }
 
 #[cfg(test)]
@@ -159,17 +154,13 @@ mod tests {
         let at = |i: usize| log.iter().find(|e| e.0 == i).copied().unwrap();
         for (i, ds) in deps.iter().enumerate() {
             for &d in ds {
-                assert!(
-                    at(i).1 >= at(d).2,
-                    "task {i} started before its dependency {d} finished"
-                );
+                assert!(at(i).1 >= at(d).2, "task {i} started before its dependency {d} finished");
             }
         }
         // 1 and 2 run at the same time, and so does the independent chain.
         assert_eq!(at(1).1, at(2).1);
         assert_eq!(at(4).1, at(0).1);
-        let makespan =
-            log.iter().map(|e| e.2).max().unwrap() - log.iter().map(|e| e.1).min().unwrap();
+        let makespan = log.iter().map(|e| e.2).max().unwrap() - log.iter().map(|e| e.1).min().unwrap();
         assert_eq!(makespan, Duration::from_millis(30));
     }
 
@@ -177,15 +168,7 @@ mod tests {
     async fn a_failure_skips_dependents_only() {
         let deps = vec![vec![], vec![0], vec![1], vec![]];
         let outcome = walk(&deps, &[0; 4], 2, never(), |i| async move { i != 0 }).await;
-        assert_eq!(
-            outcome,
-            vec![
-                Outcome::Failed,
-                Outcome::Skipped,
-                Outcome::Skipped,
-                Outcome::Succeeded
-            ]
-        );
+        assert_eq!(outcome, vec![Outcome::Failed, Outcome::Skipped, Outcome::Skipped, Outcome::Succeeded]);
     }
 
     #[tokio::test(start_paused = true)]

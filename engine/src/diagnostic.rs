@@ -36,11 +36,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(location: Location, message: impl Into<String>) -> Self {
-        Diagnostic {
-            location,
-            message: message.into(),
-            help: None,
-        }
+        Diagnostic { location, message: message.into(), help: None }
     }
 
     pub fn at_address(address: &Address, message: impl Into<String>) -> Self {
@@ -56,9 +52,7 @@ impl Diagnostic {
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.location {
-            Location::File { path, line, column } => {
-                write!(f, "{}:{line}:{column}: ", path.display())?
-            }
+            Location::File { path, line, column } => write!(f, "{}:{line}:{column}: ", path.display())?,
             Location::Key { path, key } => write!(f, "{}: {key}: ", path.display())?,
             Location::Address(a) => write!(f, "{a}: ")?,
             Location::None => {}

@@ -42,33 +42,22 @@ pub struct ResourceGraph {
 impl ResourceGraph {
     /// Build and check the graph. All problems are reported at once, each
     /// naming the resource address.
-    pub fn build(
-        resources: Vec<Resource>,
-        providers: &Providers,
-    ) -> Result<ResourceGraph, Diagnostics> {
+    pub fn build(resources: Vec<Resource>, providers: &Providers) -> Result<ResourceGraph, Diagnostics> {
         let mut errors = Vec::new();
         let mut index = HashMap::with_capacity(resources.len());
         let mut nodes = Vec::with_capacity(resources.len());
         for resource in resources {
             if index.contains_key(&resource.address) {
-                errors.push(Diagnostic::at_address(
-                    &resource.address,
-                    "is declared more than once",
-                ));
+                errors.push(Diagnostic::at_address(&resource.address, "is declared more than once"));
                 continue;
             }
             let Some(provider) = providers.for_kind(&resource.address.kind) else {
                 errors.push(
                     Diagnostic::at_address(
                         &resource.address,
-                        format!(
-                            "no provider serves resource type `{}`",
-                            resource.address.kind
-                        ),
+                        format!("no provider serves resource type `{}`", resource.address.kind),
                     )
-                    .with_help(
-                        "known types: sim_resource and the aws_* types of docs/aws-resources.md",
-                    ),
+                    .with_help("known types: sim_resource and the aws_* types of docs/aws-resources.md"),
                 );
                 continue;
             };
@@ -77,12 +66,7 @@ impl ResourceGraph {
             }
             let schema = provider.schema(&resource.address.kind, &resource.attrs);
             index.insert(resource.address.clone(), nodes.len());
-            nodes.push(Node {
-                provider: provider.name().to_string(),
-                schema,
-                dependencies: Vec::new(),
-                resource,
-            });
+            nodes.push(Node { provider: provider.name().to_string(), schema, dependencies: Vec::new(), resource });
         }
 
         let mut graph = DiGraph::with_capacity(nodes.len(), nodes.len());
@@ -96,10 +80,7 @@ impl ResourceGraph {
                 let refs = match value::references(v) {
                     Ok(refs) => refs,
                     Err(e) => {
-                        errors.push(Diagnostic::at_address(
-                            &resource.address,
-                            format!("{attr}: {e}"),
-                        ));
+                        errors.push(Diagnostic::at_address(&resource.address, format!("{attr}: {e}")));
                         continue;
                     }
                 };
@@ -108,42 +89,27 @@ impl ResourceGraph {
                         None => errors.push(
                             Diagnostic::at_address(
                                 &resource.address,
-                                format!(
-                                    "{attr} refers to {r}, but there is no resource {}",
-                                    r.target
-                                ),
+                                format!("{attr} refers to {r}, but there is no resource {}", r.target),
                             )
                             .with_help("declare that resource, or fix the reference"),
                         ),
                         Some(&j) => {
                             let target = &nodes[j];
-                            if !target.resource.attrs.contains_key(&r.attr)
-                                && !target.schema.computed.contains(&r.attr)
+                            if !target.resource.attrs.contains_key(&r.attr) && !target.schema.computed.contains(&r.attr)
                             {
-                                let mut known: Vec<&String> = target
-                                    .resource
-                                    .attrs
-                                    .keys()
-                                    .chain(target.schema.computed.iter())
-                                    .collect();
+                                let mut known: Vec<&String> =
+                                    target.resource.attrs.keys().chain(target.schema.computed.iter()).collect();
                                 known.sort();
                                 known.dedup();
                                 errors.push(
                                     Diagnostic::at_address(
                                         &resource.address,
-                                        format!(
-                                            "{attr} refers to {r}, but {} has no attribute `{}`",
-                                            r.target, r.attr
-                                        ),
+                                        format!("{attr} refers to {r}, but {} has no attribute `{}`", r.target, r.attr),
                                     )
                                     .with_help(format!(
                                         "{} has: {}",
                                         r.target,
-                                        known
-                                            .iter()
-                                            .map(|s| s.as_str())
-                                            .collect::<Vec<_>>()
-                                            .join(", ")
+                                        known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
                                     )),
                                 );
                             }
@@ -166,10 +132,7 @@ impl ResourceGraph {
             for &j in &deps {
                 graph.add_edge(NodeIndex::new(j), NodeIndex::new(i), ());
             }
-            let mut dependencies: Vec<Address> = deps
-                .iter()
-                .map(|&j| nodes[j].resource.address.clone())
-                .collect();
+            let mut dependencies: Vec<Address> = deps.iter().map(|&j| nodes[j].resource.address.clone()).collect();
             dependencies.sort();
             nodes[i].dependencies = dependencies;
         }
@@ -181,12 +144,7 @@ impl ResourceGraph {
             Ok(order) => order.into_iter().map(|n| n.index()).collect(),
             Err(_) => return Err(cycle_errors(&graph, &nodes)),
         };
-        Ok(ResourceGraph {
-            graph,
-            nodes,
-            index,
-            order,
-        })
+        Ok(ResourceGraph { graph, nodes, index, order })
     }
 
     pub fn nodes(&self) -> &[Node] {
@@ -215,15 +173,11 @@ impl ResourceGraph {
     pub fn layers(&self) -> Vec<Vec<Address>> {
         let mut depth = vec![0usize; self.nodes.len()];
         for &i in &self.order {
-            for dep in self
-                .graph
-                .neighbors_directed(NodeIndex::new(i), Direction::Incoming)
-            {
+            for dep in self.graph.neighbors_directed(NodeIndex::new(i), Direction::Incoming) {
                 depth[i] = depth[i].max(depth[dep.index()] + 1);
             }
         }
-        let mut layers: Vec<Vec<Address>> =
-            vec![Vec::new(); depth.iter().max().map_or(0, |d| d + 1)];
+        let mut layers: Vec<Vec<Address>> = vec![Vec::new(); depth.iter().max().map_or(0, |d| d + 1)];
         for (i, d) in depth.iter().enumerate() {
             layers[*d].push(self.nodes[i].resource.address.clone());
         }
@@ -260,15 +214,9 @@ fn cycle_errors(graph: &DiGraph<usize, ()>, nodes: &[Node]) -> Diagnostics {
             continue;
         }
         let members: BTreeSet<NodeIndex> = scc.iter().copied().collect();
-        let start = *members
-            .iter()
-            .min_by_key(|n| &nodes[n.index()].resource.address)
-            .expect("non-empty");
+        let start = *members.iter().min_by_key(|n| &nodes[n.index()].resource.address).expect("non-empty");
         let path = cycle_through(graph, &members, start);
-        let mut names: Vec<String> = path
-            .iter()
-            .map(|n| nodes[n.index()].resource.address.to_string())
-            .collect();
+        let mut names: Vec<String> = path.iter().map(|n| nodes[n.index()].resource.address.to_string()).collect();
         names.push(nodes[start.index()].resource.address.to_string());
         errors.push(
             Diagnostic::at_address(
@@ -283,11 +231,7 @@ fn cycle_errors(graph: &DiGraph<usize, ()>, nodes: &[Node]) -> Diagnostics {
 
 /// A path start -> ... -> (edge back to start) inside one strongly connected
 /// component, found by breadth-first search over dependents.
-fn cycle_through(
-    graph: &DiGraph<usize, ()>,
-    members: &BTreeSet<NodeIndex>,
-    start: NodeIndex,
-) -> Vec<NodeIndex> {
+fn cycle_through(graph: &DiGraph<usize, ()>, members: &BTreeSet<NodeIndex>, start: NodeIndex) -> Vec<NodeIndex> {
     // Walk against the edges (dependent -> dependency) so the printed path
     // reads "a depends on b depends on ... depends on a".
     let mut parent: HashMap<NodeIndex, NodeIndex> = HashMap::new();

@@ -117,17 +117,13 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
             let (action, before, replace_because) = match prior {
                 None => (Action::Create, None, Vec::new()),
                 Some(prior) => {
-                    let keys: BTreeSet<&String> =
-                        resolved.keys().chain(prior.inputs.keys()).collect();
+                    let keys: BTreeSet<&String> = resolved.keys().chain(prior.inputs.keys()).collect();
                     let changed: Vec<&String> = keys
                         .into_iter()
                         .filter(|k| {
                             let after = resolved.get(*k).unwrap_or(&Value::Null);
-                            let before = prior
-                                .attributes
-                                .get(*k)
-                                .or_else(|| prior.inputs.get(*k))
-                                .unwrap_or(&Value::Null);
+                            let before =
+                                prior.attributes.get(*k).or_else(|| prior.inputs.get(*k)).unwrap_or(&Value::Null);
                             after != before || contains_unknown(after)
                         })
                         .collect();
@@ -154,9 +150,7 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
                 }
                 let known = match action {
                     Action::NoOp => before.as_ref().and_then(|b| b.get(attr)).cloned(),
-                    Action::Update if attr == "id" => {
-                        before.as_ref().and_then(|b| b.get(attr)).cloned()
-                    }
+                    Action::Update if attr == "id" => before.as_ref().and_then(|b| b.get(attr)).cloned(),
                     _ => None,
                 };
                 after.insert(attr.clone(), known.unwrap_or_else(unknown));
@@ -173,9 +167,7 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
                 replace_because,
                 config: Some(node.resource.attrs.clone()),
                 dependencies: node.dependencies.clone(),
-                prior_dependencies: prior
-                    .map(|p| parse_addresses(&p.dependencies))
-                    .unwrap_or_default(),
+                prior_dependencies: prior.map(|p| parse_addresses(&p.dependencies)).unwrap_or_default(),
             });
         }
     }
@@ -212,13 +204,7 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
             Action::NoOp => {}
         }
     }
-    Plan {
-        destroy,
-        lineage: state.lineage.clone(),
-        serial: state.serial,
-        changes,
-        summary,
-    }
+    Plan { destroy, lineage: state.lineage.clone(), serial: state.serial, changes, summary }
 }
 
 fn parse_addresses(list: &[String]) -> Vec<Address> {
@@ -237,23 +223,13 @@ fn lookup_planned(
     };
     let change = &changes[i];
     let after = change.after.as_ref().and_then(|a| a.get(&r.attr));
-    let is_config = graph
-        .get(&r.target)
-        .is_some_and(|n| n.resource.attrs.contains_key(&r.attr));
+    let is_config = graph.get(&r.target).is_some_and(|n| n.resource.attrs.contains_key(&r.attr));
     match action {
         _ if is_config => after.cloned().unwrap_or_else(unknown),
-        Action::NoOp => change
-            .before
-            .as_ref()
-            .and_then(|b| b.get(&r.attr))
-            .cloned()
-            .unwrap_or_else(unknown),
-        Action::Update if r.attr == "id" => change
-            .before
-            .as_ref()
-            .and_then(|b| b.get("id"))
-            .cloned()
-            .unwrap_or_else(unknown),
+        Action::NoOp => change.before.as_ref().and_then(|b| b.get(&r.attr)).cloned().unwrap_or_else(unknown),
+        Action::Update if r.attr == "id" => {
+            change.before.as_ref().and_then(|b| b.get("id")).cloned().unwrap_or_else(unknown)
+        }
         _ => unknown(),
     }
 }

@@ -31,37 +31,27 @@ pub enum PlanFileError {
     Read(PathBuf, std::io::Error),
     #[error("{0} is not a skyplan plan file: {1}")]
     Invalid(PathBuf, String),
-    #[error(
-        "{0} was written by a newer skyplan (plan format {1}, this one reads {FORMAT_VERSION})"
-    )]
+    #[error("{0} was written by a newer skyplan (plan format {1}, this one reads {FORMAT_VERSION})")]
     Newer(PathBuf, u32),
 }
 
 impl PlanFile {
     pub fn load(path: &Path) -> Result<PlanFile, PlanFileError> {
         let bytes = std::fs::read(path).map_err(|e| PlanFileError::Read(path.to_path_buf(), e))?;
-        let file: PlanFile = serde_json::from_slice(&bytes)
-            .map_err(|e| PlanFileError::Invalid(path.to_path_buf(), e.to_string()))?;
+        let file: PlanFile =
+            serde_json::from_slice(&bytes).map_err(|e| PlanFileError::Invalid(path.to_path_buf(), e.to_string()))?;
         if file.kind != KIND {
-            return Err(PlanFileError::Invalid(
-                path.to_path_buf(),
-                format!("kind is {:?}", file.kind),
-            ));
+            return Err(PlanFileError::Invalid(path.to_path_buf(), format!("kind is {:?}", file.kind)));
         }
         if file.format_version > FORMAT_VERSION {
-            return Err(PlanFileError::Newer(
-                path.to_path_buf(),
-                file.format_version,
-            ));
+            return Err(PlanFileError::Newer(path.to_path_buf(), file.format_version));
         }
         Ok(file)
     }
 
     /// Whether a file looks like a saved plan rather than a TOML spec.
     pub fn sniff(path: &Path) -> bool {
-        std::fs::read(path)
-            .map(|b| b.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{'))
-            .unwrap_or(false)
+        std::fs::read(path).map(|b| b.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{')).unwrap_or(false)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {

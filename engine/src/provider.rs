@@ -46,21 +46,14 @@ pub struct OpContext {
 
 impl OpContext {
     pub fn new(address: Address, client_token: String, progress: Option<ProgressSink>) -> Self {
-        OpContext {
-            address,
-            client_token,
-            progress,
-        }
+        OpContext { address, client_token, progress }
     }
 
     /// Tell the user what this operation is doing now ("waiting for NAT
     /// gateway nat-0abc to be available").
     pub fn report(&self, message: impl Into<String>) {
         if let Some(sink) = &self.progress {
-            sink(Progress {
-                address: self.address.clone(),
-                message: message.into(),
-            });
+            sink(Progress { address: self.address.clone(), message: message.into() });
         }
     }
 }
@@ -75,9 +68,7 @@ pub struct ProviderError {
 
 impl ProviderError {
     pub fn new(message: impl Into<String>) -> Self {
-        ProviderError {
-            message: message.into(),
-        }
+        ProviderError { message: message.into() }
     }
 }
 
@@ -120,15 +111,17 @@ pub trait Provider: Send + Sync {
 
     /// Change the resource in place from `prior` (the state's attributes) to
     /// `attrs`; return the resulting attributes.
-    async fn update(
-        &self,
-        ctx: &OpContext,
-        prior: &Attrs,
-        attrs: &Attrs,
-    ) -> Result<Attrs, ProviderError>;
+    async fn update(&self, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError>;
 
     /// Delete the resource. A resource that is already gone is not an error.
     async fn delete(&self, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError>;
+
+    /// Find the resource that a create of `address` may have made when the
+    /// run that sent it was killed before recording the result: providers
+    /// tag (or name) what they create with its address, and look it up by
+    /// that. `Some` attributes (as `create` would have returned them) are
+    /// adopted into the state instead of creating a duplicate.
+    async fn find(&self, kind: &str, address: &Address) -> Result<Option<Attrs>, ProviderError>;
 
     /// Read the live attributes of many resources at once (providers batch by
     /// kind). One entry per request, in order: `None` when it no longer exists.

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use skyplan_state::State;
+use skyplan_state::{ResourceState, State};
 
 use crate::address::Address;
 use crate::diagnostic::{Diagnostic, Diagnostics, Location};
@@ -21,13 +21,55 @@ pub enum Drift {
     Deleted(Address),
     /// These attributes changed outside skyplan.
     Changed(Address, Vec<String>),
+    /// An interrupted run had started creating it; the resource was found
+    /// in the cloud and is now recorded.
+    Adopted(Address, String),
+    /// An interrupted run had started creating it; nothing was created.
+    NotCreated(Address),
+}
+
+/// Resolve the creates an interrupted run left unrecorded: look each up
+/// through its provider and adopt what exists. Done on every plan, even with
+/// `--no-refresh`, since skipping it could create a duplicate.
+pub async fn settle_pending(state: &mut State, providers: &Providers) -> Result<Vec<Drift>, Diagnostics> {
+    let mut drift = Vec::new();
+    for (address, pending) in std::mem::take(&mut state.pending) {
+        let parsed: Address = address.parse().map_err(|_| {
+            Diagnostic::new(Location::None, format!("the state holds `{address}`, which is not a resource address"))
+        })?;
+        let provider = providers.for_kind(&pending.kind).ok_or_else(|| {
+            Diagnostic::at_address(
+                &parsed,
+                format!("no provider serves type `{}`, which the state holds", pending.kind),
+            )
+        })?;
+        let found = provider.find(&pending.kind, &parsed).await.map_err(|e| {
+            Diagnostic::at_address(&parsed, format!("looking for what an interrupted run created failed: {e}"))
+        })?;
+        match found {
+            Some(attributes) => {
+                let id = attributes.get("id").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+                drift.push(Drift::Adopted(parsed, id.clone()));
+                state.resources.insert(
+                    address,
+                    ResourceState {
+                        kind: pending.kind,
+                        provider: pending.provider,
+                        id,
+                        inputs: pending.inputs,
+                        attributes,
+                        dependencies: pending.dependencies,
+                    },
+                );
+            }
+            None => drift.push(Drift::NotCreated(parsed)),
+        }
+    }
+    Ok(drift)
 }
 
 /// The state with live attributes, and what drifted.
-pub async fn refresh(
-    state: &State,
-    providers: &Providers,
-) -> Result<(State, Vec<Drift>), Diagnostics> {
+pub async fn refresh(state: &State, providers: &Providers) -> Result<(State, Vec<Drift>), Diagnostics> {
     let mut by_provider: BTreeMap<&'static str, (Vec<ReadRequest>, Vec<&String>)> = BTreeMap::new();
     let mut errors = Vec::new();
     for (address, resource) in &state.resources {
@@ -41,19 +83,12 @@ pub async fn refresh(
         let Some(provider) = providers.for_kind(&resource.kind) else {
             errors.push(Diagnostic::at_address(
                 &parsed,
-                format!(
-                    "no provider serves type `{}`, which the state holds",
-                    resource.kind
-                ),
+                format!("no provider serves type `{}`, which the state holds", resource.kind),
             ));
             continue;
         };
         let entry = by_provider.entry(provider.name()).or_default();
-        entry.0.push(ReadRequest {
-            address: parsed,
-            kind: resource.kind.clone(),
-            prior: resource.attributes.clone(),
-        });
+        entry.0.push(ReadRequest { address: parsed, kind: resource.kind.clone(), prior: resource.attributes.clone() });
         entry.1.push(address);
     }
     if !errors.is_empty() {
@@ -63,23 +98,15 @@ pub async fn refresh(
     let mut refreshed = state.clone();
     let mut drift = Vec::new();
     for (name, (requests, addresses)) in by_provider {
-        let provider = providers
-            .for_kind(&requests[0].kind)
-            .expect("grouped by a serving provider");
-        let results = provider.read(&requests).await.map_err(|e| {
-            Diagnostic::new(
-                Location::None,
-                format!("refresh through the {name} provider failed: {e}"),
-            )
-        })?;
+        let provider = providers.for_kind(&requests[0].kind).expect("grouped by a serving provider");
+        let results = provider
+            .read(&requests)
+            .await
+            .map_err(|e| Diagnostic::new(Location::None, format!("refresh through the {name} provider failed: {e}")))?;
         if results.len() != requests.len() {
             return Err(Diagnostic::new(
                 Location::None,
-                format!(
-                    "the {name} provider answered {} of {} reads",
-                    results.len(),
-                    requests.len()
-                ),
+                format!("the {name} provider answered {} of {} reads", results.len(), requests.len()),
             )
             .into());
         }
@@ -90,16 +117,9 @@ pub async fn refresh(
                     drift.push(Drift::Deleted(request.address));
                 }
                 Some(live) => {
-                    let record = refreshed
-                        .resources
-                        .get_mut(address)
-                        .expect("from the state");
-                    let changed: Vec<String> = record
-                        .inputs
-                        .keys()
-                        .filter(|k| live.get(*k) != record.attributes.get(*k))
-                        .cloned()
-                        .collect();
+                    let record = refreshed.resources.get_mut(address).expect("from the state");
+                    let changed: Vec<String> =
+                        record.inputs.keys().filter(|k| live.get(*k) != record.attributes.get(*k)).cloned().collect();
                     if !changed.is_empty() {
                         drift.push(Drift::Changed(request.address, changed));
                     }

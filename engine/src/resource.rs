@@ -20,10 +20,6 @@ pub struct Resource {
 
 impl Resource {
     pub fn new(address: Address, attrs: Attrs) -> Self {
-        Resource {
-            address,
-            attrs,
-            depends_on: Vec::new(),
-        }
+        Resource { address, attrs, depends_on: Vec::new() }
     }
 }

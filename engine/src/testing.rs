@@ -30,22 +30,12 @@ impl Provider for Fake {
         let replace_on = attrs
             .get("replace_on")
             .and_then(Value::as_array)
-            .map(|l| {
-                l.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
+            .map(|l| l.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
             .unwrap_or_default();
-        Schema {
-            replace_on,
-            computed: BTreeSet::from(["id".to_string(), "arn".to_string()]),
-        }
+        Schema { replace_on, computed: BTreeSet::from(["id".to_string(), "arn".to_string()]) }
     }
     async fn create(&self, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-        self.log
-            .lock()
-            .unwrap()
-            .push(format!("create {}", ctx.address));
+        self.log.lock().unwrap().push(format!("create {}", ctx.address));
         if attrs.get("fail").and_then(Value::as_str) == Some("create") {
             return Err(ProviderError::new("boom"));
         }
@@ -56,27 +46,19 @@ impl Provider for Fake {
         out.insert("arn".into(), Value::String(format!("arn:f-{n}")));
         Ok(out)
     }
-    async fn update(
-        &self,
-        ctx: &OpContext,
-        prior: &Attrs,
-        attrs: &Attrs,
-    ) -> Result<Attrs, ProviderError> {
-        self.log
-            .lock()
-            .unwrap()
-            .push(format!("update {}", ctx.address));
+    async fn update(&self, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        self.log.lock().unwrap().push(format!("update {}", ctx.address));
         let mut out = attrs.clone();
         out.insert("id".into(), prior["id"].clone());
         out.insert("arn".into(), prior["arn"].clone());
         Ok(out)
     }
     async fn delete(&self, ctx: &OpContext, _prior: &Attrs) -> Result<(), ProviderError> {
-        self.log
-            .lock()
-            .unwrap()
-            .push(format!("delete {}", ctx.address));
+        self.log.lock().unwrap().push(format!("delete {}", ctx.address));
         Ok(())
+    }
+    async fn find(&self, _kind: &str, _address: &crate::Address) -> Result<Option<Attrs>, ProviderError> {
+        Ok(None)
     }
     async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
         Ok(requests.iter().map(|r| Some(r.prior.clone())).collect())
@@ -84,11 +66,7 @@ impl Provider for Fake {
 }
 
 pub fn spec(text: &str) -> Spec {
-    Spec::parse(Source {
-        path: "test.toml".into(),
-        text: text.to_string(),
-    })
-    .expect("test spec parses")
+    Spec::parse(Source { path: "test.toml".into(), text: text.to_string() }).expect("test spec parses")
 }
 
 pub fn graph(text: &str, fake: std::sync::Arc<Fake>) -> Result<ResourceGraph, crate::Diagnostics> {

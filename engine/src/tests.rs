@@ -16,24 +16,14 @@ fn providers(fake: &Arc<Fake>) -> Providers {
 }
 
 fn actions(plan: &Plan) -> Vec<(String, Action)> {
-    plan.changes
-        .iter()
-        .map(|c| (c.address.to_string(), c.action))
-        .collect()
+    plan.changes.iter().map(|c| (c.address.to_string(), c.action)).collect()
 }
 
 async fn run(plan: &Plan, state: State, fake: &Arc<Fake>) -> (State, crate::apply::ApplyReport) {
     let dir = tempfile::tempdir().unwrap();
     let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.path().join("s.json")));
     let writer = Writer::start(backend, state.clone());
-    let report = apply(
-        plan,
-        &state,
-        &providers(fake),
-        &writer,
-        ApplyOptions::new(4),
-    )
-    .await;
+    let report = apply(plan, &state, &providers(fake), &writer, ApplyOptions::new(4)).await;
     (writer.finish().await.unwrap(), report)
 }
 
@@ -57,12 +47,7 @@ fn cycle_lists_the_addresses_on_it() {
     )
     .unwrap_err();
     assert_eq!(err.0.len(), 1);
-    assert!(
-        err.0[0]
-            .message
-            .contains("dependency cycle: test_a.a -> test_b.b -> test_c.c -> test_a.a"),
-        "{err}"
-    );
+    assert!(err.0[0].message.contains("dependency cycle: test_a.a -> test_b.b -> test_c.c -> test_a.a"), "{err}");
 }
 
 #[test]
@@ -73,49 +58,22 @@ fn missing_resource_and_attribute_name_both_ends() {
     )
     .unwrap_err();
     let text = err.to_string();
-    assert!(
-        text.contains(
-            "test_a.a: x refers to ${test_b.nope.id}, but there is no resource test_b.nope"
-        ),
-        "{text}"
-    );
-    assert!(
-        text.contains(
-            "test_a.a: y refers to ${test_a.b.zone}, but test_a.b has no attribute `zone`"
-        ),
-        "{text}"
-    );
+    assert!(text.contains("test_a.a: x refers to ${test_b.nope.id}, but there is no resource test_b.nope"), "{text}");
+    assert!(text.contains("test_a.a: y refers to ${test_a.b.zone}, but test_a.b has no attribute `zone`"), "{text}");
 }
 
 #[test]
 fn unknown_type_is_an_error() {
     let err = graph("[resource.nope_thing.a]\n", Arc::default()).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("no provider serves resource type `nope_thing`"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("no provider serves resource type `nope_thing`"), "{err}");
 }
 
 #[test]
 fn layers_follow_dependencies() {
     let g = graph(CHAIN, Arc::default()).unwrap();
-    let layers: Vec<Vec<String>> = g
-        .layers()
-        .iter()
-        .map(|l| l.iter().map(|a| a.to_string()).collect())
-        .collect();
-    assert_eq!(
-        layers,
-        vec![
-            vec!["test_vpc.main"],
-            vec!["test_subnet.a"],
-            vec!["test_instance.x"]
-        ]
-    );
-    assert!(g
-        .to_dot()
-        .contains("\"test_vpc.main\" -> \"test_subnet.a\";"));
+    let layers: Vec<Vec<String>> = g.layers().iter().map(|l| l.iter().map(|a| a.to_string()).collect()).collect();
+    assert_eq!(layers, vec![vec!["test_vpc.main"], vec!["test_subnet.a"], vec!["test_instance.x"]]);
+    assert!(g.to_dot().contains("\"test_vpc.main\" -> \"test_subnet.a\";"));
 }
 
 #[tokio::test]
@@ -124,37 +82,19 @@ async fn create_then_no_changes_then_update_replace_and_delete() {
     let g = graph(CHAIN, fake.clone()).unwrap();
     let plan = diff(&g, &State::new(), false);
     assert!(actions(&plan).iter().all(|(_, a)| *a == Action::Create));
-    let subnet = plan
-        .changes
-        .iter()
-        .find(|c| c.address.kind == "test_subnet")
-        .unwrap();
+    let subnet = plan.changes.iter().find(|c| c.address.kind == "test_subnet").unwrap();
     let after = subnet.after.as_ref().unwrap();
     assert_eq!(after["vpc_id"], json!(crate::UNKNOWN));
-    assert_eq!(
-        after["note"],
-        json!("in 10.0.0.0/16"),
-        "known config values resolve at plan time"
-    );
+    assert_eq!(after["note"], json!("in 10.0.0.0/16"), "known config values resolve at plan time");
 
     let (state, report) = run(&plan, State::new(), &fake).await;
     assert!(report.is_success(), "{report:?}");
     assert_eq!(
         fake.log.lock().unwrap().clone(),
-        [
-            "create test_vpc.main",
-            "create test_subnet.a",
-            "create test_instance.x"
-        ]
+        ["create test_vpc.main", "create test_subnet.a", "create test_instance.x"]
     );
-    assert_eq!(
-        state.resources["test_subnet.a"].inputs["vpc_id"],
-        state.resources["test_vpc.main"].attributes["id"]
-    );
-    assert_eq!(
-        state.resources["test_instance.x"].dependencies,
-        ["test_subnet.a"]
-    );
+    assert_eq!(state.resources["test_subnet.a"].inputs["vpc_id"], state.resources["test_vpc.main"].attributes["id"]);
+    assert_eq!(state.resources["test_instance.x"].dependencies, ["test_subnet.a"]);
 
     // Nothing changed: every change is a no-op.
     let again = diff(&g, &state, false);
@@ -164,56 +104,25 @@ async fn create_then_no_changes_then_update_replace_and_delete() {
     let g2 = graph(&CHAIN.replace("size = 1", "size = 2"), fake.clone()).unwrap();
     let p2 = diff(&g2, &state, false);
     assert_eq!(p2.summary.update, 1);
-    assert_eq!(
-        p2.changes
-            .iter()
-            .find(|c| c.action == Action::Update)
-            .unwrap()
-            .address
-            .to_string(),
-        "test_instance.x"
-    );
+    assert_eq!(p2.changes.iter().find(|c| c.action == Action::Update).unwrap().address.to_string(), "test_instance.x");
 
     // Change the VPC CIDR: the VPC is replaced, and since its id becomes
     // unknown, the subnet (whose vpc_id refers to it) is updated.
     let g3 = graph(&CHAIN.replace("10.0.0.0/16", "10.1.0.0/16"), fake.clone()).unwrap();
     let p3 = diff(&g3, &state, false);
     let acts: Vec<(String, Action)> = actions(&p3);
-    assert!(
-        acts.contains(&("test_vpc.main".into(), Action::Replace)),
-        "{acts:?}"
-    );
-    assert!(
-        acts.contains(&("test_subnet.a".into(), Action::Update)),
-        "{acts:?}"
-    );
-    assert!(
-        acts.contains(&("test_instance.x".into(), Action::NoOp)),
-        "{acts:?}"
-    );
-    assert_eq!(
-        p3.changes
-            .iter()
-            .find(|c| c.action == Action::Replace)
-            .unwrap()
-            .replace_because,
-        ["cidr"]
-    );
+    assert!(acts.contains(&("test_vpc.main".into(), Action::Replace)), "{acts:?}");
+    assert!(acts.contains(&("test_subnet.a".into(), Action::Update)), "{acts:?}");
+    assert!(acts.contains(&("test_instance.x".into(), Action::NoOp)), "{acts:?}");
+    assert_eq!(p3.changes.iter().find(|c| c.action == Action::Replace).unwrap().replace_because, ["cidr"]);
     fake.log.lock().unwrap().clear();
     let (state3, report) = run(&p3, state, &fake).await;
     assert!(report.is_success(), "{report:?}");
     assert_eq!(
         fake.log.lock().unwrap().clone(),
-        [
-            "delete test_vpc.main",
-            "create test_vpc.main",
-            "update test_subnet.a"
-        ]
+        ["delete test_vpc.main", "create test_vpc.main", "update test_subnet.a"]
     );
-    assert_eq!(
-        state3.resources["test_subnet.a"].inputs["vpc_id"],
-        state3.resources["test_vpc.main"].attributes["id"]
-    );
+    assert_eq!(state3.resources["test_subnet.a"].inputs["vpc_id"], state3.resources["test_vpc.main"].attributes["id"]);
 
     // Destroy: everything, dependents first.
     let p4 = diff(&g3, &state3, true);
@@ -224,11 +133,7 @@ async fn create_then_no_changes_then_update_replace_and_delete() {
     assert!(state4.resources.is_empty());
     assert_eq!(
         fake.log.lock().unwrap().clone(),
-        [
-            "delete test_instance.x",
-            "delete test_subnet.a",
-            "delete test_vpc.main"
-        ]
+        ["delete test_instance.x", "delete test_subnet.a", "delete test_vpc.main"]
     );
 }
 
@@ -243,25 +148,14 @@ async fn removed_resources_are_deleted_and_failures_skip_dependents() {
     assert_eq!(report.failed[0].0, Address::new("test_a", "a"));
     assert_eq!(report.failed[0].2, "boom");
     assert_eq!(report.skipped.len(), 1);
-    assert_eq!(
-        state.resources.keys().collect::<Vec<_>>(),
-        ["test_a.c"],
-        "the independent part is recorded"
-    );
+    assert_eq!(state.resources.keys().collect::<Vec<_>>(), ["test_a.c"], "the independent part is recorded");
 
     // Fix the spec and remove c: a and b are created, c is deleted.
-    let g2 = graph(
-        "[resource.test_a.a]\n[resource.test_a.b]\nx = \"${test_a.a.id}\"\n",
-        fake.clone(),
-    )
-    .unwrap();
+    let g2 = graph("[resource.test_a.a]\n[resource.test_a.b]\nx = \"${test_a.a.id}\"\n", fake.clone()).unwrap();
     let p2 = diff(&g2, &state, false);
     assert_eq!((p2.summary.create, p2.summary.delete), (2, 1));
     let (state2, report) = run(&p2, state, &fake).await;
     assert!(report.is_success());
-    assert_eq!(
-        state2.resources.keys().collect::<Vec<_>>(),
-        ["test_a.a", "test_a.b"]
-    );
+    assert_eq!(state2.resources.keys().collect::<Vec<_>>(), ["test_a.a", "test_a.b"]);
     assert!(!diff(&g2, &state2, false).has_changes());
 }

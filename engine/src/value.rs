@@ -49,9 +49,7 @@ impl std::fmt::Display for Reference {
 pub enum ReferenceError {
     #[error("unterminated `${{` in {0:?}")]
     Unterminated(String),
-    #[error(
-        "`${{{0}}}` is not a reference (expected ${{TYPE.NAME.ATTR}} or ${{TYPE.NAME[KEY].ATTR}})"
-    )]
+    #[error("`${{{0}}}` is not a reference (expected ${{TYPE.NAME.ATTR}} or ${{TYPE.NAME[KEY].ATTR}})")]
     Malformed(String),
 }
 
@@ -74,10 +72,7 @@ fn parse_reference(inner: &str) -> Result<Reference, ReferenceError> {
     if !attr_ok || (target.key.is_none() && !target.name.chars().all(|c| c != '[')) {
         return Err(malformed());
     }
-    Ok(Reference {
-        target,
-        attr: attr.to_string(),
-    })
+    Ok(Reference { target, attr: attr.to_string() })
 }
 
 fn parse_template(s: &str) -> Result<Vec<Segment>, ReferenceError> {
@@ -93,9 +88,7 @@ fn parse_template(s: &str) -> Result<Vec<Segment>, ReferenceError> {
             continue;
         }
         text.push_str(&rest[..pos]);
-        let end = rest[pos..]
-            .find('}')
-            .ok_or_else(|| ReferenceError::Unterminated(s.to_string()))?;
+        let end = rest[pos..].find('}').ok_or_else(|| ReferenceError::Unterminated(s.to_string()))?;
         if !text.is_empty() {
             segments.push(Segment::Text(std::mem::take(&mut text)));
         }
@@ -159,21 +152,14 @@ pub fn resolve(value: &Value, lookup: &mut dyn FnMut(&Reference) -> Value) -> Va
             Value::String(out)
         }
         Value::Array(items) => Value::Array(items.iter().map(|v| resolve(v, lookup)).collect()),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.clone(), resolve(v, lookup)))
-                .collect(),
-        ),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), resolve(v, lookup))).collect()),
         other => other.clone(),
     }
 }
 
 /// `resolve` over every attribute of a resource.
 pub fn resolve_attrs(attrs: &Attrs, lookup: &mut dyn FnMut(&Reference) -> Value) -> Attrs {
-    attrs
-        .iter()
-        .map(|(k, v)| (k.clone(), resolve(v, lookup)))
-        .collect()
+    attrs.iter().map(|(k, v)| (k.clone(), resolve(v, lookup))).collect()
 }
 
 #[cfg(test)]
@@ -182,20 +168,13 @@ mod tests {
     use serde_json::json;
 
     fn refs(v: Value) -> Vec<String> {
-        references(&v)
-            .unwrap()
-            .iter()
-            .map(|r| r.to_string())
-            .collect()
+        references(&v).unwrap().iter().map(|r| r.to_string()).collect()
     }
 
     #[test]
     fn finds_references_anywhere() {
         let v = json!({"a": "${aws_vpc.main.id}", "b": ["x-${aws_subnet.private[us-east-1a].id}-y"], "c": 3});
-        assert_eq!(
-            refs(v),
-            ["${aws_vpc.main.id}", "${aws_subnet.private[us-east-1a].id}"]
-        );
+        assert_eq!(refs(v), ["${aws_vpc.main.id}", "${aws_subnet.private[us-east-1a].id}"]);
     }
 
     #[test]
@@ -207,13 +186,7 @@ mod tests {
 
     #[test]
     fn malformed_references_are_errors() {
-        for s in [
-            "${aws_vpc.main}",
-            "${aws_vpc}",
-            "${a.b[c].}",
-            "${a.b.c",
-            "${a.b[x.y}",
-        ] {
+        for s in ["${aws_vpc.main}", "${aws_vpc}", "${a.b[c].}", "${a.b.c", "${a.b[x.y}"] {
             assert!(references(&json!(s)).is_err(), "{s} should be an error");
         }
     }
@@ -234,10 +207,7 @@ mod tests {
                 json!(7)
             }
         };
-        assert_eq!(
-            resolve(&json!("${x.y.ids}"), &mut lookup),
-            json!(["a", "b"])
-        );
+        assert_eq!(resolve(&json!("${x.y.ids}"), &mut lookup), json!(["a", "b"]));
         assert_eq!(resolve(&json!("n=${x.y.n}"), &mut lookup), json!("n=7"));
     }
 
@@ -245,9 +215,6 @@ mod tests {
     fn unknown_spreads_to_interpolated_strings() {
         let mut lookup = |_: &Reference| unknown();
         assert_eq!(resolve(&json!("vpc-${x.y.id}"), &mut lookup), unknown());
-        assert!(contains_unknown(&resolve(
-            &json!({"l": ["${x.y.id}"]}),
-            &mut lookup
-        )));
+        assert!(contains_unknown(&resolve(&json!({"l": ["${x.y.id}"]}), &mut lookup)));
     }
 }

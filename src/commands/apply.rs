@@ -42,37 +42,27 @@ pub async fn run(global: &Global, ui: &Ui, args: ApplyArgs) -> Result<ExitCode> 
     let planned = make_plan(global, ui, &args.target, operation, args.destroy, true).await?;
     print!("{}", human::plan(&planned.plan, ui.style()));
     if !planned.plan.has_changes() {
+        if planned.settled {
+            // Adopted resources must be recorded even with nothing to do.
+            let mut state = planned.state.clone();
+            state.serial += 1;
+            planned.backend.persist(&state)?;
+        }
         return Ok(ExitCode::SUCCESS);
     }
     if !args.auto_approve {
-        let question = if args.destroy {
-            "destroy all these resources"
-        } else {
-            "perform these actions"
-        };
+        let question = if args.destroy { "destroy all these resources" } else { "perform these actions" };
         if !ui.approve(question)? {
             bail!("{operation} cancelled: only 'yes' approves");
         }
     }
-    execute(
-        ui,
-        &planned.plan,
-        planned.state,
-        &planned.providers,
-        planned.backend,
-        args.parallelism,
-        args.destroy,
-    )
-    .await
+    execute(ui, &planned.plan, planned.state, &planned.providers, planned.backend, args.parallelism, args.destroy).await
 }
 
 /// `apply PLANFILE`: exactly the saved plan, refused if the state moved on.
 async fn apply_saved(global: &Global, ui: &Ui, args: &ApplyArgs) -> Result<ExitCode> {
     let file = PlanFile::load(&args.target)?;
-    let spec = Spec::parse(Source {
-        path: file.spec_path.clone(),
-        text: file.spec_text.clone(),
-    })?;
+    let spec = Spec::parse(Source { path: file.spec_path.clone(), text: file.spec_text.clone() })?;
     let state_path = match &global.state {
         Some(_) => workspace::state_path(global, None)?,
         None => PathBuf::from(&file.state),
@@ -83,10 +73,7 @@ async fn apply_saved(global: &Global, ui: &Ui, args: &ApplyArgs) -> Result<ExitC
         Some(state) => state,
         // A plan made before any state existed applies to a new state of
         // the same lineage.
-        None if file.plan.serial == 0 => State {
-            lineage: file.plan.lineage.clone(),
-            ..State::new()
-        },
+        None if file.plan.serial == 0 => State { lineage: file.plan.lineage.clone(), ..State::new() },
         None => bail!(
             "{} is stale: it was made against serial {} of a state that no longer exists at {}",
             args.target.display(),
@@ -102,16 +89,7 @@ async fn apply_saved(global: &Global, ui: &Ui, args: &ApplyArgs) -> Result<ExitC
         println!("No changes in {}; nothing to apply.", args.target.display());
         return Ok(ExitCode::SUCCESS);
     }
-    execute(
-        ui,
-        &file.plan,
-        state,
-        &providers,
-        backend,
-        args.parallelism,
-        file.plan.destroy,
-    )
-    .await
+    execute(ui, &file.plan, state, &providers, backend, args.parallelism, file.plan.destroy).await
 }
 
 fn check_fresh(plan: &Plan, state: &State, plan_path: &Path, state_path: &Path) -> Result<()> {
@@ -146,20 +124,15 @@ async fn execute(
     destroy: bool,
 ) -> Result<ExitCode> {
     let writer = Writer::start(backend, state.clone());
-    let options = ApplyOptions {
-        parallelism,
-        stop: Default::default(),
-        events: ui.progress(),
-    };
+    let options =
+        ApplyOptions { parallelism, stop: Default::default(), events: ui.progress(), before_recording: crash_hook() };
     let stop = options.stop.clone();
     let interrupts = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!("\nInterrupt received: starting nothing new, waiting for running operations to finish (Ctrl-C again to exit now).");
             stop.store(true, Ordering::SeqCst);
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!(
-                    "Second interrupt: exiting. Every finished operation is already in the state."
-                );
+                eprintln!("Second interrupt: exiting. Every finished operation is already in the state.");
                 std::process::exit(130);
             }
         }
@@ -180,18 +153,10 @@ async fn execute(
 
 fn summarize(ui: &Ui, report: &ApplyReport, destroy: bool) {
     let count = |k: OpKind| report.succeeded.iter().filter(|(_, op)| *op == k).count();
-    let (added, changed, destroyed) = (
-        count(OpKind::Create),
-        count(OpKind::Update),
-        count(OpKind::Delete),
-    );
+    let (added, changed, destroyed) = (count(OpKind::Create), count(OpKind::Update), count(OpKind::Delete));
     let style = ui.style();
     if report.is_success() {
-        let what = if destroy {
-            "Destroy complete!"
-        } else {
-            "Apply complete!"
-        };
+        let what = if destroy { "Destroy complete!" } else { "Apply complete!" };
         println!(
             "\n{} Resources: {added} added, {changed} changed, {destroyed} destroyed.",
             style.green(&style.bold(what))
@@ -215,4 +180,17 @@ fn summarize(ui: &Ui, report: &ApplyReport, destroy: bool) {
         eprintln!("  {address}: not started (interrupted)");
     }
     eprintln!("What finished is recorded in the state; run apply again to converge.");
+}
+
+/// `SKYPLAN_CRASH_BEFORE_RECORDING=ADDRESS`: abort the process right after
+/// the cloud finished an operation on ADDRESS and before the state records
+/// it. For crash tests (docs/reliability.md); never set in normal use.
+fn crash_hook() -> Option<skyplan_engine::apply::RecordingHook> {
+    let target = std::env::var("SKYPLAN_CRASH_BEFORE_RECORDING").ok()?;
+    Some(Arc::new(move |address: &skyplan_engine::Address, _| {
+        if address.to_string() == target {
+            eprintln!("SKYPLAN_CRASH_BEFORE_RECORDING: aborting after the cloud call for {address}");
+            std::process::abort();
+        }
+    }))
 }

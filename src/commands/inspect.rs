@@ -16,12 +16,7 @@ use crate::workspace;
 pub async fn validate(global: &Global, spec: &Path) -> Result<ExitCode> {
     let state_path = workspace::state_path(global, Some(spec))?;
     let (graph, _) = workspace::desired(spec, &state_path).await?;
-    println!(
-        "{} is valid: {} resources in {} dependency layers.",
-        spec.display(),
-        graph.len(),
-        graph.layers().len()
-    );
+    println!("{} is valid: {} resources in {} dependency layers.", spec.display(), graph.len(), graph.layers().len());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -38,8 +33,7 @@ pub async fn graph(global: &Global, spec: &Path, format: GraphFormat) -> Result<
                     if node.dependencies.is_empty() {
                         println!("  {address}");
                     } else {
-                        let deps: Vec<String> =
-                            node.dependencies.iter().map(|d| d.to_string()).collect();
+                        let deps: Vec<String> = node.dependencies.iter().map(|d| d.to_string()).collect();
                         println!("  {address} <- {}", deps.join(", "));
                     }
                 }
@@ -69,7 +63,8 @@ pub fn show(global: &Global, ui: &Ui, planfile: Option<&Path>, as_json: bool) ->
             .iter()
             .map(|(address, r)| json!({"address": address, "type": r.kind, "provider": r.provider, "id": r.id, "attributes": r.attributes, "dependencies": r.dependencies}))
             .collect();
-        let out = json!({"format_version": "1", "lineage": state.lineage, "serial": state.serial, "resources": resources});
+        let out =
+            json!({"format_version": "1", "lineage": state.lineage, "serial": state.serial, "resources": resources});
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
     }

@@ -17,57 +17,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     let ui = Ui::new(global);
     match cli.command {
         Command::Validate { spec } => inspect::validate(global, &spec).await,
-        Command::Plan {
-            spec,
-            out,
-            json,
-            detailed_exitcode,
-            no_refresh,
-            destroy,
-        } => {
-            let opts = plan::PlanOptions {
-                spec,
-                out,
-                json,
-                detailed_exitcode,
-                refresh: !no_refresh,
-                destroy,
-            };
+        Command::Plan { spec, out, json, detailed_exitcode, no_refresh, destroy } => {
+            let opts = plan::PlanOptions { spec, out, json, detailed_exitcode, refresh: !no_refresh, destroy };
             plan::run(global, &ui, opts).await
         }
-        Command::Apply {
-            target,
-            auto_approve,
-            parallelism,
-        } => {
-            apply::run(
-                global,
-                &ui,
-                apply::ApplyArgs {
-                    target,
-                    auto_approve,
-                    parallelism,
-                    destroy: false,
-                },
-            )
-            .await
+        Command::Apply { target, auto_approve, parallelism } => {
+            apply::run(global, &ui, apply::ApplyArgs { target, auto_approve, parallelism, destroy: false }).await
         }
-        Command::Destroy {
-            spec,
-            auto_approve,
-            parallelism,
-        } => {
-            apply::run(
-                global,
-                &ui,
-                apply::ApplyArgs {
-                    target: spec,
-                    auto_approve,
-                    parallelism,
-                    destroy: true,
-                },
-            )
-            .await
+        Command::Destroy { spec, auto_approve, parallelism } => {
+            apply::run(global, &ui, apply::ApplyArgs { target: spec, auto_approve, parallelism, destroy: true }).await
         }
         Command::Show { planfile, json } => inspect::show(global, &ui, planfile.as_deref(), json),
         Command::Graph { spec, format } => inspect::graph(global, &spec, format).await,

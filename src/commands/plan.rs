@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use skyplan_engine::graph::ResourceGraph;
 use skyplan_engine::plan::{self, Plan};
 use skyplan_engine::planfile::{self, PlanFile};
-use skyplan_engine::refresh::{refresh, Drift};
+use skyplan_engine::refresh::{refresh, settle_pending, Drift};
 use skyplan_engine::render::{human, json};
 use skyplan_engine::{Providers, Spec};
 use skyplan_state::{Backend, State};
@@ -37,6 +37,9 @@ pub struct Planned {
     pub _lock: Lock,
     /// The state as refreshed (what the plan was diffed against).
     pub state: State,
+    /// Whether settling an interrupted run's creates changed the state, so
+    /// it must be saved even when there is nothing to apply.
+    pub settled: bool,
     pub providers: Providers,
     pub plan: Plan,
 }
@@ -59,36 +62,29 @@ pub async fn make_plan(
 
     let mut kinds: Vec<&str> = resources.iter().map(|r| r.address.kind.as_str()).collect();
     kinds.extend(state.resources.values().map(|r| r.kind.as_str()));
+    kinds.extend(state.pending.values().map(|p| p.kind.as_str()));
     let providers = workspace::providers(&spec, &state_path, &kinds).await?;
     let graph = ResourceGraph::build(resources, &providers)?;
 
-    let state = if do_refresh && !state.resources.is_empty() {
-        let (refreshed, drift) = refresh(&state, &providers).await?;
-        for d in drift {
-            match d {
-                Drift::Deleted(a) => ui.note(&format!(
-                    "{a} was deleted outside skyplan; the plan creates it again"
-                )),
-                Drift::Changed(a, attrs) => ui.note(&format!(
-                    "{a} changed outside skyplan: {}",
-                    attrs.join(", ")
-                )),
-            }
-        }
-        refreshed
-    } else {
-        state
-    };
+    let mut state = state;
+    let mut drift = settle_pending(&mut state, &providers).await?;
+    // What settling changed is written even if the plan turns out empty.
+    let settled = !drift.is_empty();
+    if do_refresh && !state.resources.is_empty() {
+        let (refreshed, found) = refresh(&state, &providers).await?;
+        state = refreshed;
+        drift.extend(found);
+    }
+    for d in drift {
+        ui.note(&match d {
+            Drift::Deleted(a) => format!("{a} was deleted outside skyplan; the plan creates it again"),
+            Drift::Changed(a, attrs) => format!("{a} changed outside skyplan: {}", attrs.join(", ")),
+            Drift::Adopted(a, id) => format!("{a} ({id}) was created by an interrupted run; adopted into the state"),
+            Drift::NotCreated(a) => format!("{a}: a create that did not complete had left nothing behind"),
+        });
+    }
     let plan = plan::diff(&graph, &state, destroy);
-    Ok(Planned {
-        spec,
-        state_path,
-        backend,
-        _lock: lock,
-        state,
-        providers,
-        plan,
-    })
+    Ok(Planned { spec, state_path, backend, _lock: lock, state, settled, providers, plan })
 }
 
 pub async fn run(global: &Global, ui: &Ui, opts: PlanOptions) -> Result<ExitCode> {
@@ -112,16 +108,8 @@ pub async fn run(global: &Global, ui: &Ui, opts: PlanOptions) -> Result<ExitCode
         skyplan_state::write_atomic(out, &file.to_bytes())
             .with_context(|| format!("cannot write plan file {}", out.display()))?;
         if !opts.json {
-            println!(
-                "\nSaved the plan to {}. Apply exactly it with: skyplan apply {}",
-                out.display(),
-                out.display()
-            );
+            println!("\nSaved the plan to {}. Apply exactly it with: skyplan apply {}", out.display(), out.display());
         }
     }
-    Ok(if opts.detailed_exitcode && plan.has_changes() {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if opts.detailed_exitcode && plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }

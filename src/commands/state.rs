@@ -16,11 +16,7 @@ pub async fn run(global: &Global, command: StateCommand) -> Result<ExitCode> {
     match command {
         StateCommand::List => {
             let state = workspace::load_state(backend.as_ref())?;
-            let mut addresses: Vec<Address> = state
-                .resources
-                .keys()
-                .filter_map(|a| a.parse().ok())
-                .collect();
+            let mut addresses: Vec<Address> = state.resources.keys().filter_map(|a| a.parse().ok()).collect();
             addresses.sort();
             for a in addresses {
                 println!("{a}");
@@ -29,10 +25,7 @@ pub async fn run(global: &Global, command: StateCommand) -> Result<ExitCode> {
         StateCommand::Show { address } => {
             let state = workspace::load_state(backend.as_ref())?;
             let Some(r) = state.resources.get(&address) else {
-                bail!(
-                    "{address} is not in the state {}; `skyplan state list` shows what is",
-                    state_path.display()
-                );
+                bail!("{address} is not in the state {}; `skyplan state list` shows what is", state_path.display());
             };
             println!("# {address}:");
             print_attributes(&r.attributes);
@@ -41,15 +34,10 @@ pub async fn run(global: &Global, command: StateCommand) -> Result<ExitCode> {
             let _lock = Lock::acquire(&backend, "state rm", global.lock_timeout)?;
             let state = workspace::load_state(backend.as_ref())?;
             if !state.resources.contains_key(&address) {
-                bail!(
-                    "{address} is not in the state {}; nothing was changed",
-                    state_path.display()
-                );
+                bail!("{address} is not in the state {}; nothing was changed", state_path.display());
             }
             let writer = Writer::start(backend.clone(), state);
-            writer
-                .commit(vec![Mutation::Remove(address.clone())])
-                .await?;
+            writer.commit(vec![Mutation::Remove(address.clone())]).await?;
             writer.finish().await?;
             println!("Removed {address} from the state. It still exists in the cloud; skyplan no longer manages it.");
         }

@@ -117,18 +117,10 @@ fn host_name() -> String {
 
 /// Formats `time` as RFC 3339 in UTC with second precision.
 fn rfc3339_utc(time: SystemTime) -> String {
-    let secs = time
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = time.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (year, month, day) = civil_from_days(days as i64);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day).
@@ -167,11 +159,7 @@ mod tests {
         assert_eq!(a.pid, std::process::id());
         assert_eq!(a.operation, "apply");
         assert!(a.holder.contains('@'), "{}", a.holder);
-        assert!(
-            a.created.ends_with('Z') && a.created.len() == 20,
-            "{}",
-            a.created
-        );
+        assert!(a.created.ends_with('Z') && a.created.len() == 20, "{}", a.created);
     }
 
     #[test]

@@ -47,11 +47,7 @@ pub enum StateError {
          (this one reads format {supported} and older). Upgrade skyplan; the file was left untouched.",
         path.display()
     )]
-    NewerFormat {
-        path: PathBuf,
-        found: u64,
-        supported: u32,
-    },
+    NewerFormat { path: PathBuf, found: u64, supported: u32 },
 
     /// Writing the new state failed; the previous state file is intact.
     #[error("cannot write state file {}: {cause}; the previous state file is unchanged", path.display())]
@@ -100,10 +96,7 @@ pub enum StateError {
          (pid {}, {}, since {}) with lock id {}",
         held.holder, held.pid, held.operation, held.created, held.id
     )]
-    LockMismatch {
-        requested: String,
-        held: Box<LockInfo>,
-    },
+    LockMismatch { requested: String, held: Box<LockInfo> },
 
     /// A persist failed in the [`Writer`](crate::Writer). Returned to every
     /// commit of the failed batch and to every later commit: the writer

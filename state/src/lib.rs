@@ -24,5 +24,5 @@ pub mod writer;
 pub use backend::{Backend, LockInfo};
 pub use error::StateError;
 pub use local::{write_atomic, LocalBackend};
-pub use model::{ResourceState, State, FORMAT_VERSION};
+pub use model::{PendingCreate, ResourceState, State, FORMAT_VERSION};
 pub use writer::{Mutation, Writer};

@@ -74,10 +74,7 @@ impl LocalBackend {
     /// A backend for the state file at `path`. Nothing is read or created
     /// until it is used.
     pub fn new(path: PathBuf) -> LocalBackend {
-        LocalBackend {
-            path,
-            run: Mutex::new(RunFiles::default()),
-        }
+        LocalBackend { path, run: Mutex::new(RunFiles::default()) }
     }
 
     /// The state file.
@@ -104,61 +101,32 @@ impl LocalBackend {
         if !run.persisted {
             let backup = self.backup_path();
             match fs::read(&self.path) {
-                Ok(previous) => {
-                    write_atomic(&backup, &previous).map_err(|cause| StateError::Backup {
-                        path: backup.clone(),
-                        cause,
-                    })?
-                }
+                Ok(previous) => write_atomic(&backup, &previous)
+                    .map_err(|cause| StateError::Backup { path: backup.clone(), cause })?,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(cause) => {
-                    return Err(StateError::Backup {
-                        path: backup,
-                        cause,
-                    })
-                }
+                Err(cause) => return Err(StateError::Backup { path: backup, cause }),
             }
             run.persisted = true;
         }
-        write_atomic(&self.path, &bytes).map_err(|cause| StateError::Write {
-            path: self.path.clone(),
-            cause,
-        })?;
+        write_atomic(&self.path, &bytes).map_err(|cause| StateError::Write { path: self.path.clone(), cause })?;
         run.snapshot_bytes = bytes.len() as u64;
         // The file now holds everything the journal did. A crash before the
         // journal is gone is harmless: replay skips entries the file has.
         run.journal = None;
         run.journal_bytes = 0;
         match fs::remove_file(self.journal_path()) {
-            Ok(()) => sync_dir(&parent_dir(&self.path)).map_err(|cause| StateError::Write {
-                path: self.journal_path(),
-                cause,
-            }),
+            Ok(()) => sync_dir(&parent_dir(&self.path))
+                .map_err(|cause| StateError::Write { path: self.journal_path(), cause }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(cause) => Err(StateError::Write {
-                path: self.journal_path(),
-                cause,
-            }),
+            Err(cause) => Err(StateError::Write { path: self.journal_path(), cause }),
         }
     }
 
     /// Append one batch to the journal and make it durable.
-    fn append_journal(
-        &self,
-        run: &mut RunFiles,
-        state: &State,
-        batch: &[Mutation],
-    ) -> Result<(), StateError> {
+    fn append_journal(&self, run: &mut RunFiles, state: &State, batch: &[Mutation]) -> Result<(), StateError> {
         let journal_path = self.journal_path();
-        let write_error = |cause| StateError::Write {
-            path: journal_path.clone(),
-            cause,
-        };
-        let entry = JournalEntry {
-            lineage: state.lineage.clone(),
-            serial: state.serial,
-            mutations: batch.to_vec(),
-        };
+        let write_error = |cause| StateError::Write { path: journal_path.clone(), cause };
+        let entry = JournalEntry { lineage: state.lineage.clone(), serial: state.serial, mutations: batch.to_vec() };
         let mut line = serde_json::to_vec(&entry).map_err(StateError::Encode)?;
         line.push(b'\n');
         if run.journal.is_none() {
@@ -167,9 +135,7 @@ impl LocalBackend {
             run.journal = Some(file);
         }
         let file = run.journal.as_mut().expect("journal just opened");
-        file.write_all(&line)
-            .and_then(|()| file.sync_data())
-            .map_err(write_error)?;
+        file.write_all(&line).and_then(|()| file.sync_data()).map_err(write_error)?;
         run.journal_bytes += line.len() as u64;
         Ok(())
     }
@@ -182,12 +148,7 @@ impl LocalBackend {
         let bytes = match fs::read(&journal_path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(state),
-            Err(cause) => {
-                return Err(StateError::Read {
-                    path: journal_path,
-                    cause,
-                })
-            }
+            Err(cause) => return Err(StateError::Read { path: journal_path, cause }),
         };
         let corrupt = |line: usize, detail: String| StateError::Corrupt {
             path: journal_path.clone(),
@@ -203,16 +164,13 @@ impl LocalBackend {
         let mut line_no = 0;
         while let Some(end) = rest.iter().position(|&b| b == b'\n') {
             line_no += 1;
-            let entry: JournalEntry = serde_json::from_slice(&rest[..end])
-                .map_err(|e| corrupt(line_no, e.to_string()))?;
+            let entry: JournalEntry =
+                serde_json::from_slice(&rest[..end]).map_err(|e| corrupt(line_no, e.to_string()))?;
             rest = &rest[end + 1..];
             if entry.lineage != state.lineage {
                 return Err(corrupt(
                     line_no,
-                    format!(
-                        "entry of lineage {} in the journal of state lineage {}",
-                        entry.lineage, state.lineage
-                    ),
+                    format!("entry of lineage {} in the journal of state lineage {}", entry.lineage, state.lineage),
                 ));
             }
             if entry.serial <= state.serial {
@@ -234,10 +192,7 @@ impl LocalBackend {
     /// Creates the lock file if it does not exist. `Ok(false)` when it does.
     fn try_lock(&self, info: &LockInfo) -> Result<bool, StateError> {
         let lock_path = self.lock_path();
-        let lock_io = |cause| StateError::LockIo {
-            path: lock_path.clone(),
-            cause,
-        };
+        let lock_io = |cause| StateError::LockIo { path: lock_path.clone(), cause };
         let mut json = serde_json::to_vec_pretty(info).map_err(StateError::Encode)?;
         json.push(b'\n');
         let mut file = match create_private(&lock_path) {
@@ -245,10 +200,8 @@ impl LocalBackend {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
             Err(e) => return Err(lock_io(e)),
         };
-        let written = file
-            .write_all(&json)
-            .and_then(|()| file.sync_all())
-            .and_then(|()| sync_dir(&parent_dir(&lock_path)));
+        let written =
+            file.write_all(&json).and_then(|()| file.sync_all()).and_then(|()| sync_dir(&parent_dir(&lock_path)));
         if let Err(e) = written {
             // We created it, so it is ours to remove: never leave a lock
             // nobody can read behind.
@@ -268,12 +221,7 @@ impl LocalBackend {
             let bytes = match fs::read(&lock_path) {
                 Ok(bytes) => bytes,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                Err(cause) => {
-                    return Err(StateError::LockIo {
-                        path: lock_path,
-                        cause,
-                    })
-                }
+                Err(cause) => return Err(StateError::LockIo { path: lock_path, cause }),
             };
             match serde_json::from_slice::<LockInfo>(&bytes) {
                 Ok(info) => return Ok(Some(Ok(info))),
@@ -284,10 +232,7 @@ impl LocalBackend {
     }
 
     fn unreadable(&self, detail: String) -> StateError {
-        StateError::LockUnreadable {
-            path: self.lock_path(),
-            detail,
-        }
+        StateError::LockUnreadable { path: self.lock_path(), detail }
     }
 }
 
@@ -300,12 +245,7 @@ impl Backend for LocalBackend {
         let bytes = match fs::read(&self.path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(cause) => {
-                return Err(StateError::Read {
-                    path: self.path.clone(),
-                    cause,
-                })
-            }
+            Err(cause) => return Err(StateError::Read { path: self.path.clone(), cause }),
         };
         let state = parse_state(&self.path, &self.backup_path(), &bytes)?;
         self.replay_journal(state).map(Some)
@@ -360,23 +300,17 @@ impl Backend for LocalBackend {
     }
 
     fn unlock(&self, lock_id: &str) -> Result<(), StateError> {
-        let not_locked = || StateError::NotLocked {
-            state: self.describe(),
-        };
+        let not_locked = || StateError::NotLocked { state: self.describe() };
         match self.read_lock()? {
             None => Err(not_locked()),
             Some(Err(detail)) => Err(self.unreadable(detail)),
-            Some(Ok(held)) if held.id != lock_id => Err(StateError::LockMismatch {
-                requested: lock_id.to_string(),
-                held: Box::new(held),
-            }),
+            Some(Ok(held)) if held.id != lock_id => {
+                Err(StateError::LockMismatch { requested: lock_id.to_string(), held: Box::new(held) })
+            }
             Some(Ok(_)) => match fs::remove_file(self.lock_path()) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Err(not_locked()),
-                Err(cause) => Err(StateError::LockIo {
-                    path: self.lock_path(),
-                    cause,
-                }),
+                Err(cause) => Err(StateError::LockIo { path: self.lock_path(), cause }),
             },
         }
     }
@@ -400,10 +334,7 @@ impl Backend for LocalBackend {
 /// `path`; it is never read and can be deleted.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let file_name = path.file_name().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} does not name a file", path.display()),
-        )
+        io::Error::new(io::ErrorKind::InvalidInput, format!("{} does not name a file", path.display()))
     })?;
     let dir = parent_dir(path);
     let mut tmp_name = OsString::from(".");
@@ -481,11 +412,7 @@ fn parse_state(path: &Path, backup: &Path, bytes: &[u8]) -> Result<State, StateE
     };
     let found = object.get("format_version").and_then(Value::as_u64);
     if let Some(found) = found.filter(|v| *v > u64::from(FORMAT_VERSION)) {
-        return Err(StateError::NewerFormat {
-            path: path.to_path_buf(),
-            found,
-            supported: FORMAT_VERSION,
-        });
+        return Err(StateError::NewerFormat { path: path.to_path_buf(), found, supported: FORMAT_VERSION });
     }
     // Parsed again from the text, not the Value, so that errors carry positions.
     serde_json::from_slice(bytes).map_err(corrupt)
@@ -586,11 +513,7 @@ mod tests {
         let backend = backend_in(&dir);
         fs::write(backend.path(), bytes).unwrap();
         let err = backend.load().unwrap_err();
-        assert_eq!(
-            fs::read(backend.path()).unwrap(),
-            bytes,
-            "file was modified"
-        );
+        assert_eq!(fs::read(backend.path()).unwrap(), bytes, "file was modified");
         assert!(!backend.backup_path().exists());
         let text = err.to_string();
         (err, text)
@@ -672,12 +595,8 @@ mod tests {
 
     #[test]
     fn newer_format_is_refused() {
-        let (err, text) =
-            refused(br#"{"format_version": 2, "lineage": "x", "something_new": true}"#);
-        assert!(
-            matches!(err, StateError::NewerFormat { found: 2, .. }),
-            "{text}"
-        );
+        let (err, text) = refused(br#"{"format_version": 2, "lineage": "x", "something_new": true}"#);
+        assert!(matches!(err, StateError::NewerFormat { found: 2, .. }), "{text}");
         assert!(text.contains("written by a newer skyplan"), "{text}");
     }
 
@@ -708,9 +627,7 @@ mod tests {
         assert_eq!(mode(&path), 0o600);
         assert_eq!(mode(&backend.backup_path()), 0o600);
 
-        backend
-            .lock(&LockInfo::new("apply"), Duration::ZERO)
-            .unwrap();
+        backend.lock(&LockInfo::new("apply"), Duration::ZERO).unwrap();
         assert_eq!(mode(&backend.lock_path()), 0o600);
     }
 
@@ -721,10 +638,7 @@ mod tests {
 
         let first_run = backend_in(&dir);
         first_run.persist(&state).unwrap();
-        assert!(
-            !first_run.backup_path().exists(),
-            "no previous state, no backup"
-        );
+        assert!(!first_run.backup_path().exists(), "no previous state, no backup");
         let before_second_run = fs::read(first_run.path()).unwrap();
 
         let second_run = backend_in(&dir);
@@ -733,10 +647,7 @@ mod tests {
             second_run.persist(&state).unwrap();
         }
         // Several persists later, .backup is still the file as the run found it.
-        assert_eq!(
-            fs::read(second_run.backup_path()).unwrap(),
-            before_second_run
-        );
+        assert_eq!(fs::read(second_run.backup_path()).unwrap(), before_second_run);
         assert_eq!(second_run.load().unwrap().unwrap().serial, 14);
     }
 
@@ -748,10 +659,7 @@ mod tests {
         write_atomic(&path, b"two").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
         assert_eq!(mode(&path), 0o600);
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, [OsString::from("plan.json")]);
     }
 
@@ -766,10 +674,7 @@ mod tests {
     #[test]
     fn relative_paths_write_beside_the_working_directory() {
         assert_eq!(parent_dir(Path::new("demo.state.json")), PathBuf::from("."));
-        assert_eq!(
-            with_suffix(Path::new("./demo.state.json"), ".lock"),
-            PathBuf::from("./demo.state.json.lock")
-        );
+        assert_eq!(with_suffix(Path::new("./demo.state.json"), ".lock"), PathBuf::from("./demo.state.json.lock"));
         let backend = LocalBackend::new(PathBuf::from("./demo.state.json"));
         assert_eq!(backend.describe(), "local file ./demo.state.json");
     }
@@ -781,9 +686,7 @@ mod tests {
         backend_in(&dir).lock(&held, Duration::ZERO).unwrap();
 
         let started = Instant::now();
-        let err = backend_in(&dir)
-            .lock(&LockInfo::new("plan"), Duration::ZERO)
-            .unwrap_err();
+        let err = backend_in(&dir).lock(&LockInfo::new("plan"), Duration::ZERO).unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(1));
         match &err {
             StateError::Locked(info) => assert_eq!(info, &held),
@@ -797,10 +700,7 @@ mod tests {
             )),
             "{text}"
         );
-        assert!(
-            text.ends_with(&format!("release it with: skyplan unlock {}", held.id)),
-            "{text}"
-        );
+        assert!(text.ends_with(&format!("release it with: skyplan unlock {}", held.id)), "{text}");
         assert_eq!(backend_in(&dir).current_lock().unwrap(), Some(held));
     }
 
@@ -831,13 +731,9 @@ mod tests {
     #[test]
     fn lock_with_timeout_gives_up_after_the_timeout() {
         let dir = tempfile::tempdir().unwrap();
-        backend_in(&dir)
-            .lock(&LockInfo::new("apply"), Duration::ZERO)
-            .unwrap();
+        backend_in(&dir).lock(&LockInfo::new("apply"), Duration::ZERO).unwrap();
         let started = Instant::now();
-        let err = backend_in(&dir)
-            .lock(&LockInfo::new("apply"), Duration::from_millis(350))
-            .unwrap_err();
+        let err = backend_in(&dir).lock(&LockInfo::new("apply"), Duration::from_millis(350)).unwrap_err();
         let waited = started.elapsed();
         assert!(matches!(err, StateError::Locked(_)));
         assert!(waited >= Duration::from_millis(350), "{waited:?}");
@@ -854,14 +750,8 @@ mod tests {
         let err = backend.unlock("not-the-id").unwrap_err();
         let text = err.to_string();
         assert!(matches!(err, StateError::LockMismatch { .. }));
-        assert!(
-            text.contains(&held.holder) && text.contains(&held.id),
-            "{text}"
-        );
-        assert!(
-            backend.lock_path().exists(),
-            "a refused unlock must keep the lock"
-        );
+        assert!(text.contains(&held.holder) && text.contains(&held.id), "{text}");
+        assert!(backend.lock_path().exists(), "a refused unlock must keep the lock");
 
         backend.unlock(&held.id).unwrap();
         assert!(!backend.lock_path().exists());
@@ -875,9 +765,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let backend = backend_in(&dir);
         fs::write(backend.lock_path(), b"").unwrap();
-        let err = backend
-            .lock(&LockInfo::new("apply"), Duration::ZERO)
-            .unwrap_err();
+        let err = backend.lock(&LockInfo::new("apply"), Duration::ZERO).unwrap_err();
         assert!(matches!(err, StateError::LockUnreadable { .. }), "{err}");
         assert!(err.to_string().contains("demo.state.json.lock"), "{err}");
         assert!(backend.current_lock().is_err());
@@ -892,11 +780,7 @@ mod tests {
         let winners: usize = (0..8)
             .map(|_| {
                 let path = path.clone();
-                thread::spawn(move || {
-                    LocalBackend::new(path)
-                        .lock(&LockInfo::new("apply"), Duration::ZERO)
-                        .is_ok()
-                })
+                thread::spawn(move || LocalBackend::new(path).lock(&LockInfo::new("apply"), Duration::ZERO).is_ok())
             })
             .collect::<Vec<_>>()
             .into_iter()
@@ -937,43 +821,23 @@ mod journal_tests {
         let dir = tempfile::tempdir().unwrap();
         let backend = LocalBackend::new(dir.path().join("s.json"));
         let mut state = State::new();
+        commit(&backend, &mut state, vec![Mutation::Upsert("a.a".into(), resource("1"))]);
+        assert!(!backend.journal_path().exists(), "the first persist of a run writes the file");
+        commit(&backend, &mut state, vec![Mutation::Upsert("a.b".into(), resource("2"))]);
         commit(
             &backend,
             &mut state,
-            vec![Mutation::Upsert("a.a".into(), resource("1"))],
-        );
-        assert!(
-            !backend.journal_path().exists(),
-            "the first persist of a run writes the file"
-        );
-        commit(
-            &backend,
-            &mut state,
-            vec![Mutation::Upsert("a.b".into(), resource("2"))],
-        );
-        commit(
-            &backend,
-            &mut state,
-            vec![
-                Mutation::Remove("a.a".into()),
-                Mutation::Upsert("a.c".into(), resource("3")),
-            ],
+            vec![Mutation::Remove("a.a".into()), Mutation::Upsert("a.c".into(), resource("3"))],
         );
         assert!(backend.journal_path().exists());
         assert_eq!(mode(&backend.journal_path()), 0o600);
 
         // A new process (a crash here) sees every acknowledged batch.
-        let loaded = LocalBackend::new(backend.path().to_path_buf())
-            .load()
-            .unwrap()
-            .unwrap();
+        let loaded = LocalBackend::new(backend.path().to_path_buf()).load().unwrap().unwrap();
         assert_eq!(loaded, state);
 
         backend.finish_run(&state).unwrap();
-        assert!(
-            !backend.journal_path().exists(),
-            "the run's end folds the journal into the file"
-        );
+        assert!(!backend.journal_path().exists(), "the run's end folds the journal into the file");
         let on_disk: State = serde_json::from_slice(&fs::read(backend.path()).unwrap()).unwrap();
         assert_eq!(on_disk, state);
     }
@@ -983,29 +847,13 @@ mod journal_tests {
         let dir = tempfile::tempdir().unwrap();
         let backend = LocalBackend::new(dir.path().join("s.json"));
         let mut state = State::new();
-        commit(
-            &backend,
-            &mut state,
-            vec![Mutation::Upsert("a.a".into(), resource("1"))],
-        );
-        commit(
-            &backend,
-            &mut state,
-            vec![Mutation::Upsert("a.b".into(), resource("2"))],
-        );
+        commit(&backend, &mut state, vec![Mutation::Upsert("a.a".into(), resource("1"))]);
+        commit(&backend, &mut state, vec![Mutation::Upsert("a.b".into(), resource("2"))]);
         let acknowledged = state.clone();
         // A crash in the middle of the next append.
-        let mut journal = OpenOptions::new()
-            .append(true)
-            .open(backend.journal_path())
-            .unwrap();
-        journal
-            .write_all(br#"{"lineage":"x","serial":99,"mutat"#)
-            .unwrap();
-        let loaded = LocalBackend::new(backend.path().to_path_buf())
-            .load()
-            .unwrap()
-            .unwrap();
+        let mut journal = OpenOptions::new().append(true).open(backend.journal_path()).unwrap();
+        journal.write_all(br#"{"lineage":"x","serial":99,"mutat"#).unwrap();
+        let loaded = LocalBackend::new(backend.path().to_path_buf()).load().unwrap().unwrap();
         assert_eq!(loaded, acknowledged);
 
         // Garbage before the last line is damage, not a torn append.
@@ -1013,15 +861,9 @@ mod journal_tests {
         let mut damaged = b"not json\n".to_vec();
         damaged.extend_from_slice(&before);
         fs::write(backend.journal_path(), &damaged).unwrap();
-        let err = LocalBackend::new(backend.path().to_path_buf())
-            .load()
-            .unwrap_err();
+        let err = LocalBackend::new(backend.path().to_path_buf()).load().unwrap_err();
         assert!(err.to_string().contains("s.json.journal"), "{err}");
-        assert_eq!(
-            fs::read(backend.journal_path()).unwrap(),
-            damaged,
-            "a failed load changes nothing"
-        );
+        assert_eq!(fs::read(backend.journal_path()).unwrap(), damaged, "a failed load changes nothing");
     }
 
     #[test]
@@ -1029,34 +871,18 @@ mod journal_tests {
         let dir = tempfile::tempdir().unwrap();
         let backend = LocalBackend::new(dir.path().join("s.json"));
         let mut state = State::new();
-        commit(
-            &backend,
-            &mut state,
-            vec![Mutation::Upsert("a.a".into(), resource("1"))],
-        );
-        commit(
-            &backend,
-            &mut state,
-            vec![Mutation::Upsert("a.b".into(), resource("2"))],
-        );
+        commit(&backend, &mut state, vec![Mutation::Upsert("a.a".into(), resource("1"))]);
+        commit(&backend, &mut state, vec![Mutation::Upsert("a.b".into(), resource("2"))]);
         let journal = fs::read(backend.journal_path()).unwrap();
         // A crash after the file was replaced but before the journal was removed.
         backend.persist(&state).unwrap();
         fs::write(backend.journal_path(), &journal).unwrap();
-        assert_eq!(
-            LocalBackend::new(backend.path().to_path_buf())
-                .load()
-                .unwrap()
-                .unwrap(),
-            state
-        );
+        assert_eq!(LocalBackend::new(backend.path().to_path_buf()).load().unwrap().unwrap(), state);
 
         let mut other = State::new();
         other.serial = 1;
         fs::write(backend.path(), serde_json::to_vec(&other).unwrap()).unwrap();
-        let err = LocalBackend::new(backend.path().to_path_buf())
-            .load()
-            .unwrap_err();
+        let err = LocalBackend::new(backend.path().to_path_buf()).load().unwrap_err();
         assert!(err.to_string().contains("lineage"), "{err}");
     }
 
@@ -1065,33 +891,14 @@ mod journal_tests {
         let dir = tempfile::tempdir().unwrap();
         let backend = LocalBackend::new(dir.path().join("s.json"));
         let mut state = State::new();
-        commit(
-            &backend,
-            &mut state,
-            vec![Mutation::Upsert("a.0".into(), resource("0"))],
-        );
+        commit(&backend, &mut state, vec![Mutation::Upsert("a.0".into(), resource("0"))]);
         let big = "x".repeat(4096);
         for i in 1..400 {
-            commit(
-                &backend,
-                &mut state,
-                vec![Mutation::Upsert(format!("a.{i}"), resource(&big))],
-            );
+            commit(&backend, &mut state, vec![Mutation::Upsert(format!("a.{i}"), resource(&big))]);
         }
-        let journal = fs::metadata(backend.journal_path())
-            .map(|m| m.len())
-            .unwrap_or(0);
-        assert!(
-            journal <= JOURNAL_MIN_FOLD + 8192,
-            "journal of {journal} bytes was never folded"
-        );
-        assert_eq!(
-            LocalBackend::new(backend.path().to_path_buf())
-                .load()
-                .unwrap()
-                .unwrap(),
-            state
-        );
+        let journal = fs::metadata(backend.journal_path()).map(|m| m.len()).unwrap_or(0);
+        assert!(journal <= JOURNAL_MIN_FOLD + 8192, "journal of {journal} bytes was never folded");
+        assert_eq!(LocalBackend::new(backend.path().to_path_buf()).load().unwrap().unwrap(), state);
     }
 
     fn mode(path: &Path) -> u32 {

@@ -38,6 +38,26 @@ pub struct State {
     pub serial: u64,
     /// Resources keyed by address text, e.g. `aws_subnet.private[us-east-1a]`.
     pub resources: BTreeMap<String, ResourceState>,
+    /// Creates that were started but whose result is not recorded (a run was
+    /// killed during the call): the resource may exist in the cloud. The
+    /// next run looks each up by its address and adopts what it finds.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pending: BTreeMap<String, PendingCreate>,
+}
+
+/// The intent to create a resource, recorded before the cloud is asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingCreate {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub provider: String,
+    /// The idempotency token sent with the create (ClientToken on AWS).
+    pub client_token: String,
+    /// The resolved configuration sent with the create.
+    pub inputs: Map<String, Value>,
+    #[serde(default)]
+    pub dependencies: Vec<String>,
 }
 
 /// One applied resource.
@@ -69,6 +89,7 @@ impl State {
             lineage: random_id(),
             serial: 0,
             resources: BTreeMap::new(),
+            pending: BTreeMap::new(),
         }
     }
 }
@@ -93,21 +114,11 @@ pub(crate) fn random_id() -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
     bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
 }
 
 fn fallback_random_bytes() -> [u8; 16] {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let mut out = [0u8; 16];
     for (i, chunk) in out.chunks_mut(8).enumerate() {
         // Each RandomState is keyed from OS randomness at thread start and
@@ -141,10 +152,7 @@ mod tests {
         let id = random_id();
         assert_eq!(id.len(), 36);
         let parts: Vec<&str> = id.split('-').collect();
-        assert_eq!(
-            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
-            [8, 4, 4, 4, 12]
-        );
+        assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), [8, 4, 4, 4, 12]);
         assert!(parts[2].starts_with('4'));
         assert!(matches!(&parts[3][..1], "8" | "9" | "a" | "b"));
         assert!(id.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
@@ -175,10 +183,7 @@ mod tests {
     /// The JSON blocks of `docs/state.md`, in order.
     fn documented_examples() -> Vec<String> {
         let doc = include_str!("../../docs/state.md");
-        doc.split("```json\n")
-            .skip(1)
-            .map(|block| block.split("```").next().unwrap().to_string())
-            .collect()
+        doc.split("```json\n").skip(1).map(|block| block.split("```").next().unwrap().to_string()).collect()
     }
 
     #[test]

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::Backend;
 use crate::error::StateError;
-use crate::model::{ResourceState, State};
+use crate::model::{PendingCreate, ResourceState, State};
 
 /// One change to the state's resources.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -32,6 +32,11 @@ pub enum Mutation {
     Upsert(String, ResourceState),
     /// Remove the resource at this address (nothing if it is absent).
     Remove(String),
+    /// Record that a create of this address is about to be sent. An
+    /// `Upsert` of the address (the create's result) clears it.
+    Intend(String, PendingCreate),
+    /// Forget a recorded intent (the create is known to have made nothing).
+    Settle(String),
 }
 
 enum Command {
@@ -48,9 +53,7 @@ pub struct Writer {
 
 impl fmt::Debug for Writer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Writer")
-            .field("running", &!self.commands.is_closed())
-            .finish()
+        f.debug_struct("Writer").field("running", &!self.commands.is_closed()).finish()
     }
 }
 
@@ -79,9 +82,7 @@ impl Writer {
     /// called, they will be applied and persisted.
     pub async fn commit(&self, mutations: Vec<Mutation>) -> Result<(), StateError> {
         let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Commit(mutations, reply))
-            .map_err(|_| StateError::WriterClosed)?;
+        self.commands.send(Command::Commit(mutations, reply)).map_err(|_| StateError::WriterClosed)?;
         answer.await.map_err(|_| StateError::WriterClosed)?
     }
 
@@ -90,9 +91,7 @@ impl Writer {
     /// other clones after this call fail with [`StateError::WriterClosed`].
     pub async fn finish(self) -> Result<State, StateError> {
         let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Finish(reply))
-            .map_err(|_| StateError::WriterClosed)?;
+        self.commands.send(Command::Finish(reply)).map_err(|_| StateError::WriterClosed)?;
         answer.await.map_err(|_| StateError::WriterClosed)?
     }
 }
@@ -160,14 +159,17 @@ fn run(backend: Arc<dyn Backend>, mut state: State, mut queue: mpsc::UnboundedRe
 pub(crate) fn apply(state: &mut State, mutation: Mutation) -> bool {
     match mutation {
         Mutation::Upsert(address, resource) => {
+            let settled = state.pending.remove(&address).is_some();
             if state.resources.get(&address) == Some(&resource) {
-                false
+                settled
             } else {
                 state.resources.insert(address, resource);
                 true
             }
         }
         Mutation::Remove(address) => state.resources.remove(&address).is_some(),
+        Mutation::Intend(address, pending) => state.pending.insert(address, pending.clone()).as_ref() != Some(&pending),
+        Mutation::Settle(address) => state.pending.remove(&address).is_some(),
     }
 }
 
@@ -185,8 +187,7 @@ mod tests {
     use std::time::Duration;
 
     fn resource(id: &str) -> ResourceState {
-        let attributes: Map<String, serde_json::Value> =
-            json!({"id": id}).as_object().unwrap().clone();
+        let attributes: Map<String, serde_json::Value> = json!({"id": id}).as_object().unwrap().clone();
         ResourceState {
             kind: "sim_resource".into(),
             provider: "sim".into(),
@@ -258,10 +259,7 @@ mod tests {
     }
 
     fn load(path: &Path) -> State {
-        LocalBackend::new(path.to_path_buf())
-            .load()
-            .unwrap()
-            .expect("a state file")
+        LocalBackend::new(path.to_path_buf()).load().unwrap().expect("a state file")
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -291,16 +289,10 @@ mod tests {
         assert_eq!(final_state.resources.len(), 1000);
         assert_eq!(load(&path), final_state, "the file holds every commit");
         let persists = backend.persists();
-        assert_eq!(
-            final_state.serial, persists as u64,
-            "one serial per persist"
-        );
+        assert_eq!(final_state.serial, persists as u64, "one serial per persist");
         let serials = backend.serials.lock().unwrap().clone();
         assert!(serials.windows(2).all(|w| w[1] == w[0] + 1), "{serials:?}");
-        assert!(
-            persists <= 200,
-            "group commit: {persists} persists for 1000 commits"
-        );
+        assert!(persists <= 200, "group commit: {persists} persists for 1000 commits");
     }
 
     #[tokio::test]
@@ -313,15 +305,9 @@ mod tests {
         let lineage = start.lineage.clone();
         let writer = Writer::start(backend.clone(), start);
 
-        writer
-            .commit(vec![upsert("a.x"), upsert("a.y")])
-            .await
-            .unwrap();
+        writer.commit(vec![upsert("a.x"), upsert("a.y")]).await.unwrap();
         assert_eq!(load(&path).serial, 42);
-        writer
-            .commit(vec![Mutation::Remove("a.x".into())])
-            .await
-            .unwrap();
+        writer.commit(vec![Mutation::Remove("a.x".into())]).await.unwrap();
         let on_disk = load(&path);
         assert_eq!(on_disk.serial, 43);
         assert_eq!(on_disk.lineage, lineage);
@@ -339,10 +325,7 @@ mod tests {
 
         writer.commit(vec![upsert("a.x")]).await.unwrap();
         writer.commit(vec![upsert("a.x")]).await.unwrap();
-        writer
-            .commit(vec![Mutation::Remove("a.gone".into())])
-            .await
-            .unwrap();
+        writer.commit(vec![Mutation::Remove("a.gone".into())]).await.unwrap();
         writer.commit(vec![]).await.unwrap();
         let state = writer.finish().await.unwrap();
         assert_eq!(backend.persists(), 1);
@@ -376,11 +359,7 @@ mod tests {
         assert!(matches!(later, StateError::NotSaved(_)), "{later}");
         assert!(writer.finish().await.is_err());
 
-        assert_eq!(
-            backend.persists(),
-            2,
-            "nothing is persisted after a failure"
-        );
+        assert_eq!(backend.persists(), 2, "nothing is persisted after a failure");
         let on_disk = load(&path);
         assert_eq!(on_disk.resources.keys().collect::<Vec<_>>(), ["a.saved"]);
     }
@@ -388,10 +367,7 @@ mod tests {
     #[tokio::test]
     async fn commits_after_finish_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let writer = Writer::start(
-            Arc::new(LocalBackend::new(dir.path().join("s.state.json"))),
-            State::new(),
-        );
+        let writer = Writer::start(Arc::new(LocalBackend::new(dir.path().join("s.state.json"))), State::new());
         let other = writer.clone();
         assert_eq!(format!("{other:?}"), "Writer { running: true }");
         writer.finish().await.unwrap();
@@ -407,21 +383,14 @@ mod tests {
         let writer = Writer::start(backend, State::new());
 
         for i in 0..20 {
-            writer
-                .commit(vec![upsert(&format!("a.done[{i}]"))])
-                .await
-                .unwrap();
+            writer.commit(vec![upsert(&format!("a.done[{i}]"))]).await.unwrap();
         }
         // More in flight when the run "crashes": handles dropped, no finish.
         let in_flight = {
             let writer = writer.clone();
             tokio::spawn(async move {
                 for i in 0.. {
-                    if writer
-                        .commit(vec![upsert(&format!("a.late[{i}]"))])
-                        .await
-                        .is_err()
-                    {
+                    if writer.commit(vec![upsert(&format!("a.late[{i}]"))]).await.is_err() {
                         break;
                     }
                 }
@@ -430,8 +399,8 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(10)).await;
         drop(writer);
         // Read while the writer thread may still be persisting.
-        let on_disk: State = serde_json::from_slice(&std::fs::read(&path).unwrap())
-            .expect("the file is valid state at any moment");
+        let on_disk: State =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).expect("the file is valid state at any moment");
         for i in 0..20 {
             assert!(on_disk.resources.contains_key(&format!("a.done[{i}]")));
         }
@@ -448,13 +417,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("crash.state.json");
             let mut child = Process::new(std::env::current_exe().unwrap())
-                .args([
-                    "writer::tests::crash_child",
-                    "--exact",
-                    "--ignored",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
+                .args(["writer::tests::crash_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
                 .env(CRASH_FILE_VAR, &path)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
@@ -478,10 +441,7 @@ mod tests {
             }
 
             let on_disk = load(&path);
-            let missing: Vec<_> = resolved
-                .iter()
-                .filter(|a| !on_disk.resources.contains_key(*a))
-                .collect();
+            let missing: Vec<_> = resolved.iter().filter(|a| !on_disk.resources.contains_key(*a)).collect();
             assert!(missing.is_empty(), "lost after kill: {missing:?}");
         }
     }
@@ -498,11 +458,7 @@ mod tests {
         let Some(path) = std::env::var_os(CRASH_FILE_VAR) else {
             return;
         };
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         runtime.block_on(async move {
             let writer = Writer::start(Arc::new(LocalBackend::new(path.into())), State::new());
             let tasks: Vec<_> = (0..8)

@@ -6,6 +6,7 @@ use std::io::Read;
 
 use serde_json::Value;
 use skyplan_sim::SimProvider;
+use skyplan_state::{Backend, LocalBackend};
 
 use crate::support::Workdir;
 
@@ -44,22 +45,11 @@ fn apply_no_changes_update_replace_destroy() {
     assert!(!w.exists("spec.state.json"), "validate writes nothing");
 
     let plan = w.run(&["plan", "spec.toml", "--detailed-exitcode"]).code(2);
-    assert!(
-        plan.stdout
-            .contains("Plan: 4 to add, 0 to change, 0 to replace, 0 to destroy."),
-        "{}",
-        plan.stdout
-    );
+    assert!(plan.stdout.contains("Plan: 4 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", plan.stdout);
     assert!(!w.exists("spec.state.json"), "plan writes no state");
 
     let apply = w.run(&["apply", "spec.toml", "--auto-approve"]).ok();
-    assert!(
-        apply
-            .stdout
-            .contains("Apply complete! Resources: 4 added, 0 changed, 0 destroyed."),
-        "{}",
-        apply.stdout
-    );
+    assert!(apply.stdout.contains("Apply complete! Resources: 4 added, 0 changed, 0 destroyed."), "{}", apply.stdout);
     assert_eq!(cloud_len(&w), 4);
     let state = w.json("spec.state.json");
     assert_eq!(
@@ -71,31 +61,13 @@ fn apply_no_changes_update_replace_destroy() {
     assert!(again.stdout.contains("No changes."), "{}", again.stdout);
 
     // An in-place update and a replacement in one plan.
-    w.write(
-        "spec.toml",
-        &SPEC
-            .replace("size = 3", "size = 5")
-            .replace("zone = \"a\"", "zone = \"b\""),
-    );
+    w.write("spec.toml", &SPEC.replace("size = 3", "size = 5").replace("zone = \"a\"", "zone = \"b\""));
     let plan = w.run(&["plan", "spec.toml", "--detailed-exitcode"]).code(2);
     assert!(plan.stdout.contains("~ size   = 3 -> 5"), "{}", plan.stdout);
-    assert!(
-        plan.stdout.contains("-/+ sim_resource.subnet"),
-        "{}",
-        plan.stdout
-    );
-    assert!(
-        plan.stdout.contains("# forces replacement"),
-        "{}",
-        plan.stdout
-    );
+    assert!(plan.stdout.contains("-/+ sim_resource.subnet"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("# forces replacement"), "{}", plan.stdout);
     // The node refers to the subnet's id, which the replacement makes unknown.
-    assert!(
-        plan.stdout
-            .contains("Plan: 0 to add, 1 to change, 1 to replace, 0 to destroy."),
-        "{}",
-        plan.stdout
-    );
+    assert!(plan.stdout.contains("Plan: 0 to add, 1 to change, 1 to replace, 0 to destroy."), "{}", plan.stdout);
     let old_subnet = w.json("spec.state.json")["resources"]["sim_resource.subnet"]["id"].clone();
     w.run(&["apply", "spec.toml", "--auto-approve"]).ok();
     let state = w.json("spec.state.json");
@@ -110,18 +82,13 @@ fn apply_no_changes_update_replace_destroy() {
 
     let destroy = w.run(&["destroy", "spec.toml", "--auto-approve"]).ok();
     assert!(
-        destroy
-            .stdout
-            .contains("Destroy complete! Resources: 0 added, 0 changed, 4 destroyed."),
+        destroy.stdout.contains("Destroy complete! Resources: 0 added, 0 changed, 4 destroyed."),
         "{}",
         destroy.stdout
     );
     assert_eq!(cloud_len(&w), 0);
     w.run(&["state", "list"]).ok();
-    assert!(w.json("spec.state.json")["resources"]
-        .as_object()
-        .unwrap()
-        .is_empty());
+    assert!(w.json("spec.state.json")["resources"].as_object().unwrap().is_empty());
 }
 
 #[test]
@@ -131,16 +98,8 @@ fn plan_json_has_the_contract_shape() {
     let out = w.run(&["plan", "spec.toml", "--json"]).ok();
     let v: Value = serde_json::from_str(&out.stdout).expect("plan --json prints one JSON object");
     assert_eq!(v["format_version"], "1");
-    assert_eq!(
-        v["summary"],
-        serde_json::json!({"create": 4, "update": 0, "replace": 0, "delete": 0})
-    );
-    let node = v["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["address"] == "sim_resource.node")
-        .unwrap();
+    assert_eq!(v["summary"], serde_json::json!({"create": 4, "update": 0, "replace": 0, "delete": 0}));
+    let node = v["changes"].as_array().unwrap().iter().find(|c| c["address"] == "sim_resource.node").unwrap();
     assert_eq!(node["action"], "create");
     assert_eq!(node["before"], Value::Null);
     assert_eq!(node["after"]["subnet"], "(known after apply)");
@@ -149,11 +108,7 @@ fn plan_json_has_the_contract_shape() {
     w.run(&["apply", "spec.toml", "--auto-approve"]).ok();
     let out = w.run(&["plan", "spec.toml", "--json"]).ok();
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
-    assert!(v["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|c| c["action"] == "no-op"));
+    assert!(v["changes"].as_array().unwrap().iter().all(|c| c["action"] == "no-op"));
 }
 
 #[test]
@@ -162,17 +117,11 @@ fn saved_plan_applies_exactly_and_stale_plans_are_refused() {
     w.write("spec.toml", SPEC);
     w.run(&["plan", "spec.toml", "--out", "first.plan"]).ok();
     let shown = w.run(&["show", "first.plan", "--json"]).ok();
-    assert_eq!(
-        serde_json::from_str::<Value>(&shown.stdout).unwrap()["summary"]["create"],
-        4
-    );
+    assert_eq!(serde_json::from_str::<Value>(&shown.stdout).unwrap()["summary"]["create"], 4);
     // The spec changes after planning: apply uses the saved plan, not the spec.
     w.write("spec.toml", &SPEC.replace("size = 3", "size = 9"));
     w.run(&["apply", "first.plan", "--auto-approve"]).ok();
-    assert_eq!(
-        w.json("spec.state.json")["resources"]["sim_resource.node"]["inputs"]["size"],
-        3
-    );
+    assert_eq!(w.json("spec.state.json")["resources"]["sim_resource.node"]["inputs"]["size"], 3);
     let mode = std::fs::metadata(w.path("first.plan"))
         .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
         .unwrap();
@@ -182,11 +131,7 @@ fn saved_plan_applies_exactly_and_stale_plans_are_refused() {
     let before = std::fs::read(w.path("spec.state.json")).unwrap();
     let stale = w.run(&["apply", "first.plan", "--auto-approve"]).code(1);
     assert!(stale.stderr.contains("is stale"), "{}", stale.stderr);
-    assert_eq!(
-        std::fs::read(w.path("spec.state.json")).unwrap(),
-        before,
-        "a refused plan changes nothing"
-    );
+    assert_eq!(std::fs::read(w.path("spec.state.json")).unwrap(), before, "a refused plan changes nothing");
 
     // A plan made, then overtaken by another apply, is stale too.
     w.run(&["plan", "spec.toml", "--out", "second.plan"]).ok();
@@ -201,32 +146,15 @@ fn an_injected_failure_keeps_the_rest_and_a_rerun_converges() {
     let failing = SPEC.replace("size = 3", "size = 3\nfail = \"create\"");
     w.write("spec.toml", &failing);
     let out = w.run(&["apply", "spec.toml", "--auto-approve"]).code(1);
-    assert!(
-        out.stderr
-            .contains("sim_resource.node: Creation failed: injected failure"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("sim_resource.node: Creation failed: injected failure"), "{}", out.stderr);
     let state = w.json("spec.state.json");
     let recorded: Vec<&String> = state["resources"].as_object().unwrap().keys().collect();
-    assert_eq!(
-        recorded,
-        [
-            "sim_resource.monitor",
-            "sim_resource.net",
-            "sim_resource.subnet"
-        ]
-    );
+    assert_eq!(recorded, ["sim_resource.monitor", "sim_resource.net", "sim_resource.subnet"]);
     assert_eq!(cloud_len(&w), 3);
 
     w.write("spec.toml", SPEC);
     let plan = w.run(&["plan", "spec.toml"]).ok();
-    assert!(
-        plan.stdout
-            .contains("Plan: 1 to add, 0 to change, 0 to replace, 0 to destroy."),
-        "{}",
-        plan.stdout
-    );
+    assert!(plan.stdout.contains("Plan: 1 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", plan.stdout);
     w.run(&["apply", "spec.toml", "--auto-approve"]).ok();
     w.run(&["plan", "spec.toml", "--detailed-exitcode"]).ok();
     assert_eq!(cloud_len(&w), 4);
@@ -235,75 +163,56 @@ fn an_injected_failure_keeps_the_rest_and_a_rerun_converges() {
 #[test]
 fn a_failure_skips_dependents_but_not_independent_branches() {
     let w = Workdir::new();
-    w.write(
-        "spec.toml",
-        &SPEC.replace("zone = \"a\"", "zone = \"a\"\nfail = \"create\""),
-    );
+    w.write("spec.toml", &SPEC.replace("zone = \"a\"", "zone = \"a\"\nfail = \"create\""));
     let out = w.run(&["apply", "spec.toml", "--auto-approve"]).code(1);
-    assert!(
-        out.stderr.contains("sim_resource.subnet: Creation failed"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("sim_resource.node: skipped"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("sim_resource.subnet: Creation failed"), "{}", out.stderr);
+    assert!(out.stderr.contains("sim_resource.node: skipped"), "{}", out.stderr);
     let state = w.json("spec.state.json");
-    assert!(
-        state["resources"]["sim_resource.monitor"].is_object(),
-        "an independent branch still ran"
-    );
+    assert!(state["resources"]["sim_resource.monitor"].is_object(), "an independent branch still ran");
 }
 
 #[test]
 fn cycles_and_bad_references_exit_1_and_write_nothing() {
     let w = Workdir::new();
     w.write("cycle.toml", "[resource.sim_resource.a]\nx = \"${sim_resource.b.id}\"\n[resource.sim_resource.b]\nx = \"${sim_resource.a.id}\"\n");
-    for cmd in [
-        &["validate", "cycle.toml"][..],
-        &["plan", "cycle.toml"],
-        &["apply", "cycle.toml", "--auto-approve"],
-    ] {
+    for cmd in [&["validate", "cycle.toml"][..], &["plan", "cycle.toml"], &["apply", "cycle.toml", "--auto-approve"]] {
         let out = w.run(cmd).code(1);
         assert!(
-            out.stderr
-                .contains("dependency cycle: sim_resource.a -> sim_resource.b -> sim_resource.a"),
+            out.stderr.contains("dependency cycle: sim_resource.a -> sim_resource.b -> sim_resource.a"),
             "{}",
             out.stderr
         );
     }
     w.write("badref.toml", "[resource.sim_resource.a]\nx = \"${sim_resource.missing.id}\"\n[resource.sim_resource.b]\ny = \"${sim_resource.a.nope}\"\n");
     let out = w.run(&["apply", "badref.toml", "--auto-approve"]).code(1);
-    assert!(out.stderr.contains("sim_resource.a: x refers to ${sim_resource.missing.id}, but there is no resource sim_resource.missing"), "{}", out.stderr);
-    assert!(out.stderr.contains("sim_resource.b: y refers to ${sim_resource.a.nope}, but sim_resource.a has no attribute `nope`"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "sim_resource.a: x refers to ${sim_resource.missing.id}, but there is no resource sim_resource.missing"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("sim_resource.b: y refers to ${sim_resource.a.nope}, but sim_resource.a has no attribute `nope`"),
+        "{}",
+        out.stderr
+    );
     let files: Vec<String> = std::fs::read_dir(w.dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     let mut files = files;
     files.sort();
-    assert_eq!(
-        files,
-        ["badref.toml", "cycle.toml"],
-        "no state, lock or cloud file"
-    );
+    assert_eq!(files, ["badref.toml", "cycle.toml"], "no state, lock or cloud file");
 }
 
 #[test]
 fn unknown_keys_and_wrong_types_name_file_line_and_column() {
     let w = Workdir::new();
-    w.write(
-        "bad.toml",
-        "[cluster]\nname = \"demo\"\nregion = \"us-east-1\"\nflavour = \"x\"\n",
-    );
+    w.write("bad.toml", "[cluster]\nname = \"demo\"\nregion = \"us-east-1\"\nflavour = \"x\"\n");
     let out = w.run(&["validate", "bad.toml"]).code(1);
-    assert!(
-        out.stderr.contains("bad.toml:4:1:") && out.stderr.contains("flavour"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("bad.toml:4:1:") && out.stderr.contains("flavour"), "{}", out.stderr);
     w.write("syntax.toml", "[resource.sim_resource.a]\nsize = = 3\n");
     let out = w.run(&["plan", "syntax.toml"]).code(1);
     assert!(out.stderr.contains("syntax.toml:2:"), "{}", out.stderr);
@@ -316,8 +225,7 @@ fn apply_without_approval_on_a_pipe_is_refused_before_any_work() {
     w.write("spec.toml", SPEC);
     let out = w.run(&["apply", "spec.toml"]).code(1);
     assert!(
-        out.stderr.contains("standard input is not a terminal")
-            && out.stderr.contains("--auto-approve"),
+        out.stderr.contains("standard input is not a terminal") && out.stderr.contains("--auto-approve"),
         "{}",
         out.stderr
     );
@@ -328,44 +236,26 @@ fn apply_without_approval_on_a_pipe_is_refused_before_any_work() {
 #[test]
 fn a_second_apply_is_refused_while_the_lock_is_held_and_unlock_needs_the_id() {
     let w = Workdir::new();
-    w.write(
-        "spec.toml",
-        &SPEC.replace("delay_ms = 20", "delay_ms = 3000"),
-    );
-    let mut first = w
-        .command(&["apply", "spec.toml", "--auto-approve"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    w.write("spec.toml", &SPEC.replace("delay_ms = 20", "delay_ms = 3000"));
+    let mut first =
+        w.command(&["apply", "spec.toml", "--auto-approve"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
     // Wait until the first run holds the lock.
     let lock = w.path("spec.state.json.lock");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !lock.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "first apply never took the lock"
-        );
+        assert!(std::time::Instant::now() < deadline, "first apply never took the lock");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let second = w.run(&["apply", "spec.toml", "--auto-approve"]).code(1);
     assert!(second.stderr.contains("locked"), "{}", second.stderr);
-    assert!(
-        second.stderr.contains(&format!("pid {}", first.id())),
-        "names the holder: {}",
-        second.stderr
-    );
+    assert!(second.stderr.contains(&format!("pid {}", first.id())), "names the holder: {}", second.stderr);
     let wrong = w.run(&["unlock", "not-the-id"]).code(1);
     assert!(!wrong.stderr.is_empty());
     assert!(lock.exists(), "a wrong id releases nothing");
 
     assert!(first.wait().unwrap().success());
     let mut out = String::new();
-    first
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    first.stdout.take().unwrap().read_to_string(&mut out).unwrap();
     assert!(out.contains("Apply complete!"), "{out}");
     assert!(!lock.exists(), "the lock is released at the end of the run");
 }
@@ -379,11 +269,7 @@ fn a_stale_lock_is_released_by_unlock_with_its_id() {
     let info = serde_json::json!({"id": "dead-run-1", "holder": "ci@runner", "pid": 999999, "operation": "apply", "created": "2026-11-24T00:00:00Z"});
     std::fs::write(w.path("spec.state.json.lock"), info.to_string()).unwrap();
     let refused = w.run(&["plan", "spec.toml"]).code(1);
-    assert!(
-        refused.stderr.contains("dead-run-1") && refused.stderr.contains("ci@runner"),
-        "{}",
-        refused.stderr
-    );
+    assert!(refused.stderr.contains("dead-run-1") && refused.stderr.contains("ci@runner"), "{}", refused.stderr);
     w.run(&["unlock", "dead-run-1"]).ok();
     w.run(&["plan", "spec.toml", "--detailed-exitcode"]).ok();
 }
@@ -394,16 +280,9 @@ fn state_list_show_rm() {
     w.write("spec.toml", SPEC);
     w.run(&["apply", "spec.toml", "--auto-approve"]).ok();
     let list = w.run(&["state", "list"]).ok();
-    assert_eq!(
-        list.stdout,
-        "sim_resource.monitor\nsim_resource.net\nsim_resource.node\nsim_resource.subnet\n"
-    );
+    assert_eq!(list.stdout, "sim_resource.monitor\nsim_resource.net\nsim_resource.node\nsim_resource.subnet\n");
     let show = w.run(&["state", "show", "sim_resource.node"]).ok();
-    assert!(
-        show.stdout.contains("size") && show.stdout.contains("sim-"),
-        "{}",
-        show.stdout
-    );
+    assert!(show.stdout.contains("size") && show.stdout.contains("sim-"), "{}", show.stdout);
     w.run(&["state", "show", "sim_resource.nope"]).code(1);
     w.run(&["state", "rm", "sim_resource.monitor"]).ok();
     assert_eq!(w.run(&["state", "list"]).ok().stdout.lines().count(), 3);
@@ -411,13 +290,7 @@ fn state_list_show_rm() {
     let plan = w.run(&["plan", "spec.toml"]).ok();
     assert!(plan.stdout.contains("Plan: 1 to add"), "{}", plan.stdout);
     let shown = w.run(&["show", "--json"]).ok();
-    assert_eq!(
-        serde_json::from_str::<Value>(&shown.stdout).unwrap()["resources"]
-            .as_array()
-            .unwrap()
-            .len(),
-        3
-    );
+    assert_eq!(serde_json::from_str::<Value>(&shown.stdout).unwrap()["resources"].as_array().unwrap().len(), 3);
 }
 
 #[test]
@@ -428,34 +301,18 @@ fn a_resource_deleted_outside_skyplan_is_created_again_and_drift_is_reverted() {
     // Someone deletes one resource and edits another behind skyplan's back.
     sim(&w)
         .rewrite(|cloud| {
-            cloud
-                .resources
-                .retain(|_, o| o.address != "sim_resource.monitor");
-            let node = cloud
-                .resources
-                .values_mut()
-                .find(|o| o.address == "sim_resource.node")
-                .unwrap();
+            cloud.resources.retain(|_, o| o.address != "sim_resource.monitor");
+            let node = cloud.resources.values_mut().find(|o| o.address == "sim_resource.node").unwrap();
             node.attrs.insert("size".into(), serde_json::json!(7));
         })
         .unwrap();
 
     let plan = w.run(&["plan", "spec.toml", "--detailed-exitcode"]).code(2);
-    assert!(
-        plan.stderr
-            .contains("sim_resource.monitor was deleted outside skyplan"),
-        "{}",
-        plan.stderr
-    );
+    assert!(plan.stderr.contains("sim_resource.monitor was deleted outside skyplan"), "{}", plan.stderr);
     assert!(plan.stdout.contains("~ size   = 7 -> 3"), "{}", plan.stdout);
-    assert!(
-        plan.stdout.contains("Plan: 1 to add, 1 to change"),
-        "{}",
-        plan.stdout
-    );
+    assert!(plan.stdout.contains("Plan: 1 to add, 1 to change"), "{}", plan.stdout);
     // --no-refresh trusts the state.
-    w.run(&["plan", "spec.toml", "--no-refresh", "--detailed-exitcode"])
-        .ok();
+    w.run(&["plan", "spec.toml", "--no-refresh", "--detailed-exitcode"]).ok();
     w.run(&["apply", "spec.toml", "--auto-approve"]).ok();
     w.run(&["plan", "spec.toml", "--detailed-exitcode"]).ok();
 }
@@ -465,25 +322,10 @@ fn graph_text_and_dot() {
     let w = Workdir::new();
     w.write("spec.toml", SPEC);
     let text = w.run(&["graph", "spec.toml"]).ok();
-    assert!(
-        text.stdout
-            .starts_with("layer 0:\n  sim_resource.net\nlayer 1:\n"),
-        "{}",
-        text.stdout
-    );
-    assert!(
-        text.stdout
-            .contains("sim_resource.node <- sim_resource.subnet"),
-        "{}",
-        text.stdout
-    );
+    assert!(text.stdout.starts_with("layer 0:\n  sim_resource.net\nlayer 1:\n"), "{}", text.stdout);
+    assert!(text.stdout.contains("sim_resource.node <- sim_resource.subnet"), "{}", text.stdout);
     let dot = w.run(&["graph", "spec.toml", "--format", "dot"]).ok();
-    assert!(
-        dot.stdout
-            .contains("\"sim_resource.net\" -> \"sim_resource.subnet\";"),
-        "{}",
-        dot.stdout
-    );
+    assert!(dot.stdout.contains("\"sim_resource.net\" -> \"sim_resource.subnet\";"), "{}", dot.stdout);
 }
 
 #[test]
@@ -492,23 +334,9 @@ fn usage_errors_exit_1_and_global_flags_go_anywhere() {
     w.write("spec.toml", SPEC);
     w.run(&["plan"]).code(1);
     w.run(&["frobnicate"]).code(1);
-    w.run(&[
-        "--state",
-        "elsewhere.json",
-        "apply",
-        "spec.toml",
-        "--auto-approve",
-    ])
-    .ok();
+    w.run(&["--state", "elsewhere.json", "apply", "spec.toml", "--auto-approve"]).ok();
     assert!(w.exists("elsewhere.json") && !w.exists("spec.state.json"));
-    w.run(&[
-        "plan",
-        "spec.toml",
-        "--state",
-        "elsewhere.json",
-        "--detailed-exitcode",
-    ])
-    .ok();
+    w.run(&["plan", "spec.toml", "--state", "elsewhere.json", "--detailed-exitcode"]).ok();
 }
 
 #[test]
@@ -527,4 +355,74 @@ fn a_corrupt_state_is_refused_and_left_byte_identical() {
     .unwrap();
     let out = w.run(&["plan", "spec.toml"]).code(1);
     assert!(out.stderr.contains("newer"), "{}", out.stderr);
+}
+
+/// Layers of resources with delays, so a kill lands in the middle of work.
+fn slow_spec(layers: usize, width: usize) -> String {
+    let mut spec = String::new();
+    for l in 0..layers {
+        for i in 0..width {
+            spec.push_str(&format!("[resource.sim_resource.r{l}_{i}]\ndelay_ms = 150\nn = {i}\n"));
+            if l > 0 {
+                spec.push_str(&format!("up = \"${{sim_resource.r{}_{i}.id}}\"\n", l - 1));
+            }
+        }
+    }
+    spec
+}
+
+#[test]
+fn a_kill_at_any_moment_then_apply_converges_with_no_duplicate() {
+    let (layers, width) = (8, 4);
+    for kill_after_ms in [100u64, 300, 600, 1000] {
+        let w = Workdir::new();
+        w.write("spec.toml", &slow_spec(layers, width));
+        let mut run =
+            w.command(&["apply", "spec.toml", "--auto-approve"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(kill_after_ms));
+        run.kill().unwrap(); // SIGKILL: no chance to clean up
+        run.wait().unwrap();
+
+        // The lock of the killed run is released (its pid is gone), anything
+        // it created but did not record is adopted, and the rest is created.
+        let again = w.run(&["apply", "spec.toml", "--auto-approve"]).ok();
+        assert!(again.stdout.contains("Apply complete!"), "{}", again.stdout);
+        assert_eq!(cloud_len(&w), layers * width, "after a kill at {kill_after_ms} ms: exactly one of each resource");
+        w.run(&["plan", "spec.toml", "--detailed-exitcode"]).ok();
+        let state = w.json("spec.state.json");
+        assert_eq!(state["resources"].as_object().unwrap().len(), layers * width);
+        assert!(state.get("pending").is_none(), "no unsettled creates remain");
+    }
+}
+
+#[test]
+fn a_crash_between_the_cloud_call_and_the_state_adopts_instead_of_duplicating() {
+    let (layers, width) = (3, 2);
+    let spec = slow_spec(layers, width).replace("delay_ms = 150", "delay_ms = 0");
+    for victim in ["sim_resource.r0_0", "sim_resource.r1_1", "sim_resource.r2_0"] {
+        let w = Workdir::new();
+        w.write("spec.toml", &spec);
+        let crashed = w
+            .command(&["apply", "spec.toml", "--auto-approve"])
+            .env("SKYPLAN_CRASH_BEFORE_RECORDING", victim)
+            .output()
+            .unwrap();
+        assert!(!crashed.status.success(), "the hook aborts the run");
+        // Read as skyplan does: the state file plus the run's journal.
+        let state = LocalBackend::new(w.path("spec.state.json")).load().unwrap().unwrap();
+        assert!(
+            state.pending.contains_key(victim),
+            "the intent to create {victim} was recorded before the call: {state:?}"
+        );
+        assert!(!state.resources.contains_key(victim));
+
+        let again = w.run(&["apply", "spec.toml", "--auto-approve"]).ok();
+        assert!(
+            again.stderr.contains(&format!("{victim} (sim-")) && again.stderr.contains("adopted"),
+            "{}",
+            again.stderr
+        );
+        assert_eq!(cloud_len(&w), layers * width, "{victim} exists once");
+        w.run(&["plan", "spec.toml", "--detailed-exitcode"]).ok();
+    }
 }

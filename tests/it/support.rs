@@ -20,21 +20,13 @@ impl Run {
 
     #[track_caller]
     pub fn ok(self) -> Run {
-        assert_eq!(
-            self.code, 0,
-            "expected success\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.code, 0, "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         self
     }
 
     #[track_caller]
     pub fn code(self, code: i32) -> Run {
-        assert_eq!(
-            self.code, code,
-            "expected exit {code}\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.code, code, "expected exit {code}\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         self
     }
 }
@@ -47,10 +39,7 @@ pub struct Workdir {
 
 impl Workdir {
     pub fn new() -> Workdir {
-        Workdir {
-            dir: tempfile::tempdir().expect("tempdir"),
-            env: Vec::new(),
-        }
+        Workdir { dir: tempfile::tempdir().expect("tempdir"), env: Vec::new() }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -65,10 +54,7 @@ impl Workdir {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_skyplan"));
-        cmd.args(args)
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .env("NO_COLOR", "1");
+        cmd.args(args).current_dir(self.dir.path()).stdin(Stdio::null()).env("NO_COLOR", "1");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -84,7 +70,6 @@ impl Workdir {
     }
 
     pub fn json(&self, name: &str) -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(self.path(name)).expect("read json"))
-            .expect("valid json")
+        serde_json::from_slice(&std::fs::read(self.path(name)).expect("read json")).expect("valid json")
     }
 }

@@ -45,18 +45,11 @@ fn render_change(out: &mut String, change: &Change, style: Style) {
     let (what, sign) = match change.action {
         Action::Create => ("will be created", style.green("  +")),
         Action::Update => ("will be updated in place", style.yellow("  ~")),
-        Action::Replace => (
-            "must be replaced",
-            format!("{}{}{}", style.red("-"), "/", style.green("+")),
-        ),
+        Action::Replace => ("must be replaced", format!("{}{}{}", style.red("-"), "/", style.green("+"))),
         Action::Delete => ("will be destroyed", style.red("  -")),
         Action::NoOp => return,
     };
-    let _ = writeln!(
-        out,
-        "  {} {what}",
-        style.bold(&format!("# {}", change.address))
-    );
+    let _ = writeln!(out, "  {} {what}", style.bold(&format!("# {}", change.address)));
     let _ = writeln!(out, "{sign} {} {{", change.address);
     let empty = serde_json::Map::new();
     let before = change.before.as_ref().unwrap_or(&empty);
@@ -68,29 +61,11 @@ fn render_change(out: &mut String, change: &Change, style: Style) {
         let b = before.get(key);
         let a = after.get(key);
         let forces = change.replace_because.iter().any(|r| r == key);
-        let note = if forces {
-            style.red(" # forces replacement")
-        } else {
-            String::new()
-        };
+        let note = if forces { style.red(" # forces replacement") } else { String::new() };
         let name = format!("{key:width$}");
         match change.action {
-            Action::Create => attr_line(
-                out,
-                &style.green("+"),
-                &name,
-                a.unwrap_or(&Value::Null),
-                "",
-                style,
-            ),
-            Action::Delete => attr_line(
-                out,
-                &style.red("-"),
-                &name,
-                b.unwrap_or(&Value::Null),
-                "",
-                style,
-            ),
+            Action::Create => attr_line(out, &style.green("+"), &name, a.unwrap_or(&Value::Null), "", style),
+            Action::Delete => attr_line(out, &style.red("-"), &name, b.unwrap_or(&Value::Null), "", style),
             _ => match (b, a) {
                 (Some(b), Some(a)) if b == a => {
                     if key == "id" || key == "name" {
@@ -107,11 +82,7 @@ fn render_change(out: &mut String, change: &Change, style: Style) {
         }
     }
     if hidden > 0 {
-        let _ = writeln!(
-            out,
-            "        # ({hidden} unchanged attribute{} hidden)",
-            if hidden == 1 { "" } else { "s" }
-        );
+        let _ = writeln!(out, "        # ({hidden} unchanged attribute{} hidden)", if hidden == 1 { "" } else { "s" });
     }
     out.push_str("    }\n");
 }
@@ -133,11 +104,7 @@ fn inline(v: &Value) -> Option<String> {
 fn block(v: &Value) -> Vec<String> {
     match v {
         Value::String(s) => s.lines().map(str::to_string).collect(),
-        other => serde_json::to_string_pretty(other)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect(),
+        other => serde_json::to_string_pretty(other).unwrap_or_default().lines().map(str::to_string).collect(),
     }
 }
 
@@ -167,12 +134,7 @@ fn changed_line(out: &mut String, name: &str, b: &Value, a: &Value, note: &str, 
             match (bm.get(k), am.get(k)) {
                 (Some(x), Some(y)) if x == y => {}
                 (Some(x), Some(y)) => {
-                    let _ = writeln!(
-                        out,
-                        "          {tilde} {key} = {} -> {}",
-                        compact(x),
-                        compact(y)
-                    );
+                    let _ = writeln!(out, "          {tilde} {key} = {} -> {}", compact(x), compact(y));
                 }
                 (None, Some(y)) => {
                     let _ = writeln!(out, "          {} {key} = {}", style.green("+"), compact(y));
@@ -238,11 +200,7 @@ mod tests {
             after: after.map(|v| v.as_object().unwrap().clone()),
             kind: "sim_resource".into(),
             provider: "sim".into(),
-            replace_because: if action == Action::Replace {
-                vec!["zone".into()]
-            } else {
-                vec![]
-            },
+            replace_because: if action == Action::Replace { vec!["zone".into()] } else { vec![] },
             config: None,
             dependencies: vec![],
             prior_dependencies: vec![],
@@ -250,13 +208,7 @@ mod tests {
     }
 
     fn plan_of(changes: Vec<Change>, summary: Summary) -> Plan {
-        Plan {
-            destroy: false,
-            lineage: "l".into(),
-            serial: 1,
-            changes,
-            summary,
-        }
+        Plan { destroy: false, lineage: "l".into(), serial: 1, changes, summary }
     }
 
     const PLAIN: Style = Style { color: false };
@@ -265,11 +217,7 @@ mod tests {
     fn create_update_replace_delete() {
         let p = plan_of(
             vec![
-                change(
-                    Action::Create,
-                    None,
-                    Some(json!({"id": UNKNOWN, "size": 3})),
-                ),
+                change(Action::Create, None, Some(json!({"id": UNKNOWN, "size": 3}))),
                 change(
                     Action::Update,
                     Some(json!({"id": "sim-1", "size": 3, "x": 1})),
@@ -282,35 +230,19 @@ mod tests {
                 ),
                 change(Action::Delete, Some(json!({"id": "sim-3"})), None),
             ],
-            Summary {
-                create: 1,
-                update: 1,
-                replace: 1,
-                delete: 1,
-            },
+            Summary { create: 1, update: 1, replace: 1, delete: 1 },
         );
         let text = plan(&p, PLAIN);
         assert!(
-            text.contains(
-                "  + sim_resource.a {\n      + id   = (known after apply)\n      + size = 3\n"
-            ),
+            text.contains("  + sim_resource.a {\n      + id   = (known after apply)\n      + size = 3\n"),
             "{text}"
         );
         assert!(text.contains("      ~ size = 3 -> 4\n"), "{text}");
         assert!(text.contains("(1 unchanged attribute hidden)"), "{text}");
         assert!(text.contains("-/+ sim_resource.a {"), "{text}");
-        assert!(
-            text.contains("~ zone = \"a\" -> \"b\" # forces replacement"),
-            "{text}"
-        );
-        assert!(
-            text.contains("  - sim_resource.a {\n      - id = \"sim-3\""),
-            "{text}"
-        );
-        assert!(
-            text.ends_with("Plan: 1 to add, 1 to change, 1 to replace, 1 to destroy.\n"),
-            "{text}"
-        );
+        assert!(text.contains("~ zone = \"a\" -> \"b\" # forces replacement"), "{text}");
+        assert!(text.contains("  - sim_resource.a {\n      - id = \"sim-3\""), "{text}");
+        assert!(text.ends_with("Plan: 1 to add, 1 to change, 1 to replace, 1 to destroy.\n"), "{text}");
     }
 
     #[test]
@@ -318,20 +250,16 @@ mod tests {
         let p = plan_of(
             vec![change(
                 Action::Update,
-                Some(
-                    json!({"id": "i-1", "user_data": "#cloud-config\nrole: worker\npods: 10.0.0.0/16\n"}),
-                ),
-                Some(
-                    json!({"id": "i-1", "user_data": "#cloud-config\nrole: worker\npods: 172.16.0.0/16\n"}),
-                ),
+                Some(json!({"id": "i-1", "user_data": "#cloud-config\nrole: worker\npods: 10.0.0.0/16\n"})),
+                Some(json!({"id": "i-1", "user_data": "#cloud-config\nrole: worker\npods: 172.16.0.0/16\n"})),
             )],
-            Summary {
-                update: 1,
-                ..Summary::default()
-            },
+            Summary { update: 1, ..Summary::default() },
         );
         let text = plan(&p, PLAIN);
-        assert!(text.contains("            role: worker\n          - pods: 10.0.0.0/16\n          + pods: 172.16.0.0/16\n"), "{text}");
+        assert!(
+            text.contains("            role: worker\n          - pods: 10.0.0.0/16\n          + pods: 172.16.0.0/16\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -342,16 +270,10 @@ mod tests {
                 Some(json!({"tags": {"a": "1", "b": "2"}})),
                 Some(json!({"tags": {"a": "1", "b": "3", "c": "4"}})),
             )],
-            Summary {
-                update: 1,
-                ..Summary::default()
-            },
+            Summary { update: 1, ..Summary::default() },
         );
         let text = plan(&p, PLAIN);
-        assert!(
-            text.contains("~ \"b\" = \"2\" -> \"3\"") && text.contains("+ \"c\" = \"4\""),
-            "{text}"
-        );
+        assert!(text.contains("~ \"b\" = \"2\" -> \"3\"") && text.contains("+ \"c\" = \"4\""), "{text}");
         assert!(!text.contains("\"a\" ="), "{text}");
     }
 

@@ -36,11 +36,7 @@ pub struct SpecError {
 
 impl SpecError {
     pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        SpecError {
-            key: key.into(),
-            message: message.into(),
-            help: None,
-        }
+        SpecError { key: key.into(), message: message.into(), help: None }
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
@@ -60,16 +56,9 @@ pub struct Spec {
 
 impl Source {
     pub fn read(path: &Path) -> Result<Source, Diagnostics> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Diagnostic::new(
-                Location::None,
-                format!("cannot read spec {}: {e}", path.display()),
-            )
-        })?;
-        Ok(Source {
-            path: path.to_path_buf(),
-            text,
-        })
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Diagnostic::new(Location::None, format!("cannot read spec {}: {e}", path.display())))?;
+        Ok(Source { path: path.to_path_buf(), text })
     }
 
     /// 1-based line and column of a byte offset.
@@ -127,8 +116,7 @@ impl Source {
                         value = None;
                     }
                     _ => {
-                        let Some(v) = value.and_then(|v| v.as_array()).and_then(|a| a.get(i))
-                        else {
+                        let Some(v) = value.and_then(|v| v.as_array()).and_then(|a| a.get(i)) else {
                             break;
                         };
                         best = v.span().or(best);
@@ -145,26 +133,11 @@ impl Source {
     /// Turn a key-path error into a diagnostic that names file, line and column.
     pub fn diagnostic(&self, err: &SpecError) -> Diagnostic {
         let location = match self.locate(&err.key) {
-            Some((line, column)) => Location::File {
-                path: self.path.clone(),
-                line,
-                column,
-            },
-            None => Location::Key {
-                path: self.path.clone(),
-                key: err.key.clone(),
-            },
+            Some((line, column)) => Location::File { path: self.path.clone(), line, column },
+            None => Location::Key { path: self.path.clone(), key: err.key.clone() },
         };
-        let message = if err.key.is_empty() {
-            err.message.clone()
-        } else {
-            format!("{}: {}", err.key, err.message)
-        };
-        Diagnostic {
-            location,
-            message,
-            help: err.help.clone(),
-        }
+        let message = if err.key.is_empty() { err.message.clone() } else { format!("{}: {}", err.key, err.message) };
+        Diagnostic { location, message, help: err.help.clone() }
     }
 
     pub fn diagnostics(&self, errs: &[SpecError]) -> Diagnostics {
@@ -199,16 +172,9 @@ impl Spec {
             let location = match e.span() {
                 Some(span) => {
                     let (line, column) = source.line_col(span.start);
-                    Location::File {
-                        path: source.path.clone(),
-                        line,
-                        column,
-                    }
+                    Location::File { path: source.path.clone(), line, column }
                 }
-                None => Location::Key {
-                    path: source.path.clone(),
-                    key: String::new(),
-                },
+                None => Location::Key { path: source.path.clone(), key: String::new() },
             };
             Diagnostic::new(location, e.message().trim().to_string())
                 .with_help("see the spec reference in docs/spec.md for the keys and their types")
@@ -219,7 +185,10 @@ impl Spec {
             for (name, attrs) in by_name {
                 let key = format!("resource.{kind}.{name}");
                 if !is_ident(kind) || !is_ident(name) {
-                    errors.push(SpecError::new(&key, "resource type and name must start with a letter and hold only letters, digits, `_` and `-`"));
+                    errors.push(SpecError::new(
+                        &key,
+                        "resource type and name must start with a letter and hold only letters, digits, `_` and `-`",
+                    ));
                     continue;
                 }
                 match raw_resource(&key, Address::new(kind, name), attrs) {
@@ -231,11 +200,7 @@ impl Spec {
         if !errors.is_empty() {
             return Err(source.diagnostics(&errors));
         }
-        Ok(Spec {
-            source,
-            file,
-            resources,
-        })
+        Ok(Spec { source, file, resources })
     }
 }
 
@@ -259,10 +224,8 @@ fn raw_resource(key: &str, address: Address, attrs: &Attrs) -> Result<Resource, 
                     }
                 }
             }
-            other => errors.push(SpecError::new(
-                format!("{key}.depends_on"),
-                format!("must be a list of addresses, not {other}"),
-            )),
+            other => errors
+                .push(SpecError::new(format!("{key}.depends_on"), format!("must be a list of addresses, not {other}"))),
         }
     }
     for (name, v) in &attrs {
@@ -277,11 +240,7 @@ fn raw_resource(key: &str, address: Address, attrs: &Attrs) -> Result<Resource, 
         }
     }
     if errors.is_empty() {
-        Ok(Resource {
-            address,
-            attrs,
-            depends_on,
-        })
+        Ok(Resource { address, attrs, depends_on })
     } else {
         Err(errors)
     }
@@ -292,10 +251,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Spec, Diagnostics> {
-        Spec::parse(Source {
-            path: "spec.toml".into(),
-            text: text.to_string(),
-        })
+        Spec::parse(Source { path: "spec.toml".into(), text: text.to_string() })
     }
 
     #[test]
@@ -305,18 +261,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(spec.resources.len(), 2);
-        assert_eq!(
-            spec.resources[1].depends_on,
-            vec![Address::new("sim_resource", "a")]
-        );
+        assert_eq!(spec.resources[1].depends_on, vec![Address::new("sim_resource", "a")]);
         assert!(!spec.resources[1].attrs.contains_key("depends_on"));
         assert!(spec.file.cluster.is_none());
     }
 
     #[test]
     fn unknown_key_names_line_and_column() {
-        let err =
-            parse("[cluster]\nname = \"demo\"\nregion = \"us-east-1\"\nflavour = 1\n").unwrap_err();
+        let err = parse("[cluster]\nname = \"demo\"\nregion = \"us-east-1\"\nflavour = 1\n").unwrap_err();
         let text = err.to_string();
         assert!(text.starts_with("spec.toml:4:1:"), "{text}");
         assert!(text.contains("flavour"), "{text}");
@@ -324,9 +276,7 @@ mod tests {
 
     #[test]
     fn wrong_type_names_line_and_column() {
-        let err =
-            parse("[[node_pool]]\nname = \"w\"\nsize = \"three\"\ninstance_type = \"m5.large\"\n")
-                .unwrap_err();
+        let err = parse("[[node_pool]]\nname = \"w\"\nsize = \"three\"\ninstance_type = \"m5.large\"\n").unwrap_err();
         assert!(err.to_string().starts_with("spec.toml:3:8:"), "{err}");
     }
 
@@ -344,10 +294,7 @@ mod tests {
         };
         assert_eq!(src.locate("placement.azs[1]"), Some((2, 13)));
         assert_eq!(src.locate("node_pool[1].size"), Some((9, 1)));
-        assert_eq!(
-            src.locate("node_pool[1].spot.max_price_percent"),
-            Some((10, 10))
-        );
+        assert_eq!(src.locate("node_pool[1].spot.max_price_percent"), Some((10, 10)));
         // A missing key points at the deepest part that exists.
         assert_eq!(src.locate("node_pool[1].disk_gib"), Some((7, 1)));
     }

@@ -44,14 +44,8 @@ pub struct SimObject {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum Change {
-    Put {
-        id: String,
-        object: SimObject,
-        next_id: u64,
-    },
-    Delete {
-        id: String,
-    },
+    Put { id: String, object: SimObject, next_id: u64 },
+    Delete { id: String },
 }
 
 struct Inner {
@@ -86,11 +80,7 @@ fn log_path(path: &Path) -> PathBuf {
 
 fn replay(cloud: &mut Cloud, change: Change) {
     match change {
-        Change::Put {
-            id,
-            object,
-            next_id,
-        } => {
+        Change::Put { id, object, next_id } => {
             cloud.next_id = cloud.next_id.max(next_id);
             cloud.resources.insert(id, object);
         }
@@ -106,21 +96,14 @@ impl SimProvider {
         let read = |p: &Path| match std::fs::read(p) {
             Ok(bytes) => Ok(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(ProviderError::new(format!(
-                "cannot read simulated cloud {}: {e}",
-                p.display()
-            ))),
+            Err(e) => Err(ProviderError::new(format!("cannot read simulated cloud {}: {e}", p.display()))),
         };
         let snapshot = read(path)?;
         let mut cloud: Cloud = if snapshot.is_empty() {
             Cloud::default()
         } else {
-            serde_json::from_slice(&snapshot).map_err(|e| {
-                ProviderError::new(format!(
-                    "simulated cloud {} is corrupt: {e}",
-                    path.display()
-                ))
-            })?
+            serde_json::from_slice(&snapshot)
+                .map_err(|e| ProviderError::new(format!("simulated cloud {} is corrupt: {e}", path.display())))?
         };
         let log = read(&log_path(path))?;
         // Only complete lines: a torn last line was never acknowledged.
@@ -141,11 +124,7 @@ impl SimProvider {
         }
         Ok(SimProvider {
             path: path.to_path_buf(),
-            inner: Mutex::new(Inner {
-                cloud,
-                pending: Vec::new(),
-                generation: 0,
-            }),
+            inner: Mutex::new(Inner { cloud, pending: Vec::new(), generation: 0 }),
             written: tokio::sync::Mutex::new(Written {
                 generation: 0,
                 log_bytes: complete as u64,
@@ -158,16 +137,9 @@ impl SimProvider {
     /// the console): applied and written at once, for drift tests.
     pub fn rewrite(&self, f: impl FnOnce(&mut Cloud)) -> Result<(), ProviderError> {
         f(&mut self.inner.lock().expect("sim cloud").cloud);
-        let mut written = self
-            .written
-            .try_lock()
-            .map_err(|_| ProviderError::new("the simulated cloud is busy"))?;
-        self.fold(&mut written).map_err(|e| {
-            ProviderError::new(format!(
-                "cannot write simulated cloud {}: {e}",
-                self.path.display()
-            ))
-        })
+        let mut written = self.written.try_lock().map_err(|_| ProviderError::new("the simulated cloud is busy"))?;
+        self.fold(&mut written)
+            .map_err(|e| ProviderError::new(format!("cannot write simulated cloud {}: {e}", self.path.display())))
     }
 
     /// A copy of the cloud's current contents.
@@ -203,16 +175,10 @@ impl SimProvider {
             lines.push(b'\n');
         }
         let io_error = |e: std::io::Error| {
-            ProviderError::new(format!(
-                "cannot write simulated cloud {}: {e}",
-                self.path.display()
-            ))
+            ProviderError::new(format!("cannot write simulated cloud {}: {e}", self.path.display()))
         };
-        let mut log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log_path(&self.path))
-            .map_err(io_error)?;
+        let mut log =
+            std::fs::OpenOptions::new().create(true).append(true).open(log_path(&self.path)).map_err(io_error)?;
         std::io::Write::write_all(&mut log, &lines).map_err(io_error)?;
         written.log_bytes += lines.len() as u64;
         written.generation = upto;
@@ -251,9 +217,7 @@ async fn simulate(attrs: &Attrs, op: &str, address: &Address) -> Result<(), Prov
         tokio::time::sleep(d).await;
     }
     if attrs.get("fail").and_then(Value::as_str) == Some(op) {
-        return Err(ProviderError::new(format!(
-            "injected failure: {op} of {address} fails (fail = \"{op}\")"
-        )));
+        return Err(ProviderError::new(format!("injected failure: {op} of {address} fails (fail = \"{op}\")")));
     }
     Ok(())
 }
@@ -272,16 +236,9 @@ impl Provider for SimProvider {
         let replace_on = attrs
             .get("replace_on")
             .and_then(Value::as_array)
-            .map(|l| {
-                l.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
+            .map(|l| l.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
             .unwrap_or_default();
-        Schema {
-            replace_on,
-            computed: BTreeSet::from(["id".to_string()]),
-        }
+        Schema { replace_on, computed: BTreeSet::from(["id".to_string()]) }
     }
 
     fn validate(&self, _address: &Address, attrs: &Attrs) -> Vec<String> {
@@ -291,23 +248,17 @@ impl Provider for SimProvider {
         }
         if let Some(v) = attrs.get("delay_ms") {
             if v.as_u64().is_none() {
-                problems.push(format!(
-                    "delay_ms must be a whole number of milliseconds, not {v}"
-                ));
+                problems.push(format!("delay_ms must be a whole number of milliseconds, not {v}"));
             }
         }
         if let Some(v) = attrs.get("replace_on") {
             if !v.as_array().is_some_and(|l| l.iter().all(Value::is_string)) {
-                problems.push(format!(
-                    "replace_on must be a list of attribute names, not {v}"
-                ));
+                problems.push(format!("replace_on must be a list of attribute names, not {v}"));
             }
         }
         if let Some(v) = attrs.get("fail") {
             if !matches!(v.as_str(), Some("create" | "update" | "delete")) {
-                problems.push(format!(
-                    "fail must be \"create\", \"update\" or \"delete\", not {v}"
-                ));
+                problems.push(format!("fail must be \"create\", \"update\" or \"delete\", not {v}"));
             }
         }
         problems
@@ -324,36 +275,17 @@ impl Provider for SimProvider {
             let id = format!("sim-{}", cloud.next_id);
             let mut stored = attrs.clone();
             stored.insert("id".into(), Value::String(id.clone()));
-            let object = SimObject {
-                address: ctx.address.to_string(),
-                attrs: stored.clone(),
-            };
+            let object = SimObject { address: ctx.address.to_string(), attrs: stored.clone() };
             cloud.resources.insert(id.clone(), object.clone());
-            (
-                stored,
-                vec![Change::Put {
-                    id,
-                    object,
-                    next_id: cloud.next_id,
-                }],
-            )
+            (stored, vec![Change::Put { id, object, next_id: cloud.next_id }])
         });
         self.flush(generation).await?;
         Ok(out)
     }
 
-    async fn update(
-        &self,
-        ctx: &OpContext,
-        prior: &Attrs,
-        attrs: &Attrs,
-    ) -> Result<Attrs, ProviderError> {
+    async fn update(&self, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
         simulate(attrs, "update", &ctx.address).await?;
-        let id = prior
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let id = prior.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
         let (out, generation) = self.mutate(|cloud| {
             let next_id = cloud.next_id;
             let Some(object) = cloud.resources.get_mut(&id) else {
@@ -362,20 +294,10 @@ impl Provider for SimProvider {
             let mut stored = attrs.clone();
             stored.insert("id".into(), Value::String(id.clone()));
             object.attrs = stored.clone();
-            (
-                Some(stored),
-                vec![Change::Put {
-                    id: id.clone(),
-                    object: object.clone(),
-                    next_id,
-                }],
-            )
+            (Some(stored), vec![Change::Put { id: id.clone(), object: object.clone(), next_id }])
         });
         let out = out.ok_or_else(|| {
-            ProviderError::new(format!(
-                "{} ({id}) no longer exists in the simulated cloud",
-                ctx.address
-            ))
+            ProviderError::new(format!("{} ({id}) no longer exists in the simulated cloud", ctx.address))
         })?;
         self.flush(generation).await?;
         Ok(out)
@@ -383,16 +305,18 @@ impl Provider for SimProvider {
 
     async fn delete(&self, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
         simulate(prior, "delete", &ctx.address).await?;
-        let id = prior
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let id = prior.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
         let ((), generation) = self.mutate(|cloud| {
             cloud.resources.remove(&id);
             ((), vec![Change::Delete { id: id.clone() }])
         });
         self.flush(generation).await
+    }
+
+    async fn find(&self, _kind: &str, address: &Address) -> Result<Option<Attrs>, ProviderError> {
+        let wanted = address.to_string();
+        let inner = self.inner.lock().expect("sim cloud");
+        Ok(inner.cloud.resources.values().find(|o| o.address == wanted).map(|o| o.attrs.clone()))
     }
 
     async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
@@ -425,24 +349,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cloud.json");
         let sim = SimProvider::open(&path).unwrap();
-        let created = sim
-            .create(&ctx("a"), &attrs(json!({"size": 3})))
-            .await
-            .unwrap();
+        let created = sim.create(&ctx("a"), &attrs(json!({"size": 3}))).await.unwrap();
         let id = created["id"].as_str().unwrap().to_string();
-        let updated = sim
-            .update(&ctx("a"), &created, &attrs(json!({"size": 4})))
-            .await
-            .unwrap();
+        let updated = sim.update(&ctx("a"), &created, &attrs(json!({"size": 4}))).await.unwrap();
         assert_eq!(updated["size"], 4);
 
         let reopened = SimProvider::open(&path).unwrap();
         let read = reopened
-            .read(&[ReadRequest {
-                address: Address::new(KIND, "a"),
-                kind: KIND.into(),
-                prior: created.clone(),
-            }])
+            .read(&[ReadRequest { address: Address::new(KIND, "a"), kind: KIND.into(), prior: created.clone() }])
             .await
             .unwrap();
         assert_eq!(read[0].as_ref().unwrap()["size"], 4);
@@ -452,11 +366,7 @@ mod tests {
         let again = SimProvider::open(&path).unwrap();
         assert!(again.snapshot().resources.is_empty());
         let read = again
-            .read(&[ReadRequest {
-                address: Address::new(KIND, "a"),
-                kind: KIND.into(),
-                prior: created,
-            }])
+            .read(&[ReadRequest { address: Address::new(KIND, "a"), kind: KIND.into(), prior: created }])
             .await
             .unwrap();
         assert!(read[0].is_none());
@@ -466,16 +376,10 @@ mod tests {
     async fn injected_failures_fail_only_that_operation() {
         let dir = tempfile::tempdir().unwrap();
         let sim = SimProvider::open(&dir.path().join("c.json")).unwrap();
-        let err = sim
-            .create(&ctx("a"), &attrs(json!({"fail": "create"})))
-            .await
-            .unwrap_err();
+        let err = sim.create(&ctx("a"), &attrs(json!({"fail": "create"}))).await.unwrap_err();
         assert!(err.message.contains("injected failure"), "{err}");
         assert!(sim.snapshot().resources.is_empty());
-        let made = sim
-            .create(&ctx("b"), &attrs(json!({"fail": "delete"})))
-            .await
-            .unwrap();
+        let made = sim.create(&ctx("b"), &attrs(json!({"fail": "delete"}))).await.unwrap();
         assert!(sim.delete(&ctx("b"), &made).await.is_err());
         assert_eq!(sim.snapshot().resources.len(), 1);
     }
@@ -485,9 +389,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sim = SimProvider::open(&dir.path().join("c.json")).unwrap();
         let start = tokio::time::Instant::now();
-        sim.create(&ctx("a"), &attrs(json!({"delay_ms": 250})))
-            .await
-            .unwrap();
+        sim.create(&ctx("a"), &attrs(json!({"delay_ms": 250}))).await.unwrap();
         assert!(start.elapsed() >= Duration::from_millis(250));
     }
 
@@ -497,10 +399,8 @@ mod tests {
         let sim = SimProvider::open(&dir.path().join("c.json")).unwrap();
         let schema = sim.schema(KIND, &attrs(json!({"replace_on": ["zone"]})));
         assert!(schema.replace_on.contains("zone") && schema.computed.contains("id"));
-        let problems = sim.validate(
-            &Address::new(KIND, "a"),
-            &attrs(json!({"delay_ms": "x", "fail": "boom", "id": 1})),
-        );
+        let problems =
+            sim.validate(&Address::new(KIND, "a"), &attrs(json!({"delay_ms": "x", "fail": "boom", "id": 1})));
         assert_eq!(problems.len(), 3, "{problems:?}");
     }
 
@@ -509,19 +409,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.json");
         let sim = SimProvider::open(&path).unwrap();
-        let a = sim
-            .create(&ctx("a"), &attrs(json!({"n": 1})))
-            .await
-            .unwrap();
-        sim.create(&ctx("b"), &attrs(json!({"n": 2})))
-            .await
-            .unwrap();
+        let a = sim.create(&ctx("a"), &attrs(json!({"n": 1}))).await.unwrap();
+        sim.create(&ctx("b"), &attrs(json!({"n": 2}))).await.unwrap();
         sim.delete(&ctx("a"), &a).await.unwrap();
         drop(sim); // no fold: as if the process were killed
-        let mut log = std::fs::OpenOptions::new()
-            .append(true)
-            .open(log_path(&path))
-            .unwrap();
+        let mut log = std::fs::OpenOptions::new().append(true).open(log_path(&path)).unwrap();
         std::io::Write::write_all(&mut log, br#"{"put":{"id":"sim-9","obj"#).unwrap();
         let reopened = SimProvider::open(&path).unwrap();
         let cloud = reopened.snapshot();
@@ -537,20 +429,12 @@ mod tests {
         let sim = SimProvider::open(&path).unwrap();
         let big = "x".repeat(8192);
         for i in 0..300 {
-            sim.create(&ctx(&format!("r{i}")), &attrs(json!({"blob": big})))
-                .await
-                .unwrap();
+            sim.create(&ctx(&format!("r{i}")), &attrs(json!({"blob": big}))).await.unwrap();
         }
         let log = std::fs::metadata(log_path(&path)).unwrap().len();
-        assert!(
-            log <= LOG_MIN_FOLD + 16 * 1024,
-            "log of {log} bytes was never folded"
-        );
+        assert!(log <= LOG_MIN_FOLD + 16 * 1024, "log of {log} bytes was never folded");
         assert!(std::fs::metadata(&path).unwrap().len() > 0);
-        assert_eq!(
-            SimProvider::open(&path).unwrap().snapshot().resources.len(),
-            300
-        );
+        assert_eq!(SimProvider::open(&path).unwrap().snapshot().resources.len(), 300);
     }
 
     #[test]
