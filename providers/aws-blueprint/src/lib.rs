@@ -354,6 +354,7 @@ mod tests {
         let computed = ["id", "latest_version"];
         let mut specs: Vec<String> = vec![fixtures::DEMO.into(), fixtures::STATIC.into()];
         specs.push(demo_with("[bastion]", "[bastion]\nenabled = false"));
+        specs.extend(examples().into_iter().map(|(_, text)| text));
         for text in &specs {
             let out = expand(&parse(text)).unwrap();
             let present: BTreeSet<&Address> = out.iter().map(|r| &r.address).collect();
@@ -777,6 +778,52 @@ mod tests {
                 "{}",
                 r.address
             );
+        }
+    }
+
+    /// Each examples/*.toml with its text.
+    fn examples() -> Vec<(String, String)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let mut found: Vec<(String, String)> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+            .map(|path| {
+                (
+                    path.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read_to_string(&path).unwrap(),
+                )
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn the_examples_expand() {
+        let examples = examples();
+        let names: Vec<&str> = examples.iter().map(|(name, _)| name.as_str()).collect();
+        for expected in [
+            "dynamic-cluster.toml",
+            "gpu-pool.toml",
+            "spot-pool.toml",
+            "static-placement.toml",
+        ] {
+            assert!(
+                names.contains(&expected),
+                "examples/{expected} is missing: {names:?}"
+            );
+        }
+        for (name, text) in &examples {
+            let out = expand(&parse(text)).unwrap_or_else(|e| panic!("examples/{name}: {e:?}"));
+            assert!(!out.is_empty(), "examples/{name}");
+            assert!(
+                !text.contains("ami ="),
+                "examples/{name}: leave ami out, the provider resolves it"
+            );
+            if name == "dynamic-cluster.toml" {
+                assert_eq!(out.len(), 38, "its comment says 38 resources");
+            }
         }
     }
 }
