@@ -149,10 +149,16 @@ instance_type = "t3.large"
 azs = ["eu-west-1b"]
 "#;
 
-    /// `DEMO` with `from` replaced by `to` (which must change something).
+    /// `text` with the first `from` replaced by `to`; `from` must be there,
+    /// so a test cannot silently stop testing what it says.
+    pub fn edit(text: &str, from: &str, to: &str) -> String {
+        assert!(text.contains(from), "the spec has no {from:?}");
+        text.replacen(from, to, 1)
+    }
+
+    /// `DEMO` with the first `from` replaced by `to`.
     pub fn demo_with(from: &str, to: &str) -> String {
-        assert!(DEMO.contains(from), "DEMO has no {from:?}");
-        DEMO.replacen(from, to, 1)
+        edit(DEMO, from, to)
     }
 
     pub fn parse(text: &str) -> SpecFile {

@@ -1295,10 +1295,7 @@ mod tests {
     #[test]
     fn static_placement_needs_vpc_and_a_subnet_per_az() {
         ok(fixtures::STATIC);
-        let static_with = |from: &str, to: &str| {
-            assert!(fixtures::STATIC.contains(from), "{from}");
-            fixtures::STATIC.replacen(from, to, 1)
-        };
+        let static_with = |from: &str, to: &str| fixtures::edit(fixtures::STATIC, from, to);
         only_error(
             &static_with("vpc_id = \"vpc-0abc\"\n", ""),
             "placement.vpc_id",
