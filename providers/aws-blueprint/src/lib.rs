@@ -7,7 +7,8 @@
 //!
 //! Code map, in the order [`expand`] runs:
 //! - `validate.rs`: every rule, every error with its key path; builds the
-//!   [`cluster::Cluster`] (defaults applied, values parsed) the rest reads.
+//!   `Cluster` of `cluster.rs` (defaults applied, values parsed) that the
+//!   rest reads.
 //! - `network.rs`: VPC, subnets (`cidr.rs` carves them), gateways, routes;
 //!   or the existing VPC and subnets of a static placement.
 //! - `security.rs`: the four security groups and their rules.
@@ -29,7 +30,7 @@ use serde_json::Value;
 use skyplan_engine::spec::SpecFile;
 use skyplan_engine::{Address, Reference, Resource, SpecError};
 
-/// Expand the [cluster]-related tables of a spec into raw AWS resources,
+/// Expand the `[cluster]`-related tables of a spec into raw AWS resources,
 /// sorted by address. `Ok(vec![])` when the spec has no `[cluster]` (and no
 /// other cluster tables). On invalid input, every problem found, each with
 /// the key path of the offending value and a help line.
