@@ -1,0 +1,164 @@
+//! Compute: the bastion, the control-plane instances and the API load
+//! balancer in front of them, and a launch template plus an auto scaling
+//! group for each worker pool.
+//!
+//! Instances wait (`depends_on`) for the route tables of their subnets, so
+//! that cloud-init on a new node finds its way out to the internet. The
+//! network and security groups come in as references (`network.rs`,
+//! `security.rs`); the user data is rendered by `userdata.rs`.
+
+use serde_json::{json, Value};
+use skyplan_engine::{Address, Resource};
+
+use crate::cluster::{Cluster, Pool, WorkerPool, AUTO_AMI, BASTION_DISK_GIB};
+use crate::network::Network;
+use crate::security::SecurityGroups;
+use crate::tags::{self, Tags};
+use crate::userdata::{self, Role};
+use crate::{names, reference, resource};
+
+/// The API load balancer's health check: every 10 s, 5 s to answer; two
+/// answers bring a node in, two misses take it out.
+const HEALTH_CHECK: (u32, u32, u32, u32) = (10, 5, 2, 2);
+/// Long enough for `kubectl logs -f` and watches between keepalives.
+const ELB_IDLE_TIMEOUT_SECS: u32 = 600;
+
+pub fn expand(cluster: &Cluster, network: &Network, groups: &SecurityGroups) -> Vec<Resource> {
+    let tags = Tags::new(&cluster.name, &cluster.tags);
+    let mut out = Vec::new();
+    if let (Some(bastion), Some(group)) = (&cluster.bastion, &groups.bastion) {
+        let first_az = &cluster.azs[0];
+        let mut attrs = json!({
+            "ami": AUTO_AMI,
+            "instance_type": bastion.instance_type,
+            "subnet_id": network.public_subnets[first_az],
+            "vpc_security_group_ids": [group],
+            "root_volume_size_gib": BASTION_DISK_GIB,
+            "associate_public_ip_address": true,
+            "tags": tags::to_value(tags.resource("bastion", None)),
+        });
+        set_key_name(&mut attrs, cluster);
+        let mut instance = resource(Address::new("aws_instance", "bastion"), attrs);
+        instance.depends_on = network.public_routes.clone();
+        out.push(instance);
+    }
+
+    let control_plane = &cluster.control_plane;
+    let user_data = userdata::render(
+        cluster,
+        &control_plane.pool.name,
+        Role::ControlPlane { allow_workloads: control_plane.allow_workloads },
+    );
+    let mut instance_ids = Vec::new();
+    for (index, az) in round_robin(&control_plane.pool) {
+        let address = Address::keyed("aws_instance", "control_plane", index.to_string());
+        let pool = &control_plane.pool;
+        let mut attrs = json!({
+            "ami": pool.ami,
+            "instance_type": pool.instance_type,
+            "subnet_id": network.private_subnets[az],
+            "vpc_security_group_ids": [groups.control_plane],
+            "user_data": user_data,
+            "root_volume_size_gib": pool.disk_gib,
+            "associate_public_ip_address": false,
+            "tags": tags::to_value(tags.resource(&format!("control-plane-{index}"), None)),
+        });
+        set_key_name(&mut attrs, cluster);
+        instance_ids.push(reference(&address, "id"));
+        let mut instance = resource(address, attrs);
+        instance.depends_on = network.private_routes.get(az).cloned().into_iter().collect();
+        out.push(instance);
+    }
+    out.push(apiserver_elb(cluster, network, groups, instance_ids));
+
+    for worker in &cluster.workers {
+        out.extend(worker_pool(cluster, network, groups, worker));
+    }
+    out
+}
+
+/// The control-plane instance indexes and their AZs: round-robin over the
+/// pool's AZs in order.
+fn round_robin(pool: &Pool) -> impl Iterator<Item = (u32, &String)> {
+    (0..pool.size).zip(pool.azs.iter().cycle())
+}
+
+fn set_key_name(attrs: &mut Value, cluster: &Cluster) {
+    if let Some(key) = &cluster.ssh_key_name {
+        attrs["key_name"] = json!(key);
+    }
+}
+
+/// The classic ELB in front of the API servers, across every public subnet.
+fn apiserver_elb(cluster: &Cluster, network: &Network, groups: &SecurityGroups, instances: Vec<String>) -> Resource {
+    let tags = Tags::new(&cluster.name, &cluster.tags);
+    let port = cluster.api_port;
+    let (interval, timeout, healthy, unhealthy) = HEALTH_CHECK;
+    resource(
+        Address::new("aws_elb", "apiserver"),
+        json!({
+            "name": names::apiserver_elb(&cluster.name),
+            "internal": false,
+            "subnets": network.public_subnets_in(&cluster.azs),
+            "security_groups": [groups.apiserver_lb],
+            "listeners": [{
+                "lb_port": port,
+                "lb_protocol": "TCP",
+                "instance_port": port,
+                "instance_protocol": "TCP",
+            }],
+            "health_check": {
+                "target": format!("TCP:{port}"),
+                "interval": interval,
+                "timeout": timeout,
+                "healthy_threshold": healthy,
+                "unhealthy_threshold": unhealthy,
+            },
+            "cross_zone_load_balancing": true,
+            "idle_timeout": ELB_IDLE_TIMEOUT_SECS,
+            "instances": instances,
+            "tags": tags::to_value(tags.resource("apiserver", None)),
+        }),
+    )
+}
+
+/// A worker pool's launch template and auto scaling group.
+fn worker_pool(cluster: &Cluster, network: &Network, groups: &SecurityGroups, worker: &WorkerPool) -> [Resource; 2] {
+    let pool = &worker.pool;
+    let tags = Tags::new(&cluster.name, &cluster.tags);
+    let pool_tags = tags::to_value(tags.resource(&pool.name, None));
+    let name = names::pool(&cluster.name, &pool.name);
+
+    let template = Address::keyed("aws_launch_template", "pool", &pool.name);
+    let mut attrs = json!({
+        "name": name,
+        "image_id": pool.ami,
+        "instance_type": pool.instance_type,
+        "vpc_security_group_ids": [groups.node],
+        "user_data": userdata::render(cluster, &pool.name, Role::Worker),
+        "root_volume_size_gib": pool.disk_gib,
+        "instance_tags": pool_tags,
+        "tags": pool_tags,
+    });
+    set_key_name(&mut attrs, cluster);
+    if let Some(price) = &worker.spot_max_price {
+        attrs["spot_max_price"] = json!(price);
+    }
+    let launch_template = resource(template.clone(), attrs);
+
+    let mut group = resource(
+        Address::keyed("aws_autoscaling_group", "pool", &pool.name),
+        json!({
+            "name": name,
+            "launch_template_id": reference(&template, "id"),
+            "launch_template_version": reference(&template, "latest_version"),
+            "min_size": worker.min,
+            "max_size": worker.max,
+            "desired_capacity": pool.size,
+            "vpc_zone_identifier": network.private_subnets_in(&pool.azs),
+            "tags": pool_tags,
+        }),
+    );
+    group.depends_on = network.private_routes_in(&pool.azs);
+    [launch_template, group]
+}

@@ -1,0 +1,1162 @@
+//! Validation: the spec's cluster tables checked against the rules of the
+//! contract (and of AWS), and turned into a [`Cluster`] with defaults applied.
+//!
+//! Every problem is collected, not just the first, as a [`SpecError`] whose
+//! key is the path of the offending value (`node_pool[1].size`,
+//! `placement.azs[2]`; for a missing key, the path it should have) and whose
+//! help line says what to do. The CLI turns the key into file:line:column.
+//!
+//! What is not checked here: whether the VPC, subnets, key pair or AMI exist
+//! on AWS (that needs the cloud: the AWS provider's and `preflight`'s job),
+//! and raw `[resource.*]` tables (the engine's).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+use skyplan_engine::spec::{self, NodePool, SpecFile};
+use skyplan_engine::{Attrs, SpecError};
+
+use crate::cidr::{CidrError, Ipv4Cidr};
+use crate::cluster::*;
+use crate::tags;
+
+/// The smallest subnet the blueprint carves: a classic load balancer needs
+/// subnets of at least /27 (with 8 free addresses).
+pub const SMALLEST_SUBNET_PREFIX: u32 = 27;
+/// AWS's largest VPC block.
+pub const LARGEST_VPC_PREFIX: u8 = 16;
+/// Root volume bounds in GiB: the OS images' own snapshots need 8, and a gp3
+/// volume holds at most 16 TiB.
+pub const DISK_GIB: std::ops::RangeInclusive<u32> = 8..=16384;
+/// Pool names become node label values, which Kubernetes limits to 63.
+pub const POOL_NAME_MAX: usize = 63;
+
+/// Check the cluster tables of `spec` and build the cluster they describe.
+/// `Ok(None)` when the spec has no cluster tables at all.
+pub fn validate(spec: &SpecFile) -> Result<Option<Cluster>, Vec<SpecError>> {
+    let mut check = Check::default();
+    let Some(cluster) = &spec.cluster else {
+        check.orphan_tables(spec);
+        return check.finish(None);
+    };
+    let region_ok = check.cluster(cluster);
+    if let Some(account) = &spec.account {
+        check.account(account);
+    }
+    let azs = check.azs(spec.placement.as_ref(), &cluster.region, region_ok);
+    let placement = check.placement(spec.placement.as_ref(), &azs);
+    let bastion = check.bastion(spec.bastion.as_ref());
+    let api_port = check.api_port(spec.api_server.as_ref());
+    let (control_plane, workers) = check.node_pools(&spec.node_pool, &azs);
+    let profile = spec.profile.as_ref().map(|p| check.profile(p));
+
+    let built = match (placement, control_plane) {
+        (Some(placement), Some(control_plane)) => Some(Cluster {
+            name: cluster.name.clone(),
+            region: cluster.region.clone(),
+            ssh_key_name: cluster.ssh_key_name.clone(),
+            tags: cluster.tags.clone(),
+            azs,
+            placement,
+            bastion,
+            api_port,
+            control_plane,
+            workers,
+            profile,
+        }),
+        _ => None,
+    };
+    check.finish(built)
+}
+
+/// The errors found so far.
+#[derive(Default)]
+struct Check {
+    errors: Vec<SpecError>,
+}
+
+impl Check {
+    fn fail(&mut self, key: impl Into<String>, message: impl Into<String>, help: impl Into<String>) {
+        self.errors.push(SpecError::new(key, message).with_help(help));
+    }
+
+    /// `Ok(value)` when nothing failed. A part that could not be built always
+    /// recorded an error, so `value` is only `None` then (or when there is
+    /// no cluster at all).
+    fn finish(self, value: Option<Cluster>) -> Result<Option<Cluster>, Vec<SpecError>> {
+        if self.errors.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.errors)
+        }
+    }
+
+    /// Cluster tables in a spec without `[cluster]`.
+    fn orphan_tables(&mut self, spec: &SpecFile) {
+        let present = [
+            ("account", spec.account.is_some()),
+            ("placement", spec.placement.is_some()),
+            ("bastion", spec.bastion.is_some()),
+            ("api_server", spec.api_server.is_some()),
+            ("profile", spec.profile.is_some()),
+            ("node_pool", !spec.node_pool.is_empty()),
+        ];
+        for (table, _) in present.iter().filter(|(_, present)| *present) {
+            let written = if *table == "node_pool" { "[[node_pool]]".to_string() } else { format!("[{table}]") };
+            self.fail(
+                *table,
+                format!("{written} describes a cluster, but the spec has no [cluster] table"),
+                format!("add [cluster] with name and region, or remove {written} (a spec of only [resource.*] tables needs no [cluster])"),
+            );
+        }
+    }
+
+    /// `[cluster]`; returns whether the region is valid (AZs are checked
+    /// against it only then, to avoid one error per AZ).
+    fn cluster(&mut self, cluster: &spec::Cluster) -> bool {
+        if !is_name(&cluster.name, 32) {
+            self.fail(
+                "cluster.name",
+                format!("{:?} is not a valid cluster name", cluster.name),
+                "use 1 to 32 characters: lowercase letters, digits and `-`, starting with a letter (it prefixes AWS names and tags)",
+            );
+        }
+        let region_ok = is_region(&cluster.region);
+        if !region_ok {
+            self.fail(
+                "cluster.region",
+                format!("{:?} is not an AWS region", cluster.region),
+                "write a region code such as us-east-1 or eu-central-1",
+            );
+        }
+        if let Some(key) = &cluster.ssh_key_name {
+            if key.trim().is_empty() || key.len() > 255 {
+                self.fail(
+                    "cluster.ssh_key_name",
+                    "must name an EC2 key pair (1 to 255 characters)",
+                    "give the name of a key pair that exists in the region, or remove ssh_key_name",
+                );
+            }
+        }
+        for (key, value) in &cluster.tags {
+            let path = format!("cluster.tags.{key}");
+            if let Some(why) = tags::reserved(key) {
+                self.fail(path, format!("tag key {key:?} is reserved"), format!("{why}; choose another key"));
+            } else if key.is_empty() || key.chars().count() > 128 {
+                self.fail(path, "tag keys must be 1 to 128 characters", "shorten the key");
+            } else if value.chars().count() > 256 {
+                self.fail(path, "tag values may be at most 256 characters", "shorten the value");
+            }
+        }
+        let room = tags::AWS_MAX_TAGS - tags::BLUEPRINT_TAGS;
+        if cluster.tags.len() > room {
+            self.fail(
+                "cluster.tags",
+                format!("{} tags is too many", cluster.tags.len()),
+                format!(
+                    "AWS allows 50 tags a resource and the blueprint adds up to {}: keep at most {room}",
+                    tags::BLUEPRINT_TAGS
+                ),
+            );
+        }
+        region_ok
+    }
+
+    fn account(&mut self, account: &spec::Account) {
+        if account.profile.as_deref().is_some_and(|p| p.trim().is_empty()) {
+            self.fail(
+                "account.profile",
+                "is empty",
+                "name a profile from ~/.aws/config, or remove profile to use the SDK's default chain",
+            );
+        }
+        match (&account.role_arn, &account.external_id) {
+            (Some(arn), external_id) => {
+                if !is_role_arn(arn) {
+                    self.fail(
+                        "account.role_arn",
+                        format!("{arn:?} is not an IAM role ARN"),
+                        "write it as arn:aws:iam::123456789012:role/NAME (copy it from the role's page in the IAM console)",
+                    );
+                }
+                match external_id {
+                    None => self.fail(
+                        "account.external_id",
+                        "role_arn needs external_id",
+                        "set external_id to the external ID that the role's trust policy requires",
+                    ),
+                    Some(id) if !is_external_id(id) => self.fail(
+                        "account.external_id",
+                        "must be 2 to 1224 characters of letters, digits and +=,.@:/-",
+                        "copy the external ID from the role's trust policy",
+                    ),
+                    Some(_) => {}
+                }
+            }
+            (None, Some(_)) => self.fail(
+                "account.external_id",
+                "external_id is only used with role_arn",
+                "add the role_arn to assume, or remove external_id",
+            ),
+            (None, None) => {}
+        }
+    }
+
+    /// `placement.azs` without repeats, in order. An AZ outside the region is
+    /// reported here and kept, so that pools and subnets naming it do not
+    /// report it again (no cluster is built while any error stands).
+    fn azs(&mut self, placement: Option<&spec::Placement>, region: &str, region_ok: bool) -> Vec<String> {
+        let example_region = if region_ok { region } else { "us-east-1" };
+        let Some(placement) = placement else {
+            self.fail(
+                "placement",
+                "a cluster needs [placement] with at least one AZ",
+                format!("add [placement] with azs = [\"{example_region}a\"]"),
+            );
+            return Vec::new();
+        };
+        if placement.azs.is_empty() {
+            self.fail(
+                "placement.azs",
+                "lists no availability zone",
+                format!("list at least one AZ, e.g. azs = [\"{example_region}a\", \"{example_region}b\"]"),
+            );
+        }
+        let mut azs: Vec<String> = Vec::new();
+        for (i, az) in placement.azs.iter().enumerate() {
+            let key = format!("placement.azs[{i}]");
+            if region_ok && !is_az_of(az, region) {
+                self.fail(
+                    key,
+                    format!("{az:?} is not an availability zone of {region}"),
+                    format!("AZ names are the region followed by a letter, e.g. {region}a"),
+                );
+            } else if let Some(first) = placement.azs[..i].iter().position(|a| a == az) {
+                self.fail(key, format!("{az:?} repeats placement.azs[{first}]"), "list each AZ once");
+            } else {
+                azs.push(az.clone());
+            }
+        }
+        azs
+    }
+
+    fn placement(&mut self, placement: Option<&spec::Placement>, azs: &[String]) -> Option<Placement> {
+        let placement = placement?;
+        match placement.mode {
+            spec::PlacementMode::Dynamic => {
+                if placement.vpc_id.is_some() {
+                    self.fail(
+                        "placement.vpc_id",
+                        "vpc_id is for static placement",
+                        "remove vpc_id to let the blueprint create the VPC, or set mode = \"static\" to use an existing one",
+                    );
+                }
+                if !placement.subnet.is_empty() {
+                    self.fail(
+                        "placement.subnet[0]",
+                        "[[placement.subnet]] is for static placement",
+                        "remove the [[placement.subnet]] tables to let the blueprint create subnets, or set mode = \"static\"",
+                    );
+                }
+                let vpc_cidr = self.vpc_cidr(placement.vpc_cidr.as_deref(), azs.len())?;
+                Some(Placement::Dynamic { vpc_cidr })
+            }
+            spec::PlacementMode::Static => self.static_placement(placement, azs),
+        }
+    }
+
+    fn vpc_cidr(&mut self, written: Option<&str>, az_count: usize) -> Option<Ipv4Cidr> {
+        let key = "placement.vpc_cidr";
+        let text = written.unwrap_or(DEFAULT_VPC_CIDR);
+        let cidr = self.cidr(key, text)?;
+        if cidr.prefix() < LARGEST_VPC_PREFIX {
+            self.fail(
+                key,
+                format!("{cidr} is larger than AWS allows for a VPC (/16)"),
+                "use a /16 or smaller block, e.g. 10.0.0.0/16",
+            );
+            return None;
+        }
+        let subnets = 2 * az_count;
+        if subnets > 0 && cidr.split_prefix(subnets) > SMALLEST_SUBNET_PREFIX {
+            let needed = SMALLEST_SUBNET_PREFIX - (cidr.split_prefix(subnets) - u32::from(cidr.prefix()));
+            self.fail(
+                key,
+                format!("{cidr} is too small for {subnets} subnets (a public and a private one in each of {az_count} AZs) of at least /{SMALLEST_SUBNET_PREFIX}, the classic load balancer's minimum"),
+                format!("use a /{needed} or larger block (a smaller prefix number)"),
+            );
+            return None;
+        }
+        Some(cidr)
+    }
+
+    fn cidr(&mut self, key: impl Into<String>, text: &str) -> Option<Ipv4Cidr> {
+        match text.parse::<Ipv4Cidr>() {
+            Ok(cidr) => Some(cidr),
+            Err(err) => {
+                let help = match &err {
+                    CidrError::Malformed => "write an IPv4 network as A.B.C.D/N, e.g. 10.0.0.0/16".to_string(),
+                    CidrError::HostBitsSet { canonical } => format!("write {canonical}"),
+                };
+                self.fail(key, format!("{text:?} {err}"), help);
+                None
+            }
+        }
+    }
+
+    fn static_placement(&mut self, placement: &spec::Placement, azs: &[String]) -> Option<Placement> {
+        if placement.vpc_cidr.is_some() {
+            self.fail(
+                "placement.vpc_cidr",
+                "vpc_cidr is for dynamic placement; static placement uses the existing VPC's",
+                "remove vpc_cidr",
+            );
+        }
+        let vpc_id = match &placement.vpc_id {
+            None => {
+                self.fail(
+                    "placement.vpc_id",
+                    "static placement needs vpc_id",
+                    "set vpc_id = \"vpc-...\" to the existing VPC, or use mode = \"dynamic\"",
+                );
+                None
+            }
+            Some(id) if !is_aws_id(id, "vpc") => {
+                self.fail(
+                    "placement.vpc_id",
+                    format!("{id:?} is not a VPC id"),
+                    "write the id as AWS shows it, e.g. vpc-0a1b2c3d4e5f67890",
+                );
+                None
+            }
+            Some(id) => Some(id.clone()),
+        };
+        let mut subnets = BTreeMap::new();
+        let mut seen_ids: BTreeMap<&str, String> = BTreeMap::new();
+        for (i, subnet) in placement.subnet.iter().enumerate() {
+            let key = format!("placement.subnet[{i}]");
+            let mut ok = true;
+            if !azs.contains(&subnet.az) {
+                self.fail(
+                    format!("{key}.az"),
+                    format!("{:?} is not in placement.azs", subnet.az),
+                    "add the AZ to placement.azs, or remove this subnet",
+                );
+                ok = false;
+            } else if subnets.contains_key(&subnet.az) {
+                self.fail(
+                    format!("{key}.az"),
+                    format!("a second [[placement.subnet]] for {}", subnet.az),
+                    "give each AZ exactly one [[placement.subnet]]",
+                );
+                ok = false;
+            }
+            for (field, id) in [("public", &subnet.public), ("private", &subnet.private)] {
+                let field_key = format!("{key}.{field}");
+                if !is_aws_id(id, "subnet") {
+                    self.fail(
+                        field_key,
+                        format!("{id:?} is not a subnet id"),
+                        "write the id as AWS shows it, e.g. subnet-0a1b2c3d4e5f67890",
+                    );
+                    ok = false;
+                } else if let Some(first) = seen_ids.get(id.as_str()) {
+                    self.fail(
+                        field_key,
+                        format!("{id} is already used by {first}"),
+                        "each AZ needs its own public and its own private subnet",
+                    );
+                    ok = false;
+                } else {
+                    seen_ids.insert(id, format!("placement.subnet[{i}].{field}"));
+                }
+            }
+            if ok {
+                subnets.insert(
+                    subnet.az.clone(),
+                    StaticSubnets { public: subnet.public.clone(), private: subnet.private.clone() },
+                );
+            }
+        }
+        for (i, az) in placement.azs.iter().enumerate() {
+            let repeat = placement.azs[..i].contains(az);
+            if !repeat && !placement.subnet.iter().any(|s| &s.az == az) {
+                self.fail(
+                    format!("placement.azs[{i}]"),
+                    format!("no [[placement.subnet]] gives the subnets of {az}"),
+                    format!("add [[placement.subnet]] with az = \"{az}\", public = \"subnet-...\" and private = \"subnet-...\""),
+                );
+            }
+        }
+        Some(Placement::Static { vpc_id: vpc_id?, subnets })
+    }
+
+    fn bastion(&mut self, bastion: Option<&spec::Bastion>) -> Option<Bastion> {
+        let default = spec::Bastion::default();
+        let bastion = bastion.unwrap_or(&default);
+        if let Some(t) = &bastion.instance_type {
+            self.instance_type("bastion.instance_type", t);
+        }
+        let ssh_cidrs: Vec<Ipv4Cidr> = bastion
+            .ssh_cidrs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, text)| self.cidr(format!("bastion.ssh_cidrs[{i}]"), text))
+            .collect();
+        bastion.enabled.unwrap_or(true).then(|| Bastion {
+            instance_type: bastion.instance_type.clone().unwrap_or_else(|| DEFAULT_BASTION_INSTANCE_TYPE.to_string()),
+            ssh_cidrs,
+        })
+    }
+
+    fn api_port(&mut self, api_server: Option<&spec::ApiServer>) -> u16 {
+        match api_server.and_then(|a| a.port) {
+            Some(0) => {
+                self.fail(
+                    "api_server.port",
+                    "port 0 is not a TCP port",
+                    format!("use a port from 1 to 65535; the default is {DEFAULT_API_PORT}"),
+                );
+                DEFAULT_API_PORT
+            }
+            Some(port) => port,
+            None => DEFAULT_API_PORT,
+        }
+    }
+
+    fn instance_type(&mut self, key: impl Into<String>, text: &str) {
+        if !is_instance_type(text) {
+            self.fail(
+                key,
+                format!("{text:?} is not an EC2 instance type"),
+                "write FAMILY.SIZE, e.g. m5.large or g4dn.xlarge",
+            );
+        }
+    }
+
+    fn node_pools(&mut self, pools: &[NodePool], azs: &[String]) -> (Option<ControlPlane>, Vec<WorkerPool>) {
+        let mut control_plane = None;
+        let mut first_control_plane = None;
+        let mut workers = Vec::new();
+        let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, pool) in pools.iter().enumerate() {
+            let key = format!("node_pool[{i}]");
+            if !is_name(&pool.name, POOL_NAME_MAX) {
+                self.fail(
+                    format!("{key}.name"),
+                    format!("{:?} is not a valid pool name", pool.name),
+                    format!("use 1 to {POOL_NAME_MAX} characters: lowercase letters, digits and `-`, starting with a letter"),
+                );
+            } else if let Some(first) = names.get(pool.name.as_str()) {
+                self.fail(
+                    format!("{key}.name"),
+                    format!("{:?} repeats node_pool[{first}].name", pool.name),
+                    "give each pool its own name",
+                );
+            } else {
+                names.insert(&pool.name, i);
+            }
+            let common = self.pool(&key, pool, azs);
+            if pool.control_plane {
+                if let Some(first) = first_control_plane {
+                    self.fail(
+                        format!("{key}.control_plane"),
+                        format!("a second control-plane pool (the first is node_pool[{first}])"),
+                        "keep control_plane = true on exactly one pool",
+                    );
+                    continue;
+                }
+                first_control_plane = Some(i);
+                control_plane = self.control_plane(&key, pool, common);
+            } else if let Some(worker) = self.worker(&key, pool, common) {
+                workers.push(worker);
+            }
+        }
+        if first_control_plane.is_none() {
+            self.fail(
+                "node_pool",
+                "the cluster has no control-plane pool",
+                "add a [[node_pool]] with control_plane = true, size = 1, 3 or 5 and an instance_type",
+            );
+        }
+        (control_plane, workers)
+    }
+
+    /// What every pool has; `None` when something in it is invalid.
+    fn pool(&mut self, key: &str, pool: &NodePool, placement_azs: &[String]) -> Option<Pool> {
+        let before = self.errors.len();
+        self.instance_type(format!("{key}.instance_type"), &pool.instance_type);
+        let azs = match &pool.azs {
+            None => placement_azs.to_vec(),
+            Some(list) if list.is_empty() => {
+                self.fail(
+                    format!("{key}.azs"),
+                    "lists no availability zone",
+                    "list some of placement.azs, or leave azs out to use all of them",
+                );
+                Vec::new()
+            }
+            Some(list) => {
+                for (j, az) in list.iter().enumerate() {
+                    if !placement_azs.contains(az) {
+                        self.fail(
+                            format!("{key}.azs[{j}]"),
+                            format!("{az:?} is not in placement.azs"),
+                            format!("use AZs from placement.azs ({})", placement_azs.join(", ")),
+                        );
+                    } else if let Some(first) = list[..j].iter().position(|a| a == az) {
+                        self.fail(
+                            format!("{key}.azs[{j}]"),
+                            format!("{az:?} repeats {key}.azs[{first}]"),
+                            "list each AZ once",
+                        );
+                    }
+                }
+                list.clone()
+            }
+        };
+        let disk_gib = pool.disk_gib.unwrap_or(DEFAULT_DISK_GIB);
+        if !DISK_GIB.contains(&disk_gib) {
+            self.fail(
+                format!("{key}.disk_gib"),
+                format!("{disk_gib} GiB is not a usable root volume size"),
+                format!("use {} to {} GiB; the default is {DEFAULT_DISK_GIB}", DISK_GIB.start(), DISK_GIB.end()),
+            );
+        }
+        let ami = pool.ami.clone().unwrap_or_else(|| AUTO_AMI.to_string());
+        if ami != AUTO_AMI && !is_aws_id(&ami, "ami") {
+            self.fail(
+                format!("{key}.ami"),
+                format!("{ami:?} is not an AMI id"),
+                "write an id such as ami-0a1b2c3d4e5f67890, or leave ami out to use the region's default image",
+            );
+        }
+        (self.errors.len() == before).then(|| Pool {
+            name: pool.name.clone(),
+            size: pool.size,
+            instance_type: pool.instance_type.clone(),
+            azs,
+            disk_gib,
+            ami,
+        })
+    }
+
+    fn control_plane(&mut self, key: &str, pool: &NodePool, common: Option<Pool>) -> Option<ControlPlane> {
+        if ![1, 3, 5].contains(&pool.size) {
+            self.fail(
+                format!("{key}.size"),
+                format!("a control plane of {} nodes", pool.size),
+                "use 1, 3 or 5: etcd keeps quorum with an odd number of members",
+            );
+        }
+        for (field, set) in [("min", pool.min.is_some()), ("max", pool.max.is_some())] {
+            if set {
+                self.fail(
+                    format!("{key}.{field}"),
+                    "the control-plane pool has a fixed size",
+                    format!("remove {field}; set size to 1, 3 or 5"),
+                );
+            }
+        }
+        if pool.spot.is_some() {
+            self.fail(
+                format!("{key}.spot"),
+                "control-plane nodes run on demand",
+                "remove spot, or put it on a worker pool",
+            );
+        }
+        Some(ControlPlane { pool: common?, allow_workloads: pool.allow_workloads })
+    }
+
+    fn worker(&mut self, key: &str, pool: &NodePool, common: Option<Pool>) -> Option<WorkerPool> {
+        if pool.allow_workloads {
+            self.fail(
+                format!("{key}.allow_workloads"),
+                "allow_workloads applies only to the control-plane pool",
+                "remove it: worker pools always run workloads",
+            );
+        }
+        let min = pool.min.unwrap_or(pool.size);
+        let max = pool.max.unwrap_or(pool.size);
+        if min > pool.size {
+            self.fail(
+                format!("{key}.min"),
+                format!("min ({min}) is larger than size ({})", pool.size),
+                "set min <= size <= max (min and max default to size)",
+            );
+        }
+        if pool.size > max {
+            self.fail(
+                format!("{key}.max"),
+                format!("max ({max}) is smaller than size ({})", pool.size),
+                "set min <= size <= max (min and max default to size)",
+            );
+        }
+        let spot_max_price = match &pool.spot {
+            None => None,
+            Some(spot) => self.spot(key, spot),
+        };
+        let spot_ok = pool.spot.is_none() || spot_max_price.is_some();
+        let pool = common?;
+        spot_ok.then_some(WorkerPool { pool, min, max, spot_max_price })
+    }
+
+    fn spot(&mut self, key: &str, spot: &spec::Spot) -> Option<String> {
+        let before = self.errors.len();
+        if !(1..=100).contains(&spot.max_price_percent) {
+            self.fail(
+                format!("{key}.spot.max_price_percent"),
+                format!("{}% is not a percentage of the on-demand price", spot.max_price_percent),
+                "use 1 to 100: the highest spot price to pay, as a percentage of the on-demand price",
+            );
+        }
+        let price = match spot.on_demand_price {
+            None => {
+                self.fail(
+                    format!("{key}.spot.on_demand_price"),
+                    "spot pools need on_demand_price",
+                    "set on_demand_price to the instance type's on-demand price in USD per hour in this region (e.g. 0.192 for m5.xlarge in us-east-1); looking it up in the AWS Price List is not implemented yet",
+                );
+                None
+            }
+            Some(p) if !(p.is_finite() && p > 0.0) => {
+                self.fail(
+                    format!("{key}.spot.on_demand_price"),
+                    format!("{p} is not a price"),
+                    "set the on-demand price in USD per hour, greater than 0 (e.g. 0.192)",
+                );
+                None
+            }
+            Some(p) => Some(p),
+        };
+        if self.errors.len() != before {
+            return None;
+        }
+        let max_price = spot_max_price(spot.max_price_percent, price?);
+        if max_price == "0" {
+            self.fail(
+                format!("{key}.spot"),
+                "the spot max price rounds to $0.0000 an hour",
+                "raise max_price_percent or check on_demand_price",
+            );
+            return None;
+        }
+        Some(max_price)
+    }
+
+    fn profile(&mut self, profile: &spec::Profile) -> Profile {
+        if profile.name.trim().is_empty() {
+            self.fail(
+                "profile.name",
+                "the profile has no name",
+                "name the cluster profile, e.g. name = \"ubuntu-k8s\"",
+            );
+        }
+        let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, pack) in profile.pack.iter().enumerate() {
+            let key = format!("profile.pack[{i}]");
+            if pack.name.trim().is_empty() {
+                self.fail(format!("{key}.name"), "the pack has no name", "name the pack, e.g. name = \"kubernetes\"");
+            } else if let Some(first) = names.get(pack.name.as_str()) {
+                self.fail(
+                    format!("{key}.name"),
+                    format!("{:?} repeats profile.pack[{first}].name", pack.name),
+                    "give each pack its own name (overrides are keyed by it)",
+                );
+            } else {
+                names.insert(&pack.name, i);
+            }
+            if pack.version.trim().is_empty() {
+                self.fail(
+                    format!("{key}.version"),
+                    "the pack has no version",
+                    "set the pack's version, e.g. version = \"1.30.4\"",
+                );
+            }
+        }
+        let known: BTreeSet<&str> = names.keys().copied().collect();
+        for name in profile.overrides.keys() {
+            if !known.contains(name.as_str()) {
+                let list: Vec<&str> = known.iter().copied().collect();
+                self.fail(
+                    format!("profile.override.{name}"),
+                    format!("overrides pack {name:?}, which the profile does not have"),
+                    if list.is_empty() {
+                        "add the pack as [[profile.pack]], or remove this override".to_string()
+                    } else {
+                        format!("override one of the profile's packs: {}", list.join(", "))
+                    },
+                );
+            }
+        }
+        let mut packs: Vec<Pack> = profile
+            .pack
+            .iter()
+            .map(|pack| {
+                let mut values = pack.values.clone();
+                if let Some(over) = profile.overrides.get(&pack.name) {
+                    merge(&mut values, over);
+                }
+                Pack { name: pack.name.clone(), layer: pack.layer, version: pack.version.clone(), values }
+            })
+            .collect();
+        // Stable: packs of one layer keep the file's order.
+        packs.sort_by_key(|p| p.layer);
+        Profile { name: profile.name.clone(), packs }
+    }
+}
+
+/// Merge `over` into `base`: tables merge key by key, anything else
+/// (strings, numbers, lists) is replaced, as Helm merges values.
+fn merge(base: &mut Attrs, over: &Attrs) {
+    for (key, value) in over {
+        match (base.get_mut(key), value) {
+            (Some(Value::Object(base)), Value::Object(over)) => merge(base, over),
+            _ => {
+                base.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+/// `[a-z][a-z0-9-]*`, at most `max` characters.
+fn is_name(s: &str, max: usize) -> bool {
+    s.len() <= max
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// `us-east-1`, `eu-central-2`, `us-gov-west-1`, `ap-southeast-4`.
+fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    let lower = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase());
+    let number = |p: &str| (1..=2).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit());
+    let Some((last, names)) = parts.split_last() else {
+        return false;
+    };
+    names.len() >= 2 && names[0].len() == 2 && names.iter().all(|p| lower(p)) && number(last)
+}
+
+/// The region followed by a zone letter (`us-east-1a`), or by a Local Zone
+/// suffix (`us-west-2-lax-1a`).
+fn is_az_of(az: &str, region: &str) -> bool {
+    let Some(suffix) = az.strip_prefix(region) else {
+        return false;
+    };
+    suffix.ends_with(|c: char| c.is_ascii_lowercase())
+        && suffix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !suffix.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// `m5.large`, `g4dn.xlarge`, `u-6tb1.metal`, `m7i-flex.2xlarge`.
+fn is_instance_type(s: &str) -> bool {
+    let part = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    match s.split_once('.') {
+        Some((family, size)) => family.starts_with(|c: char| c.is_ascii_lowercase()) && part(family) && part(size),
+        None => false,
+    }
+}
+
+/// `PREFIX-` followed by letters and digits, as EC2 ids are.
+fn is_aws_id(s: &str, prefix: &str) -> bool {
+    s.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// `arn:PARTITION:iam::ACCOUNT:role/PATH/NAME`.
+fn is_role_arn(s: &str) -> bool {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    matches!(parts.as_slice(), ["arn", partition, "iam", "", account, resource]
+        if partition.starts_with("aws")
+            && account.len() == 12
+            && account.bytes().all(|b| b.is_ascii_digit())
+            && resource.strip_prefix("role/").is_some_and(|name| !name.is_empty()))
+}
+
+/// What STS accepts as an ExternalId.
+fn is_external_id(s: &str) -> bool {
+    (2..=1224).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@:/-_".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use skyplan_engine::spec::Source;
+
+    use super::*;
+    use crate::fixtures::{self, demo_with, parse};
+
+    fn errors(text: &str) -> Vec<SpecError> {
+        match validate(&parse(text)) {
+            Ok(_) => panic!("expected errors for:\n{text}"),
+            Err(errors) => errors,
+        }
+    }
+
+    /// The one error of `text`, which must be at `key` and say what to do.
+    #[track_caller]
+    fn only_error(text: &str, key: &str) -> SpecError {
+        let errors = errors(text);
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        let error = errors.into_iter().next().unwrap();
+        assert_eq!(error.key, key, "{error:#?}");
+        assert!(error.help.as_deref().is_some_and(|h| !h.is_empty()), "{error:#?} has no help");
+        error
+    }
+
+    fn ok(text: &str) -> Cluster {
+        match validate(&parse(text)) {
+            Ok(Some(cluster)) => cluster,
+            other => panic!("{other:#?}"),
+        }
+    }
+
+    #[test]
+    fn the_demo_is_valid_with_defaults_applied() {
+        let cluster = ok(fixtures::DEMO);
+        assert_eq!(cluster.api_port, 6443);
+        assert_eq!(cluster.placement, Placement::Dynamic { vpc_cidr: "10.0.0.0/16".parse().unwrap() });
+        let bastion = cluster.bastion.unwrap();
+        assert_eq!(bastion.instance_type, "t3.micro");
+        assert_eq!(cluster.control_plane.pool.azs, ["us-east-1a", "us-east-1b", "us-east-1c"]);
+        assert_eq!(cluster.control_plane.pool.disk_gib, 60);
+        assert_eq!(cluster.control_plane.pool.ami, "auto");
+        let worker = &cluster.workers[0];
+        assert_eq!((worker.min, worker.pool.size, worker.max), (3, 3, 6));
+        assert_eq!(worker.spot_max_price, None);
+    }
+
+    #[test]
+    fn no_cluster_tables_is_nothing_to_do() {
+        assert_eq!(validate(&parse("")), Ok(None));
+        assert_eq!(validate(&parse("[resource.sim_resource.a]\nx = 1\n")), Ok(None));
+    }
+
+    #[test]
+    fn cluster_tables_need_a_cluster() {
+        let text = "[placement]\nazs = [\"us-east-1a\"]\n\n[[node_pool]]\nname = \"cp\"\nsize = 1\ninstance_type = \"m5.large\"\n";
+        let keys: Vec<String> = errors(text).into_iter().map(|e| e.key).collect();
+        assert_eq!(keys, ["placement", "node_pool"]);
+        for table in [
+            "[account]\nprofile = \"p\"",
+            "[bastion]\nenabled = false",
+            "[api_server]\nport = 1",
+            "[profile]\nname = \"p\"",
+        ] {
+            let key = table[1..].split(']').next().unwrap();
+            only_error(table, key);
+        }
+    }
+
+    #[test]
+    fn cluster_name() {
+        for bad in ["Demo", "1demo", "-demo", "de_mo", "", &"a".repeat(33)] {
+            only_error(&demo_with("name = \"demo\"", &format!("name = {bad:?}")), "cluster.name");
+        }
+        ok(&demo_with("name = \"demo\"", &format!("name = \"{}\"", "a".repeat(32))));
+    }
+
+    #[test]
+    fn region() {
+        for bad in ["useast1", "us-east", "US-EAST-1", "us-east-x", "u-east-1", "us-east-123"] {
+            let errors = errors(&demo_with("region = \"us-east-1\"", &format!("region = {bad:?}")));
+            // The AZs are not blamed for a bad region.
+            assert_eq!(errors.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["cluster.region"], "{bad}");
+        }
+        for good in ["eu-central-1", "us-gov-west-1", "ap-southeast-4"] {
+            assert!(is_region(good), "{good}");
+        }
+    }
+
+    #[test]
+    fn azs_are_in_the_region_and_unique() {
+        let spec = demo_with(
+            "\"us-east-1a\", \"us-east-1b\", \"us-east-1c\"",
+            "\"us-east-1a\", \"us-west-2b\", \"us-east-1a\"",
+        );
+        let keys: Vec<String> = errors(&spec).into_iter().map(|e| e.key).collect();
+        assert_eq!(keys, ["placement.azs[1]", "placement.azs[2]"]);
+        only_error(&demo_with("\"us-east-1a\", \"us-east-1b\", \"us-east-1c\"", "\"us-east-1\""), "placement.azs[0]");
+        only_error(&demo_with("\"us-east-1a\", \"us-east-1b\", \"us-east-1c\"", ""), "placement.azs");
+        assert!(is_az_of("us-west-2-lax-1a", "us-west-2"));
+        assert!(!is_az_of("us-east-10a", "us-east-1"));
+    }
+
+    #[test]
+    fn placement_is_required() {
+        only_error(&demo_with("[placement]\nazs = [\"us-east-1a\", \"us-east-1b\", \"us-east-1c\"]", ""), "placement");
+    }
+
+    #[test]
+    fn exactly_one_control_plane_pool() {
+        only_error(&demo_with("control_plane = true\n", ""), "node_pool");
+        let two = format!(
+            "{}\n[[node_pool]]\nname = \"cp2\"\ncontrol_plane = true\nsize = 1\ninstance_type = \"m5.large\"\n",
+            fixtures::DEMO
+        );
+        only_error(&two, "node_pool[2].control_plane");
+    }
+
+    #[test]
+    fn control_plane_size_is_1_3_or_5() {
+        for size in [0, 2, 4, 7] {
+            let e = only_error(
+                &demo_with(
+                    "size = 3\ninstance_type = \"m5.large\"",
+                    &format!("size = {size}\ninstance_type = \"m5.large\""),
+                ),
+                "node_pool[0].size",
+            );
+            assert!(e.help.unwrap().contains("1, 3 or 5"));
+        }
+        for size in [1, 5] {
+            ok(&demo_with(
+                "size = 3\ninstance_type = \"m5.large\"",
+                &format!("size = {size}\ninstance_type = \"m5.large\""),
+            ));
+        }
+    }
+
+    #[test]
+    fn control_plane_has_no_min_max_or_spot() {
+        let cp = "control_plane = true\n";
+        only_error(&demo_with(cp, &format!("{cp}min = 1\n")), "node_pool[0].min");
+        only_error(&demo_with(cp, &format!("{cp}max = 5\n")), "node_pool[0].max");
+        only_error(
+            &demo_with(cp, &format!("{cp}spot = {{ max_price_percent = 50, on_demand_price = 0.1 }}\n")),
+            "node_pool[0].spot",
+        );
+    }
+
+    #[test]
+    fn worker_min_size_max() {
+        only_error(&demo_with("min = 3\nmax = 6", "min = 4\nmax = 6"), "node_pool[1].min");
+        only_error(&demo_with("min = 3\nmax = 6", "min = 3\nmax = 2"), "node_pool[1].max");
+        let defaults = ok(&demo_with("min = 3\nmax = 6", ""));
+        assert_eq!((defaults.workers[0].min, defaults.workers[0].max), (3, 3));
+        let zero = ok(&demo_with("size = 3\nmin = 3\nmax = 6", "size = 0\nmax = 4"));
+        assert_eq!((zero.workers[0].min, zero.workers[0].pool.size, zero.workers[0].max), (0, 0, 4));
+        only_error(&demo_with("size = 3\nmin = 3", "size = 0\nmin = 3"), "node_pool[1].min");
+    }
+
+    #[test]
+    fn pool_names() {
+        only_error(&demo_with("name = \"worker\"", "name = \"Worker_1\""), "node_pool[1].name");
+        only_error(&demo_with("name = \"worker\"", "name = \"master\""), "node_pool[1].name");
+        only_error(&demo_with("name = \"worker\"", &format!("name = \"{}\"", "w".repeat(64))), "node_pool[1].name");
+    }
+
+    #[test]
+    fn pool_azs_are_a_subset_of_placement() {
+        let worker = "instance_type = \"m5.xlarge\"";
+        only_error(&demo_with(worker, &format!("{worker}\nazs = [\"us-east-1d\"]")), "node_pool[1].azs[0]");
+        only_error(
+            &demo_with(worker, &format!("{worker}\nazs = [\"us-east-1a\", \"us-east-1a\"]")),
+            "node_pool[1].azs[1]",
+        );
+        only_error(&demo_with(worker, &format!("{worker}\nazs = []")), "node_pool[1].azs");
+        let cluster = ok(&demo_with(worker, &format!("{worker}\nazs = [\"us-east-1b\"]")));
+        assert_eq!(cluster.workers[0].pool.azs, ["us-east-1b"]);
+    }
+
+    #[test]
+    fn pool_instance_type_disk_and_ami() {
+        only_error(&demo_with("\"m5.large\"", "\"m5large\""), "node_pool[0].instance_type");
+        let cp = "instance_type = \"m5.large\"";
+        only_error(&demo_with(cp, &format!("{cp}\ndisk_gib = 4")), "node_pool[0].disk_gib");
+        only_error(&demo_with(cp, &format!("{cp}\nami = \"ubuntu-22.04\"")), "node_pool[0].ami");
+        let cluster = ok(&demo_with(cp, &format!("{cp}\ndisk_gib = 100\nami = \"ami-0abc123\"")));
+        assert_eq!(
+            (cluster.control_plane.pool.disk_gib, cluster.control_plane.pool.ami.as_str()),
+            (100, "ami-0abc123")
+        );
+        for good in ["g4dn.xlarge", "u-6tb1.metal", "m7i-flex.2xlarge", "t3.micro"] {
+            assert!(is_instance_type(good), "{good}");
+        }
+    }
+
+    #[test]
+    fn allow_workloads_is_for_the_control_plane() {
+        only_error(
+            &demo_with("name = \"worker\"", "name = \"worker\"\nallow_workloads = true"),
+            "node_pool[1].allow_workloads",
+        );
+        let cluster = ok(&demo_with("control_plane = true", "control_plane = true\nallow_workloads = true"));
+        assert!(cluster.control_plane.allow_workloads);
+    }
+
+    #[test]
+    fn vpc_cidr() {
+        let azs = "azs = [\"us-east-1a\", \"us-east-1b\", \"us-east-1c\"]";
+        let with = |cidr: &str| demo_with(azs, &format!("{azs}\nvpc_cidr = {cidr:?}"));
+        let e = only_error(&with("10.0.0.0"), "placement.vpc_cidr");
+        assert!(e.help.unwrap().contains("A.B.C.D/N"));
+        let e = only_error(&with("10.0.0.1/16"), "placement.vpc_cidr");
+        assert_eq!(e.help.as_deref(), Some("write 10.0.0.0/16"));
+        only_error(&with("10.0.0.0/8"), "placement.vpc_cidr");
+        // 3 AZs: 6 subnets, 8 blocks; /24 gives /27s, /25 would give /28s.
+        let e = only_error(&with("10.0.0.0/25"), "placement.vpc_cidr");
+        assert!(e.help.as_deref().unwrap().contains("/24"), "{e:?}");
+        ok(&with("10.0.0.0/24"));
+        ok(&with("172.20.16.0/20"));
+        let one_az = demo_with(azs, "azs = [\"us-east-1a\"]\nvpc_cidr = \"10.0.0.0/26\"");
+        ok(&one_az);
+    }
+
+    #[test]
+    fn ssh_cidrs() {
+        let e = only_error(
+            &demo_with("[\"203.0.113.0/24\"]", "[\"203.0.113.0/24\", \"203.0.113.9\"]"),
+            "bastion.ssh_cidrs[1]",
+        );
+        assert!(e.message.contains("203.0.113.9"));
+        only_error(&demo_with("[\"203.0.113.0/24\"]", "[\"203.0.113.9/24\"]"), "bastion.ssh_cidrs[0]");
+        only_error(&demo_with("ssh_cidrs", "instance_type = \"t3micro\"\nssh_cidrs"), "bastion.instance_type");
+    }
+
+    #[test]
+    fn api_server_port() {
+        only_error(&format!("{}\n[api_server]\nport = 0\n", fixtures::DEMO), "api_server.port");
+        assert_eq!(ok(&format!("{}\n[api_server]\nport = 65535\n", fixtures::DEMO)).api_port, 65535);
+    }
+
+    #[test]
+    fn spot() {
+        let worker = "instance_type = \"m5.xlarge\"";
+        let spot = |s: &str| demo_with(worker, &format!("{worker}\nspot = {{ {s} }}"));
+        only_error(&spot("max_price_percent = 0, on_demand_price = 0.192"), "node_pool[1].spot.max_price_percent");
+        only_error(&spot("max_price_percent = 101, on_demand_price = 0.192"), "node_pool[1].spot.max_price_percent");
+        let e = only_error(&spot("max_price_percent = 60"), "node_pool[1].spot.on_demand_price");
+        assert!(e.help.unwrap().contains("Price List"));
+        only_error(&spot("max_price_percent = 60, on_demand_price = 0.0"), "node_pool[1].spot.on_demand_price");
+        only_error(&spot("max_price_percent = 60, on_demand_price = -1.0"), "node_pool[1].spot.on_demand_price");
+        only_error(&spot("max_price_percent = 60, on_demand_price = nan"), "node_pool[1].spot.on_demand_price");
+        only_error(&spot("max_price_percent = 1, on_demand_price = 0.001"), "node_pool[1].spot");
+        let cluster = ok(&spot("max_price_percent = 60, on_demand_price = 0.192"));
+        assert_eq!(cluster.workers[0].spot_max_price.as_deref(), Some("0.1152"));
+    }
+
+    #[test]
+    fn static_placement_needs_vpc_and_a_subnet_per_az() {
+        ok(fixtures::STATIC);
+        let static_with = |from: &str, to: &str| fixtures::edit(fixtures::STATIC, from, to);
+        only_error(&static_with("vpc_id = \"vpc-0abc\"\n", ""), "placement.vpc_id");
+        only_error(&static_with("vpc_id = \"vpc-0abc\"", "vpc_id = \"subnet-0abc\""), "placement.vpc_id");
+        only_error(&static_with("vpc_id", "vpc_cidr = \"10.0.0.0/16\"\nvpc_id"), "placement.vpc_cidr");
+        let e = only_error(
+            &static_with("\"eu-west-1a\", \"eu-west-1b\"", "\"eu-west-1a\", \"eu-west-1b\", \"eu-west-1c\""),
+            "placement.azs[2]",
+        );
+        assert!(e.help.unwrap().contains("az = \"eu-west-1c\""));
+        let keys: Vec<String> =
+            errors(&static_with("az = \"eu-west-1b\"", "az = \"eu-west-1c\"")).into_iter().map(|e| e.key).collect();
+        assert_eq!(keys, ["placement.subnet[1].az", "placement.azs[1]"]);
+        let errors = errors(&static_with("az = \"eu-west-1b\"", "az = \"eu-west-1a\""));
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["placement.subnet[1].az", "placement.azs[1]"]);
+        assert!(errors[0].message.contains("second"), "{errors:?}");
+        only_error(&static_with("private = \"subnet-qb\"", "private = \"subnet-pa\""), "placement.subnet[1].private");
+        only_error(&static_with("public = \"subnet-pa\"", "public = \"pa\""), "placement.subnet[0].public");
+    }
+
+    #[test]
+    fn dynamic_placement_takes_no_vpc_or_subnets() {
+        let azs = "azs = [\"us-east-1a\", \"us-east-1b\", \"us-east-1c\"]";
+        only_error(&demo_with(azs, &format!("{azs}\nvpc_id = \"vpc-0abc\"")), "placement.vpc_id");
+        let subnet =
+            format!("{azs}\n[[placement.subnet]]\naz = \"us-east-1a\"\npublic = \"subnet-a\"\nprivate = \"subnet-b\"");
+        only_error(&demo_with(azs, &subnet), "placement.subnet[0]");
+    }
+
+    #[test]
+    fn account() {
+        let with = |account: &str| format!("{}\n[account]\n{account}\n", fixtures::DEMO);
+        let arn = "role_arn = \"arn:aws:iam::123456789012:role/SpectroCloudRole\"";
+        ok(&with(&format!("{arn}\nexternal_id = \"from-the-ui\"")));
+        ok(&with("profile = \"prod\""));
+        let e = only_error(&with(arn), "account.external_id");
+        assert!(e.message.contains("role_arn"));
+        only_error(&with("external_id = \"x1\""), "account.external_id");
+        only_error(&with("role_arn = \"SpectroCloudRole\"\nexternal_id = \"x1\""), "account.role_arn");
+        only_error(&with(&format!("{arn}\nexternal_id = \"x\"")), "account.external_id");
+        only_error(&with("profile = \"\""), "account.profile");
+    }
+
+    #[test]
+    fn profile_packs() {
+        only_error(&demo_with("name = \"calico\"", "name = \"ubuntu\""), "profile.pack[1].name");
+        let e = only_error(
+            &format!("{}\n[profile.override.nginx]\nreplicas = 2\n", fixtures::DEMO),
+            "profile.override.nginx",
+        );
+        assert!(e.help.unwrap().contains("kubernetes"));
+        only_error(&demo_with("version = \"22.04\"", "version = \"\""), "profile.pack[0].version");
+        only_error(&demo_with("name = \"ubuntu-k8s\"", "name = \"\""), "profile.name");
+    }
+
+    #[test]
+    fn packs_are_in_layer_order_with_overrides_merged() {
+        let profile = ok(fixtures::DEMO).profile.unwrap();
+        let order: Vec<&str> = profile.packs.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(order, ["ubuntu", "kubernetes", "calico"]);
+        assert_eq!(profile.packs[1].values["pod_cidr"], "172.16.0.0/16");
+        assert_eq!(profile.packs[1].values["service_cidr"], "10.96.0.0/12");
+    }
+
+    #[test]
+    fn overrides_merge_tables_and_replace_the_rest() {
+        let mut base = serde_json::json!({"a": {"x": 1, "y": [1, 2]}, "b": 1}).as_object().unwrap().clone();
+        let over = serde_json::json!({"a": {"y": [3], "z": true}, "c": "new"}).as_object().unwrap().clone();
+        merge(&mut base, &over);
+        assert_eq!(Value::Object(base), serde_json::json!({"a": {"x": 1, "y": [3], "z": true}, "b": 1, "c": "new"}));
+    }
+
+    #[test]
+    fn cluster_tags() {
+        let e = only_error(&demo_with("team = \"platform\"", "Name = \"x\""), "cluster.tags.Name");
+        assert!(e.message.contains("reserved"));
+        only_error(&demo_with("team = \"platform\"", "\"aws:owner\" = \"x\""), "cluster.tags.aws:owner");
+        only_error(
+            &demo_with("team = \"platform\"", "\"kubernetes.io/cluster/demo\" = \"shared\""),
+            "cluster.tags.kubernetes.io/cluster/demo",
+        );
+        only_error(&demo_with("team = \"platform\"", &format!("team = \"{}\"", "v".repeat(257))), "cluster.tags.team");
+        let many: Vec<String> = (0..45).map(|i| format!("t{i} = \"v\"")).collect();
+        only_error(&demo_with("team = \"platform\"", &many.join(", ")), "cluster.tags");
+        only_error(&demo_with("ssh_key_name = \"ops\"", "ssh_key_name = \"\""), "cluster.ssh_key_name");
+    }
+
+    #[test]
+    fn all_errors_are_reported_at_once() {
+        let spec = demo_with("region = \"us-east-1\"", "region = \"nowhere\"")
+            .replace("size = 3\ninstance_type = \"m5.large\"", "size = 2\ninstance_type = \"m5.large\"")
+            .replace("min = 3\nmax = 6", "min = 3\nmax = 1")
+            .replace("[\"203.0.113.0/24\"]", "[\"bad\"]");
+        let keys: Vec<String> = errors(&spec).into_iter().map(|e| e.key).collect();
+        assert_eq!(keys, ["cluster.region", "bastion.ssh_cidrs[0]", "node_pool[0].size", "node_pool[1].max"]);
+    }
+
+    /// The CLI places errors by key path: every key the checks produce must
+    /// land on the line of the offending value (or, for a missing key, of
+    /// its table).
+    #[test]
+    fn error_keys_point_at_the_offending_line() {
+        let text = fixtures::DEMO
+            .replace("\"us-east-1b\", \"us-east-1c\"", "\"us-east-1b\", \"us-east-1b\"")
+            .replace("size = 3\ninstance_type = \"m5.large\"", "size = 4\ninstance_type = \"m5.large\"")
+            .replace("min = 3\nmax = 6", "min = 3\nmax = 6\nspot = { max_price_percent = 60 }")
+            + "\n[profile.override.nginx]\nreplicas = 2\n";
+        let source = Source { path: "spec.toml".into(), text: text.clone() };
+        let lines: Vec<&str> = text.lines().collect();
+        for (key, expected_line) in [
+            ("placement.azs[2]", "azs = [\"us-east-1a\", \"us-east-1b\", \"us-east-1b\"]"),
+            ("node_pool[0].size", "size = 4"),
+            ("node_pool[1].spot.on_demand_price", "spot = { max_price_percent = 60 }"),
+            ("profile.override.nginx", "[profile.override.nginx]"),
+        ] {
+            assert!(errors(&text).iter().any(|e| e.key == key), "no error at {key}");
+            let (line, _) = source.locate(key).unwrap_or_else(|| panic!("{key} is not located"));
+            assert_eq!(lines[line - 1], expected_line, "{key}");
+        }
+    }
+}
