@@ -1,2 +1,3 @@
+mod bad_input;
 mod sim;
 mod support;

@@ -426,3 +426,37 @@ fn a_crash_between_the_cloud_call_and_the_state_adopts_instead_of_duplicating() 
         w.run(&["plan", "spec.toml", "--detailed-exitcode"]).ok();
     }
 }
+
+#[test]
+fn ctrl_c_starts_nothing_new_finishes_running_work_and_exits_130() {
+    let (layers, width) = (8, 4);
+    let w = Workdir::new();
+    w.write("spec.toml", &slow_spec(layers, width));
+    let run = w
+        .command(&["apply", "spec.toml", "--auto-approve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let sent = std::process::Command::new("kill").args(["-INT", &run.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let out = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("Interrupt received"), "{stderr}");
+    assert!(stderr.contains("not started (interrupted)"), "{stderr}");
+
+    // What exists in the cloud is exactly what the state records: the running
+    // operations were allowed to finish and were saved.
+    let state = LocalBackend::new(w.path("spec.state.json")).load().unwrap().unwrap();
+    assert!(state.pending.is_empty(), "{:?}", state.pending);
+    let created = cloud_len(&w);
+    assert!(created > 0 && created < layers * width, "interrupted part-way: {created}");
+    assert_eq!(state.resources.len(), created);
+    assert!(!w.exists("spec.state.json.lock"), "the lock is released");
+
+    w.run(&["apply", "spec.toml", "--auto-approve"]).ok();
+    assert_eq!(cloud_len(&w), layers * width);
+    w.run(&["plan", "spec.toml", "--detailed-exitcode"]).ok();
+}
