@@ -21,6 +21,8 @@ pub mod spec;
 pub mod value;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod testing;
 #[cfg(test)]
 mod tests;
