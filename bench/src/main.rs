@@ -138,7 +138,7 @@ async fn phases(n: usize, layers: usize) {
 
     let t = Instant::now();
     let loaded = w.backend.load().expect("load").expect("state exists");
-    let (refreshed, _) = refresh(&loaded, &w.providers).await.expect("refresh");
+    let (refreshed, _) = refresh(loaded, &w.providers).await.expect("refresh");
     let noop = diff(&graph_of(&text, &w.providers), &refreshed, false);
     let noop_time = t.elapsed();
     assert!(!noop.has_changes(), "a second plan must be empty");

@@ -165,7 +165,8 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
                 kind: address.kind.clone(),
                 provider: node.provider.clone(),
                 replace_because,
-                config: Some(node.resource.attrs.clone()),
+                // Only what apply will run needs the unresolved config.
+                config: (action != Action::NoOp).then(|| node.resource.attrs.clone()),
                 dependencies: node.dependencies.clone(),
                 prior_dependencies: prior.map(|p| parse_addresses(&p.dependencies)).unwrap_or_default(),
             });

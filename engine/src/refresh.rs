@@ -69,8 +69,8 @@ pub async fn settle_pending(state: &mut State, providers: &Providers) -> Result<
 }
 
 /// The state with live attributes, and what drifted.
-pub async fn refresh(state: &State, providers: &Providers) -> Result<(State, Vec<Drift>), Diagnostics> {
-    let mut by_provider: BTreeMap<&'static str, (Vec<ReadRequest>, Vec<&String>)> = BTreeMap::new();
+pub async fn refresh(state: State, providers: &Providers) -> Result<(State, Vec<Drift>), Diagnostics> {
+    let mut by_provider: BTreeMap<&'static str, (Vec<ReadRequest>, Vec<String>)> = BTreeMap::new();
     let mut errors = Vec::new();
     for (address, resource) in &state.resources {
         let Ok(parsed) = address.parse::<Address>() else {
@@ -89,13 +89,13 @@ pub async fn refresh(state: &State, providers: &Providers) -> Result<(State, Vec
         };
         let entry = by_provider.entry(provider.name()).or_default();
         entry.0.push(ReadRequest { address: parsed, kind: resource.kind.clone(), prior: resource.attributes.clone() });
-        entry.1.push(address);
+        entry.1.push(address.clone());
     }
     if !errors.is_empty() {
         return Err(Diagnostics(errors));
     }
 
-    let mut refreshed = state.clone();
+    let mut refreshed = state;
     let mut drift = Vec::new();
     for (name, (requests, addresses)) in by_provider {
         let provider = providers.for_kind(&requests[0].kind).expect("grouped by a serving provider");
@@ -113,11 +113,11 @@ pub async fn refresh(state: &State, providers: &Providers) -> Result<(State, Vec
         for ((request, address), result) in requests.into_iter().zip(addresses).zip(results) {
             match result {
                 None => {
-                    refreshed.resources.remove(address);
+                    refreshed.resources.remove(&address);
                     drift.push(Drift::Deleted(request.address));
                 }
                 Some(live) => {
-                    let record = refreshed.resources.get_mut(address).expect("from the state");
+                    let record = refreshed.resources.get_mut(&address).expect("from the state");
                     let changed: Vec<String> =
                         record.inputs.keys().filter(|k| live.get(*k) != record.attributes.get(*k)).cloned().collect();
                     if !changed.is_empty() {

@@ -71,7 +71,7 @@ pub async fn make_plan(
     // What settling changed is written even if the plan turns out empty.
     let settled = !drift.is_empty();
     if do_refresh && !state.resources.is_empty() {
-        let (refreshed, found) = refresh(&state, &providers).await?;
+        let (refreshed, found) = refresh(state, &providers).await?;
         state = refreshed;
         drift.extend(found);
     }
