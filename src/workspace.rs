@@ -36,9 +36,6 @@ pub async fn desired(spec_path: &Path, state_path: &Path) -> Result<(ResourceGra
 /// spec, else the only `*.state.json` in the current directory.
 pub fn state_path(global: &Global, spec: Option<&Path>) -> Result<PathBuf> {
     if let Some(s) = &global.state {
-        if s.starts_with("s3://") {
-            bail!("state in S3 ({s}) is not supported by this build yet; use a local --state PATH");
-        }
         return Ok(PathBuf::from(s));
     }
     if let Some(spec) = spec {
@@ -61,8 +58,23 @@ pub fn state_path(global: &Global, spec: Option<&Path>) -> Result<PathBuf> {
     }
 }
 
-pub fn backend(path: &Path) -> Arc<dyn Backend> {
-    Arc::new(LocalBackend::new(path.to_path_buf()))
+/// The backend for a state location: `s3://BUCKET/KEY` or a file path.
+pub fn backend(location: &Path) -> Result<Arc<dyn Backend>> {
+    match location.to_str().filter(|s| s.starts_with("s3://")) {
+        Some(url) => s3_backend(url),
+        None => Ok(Arc::new(LocalBackend::new(location.to_path_buf()))),
+    }
+}
+
+#[cfg(feature = "s3")]
+fn s3_backend(url: &str) -> Result<Arc<dyn Backend>> {
+    let backend = skyplan_state_s3::S3Backend::new(url, None).map_err(|e| anyhow!("--state {url}: {e}"))?;
+    Ok(Arc::new(backend))
+}
+
+#[cfg(not(feature = "s3"))]
+fn s3_backend(url: &str) -> Result<Arc<dyn Backend>> {
+    bail!("--state {url}: this build has no AWS support (built without the `aws` feature)")
 }
 
 /// Load the state, or start a new one when there is none yet.
@@ -112,10 +124,15 @@ impl Drop for Lock {
 }
 
 /// The simulated cloud's file: `SKYPLAN_SIM_CLOUD`, else the state path
-/// with `.sim.json` appended.
+/// with `.sim.json` appended (for state in S3, the key's file name in the
+/// current directory).
 fn sim_cloud_path(state_path: &Path) -> PathBuf {
     match std::env::var_os("SKYPLAN_SIM_CLOUD") {
         Some(p) => PathBuf::from(p),
+        None if state_path.starts_with("s3:") => {
+            let name = state_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            PathBuf::from(format!("{name}.sim.json"))
+        }
         None => {
             let mut s = state_path.as_os_str().to_os_string();
             s.push(".sim.json");

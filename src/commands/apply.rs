@@ -67,7 +67,7 @@ async fn apply_saved(global: &Global, ui: &Ui, args: &ApplyArgs) -> Result<ExitC
         Some(_) => workspace::state_path(global, None)?,
         None => PathBuf::from(&file.state),
     };
-    let backend = workspace::backend(&state_path);
+    let backend = workspace::backend(&state_path)?;
     let _lock = Lock::acquire(&backend, "apply", global.lock_timeout)?;
     let state = match backend.load()? {
         Some(state) => state,

@@ -55,7 +55,7 @@ pub fn show(global: &Global, ui: &Ui, planfile: Option<&Path>, as_json: bool) ->
         return Ok(ExitCode::SUCCESS);
     }
     let state_path = workspace::state_path(global, None)?;
-    let backend = workspace::backend(&state_path);
+    let backend = workspace::backend(&state_path)?;
     let state = workspace::load_state(backend.as_ref())?;
     if as_json {
         let resources: Vec<_> = state

@@ -56,7 +56,7 @@ pub async fn make_plan(
     let spec = Spec::load(spec_path)?;
     let resources = workspace::resources(&spec)?;
     let state_path = workspace::state_path(global, Some(spec_path))?;
-    let backend = workspace::backend(&state_path);
+    let backend = workspace::backend(&state_path)?;
     let lock = Lock::acquire(&backend, operation, global.lock_timeout)?;
     let state = workspace::load_state(backend.as_ref())?;
 

@@ -12,7 +12,7 @@ use crate::workspace::{self, Lock};
 
 pub async fn run(global: &Global, command: StateCommand) -> Result<ExitCode> {
     let state_path = workspace::state_path(global, None)?;
-    let backend = workspace::backend(&state_path);
+    let backend = workspace::backend(&state_path)?;
     match command {
         StateCommand::List => {
             let state = workspace::load_state(backend.as_ref())?;
@@ -47,7 +47,7 @@ pub async fn run(global: &Global, command: StateCommand) -> Result<ExitCode> {
 
 pub fn unlock(global: &Global, lock_id: &str) -> Result<ExitCode> {
     let state_path = workspace::state_path(global, None)?;
-    let backend = workspace::backend(&state_path);
+    let backend = workspace::backend(&state_path)?;
     backend.unlock(lock_id)?;
     println!("Released lock {lock_id} on {}.", backend.describe());
     Ok(ExitCode::SUCCESS)

@@ -23,6 +23,6 @@ pub mod writer;
 
 pub use backend::{Backend, LockInfo};
 pub use error::StateError;
-pub use local::{write_atomic, LocalBackend};
+pub use local::{parse_state, write_atomic, LocalBackend};
 pub use model::{PendingCreate, ResourceState, State, FORMAT_VERSION};
 pub use writer::{Mutation, Writer};

@@ -397,7 +397,9 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 
 /// Parses state file content. Checks the shape (an object) and refuses newer
 /// formats before reading fields, since a newer format may differ anywhere.
-fn parse_state(path: &Path, backup: &Path, bytes: &[u8]) -> Result<State, StateError> {
+/// Parse state content read from `path` (a file, or an `s3://` URL as a
+/// path) with the same checks and messages for every backend.
+pub fn parse_state(path: &Path, backup: &Path, bytes: &[u8]) -> Result<State, StateError> {
     let corrupt = |e: serde_json::Error| corrupt_error(path, backup, &e);
     let document: Value = serde_json::from_slice(bytes).map_err(corrupt)?;
     let Some(object) = document.as_object() else {
