@@ -102,6 +102,14 @@ pub enum Command {
     State(StateCommand),
     /// Remove a stale state lock
     Unlock { lock_id: String },
+    /// The IAM policy the plan needs (least privilege); no cloud calls
+    Policy {
+        spec: PathBuf,
+        /// Also write it as managed policies under AWS's size limit:
+        /// DIR/skyplan-policy-1.json, -2.json, ...
+        #[arg(long, value_name = "DIR")]
+        split: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,3 +1,4 @@
 mod bad_input;
+mod policy;
 mod sim;
 mod support;

@@ -15,12 +15,16 @@
 //! - `compute.rs`: bastion, control-plane instances, API ELB, worker pools;
 //!   `userdata.rs` renders their cloud-init.
 //! - `tags.rs` owns the tag conventions; `names.rs` the AWS resource names.
+//!
+//! Beside the expansion, [`policy`]: the least-privilege IAM policy for the
+//! resources of a spec, from the table in `data/iam-actions.toml`.
 
 mod cidr;
 mod cluster;
 mod compute;
 mod names;
 mod network;
+pub mod policy;
 mod security;
 mod tags;
 mod userdata;
