@@ -26,6 +26,12 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use skyplan_state::{parse_state, Backend, LockInfo, State, StateError};
 
+/// An object's bytes and its ETag.
+type Object = (Vec<u8>, Option<String>);
+
+/// The lock object: its content as a lock (or why it is not one), and its ETag.
+type HeldLock = (Result<LockInfo, String>, Option<String>);
+
 /// How often a waiting `lock` tries again.
 const LOCK_POLL: Duration = Duration::from_millis(500);
 
@@ -123,7 +129,7 @@ impl S3Backend {
     }
 
     /// The object's bytes and ETag, or None when it does not exist.
-    fn get(&self, suffix: &str) -> Result<Option<(Vec<u8>, Option<String>)>, String> {
+    fn get(&self, suffix: &str) -> Result<Option<Object>, String> {
         let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), self.object(suffix));
         self.block(async move {
             match client.get_object().bucket(bucket).key(key).send().await {
@@ -154,7 +160,7 @@ impl S3Backend {
         })
     }
 
-    fn read_lock(&self) -> Result<Option<(Result<LockInfo, String>, Option<String>)>, StateError> {
+    fn read_lock(&self) -> Result<Option<HeldLock>, StateError> {
         let lock_io = |e: String| StateError::LockIo { path: self.url(".lock"), cause: io_error(e) };
         Ok(self
             .get(".lock")
