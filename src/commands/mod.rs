@@ -32,6 +32,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Graph { spec, format } => inspect::graph(global, &spec, format).await,
         Command::State(command) => state::run(global, command).await,
         Command::Unlock { lock_id } => state::unlock(global, &lock_id),
-        Command::Policy { spec, split } => policy::run(&spec, split.as_deref()),
+        Command::Policy { spec, split } => policy::run(global, &spec, split.as_deref()),
     }
 }

@@ -12,15 +12,24 @@ use anyhow::{Context, Result};
 use skyplan_aws_blueprint::policy::{self, PolicyDocument, MANAGED_POLICY_LIMIT};
 use skyplan_engine::Spec;
 
+use crate::cli::Global;
 use crate::workspace;
 
 /// The names `--split` writes: skyplan-policy-1.json, -2.json, ...
 const SPLIT_PREFIX: &str = "skyplan-policy-";
 
-pub fn run(spec_path: &Path, split: Option<&Path>) -> Result<ExitCode> {
+pub fn run(global: &Global, spec_path: &Path, split: Option<&Path>) -> Result<ExitCode> {
     let spec = Spec::load(spec_path)?;
     let resources = workspace::resources(&spec)?;
-    let doc = policy::policy_for(&spec.file, &resources).map_err(|errs| spec.source.diagnostics(&errs))?;
+    let mut doc = policy::policy_for(&spec.file, &resources).map_err(|errs| spec.source.diagnostics(&errs))?;
+    if let Some(url) = global.state.as_deref().filter(|s| s.starts_with("s3://")) {
+        // The state lives in S3: the runs need that bucket too.
+        let (bucket, key) = url
+            .strip_prefix("s3://")
+            .and_then(|rest| rest.split_once('/'))
+            .with_context(|| format!("--state {url}: expected s3://BUCKET/KEY"))?;
+        doc.statements.extend(policy::state_in_s3(bucket, key));
+    }
     if doc.statements.is_empty() {
         eprintln!("note: {} has no AWS resources; it needs no AWS permissions.", spec_path.display());
     }

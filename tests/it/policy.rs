@@ -145,3 +145,16 @@ fn a_spec_without_aws_resources_needs_no_permission() {
     assert_eq!(doc["Statement"], serde_json::json!([]));
     assert!(run.stderr.contains("needs no AWS permissions"), "{}", run.stderr);
 }
+
+#[test]
+fn state_in_s3_adds_the_bucket_permissions() {
+    let w = Workdir::new();
+    let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/dynamic-cluster.toml")).unwrap();
+    w.write("spec.toml", &spec);
+    let local = w.run(&["policy", "spec.toml"]).ok();
+    assert!(!local.stdout.contains("s3:"), "{}", local.stdout);
+    let remote = w.run(&["policy", "spec.toml", "--state", "s3://team-state/demo.state.json"]).ok();
+    let doc: serde_json::Value = serde_json::from_str(&remote.stdout).unwrap();
+    let text = doc.to_string();
+    assert!(text.contains("arn:aws:s3:::team-state/demo.state.json.lock") && text.contains("s3:ListBucket"), "{text}");
+}

@@ -144,6 +144,28 @@ pub fn policy_for(spec: &SpecFile, resources: &[Resource]) -> Result<PolicyDocum
     Ok(grants.into_document())
 }
 
+/// What keeping the state in `s3://BUCKET/KEY` needs: read, replace and
+/// delete the state, its `.backup` and its `.lock` objects, and list the
+/// bucket (without `s3:ListBucket`, reading a missing key answers 403
+/// instead of 404, and a first run could not tell "no state yet").
+pub fn state_in_s3(bucket: &str, key: &str) -> Vec<Statement> {
+    let object = |suffix: &str| format!("arn:aws:s3:::{bucket}/{key}{suffix}");
+    vec![
+        Statement {
+            effect: Effect::Allow,
+            action: vec!["s3:DeleteObject".into(), "s3:GetObject".into(), "s3:PutObject".into()],
+            resource: vec![object(""), object(".backup"), object(".lock")],
+            condition: None,
+        },
+        Statement {
+            effect: Effect::Allow,
+            action: vec!["s3:ListBucket".into()],
+            resource: vec![format!("arn:aws:s3:::{bucket}")],
+            condition: None,
+        },
+    ]
+}
+
 /// `doc` as managed policies, each at most `limit` characters by
 /// [`PolicyDocument::size`], allowing together exactly what `doc` allows.
 ///
@@ -355,6 +377,27 @@ mod one_or_many {
             OneOrMany::One(one) => vec![one],
             OneOrMany::Many(many) => many,
         })
+    }
+}
+
+#[cfg(test)]
+mod state_bucket_tests {
+    use super::*;
+
+    #[test]
+    fn state_in_s3_covers_the_three_objects_and_listing() {
+        let statements = state_in_s3("team-state", "clusters/demo.state.json");
+        let doc = PolicyDocument::new(statements);
+        let text = serde_json::to_string(&doc).unwrap();
+        for needed in [
+            "arn:aws:s3:::team-state/clusters/demo.state.json\"",
+            "arn:aws:s3:::team-state/clusters/demo.state.json.lock",
+            "arn:aws:s3:::team-state/clusters/demo.state.json.backup",
+            "s3:ListBucket",
+            "s3:PutObject",
+        ] {
+            assert!(text.contains(needed), "{needed} missing from {text}");
+        }
     }
 }
 
