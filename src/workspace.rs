@@ -93,7 +93,7 @@ impl Lock {
         let info = LockInfo::new(operation);
         match backend.lock(&info, Duration::from_secs(timeout_secs)) {
             Ok(()) => {}
-            Err(StateError::Locked(held)) if held_by_dead_local_process(&held, &info) => {
+            Err(StateError::Locked(held)) if backend.lock_is_local() && held_by_dead_local_process(&held, &info) => {
                 // Its holder was killed on this machine: the lock protects
                 // nothing. Release exactly that lock (by its id) and retry.
                 eprintln!(
@@ -109,8 +109,9 @@ impl Lock {
     }
 }
 
-/// A lock taken on this host by a process that no longer exists. Locks from
-/// other hosts are never judged: only `skyplan unlock ID` releases them.
+/// A lock taken on this host by a process that no longer exists. Only asked
+/// of locks on local disk; locks from other hosts, and every lock in a
+/// shared store, are released only by `skyplan unlock ID`.
 fn held_by_dead_local_process(held: &LockInfo, mine: &LockInfo) -> bool {
     held.holder == mine.holder && held.pid != mine.pid && !Path::new(&format!("/proc/{}", held.pid)).exists()
 }

@@ -58,6 +58,15 @@ pub trait Backend: Send + Sync {
 
     /// The lock currently held, if any.
     fn current_lock(&self) -> Result<Option<LockInfo>, StateError>;
+
+    /// Whether the lock lives on this machine (a file on local disk), so
+    /// that a holder recorded with this host's name and a pid that no longer
+    /// exists is known to be gone. False for shared stores such as S3, whose
+    /// runners may be containers that share a host name but not a process
+    /// table: their locks are released only by `unlock`.
+    fn lock_is_local(&self) -> bool {
+        false
+    }
 }
 
 /// Who holds a state lock, and since when. Stored as JSON in the lock.

@@ -315,6 +315,10 @@ impl Backend for LocalBackend {
         }
     }
 
+    fn lock_is_local(&self) -> bool {
+        true
+    }
+
     fn current_lock(&self) -> Result<Option<LockInfo>, StateError> {
         match self.read_lock()? {
             None => Ok(None),
