@@ -1,1 +1,51 @@
+//! skyplan's AWS provider: every `aws_*` resource type of
+//! docs/aws-resources.md, through the AWS SDK for Rust.
+//!
+//! One file per AWS kind (`vpc.rs`, `subnet.rs`, ..., `autoscaling_group.rs`),
+//! each holding that kind's attribute table, create, batched read, in-place
+//! update and delete. Around them:
+//!
+//! - `provider.rs`: [`AwsProvider`] (connect, credentials, the `Provider`
+//!   trait, dispatch by type, batched reads by kind);
+//! - `clients.rs`: the SDK clients and the one way to call them;
+//! - `retry.rs`, `wait.rs`: retrying throttling and eventual consistency,
+//!   waiting out dependencies on delete, waiting for states; all on tokio's
+//!   clock, tested with paused time;
+//! - `tags.rs`: tag conventions (the `skyplan:address` tag) and tag diffs;
+//! - `attrs.rs`: attribute tables, validation, typed access, read shaping;
+//! - `ami.rs`, `blockers.rs`, `ec2util.rs`, `calls.rs`, `error.rs`: helpers.
+//!
+//! Architecture invariant: the engine never sees an SDK type; this crate
+//! speaks to it only through `skyplan_engine::Provider` and `Attrs`.
 
+mod ami;
+mod attrs;
+mod blockers;
+mod calls;
+mod clients;
+mod ec2util;
+mod error;
+mod provider;
+mod retry;
+mod tags;
+#[cfg(test)]
+mod testing;
+mod wait;
+
+mod autoscaling_group;
+mod eip;
+mod elb;
+mod instance;
+mod internet_gateway;
+mod launch_template;
+mod nat_gateway;
+mod route_table;
+mod security_group;
+mod security_group_rule;
+mod subnet;
+mod vpc;
+
+pub use provider::{AwsProvider, AwsSettings};
+
+/// The tag every resource the provider creates carries: its skyplan address.
+pub const ADDRESS_TAG: &str = tags::ADDRESS_TAG;

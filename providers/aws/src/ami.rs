@@ -1,0 +1,140 @@
+//! Machine images: `ami = "auto"` (and a launch template's `image_id =
+//! "auto"`) resolved at create time, and an image's root device name (which
+//! a root volume size must be given for).
+//!
+//! "auto" is the newest available x86_64 Amazon Linux 2023 image owned by
+//! Amazon in the region ([`AUTO_NAME_PATTERN`]). The attribute stays "auto"
+//! in the state; the image actually used is recorded as `resolved_ami`, so
+//! a newer image does not replace running instances on the next plan.
+
+use aws_sdk_ec2::types::Image as Ec2Image;
+use skyplan_engine::ProviderError;
+
+use crate::clients::Clients;
+use crate::ec2util::filter;
+use crate::retry::Retry;
+
+pub(crate) const AUTO: &str = "auto";
+pub(crate) const AUTO_NAME_PATTERN: &str = "al2023-ami-2023.*-kernel-6.1-x86_64";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Image {
+    pub id: String,
+    pub root_device_name: Option<String>,
+}
+
+/// The newest image: latest creation date, then greatest name (names of
+/// Amazon's images embed their date), so the choice is deterministic.
+fn newest(images: &[Ec2Image]) -> Option<&Ec2Image> {
+    images
+        .iter()
+        .filter(|i| i.image_id().is_some())
+        .max_by(|a, b| {
+            (a.creation_date().unwrap_or(""), a.name().unwrap_or(""))
+                .cmp(&(b.creation_date().unwrap_or(""), b.name().unwrap_or("")))
+        })
+}
+
+/// The image to launch for `ami` ("auto" or an id). For an explicit id the
+/// image is only described when `need_root_device` (one call saved).
+pub(crate) async fn resolve(
+    c: &Clients,
+    ami: &str,
+    need_root_device: bool,
+) -> Result<Image, ProviderError> {
+    if ami != AUTO {
+        if !need_root_device {
+            return Ok(Image {
+                id: ami.to_string(),
+                root_device_name: None,
+            });
+        }
+        let out = c
+            .call("DescribeImages", Retry::Standard, || {
+                c.ec2.describe_images().image_ids(ami).send()
+            })
+            .await?;
+        let image = out.images().first().ok_or_else(|| {
+            ProviderError::new(format!(
+                "AMI {ami} does not exist in this region or is not visible"
+            ))
+        })?;
+        return Ok(Image {
+            id: ami.to_string(),
+            root_device_name: image.root_device_name().map(str::to_string),
+        });
+    }
+    let out = c
+        .call("DescribeImages", Retry::Standard, || {
+            c.ec2
+                .describe_images()
+                .owners("amazon")
+                .filters(filter("name", [AUTO_NAME_PATTERN]))
+                .filters(filter("architecture", ["x86_64"]))
+                .filters(filter("state", ["available"]))
+                .send()
+        })
+        .await?;
+    let image = newest(out.images()).ok_or_else(|| {
+        ProviderError::new(format!(
+            "ami = \"auto\" found no available x86_64 Amazon image named {AUTO_NAME_PATTERN} in this region; set an AMI id"
+        ))
+    })?;
+    Ok(Image {
+        id: image.image_id().unwrap_or_default().to_string(),
+        root_device_name: image.root_device_name().map(str::to_string),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(id: &str, name: &str, created: Option<&str>) -> Ec2Image {
+        Ec2Image::builder()
+            .image_id(id)
+            .name(name)
+            .set_creation_date(created.map(str::to_string))
+            .build()
+    }
+
+    #[test]
+    fn picks_the_newest_image() {
+        let images = [
+            image(
+                "ami-old",
+                "al2023-ami-2023.5.20240701.0-kernel-6.1-x86_64",
+                Some("2024-07-01T00:00:00.000Z"),
+            ),
+            image(
+                "ami-new",
+                "al2023-ami-2023.6.20241212.0-kernel-6.1-x86_64",
+                Some("2024-12-12T00:00:00.000Z"),
+            ),
+            image(
+                "ami-mid",
+                "al2023-ami-2023.6.20241001.0-kernel-6.1-x86_64",
+                Some("2024-10-01T00:00:00.000Z"),
+            ),
+        ];
+        assert_eq!(newest(&images).unwrap().image_id(), Some("ami-new"));
+    }
+
+    #[test]
+    fn same_date_falls_back_to_the_name() {
+        let images = [
+            image(
+                "ami-a",
+                "al2023-ami-2023.6.20241001.0-kernel-6.1-x86_64",
+                None,
+            ),
+            image(
+                "ami-b",
+                "al2023-ami-2023.6.20241212.0-kernel-6.1-x86_64",
+                None,
+            ),
+        ];
+        assert_eq!(newest(&images).unwrap().image_id(), Some("ami-b"));
+        assert!(newest(&[]).is_none());
+    }
+}

@@ -1,0 +1,119 @@
+//! The SDK clients every kind uses, and the one way to call them.
+//!
+//! [`Clients`] holds the EC2, classic ELB and auto scaling clients (built
+//! with the SDK's own retry disabled and the API-call counter attached), the
+//! retry policy and the waiting patience. [`Clients::call`] runs one API call
+//! through `retry.rs` and turns the SDK's error into an [`ApiError`] that
+//! names the operation. Credentials and endpoints are `provider.rs`'s job.
+
+use std::error::Error as StdError;
+use std::future::Future;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
+
+use crate::calls::ApiCallCounter;
+use crate::error::ApiError;
+use crate::retry::{self, Backoff, Retry, RetryPolicy};
+use crate::wait::Patience;
+
+/// How long the provider waits for AWS, per situation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Timeouts {
+    /// A NAT gateway becoming `available` (AWS: 1-3 minutes) or `deleted`.
+    pub nat_gateway: Patience,
+    /// An instance becoming `running` or `terminated`.
+    pub instance: Patience,
+    /// An auto scaling group and its instances going away after ForceDelete.
+    pub autoscaling_group: Patience,
+    /// A delete blocked by dependents (`DependencyViolation`): ENIs of a
+    /// deleted load balancer or terminated instance linger for minutes.
+    pub blocked_delete: Duration,
+    pub blocked_backoff: Backoff,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            nat_gateway: Patience::minutes(10),
+            instance: Patience::minutes(10),
+            autoscaling_group: Patience::minutes(15),
+            blocked_delete: Duration::from_secs(15 * 60),
+            blocked_backoff: Backoff {
+                base: Duration::from_secs(2),
+                cap: Duration::from_secs(20),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Clients {
+    pub ec2: aws_sdk_ec2::Client,
+    pub elb: aws_sdk_elasticloadbalancing::Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+    pub retry: RetryPolicy,
+    pub timeouts: Timeouts,
+    pub calls: ApiCallCounter,
+}
+
+impl Clients {
+    /// Clients for `sdk` (region, credentials, endpoint already resolved).
+    /// The SDK's retry is off: `retry.rs` owns retrying, so attempts never
+    /// multiply (SDK attempts x our attempts).
+    pub fn new(sdk: &SdkConfig) -> Self {
+        let calls = ApiCallCounter::default();
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .operation_attempt_timeout(Duration::from_secs(60))
+            .build();
+        let ec2 = aws_sdk_ec2::config::Builder::from(sdk)
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(timeouts.clone())
+            .interceptor(calls.clone())
+            .build();
+        let elb = aws_sdk_elasticloadbalancing::config::Builder::from(sdk)
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(timeouts.clone())
+            .interceptor(calls.clone())
+            .build();
+        let autoscaling = aws_sdk_autoscaling::config::Builder::from(sdk)
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(timeouts)
+            .interceptor(calls.clone())
+            .build();
+        Clients {
+            ec2: aws_sdk_ec2::Client::from_conf(ec2),
+            elb: aws_sdk_elasticloadbalancing::Client::from_conf(elb),
+            autoscaling: aws_sdk_autoscaling::Client::from_conf(autoscaling),
+            retry: RetryPolicy::default(),
+            timeouts: Timeouts::default(),
+            calls,
+        }
+    }
+
+    /// One API call with retries (see `retry.rs` for which errors `retry`
+    /// covers). `operation` names the call in errors.
+    pub async fn call<T, E, F, Fut>(
+        &self,
+        operation: &'static str,
+        retry: Retry,
+        mut send: F,
+    ) -> Result<T, ApiError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        retry::run(&self.retry, retry, || {
+            let sent = send();
+            async move { sent.await.map_err(|e| ApiError::from_sdk(operation, e)) }
+        })
+        .await
+    }
+}

@@ -1,0 +1,226 @@
+//! `aws_eip`: an Elastic IP address in the VPC domain (a NAT gateway's
+//! public address).
+//!
+//! Delete releases the address once nothing holds it: an instance's
+//! association is removed; a NAT gateway's goes away when the NAT gateway
+//! is deleted (the engine deletes the NAT gateway first, as it depends on
+//! the address), so the delete waits for that before releasing.
+
+use std::collections::HashMap;
+
+use aws_sdk_ec2::types::{Address, DomainType, ResourceType};
+use serde_json::{json, Value};
+use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
+
+use crate::attrs::{self, KindSpec, TAGS};
+use crate::clients::Clients;
+use crate::ec2util::{filter, id_chunks};
+use crate::retry::{self, Retry};
+use crate::tags;
+use crate::wait::{self, Poll};
+
+pub(crate) const SPEC: KindSpec = KindSpec {
+    kind: "aws_eip",
+    fields: &[TAGS],
+    computed: &["id", "public_ip"],
+};
+
+fn non_empty(s: Option<&str>) -> Option<&str> {
+    s.filter(|s| !s.is_empty())
+}
+
+pub(crate) async fn create(
+    c: &Clients,
+    ctx: &OpContext,
+    attrs: &Attrs,
+) -> Result<Attrs, ProviderError> {
+    let tags = tags::for_create(attrs, &ctx.address)?;
+    let out = c
+        .call("AllocateAddress", Retry::Standard, || {
+            c.ec2
+                .allocate_address()
+                .domain(DomainType::Vpc)
+                .tag_specifications(tags::ec2_spec(ResourceType::ElasticIp, &tags))
+                .send()
+        })
+        .await?;
+    let id = out
+        .allocation_id()
+        .ok_or_else(|| ProviderError::new("AllocateAddress returned no allocation id"))?;
+    let mut result = attrs.clone();
+    result.insert("id".into(), json!(id));
+    result.insert("public_ip".into(), json!(out.public_ip()));
+    Ok(result)
+}
+
+async fn describe(c: &Clients, ids: Vec<String>) -> Result<Vec<Address>, ProviderError> {
+    let out = c
+        .call("DescribeAddresses", Retry::Standard, || {
+            c.ec2
+                .describe_addresses()
+                .filters(filter("allocation-id", ids.clone()))
+                .send()
+        })
+        .await?;
+    Ok(out.addresses().to_vec())
+}
+
+pub(crate) async fn read(
+    c: &Clients,
+    reqs: &[ReadRequest],
+) -> Result<Vec<Option<Attrs>>, ProviderError> {
+    let mut found: HashMap<String, Address> = HashMap::new();
+    for ids in id_chunks(reqs) {
+        for a in describe(c, ids).await? {
+            if let Some(id) = a.allocation_id() {
+                found.insert(id.to_string(), a.clone());
+            }
+        }
+    }
+    Ok(reqs
+        .iter()
+        .map(|req| {
+            let a = attrs::id(&req.prior).ok().and_then(|id| found.get(id))?;
+            let mut live = Attrs::new();
+            live.insert("id".into(), json!(a.allocation_id()));
+            live.insert("public_ip".into(), json!(a.public_ip()));
+            live.insert("tags".into(), tags::to_value(&tags::from_ec2(a.tags())));
+            Some(SPEC.shape(&req.prior, live))
+        })
+        .collect())
+}
+
+pub(crate) async fn update(
+    c: &Clients,
+    _ctx: &OpContext,
+    prior: &Attrs,
+    attrs: &Attrs,
+) -> Result<Attrs, ProviderError> {
+    let id = attrs::id(prior)?;
+    tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
+    let mut result = attrs.clone();
+    result.insert("id".into(), Value::String(id.to_string()));
+    result.insert(
+        "public_ip".into(),
+        prior.get("public_ip").cloned().unwrap_or(Value::Null),
+    );
+    Ok(result)
+}
+
+pub(crate) async fn delete(
+    c: &Clients,
+    ctx: &OpContext,
+    prior: &Attrs,
+) -> Result<(), ProviderError> {
+    let id = attrs::id(prior)?;
+    let Some(address) = describe(c, vec![id.to_string()]).await?.into_iter().next() else {
+        return Ok(());
+    };
+    if let Some(association) = non_empty(address.association_id()) {
+        if non_empty(address.instance_id()).is_some() {
+            let disassociated = c
+                .call("DisassociateAddress", Retry::Standard, || {
+                    c.ec2
+                        .disassociate_address()
+                        .association_id(association)
+                        .send()
+                })
+                .await;
+            match disassociated {
+                Err(e) if !e.is_not_found() => return Err(e.into()),
+                _ => {}
+            }
+        } else {
+            // Held by a network interface we cannot detach it from (a NAT
+            // gateway being deleted): wait for the holder to let go.
+            let holder = non_empty(address.network_interface_id())
+                .unwrap_or("a network interface")
+                .to_string();
+            wait::until(
+                ctx,
+                &format!("{holder} to release Elastic IP {id}"),
+                c.timeouts.nat_gateway,
+                || async {
+                    Ok(match describe(c, vec![id.to_string()]).await {
+                        Ok(found) => match found.first() {
+                            Some(a) if non_empty(a.association_id()).is_some() => {
+                                Poll::Pending("associated".into())
+                            }
+                            _ => Poll::Ready(()),
+                        },
+                        Err(e) => Poll::Failed(e.message),
+                    })
+                },
+            )
+            .await?;
+        }
+    }
+    let t = &c.timeouts;
+    let released = retry::while_blocked(
+        ctx,
+        &format!("Elastic IP {id}"),
+        t.blocked_delete,
+        t.blocked_backoff,
+        || {
+            c.call("ReleaseAddress", Retry::Standard, || {
+                c.ec2.release_address().allocation_id(id).send()
+            })
+        },
+    )
+    .await;
+    match released {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod request_tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use serde_json::json;
+    use skyplan_engine::Address;
+
+    use super::*;
+    use crate::testing::{ec2_ok, recording_ctx, FakeAws};
+
+    /// AWS refuses to release an address a NAT gateway still holds (the
+    /// emulator allows it): the delete waits for the association to go.
+    #[tokio::test(start_paused = true)]
+    async fn release_waits_until_the_nat_gateway_lets_go() {
+        let polls = Arc::new(AtomicUsize::new(0));
+        let p = polls.clone();
+        let fake = FakeAws::new(move |req| match req.action.as_str() {
+            "DescribeAddresses" => {
+                let held = p.fetch_add(1, Ordering::SeqCst) < 3;
+                let association = if held {
+                    "<associationId>eipassoc-1</associationId><networkInterfaceId>eni-nat</networkInterfaceId>"
+                } else {
+                    ""
+                };
+                ec2_ok(
+                    "DescribeAddresses",
+                    &format!("<addressesSet><item><allocationId>eipalloc-1</allocationId>{association}</item></addressesSet>"),
+                )
+            }
+            "ReleaseAddress" => ec2_ok("ReleaseAddress", "<return>true</return>"),
+            other => panic!("unexpected call {other}"),
+        });
+        let c = fake.clients().await;
+        let (ctx, reports) = recording_ctx(Address::keyed("aws_eip", "nat", "us-east-1a"), "t");
+        delete(&c, &ctx, json!({"id": "eipalloc-1"}).as_object().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            fake.actions().last().map(String::as_str),
+            Some("ReleaseAddress")
+        );
+        assert_eq!(polls.load(Ordering::SeqCst), 4);
+        assert_eq!(
+            *reports.lock().unwrap(),
+            ["waiting for eni-nat to release Elastic IP eipalloc-1 (now associated)"]
+        );
+    }
+}

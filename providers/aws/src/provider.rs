@@ -1,0 +1,595 @@
+//! [`AwsProvider`]: connecting to AWS and dispatching each resource type to
+//! its kind's file.
+//!
+//! Connecting follows the SDK's default chain (environment keys and session
+//! token, `AWS_PROFILE` or the profile given, SSO-less shared config, IMDS,
+//! `AWS_ENDPOINT_URL` for the emulator), optionally through STS AssumeRole
+//! with an external id. Credentials are resolved once at connect so a bad
+//! key or an unassumable role fails before any plan, with an error that
+//! says which of the two failed. Reads are batched: the requests are grouped
+//! by kind and every kind reads its group with one (paginated) describe, the
+//! kinds concurrently.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_config::sts::AssumeRoleProvider;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use skyplan_engine::{Address, Attrs, OpContext, Provider, ProviderError, ReadRequest, Schema};
+
+use crate::attrs::KindSpec;
+use crate::clients::Clients;
+use crate::{
+    autoscaling_group, eip, elb, instance, internet_gateway, launch_template, nat_gateway,
+    route_table, security_group, security_group_rule, subnet, vpc,
+};
+
+/// Where and as whom to reach AWS. Everything absent falls back to the
+/// SDK's default chain (environment, shared config and credentials files).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsSettings {
+    pub region: String,
+    /// A named profile of the shared config/credentials files.
+    pub profile: Option<String>,
+    /// A role to assume through STS with the base credentials.
+    pub role_arn: Option<String>,
+    /// The external id the role's trust policy requires.
+    pub external_id: Option<String>,
+}
+
+/// The AWS provider: serves every `aws_*` type of docs/aws-resources.md.
+#[derive(Debug, Clone)]
+pub struct AwsProvider {
+    clients: Arc<Clients>,
+}
+
+impl AwsProvider {
+    /// Resolve credentials (keys, profile, then the role if one is given)
+    /// and build the clients.
+    pub async fn connect(settings: AwsSettings) -> Result<AwsProvider, ProviderError> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(settings.region.clone()));
+        if let Some(profile) = &settings.profile {
+            loader = loader.profile_name(profile);
+        }
+        let base = loader.load().await;
+        let source = match &settings.profile {
+            Some(p) => format!("profile `{p}`"),
+            None => "the default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, instance role)".to_string(),
+        };
+        let Some(base_credentials) = base.credentials_provider() else {
+            return Err(ProviderError::new(format!(
+                "no AWS credentials provider could be built from {source}"
+            )));
+        };
+        base_credentials.provide_credentials().await.map_err(|e| {
+            ProviderError::new(format!(
+                "could not get AWS access keys from {source}: {}",
+                aws_smithy_types::error::display::DisplayErrorContext(&e)
+            ))
+        })?;
+        let sdk = match &settings.role_arn {
+            None => base,
+            Some(role_arn) => {
+                let mut builder = AssumeRoleProvider::builder(role_arn)
+                    .session_name("skyplan")
+                    .configure(&base);
+                if let Some(external_id) = &settings.external_id {
+                    builder = builder.external_id(external_id);
+                }
+                let role = builder.build().await;
+                role.provide_credentials().await.map_err(|e| {
+                    ProviderError::new(format!(
+                        "the access keys from {source} work, but assuming role {role_arn}{} failed: {}",
+                        match &settings.external_id {
+                            Some(x) => format!(" with external id `{x}`"),
+                            None => String::new(),
+                        },
+                        aws_smithy_types::error::display::DisplayErrorContext(&e)
+                    ))
+                })?;
+                base.into_builder()
+                    .credentials_provider(SharedCredentialsProvider::new(role))
+                    .build()
+            }
+        };
+        Ok(AwsProvider::from_sdk_config(&sdk))
+    }
+
+    /// A provider over an already loaded SDK configuration (no credential
+    /// check). For callers that configure the SDK themselves.
+    pub fn from_sdk_config(sdk: &SdkConfig) -> AwsProvider {
+        AwsProvider {
+            clients: Arc::new(Clients::new(sdk)),
+        }
+    }
+
+    /// AWS API requests sent so far, per operation, named like IAM actions
+    /// (`ec2:DescribeVpcs`); retries count as requests.
+    pub fn api_calls(&self) -> BTreeMap<String, u64> {
+        self.clients.calls.snapshot()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn from_clients(clients: Clients) -> AwsProvider {
+        AwsProvider {
+            clients: Arc::new(clients),
+        }
+    }
+}
+
+/// The resource types this provider serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Kind {
+    Vpc,
+    Subnet,
+    InternetGateway,
+    Eip,
+    NatGateway,
+    RouteTable,
+    SecurityGroup,
+    SecurityGroupRule,
+    Instance,
+    Elb,
+    LaunchTemplate,
+    AutoscalingGroup,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 12] = [
+        Kind::Vpc,
+        Kind::Subnet,
+        Kind::InternetGateway,
+        Kind::Eip,
+        Kind::NatGateway,
+        Kind::RouteTable,
+        Kind::SecurityGroup,
+        Kind::SecurityGroupRule,
+        Kind::Instance,
+        Kind::Elb,
+        Kind::LaunchTemplate,
+        Kind::AutoscalingGroup,
+    ];
+
+    pub fn spec(self) -> &'static KindSpec {
+        match self {
+            Kind::Vpc => &vpc::SPEC,
+            Kind::Subnet => &subnet::SPEC,
+            Kind::InternetGateway => &internet_gateway::SPEC,
+            Kind::Eip => &eip::SPEC,
+            Kind::NatGateway => &nat_gateway::SPEC,
+            Kind::RouteTable => &route_table::SPEC,
+            Kind::SecurityGroup => &security_group::SPEC,
+            Kind::SecurityGroupRule => &security_group_rule::SPEC,
+            Kind::Instance => &instance::SPEC,
+            Kind::Elb => &elb::SPEC,
+            Kind::LaunchTemplate => &launch_template::SPEC,
+            Kind::AutoscalingGroup => &autoscaling_group::SPEC,
+        }
+    }
+
+    pub fn parse(kind: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.spec().kind == kind)
+    }
+
+    fn of(address: &Address) -> Result<Kind, ProviderError> {
+        Kind::parse(&address.kind).ok_or_else(|| {
+            ProviderError::new(format!(
+                "the aws provider does not serve `{}`",
+                address.kind
+            ))
+        })
+    }
+
+    /// Checks beyond types that the table cannot express.
+    fn validate(self, attrs: &Attrs) -> Vec<String> {
+        match self {
+            Kind::SecurityGroup => security_group::validate(attrs),
+            Kind::SecurityGroupRule => security_group_rule::validate(attrs),
+            Kind::Elb => elb::validate(attrs),
+            Kind::RouteTable => route_table::validate(attrs),
+            _ => Vec::new(),
+        }
+    }
+
+    async fn create(
+        self,
+        c: &Clients,
+        ctx: &OpContext,
+        attrs: &Attrs,
+    ) -> Result<Attrs, ProviderError> {
+        match self {
+            Kind::Vpc => vpc::create(c, ctx, attrs).await,
+            Kind::Subnet => subnet::create(c, ctx, attrs).await,
+            Kind::InternetGateway => internet_gateway::create(c, ctx, attrs).await,
+            Kind::Eip => eip::create(c, ctx, attrs).await,
+            Kind::NatGateway => nat_gateway::create(c, ctx, attrs).await,
+            Kind::RouteTable => route_table::create(c, ctx, attrs).await,
+            Kind::SecurityGroup => security_group::create(c, ctx, attrs).await,
+            Kind::SecurityGroupRule => security_group_rule::create(c, ctx, attrs).await,
+            Kind::Instance => instance::create(c, ctx, attrs).await,
+            Kind::Elb => elb::create(c, ctx, attrs).await,
+            Kind::LaunchTemplate => launch_template::create(c, ctx, attrs).await,
+            Kind::AutoscalingGroup => autoscaling_group::create(c, ctx, attrs).await,
+        }
+    }
+
+    async fn update(
+        self,
+        c: &Clients,
+        ctx: &OpContext,
+        prior: &Attrs,
+        attrs: &Attrs,
+    ) -> Result<Attrs, ProviderError> {
+        match self {
+            Kind::Vpc => vpc::update(c, ctx, prior, attrs).await,
+            Kind::Subnet => subnet::update(c, ctx, prior, attrs).await,
+            Kind::InternetGateway => internet_gateway::update(c, ctx, prior, attrs).await,
+            Kind::Eip => eip::update(c, ctx, prior, attrs).await,
+            Kind::NatGateway => nat_gateway::update(c, ctx, prior, attrs).await,
+            Kind::RouteTable => route_table::update(c, ctx, prior, attrs).await,
+            Kind::SecurityGroup => security_group::update(c, ctx, prior, attrs).await,
+            Kind::SecurityGroupRule => security_group_rule::update(c, ctx, prior, attrs).await,
+            Kind::Instance => instance::update(c, ctx, prior, attrs).await,
+            Kind::Elb => elb::update(c, ctx, prior, attrs).await,
+            Kind::LaunchTemplate => launch_template::update(c, ctx, prior, attrs).await,
+            Kind::AutoscalingGroup => autoscaling_group::update(c, ctx, prior, attrs).await,
+        }
+    }
+
+    async fn delete(
+        self,
+        c: &Clients,
+        ctx: &OpContext,
+        prior: &Attrs,
+    ) -> Result<(), ProviderError> {
+        match self {
+            Kind::Vpc => vpc::delete(c, ctx, prior).await,
+            Kind::Subnet => subnet::delete(c, ctx, prior).await,
+            Kind::InternetGateway => internet_gateway::delete(c, ctx, prior).await,
+            Kind::Eip => eip::delete(c, ctx, prior).await,
+            Kind::NatGateway => nat_gateway::delete(c, ctx, prior).await,
+            Kind::RouteTable => route_table::delete(c, ctx, prior).await,
+            Kind::SecurityGroup => security_group::delete(c, ctx, prior).await,
+            Kind::SecurityGroupRule => security_group_rule::delete(c, ctx, prior).await,
+            Kind::Instance => instance::delete(c, ctx, prior).await,
+            Kind::Elb => elb::delete(c, ctx, prior).await,
+            Kind::LaunchTemplate => launch_template::delete(c, ctx, prior).await,
+            Kind::AutoscalingGroup => autoscaling_group::delete(c, ctx, prior).await,
+        }
+    }
+
+    /// Read every request of this kind with one batched describe.
+    async fn read(
+        self,
+        c: &Clients,
+        reqs: &[ReadRequest],
+    ) -> Result<Vec<Option<Attrs>>, ProviderError> {
+        match self {
+            Kind::Vpc => vpc::read(c, reqs).await,
+            Kind::Subnet => subnet::read(c, reqs).await,
+            Kind::InternetGateway => internet_gateway::read(c, reqs).await,
+            Kind::Eip => eip::read(c, reqs).await,
+            Kind::NatGateway => nat_gateway::read(c, reqs).await,
+            Kind::RouteTable => route_table::read(c, reqs).await,
+            Kind::SecurityGroup => security_group::read(c, reqs).await,
+            Kind::SecurityGroupRule => security_group_rule::read(c, reqs).await,
+            Kind::Instance => instance::read(c, reqs).await,
+            Kind::Elb => elb::read(c, reqs).await,
+            Kind::LaunchTemplate => launch_template::read(c, reqs).await,
+            Kind::AutoscalingGroup => autoscaling_group::read(c, reqs).await,
+        }
+    }
+}
+
+/// Prefix a kind's error with what the provider was doing.
+fn context(what: &str, address: &Address, e: ProviderError) -> ProviderError {
+    ProviderError::new(format!("{what} {address}: {}", e.message))
+}
+
+#[async_trait]
+impl Provider for AwsProvider {
+    fn name(&self) -> &'static str {
+        "aws"
+    }
+
+    fn serves(&self, kind: &str) -> bool {
+        Kind::parse(kind).is_some()
+    }
+
+    fn schema(&self, kind: &str, _attrs: &Attrs) -> Schema {
+        Kind::parse(kind)
+            .map(|k| k.spec().schema())
+            .unwrap_or_default()
+    }
+
+    fn validate(&self, address: &Address, attrs: &Attrs) -> Vec<String> {
+        match Kind::of(address) {
+            Err(e) => vec![e.message],
+            Ok(kind) => {
+                let mut errors = kind.spec().validate(attrs);
+                errors.extend(kind.validate(attrs));
+                errors
+            }
+        }
+    }
+
+    async fn create(&self, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        let kind = Kind::of(&ctx.address)?;
+        kind.create(&self.clients, ctx, attrs)
+            .await
+            .map_err(|e| context("creating", &ctx.address, e))
+    }
+
+    async fn update(
+        &self,
+        ctx: &OpContext,
+        prior: &Attrs,
+        attrs: &Attrs,
+    ) -> Result<Attrs, ProviderError> {
+        let kind = Kind::of(&ctx.address)?;
+        kind.update(&self.clients, ctx, prior, attrs)
+            .await
+            .map_err(|e| context("updating", &ctx.address, e))
+    }
+
+    async fn delete(&self, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
+        let kind = Kind::of(&ctx.address)?;
+        kind.delete(&self.clients, ctx, prior)
+            .await
+            .map_err(|e| context("deleting", &ctx.address, e))
+    }
+
+    async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
+        let mut groups: BTreeMap<Kind, (Vec<usize>, Vec<ReadRequest>)> = BTreeMap::new();
+        for (i, req) in requests.iter().enumerate() {
+            let kind = Kind::parse(&req.kind).ok_or_else(|| {
+                ProviderError::new(format!("the aws provider does not serve `{}`", req.kind))
+            })?;
+            let group = groups.entry(kind).or_default();
+            group.0.push(i);
+            group.1.push(req.clone());
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for (kind, (indexes, reqs)) in groups {
+            let clients = self.clients.clone();
+            tasks.spawn(async move {
+                let out = kind.read(&clients, &reqs).await;
+                (kind, indexes, out)
+            });
+        }
+        let mut results: Vec<Option<Attrs>> = vec![None; requests.len()];
+        while let Some(joined) = tasks.join_next().await {
+            let (kind, indexes, out) =
+                joined.map_err(|e| ProviderError::new(format!("reading AWS resources: {e}")))?;
+            let out = out.map_err(|e| {
+                ProviderError::new(format!("reading {}: {}", kind.spec().kind, e.message))
+            })?;
+            for (i, attrs) in indexes.into_iter().zip(out) {
+                results[i] = attrs;
+            }
+        }
+        Ok(results)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::{ec2_error, ec2_ok, FakeAws};
+
+    fn vpc_item(id: &str) -> String {
+        format!("<item><vpcId>{id}</vpcId><cidrBlock>10.0.0.0/16</cidrBlock><tagSet><item><key>Name</key><value>{id}</value></item>\
+                 <item><key>skyplan:address</key><value>aws_vpc.{id}</value></item></tagSet></item>")
+    }
+
+    fn read_request(kind: &str, name: &str, prior: serde_json::Value) -> ReadRequest {
+        ReadRequest {
+            address: Address::new(kind, name),
+            kind: kind.into(),
+            prior: prior.as_object().unwrap().clone(),
+        }
+    }
+
+    /// A refresh of many resources of one kind is one describe for all of
+    /// them (DNS attributes aside), retried through throttling; a resource
+    /// that is gone reads as None; the reads come back in request order.
+    #[tokio::test(start_paused = true)]
+    async fn read_batches_by_kind_retries_throttling_and_counts_calls() {
+        let describes = Arc::new(AtomicUsize::new(0));
+        let d = describes.clone();
+        let fake = FakeAws::new(move |req| match req.action.as_str() {
+            "DescribeVpcs" => {
+                if d.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return ec2_error(503, "RequestLimitExceeded", "Request limit exceeded.");
+                }
+                let mut ids = req.values("Filter.1.Value.", "");
+                ids.sort();
+                assert_eq!(
+                    ids,
+                    ["vpc-a", "vpc-b", "vpc-gone"],
+                    "one filter with every id"
+                );
+                ec2_ok(
+                    "DescribeVpcs",
+                    &format!(
+                        "<vpcSet>{}{}</vpcSet>",
+                        vpc_item("vpc-a"),
+                        vpc_item("vpc-b")
+                    ),
+                )
+            }
+            "DescribeVpcAttribute" => {
+                let (attr, value) = match req.param("Attribute") {
+                    Some("enableDnsSupport") => ("enableDnsSupport", true),
+                    _ => ("enableDnsHostnames", true),
+                };
+                ec2_ok(
+                    "DescribeVpcAttribute",
+                    &format!("<{attr}><value>{value}</value></{attr}>"),
+                )
+            }
+            other => panic!("unexpected call {other}"),
+        });
+        let p = AwsProvider::from_clients(fake.clients().await);
+        let reqs = [
+            read_request(
+                "aws_vpc",
+                "b",
+                json!({"id": "vpc-b", "cidr_block": "10.0.0.0/16", "tags": {"Name": "vpc-b"}}),
+            ),
+            read_request(
+                "aws_vpc",
+                "gone",
+                json!({"id": "vpc-gone", "cidr_block": "10.0.0.0/16"}),
+            ),
+            read_request(
+                "aws_vpc",
+                "a",
+                json!({"id": "vpc-a", "cidr_block": "10.0.0.0/16", "enable_dns_hostnames": true, "tags": {"Name": "vpc-a"}}),
+            ),
+        ];
+        let out = p.read(&reqs).await.unwrap();
+        assert_eq!(
+            out[0].as_ref().unwrap(),
+            &reqs[0].prior,
+            "unchanged reads back equal"
+        );
+        assert!(out[1].is_none());
+        assert_eq!(out[2].as_ref().unwrap(), &reqs[2].prior);
+        let calls = p.api_calls();
+        assert_eq!(
+            calls["ec2:DescribeVpcs"], 2,
+            "one describe, retried once after throttling: {calls:?}"
+        );
+        assert_eq!(calls["ec2:DescribeVpcAttribute"], 4);
+    }
+
+    #[test]
+    fn serves_every_kind_of_the_vocabulary_with_its_schema() {
+        let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.spec().kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                "aws_vpc",
+                "aws_subnet",
+                "aws_internet_gateway",
+                "aws_eip",
+                "aws_nat_gateway",
+                "aws_route_table",
+                "aws_security_group",
+                "aws_security_group_rule",
+                "aws_instance",
+                "aws_elb",
+                "aws_launch_template",
+                "aws_autoscaling_group",
+            ]
+        );
+        for kind in Kind::ALL {
+            let s = kind.spec().schema();
+            assert!(s.computed.contains("id"), "{kind:?} computes id");
+            assert!(
+                !s.replace_on.contains("tags"),
+                "{kind:?}: tags change in place"
+            );
+        }
+        let schema = |k: &str| Kind::parse(k).unwrap().spec().schema();
+        let set = |v: &[&str]| {
+            v.iter()
+                .map(|s| s.to_string())
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        assert_eq!(schema("aws_vpc").replace_on, set(&["cidr_block"]));
+        assert_eq!(
+            schema("aws_subnet").replace_on,
+            set(&["availability_zone", "cidr_block", "vpc_id"])
+        );
+        assert_eq!(schema("aws_internet_gateway").replace_on, set(&[]));
+        assert_eq!(
+            schema("aws_nat_gateway").replace_on,
+            set(&["allocation_id", "subnet_id"])
+        );
+        assert_eq!(schema("aws_route_table").replace_on, set(&["vpc_id"]));
+        assert_eq!(
+            schema("aws_security_group").replace_on,
+            set(&["description", "name", "vpc_id"])
+        );
+        assert_eq!(
+            schema("aws_instance").replace_on,
+            set(&[
+                "ami",
+                "associate_public_ip_address",
+                "instance_type",
+                "key_name",
+                "root_volume_size_gib",
+                "subnet_id",
+                "user_data"
+            ])
+        );
+        assert_eq!(
+            schema("aws_instance").computed,
+            set(&["id", "private_ip", "public_ip", "resolved_ami"])
+        );
+        assert_eq!(schema("aws_elb").replace_on, set(&["internal", "name"]));
+        assert_eq!(schema("aws_elb").computed, set(&["dns_name", "id"]));
+        assert_eq!(schema("aws_launch_template").replace_on, set(&["name"]));
+        assert_eq!(
+            schema("aws_launch_template").computed,
+            set(&["id", "latest_version", "resolved_ami"])
+        );
+        assert_eq!(schema("aws_autoscaling_group").replace_on, set(&["name"]));
+        assert_eq!(
+            schema("aws_autoscaling_group").computed,
+            set(&["arn", "id"])
+        );
+        assert_eq!(schema("aws_eip").computed, set(&["id", "public_ip"]));
+        assert_eq!(
+            schema("aws_security_group_rule").replace_on,
+            set(&[
+                "cidr_blocks",
+                "description",
+                "from_port",
+                "protocol",
+                "security_group_id",
+                "source_security_group_id",
+                "to_port",
+                "type"
+            ])
+        );
+    }
+
+    #[tokio::test]
+    async fn validate_reports_kind_rules_and_unknown_types() {
+        let fake = FakeAws::new(|_| panic!("validate makes no calls"));
+        let p = AwsProvider::from_clients(fake.clients().await);
+        let errs = p.validate(
+            &Address::new("aws_vpc", "main"),
+            json!({"cidr": "10.0.0.0/16"}).as_object().unwrap(),
+        );
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs.iter().any(|e| e == "`cidr_block` is required"));
+        assert!(errs
+            .iter()
+            .any(|e| e.starts_with("unknown attribute `cidr`")));
+        let sg_errs = p.validate(
+            &Address::new("aws_security_group_rule", "r"),
+            json!({"type": "egress"}).as_object().unwrap(),
+        );
+        assert!(
+            sg_errs.iter().any(|e| e.contains("must be \"ingress\"")),
+            "{sg_errs:?}"
+        );
+        assert!(!p.serves("sim_resource"));
+        assert_eq!(
+            p.validate(&Address::new("aws_nope", "x"), &Attrs::new()),
+            ["the aws provider does not serve `aws_nope`"]
+        );
+    }
+}

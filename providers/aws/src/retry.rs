@@ -1,0 +1,456 @@
+//! Retrying AWS calls: which errors are worth another try, and how long to
+//! wait between tries.
+//!
+//! The provider owns all retries: the SDK clients are built with the SDK's
+//! retry disabled (`RetryConfig::disabled()` in `clients.rs`), so the two
+//! never multiply and every rule is here:
+//!
+//! - every call retries throttling (`RequestLimitExceeded`, `Throttling`, ...),
+//!   transport failures (no answer, timeouts) and 5xx answers;
+//! - calls made while creating or updating also retry the `*.NotFound` codes
+//!   AWS returns for a resource that was just created and is not yet visible
+//!   everywhere (EC2's eventual consistency), see [`EVENTUALLY_CONSISTENT`];
+//! - deletes retry `DependencyViolation` and friends for a bounded *time*
+//!   ([`while_blocked`]): what blocks them (ENIs of a deleted load balancer,
+//!   a terminating instance) goes away on its own within minutes.
+//!
+//! Waits use exponential backoff with "equal jitter" (half the ceiling fixed,
+//! half random) and tokio's clock, so tests run them instantly with paused
+//! time. Waiting for a resource to reach a state is `wait.rs`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use skyplan_engine::OpContext;
+use tokio::time::Instant;
+
+use crate::error::ApiError;
+
+/// AWS's codes for "slow down".
+pub(crate) const THROTTLING: &[&str] = &[
+    "RequestLimitExceeded",
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "EC2ThrottledException",
+    "SlowDown",
+];
+
+/// "Not found" codes that, right after the thing was created (by this call's
+/// resource or by one it depends on), only mean "not visible yet".
+pub(crate) const EVENTUALLY_CONSISTENT: &[&str] = &[
+    "InvalidVpcID.NotFound",
+    "InvalidSubnetID.NotFound",
+    "InvalidNatGatewayID.NotFound",
+    "NatGatewayNotFound",
+    "InvalidGroup.NotFound",
+    "InvalidInternetGatewayID.NotFound",
+    "InvalidGatewayID.NotFound",
+    "InvalidAllocationID.NotFound",
+    "InvalidInstanceID.NotFound",
+    "InvalidRouteTableID.NotFound",
+    "InvalidNetworkInterfaceID.NotFound",
+    "InvalidLaunchTemplateId.NotFound",
+    "InvalidLaunchTemplateName.NotFoundException",
+];
+
+/// Codes a delete gets while something else still uses the resource.
+pub(crate) const BLOCKED: &[&str] = &[
+    "DependencyViolation",
+    "ResourceInUse",
+    "ResourceInUseFault",
+    "InvalidIPAddress.InUse",
+    "ScalingActivityInProgress",
+];
+
+/// Which errors a call retries besides throttling and transport failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Reads and deletes: a `NotFound` is an answer.
+    Standard,
+    /// Creates and updates: a `NotFound` for an id just created is not.
+    AfterCreate,
+}
+
+pub(crate) fn is_retryable(err: &ApiError, retry: Retry) -> bool {
+    if err.has_code(THROTTLING) {
+        return true;
+    }
+    if retry == Retry::AfterCreate && err.has_code(EVENTUALLY_CONSISTENT) {
+        return true;
+    }
+    match (err.code.as_deref(), err.status) {
+        // No answer at all: connection refused or reset, timeout.
+        (None, None) => true,
+        (_, Some(status)) => status >= 500,
+        _ => false,
+    }
+}
+
+/// Exponential backoff with equal jitter: attempt `n` (from 0) waits between
+/// half and all of `min(cap, base * 2^n)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Backoff {
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Backoff {
+    /// The longest attempt `n` may wait.
+    pub fn ceiling(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.min(30));
+        self.base.saturating_mul(factor).min(self.cap)
+    }
+
+    /// The wait before retry `attempt`, given `unit` drawn from `[0, 1)`.
+    pub fn delay_with(&self, attempt: u32, unit: f64) -> Duration {
+        let ceiling = self.ceiling(attempt);
+        let half = ceiling / 2;
+        half + half.mul_f64(unit.clamp(0.0, 1.0))
+    }
+
+    pub fn delay(&self, attempt: u32) -> Duration {
+        self.delay_with(attempt, fastrand::f64())
+    }
+}
+
+/// How often and how patiently one API call is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RetryPolicy {
+    /// Tries in all, the first included.
+    pub max_attempts: u32,
+    pub backoff: Backoff,
+}
+
+impl Default for RetryPolicy {
+    /// Ten tries over at most about a minute and a half: enough for EC2's
+    /// eventual consistency and a burst of throttling, short enough that a
+    /// real error reaches the user while they are still watching.
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 10,
+            backoff: Backoff {
+                base: Duration::from_millis(250),
+                cap: Duration::from_secs(20),
+            },
+        }
+    }
+}
+
+/// Run `call` until it succeeds, fails with an error `retry` does not cover,
+/// or `policy.max_attempts` tries are spent (then the last error is returned).
+pub(crate) async fn run<T, F, Fut>(
+    policy: &RetryPolicy,
+    retry: Retry,
+    mut call: F,
+) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ApiError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match call().await {
+            Ok(value) => return Ok(value),
+            Err(err) if attempt + 1 < policy.max_attempts && is_retryable(&err, retry) => {
+                tokio::time::sleep(policy.backoff.delay(attempt)).await;
+                attempt += 1;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// Run a delete step, retrying while AWS says something still depends on the
+/// resource ([`BLOCKED`]), for at most `limit`. Progress goes to `ctx`. The
+/// error after `limit` is AWS's last word, which names the blocker where AWS
+/// does; callers add what they can find out about the dependents.
+pub(crate) async fn while_blocked<T, F, Fut>(
+    ctx: &OpContext,
+    what: &str,
+    limit: Duration,
+    backoff: Backoff,
+    mut call: F,
+) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ApiError>>,
+{
+    let start = Instant::now();
+    let mut attempt = 0;
+    loop {
+        match call().await {
+            Err(err) if err.has_code(BLOCKED) => {
+                let delay = backoff.delay(attempt);
+                if start.elapsed() + delay > limit {
+                    return Err(err);
+                }
+                if attempt == 0 {
+                    ctx.report(format!(
+                        "waiting for what still uses {what} to go ({}: {})",
+                        err.code(),
+                        err.message
+                    ));
+                }
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use skyplan_engine::Address;
+
+    use super::*;
+
+    fn err(code: &str) -> ApiError {
+        ApiError::service("Op", code, "m")
+    }
+
+    fn ctx() -> OpContext {
+        OpContext::new(Address::new("aws_vpc", "main"), "tok".into(), None)
+    }
+
+    #[test]
+    fn classifies_errors() {
+        use Retry::*;
+        for code in ["RequestLimitExceeded", "Throttling", "ThrottlingException"] {
+            assert!(is_retryable(&err(code), Standard), "{code}");
+        }
+        for code in [
+            "InvalidVpcID.NotFound",
+            "InvalidSubnetID.NotFound",
+            "InvalidNatGatewayID.NotFound",
+            "InvalidGroup.NotFound",
+            "InvalidInternetGatewayID.NotFound",
+            "InvalidAllocationID.NotFound",
+            "InvalidInstanceID.NotFound",
+            "InvalidRouteTableID.NotFound",
+        ] {
+            assert!(is_retryable(&err(code), AfterCreate), "{code} after create");
+            assert!(
+                !is_retryable(&err(code), Standard),
+                "{code} on read/delete is an answer"
+            );
+        }
+        for code in [
+            "DependencyViolation",
+            "InvalidParameterValue",
+            "UnauthorizedOperation",
+            "InvalidVpc.Range",
+        ] {
+            assert!(!is_retryable(&err(code), AfterCreate), "{code}");
+        }
+        // No answer (connection refused, timeout): retry. A 5xx: retry. A 4xx without code: no.
+        assert!(is_retryable(
+            &ApiError::new("Op", None, "connection refused", None),
+            Standard
+        ));
+        assert!(is_retryable(
+            &ApiError::new("Op", Some("InternalError"), "x", Some(500)),
+            Standard
+        ));
+        assert!(is_retryable(
+            &ApiError::new("Op", None, "<html>", Some(503)),
+            Standard
+        ));
+        assert!(!is_retryable(
+            &ApiError::new("Op", None, "bad request", Some(400)),
+            Standard
+        ));
+    }
+
+    #[test]
+    fn backoff_grows_to_its_cap_and_jitters_within_bounds() {
+        let b = Backoff {
+            base: Duration::from_millis(250),
+            cap: Duration::from_secs(20),
+        };
+        assert_eq!(b.ceiling(0), Duration::from_millis(250));
+        assert_eq!(b.ceiling(3), Duration::from_secs(2));
+        assert_eq!(b.ceiling(7), Duration::from_secs(20));
+        assert_eq!(
+            b.ceiling(1000),
+            Duration::from_secs(20),
+            "no overflow for huge attempts"
+        );
+        assert_eq!(b.delay_with(3, 0.0), Duration::from_secs(1));
+        assert_eq!(b.delay_with(3, 1.0), Duration::from_secs(2));
+        for attempt in 0..40 {
+            for _ in 0..20 {
+                let d = b.delay(attempt);
+                assert!(
+                    d >= b.ceiling(attempt) / 2 && d <= b.ceiling(attempt),
+                    "{d:?} at {attempt}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_throttling_then_succeeds() {
+        let calls = AtomicU32::new(0);
+        let start = Instant::now();
+        let out = run(&RetryPolicy::default(), Retry::Standard, || async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => Err(err("RequestLimitExceeded")),
+                _ => Ok(7),
+            }
+        })
+        .await;
+        assert_eq!(out, Ok(7));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        // Two waits: at most 250 ms + 500 ms of (paused, auto-advanced) time.
+        assert!(
+            start.elapsed() <= Duration::from_millis(750),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gives_up_after_max_attempts_with_bounded_total_wait() {
+        let calls = AtomicU32::new(0);
+        let policy = RetryPolicy::default();
+        let start = Instant::now();
+        let out: Result<(), _> = run(&policy, Retry::AfterCreate, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(err("InvalidVpcID.NotFound"))
+        })
+        .await;
+        assert_eq!(out.unwrap_err().code(), "InvalidVpcID.NotFound");
+        assert_eq!(calls.load(Ordering::SeqCst), policy.max_attempts);
+        let bound: Duration = (0..policy.max_attempts - 1)
+            .map(|a| policy.backoff.ceiling(a))
+            .sum();
+        assert!(
+            start.elapsed() <= bound,
+            "{:?} > {bound:?}",
+            start.elapsed()
+        );
+        assert!(
+            bound <= Duration::from_secs(100),
+            "the whole retry stays under two minutes: {bound:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn does_not_retry_answers() {
+        let calls = AtomicU32::new(0);
+        let out: Result<(), _> = run(&RetryPolicy::default(), Retry::Standard, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(err("InvalidVpcID.NotFound"))
+        })
+        .await;
+        assert!(out.is_err());
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "NotFound on a read is an answer"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delete_waits_out_a_dependency_then_succeeds() {
+        let calls = AtomicU32::new(0);
+        let reports = Arc::new(Mutex::new(Vec::new()));
+        let sink = reports.clone();
+        let ctx = OpContext::new(
+            Address::new("aws_security_group", "node"),
+            "t".into(),
+            Some(Arc::new(move |p| sink.lock().unwrap().push(p.message))),
+        );
+        let backoff = Backoff {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(15),
+        };
+        let out = while_blocked(
+            &ctx,
+            "security group sg-1",
+            Duration::from_secs(600),
+            backoff,
+            || async {
+                match calls.fetch_add(1, Ordering::SeqCst) {
+                    0..=4 => Err(err("DependencyViolation")),
+                    _ => Ok(()),
+                }
+            },
+        )
+        .await;
+        assert_eq!(out, Ok(()));
+        assert_eq!(calls.load(Ordering::SeqCst), 6);
+        let reports = reports.lock().unwrap();
+        assert_eq!(
+            reports.len(),
+            1,
+            "one progress line, not one per try: {reports:?}"
+        );
+        assert!(
+            reports[0].contains("sg-1") && reports[0].contains("DependencyViolation"),
+            "{}",
+            reports[0]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delete_gives_up_after_its_time_limit_with_awss_reason() {
+        let start = Instant::now();
+        let backoff = Backoff {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(15),
+        };
+        let out: Result<(), _> = while_blocked(
+            &ctx(),
+            "vpc-1",
+            Duration::from_secs(120),
+            backoff,
+            || async {
+                Err(ApiError::service(
+                    "DeleteVpc",
+                    "DependencyViolation",
+                    "The vpc 'vpc-1' has dependencies",
+                ))
+            },
+        )
+        .await;
+        let e = out.unwrap_err();
+        assert_eq!(e.code(), "DependencyViolation");
+        assert!(e.message.contains("has dependencies"));
+        assert!(
+            start.elapsed() <= Duration::from_secs(120),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(
+            start.elapsed() >= Duration::from_secs(100),
+            "it did wait: {:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delete_does_not_retry_other_errors() {
+        let calls = AtomicU32::new(0);
+        let backoff = Backoff {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(15),
+        };
+        let out: Result<(), _> =
+            while_blocked(&ctx(), "x", Duration::from_secs(60), backoff, || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(err("UnauthorizedOperation"))
+            })
+            .await;
+        assert!(out.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+}

@@ -1,0 +1,169 @@
+//! `aws_subnet`: a subnet in one availability zone, optionally mapping
+//! public IPs to the instances launched in it (public subnets).
+
+use std::collections::HashMap;
+
+use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Subnet};
+use serde_json::{json, Value};
+use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
+
+use crate::attrs::{self, Field, KindSpec, Ty, TAGS};
+use crate::blockers;
+use crate::clients::Clients;
+use crate::ec2util::{created_but, filter, id_chunks};
+use crate::error::ApiError;
+use crate::retry::{self, Retry};
+use crate::tags;
+
+pub(crate) const SPEC: KindSpec = KindSpec {
+    kind: "aws_subnet",
+    fields: &[
+        Field::new("vpc_id", Ty::Str).required().replace(),
+        Field::new("cidr_block", Ty::Str).required().replace(),
+        Field::new("availability_zone", Ty::Str)
+            .required()
+            .replace(),
+        Field::new("map_public_ip_on_launch", Ty::Bool).default("false"),
+        TAGS,
+    ],
+    computed: &["id"],
+};
+
+async fn set_map_public_ip(c: &Clients, id: &str, value: bool) -> Result<(), ApiError> {
+    let v = AttributeBooleanValue::builder().value(value).build();
+    c.call("ModifySubnetAttribute", Retry::AfterCreate, || {
+        c.ec2
+            .modify_subnet_attribute()
+            .subnet_id(id)
+            .map_public_ip_on_launch(v.clone())
+            .send()
+    })
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn create(
+    c: &Clients,
+    ctx: &OpContext,
+    attrs: &Attrs,
+) -> Result<Attrs, ProviderError> {
+    let vpc_id = attrs::req_str(attrs, "vpc_id")?;
+    let cidr = attrs::req_str(attrs, "cidr_block")?;
+    let az = attrs::req_str(attrs, "availability_zone")?;
+    let map_public = attrs::bool_or(attrs, "map_public_ip_on_launch", false)?;
+    let tags = tags::for_create(attrs, &ctx.address)?;
+    let out = c
+        .call("CreateSubnet", Retry::AfterCreate, || {
+            c.ec2
+                .create_subnet()
+                .vpc_id(vpc_id)
+                .cidr_block(cidr)
+                .availability_zone(az)
+                .tag_specifications(tags::ec2_spec(ResourceType::Subnet, &tags))
+                .send()
+        })
+        .await?;
+    let id = out
+        .subnet()
+        .and_then(Subnet::subnet_id)
+        .ok_or_else(|| ProviderError::new("CreateSubnet returned no id"))?;
+    if map_public {
+        set_map_public_ip(c, id, true)
+            .await
+            .map_err(|e| created_but(id, &ctx.address, e))?;
+    }
+    let mut result = attrs.clone();
+    result.insert("id".into(), json!(id));
+    Ok(result)
+}
+
+pub(crate) async fn read(
+    c: &Clients,
+    reqs: &[ReadRequest],
+) -> Result<Vec<Option<Attrs>>, ProviderError> {
+    let mut found: HashMap<String, Subnet> = HashMap::new();
+    for ids in id_chunks(reqs) {
+        let mut token = None;
+        loop {
+            let page = c
+                .call("DescribeSubnets", Retry::Standard, || {
+                    c.ec2
+                        .describe_subnets()
+                        .filters(filter("subnet-id", ids.clone()))
+                        .set_next_token(token.clone())
+                        .send()
+                })
+                .await?;
+            for s in page.subnets() {
+                if let Some(id) = s.subnet_id() {
+                    found.insert(id.to_string(), s.clone());
+                }
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(reqs
+        .iter()
+        .map(|req| {
+            let s = attrs::id(&req.prior).ok().and_then(|id| found.get(id))?;
+            let mut live = Attrs::new();
+            live.insert("id".into(), json!(s.subnet_id()));
+            live.insert("vpc_id".into(), json!(s.vpc_id()));
+            live.insert("cidr_block".into(), json!(s.cidr_block()));
+            live.insert("availability_zone".into(), json!(s.availability_zone()));
+            live.insert(
+                "map_public_ip_on_launch".into(),
+                json!(s.map_public_ip_on_launch().unwrap_or(false)),
+            );
+            live.insert("tags".into(), tags::to_value(&tags::from_ec2(s.tags())));
+            Some(SPEC.shape(&req.prior, live))
+        })
+        .collect())
+}
+
+pub(crate) async fn update(
+    c: &Clients,
+    _ctx: &OpContext,
+    prior: &Attrs,
+    attrs: &Attrs,
+) -> Result<Attrs, ProviderError> {
+    let id = attrs::id(prior)?;
+    let want = attrs::bool_or(attrs, "map_public_ip_on_launch", false)?;
+    if want != attrs::bool_or(prior, "map_public_ip_on_launch", false)? {
+        set_map_public_ip(c, id, want).await?;
+    }
+    tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
+    let mut result = attrs.clone();
+    result.insert("id".into(), Value::String(id.to_string()));
+    Ok(result)
+}
+
+pub(crate) async fn delete(
+    c: &Clients,
+    ctx: &OpContext,
+    prior: &Attrs,
+) -> Result<(), ProviderError> {
+    let id = attrs::id(prior)?;
+    let t = &c.timeouts;
+    let deleted = retry::while_blocked(
+        ctx,
+        &format!("subnet {id}"),
+        t.blocked_delete,
+        t.blocked_backoff,
+        || {
+            c.call("DeleteSubnet", Retry::Standard, || {
+                c.ec2.delete_subnet().subnet_id(id).send()
+            })
+        },
+    )
+    .await;
+    match deleted {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) if e.has_code(retry::BLOCKED) => Err(blockers::explain(c, "subnet-id", id, e).await),
+        Err(e) => Err(e.into()),
+    }
+}

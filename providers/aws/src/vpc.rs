@@ -1,0 +1,216 @@
+//! `aws_vpc`: a VPC and its two DNS attributes.
+//!
+//! AWS creates a VPC with DNS support on and DNS hostnames off; the kind's
+//! defaults are both on (what a Kubernetes cluster needs), so create sets
+//! hostnames right after. DescribeVpcs does not return the DNS attributes:
+//! read asks DescribeVpcAttribute twice per VPC (the one per-resource call
+//! in the refresh, and clusters have one VPC).
+
+use std::collections::HashMap;
+
+use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Vpc, VpcAttributeName};
+use serde_json::{json, Value};
+use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
+
+use crate::attrs::{self, Field, KindSpec, Ty, TAGS};
+use crate::blockers;
+use crate::clients::Clients;
+use crate::ec2util::{created_but, filter, id_chunks};
+use crate::error::ApiError;
+use crate::retry::{self, Retry};
+use crate::tags;
+
+pub(crate) const SPEC: KindSpec = KindSpec {
+    kind: "aws_vpc",
+    fields: &[
+        Field::new("cidr_block", Ty::Str).required().replace(),
+        Field::new("enable_dns_support", Ty::Bool).default("true"),
+        Field::new("enable_dns_hostnames", Ty::Bool).default("true"),
+        TAGS,
+    ],
+    computed: &["id"],
+};
+
+async fn set_dns(
+    c: &Clients,
+    id: &str,
+    attribute: VpcAttributeName,
+    value: bool,
+) -> Result<(), ApiError> {
+    let v = AttributeBooleanValue::builder().value(value).build();
+    c.call("ModifyVpcAttribute", Retry::AfterCreate, || {
+        let call = c.ec2.modify_vpc_attribute().vpc_id(id);
+        match attribute {
+            VpcAttributeName::EnableDnsSupport => call.enable_dns_support(v.clone()),
+            _ => call.enable_dns_hostnames(v.clone()),
+        }
+        .send()
+    })
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn create(
+    c: &Clients,
+    ctx: &OpContext,
+    attrs: &Attrs,
+) -> Result<Attrs, ProviderError> {
+    let cidr = attrs::req_str(attrs, "cidr_block")?;
+    let support = attrs::bool_or(attrs, "enable_dns_support", true)?;
+    let hostnames = attrs::bool_or(attrs, "enable_dns_hostnames", true)?;
+    let tags = tags::for_create(attrs, &ctx.address)?;
+    let out = c
+        .call("CreateVpc", Retry::Standard, || {
+            c.ec2
+                .create_vpc()
+                .cidr_block(cidr)
+                .tag_specifications(tags::ec2_spec(ResourceType::Vpc, &tags))
+                .send()
+        })
+        .await?;
+    let id = out
+        .vpc()
+        .and_then(Vpc::vpc_id)
+        .ok_or_else(|| ProviderError::new("CreateVpc returned no VPC id"))?;
+    // Hostnames need support; set support first when turning both on, last when off.
+    if !support {
+        set_dns(c, id, VpcAttributeName::EnableDnsSupport, false)
+            .await
+            .map_err(|e| created_but(id, &ctx.address, e))?;
+    }
+    if hostnames {
+        set_dns(c, id, VpcAttributeName::EnableDnsHostnames, true)
+            .await
+            .map_err(|e| created_but(id, &ctx.address, e))?;
+    }
+    let mut result = attrs.clone();
+    result.insert("id".into(), json!(id));
+    Ok(result)
+}
+
+async fn dns_attribute(
+    c: &Clients,
+    id: &str,
+    attribute: VpcAttributeName,
+) -> Result<Option<bool>, ApiError> {
+    let out = c
+        .call("DescribeVpcAttribute", Retry::Standard, || {
+            c.ec2
+                .describe_vpc_attribute()
+                .vpc_id(id)
+                .attribute(attribute.clone())
+                .send()
+        })
+        .await?;
+    let value = match attribute {
+        VpcAttributeName::EnableDnsSupport => out.enable_dns_support(),
+        _ => out.enable_dns_hostnames(),
+    };
+    Ok(value.and_then(|v| v.value()))
+}
+
+pub(crate) async fn read(
+    c: &Clients,
+    reqs: &[ReadRequest],
+) -> Result<Vec<Option<Attrs>>, ProviderError> {
+    let mut found: HashMap<String, Vpc> = HashMap::new();
+    for ids in id_chunks(reqs) {
+        let mut token = None;
+        loop {
+            let page = c
+                .call("DescribeVpcs", Retry::Standard, || {
+                    c.ec2
+                        .describe_vpcs()
+                        .filters(filter("vpc-id", ids.clone()))
+                        .set_next_token(token.clone())
+                        .send()
+                })
+                .await?;
+            for vpc in page.vpcs() {
+                if let Some(id) = vpc.vpc_id() {
+                    found.insert(id.to_string(), vpc.clone());
+                }
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(reqs.len());
+    for req in reqs {
+        let Some(vpc) = attrs::id(&req.prior).ok().and_then(|id| found.get(id)) else {
+            out.push(None);
+            continue;
+        };
+        let id = vpc.vpc_id().unwrap_or_default();
+        let mut live = Attrs::new();
+        live.insert("id".into(), json!(id));
+        live.insert("cidr_block".into(), json!(vpc.cidr_block()));
+        if let Some(v) = dns_attribute(c, id, VpcAttributeName::EnableDnsSupport).await? {
+            live.insert("enable_dns_support".into(), json!(v));
+        }
+        if let Some(v) = dns_attribute(c, id, VpcAttributeName::EnableDnsHostnames).await? {
+            live.insert("enable_dns_hostnames".into(), json!(v));
+        }
+        live.insert("tags".into(), tags::to_value(&tags::from_ec2(vpc.tags())));
+        out.push(Some(SPEC.shape(&req.prior, live)));
+    }
+    Ok(out)
+}
+
+pub(crate) async fn update(
+    c: &Clients,
+    _ctx: &OpContext,
+    prior: &Attrs,
+    attrs: &Attrs,
+) -> Result<Attrs, ProviderError> {
+    let id = attrs::id(prior)?;
+    let changed = |name: &str| {
+        let want = SPEC.value_or_default(attrs, name);
+        (want != SPEC.value_or_default(prior, name)).then(|| want.as_bool().unwrap_or(true))
+    };
+    let support = changed("enable_dns_support");
+    let hostnames = changed("enable_dns_hostnames");
+    // Support must be on before hostnames go on, and hostnames off before support goes off.
+    if support == Some(true) {
+        set_dns(c, id, VpcAttributeName::EnableDnsSupport, true).await?;
+    }
+    if let Some(h) = hostnames {
+        set_dns(c, id, VpcAttributeName::EnableDnsHostnames, h).await?;
+    }
+    if support == Some(false) {
+        set_dns(c, id, VpcAttributeName::EnableDnsSupport, false).await?;
+    }
+    tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
+    let mut result = attrs.clone();
+    result.insert("id".into(), Value::String(id.to_string()));
+    Ok(result)
+}
+
+pub(crate) async fn delete(
+    c: &Clients,
+    ctx: &OpContext,
+    prior: &Attrs,
+) -> Result<(), ProviderError> {
+    let id = attrs::id(prior)?;
+    let t = &c.timeouts;
+    let deleted = retry::while_blocked(
+        ctx,
+        &format!("VPC {id}"),
+        t.blocked_delete,
+        t.blocked_backoff,
+        || {
+            c.call("DeleteVpc", Retry::Standard, || {
+                c.ec2.delete_vpc().vpc_id(id).send()
+            })
+        },
+    )
+    .await;
+    match deleted {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) if e.has_code(retry::BLOCKED) => Err(blockers::explain(c, "vpc-id", id, e).await),
+        Err(e) => Err(e.into()),
+    }
+}
