@@ -116,12 +116,13 @@ pub trait Provider: Send + Sync {
     /// Delete the resource. A resource that is already gone is not an error.
     async fn delete(&self, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError>;
 
-    /// Find the resource that a create of `address` may have made when the
-    /// run that sent it was killed before recording the result: providers
-    /// tag (or name) what they create with its address, and look it up by
-    /// that. `Some` attributes (as `create` would have returned them) are
-    /// adopted into the state instead of creating a duplicate.
-    async fn find(&self, kind: &str, address: &Address) -> Result<Option<Attrs>, ProviderError>;
+    /// Find the resource that a create of `address` with `inputs` may have
+    /// made when the run that sent it was killed before recording the
+    /// result: providers tag (or name) what they create with its address,
+    /// and look it up by that. `Some` attributes (as `create` would have
+    /// returned them) are adopted into the state instead of creating a
+    /// duplicate.
+    async fn find(&self, kind: &str, address: &Address, inputs: &Attrs) -> Result<Option<Attrs>, ProviderError>;
 
     /// Read the live attributes of many resources at once (providers batch by
     /// kind). One entry per request, in order: `None` when it no longer exists.

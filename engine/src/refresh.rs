@@ -43,7 +43,7 @@ pub async fn settle_pending(state: &mut State, providers: &Providers) -> Result<
                 format!("no provider serves type `{}`, which the state holds", pending.kind),
             )
         })?;
-        let found = provider.find(&pending.kind, &parsed).await.map_err(|e| {
+        let found = provider.find(&pending.kind, &parsed, &pending.inputs).await.map_err(|e| {
             Diagnostic::at_address(&parsed, format!("looking for what an interrupted run created failed: {e}"))
         })?;
         match found {

@@ -57,7 +57,12 @@ impl Provider for Fake {
         self.log.lock().unwrap().push(format!("delete {}", ctx.address));
         Ok(())
     }
-    async fn find(&self, _kind: &str, _address: &crate::Address) -> Result<Option<Attrs>, ProviderError> {
+    async fn find(
+        &self,
+        _kind: &str,
+        _address: &crate::Address,
+        _inputs: &Attrs,
+    ) -> Result<Option<Attrs>, ProviderError> {
         Ok(None)
     }
     async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {

@@ -19,21 +19,13 @@ use crate::retry::{self, Retry};
 use crate::tags;
 use crate::wait::{self, Poll};
 
-pub(crate) const SPEC: KindSpec = KindSpec {
-    kind: "aws_eip",
-    fields: &[TAGS],
-    computed: &["id", "public_ip"],
-};
+pub(crate) const SPEC: KindSpec = KindSpec { kind: "aws_eip", fields: &[TAGS], computed: &["id", "public_ip"] };
 
 fn non_empty(s: Option<&str>) -> Option<&str> {
     s.filter(|s| !s.is_empty())
 }
 
-pub(crate) async fn create(
-    c: &Clients,
-    ctx: &OpContext,
-    attrs: &Attrs,
-) -> Result<Attrs, ProviderError> {
+pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
     let tags = tags::for_create(attrs, &ctx.address)?;
     let out = c
         .call("AllocateAddress", Retry::Standard, || {
@@ -44,9 +36,7 @@ pub(crate) async fn create(
                 .send()
         })
         .await?;
-    let id = out
-        .allocation_id()
-        .ok_or_else(|| ProviderError::new("AllocateAddress returned no allocation id"))?;
+    let id = out.allocation_id().ok_or_else(|| ProviderError::new("AllocateAddress returned no allocation id"))?;
     let mut result = attrs.clone();
     result.insert("id".into(), json!(id));
     result.insert("public_ip".into(), json!(out.public_ip()));
@@ -56,19 +46,13 @@ pub(crate) async fn create(
 async fn describe(c: &Clients, ids: Vec<String>) -> Result<Vec<Address>, ProviderError> {
     let out = c
         .call("DescribeAddresses", Retry::Standard, || {
-            c.ec2
-                .describe_addresses()
-                .filters(filter("allocation-id", ids.clone()))
-                .send()
+            c.ec2.describe_addresses().filters(filter("allocation-id", ids.clone())).send()
         })
         .await?;
     Ok(out.addresses().to_vec())
 }
 
-pub(crate) async fn read(
-    c: &Clients,
-    reqs: &[ReadRequest],
-) -> Result<Vec<Option<Attrs>>, ProviderError> {
+pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
     let mut found: HashMap<String, Address> = HashMap::new();
     for ids in id_chunks(reqs) {
         for a in describe(c, ids).await? {
@@ -100,18 +84,11 @@ pub(crate) async fn update(
     tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
     let mut result = attrs.clone();
     result.insert("id".into(), Value::String(id.to_string()));
-    result.insert(
-        "public_ip".into(),
-        prior.get("public_ip").cloned().unwrap_or(Value::Null),
-    );
+    result.insert("public_ip".into(), prior.get("public_ip").cloned().unwrap_or(Value::Null));
     Ok(result)
 }
 
-pub(crate) async fn delete(
-    c: &Clients,
-    ctx: &OpContext,
-    prior: &Attrs,
-) -> Result<(), ProviderError> {
+pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
     let id = attrs::id(prior)?;
     let Some(address) = describe(c, vec![id.to_string()]).await?.into_iter().next() else {
         return Ok(());
@@ -120,10 +97,7 @@ pub(crate) async fn delete(
         if non_empty(address.instance_id()).is_some() {
             let disassociated = c
                 .call("DisassociateAddress", Retry::Standard, || {
-                    c.ec2
-                        .disassociate_address()
-                        .association_id(association)
-                        .send()
+                    c.ec2.disassociate_address().association_id(association).send()
                 })
                 .await;
             match disassociated {
@@ -133,40 +107,23 @@ pub(crate) async fn delete(
         } else {
             // Held by a network interface we cannot detach it from (a NAT
             // gateway being deleted): wait for the holder to let go.
-            let holder = non_empty(address.network_interface_id())
-                .unwrap_or("a network interface")
-                .to_string();
-            wait::until(
-                ctx,
-                &format!("{holder} to release Elastic IP {id}"),
-                c.timeouts.nat_gateway,
-                || async {
-                    Ok(match describe(c, vec![id.to_string()]).await {
-                        Ok(found) => match found.first() {
-                            Some(a) if non_empty(a.association_id()).is_some() => {
-                                Poll::Pending("associated".into())
-                            }
-                            _ => Poll::Ready(()),
-                        },
-                        Err(e) => Poll::Failed(e.message),
-                    })
-                },
-            )
+            let holder = non_empty(address.network_interface_id()).unwrap_or("a network interface").to_string();
+            wait::until(ctx, &format!("{holder} to release Elastic IP {id}"), c.timeouts.nat_gateway, || async {
+                Ok(match describe(c, vec![id.to_string()]).await {
+                    Ok(found) => match found.first() {
+                        Some(a) if non_empty(a.association_id()).is_some() => Poll::Pending("associated".into()),
+                        _ => Poll::Ready(()),
+                    },
+                    Err(e) => Poll::Failed(e.message),
+                })
+            })
             .await?;
         }
     }
     let t = &c.timeouts;
-    let released = retry::while_blocked(
-        ctx,
-        &format!("Elastic IP {id}"),
-        t.blocked_delete,
-        t.blocked_backoff,
-        || {
-            c.call("ReleaseAddress", Retry::Standard, || {
-                c.ec2.release_address().allocation_id(id).send()
-            })
-        },
-    )
+    let released = retry::while_blocked(ctx, &format!("Elastic IP {id}"), t.blocked_delete, t.blocked_backoff, || {
+        c.call("ReleaseAddress", Retry::Standard, || c.ec2.release_address().allocation_id(id).send())
+    })
     .await;
     match released {
         Ok(_) => Ok(()),
@@ -210,17 +167,9 @@ mod request_tests {
         });
         let c = fake.clients().await;
         let (ctx, reports) = recording_ctx(Address::keyed("aws_eip", "nat", "us-east-1a"), "t");
-        delete(&c, &ctx, json!({"id": "eipalloc-1"}).as_object().unwrap())
-            .await
-            .unwrap();
-        assert_eq!(
-            fake.actions().last().map(String::as_str),
-            Some("ReleaseAddress")
-        );
+        delete(&c, &ctx, json!({"id": "eipalloc-1"}).as_object().unwrap()).await.unwrap();
+        assert_eq!(fake.actions().last().map(String::as_str), Some("ReleaseAddress"));
         assert_eq!(polls.load(Ordering::SeqCst), 4);
-        assert_eq!(
-            *reports.lock().unwrap(),
-            ["waiting for eni-nat to release Elastic IP eipalloc-1 (now associated)"]
-        );
+        assert_eq!(*reports.lock().unwrap(), ["waiting for eni-nat to release Elastic IP eipalloc-1 (now associated)"]);
     }
 }

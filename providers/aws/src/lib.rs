@@ -25,6 +25,7 @@ mod calls;
 mod clients;
 mod ec2util;
 mod error;
+mod find;
 mod provider;
 mod retry;
 mod tags;

@@ -313,7 +313,7 @@ impl Provider for SimProvider {
         self.flush(generation).await
     }
 
-    async fn find(&self, _kind: &str, address: &Address) -> Result<Option<Attrs>, ProviderError> {
+    async fn find(&self, _kind: &str, address: &Address, _inputs: &Attrs) -> Result<Option<Attrs>, ProviderError> {
         let wanted = address.to_string();
         let inner = self.inner.lock().expect("sim cloud");
         Ok(inner.cloud.resources.values().find(|o| o.address == wanted).map(|o| o.attrs.clone()))
