@@ -73,7 +73,11 @@ fn is_deleting(g: &AutoScalingGroup) -> bool {
     g.status().is_some_and(|s| s.starts_with("Delete"))
 }
 
-pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+pub(crate) async fn create(
+    c: &Clients,
+    ctx: &OpContext,
+    attrs: &Attrs,
+) -> Result<Attrs, ProviderError> {
     let name = attrs::req_str(attrs, "name")?;
     let lt = template(attrs)?;
     let zones = zone_identifier(attrs)?;
@@ -94,15 +98,26 @@ pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Resul
             .send()
     })
     .await?;
-    let created = describe(c, &[name.to_string()]).await.map_err(|e| created_but(name, &ctx.address, e))?;
+    let created = describe(c, &[name.to_string()])
+        .await
+        .map_err(|e| created_but(name, &ctx.address, e))?;
     let mut result = attrs.clone();
     result.insert("id".into(), json!(name));
-    result.insert("arn".into(), json!(created.first().and_then(|g| g.auto_scaling_group_arn())));
+    result.insert(
+        "arn".into(),
+        json!(created.first().and_then(|g| g.auto_scaling_group_arn())),
+    );
     Ok(result)
 }
 
-pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-    let mut names: Vec<String> = reqs.iter().filter_map(|r| attrs::id(&r.prior).ok().map(str::to_string)).collect();
+pub(crate) async fn read(
+    c: &Clients,
+    reqs: &[ReadRequest],
+) -> Result<Vec<Option<Attrs>>, ProviderError> {
+    let mut names: Vec<String> = reqs
+        .iter()
+        .filter_map(|r| attrs::id(&r.prior).ok().map(str::to_string))
+        .collect();
     names.sort();
     names.dedup();
     let mut found: HashMap<String, AutoScalingGroup> = HashMap::new();
@@ -123,8 +138,14 @@ pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option
             live.insert("name".into(), json!(g.auto_scaling_group_name()));
             live.insert("arn".into(), json!(g.auto_scaling_group_arn()));
             let lt = g.launch_template();
-            live.insert("launch_template_id".into(), json!(lt.and_then(|t| t.launch_template_id())));
-            live.insert("launch_template_version".into(), json!(lt.and_then(|t| t.version())));
+            live.insert(
+                "launch_template_id".into(),
+                json!(lt.and_then(|t| t.launch_template_id())),
+            );
+            live.insert(
+                "launch_template_version".into(),
+                json!(lt.and_then(|t| t.version())),
+            );
             live.insert("min_size".into(), json!(g.min_size()));
             live.insert("max_size".into(), json!(g.max_size()));
             live.insert("desired_capacity".into(), json!(g.desired_capacity()));
@@ -135,7 +156,10 @@ pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect();
-            live.insert("vpc_zone_identifier".into(), attrs::order_like(req.prior.get("vpc_zone_identifier"), zones));
+            live.insert(
+                "vpc_zone_identifier".into(),
+                attrs::order_like(req.prior.get("vpc_zone_identifier"), zones),
+            );
             live.insert("tags".into(), tags::to_value(&tags::from_asg(g.tags())));
             Some(SPEC.shape(&req.prior, live))
         })
@@ -150,7 +174,10 @@ pub(crate) async fn update(
 ) -> Result<Attrs, ProviderError> {
     let name = attrs::id(prior)?;
     let changed = |k: &str| SPEC.value_or_default(prior, k) != SPEC.value_or_default(attrs, k);
-    let mut call = c.autoscaling.update_auto_scaling_group().auto_scaling_group_name(name);
+    let mut call = c
+        .autoscaling
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(name);
     let mut any = false;
     if changed("launch_template_id") || changed("launch_template_version") {
         call = call.launch_template(template(attrs)?);
@@ -173,25 +200,44 @@ pub(crate) async fn update(
         any = true;
     }
     if any {
-        c.call("UpdateAutoScalingGroup", Retry::AfterCreate, || call.clone().send()).await?;
+        c.call("UpdateAutoScalingGroup", Retry::AfterCreate, || {
+            call.clone().send()
+        })
+        .await?;
     }
     tags::update_asg(c, name, &tags::diff_attrs(prior, attrs)?).await?;
     let mut result = attrs.clone();
     result.insert("id".into(), json!(name));
-    result.insert("arn".into(), prior.get("arn").cloned().unwrap_or(Value::Null));
+    result.insert(
+        "arn".into(),
+        prior.get("arn").cloned().unwrap_or(Value::Null),
+    );
     Ok(result)
 }
 
-pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
+pub(crate) async fn delete(
+    c: &Clients,
+    ctx: &OpContext,
+    prior: &Attrs,
+) -> Result<(), ProviderError> {
     let name = attrs::id(prior)?.to_string();
     let t = &c.timeouts;
-    let deleted =
-        retry::while_blocked(ctx, &format!("auto scaling group {name}"), t.blocked_delete, t.blocked_backoff, || {
+    let deleted = retry::while_blocked(
+        ctx,
+        &format!("auto scaling group {name}"),
+        t.blocked_delete,
+        t.blocked_backoff,
+        || {
             c.call("DeleteAutoScalingGroup", Retry::Standard, || {
-                c.autoscaling.delete_auto_scaling_group().auto_scaling_group_name(&name).force_delete(true).send()
+                c.autoscaling
+                    .delete_auto_scaling_group()
+                    .auto_scaling_group_name(&name)
+                    .force_delete(true)
+                    .send()
             })
-        })
-        .await;
+        },
+    )
+    .await;
     match deleted {
         Ok(_) => {}
         Err(e) if e.is_not_found() => return Ok(()),
@@ -255,13 +301,21 @@ mod request_tests {
                 } else {
                     ""
                 };
-                asg_ok("DescribeAutoScalingGroups", &format!("<AutoScalingGroups>{groups}</AutoScalingGroups>"))
+                asg_ok(
+                    "DescribeAutoScalingGroups",
+                    &format!("<AutoScalingGroups>{groups}</AutoScalingGroups>"),
+                )
             }
             other => panic!("unexpected call {other}"),
         });
         let c = fake.clients().await;
-        let (ctx, reports) = recording_ctx(Address::keyed("aws_autoscaling_group", "pool", "worker"), "t");
-        delete(&c, &ctx, json!({"id": "demo-worker"}).as_object().unwrap()).await.unwrap();
+        let (ctx, reports) = recording_ctx(
+            Address::keyed("aws_autoscaling_group", "pool", "worker"),
+            "t",
+        );
+        delete(&c, &ctx, json!({"id": "demo-worker"}).as_object().unwrap())
+            .await
+            .unwrap();
         assert_eq!(polls.load(Ordering::SeqCst), 3);
         assert_eq!(
             *reports.lock().unwrap(),
@@ -278,7 +332,10 @@ mod request_tests {
         }
         });
         let c = fake.clients().await;
-        let (ctx, _) = recording_ctx(Address::keyed("aws_autoscaling_group", "pool", "worker"), "t");
+        let (ctx, _) = recording_ctx(
+            Address::keyed("aws_autoscaling_group", "pool", "worker"),
+            "t",
+        );
         let prior = json!({"id": "demo-worker", "arn": "arn:x", "name": "demo-worker", "launch_template_id": "lt-1",
             "launch_template_version": "1", "min_size": 3, "max_size": 6, "desired_capacity": 3, "vpc_zone_identifier": ["subnet-a", "subnet-b"]});
         let mut desired = prior.as_object().unwrap().clone();
@@ -286,7 +343,9 @@ mod request_tests {
         desired.remove("arn");
         desired.insert("desired_capacity".into(), json!(5));
         desired.insert("launch_template_version".into(), json!("2"));
-        let out = update(&c, &ctx, prior.as_object().unwrap(), &desired).await.unwrap();
+        let out = update(&c, &ctx, prior.as_object().unwrap(), &desired)
+            .await
+            .unwrap();
         assert_eq!(out["arn"], json!("arn:x"));
         let sent = fake.sent();
         assert_eq!(sent.len(), 1);
