@@ -1,10 +1,12 @@
 //! `aws_eip`: an Elastic IP address in the VPC domain (a NAT gateway's
 //! public address).
 //!
-//! Delete releases the address once nothing holds it: an instance's
-//! association is removed; a NAT gateway's goes away when the NAT gateway
-//! is deleted (the engine deletes the NAT gateway first, as it depends on
-//! the address), so the delete waits for that before releasing.
+//! Delete releases the address once nothing holds it: an instance's or a
+//! plain network interface's association is removed; a NAT gateway's goes
+//! away when the NAT gateway is deleted (the engine deletes the NAT gateway
+//! first, as it depends on the address), so the delete waits for that. (The
+//! emulator never frees a deleted NAT gateway's address and shows its
+//! interface as a plain one: there the association is simply removed.)
 
 use std::collections::HashMap;
 
@@ -107,6 +109,33 @@ pub(crate) async fn update(
     Ok(result)
 }
 
+/// The network interface holding `address` when it is a NAT gateway's
+/// (AWS marks those `nat_gateway`, requester-managed).
+async fn nat_gateway_interface(
+    c: &Clients,
+    address: &Address,
+) -> Result<Option<String>, ProviderError> {
+    if non_empty(address.instance_id()).is_some() {
+        return Ok(None);
+    }
+    let Some(eni) = non_empty(address.network_interface_id()) else {
+        return Ok(None);
+    };
+    let out = c
+        .call("DescribeNetworkInterfaces", Retry::Standard, || {
+            c.ec2
+                .describe_network_interfaces()
+                .filters(filter("network-interface-id", [eni]))
+                .send()
+        })
+        .await?;
+    let is_nat = out.network_interfaces().iter().any(|i| {
+        i.interface_type().map(|t| t.as_str()) == Some("nat_gateway")
+            || i.requester_managed() == Some(true)
+    });
+    Ok(is_nat.then(|| eni.to_string()))
+}
+
 pub(crate) async fn delete(
     c: &Clients,
     ctx: &OpContext,
@@ -117,42 +146,43 @@ pub(crate) async fn delete(
         return Ok(());
     };
     if let Some(association) = non_empty(address.association_id()) {
-        if non_empty(address.instance_id()).is_some() {
-            let disassociated = c
-                .call("DisassociateAddress", Retry::Standard, || {
-                    c.ec2
-                        .disassociate_address()
-                        .association_id(association)
-                        .send()
-                })
-                .await;
-            match disassociated {
-                Err(e) if !e.is_not_found() => return Err(e.into()),
-                _ => {}
+        match nat_gateway_interface(c, &address).await? {
+            // Held by a NAT gateway being deleted: AWS frees the address
+            // when the gateway is gone; nothing can detach it before.
+            Some(eni) => {
+                wait::until(
+                    ctx,
+                    &format!("{eni} to release Elastic IP {id}"),
+                    c.timeouts.nat_gateway,
+                    || async {
+                        Ok(match describe(c, vec![id.to_string()]).await {
+                            Ok(found) => match found.first() {
+                                Some(a) if non_empty(a.association_id()).is_some() => {
+                                    Poll::Pending("associated".into())
+                                }
+                                _ => Poll::Ready(()),
+                            },
+                            Err(e) => Poll::Failed(e.message),
+                        })
+                    },
+                )
+                .await?;
             }
-        } else {
-            // Held by a network interface we cannot detach it from (a NAT
-            // gateway being deleted): wait for the holder to let go.
-            let holder = non_empty(address.network_interface_id())
-                .unwrap_or("a network interface")
-                .to_string();
-            wait::until(
-                ctx,
-                &format!("{holder} to release Elastic IP {id}"),
-                c.timeouts.nat_gateway,
-                || async {
-                    Ok(match describe(c, vec![id.to_string()]).await {
-                        Ok(found) => match found.first() {
-                            Some(a) if non_empty(a.association_id()).is_some() => {
-                                Poll::Pending("associated".into())
-                            }
-                            _ => Poll::Ready(()),
-                        },
-                        Err(e) => Poll::Failed(e.message),
+            // An instance's or a plain network interface's: take it back.
+            None => {
+                let disassociated = c
+                    .call("DisassociateAddress", Retry::Standard, || {
+                        c.ec2
+                            .disassociate_address()
+                            .association_id(association)
+                            .send()
                     })
-                },
-            )
-            .await?;
+                    .await;
+                match disassociated {
+                    Err(e) if !e.is_not_found() => return Err(e.into()),
+                    _ => {}
+                }
+            }
         }
     }
     let t = &c.timeouts;
@@ -192,7 +222,8 @@ mod request_tests {
     async fn release_waits_until_the_nat_gateway_lets_go() {
         let polls = Arc::new(AtomicUsize::new(0));
         let p = polls.clone();
-        let fake = FakeAws::new(move |req| match req.action.as_str() {
+        let fake = FakeAws::new(move |req| {
+            match req.action.as_str() {
             "DescribeAddresses" => {
                 let held = p.fetch_add(1, Ordering::SeqCst) < 3;
                 let association = if held {
@@ -205,8 +236,14 @@ mod request_tests {
                     &format!("<addressesSet><item><allocationId>eipalloc-1</allocationId>{association}</item></addressesSet>"),
                 )
             }
+            "DescribeNetworkInterfaces" => ec2_ok(
+                "DescribeNetworkInterfaces",
+                "<networkInterfaceSet><item><networkInterfaceId>eni-nat</networkInterfaceId>\
+                 <interfaceType>nat_gateway</interfaceType><requesterManaged>true</requesterManaged></item></networkInterfaceSet>",
+            ),
             "ReleaseAddress" => ec2_ok("ReleaseAddress", "<return>true</return>"),
             other => panic!("unexpected call {other}"),
+        }
         });
         let c = fake.clients().await;
         let (ctx, reports) = recording_ctx(Address::keyed("aws_eip", "nat", "us-east-1a"), "t");
@@ -222,5 +259,41 @@ mod request_tests {
             *reports.lock().unwrap(),
             ["waiting for eni-nat to release Elastic IP eipalloc-1 (now associated)"]
         );
+    }
+}
+
+#[cfg(test)]
+mod disassociate_tests {
+    use serde_json::json;
+    use skyplan_engine::Address;
+
+    use super::*;
+    use crate::testing::{ec2_ok, recording_ctx, FakeAws};
+
+    /// An address on an instance (or on a plain interface) is disassociated, not waited for.
+    #[tokio::test]
+    async fn release_takes_an_instances_address_back_first() {
+        let fake = FakeAws::new(|req| {
+            match req.action.as_str() {
+            "DescribeAddresses" => ec2_ok(
+                "DescribeAddresses",
+                "<addressesSet><item><allocationId>eipalloc-1</allocationId><associationId>eipassoc-1</associationId>\
+                 <instanceId>i-1</instanceId></item></addressesSet>",
+            ),
+            "DisassociateAddress" => ec2_ok("DisassociateAddress", "<return>true</return>"),
+            "ReleaseAddress" => ec2_ok("ReleaseAddress", "<return>true</return>"),
+            other => panic!("unexpected call {other}"),
+        }
+        });
+        let c = fake.clients().await;
+        let (ctx, _) = recording_ctx(Address::new("aws_eip", "x"), "t");
+        delete(&c, &ctx, json!({"id": "eipalloc-1"}).as_object().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            fake.actions(),
+            ["DescribeAddresses", "DisassociateAddress", "ReleaseAddress"]
+        );
+        assert_eq!(fake.sent()[1].param("AssociationId"), Some("eipassoc-1"));
     }
 }

@@ -224,13 +224,43 @@ async fn root_volume_sizes(
     Ok(sizes)
 }
 
+/// The root volume: the mapping on the root device name, else the only one.
 fn root_volume_id(i: &Instance) -> Option<&str> {
-    let root = i.root_device_name()?;
-    i.block_device_mappings()
+    let mappings = i.block_device_mappings();
+    let root = mappings
         .iter()
-        .find(|m| m.device_name() == Some(root))?
-        .ebs()?
-        .volume_id()
+        .find(|m| m.device_name().is_some() && m.device_name() == i.root_device_name());
+    let root = root.or(if mappings.len() == 1 {
+        mappings.first()
+    } else {
+        None
+    })?;
+    root.ebs()?.volume_id()
+}
+
+/// The instance's security groups; those of its primary network interface
+/// when the instance lists none (the emulator, for an instance launched
+/// with a network interface specification).
+fn instance_groups(i: &Instance) -> Vec<String> {
+    let groups: Vec<String> = i
+        .security_groups()
+        .iter()
+        .filter_map(|g| g.group_id().map(str::to_string))
+        .collect();
+    if !groups.is_empty() {
+        return groups;
+    }
+    let interfaces = i.network_interfaces();
+    interfaces
+        .iter()
+        .find(|n| n.attachment().and_then(|a| a.device_index()) == Some(0) || interfaces.len() == 1)
+        .map(|n| {
+            n.groups()
+                .iter()
+                .filter_map(|g| g.group_id().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub(crate) async fn read(
@@ -270,11 +300,7 @@ pub(crate) async fn read(
             } else {
                 image
             };
-            let groups = i
-                .security_groups()
-                .iter()
-                .filter_map(|g| g.group_id().map(str::to_string))
-                .collect();
+            let groups = instance_groups(i);
             let mut live = Attrs::new();
             live.insert("id".into(), json!(i.instance_id()));
             live.insert("ami".into(), json!(ami));

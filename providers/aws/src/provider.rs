@@ -2,9 +2,11 @@
 //! its kind's file.
 //!
 //! Connecting follows the SDK's default chain (environment keys and session
-//! token, `AWS_PROFILE` or the profile given, SSO-less shared config, IMDS,
-//! `AWS_ENDPOINT_URL` for the emulator), optionally through STS AssumeRole
-//! with an external id. Credentials are resolved once at connect so a bad
+//! token, `AWS_PROFILE`, shared config and credentials files, container and
+//! instance roles; `AWS_ENDPOINT_URL` for the emulator); a profile named in
+//! the settings is used instead of that chain. Then, optionally, STS
+//! AssumeRole with an external id. (SSO profiles and `credential_process`
+//! are not built in: the SDK features for them are off to keep builds small.) Credentials are resolved once at connect so a bad
 //! key or an unassumable role fails before any plan, with an error that
 //! says which of the two failed. Reads are batched: the requests are grouped
 //! by kind and every kind reads its group with one (paginated) describe, the
@@ -14,6 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use aws_config::profile::ProfileFileCredentialsProvider;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
@@ -52,7 +55,14 @@ impl AwsProvider {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(settings.region.clone()));
         if let Some(profile) = &settings.profile {
-            loader = loader.profile_name(profile);
+            // A profile named in the spec wins over keys in the environment
+            // (the default chain would try the environment first).
+            let credentials = ProfileFileCredentialsProvider::builder()
+                .profile_name(profile)
+                .build();
+            loader = loader
+                .profile_name(profile)
+                .credentials_provider(credentials);
         }
         let base = loader.load().await;
         let source = match &settings.profile {

@@ -8,10 +8,14 @@
 //! ([`atom_changes`]); a read regroups the live atoms, giving back each
 //! prior rule table unchanged when all its atoms are there.
 //!
-//! Rules made by `aws_security_group_rule` resources on the same group
-//! (tagged with their address) are theirs: a group's read leaves them out of
-//! `ingress`, so the two kinds can share a group without fighting. The atom
-//! model is shared with `security_group_rule.rs`.
+//! A group written without `ingress` does not manage its rules: neither
+//! read nor update looks at them (its rules are `aws_security_group_rule`
+//! resources). A group written with `ingress` reports every live rule but
+//! those made by `aws_security_group_rule` resources (tagged with their
+//! address), so the two kinds can even share a group without fighting.
+//! Live rules come from DescribeSecurityGroups' permissions (the rules API
+//! is used only for the tags: the emulator drops descriptions there). The
+//! atom model is shared with `security_group_rule.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -24,7 +28,7 @@ use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
 use crate::attrs::{self, Field, KindSpec, Ty, TAGS};
 use crate::blockers;
 use crate::clients::Clients;
-use crate::ec2util::{created_but, filter, id_chunks};
+use crate::ec2util::{created_but, filter, id_chunks, FILTER_CHUNK};
 use crate::error::ApiError;
 use crate::retry::{self, Retry};
 use crate::tags::{self, ADDRESS_TAG};
@@ -167,6 +171,46 @@ pub(crate) fn live_atom(rule: &SecurityGroupRule, group_id: &str) -> Option<Atom
         source,
         description: rule.description().unwrap_or("").to_string(),
     })
+}
+
+/// The atoms of one live permission of group `group_id` (as
+/// DescribeSecurityGroups reports them, descriptions included).
+pub(crate) fn permission_atoms(p: &IpPermission, group_id: &str) -> Vec<Atom> {
+    let Some(protocol) = p.ip_protocol().map(normalize_protocol) else {
+        return Vec::new();
+    };
+    let (from_port, to_port) = normalize_ports(
+        &protocol,
+        p.from_port().unwrap_or(-1),
+        p.to_port().unwrap_or(-1),
+    );
+    let atom = |source: Source, description: Option<&str>| Atom {
+        protocol: protocol.clone(),
+        from_port,
+        to_port,
+        source,
+        description: description.unwrap_or("").to_string(),
+    };
+    let mut atoms: Vec<Atom> = p
+        .ip_ranges()
+        .iter()
+        .filter_map(|r| {
+            Some(atom(
+                Source::Cidr(r.cidr_ip()?.to_string()),
+                r.description(),
+            ))
+        })
+        .collect();
+    atoms.extend(p.user_id_group_pairs().iter().filter_map(|u| {
+        let g = u.group_id()?;
+        let source = if g == group_id {
+            Source::SelfGroup
+        } else {
+            Source::Group(g.to_string())
+        };
+        Some(atom(source, u.description()))
+    }));
+    atoms
 }
 
 /// The permission AWS takes for one atom on group `group_id`.
@@ -442,12 +486,17 @@ pub(crate) async fn create(
     Ok(result)
 }
 
+/// A group manages its ingress only when it is written with `ingress`;
+/// without, its rules are `aws_security_group_rule` resources' (or nobody's).
+fn manages_ingress(attrs: &Attrs) -> bool {
+    attrs.get("ingress").is_some_and(|v| !v.is_null())
+}
+
 pub(crate) async fn read(
     c: &Clients,
     reqs: &[ReadRequest],
 ) -> Result<Vec<Option<Attrs>>, ProviderError> {
     let mut groups: HashMap<String, SecurityGroup> = HashMap::new();
-    let mut rules: HashMap<String, Vec<SecurityGroupRule>> = HashMap::new();
     for ids in id_chunks(reqs) {
         let mut token = None;
         loop {
@@ -470,9 +519,22 @@ pub(crate) async fn read(
                 break;
             }
         }
-        for rule in describe_rules(c, "group-id", ids).await? {
-            if let Some(g) = rule.group_id() {
-                rules.entry(g.to_string()).or_default().push(rule);
+    }
+    // Which live rules belong to rule resources (by their address tag), for
+    // the groups whose ingress is managed here: those are left out.
+    let managed: Vec<String> = reqs
+        .iter()
+        .filter(|r| manages_ingress(&r.prior))
+        .filter_map(|r| attrs::id(&r.prior).ok().map(str::to_string))
+        .filter(|id| groups.contains_key(id))
+        .collect();
+    let mut owned_elsewhere: HashMap<String, Vec<Atom>> = HashMap::new();
+    for ids in managed.chunks(FILTER_CHUNK) {
+        for rule in describe_rules(c, "group-id", ids.to_vec()).await? {
+            if let (Some(g), true) = (rule.group_id(), owned_by_rule_resource(&rule)) {
+                if let Some(atom) = live_atom(&rule, g) {
+                    owned_elsewhere.entry(g.to_string()).or_default().push(atom);
+                }
             }
         }
     }
@@ -481,22 +543,25 @@ pub(crate) async fn read(
         .map(|req| {
             let id = attrs::id(&req.prior).ok()?;
             let g = groups.get(id)?;
-            let live: Vec<Atom> = rules
-                .get(id)
-                .map(|rs| {
-                    rs.iter()
-                        .filter(|r| !owned_by_rule_resource(r))
-                        .filter_map(|r| live_atom(r, id))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let prior_rules = attrs::objects(&req.prior, "ingress").unwrap_or_default();
             let mut out = Attrs::new();
             out.insert("id".into(), json!(id));
             out.insert("name".into(), json!(g.group_name()));
             out.insert("description".into(), json!(g.description()));
             out.insert("vpc_id".into(), json!(g.vpc_id()));
-            out.insert("ingress".into(), regroup(&prior_rules, live));
+            if manages_ingress(&req.prior) {
+                let others = owned_elsewhere
+                    .get(id)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let live: Vec<Atom> = g
+                    .ip_permissions()
+                    .iter()
+                    .flat_map(|p| permission_atoms(p, id))
+                    .filter(|a| !others.iter().any(|o| o.key() == a.key()))
+                    .collect();
+                let prior_rules = attrs::objects(&req.prior, "ingress").unwrap_or_default();
+                out.insert("ingress".into(), regroup(&prior_rules, live));
+            }
             out.insert("tags".into(), tags::to_value(&tags::from_ec2(g.tags())));
             Some(SPEC.shape(&req.prior, out))
         })
@@ -510,9 +575,12 @@ pub(crate) async fn update(
     attrs: &Attrs,
 ) -> Result<Attrs, ProviderError> {
     let id = attrs::id(prior)?;
-    let (to_revoke, to_authorize) = atom_changes(&ingress_atoms(prior)?, &ingress_atoms(attrs)?);
-    revoke(c, id, &to_revoke).await?;
-    authorize(c, id, &to_authorize, None).await?;
+    if manages_ingress(attrs) {
+        let (to_revoke, to_authorize) =
+            atom_changes(&ingress_atoms(prior)?, &ingress_atoms(attrs)?);
+        revoke(c, id, &to_revoke).await?;
+        authorize(c, id, &to_authorize, None).await?;
+    }
     tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
     let mut result = attrs.clone();
     result.insert("id".into(), Value::String(id.to_string()));
@@ -811,5 +879,108 @@ mod request_tests {
             Some("192.0.2.0/24")
         );
         assert_eq!(sent[1].param("IpPermissions.1.FromPort"), Some("22"));
+    }
+}
+
+#[cfg(test)]
+mod read_tests {
+    use serde_json::json;
+    use skyplan_engine::Address;
+
+    use super::*;
+    use crate::testing::{ec2_ok, FakeAws};
+
+    const GROUPS: &str = "<securityGroupInfo>\
+        <item><groupId>sg-cp</groupId><groupName>cp</groupName><groupDescription>control plane</groupDescription><vpcId>vpc-1</vpcId>\
+          <ipPermissions>\
+            <item><ipProtocol>tcp</ipProtocol><fromPort>22</fromPort><toPort>22</toPort>\
+              <groups><item><groupId>sg-bastion</groupId><description>ssh from the bastion</description></item></groups></item>\
+            <item><ipProtocol>-1</ipProtocol><groups><item><groupId>sg-node</groupId></item></groups></item>\
+          </ipPermissions></item>\
+        <item><groupId>sg-node</groupId><groupName>node</groupName><groupDescription>nodes</groupDescription><vpcId>vpc-1</vpcId>\
+          <ipPermissions><item><ipProtocol>-1</ipProtocol><groups><item><groupId>sg-cp</groupId></item></groups></item></ipPermissions></item>\
+        </securityGroupInfo>";
+
+    /// The control-plane group manages its ingress; the rule from the node
+    /// group belongs to an `aws_security_group_rule` (tagged) and is left
+    /// out. The node group has no `ingress`: its rules are not looked at.
+    #[tokio::test]
+    async fn read_reports_managed_ingress_only_and_skips_rule_resources() {
+        let fake = FakeAws::new(|req| match req.action.as_str() {
+            "DescribeSecurityGroups" => ec2_ok("DescribeSecurityGroups", GROUPS),
+            "DescribeSecurityGroupRules" => {
+                assert_eq!(
+                    req.values("Filter.1.Value.", ""),
+                    ["sg-cp"],
+                    "rules only of groups that manage ingress"
+                );
+                ec2_ok(
+                    "DescribeSecurityGroupRules",
+                    "<securityGroupRuleSet>\
+                     <item><securityGroupRuleId>sgr-1</securityGroupRuleId><groupId>sg-cp</groupId><isEgress>false</isEgress>\
+                       <ipProtocol>tcp</ipProtocol><fromPort>22</fromPort><toPort>22</toPort>\
+                       <referencedGroupInfo><groupId>sg-bastion</groupId></referencedGroupInfo></item>\
+                     <item><securityGroupRuleId>sgr-2</securityGroupRuleId><groupId>sg-cp</groupId><isEgress>false</isEgress>\
+                       <ipProtocol>-1</ipProtocol><fromPort>-1</fromPort><toPort>-1</toPort>\
+                       <referencedGroupInfo><groupId>sg-node</groupId></referencedGroupInfo>\
+                       <tagSet><item><key>skyplan:address</key><value>aws_security_group_rule.cp_from_node</value></item></tagSet></item>\
+                     </securityGroupRuleSet>",
+                )
+            }
+            other => panic!("unexpected call {other}"),
+        });
+        let c = fake.clients().await;
+        let cp = json!({"id": "sg-cp", "name": "cp", "description": "control plane", "vpc_id": "vpc-1", "ingress": [
+            {"protocol": "tcp", "from_port": 22, "to_port": 22, "source_security_group_ids": ["sg-bastion"], "description": "ssh from the bastion"}]});
+        let node =
+            json!({"id": "sg-node", "name": "node", "description": "nodes", "vpc_id": "vpc-1"});
+        let reqs = [
+            ReadRequest {
+                address: Address::new("aws_security_group", "control_plane"),
+                kind: SPEC.kind.into(),
+                prior: cp.as_object().unwrap().clone(),
+            },
+            ReadRequest {
+                address: Address::new("aws_security_group", "node"),
+                kind: SPEC.kind.into(),
+                prior: node.as_object().unwrap().clone(),
+            },
+        ];
+        let out = read(&c, &reqs).await.unwrap();
+        assert_eq!(
+            out[0].as_ref(),
+            Some(&reqs[0].prior),
+            "the description comes from the group's permissions"
+        );
+        assert_eq!(
+            out[1].as_ref(),
+            Some(&reqs[1].prior),
+            "no `ingress` written, none reported"
+        );
+        assert_eq!(
+            fake.actions(),
+            ["DescribeSecurityGroups", "DescribeSecurityGroupRules"]
+        );
+    }
+
+    #[test]
+    fn permissions_expand_to_atoms_with_descriptions() {
+        let p = IpPermission::builder()
+            .ip_protocol("tcp")
+            .from_port(22)
+            .to_port(22)
+            .ip_ranges(
+                IpRange::builder()
+                    .cidr_ip("1.2.3.0/24")
+                    .description("office")
+                    .build(),
+            )
+            .user_id_group_pairs(UserIdGroupPair::builder().group_id("sg-1").build())
+            .build();
+        let atoms = permission_atoms(&p, "sg-1");
+        assert_eq!(atoms.len(), 2);
+        assert_eq!(atoms[0].source, Source::Cidr("1.2.3.0/24".into()));
+        assert_eq!(atoms[0].description, "office");
+        assert_eq!(atoms[1].source, Source::SelfGroup);
     }
 }

@@ -17,7 +17,8 @@ use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
 
 use crate::attrs::{self, Field, KindSpec, Ty, TAGS};
 use crate::clients::Clients;
-use crate::ec2util::FILTER_CHUNK;
+use crate::ec2util::{filter, FILTER_CHUNK};
+use crate::retry::Retry;
 use crate::security_group::{self as sg, Atom, Source};
 use crate::tags;
 
@@ -130,6 +131,38 @@ pub(crate) async fn create(
     Ok(result)
 }
 
+/// Descriptions of rules the rules API left empty, looked up in the groups'
+/// permissions (the emulator drops group-sourced rules' descriptions from
+/// the rules API; AWS does not, so there this runs only for rules that
+/// really lost theirs).
+async fn described_atoms(
+    c: &Clients,
+    group_ids: Vec<String>,
+) -> Result<HashMap<String, Vec<Atom>>, ProviderError> {
+    let mut atoms: HashMap<String, Vec<Atom>> = HashMap::new();
+    for ids in group_ids.chunks(FILTER_CHUNK) {
+        let out = c
+            .call("DescribeSecurityGroups", Retry::Standard, || {
+                c.ec2
+                    .describe_security_groups()
+                    .filters(filter("group-id", ids.to_vec()))
+                    .send()
+            })
+            .await?;
+        for g in out.security_groups() {
+            let id = g.group_id().unwrap_or_default();
+            atoms.insert(
+                id.to_string(),
+                g.ip_permissions()
+                    .iter()
+                    .flat_map(|p| sg::permission_atoms(p, id))
+                    .collect(),
+            );
+        }
+    }
+    Ok(atoms)
+}
+
 pub(crate) async fn read(
     c: &Clients,
     reqs: &[ReadRequest],
@@ -149,6 +182,28 @@ pub(crate) async fn read(
             }
         }
     }
+    // Rules written with a description that the rules API shows without one.
+    let mut missing: Vec<String> = reqs
+        .iter()
+        .filter(|r| {
+            attrs::opt_str(&r.prior, "description")
+                .ok()
+                .flatten()
+                .is_some_and(|d| !d.is_empty())
+        })
+        .filter_map(|r| attrs::id(&r.prior).ok())
+        .flat_map(split_ids)
+        .filter_map(|id| found.get(&id))
+        .filter(|r| r.description().unwrap_or("").is_empty())
+        .filter_map(|r| r.group_id().map(str::to_string))
+        .collect();
+    missing.sort();
+    missing.dedup();
+    let permissions = if missing.is_empty() {
+        HashMap::new()
+    } else {
+        described_atoms(c, missing).await?
+    };
     Ok(reqs
         .iter()
         .map(|req| {
@@ -159,7 +214,15 @@ pub(crate) async fn read(
                 .collect();
             let (_, first) = present.first()?;
             let group_id = first.group_id().unwrap_or_default();
-            let atom = sg::live_atom(first, group_id)?;
+            let mut atom = sg::live_atom(first, group_id)?;
+            if atom.description.is_empty() {
+                let described = permissions
+                    .get(group_id)
+                    .and_then(|ps| ps.iter().find(|p| p.key() == atom.key()));
+                if let Some(live) = described {
+                    atom.description = live.description.clone();
+                }
+            }
             let mut live = Attrs::new();
             live.insert(
                 "id".into(),
