@@ -1,1 +1,3 @@
+mod aws_provider;
+mod emulator;
 mod placeholder;
