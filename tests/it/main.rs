@@ -1,4 +1,17 @@
+//! skyplan's one integration-test binary (one binary keeps link time down):
+//! end-to-end tests of the CLI on the simulated cloud, the bad-input corpus,
+//! and, with the AWS provider built in, tests against local moto servers.
+
 mod bad_input;
 mod policy;
 mod sim;
 mod support;
+
+#[cfg(feature = "aws")]
+mod aws_cli;
+#[cfg(feature = "aws")]
+mod aws_provider;
+#[cfg(feature = "aws")]
+mod emulator;
+#[cfg(feature = "aws")]
+mod s3_state;

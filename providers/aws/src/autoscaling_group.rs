@@ -323,6 +323,57 @@ mod request_tests {
         );
     }
 
+    /// The emulator puts every instance in the first subnet: check instead
+    /// that the group is created over all of them, with every tag
+    /// (the address tag too) propagated at launch.
+    #[tokio::test]
+    async fn create_spans_every_subnet_and_propagates_every_tag() {
+        let fake = FakeAws::new(|req| {
+            match req.action.as_str() {
+            "CreateAutoScalingGroup" => (
+                200,
+                r#"<CreateAutoScalingGroupResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></CreateAutoScalingGroupResponse>"#.to_string(),
+            ),
+            "DescribeAutoScalingGroups" => asg_ok(
+                "DescribeAutoScalingGroups",
+                "<AutoScalingGroups><member><AutoScalingGroupName>demo-worker</AutoScalingGroupName>\
+                 <AutoScalingGroupARN>arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:x:autoScalingGroupName/demo-worker</AutoScalingGroupARN>\
+                 </member></AutoScalingGroups>",
+            ),
+            other => panic!("unexpected call {other}"),
+        }
+        });
+        let c = fake.clients().await;
+        let (ctx, _) = recording_ctx(
+            Address::keyed("aws_autoscaling_group", "pool", "worker"),
+            "t",
+        );
+        let attrs = json!({"name": "demo-worker", "launch_template_id": "lt-1", "launch_template_version": "3",
+            "min_size": 1, "max_size": 3, "desired_capacity": 2, "vpc_zone_identifier": ["subnet-a", "subnet-b", "subnet-c"],
+            "tags": {"Name": "demo-worker", "kubernetes.io/cluster/demo": "owned"}});
+        let out = create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap();
+        assert_eq!(out["id"], json!("demo-worker"));
+        assert!(out["arn"]
+            .as_str()
+            .unwrap()
+            .ends_with("autoScalingGroupName/demo-worker"));
+        let sent = fake.sent();
+        let call = &sent[0];
+        assert_eq!(
+            call.param("VPCZoneIdentifier"),
+            Some("subnet-a,subnet-b,subnet-c")
+        );
+        assert_eq!(call.param("LaunchTemplate.LaunchTemplateId"), Some("lt-1"));
+        assert_eq!(call.param("LaunchTemplate.Version"), Some("3"));
+        let keys = call.values("Tags.member.", ".Key");
+        assert_eq!(keys.len(), 3, "{keys:?}");
+        assert!(keys.contains(&"skyplan:address"));
+        assert_eq!(
+            call.values("Tags.member.", ".PropagateAtLaunch"),
+            ["true", "true", "true"]
+        );
+    }
+
     #[tokio::test]
     async fn update_sends_only_what_changed() {
         let fake = FakeAws::new(|req| {
