@@ -185,7 +185,10 @@ fn dynamic_cluster_apply_no_changes_resize_destroy() {
         let cp_azs: BTreeSet<String> = control_plane
             .iter()
             .map(|i| {
-                assert!(private.values().any(|s| Some(s.as_str()) == i.subnet_id()), "control plane in a private subnet");
+                assert!(
+                    private.values().any(|s| Some(s.as_str()) == i.subnet_id()),
+                    "control plane in a private subnet"
+                );
                 assert!(i.public_ip_address().is_none(), "control plane instances have no public IP");
                 assert_cluster_tags("a control-plane instance", &tags(i.tags()));
                 i.placement().and_then(|p| p.availability_zone()).unwrap().to_string()
@@ -200,7 +203,7 @@ fn dynamic_cluster_apply_no_changes_resize_destroy() {
         let lbs = elb.describe_load_balancers().load_balancer_names("demo-apiserver").send().await.unwrap();
         let [lb] = lbs.load_balancer_descriptions() else { panic!("expected the demo-apiserver ELB") };
         let listener = lb.listener_descriptions()[0].listener().unwrap();
-        assert_eq!((listener.load_balancer_port(), listener.instance_port()), (6443, Some(6443)));
+        assert_eq!((listener.load_balancer_port(), listener.instance_port()), (6443, 6443));
         assert_eq!(listener.protocol().to_uppercase(), "TCP");
         assert_eq!(lb.health_check().map(|h| h.target()), Some("TCP:6443"));
         let registered: BTreeSet<&str> = lb.instances().iter().filter_map(|i| i.instance_id()).collect();

@@ -24,11 +24,7 @@ fn attrs(v: Value) -> Attrs {
 }
 
 fn ctx(address: &str) -> OpContext {
-    OpContext::new(
-        address.parse().expect("address"),
-        format!("test-{address}"),
-        None,
-    )
+    OpContext::new(address.parse().expect("address"), format!("test-{address}"), None)
 }
 
 struct Cloud {
@@ -59,29 +55,15 @@ impl Cloud {
     /// plus the kind's computed attributes; record it.
     async fn create(&mut self, address: &str, input: Value) -> Attrs {
         let input = attrs(input);
-        let out = self
-            .provider
-            .create(&ctx(address), &input)
-            .await
-            .unwrap_or_else(|e| panic!("create {address}: {e}"));
+        let out = self.provider.create(&ctx(address), &input).await.unwrap_or_else(|e| panic!("create {address}: {e}"));
         for (k, v) in &input {
-            assert_eq!(
-                out.get(k),
-                Some(v),
-                "{address}: create returns `{k}` as given"
-            );
+            assert_eq!(out.get(k), Some(v), "{address}: create returns `{k}` as given");
         }
         let kind = address.split('.').next().unwrap();
         for computed in self.provider.schema(kind, &input).computed {
-            assert!(
-                out.contains_key(&computed),
-                "{address}: create returns computed `{computed}`: {out:?}"
-            );
+            assert!(out.contains_key(&computed), "{address}: create returns computed `{computed}`: {out:?}");
         }
-        assert!(
-            out["id"].as_str().is_some_and(|s| !s.is_empty()),
-            "{address}: an id"
-        );
+        assert!(out["id"].as_str().is_some_and(|s| !s.is_empty()), "{address}: an id");
         self.state.insert(address.to_string(), out.clone());
         out
     }
@@ -95,28 +77,17 @@ impl Cloud {
             .iter()
             .map(|a| {
                 let address: Address = a.parse().unwrap();
-                ReadRequest {
-                    kind: address.kind.clone(),
-                    address,
-                    prior: self.state[*a].clone(),
-                }
+                ReadRequest { kind: address.kind.clone(), address, prior: self.state[*a].clone() }
             })
             .collect()
     }
 
     /// Read the resources back in one batch: each equals its recorded state.
     async fn assert_reads_clean(&self, addresses: &[&str]) {
-        let out = self
-            .provider
-            .read(&self.requests(addresses))
-            .await
-            .expect("read");
+        let out = self.provider.read(&self.requests(addresses)).await.expect("read");
         for (address, live) in addresses.iter().zip(out) {
             let live = live.unwrap_or_else(|| panic!("{address} reads as gone right after create"));
-            assert_eq!(
-                &live, &self.state[*address],
-                "{address}: read after create differs from the state (a diff)"
-            );
+            assert_eq!(&live, &self.state[*address], "{address}: read after create differs from the state (a diff)");
         }
     }
 
@@ -147,16 +118,9 @@ impl Cloud {
                 .await
                 .unwrap_or_else(|e| panic!("delete {address}: {e}"));
         }
-        let out = self
-            .provider
-            .read(&self.requests(addresses))
-            .await
-            .expect("read after delete");
+        let out = self.provider.read(&self.requests(addresses)).await.expect("read after delete");
         for (address, live) in addresses.iter().zip(out) {
-            assert!(
-                live.is_none(),
-                "{address} still reads as present after delete: {live:?}"
-            );
+            assert!(live.is_none(), "{address} still reads as present after delete: {live:?}");
         }
         for address in addresses {
             self.provider
@@ -168,66 +132,16 @@ impl Cloud {
 
     /// Everything in the emulator still alive and tagged with our address tag.
     async fn tagged_leftovers(&self) -> Vec<String> {
-        let tagged = || {
-            Filter::builder()
-                .name("tag-key")
-                .values(ADDRESS_TAG)
-                .build()
-        };
+        let tagged = || Filter::builder().name("tag-key").values(ADDRESS_TAG).build();
         let mut left = Vec::new();
-        let vpcs = self
-            .ec2
-            .describe_vpcs()
-            .filters(tagged())
-            .send()
-            .await
-            .unwrap();
-        left.extend(
-            vpcs.vpcs()
-                .iter()
-                .filter_map(|v| v.vpc_id())
-                .map(String::from),
-        );
-        let subnets = self
-            .ec2
-            .describe_subnets()
-            .filters(tagged())
-            .send()
-            .await
-            .unwrap();
-        left.extend(
-            subnets
-                .subnets()
-                .iter()
-                .filter_map(|s| s.subnet_id())
-                .map(String::from),
-        );
-        let igws = self
-            .ec2
-            .describe_internet_gateways()
-            .filters(tagged())
-            .send()
-            .await
-            .unwrap();
-        left.extend(
-            igws.internet_gateways()
-                .iter()
-                .filter_map(|g| g.internet_gateway_id())
-                .map(String::from),
-        );
-        let eips = self
-            .ec2
-            .describe_addresses()
-            .filters(tagged())
-            .send()
-            .await
-            .unwrap();
-        left.extend(
-            eips.addresses()
-                .iter()
-                .filter_map(|a| a.allocation_id())
-                .map(String::from),
-        );
+        let vpcs = self.ec2.describe_vpcs().filters(tagged()).send().await.unwrap();
+        left.extend(vpcs.vpcs().iter().filter_map(|v| v.vpc_id()).map(String::from));
+        let subnets = self.ec2.describe_subnets().filters(tagged()).send().await.unwrap();
+        left.extend(subnets.subnets().iter().filter_map(|s| s.subnet_id()).map(String::from));
+        let igws = self.ec2.describe_internet_gateways().filters(tagged()).send().await.unwrap();
+        left.extend(igws.internet_gateways().iter().filter_map(|g| g.internet_gateway_id()).map(String::from));
+        let eips = self.ec2.describe_addresses().filters(tagged()).send().await.unwrap();
+        left.extend(eips.addresses().iter().filter_map(|a| a.allocation_id()).map(String::from));
         // The emulator ignores tag filters on NAT gateways and keeps deleted ones: filter here.
         let nats = self.ec2.describe_nat_gateways().send().await.unwrap();
         left.extend(
@@ -238,32 +152,10 @@ impl Cloud {
                 .filter_map(|n| n.nat_gateway_id())
                 .map(String::from),
         );
-        let rts = self
-            .ec2
-            .describe_route_tables()
-            .filters(tagged())
-            .send()
-            .await
-            .unwrap();
-        left.extend(
-            rts.route_tables()
-                .iter()
-                .filter_map(|r| r.route_table_id())
-                .map(String::from),
-        );
-        let sgs = self
-            .ec2
-            .describe_security_groups()
-            .filters(tagged())
-            .send()
-            .await
-            .unwrap();
-        left.extend(
-            sgs.security_groups()
-                .iter()
-                .filter_map(|g| g.group_id())
-                .map(String::from),
-        );
+        let rts = self.ec2.describe_route_tables().filters(tagged()).send().await.unwrap();
+        left.extend(rts.route_tables().iter().filter_map(|r| r.route_table_id()).map(String::from));
+        let sgs = self.ec2.describe_security_groups().filters(tagged()).send().await.unwrap();
+        left.extend(sgs.security_groups().iter().filter_map(|g| g.group_id()).map(String::from));
         let alive = Filter::builder()
             .name("instance-state-name")
             .values("pending")
@@ -271,14 +163,7 @@ impl Cloud {
             .values("stopping")
             .values("stopped")
             .build();
-        let instances = self
-            .ec2
-            .describe_instances()
-            .filters(tagged())
-            .filters(alive)
-            .send()
-            .await
-            .unwrap();
+        let instances = self.ec2.describe_instances().filters(tagged()).filters(alive).send().await.unwrap();
         left.extend(
             instances
                 .reservations()
@@ -296,38 +181,15 @@ impl Cloud {
                 .map(String::from),
         );
         let lbs = self.elb.describe_load_balancers().send().await.unwrap();
-        left.extend(
-            lbs.load_balancer_descriptions()
-                .iter()
-                .filter_map(|l| l.load_balancer_name())
-                .map(String::from),
-        );
-        let groups = self
-            .asg
-            .describe_auto_scaling_groups()
-            .send()
-            .await
-            .unwrap();
-        left.extend(
-            groups
-                .auto_scaling_groups()
-                .iter()
-                .filter_map(|g| g.auto_scaling_group_name())
-                .map(String::from),
-        );
+        left.extend(lbs.load_balancer_descriptions().iter().filter_map(|l| l.load_balancer_name()).map(String::from));
+        let groups = self.asg.describe_auto_scaling_groups().send().await.unwrap();
+        left.extend(groups.auto_scaling_groups().iter().filter_map(|g| g.auto_scaling_group_name()).map(String::from));
         left
     }
 }
 
 fn ec2_tags(tags: &[aws_sdk_ec2::types::Tag]) -> BTreeMap<String, String> {
-    tags.iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or("").to_string(),
-                t.value().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
+    tags.iter().map(|t| (t.key().unwrap_or("").to_string(), t.value().unwrap_or("").to_string())).collect()
 }
 
 fn cluster_tags(name: &str) -> Value {
@@ -365,23 +227,12 @@ async fn network_chain_creates_reads_updates_and_deletes() {
             )
             .await;
     }
-    let igw = cloud
-        .create(
-            "aws_internet_gateway.main",
-            json!({"vpc_id": vpc_id, "tags": cluster_tags("demo-igw")}),
-        )
-        .await;
+    let igw =
+        cloud.create("aws_internet_gateway.main", json!({"vpc_id": vpc_id, "tags": cluster_tags("demo-igw")})).await;
     for az in azs {
-        let eip = cloud
-            .create(
-                &format!("aws_eip.nat[{az}]"),
-                json!({"tags": cluster_tags(&format!("demo-eip-{az}"))}),
-            )
-            .await;
-        assert!(
-            eip["public_ip"].as_str().is_some(),
-            "an EIP has a public IP"
-        );
+        let eip =
+            cloud.create(&format!("aws_eip.nat[{az}]"), json!({"tags": cluster_tags(&format!("demo-eip-{az}"))})).await;
+        assert!(eip["public_ip"].as_str().is_some(), "an EIP has a public IP");
         let subnet = cloud.id(&format!("aws_subnet.public[{az}]"));
         cloud
             .create(
@@ -390,10 +241,7 @@ async fn network_chain_creates_reads_updates_and_deletes() {
             )
             .await;
     }
-    let public_subnets: Vec<String> = azs
-        .iter()
-        .map(|az| cloud.id(&format!("aws_subnet.public[{az}]")))
-        .collect();
+    let public_subnets: Vec<String> = azs.iter().map(|az| cloud.id(&format!("aws_subnet.public[{az}]"))).collect();
     cloud
         .create(
             "aws_route_table.public",
@@ -419,8 +267,7 @@ async fn network_chain_creates_reads_updates_and_deletes() {
     let before = cloud.provider.api_calls();
     cloud.assert_reads_clean(&all).await;
     let after = cloud.provider.api_calls();
-    let delta =
-        |op: &str| after.get(op).copied().unwrap_or(0) - before.get(op).copied().unwrap_or(0);
+    let delta = |op: &str| after.get(op).copied().unwrap_or(0) - before.get(op).copied().unwrap_or(0);
     assert_eq!(delta("ec2:DescribeSubnets"), 1, "four subnets, one call");
     assert_eq!(delta("ec2:DescribeNatGateways"), 1);
     assert_eq!(delta("ec2:DescribeRouteTables"), 1);
@@ -435,22 +282,10 @@ async fn network_chain_creates_reads_updates_and_deletes() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        attr.enable_dns_hostnames().and_then(|v| v.value()),
-        Some(true)
-    );
-    let vpcs = cloud
-        .ec2
-        .describe_vpcs()
-        .vpc_ids(&vpc_id)
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(attr.enable_dns_hostnames().and_then(|v| v.value()), Some(true));
+    let vpcs = cloud.ec2.describe_vpcs().vpc_ids(&vpc_id).send().await.unwrap();
     let tags = ec2_tags(vpcs.vpcs()[0].tags());
-    assert_eq!(
-        tags[ADDRESS_TAG], "aws_vpc.main",
-        "the address tag is on the resource"
-    );
+    assert_eq!(tags[ADDRESS_TAG], "aws_vpc.main", "the address tag is on the resource");
     assert_eq!(tags["Name"], "demo-vpc");
     let igws = cloud
         .ec2
@@ -459,47 +294,19 @@ async fn network_chain_creates_reads_updates_and_deletes() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        igws.internet_gateways()[0].attachments()[0].vpc_id(),
-        Some(vpc_id.as_str())
-    );
+    assert_eq!(igws.internet_gateways()[0].attachments()[0].vpc_id(), Some(vpc_id.as_str()));
     let nat_a = cloud.id("aws_nat_gateway.main[us-east-1a]");
-    let nats = cloud
-        .ec2
-        .describe_nat_gateways()
-        .nat_gateway_ids(&nat_a)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        nats.nat_gateways()[0].state().map(|s| s.as_str()),
-        Some("available")
-    );
+    let nats = cloud.ec2.describe_nat_gateways().nat_gateway_ids(&nat_a).send().await.unwrap();
+    assert_eq!(nats.nat_gateways()[0].state().map(|s| s.as_str()), Some("available"));
     let private_a = cloud.id("aws_route_table.private[us-east-1a]");
-    let rts = cloud
-        .ec2
-        .describe_route_tables()
-        .route_table_ids(&private_a)
-        .send()
-        .await
-        .unwrap();
+    let rts = cloud.ec2.describe_route_tables().route_table_ids(&private_a).send().await.unwrap();
     let rt = &rts.route_tables()[0];
     assert!(rt
         .routes()
         .iter()
-        .any(|r| r.destination_cidr_block() == Some("0.0.0.0/0")
-            && r.nat_gateway_id() == Some(nat_a.as_str())));
-    assert_eq!(
-        rt.associations()[0].subnet_id(),
-        Some(cloud.id("aws_subnet.private[us-east-1a]").as_str())
-    );
-    let subnets = cloud
-        .ec2
-        .describe_subnets()
-        .subnet_ids(&public_subnets[0])
-        .send()
-        .await
-        .unwrap();
+        .any(|r| r.destination_cidr_block() == Some("0.0.0.0/0") && r.nat_gateway_id() == Some(nat_a.as_str())));
+    assert_eq!(rt.associations()[0].subnet_id(), Some(cloud.id("aws_subnet.private[us-east-1a]").as_str()));
+    let subnets = cloud.ec2.describe_subnets().subnet_ids(&public_subnets[0]).send().await.unwrap();
     assert_eq!(subnets.subnets()[0].map_public_ip_on_launch(), Some(true));
 
     // In place: VPC tags (one changed, one removed, one added); the private
@@ -507,57 +314,22 @@ async fn network_chain_creates_reads_updates_and_deletes() {
     cloud
         .update("aws_vpc.main", |a| {
             a["tags"]["Name"] = json!("demo-vpc-renamed");
-            a["tags"]
-                .as_object_mut()
-                .unwrap()
-                .remove("sigs.k8s.io/cluster-api-provider-aws/cluster/demo");
+            a["tags"].as_object_mut().unwrap().remove("sigs.k8s.io/cluster-api-provider-aws/cluster/demo");
             a["tags"]["team"] = json!("platform");
         })
         .await;
-    let vpcs = cloud
-        .ec2
-        .describe_vpcs()
-        .vpc_ids(&vpc_id)
-        .send()
-        .await
-        .unwrap();
+    let vpcs = cloud.ec2.describe_vpcs().vpc_ids(&vpc_id).send().await.unwrap();
     let tags = ec2_tags(vpcs.vpcs()[0].tags());
     assert_eq!(tags["Name"], "demo-vpc-renamed");
     assert_eq!(tags["team"], "platform");
     assert!(!tags.contains_key("sigs.k8s.io/cluster-api-provider-aws/cluster/demo"));
-    assert_eq!(
-        tags[ADDRESS_TAG], "aws_vpc.main",
-        "the address tag survives tag updates"
-    );
+    assert_eq!(tags[ADDRESS_TAG], "aws_vpc.main", "the address tag survives tag updates");
     let nat_b = cloud.id("aws_nat_gateway.main[us-east-1b]");
-    cloud
-        .update("aws_route_table.private[us-east-1a]", |a| {
-            a["routes"][0]["nat_gateway_id"] = json!(nat_b)
-        })
-        .await;
-    let rts = cloud
-        .ec2
-        .describe_route_tables()
-        .route_table_ids(&private_a)
-        .send()
-        .await
-        .unwrap();
-    assert!(rts.route_tables()[0]
-        .routes()
-        .iter()
-        .any(|r| r.nat_gateway_id() == Some(nat_b.as_str())));
-    cloud
-        .update("aws_subnet.public[us-east-1b]", |a| {
-            a["map_public_ip_on_launch"] = json!(false)
-        })
-        .await;
-    let subnets = cloud
-        .ec2
-        .describe_subnets()
-        .subnet_ids(&public_subnets[1])
-        .send()
-        .await
-        .unwrap();
+    cloud.update("aws_route_table.private[us-east-1a]", |a| a["routes"][0]["nat_gateway_id"] = json!(nat_b)).await;
+    let rts = cloud.ec2.describe_route_tables().route_table_ids(&private_a).send().await.unwrap();
+    assert!(rts.route_tables()[0].routes().iter().any(|r| r.nat_gateway_id() == Some(nat_b.as_str())));
+    cloud.update("aws_subnet.public[us-east-1b]", |a| a["map_public_ip_on_launch"] = json!(false)).await;
+    let subnets = cloud.ec2.describe_subnets().subnet_ids(&public_subnets[1]).send().await.unwrap();
     assert_eq!(subnets.subnets()[0].map_public_ip_on_launch(), Some(false));
 
     // Drift: a tag added outside skyplan shows up in a read (a diff to undo).
@@ -565,24 +337,12 @@ async fn network_chain_creates_reads_updates_and_deletes() {
         .ec2
         .create_tags()
         .resources(cloud.id("aws_subnet.private[us-east-1b]"))
-        .tags(
-            aws_sdk_ec2::types::Tag::builder()
-                .key("added-by-hand")
-                .value("x")
-                .build(),
-        )
+        .tags(aws_sdk_ec2::types::Tag::builder().key("added-by-hand").value("x").build())
         .send()
         .await
         .unwrap();
-    let read = cloud
-        .provider
-        .read(&cloud.requests(&["aws_subnet.private[us-east-1b]"]))
-        .await
-        .unwrap();
-    assert_eq!(
-        read[0].as_ref().unwrap()["tags"]["added-by-hand"],
-        json!("x")
-    );
+    let read = cloud.provider.read(&cloud.requests(&["aws_subnet.private[us-east-1b]"])).await.unwrap();
+    assert_eq!(read[0].as_ref().unwrap()["tags"]["added-by-hand"], json!("x"));
 
     let mut order: Vec<String> = [
         "aws_route_table.private[us-east-1b]",
@@ -596,17 +356,10 @@ async fn network_chain_creates_reads_updates_and_deletes() {
     ]
     .map(String::from)
     .to_vec();
-    order.extend(azs.iter().flat_map(|az| {
-        [
-            format!("aws_subnet.public[{az}]"),
-            format!("aws_subnet.private[{az}]"),
-        ]
-    }));
+    order.extend(azs.iter().flat_map(|az| [format!("aws_subnet.public[{az}]"), format!("aws_subnet.private[{az}]")]));
     order.push("aws_vpc.main".into());
     assert_eq!(order.len(), all.len());
-    cloud
-        .delete_all(&order.iter().map(String::as_str).collect::<Vec<_>>())
-        .await;
+    cloud.delete_all(&order.iter().map(String::as_str).collect::<Vec<_>>()).await;
     assert_eq!(cloud.tagged_leftovers().await, Vec::<String>::new());
 }
 
@@ -615,12 +368,8 @@ async fn network_chain_creates_reads_updates_and_deletes() {
 #[tokio::test]
 async fn security_groups_and_rules_share_groups_without_fighting() {
     let mut cloud = Cloud::new().await;
-    let vpc = cloud
-        .create(
-            "aws_vpc.main",
-            json!({"cidr_block": "10.1.0.0/16", "tags": cluster_tags("demo-vpc")}),
-        )
-        .await;
+    let vpc =
+        cloud.create("aws_vpc.main", json!({"cidr_block": "10.1.0.0/16", "tags": cluster_tags("demo-vpc")})).await;
     let vpc_id = vpc["id"].clone();
     let bastion = cloud
         .create(
@@ -691,49 +440,20 @@ async fn security_groups_and_rules_share_groups_without_fighting() {
     // The groups' reads leave out the rules the rule resources own.
     cloud.assert_reads_clean(&all).await;
     assert_eq!(
-        cloud.state["aws_security_group_rule.node_ports"]["id"]
-            .as_str()
-            .unwrap()
-            .split(',')
-            .count(),
+        cloud.state["aws_security_group_rule.node_ports"]["id"].as_str().unwrap().split(',').count(),
         2,
         "one AWS rule per CIDR"
     );
 
     let cp_id = cp["id"].as_str().unwrap();
-    let groups = cloud
-        .ec2
-        .describe_security_groups()
-        .group_ids(cp_id)
-        .send()
-        .await
-        .unwrap();
+    let groups = cloud.ec2.describe_security_groups().group_ids(cp_id).send().await.unwrap();
     let perms = groups.security_groups()[0].ip_permissions();
-    let from = |g: &str| {
-        perms.iter().any(|p| {
-            p.user_id_group_pairs()
-                .iter()
-                .any(|u| u.group_id() == Some(g))
-        })
-    };
-    assert!(
-        from(lb["id"].as_str().unwrap()) && from(node["id"].as_str().unwrap()) && from(cp_id),
-        "{perms:?}"
-    );
+    let from = |g: &str| perms.iter().any(|p| p.user_id_group_pairs().iter().any(|u| u.group_id() == Some(g)));
+    assert!(from(lb["id"].as_str().unwrap()) && from(node["id"].as_str().unwrap()) && from(cp_id), "{perms:?}");
 
     // In place: the bastion's SSH sources change; a rule's tags change.
-    cloud
-        .update("aws_security_group.bastion", |a| {
-            a["ingress"][0]["cidr_blocks"] = json!(["198.51.100.0/24"])
-        })
-        .await;
-    let groups = cloud
-        .ec2
-        .describe_security_groups()
-        .group_ids(bastion["id"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    cloud.update("aws_security_group.bastion", |a| a["ingress"][0]["cidr_blocks"] = json!(["198.51.100.0/24"])).await;
+    let groups = cloud.ec2.describe_security_groups().group_ids(bastion["id"].as_str().unwrap()).send().await.unwrap();
     let cidrs: Vec<&str> = groups.security_groups()[0]
         .ip_permissions()
         .iter()
@@ -741,11 +461,7 @@ async fn security_groups_and_rules_share_groups_without_fighting() {
         .filter_map(|r| r.cidr_ip())
         .collect();
     assert_eq!(cidrs, ["198.51.100.0/24"]);
-    cloud
-        .update("aws_security_group_rule.control_plane_from_node", |a| {
-            a["tags"]["team"] = json!("platform")
-        })
-        .await;
+    cloud.update("aws_security_group_rule.control_plane_from_node", |a| a["tags"]["team"] = json!("platform")).await;
 
     // Drift: a rule added by hand shows in the group's ingress; the update removes it again.
     cloud
@@ -759,27 +475,16 @@ async fn security_groups_and_rules_share_groups_without_fighting() {
         .send()
         .await
         .unwrap();
-    let live = cloud
-        .provider
-        .read(&cloud.requests(&["aws_security_group.control_plane"]))
-        .await
-        .unwrap()
-        .remove(0)
-        .unwrap();
+    let live =
+        cloud.provider.read(&cloud.requests(&["aws_security_group.control_plane"])).await.unwrap().remove(0).unwrap();
     assert_eq!(live["ingress"].as_array().unwrap().len(), 4, "{live:?}");
     let desired = {
         let mut d = cloud.state["aws_security_group.control_plane"].clone();
         d.remove("id");
         d
     };
-    cloud
-        .provider
-        .update(&ctx("aws_security_group.control_plane"), &live, &desired)
-        .await
-        .unwrap();
-    cloud
-        .assert_reads_clean(&["aws_security_group.control_plane"])
-        .await;
+    cloud.provider.update(&ctx("aws_security_group.control_plane"), &live, &desired).await.unwrap();
+    cloud.assert_reads_clean(&["aws_security_group.control_plane"]).await;
 
     cloud
         .delete_all(&[
@@ -801,19 +506,9 @@ async fn security_groups_and_rules_share_groups_without_fighting() {
 #[tokio::test]
 async fn instances_and_a_load_balancer() {
     let mut cloud = Cloud::new().await;
-    cloud
-        .ec2
-        .create_key_pair()
-        .key_name("ops")
-        .send()
-        .await
-        .unwrap();
-    let vpc = cloud
-        .create(
-            "aws_vpc.main",
-            json!({"cidr_block": "10.2.0.0/16", "tags": cluster_tags("demo-vpc")}),
-        )
-        .await;
+    cloud.ec2.create_key_pair().key_name("ops").send().await.unwrap();
+    let vpc =
+        cloud.create("aws_vpc.main", json!({"cidr_block": "10.2.0.0/16", "tags": cluster_tags("demo-vpc")})).await;
     let public = cloud
         .create(
             "aws_subnet.public[us-east-1a]",
@@ -821,22 +516,17 @@ async fn instances_and_a_load_balancer() {
         )
         .await;
     let private = cloud
-        .create("aws_subnet.private[us-east-1a]", json!({"vpc_id": vpc["id"], "cidr_block": "10.2.16.0/20", "availability_zone": "us-east-1a"}))
-        .await;
-    cloud
-        .create("aws_internet_gateway.main", json!({"vpc_id": vpc["id"]}))
-        .await;
-    let sg = cloud
         .create(
-            "aws_security_group.node",
-            json!({"name": "demo-node", "description": "nodes", "vpc_id": vpc["id"]}),
+            "aws_subnet.private[us-east-1a]",
+            json!({"vpc_id": vpc["id"], "cidr_block": "10.2.16.0/20", "availability_zone": "us-east-1a"}),
         )
+        .await;
+    cloud.create("aws_internet_gateway.main", json!({"vpc_id": vpc["id"]})).await;
+    let sg = cloud
+        .create("aws_security_group.node", json!({"name": "demo-node", "description": "nodes", "vpc_id": vpc["id"]}))
         .await;
     let sg2 = cloud
-        .create(
-            "aws_security_group.extra",
-            json!({"name": "demo-extra", "description": "extra", "vpc_id": vpc["id"]}),
-        )
+        .create("aws_security_group.extra", json!({"name": "demo-extra", "description": "extra", "vpc_id": vpc["id"]}))
         .await;
     let bastion = cloud
         .create(
@@ -847,10 +537,7 @@ async fn instances_and_a_load_balancer() {
         )
         .await;
     assert_eq!(bastion["ami"], json!("auto"));
-    assert!(bastion["resolved_ami"]
-        .as_str()
-        .unwrap()
-        .starts_with("ami-"));
+    assert!(bastion["resolved_ami"].as_str().unwrap().starts_with("ami-"));
     assert!(bastion["private_ip"].as_str().is_some());
     let cp = cloud
         .create(
@@ -884,20 +571,11 @@ async fn instances_and_a_load_balancer() {
     cloud.assert_reads_clean(&all).await;
 
     // What AWS holds.
-    let found = cloud
-        .ec2
-        .describe_instances()
-        .instance_ids(bastion["id"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let found = cloud.ec2.describe_instances().instance_ids(bastion["id"].as_str().unwrap()).send().await.unwrap();
     let i = &found.reservations()[0].instances()[0];
     assert_eq!(i.key_name(), Some("ops"));
     assert_eq!(i.image_id(), bastion["resolved_ami"].as_str());
-    assert!(
-        i.public_ip_address().is_some(),
-        "public IP in a public subnet"
-    );
+    assert!(i.public_ip_address().is_some(), "public IP in a public subnet");
     assert_eq!(ec2_tags(i.tags())[ADDRESS_TAG], "aws_instance.bastion");
     let user_data = cloud
         .ec2
@@ -907,47 +585,20 @@ async fn instances_and_a_load_balancer() {
         .send()
         .await
         .unwrap();
-    let encoded = user_data
-        .user_data()
-        .and_then(|v| v.value())
-        .unwrap_or_default();
-    assert_eq!(
-        encoded, "IyEvYmluL2Jhc2gKZWNobyBiYXN0aW9uCg==",
-        "user data base64-encoded once"
-    );
-    let lbs = cloud
-        .elb
-        .describe_load_balancers()
-        .load_balancer_names("demo-apiserver")
-        .send()
-        .await
-        .unwrap();
+    let encoded = user_data.user_data().and_then(|v| v.value()).unwrap_or_default();
+    assert_eq!(encoded, "IyEvYmluL2Jhc2gKZWNobyBiYXN0aW9uCg==", "user data base64-encoded once");
+    let lbs = cloud.elb.describe_load_balancers().load_balancer_names("demo-apiserver").send().await.unwrap();
     let d = &lbs.load_balancer_descriptions()[0];
     let l = d.listener_descriptions()[0].listener().unwrap();
-    assert_eq!(
-        (l.load_balancer_port(), l.protocol(), l.instance_port()),
-        (6443, "TCP", 6443)
-    );
+    assert_eq!((l.load_balancer_port(), l.protocol(), l.instance_port()), (6443, "TCP", 6443));
     assert_eq!(d.health_check().unwrap().target(), "TCP:6443");
-    let registered: Vec<&str> = d
-        .instances()
-        .iter()
-        .filter_map(|i| i.instance_id())
-        .collect();
+    let registered: Vec<&str> = d.instances().iter().filter_map(|i| i.instance_id()).collect();
     assert_eq!(registered, [cp["id"].as_str().unwrap()]);
-    let attributes = cloud
-        .elb
-        .describe_load_balancer_attributes()
-        .load_balancer_name("demo-apiserver")
-        .send()
-        .await
-        .unwrap();
+    let attributes =
+        cloud.elb.describe_load_balancer_attributes().load_balancer_name("demo-apiserver").send().await.unwrap();
     let attributes = attributes.load_balancer_attributes().unwrap();
     assert!(attributes.cross_zone_load_balancing().unwrap().enabled());
-    assert_eq!(
-        attributes.connection_settings().unwrap().idle_timeout(),
-        3600
-    );
+    assert_eq!(attributes.connection_settings().unwrap().idle_timeout(), 3600);
 
     // In place: register the bastion too and retag; the instance's groups.
     cloud
@@ -956,61 +607,18 @@ async fn instances_and_a_load_balancer() {
             a["tags"]["team"] = json!("platform");
         })
         .await;
-    let lbs = cloud
-        .elb
-        .describe_load_balancers()
-        .load_balancer_names("demo-apiserver")
-        .send()
-        .await
-        .unwrap();
+    let lbs = cloud.elb.describe_load_balancers().load_balancer_names("demo-apiserver").send().await.unwrap();
     assert_eq!(lbs.load_balancer_descriptions()[0].instances().len(), 2);
-    let tags = cloud
-        .elb
-        .describe_tags()
-        .load_balancer_names("demo-apiserver")
-        .send()
-        .await
-        .unwrap();
-    assert!(tags.tag_descriptions()[0]
-        .tags()
-        .iter()
-        .any(|t| t.key() == "team" && t.value() == Some("platform")));
-    cloud
-        .update("aws_elb.apiserver", |a| {
-            a["instances"] = json!([bastion["id"]])
-        })
-        .await;
-    let lbs = cloud
-        .elb
-        .describe_load_balancers()
-        .load_balancer_names("demo-apiserver")
-        .send()
-        .await
-        .unwrap();
-    let registered: Vec<&str> = lbs.load_balancer_descriptions()[0]
-        .instances()
-        .iter()
-        .filter_map(|i| i.instance_id())
-        .collect();
+    let tags = cloud.elb.describe_tags().load_balancer_names("demo-apiserver").send().await.unwrap();
+    assert!(tags.tag_descriptions()[0].tags().iter().any(|t| t.key() == "team" && t.value() == Some("platform")));
+    cloud.update("aws_elb.apiserver", |a| a["instances"] = json!([bastion["id"]])).await;
+    let lbs = cloud.elb.describe_load_balancers().load_balancer_names("demo-apiserver").send().await.unwrap();
+    let registered: Vec<&str> =
+        lbs.load_balancer_descriptions()[0].instances().iter().filter_map(|i| i.instance_id()).collect();
     assert_eq!(registered, [bastion["id"].as_str().unwrap()]);
-    cloud
-        .update("aws_instance.control_plane[0]", |a| {
-            a["vpc_security_group_ids"] = json!([sg["id"], sg2["id"]])
-        })
-        .await;
-    let found = cloud
-        .ec2
-        .describe_instances()
-        .instance_ids(cp["id"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        found.reservations()[0].instances()[0]
-            .security_groups()
-            .len(),
-        2
-    );
+    cloud.update("aws_instance.control_plane[0]", |a| a["vpc_security_group_ids"] = json!([sg["id"], sg2["id"]])).await;
+    let found = cloud.ec2.describe_instances().instance_ids(cp["id"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(found.reservations()[0].instances()[0].security_groups().len(), 2);
 
     cloud
         .delete_all(&[
@@ -1033,20 +641,21 @@ async fn instances_and_a_load_balancer() {
 #[tokio::test]
 async fn a_spot_worker_pool() {
     let mut cloud = Cloud::new().await;
-    let vpc = cloud
-        .create("aws_vpc.main", json!({"cidr_block": "10.3.0.0/16"}))
-        .await;
+    let vpc = cloud.create("aws_vpc.main", json!({"cidr_block": "10.3.0.0/16"})).await;
     let a = cloud
-        .create("aws_subnet.private[us-east-1a]", json!({"vpc_id": vpc["id"], "cidr_block": "10.3.0.0/20", "availability_zone": "us-east-1a"}))
+        .create(
+            "aws_subnet.private[us-east-1a]",
+            json!({"vpc_id": vpc["id"], "cidr_block": "10.3.0.0/20", "availability_zone": "us-east-1a"}),
+        )
         .await;
     let b = cloud
-        .create("aws_subnet.private[us-east-1b]", json!({"vpc_id": vpc["id"], "cidr_block": "10.3.16.0/20", "availability_zone": "us-east-1b"}))
+        .create(
+            "aws_subnet.private[us-east-1b]",
+            json!({"vpc_id": vpc["id"], "cidr_block": "10.3.16.0/20", "availability_zone": "us-east-1b"}),
+        )
         .await;
     let sg = cloud
-        .create(
-            "aws_security_group.node",
-            json!({"name": "demo-node", "description": "nodes", "vpc_id": vpc["id"]}),
-        )
+        .create("aws_security_group.node", json!({"name": "demo-node", "description": "nodes", "vpc_id": vpc["id"]}))
         .await;
     let lt = cloud
         .create(
@@ -1085,52 +694,25 @@ async fn a_spot_worker_pool() {
         .send()
         .await
         .unwrap();
-    let data = versions.launch_template_versions()[0]
-        .launch_template_data()
-        .unwrap();
+    let data = versions.launch_template_versions()[0].launch_template_data().unwrap();
     let spot = data.instance_market_options().unwrap();
     assert_eq!(spot.market_type().map(|m| m.as_str()), Some("spot"));
-    assert_eq!(
-        spot.spot_options().and_then(|s| s.max_price()),
-        Some("0.1152")
-    );
+    assert_eq!(spot.spot_options().and_then(|s| s.max_price()), Some("0.1152"));
     // The group's instances carry its tags, the address tag included.
     let launched = cloud
         .ec2
         .describe_instances()
-        .filters(
-            Filter::builder()
-                .name("tag:aws:autoscaling:groupName")
-                .values("demo-worker")
-                .build(),
-        )
-        .filters(
-            Filter::builder()
-                .name("instance-state-name")
-                .values("pending")
-                .values("running")
-                .build(),
-        )
+        .filters(Filter::builder().name("tag:aws:autoscaling:groupName").values("demo-worker").build())
+        .filters(Filter::builder().name("instance-state-name").values("pending").values("running").build())
         .send()
         .await
         .unwrap();
-    let instances: Vec<_> = launched
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .collect();
+    let instances: Vec<_> = launched.reservations().iter().flat_map(|r| r.instances()).collect();
     assert_eq!(instances.len(), 2);
     for i in instances {
         let tags = ec2_tags(i.tags());
-        assert_eq!(
-            tags.get(ADDRESS_TAG).map(String::as_str),
-            Some("aws_autoscaling_group.pool[worker]"),
-            "{tags:?}"
-        );
-        assert_eq!(
-            tags.get("kubernetes.io/cluster/demo").map(String::as_str),
-            Some("owned")
-        );
+        assert_eq!(tags.get(ADDRESS_TAG).map(String::as_str), Some("aws_autoscaling_group.pool[worker]"), "{tags:?}");
+        assert_eq!(tags.get("kubernetes.io/cluster/demo").map(String::as_str), Some("owned"));
     }
 
     // In place: sizes and tags of the group; a bigger instance type makes
@@ -1141,58 +723,23 @@ async fn a_spot_worker_pool() {
             g["max_size"] = json!(6);
             g["desired_capacity"] = json!(3);
             g["tags"]["team"] = json!("platform");
-            g["tags"]
-                .as_object_mut()
-                .unwrap()
-                .remove("k8s.io/cluster-autoscaler/enabled");
+            g["tags"].as_object_mut().unwrap().remove("k8s.io/cluster-autoscaler/enabled");
         })
         .await;
-    let groups = cloud
-        .asg
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names("demo-worker")
-        .send()
-        .await
-        .unwrap();
+    let groups = cloud.asg.describe_auto_scaling_groups().auto_scaling_group_names("demo-worker").send().await.unwrap();
     let g = &groups.auto_scaling_groups()[0];
-    assert_eq!(
-        (g.min_size(), g.max_size(), g.desired_capacity()),
-        (Some(3), Some(6), Some(3))
-    );
+    assert_eq!((g.min_size(), g.max_size(), g.desired_capacity()), (Some(3), Some(6), Some(3)));
     let keys: Vec<&str> = g.tags().iter().filter_map(|t| t.key()).collect();
-    assert!(
-        keys.contains(&"team") && !keys.contains(&"k8s.io/cluster-autoscaler/enabled"),
-        "{keys:?}"
-    );
-    assert!(g
-        .tags()
-        .iter()
-        .all(|t| t.propagate_at_launch() == Some(true)));
-    let lt2 = cloud
-        .update("aws_launch_template.pool[worker]", |t| {
-            t["instance_type"] = json!("m5.2xlarge")
-        })
-        .await;
+    assert!(keys.contains(&"team") && !keys.contains(&"k8s.io/cluster-autoscaler/enabled"), "{keys:?}");
+    assert!(g.tags().iter().all(|t| t.propagate_at_launch() == Some(true)));
+    let lt2 = cloud.update("aws_launch_template.pool[worker]", |t| t["instance_type"] = json!("m5.2xlarge")).await;
     assert_eq!(lt2["latest_version"], json!("2"));
     assert_eq!(lt2["resolved_ami"], lt["resolved_ami"], "the image stays");
     cloud
-        .update("aws_autoscaling_group.pool[worker]", |g| {
-            g["launch_template_version"] = lt2["latest_version"].clone()
-        })
+        .update("aws_autoscaling_group.pool[worker]", |g| g["launch_template_version"] = lt2["latest_version"].clone())
         .await;
-    let groups = cloud
-        .asg
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names("demo-worker")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        groups.auto_scaling_groups()[0]
-            .launch_template()
-            .and_then(|t| t.version()),
-        Some("2")
-    );
+    let groups = cloud.asg.describe_auto_scaling_groups().auto_scaling_group_names("demo-worker").send().await.unwrap();
+    assert_eq!(groups.auto_scaling_groups()[0].launch_template().and_then(|t| t.version()), Some("2"));
 
     cloud
         .delete_all(&[
@@ -1232,49 +779,22 @@ async fn connect_with_keys_a_profile_or_a_role() {
     std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", &credentials);
     std::env::set_var("AWS_CONFIG_FILE", &config);
 
-    let settings = AwsSettings {
-        region: REGION.into(),
-        profile: None,
-        role_arn: None,
-        external_id: None,
-    };
-    let keys = AwsProvider::connect(settings.clone())
-        .await
-        .expect("connect with keys");
-    let vpc = keys
-        .create(
-            &ctx("aws_vpc.main"),
-            &attrs(json!({"cidr_block": "10.9.0.0/16"})),
-        )
-        .await
-        .unwrap();
+    let settings = AwsSettings { region: REGION.into(), profile: None, role_arn: None, external_id: None };
+    let keys = AwsProvider::connect(settings.clone()).await.expect("connect with keys");
+    let vpc = keys.create(&ctx("aws_vpc.main"), &attrs(json!({"cidr_block": "10.9.0.0/16"}))).await.unwrap();
     assert!(vpc["id"].as_str().unwrap().starts_with("vpc-"));
 
-    let profile = AwsProvider::connect(AwsSettings {
-        profile: Some("skyplan-test".into()),
-        ..settings.clone()
-    })
-    .await
-    .expect("connect with a profile");
+    let profile = AwsProvider::connect(AwsSettings { profile: Some("skyplan-test".into()), ..settings.clone() })
+        .await
+        .expect("connect with a profile");
     let read = profile
-        .read(&[ReadRequest {
-            address: "aws_vpc.main".parse().unwrap(),
-            kind: "aws_vpc".into(),
-            prior: vpc.clone(),
-        }])
+        .read(&[ReadRequest { address: "aws_vpc.main".parse().unwrap(), kind: "aws_vpc".into(), prior: vpc.clone() }])
         .await;
     assert!(read.unwrap()[0].is_some());
-    let missing = AwsProvider::connect(AwsSettings {
-        profile: Some("no-such-profile".into()),
-        ..settings.clone()
-    })
-    .await
-    .unwrap_err();
-    assert!(
-        missing.message.contains("profile `no-such-profile`"),
-        "{}",
-        missing.message
-    );
+    let missing = AwsProvider::connect(AwsSettings { profile: Some("no-such-profile".into()), ..settings.clone() })
+        .await
+        .unwrap_err();
+    assert!(missing.message.contains("profile `no-such-profile`"), "{}", missing.message);
 
     let role = AwsProvider::connect(AwsSettings {
         role_arn: Some("arn:aws:iam::123456789012:role/SpectroCloudRole".into()),
@@ -1284,18 +804,10 @@ async fn connect_with_keys_a_profile_or_a_role() {
     .await
     .expect("connect through AssumeRole");
     let read = role
-        .read(&[ReadRequest {
-            address: "aws_vpc.main".parse().unwrap(),
-            kind: "aws_vpc".into(),
-            prior: vpc.clone(),
-        }])
+        .read(&[ReadRequest { address: "aws_vpc.main".parse().unwrap(), kind: "aws_vpc".into(), prior: vpc.clone() }])
         .await;
     assert!(read.unwrap()[0].is_some());
-    assert!(
-        role.api_calls().contains_key("ec2:DescribeVpcs"),
-        "{:?}",
-        role.api_calls()
-    );
+    assert!(role.api_calls().contains_key("ec2:DescribeVpcs"), "{:?}", role.api_calls());
 
     for (k, _) in emulator.env() {
         std::env::remove_var(k);

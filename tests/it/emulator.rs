@@ -39,10 +39,7 @@ fn moto_server() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port").port()
 }
 
 /// One HTTP/1.1 request; the status code of the answer.
@@ -50,7 +47,10 @@ fn http(port: u16, method: &str, path: &str) -> std::io::Result<u16> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
     let mut head = [0u8; 12];
     stream.read_exact(&mut head)?;
     let status = String::from_utf8_lossy(&head[9..12]).parse().unwrap_or(0);
@@ -96,10 +96,7 @@ impl Emulator {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Err(format!(
-            "moto_server did not answer on 127.0.0.1:{} within {limit:?}",
-            self.port
-        ))
+        Err(format!("moto_server did not answer on 127.0.0.1:{} within {limit:?}", self.port))
     }
 
     pub fn url(&self) -> String {
@@ -129,8 +126,7 @@ impl Emulator {
     /// An SDK configuration for this emulator that reads nothing from the
     /// environment, so tests with different emulators can run side by side.
     pub async fn sdk_config(&self) -> SdkConfig {
-        let keys =
-            aws_credential_types::Credentials::new("testing", "testing", None, None, "emulator");
+        let keys = aws_credential_types::Credentials::new("testing", "testing", None, None, "emulator");
         aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(REGION))
             .endpoint_url(self.url())
@@ -154,8 +150,5 @@ fn aws_emulator_starts_answers_resets_and_stops_on_drop() {
     let port = emulator.port;
     emulator.reset();
     drop(emulator);
-    assert!(
-        http(port, "GET", "/moto-api/").is_err(),
-        "the server is gone after drop"
-    );
+    assert!(http(port, "GET", "/moto-api/").is_err(), "the server is gone after drop");
 }

@@ -72,8 +72,18 @@ fn of_two_concurrent_applies_exactly_one_wins() {
     let team = Team::new();
     let spec = slow_spec(4, 1500);
     let (a, b) = (team.runner(&spec), team.runner(&spec));
-    let first = a.command(&["apply", "demo.toml", "--state", STATE, "--auto-approve"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let second = b.command(&["apply", "demo.toml", "--state", STATE, "--auto-approve"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let first = a
+        .command(&["apply", "demo.toml", "--state", STATE, "--auto-approve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let second = b
+        .command(&["apply", "demo.toml", "--state", STATE, "--auto-approve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let (first, second) = (first.wait_with_output().unwrap(), second.wait_with_output().unwrap());
     let codes = [first.status.code(), second.status.code()];
     assert!(codes.contains(&Some(0)) && codes.contains(&Some(1)), "exactly one wins: {codes:?}");
@@ -90,7 +100,11 @@ fn a_killed_runs_lock_stays_until_unlock_with_its_id_then_apply_converges() {
     let team = Team::new();
     let spec = slow_spec(6, 800);
     let a = team.runner(&spec);
-    let mut run = a.command(&["apply", "demo.toml", "--state", STATE, "--auto-approve", "--parallelism", "2"]).stdout(Stdio::null()).spawn().unwrap();
+    let mut run = a
+        .command(&["apply", "demo.toml", "--state", STATE, "--auto-approve", "--parallelism", "2"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while team.object("clusters/demo.state.json.lock").is_none() {
         assert!(Instant::now() < deadline, "the run never took the lock");
@@ -100,7 +114,8 @@ fn a_killed_runs_lock_stays_until_unlock_with_its_id_then_apply_converges() {
     run.kill().unwrap();
     run.wait().unwrap();
 
-    let lock: serde_json::Value = serde_json::from_slice(&team.object("clusters/demo.state.json.lock").expect("the lock remains")).unwrap();
+    let lock: serde_json::Value =
+        serde_json::from_slice(&team.object("clusters/demo.state.json.lock").expect("the lock remains")).unwrap();
     assert_eq!(lock["pid"], run.id());
     assert_eq!(lock["operation"], "apply");
     let id = lock["id"].as_str().unwrap().to_string();
@@ -144,6 +159,7 @@ fn twenty_alternating_applies_never_lose_a_serial() {
         assert_eq!(state["resources"].as_object().unwrap().len(), i + 1, "apply {i} lost a resource");
     }
     assert_eq!(team.sim_resources(), 20);
-    let backup: serde_json::Value = serde_json::from_slice(&team.object("clusters/demo.state.json.backup").unwrap()).unwrap();
+    let backup: serde_json::Value =
+        serde_json::from_slice(&team.object("clusters/demo.state.json.backup").unwrap()).unwrap();
     assert_eq!(backup["resources"].as_object().unwrap().len(), 19, ".backup is the state before the last run");
 }

@@ -26,43 +26,25 @@ pub(crate) struct Image {
 /// The newest image: latest creation date, then greatest name (names of
 /// Amazon's images embed their date), so the choice is deterministic.
 fn newest(images: &[Ec2Image]) -> Option<&Ec2Image> {
-    images
-        .iter()
-        .filter(|i| i.image_id().is_some())
-        .max_by(|a, b| {
-            (a.creation_date().unwrap_or(""), a.name().unwrap_or(""))
-                .cmp(&(b.creation_date().unwrap_or(""), b.name().unwrap_or("")))
-        })
+    images.iter().filter(|i| i.image_id().is_some()).max_by(|a, b| {
+        (a.creation_date().unwrap_or(""), a.name().unwrap_or(""))
+            .cmp(&(b.creation_date().unwrap_or(""), b.name().unwrap_or("")))
+    })
 }
 
 /// The image to launch for `ami` ("auto" or an id). For an explicit id the
 /// image is only described when `need_root_device` (one call saved).
-pub(crate) async fn resolve(
-    c: &Clients,
-    ami: &str,
-    need_root_device: bool,
-) -> Result<Image, ProviderError> {
+pub(crate) async fn resolve(c: &Clients, ami: &str, need_root_device: bool) -> Result<Image, ProviderError> {
     if ami != AUTO {
         if !need_root_device {
-            return Ok(Image {
-                id: ami.to_string(),
-                root_device_name: None,
-            });
+            return Ok(Image { id: ami.to_string(), root_device_name: None });
         }
-        let out = c
-            .call("DescribeImages", Retry::Standard, || {
-                c.ec2.describe_images().image_ids(ami).send()
-            })
-            .await?;
-        let image = out.images().first().ok_or_else(|| {
-            ProviderError::new(format!(
-                "AMI {ami} does not exist in this region or is not visible"
-            ))
-        })?;
-        return Ok(Image {
-            id: ami.to_string(),
-            root_device_name: image.root_device_name().map(str::to_string),
-        });
+        let out = c.call("DescribeImages", Retry::Standard, || c.ec2.describe_images().image_ids(ami).send()).await?;
+        let image = out
+            .images()
+            .first()
+            .ok_or_else(|| ProviderError::new(format!("AMI {ami} does not exist in this region or is not visible")))?;
+        return Ok(Image { id: ami.to_string(), root_device_name: image.root_device_name().map(str::to_string) });
     }
     let out = c
         .call("DescribeImages", Retry::Standard, || {
@@ -91,31 +73,15 @@ mod tests {
     use super::*;
 
     fn image(id: &str, name: &str, created: Option<&str>) -> Ec2Image {
-        Ec2Image::builder()
-            .image_id(id)
-            .name(name)
-            .set_creation_date(created.map(str::to_string))
-            .build()
+        Ec2Image::builder().image_id(id).name(name).set_creation_date(created.map(str::to_string)).build()
     }
 
     #[test]
     fn picks_the_newest_image() {
         let images = [
-            image(
-                "ami-old",
-                "al2023-ami-2023.5.20240701.0-kernel-6.1-x86_64",
-                Some("2024-07-01T00:00:00.000Z"),
-            ),
-            image(
-                "ami-new",
-                "al2023-ami-2023.6.20241212.0-kernel-6.1-x86_64",
-                Some("2024-12-12T00:00:00.000Z"),
-            ),
-            image(
-                "ami-mid",
-                "al2023-ami-2023.6.20241001.0-kernel-6.1-x86_64",
-                Some("2024-10-01T00:00:00.000Z"),
-            ),
+            image("ami-old", "al2023-ami-2023.5.20240701.0-kernel-6.1-x86_64", Some("2024-07-01T00:00:00.000Z")),
+            image("ami-new", "al2023-ami-2023.6.20241212.0-kernel-6.1-x86_64", Some("2024-12-12T00:00:00.000Z")),
+            image("ami-mid", "al2023-ami-2023.6.20241001.0-kernel-6.1-x86_64", Some("2024-10-01T00:00:00.000Z")),
         ];
         assert_eq!(newest(&images).unwrap().image_id(), Some("ami-new"));
     }
@@ -123,16 +89,8 @@ mod tests {
     #[test]
     fn same_date_falls_back_to_the_name() {
         let images = [
-            image(
-                "ami-a",
-                "al2023-ami-2023.6.20241001.0-kernel-6.1-x86_64",
-                None,
-            ),
-            image(
-                "ami-b",
-                "al2023-ami-2023.6.20241212.0-kernel-6.1-x86_64",
-                None,
-            ),
+            image("ami-a", "al2023-ami-2023.6.20241001.0-kernel-6.1-x86_64", None),
+            image("ami-b", "al2023-ami-2023.6.20241212.0-kernel-6.1-x86_64", None),
         ];
         assert_eq!(newest(&images).unwrap().image_id(), Some("ami-b"));
         assert!(newest(&[]).is_none());

@@ -47,13 +47,7 @@ pub(crate) struct Field {
 
 impl Field {
     pub const fn new(name: &'static str, ty: Ty) -> Self {
-        Field {
-            name,
-            ty,
-            required: false,
-            replace: false,
-            default: None,
-        }
+        Field { name, ty, required: false, replace: false, default: None }
     }
     pub const fn required(mut self) -> Self {
         self.required = true;
@@ -82,12 +76,7 @@ pub(crate) struct KindSpec {
 impl KindSpec {
     pub fn schema(&self) -> Schema {
         Schema {
-            replace_on: self
-                .fields
-                .iter()
-                .filter(|f| f.replace)
-                .map(|f| f.name.to_string())
-                .collect(),
+            replace_on: self.fields.iter().filter(|f| f.replace).map(|f| f.name.to_string()).collect(),
             computed: self.computed.iter().map(|s| s.to_string()).collect(),
         }
     }
@@ -129,11 +118,7 @@ impl KindSpec {
     pub fn value_or_default(&self, attrs: &Attrs, name: &str) -> Value {
         match attrs.get(name) {
             Some(v) if !v.is_null() => v.clone(),
-            _ => self
-                .field(name)
-                .and_then(|f| f.default)
-                .map(parse_default)
-                .unwrap_or(Value::Null),
+            _ => self.field(name).and_then(|f| f.default).map(parse_default).unwrap_or(Value::Null),
         }
     }
 }
@@ -151,18 +136,10 @@ fn is_pending(value: &Value) -> bool {
 }
 
 /// Check `attrs` against `fields`; keys in `reported_elsewhere` are not "unknown".
-fn check_fields(
-    fields: &[Field],
-    attrs: &Attrs,
-    prefix: &str,
-    reported_elsewhere: &[&str],
-    errors: &mut Vec<String>,
-) {
+fn check_fields(fields: &[Field], attrs: &Attrs, prefix: &str, reported_elsewhere: &[&str], errors: &mut Vec<String>) {
     for f in fields {
         match attrs.get(f.name) {
-            None | Some(Value::Null) if f.required => {
-                errors.push(format!("`{prefix}{}` is required", f.name))
-            }
+            None | Some(Value::Null) if f.required => errors.push(format!("`{prefix}{}` is required", f.name)),
             None | Some(Value::Null) => {}
             Some(v) => check_type(f.ty, v, &format!("{prefix}{}", f.name), errors),
         }
@@ -170,10 +147,7 @@ fn check_fields(
     for key in attrs.keys() {
         if !fields.iter().any(|f| f.name == key) && !reported_elsewhere.contains(&key.as_str()) {
             let known: Vec<&str> = fields.iter().map(|f| f.name).collect();
-            errors.push(format!(
-                "unknown attribute `{prefix}{key}` (expected one of: {})",
-                known.join(", ")
-            ));
+            errors.push(format!("unknown attribute `{prefix}{key}` (expected one of: {})", known.join(", ")));
         }
     }
 }
@@ -208,9 +182,7 @@ fn check_type(ty: Ty, v: &Value, path: &str, errors: &mut Vec<String>) {
         (Ty::Objects(fields), Value::Array(items)) => {
             for (n, item) in items.iter().enumerate() {
                 match item {
-                    Value::Object(map) => {
-                        check_fields(fields, map, &format!("{path}[{n}]."), &[], errors)
-                    }
+                    Value::Object(map) => check_fields(fields, map, &format!("{path}[{n}]."), &[], errors),
                     _ if is_pending(item) => {}
                     _ => errors.push(format!("`{path}[{n}]` must be a table")),
                 }
@@ -292,9 +264,9 @@ pub(crate) fn req_i32(attrs: &Attrs, name: &str) -> Result<i32, ProviderError> {
 pub(crate) fn opt_i32(attrs: &Attrs, name: &str) -> Result<Option<i32>, ProviderError> {
     match opt_int(attrs, name)? {
         None => Ok(None),
-        Some(n) => i32::try_from(n)
-            .map(Some)
-            .map_err(|_| ProviderError::new(format!("`{name}` = {n} is out of range"))),
+        Some(n) => {
+            i32::try_from(n).map(Some).map_err(|_| ProviderError::new(format!("`{name}` = {n} is out of range")))
+        }
     }
 }
 
@@ -316,13 +288,9 @@ pub(crate) fn str_list(attrs: &Attrs, name: &str) -> Result<Vec<String>, Provide
 pub(crate) fn objects<'a>(attrs: &'a Attrs, name: &str) -> Result<Vec<&'a Attrs>, ProviderError> {
     match attrs.get(name) {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| {
-                i.as_object()
-                    .ok_or_else(|| bad(name, "a list of tables", i))
-            })
-            .collect(),
+        Some(Value::Array(items)) => {
+            items.iter().map(|i| i.as_object().ok_or_else(|| bad(name, "a list of tables", i))).collect()
+        }
         Some(v) => Err(bad(name, "a list of tables", v)),
     }
 }
@@ -330,9 +298,7 @@ pub(crate) fn objects<'a>(attrs: &'a Attrs, name: &str) -> Result<Vec<&'a Attrs>
 pub(crate) fn id(attrs: &Attrs) -> Result<&str, ProviderError> {
     match attrs.get("id") {
         Some(Value::String(s)) if !s.is_empty() && s != UNKNOWN => Ok(s),
-        _ => Err(ProviderError::new(
-            "the state has no `id` for this resource",
-        )),
+        _ => Err(ProviderError::new("the state has no `id` for this resource")),
     }
 }
 
@@ -355,11 +321,7 @@ pub(crate) fn order_like(prior: Option<&Value>, live: Vec<String>) -> Value {
             out.push(p.to_string());
         }
     }
-    let mut rest: Vec<String> = live
-        .iter()
-        .filter(|l| !prior.contains(&l.as_str()))
-        .cloned()
-        .collect();
+    let mut rest: Vec<String> = live.iter().filter(|l| !prior.contains(&l.as_str())).cloned().collect();
     rest.sort();
     rest.dedup();
     out.extend(rest);
@@ -369,11 +331,7 @@ pub(crate) fn order_like(prior: Option<&Value>, live: Vec<String>) -> Value {
 /// Objects of `live` in the order of equal objects in `prior` (by `same`),
 /// with the prior object itself standing for its live equal so an unchanged
 /// list reads back exactly as written; the rest after, in live order.
-pub(crate) fn objects_like(
-    prior: &[&Attrs],
-    live: Vec<Attrs>,
-    same: impl Fn(&Attrs, &Attrs) -> bool,
-) -> Value {
+pub(crate) fn objects_like(prior: &[&Attrs], live: Vec<Attrs>, same: impl Fn(&Attrs, &Attrs) -> bool) -> Value {
     let mut remaining = live;
     let mut out = Vec::new();
     for p in prior {
@@ -392,10 +350,7 @@ mod tests {
 
     use super::*;
 
-    const RULE: &[Field] = &[
-        Field::new("port", Ty::Int).required(),
-        Field::new("cidrs", Ty::StrList),
-    ];
+    const RULE: &[Field] = &[Field::new("port", Ty::Int).required(), Field::new("cidrs", Ty::StrList)];
     const SPEC: KindSpec = KindSpec {
         kind: "aws_thing",
         fields: &[
@@ -439,34 +394,23 @@ mod tests {
             "`id` is computed by AWS and cannot be set",
         ];
         for w in want {
-            assert!(
-                errs.iter().any(|e| e.starts_with(w)),
-                "missing {w:?} in {errs:#?}"
-            );
+            assert!(errs.iter().any(|e| e.starts_with(w)), "missing {w:?} in {errs:#?}");
         }
         assert_eq!(errs.len(), want.len(), "{errs:#?}");
     }
 
     #[test]
     fn validate_skips_references_and_unknowns() {
-        let errs = SPEC.validate(&attrs(
-            json!({"name": "${aws_x.y.name}", "size": "${aws_x.y.n}", "rules": UNKNOWN}),
-        ));
+        let errs = SPEC.validate(&attrs(json!({"name": "${aws_x.y.name}", "size": "${aws_x.y.n}", "rules": UNKNOWN})));
         assert!(errs.is_empty(), "{errs:?}");
     }
 
     #[test]
     fn shape_reports_inputs_and_drift_from_defaults_only() {
         let prior = attrs(json!({"name": "a", "size": 3}));
-        let live = attrs(
-            json!({"id": "t-1", "name": "a", "size": 4, "enabled": true, "rules": [], "tags": {}}),
-        );
-        assert_eq!(
-            SPEC.shape(&prior, live),
-            attrs(json!({"id": "t-1", "name": "a", "size": 4}))
-        );
-        let drifted =
-            attrs(json!({"id": "t-1", "name": "a", "enabled": false, "tags": {"x": "y"}}));
+        let live = attrs(json!({"id": "t-1", "name": "a", "size": 4, "enabled": true, "rules": [], "tags": {}}));
+        assert_eq!(SPEC.shape(&prior, live), attrs(json!({"id": "t-1", "name": "a", "size": 4})));
+        let drifted = attrs(json!({"id": "t-1", "name": "a", "enabled": false, "tags": {"x": "y"}}));
         assert_eq!(
             SPEC.shape(&prior, drifted),
             attrs(json!({"id": "t-1", "name": "a", "enabled": false, "tags": {"x": "y"}}))
@@ -476,20 +420,11 @@ mod tests {
     #[test]
     fn lists_keep_the_prior_order() {
         let prior = json!(["b", "a", "c"]);
+        assert_eq!(order_like(Some(&prior), vec!["a".into(), "b".into(), "c".into()]), json!(["b", "a", "c"]));
         assert_eq!(
-            order_like(Some(&prior), vec!["a".into(), "b".into(), "c".into()]),
-            json!(["b", "a", "c"])
-        );
-        assert_eq!(
-            order_like(
-                Some(&prior),
-                vec!["z".into(), "c".into(), "a".into(), "y".into()]
-            ),
+            order_like(Some(&prior), vec!["z".into(), "c".into(), "a".into(), "y".into()]),
             json!(["a", "c", "y", "z"])
         );
-        assert_eq!(
-            order_like(None, vec!["b".into(), "a".into()]),
-            json!(["a", "b"])
-        );
+        assert_eq!(order_like(None, vec!["b".into(), "a".into()]), json!(["a", "b"]));
     }
 }

@@ -73,11 +73,7 @@ fn is_deleting(g: &AutoScalingGroup) -> bool {
     g.status().is_some_and(|s| s.starts_with("Delete"))
 }
 
-pub(crate) async fn create(
-    c: &Clients,
-    ctx: &OpContext,
-    attrs: &Attrs,
-) -> Result<Attrs, ProviderError> {
+pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
     let name = attrs::req_str(attrs, "name")?;
     let lt = template(attrs)?;
     let zones = zone_identifier(attrs)?;
@@ -98,26 +94,15 @@ pub(crate) async fn create(
             .send()
     })
     .await?;
-    let created = describe(c, &[name.to_string()])
-        .await
-        .map_err(|e| created_but(name, &ctx.address, e))?;
+    let created = describe(c, &[name.to_string()]).await.map_err(|e| created_but(name, &ctx.address, e))?;
     let mut result = attrs.clone();
     result.insert("id".into(), json!(name));
-    result.insert(
-        "arn".into(),
-        json!(created.first().and_then(|g| g.auto_scaling_group_arn())),
-    );
+    result.insert("arn".into(), json!(created.first().and_then(|g| g.auto_scaling_group_arn())));
     Ok(result)
 }
 
-pub(crate) async fn read(
-    c: &Clients,
-    reqs: &[ReadRequest],
-) -> Result<Vec<Option<Attrs>>, ProviderError> {
-    let mut names: Vec<String> = reqs
-        .iter()
-        .filter_map(|r| attrs::id(&r.prior).ok().map(str::to_string))
-        .collect();
+pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
+    let mut names: Vec<String> = reqs.iter().filter_map(|r| attrs::id(&r.prior).ok().map(str::to_string)).collect();
     names.sort();
     names.dedup();
     let mut found: HashMap<String, AutoScalingGroup> = HashMap::new();
@@ -138,14 +123,8 @@ pub(crate) async fn read(
             live.insert("name".into(), json!(g.auto_scaling_group_name()));
             live.insert("arn".into(), json!(g.auto_scaling_group_arn()));
             let lt = g.launch_template();
-            live.insert(
-                "launch_template_id".into(),
-                json!(lt.and_then(|t| t.launch_template_id())),
-            );
-            live.insert(
-                "launch_template_version".into(),
-                json!(lt.and_then(|t| t.version())),
-            );
+            live.insert("launch_template_id".into(), json!(lt.and_then(|t| t.launch_template_id())));
+            live.insert("launch_template_version".into(), json!(lt.and_then(|t| t.version())));
             live.insert("min_size".into(), json!(g.min_size()));
             live.insert("max_size".into(), json!(g.max_size()));
             live.insert("desired_capacity".into(), json!(g.desired_capacity()));
@@ -156,10 +135,7 @@ pub(crate) async fn read(
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect();
-            live.insert(
-                "vpc_zone_identifier".into(),
-                attrs::order_like(req.prior.get("vpc_zone_identifier"), zones),
-            );
+            live.insert("vpc_zone_identifier".into(), attrs::order_like(req.prior.get("vpc_zone_identifier"), zones));
             live.insert("tags".into(), tags::to_value(&tags::from_asg(g.tags())));
             Some(SPEC.shape(&req.prior, live))
         })
@@ -174,10 +150,7 @@ pub(crate) async fn update(
 ) -> Result<Attrs, ProviderError> {
     let name = attrs::id(prior)?;
     let changed = |k: &str| SPEC.value_or_default(prior, k) != SPEC.value_or_default(attrs, k);
-    let mut call = c
-        .autoscaling
-        .update_auto_scaling_group()
-        .auto_scaling_group_name(name);
+    let mut call = c.autoscaling.update_auto_scaling_group().auto_scaling_group_name(name);
     let mut any = false;
     if changed("launch_template_id") || changed("launch_template_version") {
         call = call.launch_template(template(attrs)?);
@@ -200,44 +173,25 @@ pub(crate) async fn update(
         any = true;
     }
     if any {
-        c.call("UpdateAutoScalingGroup", Retry::AfterCreate, || {
-            call.clone().send()
-        })
-        .await?;
+        c.call("UpdateAutoScalingGroup", Retry::AfterCreate, || call.clone().send()).await?;
     }
     tags::update_asg(c, name, &tags::diff_attrs(prior, attrs)?).await?;
     let mut result = attrs.clone();
     result.insert("id".into(), json!(name));
-    result.insert(
-        "arn".into(),
-        prior.get("arn").cloned().unwrap_or(Value::Null),
-    );
+    result.insert("arn".into(), prior.get("arn").cloned().unwrap_or(Value::Null));
     Ok(result)
 }
 
-pub(crate) async fn delete(
-    c: &Clients,
-    ctx: &OpContext,
-    prior: &Attrs,
-) -> Result<(), ProviderError> {
+pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
     let name = attrs::id(prior)?.to_string();
     let t = &c.timeouts;
-    let deleted = retry::while_blocked(
-        ctx,
-        &format!("auto scaling group {name}"),
-        t.blocked_delete,
-        t.blocked_backoff,
-        || {
+    let deleted =
+        retry::while_blocked(ctx, &format!("auto scaling group {name}"), t.blocked_delete, t.blocked_backoff, || {
             c.call("DeleteAutoScalingGroup", Retry::Standard, || {
-                c.autoscaling
-                    .delete_auto_scaling_group()
-                    .auto_scaling_group_name(&name)
-                    .force_delete(true)
-                    .send()
+                c.autoscaling.delete_auto_scaling_group().auto_scaling_group_name(&name).force_delete(true).send()
             })
-        },
-    )
-    .await;
+        })
+        .await;
     match deleted {
         Ok(_) => {}
         Err(e) if e.is_not_found() => return Ok(()),
@@ -301,21 +255,13 @@ mod request_tests {
                 } else {
                     ""
                 };
-                asg_ok(
-                    "DescribeAutoScalingGroups",
-                    &format!("<AutoScalingGroups>{groups}</AutoScalingGroups>"),
-                )
+                asg_ok("DescribeAutoScalingGroups", &format!("<AutoScalingGroups>{groups}</AutoScalingGroups>"))
             }
             other => panic!("unexpected call {other}"),
         });
         let c = fake.clients().await;
-        let (ctx, reports) = recording_ctx(
-            Address::keyed("aws_autoscaling_group", "pool", "worker"),
-            "t",
-        );
-        delete(&c, &ctx, json!({"id": "demo-worker"}).as_object().unwrap())
-            .await
-            .unwrap();
+        let (ctx, reports) = recording_ctx(Address::keyed("aws_autoscaling_group", "pool", "worker"), "t");
+        delete(&c, &ctx, json!({"id": "demo-worker"}).as_object().unwrap()).await.unwrap();
         assert_eq!(polls.load(Ordering::SeqCst), 3);
         assert_eq!(
             *reports.lock().unwrap(),
@@ -344,34 +290,22 @@ mod request_tests {
         }
         });
         let c = fake.clients().await;
-        let (ctx, _) = recording_ctx(
-            Address::keyed("aws_autoscaling_group", "pool", "worker"),
-            "t",
-        );
+        let (ctx, _) = recording_ctx(Address::keyed("aws_autoscaling_group", "pool", "worker"), "t");
         let attrs = json!({"name": "demo-worker", "launch_template_id": "lt-1", "launch_template_version": "3",
             "min_size": 1, "max_size": 3, "desired_capacity": 2, "vpc_zone_identifier": ["subnet-a", "subnet-b", "subnet-c"],
             "tags": {"Name": "demo-worker", "kubernetes.io/cluster/demo": "owned"}});
         let out = create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap();
         assert_eq!(out["id"], json!("demo-worker"));
-        assert!(out["arn"]
-            .as_str()
-            .unwrap()
-            .ends_with("autoScalingGroupName/demo-worker"));
+        assert!(out["arn"].as_str().unwrap().ends_with("autoScalingGroupName/demo-worker"));
         let sent = fake.sent();
         let call = &sent[0];
-        assert_eq!(
-            call.param("VPCZoneIdentifier"),
-            Some("subnet-a,subnet-b,subnet-c")
-        );
+        assert_eq!(call.param("VPCZoneIdentifier"), Some("subnet-a,subnet-b,subnet-c"));
         assert_eq!(call.param("LaunchTemplate.LaunchTemplateId"), Some("lt-1"));
         assert_eq!(call.param("LaunchTemplate.Version"), Some("3"));
         let keys = call.values("Tags.member.", ".Key");
         assert_eq!(keys.len(), 3, "{keys:?}");
         assert!(keys.contains(&"skyplan:address"));
-        assert_eq!(
-            call.values("Tags.member.", ".PropagateAtLaunch"),
-            ["true", "true", "true"]
-        );
+        assert_eq!(call.values("Tags.member.", ".PropagateAtLaunch"), ["true", "true", "true"]);
     }
 
     #[tokio::test]
@@ -383,10 +317,7 @@ mod request_tests {
         }
         });
         let c = fake.clients().await;
-        let (ctx, _) = recording_ctx(
-            Address::keyed("aws_autoscaling_group", "pool", "worker"),
-            "t",
-        );
+        let (ctx, _) = recording_ctx(Address::keyed("aws_autoscaling_group", "pool", "worker"), "t");
         let prior = json!({"id": "demo-worker", "arn": "arn:x", "name": "demo-worker", "launch_template_id": "lt-1",
             "launch_template_version": "1", "min_size": 3, "max_size": 6, "desired_capacity": 3, "vpc_zone_identifier": ["subnet-a", "subnet-b"]});
         let mut desired = prior.as_object().unwrap().clone();
@@ -394,9 +325,7 @@ mod request_tests {
         desired.remove("arn");
         desired.insert("desired_capacity".into(), json!(5));
         desired.insert("launch_template_version".into(), json!("2"));
-        let out = update(&c, &ctx, prior.as_object().unwrap(), &desired)
-            .await
-            .unwrap();
+        let out = update(&c, &ctx, prior.as_object().unwrap(), &desired).await.unwrap();
         assert_eq!(out["arn"], json!("arn:x"));
         let sent = fake.sent();
         assert_eq!(sent.len(), 1);

@@ -15,18 +15,10 @@ use crate::retry::Retry;
 
 /// `err` plus the network interfaces whose `filter_name` (`vpc-id`,
 /// `subnet-id`, `group-id`) is `id`.
-pub(crate) async fn explain(
-    c: &Clients,
-    filter_name: &str,
-    id: &str,
-    err: ApiError,
-) -> ProviderError {
+pub(crate) async fn explain(c: &Clients, filter_name: &str, id: &str, err: ApiError) -> ProviderError {
     let found = c
         .call("DescribeNetworkInterfaces", Retry::Standard, || {
-            c.ec2
-                .describe_network_interfaces()
-                .filters(filter(filter_name, [id]))
-                .send()
+            c.ec2.describe_network_interfaces().filters(filter(filter_name, [id])).send()
         })
         .await;
     let users: Vec<String> = match found {

@@ -27,23 +27,14 @@ impl ApiCallCounter {
 
     pub fn record(&self, service: &str, operation: &str) {
         let key = format!("{}:{operation}", iam_prefix(service));
-        *self
-            .counts
-            .lock()
-            .expect("counter lock")
-            .entry(key)
-            .or_insert(0) += 1;
+        *self.counts.lock().expect("counter lock").entry(key).or_insert(0) += 1;
     }
 }
 
 /// The SDK's service name ("Elastic Load Balancing") as IAM's prefix
 /// ("elasticloadbalancing").
 fn iam_prefix(service: &str) -> String {
-    service
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .flat_map(char::to_lowercase)
-        .collect()
+    service.chars().filter(|c| !c.is_whitespace()).flat_map(char::to_lowercase).collect()
 }
 
 impl Intercept for ApiCallCounter {

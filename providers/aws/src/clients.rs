@@ -44,10 +44,7 @@ impl Default for Timeouts {
             instance: Patience::minutes(10),
             autoscaling_group: Patience::minutes(15),
             blocked_delete: Duration::from_secs(15 * 60),
-            blocked_backoff: Backoff {
-                base: Duration::from_secs(2),
-                cap: Duration::from_secs(20),
-            },
+            blocked_backoff: Backoff { base: Duration::from_secs(2), cap: Duration::from_secs(20) },
         }
     }
 }
@@ -99,12 +96,7 @@ impl Clients {
 
     /// One API call with retries (see `retry.rs` for which errors `retry`
     /// covers). `operation` names the call in errors.
-    pub async fn call<T, E, F, Fut>(
-        &self,
-        operation: &'static str,
-        retry: Retry,
-        mut send: F,
-    ) -> Result<T, ApiError>
+    pub async fn call<T, E, F, Fut>(&self, operation: &'static str, retry: Retry, mut send: F) -> Result<T, ApiError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,

@@ -18,29 +18,18 @@ use crate::tags::ADDRESS_TAG;
 pub(crate) const FILTER_CHUNK: usize = 200;
 
 pub(crate) fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Filter {
-    Filter::builder()
-        .name(name)
-        .set_values(Some(values.into_iter().map(Into::into).collect()))
-        .build()
+    Filter::builder().name(name).set_values(Some(values.into_iter().map(Into::into).collect())).build()
 }
 
 /// The distinct ids of a batch of read requests, sorted, in filter-sized chunks.
 pub(crate) fn id_chunks(reqs: &[ReadRequest]) -> Vec<Vec<String>> {
-    let ids: BTreeSet<String> = reqs
-        .iter()
-        .filter_map(|r| attrs::id(&r.prior).ok())
-        .map(str::to_string)
-        .collect();
+    let ids: BTreeSet<String> = reqs.iter().filter_map(|r| attrs::id(&r.prior).ok()).map(str::to_string).collect();
     let ids: Vec<String> = ids.into_iter().collect();
     ids.chunks(FILTER_CHUNK).map(<[String]>::to_vec).collect()
 }
 
 /// An error after the resource was created: say so, and how to find it.
-pub(crate) fn created_but(
-    id: &str,
-    address: &Address,
-    e: impl Into<ProviderError>,
-) -> ProviderError {
+pub(crate) fn created_but(id: &str, address: &Address, e: impl Into<ProviderError>) -> ProviderError {
     let e = e.into();
     ProviderError::new(format!(
         "{id} was created but then {}; it is tagged {ADDRESS_TAG}={address}: delete it, or fix the cause and apply again after removing it",
@@ -60,17 +49,11 @@ mod tests {
             .map(|n| ReadRequest {
                 address: Address::keyed("aws_subnet", "s", n.to_string()),
                 kind: "aws_subnet".into(),
-                prior: json!({"id": format!("subnet-{:03}", n % 401)})
-                    .as_object()
-                    .unwrap()
-                    .clone(),
+                prior: json!({"id": format!("subnet-{:03}", n % 401)}).as_object().unwrap().clone(),
             })
             .collect();
         let chunks = id_chunks(&reqs);
-        assert_eq!(
-            chunks.iter().map(Vec::len).collect::<Vec<_>>(),
-            [200, 200, 1]
-        );
+        assert_eq!(chunks.iter().map(Vec::len).collect::<Vec<_>>(), [200, 200, 1]);
     }
 }
 
@@ -82,16 +65,8 @@ pub(crate) fn client_token(token: &str) -> String {
         return token.to_string();
     }
     // FNV-1a, twice with different offsets: stable across runs and builds.
-    let fnv = |offset: u64| {
-        token.bytes().fold(offset, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        })
-    };
-    format!(
-        "skyplan-{:016x}{:016x}",
-        fnv(0xcbf2_9ce4_8422_2325),
-        fnv(0x8422_2325_cbf2_9ce4)
-    )
+    let fnv = |offset: u64| token.bytes().fold(offset, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+    format!("skyplan-{:016x}{:016x}", fnv(0xcbf2_9ce4_8422_2325), fnv(0x8422_2325_cbf2_9ce4))
 }
 
 #[cfg(test)]
@@ -100,10 +75,7 @@ mod token_tests {
 
     #[test]
     fn short_tokens_pass_long_ones_are_digested_stably() {
-        assert_eq!(
-            client_token("apply-7-aws_nat_gateway.main[a]"),
-            "apply-7-aws_nat_gateway.main[a]"
-        );
+        assert_eq!(client_token("apply-7-aws_nat_gateway.main[a]"), "apply-7-aws_nat_gateway.main[a]");
         let long = "x".repeat(100);
         let t = client_token(&long);
         assert!(t.len() <= 64 && t.is_ascii(), "{t}");

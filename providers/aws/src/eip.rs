@@ -21,21 +21,13 @@ use crate::retry::{self, Retry};
 use crate::tags;
 use crate::wait::{self, Poll};
 
-pub(crate) const SPEC: KindSpec = KindSpec {
-    kind: "aws_eip",
-    fields: &[TAGS],
-    computed: &["id", "public_ip"],
-};
+pub(crate) const SPEC: KindSpec = KindSpec { kind: "aws_eip", fields: &[TAGS], computed: &["id", "public_ip"] };
 
 fn non_empty(s: Option<&str>) -> Option<&str> {
     s.filter(|s| !s.is_empty())
 }
 
-pub(crate) async fn create(
-    c: &Clients,
-    ctx: &OpContext,
-    attrs: &Attrs,
-) -> Result<Attrs, ProviderError> {
+pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
     let tags = tags::for_create(attrs, &ctx.address)?;
     let out = c
         .call("AllocateAddress", Retry::Standard, || {
@@ -46,9 +38,7 @@ pub(crate) async fn create(
                 .send()
         })
         .await?;
-    let id = out
-        .allocation_id()
-        .ok_or_else(|| ProviderError::new("AllocateAddress returned no allocation id"))?;
+    let id = out.allocation_id().ok_or_else(|| ProviderError::new("AllocateAddress returned no allocation id"))?;
     let mut result = attrs.clone();
     result.insert("id".into(), json!(id));
     result.insert("public_ip".into(), json!(out.public_ip()));
@@ -58,19 +48,13 @@ pub(crate) async fn create(
 async fn describe(c: &Clients, ids: Vec<String>) -> Result<Vec<Address>, ProviderError> {
     let out = c
         .call("DescribeAddresses", Retry::Standard, || {
-            c.ec2
-                .describe_addresses()
-                .filters(filter("allocation-id", ids.clone()))
-                .send()
+            c.ec2.describe_addresses().filters(filter("allocation-id", ids.clone())).send()
         })
         .await?;
     Ok(out.addresses().to_vec())
 }
 
-pub(crate) async fn read(
-    c: &Clients,
-    reqs: &[ReadRequest],
-) -> Result<Vec<Option<Attrs>>, ProviderError> {
+pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
     let mut found: HashMap<String, Address> = HashMap::new();
     for ids in id_chunks(reqs) {
         for a in describe(c, ids).await? {
@@ -102,19 +86,13 @@ pub(crate) async fn update(
     tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
     let mut result = attrs.clone();
     result.insert("id".into(), Value::String(id.to_string()));
-    result.insert(
-        "public_ip".into(),
-        prior.get("public_ip").cloned().unwrap_or(Value::Null),
-    );
+    result.insert("public_ip".into(), prior.get("public_ip").cloned().unwrap_or(Value::Null));
     Ok(result)
 }
 
 /// The network interface holding `address` when it is a NAT gateway's
 /// (AWS marks those `nat_gateway`, requester-managed).
-async fn nat_gateway_interface(
-    c: &Clients,
-    address: &Address,
-) -> Result<Option<String>, ProviderError> {
+async fn nat_gateway_interface(c: &Clients, address: &Address) -> Result<Option<String>, ProviderError> {
     if non_empty(address.instance_id()).is_some() {
         return Ok(None);
     }
@@ -123,24 +101,17 @@ async fn nat_gateway_interface(
     };
     let out = c
         .call("DescribeNetworkInterfaces", Retry::Standard, || {
-            c.ec2
-                .describe_network_interfaces()
-                .filters(filter("network-interface-id", [eni]))
-                .send()
+            c.ec2.describe_network_interfaces().filters(filter("network-interface-id", [eni])).send()
         })
         .await?;
-    let is_nat = out.network_interfaces().iter().any(|i| {
-        i.interface_type().map(|t| t.as_str()) == Some("nat_gateway")
-            || i.requester_managed() == Some(true)
-    });
+    let is_nat = out
+        .network_interfaces()
+        .iter()
+        .any(|i| i.interface_type().map(|t| t.as_str()) == Some("nat_gateway") || i.requester_managed() == Some(true));
     Ok(is_nat.then(|| eni.to_string()))
 }
 
-pub(crate) async fn delete(
-    c: &Clients,
-    ctx: &OpContext,
-    prior: &Attrs,
-) -> Result<(), ProviderError> {
+pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
     let id = attrs::id(prior)?;
     let Some(address) = describe(c, vec![id.to_string()]).await?.into_iter().next() else {
         return Ok(());
@@ -150,32 +121,22 @@ pub(crate) async fn delete(
             // Held by a NAT gateway being deleted: AWS frees the address
             // when the gateway is gone; nothing can detach it before.
             Some(eni) => {
-                wait::until(
-                    ctx,
-                    &format!("{eni} to release Elastic IP {id}"),
-                    c.timeouts.nat_gateway,
-                    || async {
-                        Ok(match describe(c, vec![id.to_string()]).await {
-                            Ok(found) => match found.first() {
-                                Some(a) if non_empty(a.association_id()).is_some() => {
-                                    Poll::Pending("associated".into())
-                                }
-                                _ => Poll::Ready(()),
-                            },
-                            Err(e) => Poll::Failed(e.message),
-                        })
-                    },
-                )
+                wait::until(ctx, &format!("{eni} to release Elastic IP {id}"), c.timeouts.nat_gateway, || async {
+                    Ok(match describe(c, vec![id.to_string()]).await {
+                        Ok(found) => match found.first() {
+                            Some(a) if non_empty(a.association_id()).is_some() => Poll::Pending("associated".into()),
+                            _ => Poll::Ready(()),
+                        },
+                        Err(e) => Poll::Failed(e.message),
+                    })
+                })
                 .await?;
             }
             // An instance's or a plain network interface's: take it back.
             None => {
                 let disassociated = c
                     .call("DisassociateAddress", Retry::Standard, || {
-                        c.ec2
-                            .disassociate_address()
-                            .association_id(association)
-                            .send()
+                        c.ec2.disassociate_address().association_id(association).send()
                     })
                     .await;
                 match disassociated {
@@ -186,17 +147,9 @@ pub(crate) async fn delete(
         }
     }
     let t = &c.timeouts;
-    let released = retry::while_blocked(
-        ctx,
-        &format!("Elastic IP {id}"),
-        t.blocked_delete,
-        t.blocked_backoff,
-        || {
-            c.call("ReleaseAddress", Retry::Standard, || {
-                c.ec2.release_address().allocation_id(id).send()
-            })
-        },
-    )
+    let released = retry::while_blocked(ctx, &format!("Elastic IP {id}"), t.blocked_delete, t.blocked_backoff, || {
+        c.call("ReleaseAddress", Retry::Standard, || c.ec2.release_address().allocation_id(id).send())
+    })
     .await;
     match released {
         Ok(_) => Ok(()),
@@ -247,18 +200,10 @@ mod request_tests {
         });
         let c = fake.clients().await;
         let (ctx, reports) = recording_ctx(Address::keyed("aws_eip", "nat", "us-east-1a"), "t");
-        delete(&c, &ctx, json!({"id": "eipalloc-1"}).as_object().unwrap())
-            .await
-            .unwrap();
-        assert_eq!(
-            fake.actions().last().map(String::as_str),
-            Some("ReleaseAddress")
-        );
+        delete(&c, &ctx, json!({"id": "eipalloc-1"}).as_object().unwrap()).await.unwrap();
+        assert_eq!(fake.actions().last().map(String::as_str), Some("ReleaseAddress"));
         assert_eq!(polls.load(Ordering::SeqCst), 4);
-        assert_eq!(
-            *reports.lock().unwrap(),
-            ["waiting for eni-nat to release Elastic IP eipalloc-1 (now associated)"]
-        );
+        assert_eq!(*reports.lock().unwrap(), ["waiting for eni-nat to release Elastic IP eipalloc-1 (now associated)"]);
     }
 }
 
@@ -273,8 +218,7 @@ mod disassociate_tests {
     /// An address on an instance (or on a plain interface) is disassociated, not waited for.
     #[tokio::test]
     async fn release_takes_an_instances_address_back_first() {
-        let fake = FakeAws::new(|req| {
-            match req.action.as_str() {
+        let fake = FakeAws::new(|req| match req.action.as_str() {
             "DescribeAddresses" => ec2_ok(
                 "DescribeAddresses",
                 "<addressesSet><item><allocationId>eipalloc-1</allocationId><associationId>eipassoc-1</associationId>\
@@ -283,17 +227,11 @@ mod disassociate_tests {
             "DisassociateAddress" => ec2_ok("DisassociateAddress", "<return>true</return>"),
             "ReleaseAddress" => ec2_ok("ReleaseAddress", "<return>true</return>"),
             other => panic!("unexpected call {other}"),
-        }
         });
         let c = fake.clients().await;
         let (ctx, _) = recording_ctx(Address::new("aws_eip", "x"), "t");
-        delete(&c, &ctx, json!({"id": "eipalloc-1"}).as_object().unwrap())
-            .await
-            .unwrap();
-        assert_eq!(
-            fake.actions(),
-            ["DescribeAddresses", "DisassociateAddress", "ReleaseAddress"]
-        );
+        delete(&c, &ctx, json!({"id": "eipalloc-1"}).as_object().unwrap()).await.unwrap();
+        assert_eq!(fake.actions(), ["DescribeAddresses", "DisassociateAddress", "ReleaseAddress"]);
         assert_eq!(fake.sent()[1].param("AssociationId"), Some("eipassoc-1"));
     }
 }

@@ -12,8 +12,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_elasticloadbalancing::types::{
-    ConnectionSettings, CrossZoneLoadBalancing, HealthCheck, Instance, Listener,
-    LoadBalancerAttributes, LoadBalancerDescription,
+    ConnectionSettings, CrossZoneLoadBalancing, HealthCheck, Instance, Listener, LoadBalancerAttributes,
+    LoadBalancerDescription,
 };
 use serde_json::{json, Value};
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
@@ -60,20 +60,13 @@ pub(crate) const SPEC: KindSpec = KindSpec {
 /// AWS's rule for classic load balancer names.
 pub(crate) fn name_problem(name: &str) -> Option<String> {
     if name.is_empty() || name.len() > 32 {
-        return Some(format!(
-            "`name` {name:?} must be 1 to 32 characters long (it has {})",
-            name.len()
-        ));
+        return Some(format!("`name` {name:?} must be 1 to 32 characters long (it has {})", name.len()));
     }
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        return Some(format!(
-            "`name` {name:?} may hold only letters, digits and hyphens"
-        ));
+        return Some(format!("`name` {name:?} may hold only letters, digits and hyphens"));
     }
     if name.starts_with('-') || name.ends_with('-') {
-        return Some(format!(
-            "`name` {name:?} must not begin or end with a hyphen"
-        ));
+        return Some(format!("`name` {name:?} must not begin or end with a hyphen"));
     }
     None
 }
@@ -90,9 +83,7 @@ pub(crate) fn validate(attrs: &Attrs) -> Vec<String> {
         for (n, l) in listeners.iter().enumerate() {
             if let Some(Value::Number(p)) = l.get("lb_port") {
                 if let Some(first) = ports.insert(p.to_string(), n) {
-                    errors.push(format!(
-                        "`listeners[{n}]` repeats lb_port {p} of `listeners[{first}]`"
-                    ));
+                    errors.push(format!("`listeners[{n}]` repeats lb_port {p} of `listeners[{first}]`"));
                 }
             }
         }
@@ -117,10 +108,7 @@ pub(crate) fn listener_attrs(l: &Listener) -> Attrs {
     obj.insert("lb_port".into(), json!(l.load_balancer_port()));
     obj.insert("lb_protocol".into(), json!(l.protocol()));
     obj.insert("instance_port".into(), json!(l.instance_port()));
-    obj.insert(
-        "instance_protocol".into(),
-        json!(l.instance_protocol().unwrap_or(l.protocol())),
-    );
+    obj.insert("instance_protocol".into(), json!(l.instance_protocol().unwrap_or(l.protocol())));
     obj
 }
 
@@ -130,10 +118,7 @@ fn same_listener(a: &Attrs, b: &Attrs) -> bool {
 }
 
 fn listeners(attrs: &Attrs) -> Result<Vec<Listener>, ProviderError> {
-    attrs::objects(attrs, "listeners")?
-        .into_iter()
-        .map(listener)
-        .collect()
+    attrs::objects(attrs, "listeners")?.into_iter().map(listener).collect()
 }
 
 pub(crate) fn health_check(attrs: &Attrs) -> Result<Option<HealthCheck>, ProviderError> {
@@ -180,26 +165,15 @@ fn lb_attributes(attrs: &Attrs) -> Result<Option<LoadBalancerAttributes>, Provid
 }
 
 fn instances(ids: &[String]) -> Vec<Instance> {
-    ids.iter()
-        .map(|id| Instance::builder().instance_id(id).build())
-        .collect()
+    ids.iter().map(|id| Instance::builder().instance_id(id).build()).collect()
 }
 
-async fn configure(
-    c: &Clients,
-    name: &str,
-    prior: Option<&Attrs>,
-    attrs: &Attrs,
-) -> Result<(), ProviderError> {
+async fn configure(c: &Clients, name: &str, prior: Option<&Attrs>, attrs: &Attrs) -> Result<(), ProviderError> {
     let changed = |key: &str| prior.is_none_or(|p| p.get(key) != attrs.get(key));
     if changed("health_check") {
         if let Some(hc) = health_check(attrs)? {
             c.call("ConfigureHealthCheck", Retry::AfterCreate, || {
-                c.elb
-                    .configure_health_check()
-                    .load_balancer_name(name)
-                    .health_check(hc.clone())
-                    .send()
+                c.elb.configure_health_check().load_balancer_name(name).health_check(hc.clone()).send()
             })
             .await?;
         }
@@ -224,17 +198,13 @@ async fn configure(
     let register: Vec<String> = want.iter().filter(|i| !had.contains(i)).cloned().collect();
     let deregister: Vec<String> = had.iter().filter(|i| !want.contains(i)).cloned().collect();
     if !register.is_empty() {
-        c.call(
-            "RegisterInstancesWithLoadBalancer",
-            Retry::AfterCreate,
-            || {
-                c.elb
-                    .register_instances_with_load_balancer()
-                    .load_balancer_name(name)
-                    .set_instances(Some(instances(&register)))
-                    .send()
-            },
-        )
+        c.call("RegisterInstancesWithLoadBalancer", Retry::AfterCreate, || {
+            c.elb
+                .register_instances_with_load_balancer()
+                .load_balancer_name(name)
+                .set_instances(Some(instances(&register)))
+                .send()
+        })
         .await?;
     }
     if !deregister.is_empty() {
@@ -245,17 +215,13 @@ async fn configure(
 
 async fn deregister_instances(c: &Clients, name: &str, ids: &[String]) -> Result<(), ApiError> {
     let out = c
-        .call(
-            "DeregisterInstancesFromLoadBalancer",
-            Retry::Standard,
-            || {
-                c.elb
-                    .deregister_instances_from_load_balancer()
-                    .load_balancer_name(name)
-                    .set_instances(Some(instances(ids)))
-                    .send()
-            },
-        )
+        .call("DeregisterInstancesFromLoadBalancer", Retry::Standard, || {
+            c.elb
+                .deregister_instances_from_load_balancer()
+                .load_balancer_name(name)
+                .set_instances(Some(instances(ids)))
+                .send()
+        })
         .await;
     match out {
         // Already gone (the instance, or the load balancer).
@@ -264,11 +230,7 @@ async fn deregister_instances(c: &Clients, name: &str, ids: &[String]) -> Result
     }
 }
 
-pub(crate) async fn create(
-    c: &Clients,
-    ctx: &OpContext,
-    attrs: &Attrs,
-) -> Result<Attrs, ProviderError> {
+pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
     let name = attrs::req_str(attrs, "name")?;
     if let Some(problem) = name_problem(name) {
         return Err(ProviderError::new(problem));
@@ -291,9 +253,7 @@ pub(crate) async fn create(
                 .send()
         })
         .await?;
-    configure(c, name, None, attrs)
-        .await
-        .map_err(|e| created_but(name, &ctx.address, e))?;
+    configure(c, name, None, attrs).await.map_err(|e| created_but(name, &ctx.address, e))?;
     let mut result = attrs.clone();
     result.insert("id".into(), json!(name));
     result.insert("dns_name".into(), json!(out.dns_name()));
@@ -322,10 +282,7 @@ async fn describe(c: &Clients, names: &[String]) -> Result<Vec<LoadBalancerDescr
 }
 
 /// The load balancers that exist among `names`.
-async fn describe_existing(
-    c: &Clients,
-    names: &[String],
-) -> Result<Vec<LoadBalancerDescription>, ApiError> {
+async fn describe_existing(c: &Clients, names: &[String]) -> Result<Vec<LoadBalancerDescription>, ApiError> {
     match describe(c, names).await {
         Err(e) if e.is_not_found() => {
             let mut found = Vec::new();
@@ -342,14 +299,8 @@ async fn describe_existing(
     }
 }
 
-pub(crate) async fn read(
-    c: &Clients,
-    reqs: &[ReadRequest],
-) -> Result<Vec<Option<Attrs>>, ProviderError> {
-    let mut names: Vec<String> = reqs
-        .iter()
-        .filter_map(|r| attrs::id(&r.prior).ok().map(str::to_string))
-        .collect();
+pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
+    let mut names: Vec<String> = reqs.iter().filter_map(|r| attrs::id(&r.prior).ok().map(str::to_string)).collect();
     names.sort();
     names.dedup();
     let mut found: HashMap<String, LoadBalancerDescription> = HashMap::new();
@@ -365,10 +316,7 @@ pub(crate) async fn read(
     for chunk in existing.chunks(20) {
         let out = c
             .call("DescribeTags", Retry::Standard, || {
-                c.elb
-                    .describe_tags()
-                    .set_load_balancer_names(Some(chunk.to_vec()))
-                    .send()
+                c.elb.describe_tags().set_load_balancer_names(Some(chunk.to_vec())).send()
             })
             .await?;
         for d in out.tag_descriptions() {
@@ -389,46 +337,24 @@ pub(crate) async fn read(
         live.insert("name".into(), json!(name));
         live.insert("dns_name".into(), json!(lb.dns_name()));
         live.insert("internal".into(), json!(lb.scheme() == Some("internal")));
-        live.insert(
-            "subnets".into(),
-            attrs::order_like(req.prior.get("subnets"), lb.subnets().to_vec()),
-        );
+        live.insert("subnets".into(), attrs::order_like(req.prior.get("subnets"), lb.subnets().to_vec()));
         live.insert(
             "security_groups".into(),
-            attrs::order_like(
-                req.prior.get("security_groups"),
-                lb.security_groups().to_vec(),
-            ),
+            attrs::order_like(req.prior.get("security_groups"), lb.security_groups().to_vec()),
         );
         let prior_listeners = attrs::objects(&req.prior, "listeners").unwrap_or_default();
-        let live_listeners = lb
-            .listener_descriptions()
-            .iter()
-            .filter_map(|d| d.listener())
-            .map(listener_attrs)
-            .collect();
-        live.insert(
-            "listeners".into(),
-            attrs::objects_like(&prior_listeners, live_listeners, same_listener),
-        );
+        let live_listeners =
+            lb.listener_descriptions().iter().filter_map(|d| d.listener()).map(listener_attrs).collect();
+        live.insert("listeners".into(), attrs::objects_like(&prior_listeners, live_listeners, same_listener));
         if let Some(hc) = lb.health_check() {
             let same = health_check(&req.prior).ok().flatten().as_ref() == Some(hc);
-            let value = if same {
-                req.prior["health_check"].clone()
-            } else {
-                health_check_attrs(hc)
-            };
+            let value = if same { req.prior["health_check"].clone() } else { health_check_attrs(hc) };
             live.insert("health_check".into(), value);
         }
-        if req.prior.contains_key("cross_zone_load_balancing")
-            || req.prior.contains_key("idle_timeout")
-        {
+        if req.prior.contains_key("cross_zone_load_balancing") || req.prior.contains_key("idle_timeout") {
             let a = c
                 .call("DescribeLoadBalancerAttributes", Retry::Standard, || {
-                    c.elb
-                        .describe_load_balancer_attributes()
-                        .load_balancer_name(name)
-                        .send()
+                    c.elb.describe_load_balancer_attributes().load_balancer_name(name).send()
                 })
                 .await?;
             if let Some(a) = a.load_balancer_attributes() {
@@ -440,19 +366,10 @@ pub(crate) async fn read(
                 }
             }
         }
-        let registered: Vec<String> = lb
-            .instances()
-            .iter()
-            .filter_map(|i| i.instance_id().map(str::to_string))
-            .collect();
-        live.insert(
-            "instances".into(),
-            attrs::order_like(req.prior.get("instances"), registered),
-        );
-        live.insert(
-            "tags".into(),
-            tags::to_value(tags_by_name.get(name).unwrap_or(&tags::Tags::new())),
-        );
+        let registered: Vec<String> =
+            lb.instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect();
+        live.insert("instances".into(), attrs::order_like(req.prior.get("instances"), registered));
+        live.insert("tags".into(), tags::to_value(tags_by_name.get(name).unwrap_or(&tags::Tags::new())));
         out.push(Some(SPEC.shape(&req.prior, live)));
     }
     Ok(out)
@@ -472,52 +389,32 @@ pub(crate) async fn update(
     let detach: Vec<String> = had.iter().filter(|s| !want.contains(s)).cloned().collect();
     if !attach.is_empty() {
         c.call("AttachLoadBalancerToSubnets", Retry::AfterCreate, || {
-            c.elb
-                .attach_load_balancer_to_subnets()
-                .load_balancer_name(name)
-                .set_subnets(Some(attach.clone()))
-                .send()
+            c.elb.attach_load_balancer_to_subnets().load_balancer_name(name).set_subnets(Some(attach.clone())).send()
         })
         .await?;
     }
     if !detach.is_empty() {
         c.call("DetachLoadBalancerFromSubnets", Retry::Standard, || {
-            c.elb
-                .detach_load_balancer_from_subnets()
-                .load_balancer_name(name)
-                .set_subnets(Some(detach.clone()))
-                .send()
+            c.elb.detach_load_balancer_from_subnets().load_balancer_name(name).set_subnets(Some(detach.clone())).send()
         })
         .await?;
     }
     let groups = attrs::str_list(attrs, "security_groups")?;
     if groups != attrs::str_list(prior, "security_groups")? && !groups.is_empty() {
-        c.call(
-            "ApplySecurityGroupsToLoadBalancer",
-            Retry::AfterCreate,
-            || {
-                c.elb
-                    .apply_security_groups_to_load_balancer()
-                    .load_balancer_name(name)
-                    .set_security_groups(Some(groups.clone()))
-                    .send()
-            },
-        )
+        c.call("ApplySecurityGroupsToLoadBalancer", Retry::AfterCreate, || {
+            c.elb
+                .apply_security_groups_to_load_balancer()
+                .load_balancer_name(name)
+                .set_security_groups(Some(groups.clone()))
+                .send()
+        })
         .await?;
     }
     // Listeners, by load balancer port: a changed one is deleted and created again.
     let before = listeners(prior)?;
     let after = listeners(attrs)?;
-    let gone: Vec<i32> = before
-        .iter()
-        .filter(|b| !after.contains(b))
-        .map(Listener::load_balancer_port)
-        .collect();
-    let new: Vec<Listener> = after
-        .iter()
-        .filter(|a| !before.contains(a))
-        .cloned()
-        .collect();
+    let gone: Vec<i32> = before.iter().filter(|b| !after.contains(b)).map(Listener::load_balancer_port).collect();
+    let new: Vec<Listener> = after.iter().filter(|a| !before.contains(a)).cloned().collect();
     if !gone.is_empty() {
         c.call("DeleteLoadBalancerListeners", Retry::Standard, || {
             c.elb
@@ -530,11 +427,7 @@ pub(crate) async fn update(
     }
     if !new.is_empty() {
         c.call("CreateLoadBalancerListeners", Retry::Standard, || {
-            c.elb
-                .create_load_balancer_listeners()
-                .load_balancer_name(name)
-                .set_listeners(Some(new.clone()))
-                .send()
+            c.elb.create_load_balancer_listeners().load_balancer_name(name).set_listeners(Some(new.clone())).send()
         })
         .await?;
     }
@@ -542,38 +435,21 @@ pub(crate) async fn update(
     tags::update_elb(c, name, &tags::diff_attrs(prior, attrs)?).await?;
     let mut result = attrs.clone();
     result.insert("id".into(), json!(name));
-    result.insert(
-        "dns_name".into(),
-        prior.get("dns_name").cloned().unwrap_or(Value::Null),
-    );
+    result.insert("dns_name".into(), prior.get("dns_name").cloned().unwrap_or(Value::Null));
     Ok(result)
 }
 
-pub(crate) async fn delete(
-    c: &Clients,
-    _ctx: &OpContext,
-    prior: &Attrs,
-) -> Result<(), ProviderError> {
+pub(crate) async fn delete(c: &Clients, _ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
     let name = attrs::id(prior)?;
-    let Some(lb) = describe_existing(c, &[name.to_string()])
-        .await?
-        .into_iter()
-        .next()
-    else {
+    let Some(lb) = describe_existing(c, &[name.to_string()]).await?.into_iter().next() else {
         return Ok(());
     };
-    let registered: Vec<String> = lb
-        .instances()
-        .iter()
-        .filter_map(|i| i.instance_id().map(str::to_string))
-        .collect();
+    let registered: Vec<String> = lb.instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect();
     if !registered.is_empty() {
         deregister_instances(c, name, &registered).await?;
     }
     match c
-        .call("DeleteLoadBalancer", Retry::Standard, || {
-            c.elb.delete_load_balancer().load_balancer_name(name).send()
-        })
+        .call("DeleteLoadBalancer", Retry::Standard, || c.elb.delete_load_balancer().load_balancer_name(name).send())
         .await
     {
         Err(e) if !e.is_not_found() => Err(e.into()),
@@ -593,45 +469,29 @@ mod tests {
     fn names_follow_awss_rules() {
         assert_eq!(name_problem("demo-apiserver"), None);
         assert_eq!(name_problem(&"a".repeat(32)), None);
-        assert!(name_problem(&"a".repeat(33))
-            .unwrap()
-            .contains("1 to 32 characters"));
-        assert!(name_problem("demo_apiserver")
-            .unwrap()
-            .contains("letters, digits and hyphens"));
+        assert!(name_problem(&"a".repeat(33)).unwrap().contains("1 to 32 characters"));
+        assert!(name_problem("demo_apiserver").unwrap().contains("letters, digits and hyphens"));
         assert!(name_problem("-demo").unwrap().contains("hyphen"));
         assert!(name_problem("").is_some());
     }
 
     #[test]
     fn listeners_map_both_ways() {
-        let written = obj(
-            json!({"lb_port": 6443, "lb_protocol": "tcp", "instance_port": 6443, "instance_protocol": "tcp"}),
-        );
+        let written =
+            obj(json!({"lb_port": 6443, "lb_protocol": "tcp", "instance_port": 6443, "instance_protocol": "tcp"}));
         let l = listener(&written).unwrap();
         assert_eq!(
-            (
-                l.load_balancer_port(),
-                l.protocol(),
-                l.instance_port(),
-                l.instance_protocol()
-            ),
+            (l.load_balancer_port(), l.protocol(), l.instance_port(), l.instance_protocol()),
             (6443, "TCP", 6443, Some("TCP"))
         );
         let back = listener_attrs(&l);
         assert_eq!(
             back,
-            obj(
-                json!({"lb_port": 6443, "lb_protocol": "TCP", "instance_port": 6443, "instance_protocol": "TCP"})
-            )
+            obj(json!({"lb_port": 6443, "lb_protocol": "TCP", "instance_port": 6443, "instance_protocol": "TCP"}))
         );
-        assert!(
-            same_listener(&written, &back),
-            "protocols compare case-blind"
-        );
-        let other = obj(
-            json!({"lb_port": 443, "lb_protocol": "TCP", "instance_port": 6443, "instance_protocol": "TCP"}),
-        );
+        assert!(same_listener(&written, &back), "protocols compare case-blind");
+        let other =
+            obj(json!({"lb_port": 443, "lb_protocol": "TCP", "instance_port": 6443, "instance_protocol": "TCP"}));
         assert!(!same_listener(&written, &other));
         // A read gives back the listener tables as written.
         let out = attrs::objects_like(&[&written], vec![back], same_listener);
@@ -640,32 +500,18 @@ mod tests {
 
     #[test]
     fn health_check_and_attributes() {
-        let a = obj(
-            json!({"health_check": {"target": "TCP:6443", "interval": 10, "timeout": 5,
-            "healthy_threshold": 2, "unhealthy_threshold": 3}, "cross_zone_load_balancing": true, "idle_timeout": 3600}),
-        );
+        let a = obj(json!({"health_check": {"target": "TCP:6443", "interval": 10, "timeout": 5,
+            "healthy_threshold": 2, "unhealthy_threshold": 3}, "cross_zone_load_balancing": true, "idle_timeout": 3600}));
         let hc = health_check(&a).unwrap().unwrap();
         assert_eq!(
-            (
-                hc.target(),
-                hc.interval(),
-                hc.timeout(),
-                hc.healthy_threshold(),
-                hc.unhealthy_threshold()
-            ),
+            (hc.target(), hc.interval(), hc.timeout(), hc.healthy_threshold(), hc.unhealthy_threshold()),
             ("TCP:6443", 10, 5, 2, 3)
         );
         assert_eq!(health_check_attrs(&hc), a["health_check"]);
         let attributes = lb_attributes(&a).unwrap().unwrap();
         assert!(attributes.cross_zone_load_balancing().unwrap().enabled());
-        assert_eq!(
-            attributes.connection_settings().unwrap().idle_timeout(),
-            3600
-        );
-        assert!(
-            lb_attributes(&Attrs::new()).unwrap().is_none(),
-            "nothing to set when neither is given"
-        );
+        assert_eq!(attributes.connection_settings().unwrap().idle_timeout(), 3600);
+        assert!(lb_attributes(&Attrs::new()).unwrap().is_none(), "nothing to set when neither is given");
     }
 
     #[test]

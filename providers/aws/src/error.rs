@@ -29,18 +29,8 @@ pub(crate) struct ApiError {
 
 impl ApiError {
     #[cfg(test)]
-    pub fn new(
-        operation: &'static str,
-        code: Option<&str>,
-        message: impl Into<String>,
-        status: Option<u16>,
-    ) -> Self {
-        ApiError {
-            operation,
-            code: code.map(str::to_string),
-            message: message.into(),
-            status,
-        }
+    pub fn new(operation: &'static str, code: Option<&str>, message: impl Into<String>, status: Option<u16>) -> Self {
+        ApiError { operation, code: code.map(str::to_string), message: message.into(), status }
     }
 
     /// A service error as AWS would return it (for tests and synthesized errors).
@@ -61,12 +51,7 @@ impl ApiError {
                     Some(m) => m.to_string(),
                     None => DisplayErrorContext(&err).to_string(),
                 };
-                ApiError {
-                    operation,
-                    code: e.code().map(str::to_string),
-                    message,
-                    status: Some(status),
-                }
+                ApiError { operation, code: e.code().map(str::to_string), message, status: Some(status) }
             }
             SdkError::ResponseError(ctx) => ApiError {
                 operation,
@@ -74,12 +59,7 @@ impl ApiError {
                 message: DisplayErrorContext(&err).to_string(),
                 status: Some(ctx.raw().status().as_u16()),
             },
-            _ => ApiError {
-                operation,
-                code: None,
-                message: DisplayErrorContext(&err).to_string(),
-                status: None,
-            },
+            _ => ApiError { operation, code: None, message: DisplayErrorContext(&err).to_string(), status: None },
         }
     }
 
@@ -101,8 +81,7 @@ impl ApiError {
             || code.ends_with("NotFound")
             || code.ends_with("NotFoundException")
             || code.ends_with(".NotFoundException")
-            || (code == "ValidationError"
-                && self.message.to_ascii_lowercase().contains("not found"))
+            || (code == "ValidationError" && self.message.to_ascii_lowercase().contains("not found"))
     }
 }
 
@@ -138,11 +117,7 @@ mod tests {
         ] {
             assert!(ApiError::service("X", code, "m").is_not_found(), "{code}");
         }
-        let asg = ApiError::service(
-            "DeleteAutoScalingGroup",
-            "ValidationError",
-            "AutoScalingGroup name not found",
-        );
+        let asg = ApiError::service("DeleteAutoScalingGroup", "ValidationError", "AutoScalingGroup name not found");
         assert!(asg.is_not_found());
         assert!(!ApiError::service("X", "ValidationError", "bad min size").is_not_found());
         assert!(!ApiError::service("X", "DependencyViolation", "in use").is_not_found());
@@ -150,14 +125,7 @@ mod tests {
 
     #[test]
     fn message_names_operation_and_code() {
-        let e = ApiError::service(
-            "CreateVpc",
-            "InvalidVpc.Range",
-            "The CIDR '10.0.0.0/8' is invalid.",
-        );
-        assert_eq!(
-            e.to_string(),
-            "CreateVpc failed: InvalidVpc.Range: The CIDR '10.0.0.0/8' is invalid."
-        );
+        let e = ApiError::service("CreateVpc", "InvalidVpc.Range", "The CIDR '10.0.0.0/8' is invalid.");
+        assert_eq!(e.to_string(), "CreateVpc failed: InvalidVpc.Range: The CIDR '10.0.0.0/8' is invalid.");
     }
 }

@@ -12,8 +12,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_ec2::types::{
-    BlockDeviceMapping, EbsBlockDevice, Instance, InstanceNetworkInterfaceSpecification,
-    InstanceType, ResourceType,
+    BlockDeviceMapping, EbsBlockDevice, Instance, InstanceNetworkInterfaceSpecification, InstanceType, ResourceType,
 };
 use serde_json::{json, Value};
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
@@ -44,10 +43,7 @@ pub(crate) const SPEC: KindSpec = KindSpec {
 };
 
 fn state(i: &Instance) -> &str {
-    i.state()
-        .and_then(|s| s.name())
-        .map(|n| n.as_str())
-        .unwrap_or("unknown")
+    i.state().and_then(|s| s.name()).map(|n| n.as_str()).unwrap_or("unknown")
 }
 
 fn is_gone(i: &Instance) -> bool {
@@ -63,10 +59,7 @@ pub(crate) fn poll_running(i: Option<&Instance>) -> Poll<Instance> {
             "pending" => Poll::Pending("pending".into()),
             other => Poll::Failed(format!(
                 "it is {other}{}",
-                i.state_reason()
-                    .and_then(|r| r.message())
-                    .map(|m| format!(": {m}"))
-                    .unwrap_or_default()
+                i.state_reason().and_then(|r| r.message()).map(|m| format!(": {m}")).unwrap_or_default()
             )),
         },
     }
@@ -85,11 +78,7 @@ async fn describe(c: &Clients, ids: Vec<String>, retry: Retry) -> Result<Vec<Ins
                     .send()
             })
             .await?;
-        all.extend(
-            page.reservations()
-                .iter()
-                .flat_map(|r| r.instances().iter().cloned()),
-        );
+        all.extend(page.reservations().iter().flat_map(|r| r.instances().iter().cloned()));
         token = page.next_token().map(str::to_string);
         if token.is_none() {
             return Ok(all);
@@ -97,11 +86,7 @@ async fn describe(c: &Clients, ids: Vec<String>, retry: Retry) -> Result<Vec<Ins
     }
 }
 
-pub(crate) async fn create(
-    c: &Clients,
-    ctx: &OpContext,
-    attrs: &Attrs,
-) -> Result<Attrs, ProviderError> {
+pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
     let ami_attr = attrs::req_str(attrs, "ami")?;
     let instance_type = attrs::req_str(attrs, "instance_type")?;
     let subnet_id = attrs::req_str(attrs, "subnet_id")?;
@@ -117,19 +102,11 @@ pub(crate) async fn create(
         (Some(size), Some(device)) => Some(
             BlockDeviceMapping::builder()
                 .device_name(device)
-                .ebs(
-                    EbsBlockDevice::builder()
-                        .volume_size(size)
-                        .delete_on_termination(true)
-                        .build(),
-                )
+                .ebs(EbsBlockDevice::builder().volume_size(size).delete_on_termination(true).build())
                 .build(),
         ),
         (Some(_), None) => {
-            return Err(ProviderError::new(format!(
-                "AMI {} has no root device name to size",
-                image.id
-            )));
+            return Err(ProviderError::new(format!("AMI {} has no root device name to size", image.id)));
         }
     };
     // A public IP choice goes on the network interface, and then the subnet and groups must too.
@@ -160,9 +137,7 @@ pub(crate) async fn create(
                 .tag_specifications(tags::ec2_spec(ResourceType::Volume, &tags));
             run = match &interface {
                 Some(eni) => run.network_interfaces(eni.clone()),
-                None => run
-                    .subnet_id(subnet_id)
-                    .set_security_group_ids(Some(groups.clone())),
+                None => run.subnet_id(subnet_id).set_security_group_ids(Some(groups.clone())),
             };
             run.send()
         })
@@ -173,15 +148,10 @@ pub(crate) async fn create(
         .and_then(Instance::instance_id)
         .ok_or_else(|| ProviderError::new("RunInstances returned no instance"))?
         .to_string();
-    let running = wait::until(
-        ctx,
-        &format!("instance {id} to be running"),
-        c.timeouts.instance,
-        || async {
-            let found = describe(c, vec![id.clone()], Retry::AfterCreate).await?;
-            Ok(poll_running(found.first()))
-        },
-    )
+    let running = wait::until(ctx, &format!("instance {id} to be running"), c.timeouts.instance, || async {
+        let found = describe(c, vec![id.clone()], Retry::AfterCreate).await?;
+        Ok(poll_running(found.first()))
+    })
     .await
     .map_err(|e| created_but(&id, &ctx.address, e))?;
     let mut result = attrs.clone();
@@ -193,10 +163,7 @@ pub(crate) async fn create(
 }
 
 /// Root volume sizes by volume id, for the instances whose prior sets one.
-async fn root_volume_sizes(
-    c: &Clients,
-    volume_ids: Vec<String>,
-) -> Result<HashMap<String, i32>, ApiError> {
+async fn root_volume_sizes(c: &Clients, volume_ids: Vec<String>) -> Result<HashMap<String, i32>, ApiError> {
     let mut sizes = HashMap::new();
     for chunk in volume_ids.chunks(FILTER_CHUNK) {
         let mut token = None;
@@ -227,14 +194,8 @@ async fn root_volume_sizes(
 /// The root volume: the mapping on the root device name, else the only one.
 fn root_volume_id(i: &Instance) -> Option<&str> {
     let mappings = i.block_device_mappings();
-    let root = mappings
-        .iter()
-        .find(|m| m.device_name().is_some() && m.device_name() == i.root_device_name());
-    let root = root.or(if mappings.len() == 1 {
-        mappings.first()
-    } else {
-        None
-    })?;
+    let root = mappings.iter().find(|m| m.device_name().is_some() && m.device_name() == i.root_device_name());
+    let root = root.or(if mappings.len() == 1 { mappings.first() } else { None })?;
     root.ebs()?.volume_id()
 }
 
@@ -242,11 +203,7 @@ fn root_volume_id(i: &Instance) -> Option<&str> {
 /// when the instance lists none (the emulator, for an instance launched
 /// with a network interface specification).
 fn instance_groups(i: &Instance) -> Vec<String> {
-    let groups: Vec<String> = i
-        .security_groups()
-        .iter()
-        .filter_map(|g| g.group_id().map(str::to_string))
-        .collect();
+    let groups: Vec<String> = i.security_groups().iter().filter_map(|g| g.group_id().map(str::to_string)).collect();
     if !groups.is_empty() {
         return groups;
     }
@@ -254,19 +211,11 @@ fn instance_groups(i: &Instance) -> Vec<String> {
     interfaces
         .iter()
         .find(|n| n.attachment().and_then(|a| a.device_index()) == Some(0) || interfaces.len() == 1)
-        .map(|n| {
-            n.groups()
-                .iter()
-                .filter_map(|g| g.group_id().map(str::to_string))
-                .collect()
-        })
+        .map(|n| n.groups().iter().filter_map(|g| g.group_id().map(str::to_string)).collect())
         .unwrap_or_default()
 }
 
-pub(crate) async fn read(
-    c: &Clients,
-    reqs: &[ReadRequest],
-) -> Result<Vec<Option<Attrs>>, ProviderError> {
+pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
     let mut found: HashMap<String, Instance> = HashMap::new();
     for ids in id_chunks(reqs) {
         for i in describe(c, ids, Retry::Standard).await? {
@@ -283,11 +232,7 @@ pub(crate) async fn read(
         .filter_map(|r| found.get(attrs::id(&r.prior).ok()?))
         .filter_map(|i| root_volume_id(i).map(str::to_string))
         .collect();
-    let sizes = if volumes.is_empty() {
-        HashMap::new()
-    } else {
-        root_volume_sizes(c, volumes).await?
-    };
+    let sizes = if volumes.is_empty() { HashMap::new() } else { root_volume_sizes(c, volumes).await? };
     Ok(reqs
         .iter()
         .map(|req| {
@@ -295,20 +240,13 @@ pub(crate) async fn read(
             let image = i.image_id().unwrap_or_default();
             let prior_ami = req.prior.get("ami").and_then(Value::as_str);
             let prior_resolved = req.prior.get("resolved_ami").and_then(Value::as_str);
-            let ami = if prior_ami == Some(ami::AUTO) && prior_resolved == Some(image) {
-                ami::AUTO
-            } else {
-                image
-            };
+            let ami = if prior_ami == Some(ami::AUTO) && prior_resolved == Some(image) { ami::AUTO } else { image };
             let groups = instance_groups(i);
             let mut live = Attrs::new();
             live.insert("id".into(), json!(i.instance_id()));
             live.insert("ami".into(), json!(ami));
             live.insert("resolved_ami".into(), json!(image));
-            live.insert(
-                "instance_type".into(),
-                json!(i.instance_type().map(|t| t.as_str())),
-            );
+            live.insert("instance_type".into(), json!(i.instance_type().map(|t| t.as_str())));
             live.insert("subnet_id".into(), json!(i.subnet_id()));
             live.insert(
                 "vpc_security_group_ids".into(),
@@ -342,54 +280,35 @@ pub(crate) async fn update(
     let groups = attrs::str_list(attrs, "vpc_security_group_ids")?;
     if groups != attrs::str_list(prior, "vpc_security_group_ids")? {
         c.call("ModifyInstanceAttribute", Retry::AfterCreate, || {
-            c.ec2
-                .modify_instance_attribute()
-                .instance_id(id)
-                .set_groups(Some(groups.clone()))
-                .send()
+            c.ec2.modify_instance_attribute().instance_id(id).set_groups(Some(groups.clone())).send()
         })
         .await?;
     }
     tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
     let mut result = attrs.clone();
     for computed in SPEC.computed {
-        result.insert(
-            computed.to_string(),
-            prior.get(*computed).cloned().unwrap_or(Value::Null),
-        );
+        result.insert(computed.to_string(), prior.get(*computed).cloned().unwrap_or(Value::Null));
     }
     Ok(result)
 }
 
-pub(crate) async fn delete(
-    c: &Clients,
-    ctx: &OpContext,
-    prior: &Attrs,
-) -> Result<(), ProviderError> {
+pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
     let id = attrs::id(prior)?.to_string();
-    let terminated = c
-        .call("TerminateInstances", Retry::Standard, || {
-            c.ec2.terminate_instances().instance_ids(&id).send()
-        })
-        .await;
+    let terminated =
+        c.call("TerminateInstances", Retry::Standard, || c.ec2.terminate_instances().instance_ids(&id).send()).await;
     match terminated {
         Ok(_) => {}
         Err(e) if e.is_not_found() => return Ok(()),
         Err(e) => return Err(e.into()),
     }
-    wait::until(
-        ctx,
-        &format!("instance {id} to be terminated"),
-        c.timeouts.instance,
-        || async {
-            let found = describe(c, vec![id.clone()], Retry::Standard).await?;
-            Ok(match found.first() {
-                None => Poll::Ready(()),
-                Some(i) if state(i) == "terminated" => Poll::Ready(()),
-                Some(i) => Poll::Pending(state(i).to_string()),
-            })
-        },
-    )
+    wait::until(ctx, &format!("instance {id} to be terminated"), c.timeouts.instance, || async {
+        let found = describe(c, vec![id.clone()], Retry::Standard).await?;
+        Ok(match found.first() {
+            None => Poll::Ready(()),
+            Some(i) if state(i) == "terminated" => Poll::Ready(()),
+            Some(i) => Poll::Pending(state(i).to_string()),
+        })
+    })
     .await
 }
 
@@ -400,34 +319,17 @@ mod tests {
     use super::*;
 
     fn instance(s: InstanceStateName) -> Instance {
-        Instance::builder()
-            .instance_id("i-1")
-            .state(InstanceState::builder().name(s).build())
-            .build()
+        Instance::builder().instance_id("i-1").state(InstanceState::builder().name(s).build()).build()
     }
 
     #[test]
     fn running_by_state() {
         assert_eq!(poll_running(None), Poll::Pending("not visible yet".into()));
-        assert_eq!(
-            poll_running(Some(&instance(InstanceStateName::Pending))),
-            Poll::Pending("pending".into())
-        );
-        assert!(matches!(
-            poll_running(Some(&instance(InstanceStateName::Running))),
-            Poll::Ready(_)
-        ));
+        assert_eq!(poll_running(Some(&instance(InstanceStateName::Pending))), Poll::Pending("pending".into()));
+        assert!(matches!(poll_running(Some(&instance(InstanceStateName::Running))), Poll::Ready(_)));
         let failed = Instance::builder()
-            .state(
-                InstanceState::builder()
-                    .name(InstanceStateName::Terminated)
-                    .build(),
-            )
-            .state_reason(
-                StateReason::builder()
-                    .message("Server.InsufficientInstanceCapacity")
-                    .build(),
-            )
+            .state(InstanceState::builder().name(InstanceStateName::Terminated).build())
+            .state_reason(StateReason::builder().message("Server.InsufficientInstanceCapacity").build())
             .build();
         assert_eq!(
             poll_running(Some(&failed)),
@@ -488,8 +390,7 @@ mod request_tests {
         }
         });
         let c = fake.clients().await;
-        let (ctx, reports) =
-            recording_ctx(Address::new("aws_instance", "bastion"), "apply-3-bastion");
+        let (ctx, reports) = recording_ctx(Address::new("aws_instance", "bastion"), "apply-3-bastion");
         let attrs = json!({
             "ami": "auto", "instance_type": "t3.micro", "subnet_id": "subnet-pub", "vpc_security_group_ids": ["sg-bastion"],
             "key_name": "ops", "user_data": "#!/bin/sh\necho hello\n", "root_volume_size_gib": 20,
@@ -506,37 +407,15 @@ mod request_tests {
         let run = sent.iter().find(|s| s.action == "RunInstances").unwrap();
         assert_eq!(run.param("ClientToken"), Some("apply-3-bastion"));
         assert_eq!(run.param("ImageId"), Some("ami-new"));
-        assert_eq!(
-            run.param("UserData"),
-            Some(aws_smithy_types::base64::encode("#!/bin/sh\necho hello\n").as_str())
-        );
-        assert_eq!(
-            run.param("BlockDeviceMapping.1.DeviceName"),
-            Some("/dev/xvda")
-        );
+        assert_eq!(run.param("UserData"), Some(aws_smithy_types::base64::encode("#!/bin/sh\necho hello\n").as_str()));
+        assert_eq!(run.param("BlockDeviceMapping.1.DeviceName"), Some("/dev/xvda"));
         assert_eq!(run.param("BlockDeviceMapping.1.Ebs.VolumeSize"), Some("20"));
-        assert_eq!(
-            run.param("NetworkInterface.1.AssociatePublicIpAddress"),
-            Some("true")
-        );
+        assert_eq!(run.param("NetworkInterface.1.AssociatePublicIpAddress"), Some("true"));
         assert_eq!(run.param("NetworkInterface.1.SubnetId"), Some("subnet-pub"));
-        assert_eq!(
-            run.param("NetworkInterface.1.SecurityGroupId.1"),
-            Some("sg-bastion")
-        );
-        assert_eq!(
-            run.param("SubnetId"),
-            None,
-            "the subnet goes on the interface"
-        );
-        assert_eq!(
-            run.values("TagSpecification.", ".ResourceType"),
-            ["instance", "volume"]
-        );
-        assert_eq!(
-            *reports.lock().unwrap(),
-            ["waiting for instance i-1 to be running (now pending)"]
-        );
+        assert_eq!(run.param("NetworkInterface.1.SecurityGroupId.1"), Some("sg-bastion"));
+        assert_eq!(run.param("SubnetId"), None, "the subnet goes on the interface");
+        assert_eq!(run.values("TagSpecification.", ".ResourceType"), ["instance", "volume"]);
+        assert_eq!(*reports.lock().unwrap(), ["waiting for instance i-1 to be running (now pending)"]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -546,11 +425,7 @@ mod request_tests {
         let fake = FakeAws::new(move |req| match req.action.as_str() {
             "TerminateInstances" => ec2_ok("TerminateInstances", "<instancesSet/>"),
             _ => {
-                let state = if p.fetch_add(1, Ordering::SeqCst) < 3 {
-                    "shutting-down"
-                } else {
-                    "terminated"
-                };
+                let state = if p.fetch_add(1, Ordering::SeqCst) < 3 { "shutting-down" } else { "terminated" };
                 ec2_ok(
                     "DescribeInstances",
                     &format!("<reservationSet><item><instancesSet><item><instanceId>i-1</instanceId><instanceState><name>{state}</name></instanceState></item></instancesSet></item></reservationSet>"),
@@ -559,26 +434,14 @@ mod request_tests {
         });
         let c = fake.clients().await;
         let (ctx, _) = recording_ctx(Address::new("aws_instance", "bastion"), "t");
-        delete(&c, &ctx, json!({"id": "i-1"}).as_object().unwrap())
-            .await
-            .unwrap();
+        delete(&c, &ctx, json!({"id": "i-1"}).as_object().unwrap()).await.unwrap();
         assert_eq!(polls.load(Ordering::SeqCst), 4);
 
         let gone = FakeAws::new(|_| {
-            crate::testing::ec2_error(
-                400,
-                "InvalidInstanceID.NotFound",
-                "The instance ID 'i-1' does not exist",
-            )
+            crate::testing::ec2_error(400, "InvalidInstanceID.NotFound", "The instance ID 'i-1' does not exist")
         });
         let c = gone.clients().await;
-        delete(&c, &ctx, json!({"id": "i-1"}).as_object().unwrap())
-            .await
-            .unwrap();
-        assert_eq!(
-            gone.actions(),
-            ["TerminateInstances"],
-            "not retried: on delete NotFound is an answer"
-        );
+        delete(&c, &ctx, json!({"id": "i-1"}).as_object().unwrap()).await.unwrap();
+        assert_eq!(gone.actions(), ["TerminateInstances"], "not retried: on delete NotFound is an answer");
     }
 }

@@ -19,19 +19,12 @@ use crate::error::ApiError;
 use crate::retry::{self, Retry};
 use crate::tags;
 
-pub(crate) const SPEC: KindSpec = KindSpec {
-    kind: "aws_internet_gateway",
-    fields: &[Field::new("vpc_id", Ty::Str), TAGS],
-    computed: &["id"],
-};
+pub(crate) const SPEC: KindSpec =
+    KindSpec { kind: "aws_internet_gateway", fields: &[Field::new("vpc_id", Ty::Str), TAGS], computed: &["id"] };
 
 async fn attach(c: &Clients, id: &str, vpc_id: &str) -> Result<(), ApiError> {
     c.call("AttachInternetGateway", Retry::AfterCreate, || {
-        c.ec2
-            .attach_internet_gateway()
-            .internet_gateway_id(id)
-            .vpc_id(vpc_id)
-            .send()
+        c.ec2.attach_internet_gateway().internet_gateway_id(id).vpc_id(vpc_id).send()
     })
     .await?;
     Ok(())
@@ -39,22 +32,13 @@ async fn attach(c: &Clients, id: &str, vpc_id: &str) -> Result<(), ApiError> {
 
 async fn detach(c: &Clients, ctx: &OpContext, id: &str, vpc_id: &str) -> Result<(), ApiError> {
     let t = &c.timeouts;
-    let detached = retry::while_blocked(
-        ctx,
-        &format!("internet gateway {id}"),
-        t.blocked_delete,
-        t.blocked_backoff,
-        || {
+    let detached =
+        retry::while_blocked(ctx, &format!("internet gateway {id}"), t.blocked_delete, t.blocked_backoff, || {
             c.call("DetachInternetGateway", Retry::Standard, || {
-                c.ec2
-                    .detach_internet_gateway()
-                    .internet_gateway_id(id)
-                    .vpc_id(vpc_id)
-                    .send()
+                c.ec2.detach_internet_gateway().internet_gateway_id(id).vpc_id(vpc_id).send()
             })
-        },
-    )
-    .await;
+        })
+        .await;
     match detached {
         Ok(_) => Ok(()),
         // Already detached, or gone.
@@ -63,11 +47,7 @@ async fn detach(c: &Clients, ctx: &OpContext, id: &str, vpc_id: &str) -> Result<
     }
 }
 
-pub(crate) async fn create(
-    c: &Clients,
-    ctx: &OpContext,
-    attrs: &Attrs,
-) -> Result<Attrs, ProviderError> {
+pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
     let vpc_id = attrs::opt_str(attrs, "vpc_id")?;
     let tags = tags::for_create(attrs, &ctx.address)?;
     let out = c
@@ -83,9 +63,7 @@ pub(crate) async fn create(
         .and_then(InternetGateway::internet_gateway_id)
         .ok_or_else(|| ProviderError::new("CreateInternetGateway returned no id"))?;
     if let Some(vpc_id) = vpc_id {
-        attach(c, id, vpc_id)
-            .await
-            .map_err(|e| created_but(id, &ctx.address, e))?;
+        attach(c, id, vpc_id).await.map_err(|e| created_but(id, &ctx.address, e))?;
     }
     let mut result = attrs.clone();
     result.insert("id".into(), json!(id));
@@ -97,19 +75,11 @@ pub(crate) async fn create(
 fn attached_vpc(igw: &InternetGateway) -> Option<&str> {
     igw.attachments()
         .iter()
-        .find(|a| {
-            matches!(
-                a.state().map(|s| s.as_str()),
-                Some("available" | "attached" | "attaching")
-            )
-        })
+        .find(|a| matches!(a.state().map(|s| s.as_str()), Some("available" | "attached" | "attaching")))
         .and_then(|a| a.vpc_id())
 }
 
-pub(crate) async fn read(
-    c: &Clients,
-    reqs: &[ReadRequest],
-) -> Result<Vec<Option<Attrs>>, ProviderError> {
+pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
     let mut found: HashMap<String, InternetGateway> = HashMap::new();
     for ids in id_chunks(reqs) {
         let mut token = None;
@@ -148,12 +118,7 @@ pub(crate) async fn read(
         .collect())
 }
 
-pub(crate) async fn update(
-    c: &Clients,
-    ctx: &OpContext,
-    prior: &Attrs,
-    attrs: &Attrs,
-) -> Result<Attrs, ProviderError> {
+pub(crate) async fn update(c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
     let id = attrs::id(prior)?;
     let old = attrs::opt_str(prior, "vpc_id")?;
     let new = attrs::opt_str(attrs, "vpc_id")?;
@@ -171,19 +136,12 @@ pub(crate) async fn update(
     Ok(result)
 }
 
-pub(crate) async fn delete(
-    c: &Clients,
-    ctx: &OpContext,
-    prior: &Attrs,
-) -> Result<(), ProviderError> {
+pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
     let id = attrs::id(prior)?;
     // Detach from whatever VPC it is attached to now, not only the recorded one.
     let described = c
         .call("DescribeInternetGateways", Retry::Standard, || {
-            c.ec2
-                .describe_internet_gateways()
-                .filters(filter("internet-gateway-id", [id]))
-                .send()
+            c.ec2.describe_internet_gateways().filters(filter("internet-gateway-id", [id])).send()
         })
         .await?;
     let Some(igw) = described.internet_gateways().first() else {
@@ -193,21 +151,13 @@ pub(crate) async fn delete(
         detach(c, ctx, id, vpc_id).await?;
     }
     let t = &c.timeouts;
-    let deleted = retry::while_blocked(
-        ctx,
-        &format!("internet gateway {id}"),
-        t.blocked_delete,
-        t.blocked_backoff,
-        || {
+    let deleted =
+        retry::while_blocked(ctx, &format!("internet gateway {id}"), t.blocked_delete, t.blocked_backoff, || {
             c.call("DeleteInternetGateway", Retry::Standard, || {
-                c.ec2
-                    .delete_internet_gateway()
-                    .internet_gateway_id(id)
-                    .send()
+                c.ec2.delete_internet_gateway().internet_gateway_id(id).send()
             })
-        },
-    )
-    .await;
+        })
+        .await;
     match deleted {
         Ok(_) => Ok(()),
         Err(e) if e.is_not_found() => Ok(()),
@@ -252,28 +202,11 @@ mod request_tests {
         });
         let c = fake.clients().await;
         let (ctx, reports) = recording_ctx(Address::new("aws_internet_gateway", "main"), "t");
-        delete(
-            &c,
-            &ctx,
-            json!({"id": "igw-1", "vpc_id": "vpc-1"})
-                .as_object()
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+        delete(&c, &ctx, json!({"id": "igw-1", "vpc_id": "vpc-1"}).as_object().unwrap()).await.unwrap();
         assert_eq!(
             fake.actions(),
-            [
-                "DescribeInternetGateways",
-                "DetachInternetGateway",
-                "DetachInternetGateway",
-                "DeleteInternetGateway"
-            ]
+            ["DescribeInternetGateways", "DetachInternetGateway", "DetachInternetGateway", "DeleteInternetGateway"]
         );
-        assert!(
-            reports.lock().unwrap()[0].contains("mapped public address"),
-            "{:?}",
-            reports.lock().unwrap()
-        );
+        assert!(reports.lock().unwrap()[0].contains("mapped public address"), "{:?}", reports.lock().unwrap());
     }
 }

@@ -13,10 +13,9 @@
 use std::collections::HashMap;
 
 use aws_sdk_ec2::types::{
-    InstanceType, LaunchTemplate, LaunchTemplateBlockDeviceMappingRequest,
-    LaunchTemplateEbsBlockDeviceRequest, LaunchTemplateInstanceMarketOptionsRequest,
-    LaunchTemplateSpotMarketOptionsRequest, LaunchTemplateTagSpecificationRequest,
-    LaunchTemplateVersion, MarketType, RequestLaunchTemplateData, ResourceType,
+    InstanceType, LaunchTemplate, LaunchTemplateBlockDeviceMappingRequest, LaunchTemplateEbsBlockDeviceRequest,
+    LaunchTemplateInstanceMarketOptionsRequest, LaunchTemplateSpotMarketOptionsRequest,
+    LaunchTemplateTagSpecificationRequest, LaunchTemplateVersion, MarketType, RequestLaunchTemplateData, ResourceType,
     ResponseLaunchTemplateData,
 };
 use serde_json::{json, Value};
@@ -60,10 +59,7 @@ const VERSIONED: &[&str] = &[
 ];
 
 /// The launch data for `attrs` with `image` as the image.
-pub(crate) fn launch_data(
-    attrs: &Attrs,
-    image: &Image,
-) -> Result<RequestLaunchTemplateData, ProviderError> {
+pub(crate) fn launch_data(attrs: &Attrs, image: &Image) -> Result<RequestLaunchTemplateData, ProviderError> {
     let mut data = RequestLaunchTemplateData::builder()
         .image_id(&image.id)
         .instance_type(InstanceType::from(attrs::req_str(attrs, "instance_type")?))
@@ -71,9 +67,10 @@ pub(crate) fn launch_data(
         .set_security_group_ids(Some(attrs::str_list(attrs, "vpc_security_group_ids")?))
         .set_user_data(attrs::opt_str(attrs, "user_data")?.map(aws_smithy_types::base64::encode));
     if let Some(size) = attrs::opt_i32(attrs, "root_volume_size_gib")? {
-        let device = image.root_device_name.as_deref().ok_or_else(|| {
-            ProviderError::new(format!("AMI {} has no root device name to size", image.id))
-        })?;
+        let device = image
+            .root_device_name
+            .as_deref()
+            .ok_or_else(|| ProviderError::new(format!("AMI {} has no root device name to size", image.id)))?;
         data = data.block_device_mappings(
             LaunchTemplateBlockDeviceMappingRequest::builder()
                 .device_name(device)
@@ -90,11 +87,7 @@ pub(crate) fn launch_data(
         data = data.instance_market_options(
             LaunchTemplateInstanceMarketOptionsRequest::builder()
                 .market_type(MarketType::Spot)
-                .spot_options(
-                    LaunchTemplateSpotMarketOptionsRequest::builder()
-                        .max_price(price)
-                        .build(),
-                )
+                .spot_options(LaunchTemplateSpotMarketOptionsRequest::builder().max_price(price).build())
                 .build(),
         );
     }
@@ -114,11 +107,7 @@ pub(crate) fn launch_data(
 
 /// The image for a new version: the one already resolved while `image_id`
 /// stays "auto", so an unrelated change does not swap the image.
-async fn image_for(
-    c: &Clients,
-    prior: Option<&Attrs>,
-    attrs: &Attrs,
-) -> Result<Image, ProviderError> {
+async fn image_for(c: &Clients, prior: Option<&Attrs>, attrs: &Attrs) -> Result<Image, ProviderError> {
     let image_id = attrs::req_str(attrs, "image_id")?;
     let need_root = attrs::opt_int(attrs, "root_volume_size_gib")?.is_some();
     let kept = prior
@@ -130,11 +119,7 @@ async fn image_for(
     }
 }
 
-pub(crate) async fn create(
-    c: &Clients,
-    ctx: &OpContext,
-    attrs: &Attrs,
-) -> Result<Attrs, ProviderError> {
+pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
     let name = attrs::req_str(attrs, "name")?;
     let image = image_for(c, None, attrs).await?;
     let data = launch_data(attrs, &image)?;
@@ -151,18 +136,11 @@ pub(crate) async fn create(
                 .send()
         })
         .await?;
-    let lt = out
-        .launch_template()
-        .ok_or_else(|| ProviderError::new("CreateLaunchTemplate returned no template"))?;
-    let id = lt
-        .launch_template_id()
-        .ok_or_else(|| ProviderError::new("CreateLaunchTemplate returned no id"))?;
+    let lt = out.launch_template().ok_or_else(|| ProviderError::new("CreateLaunchTemplate returned no template"))?;
+    let id = lt.launch_template_id().ok_or_else(|| ProviderError::new("CreateLaunchTemplate returned no id"))?;
     let mut result = attrs.clone();
     result.insert("id".into(), json!(id));
-    result.insert(
-        "latest_version".into(),
-        json!(lt.latest_version_number().unwrap_or(1).to_string()),
-    );
+    result.insert("latest_version".into(), json!(lt.latest_version_number().unwrap_or(1).to_string()));
     result.insert("resolved_ami".into(), json!(image.id));
     Ok(result)
 }
@@ -209,11 +187,7 @@ async fn describe_existing(c: &Clients, ids: &[String]) -> Result<Vec<LaunchTemp
 async fn default_version(c: &Clients, id: &str) -> Result<Option<LaunchTemplateVersion>, ApiError> {
     let out = c
         .call("DescribeLaunchTemplateVersions", Retry::Standard, || {
-            c.ec2
-                .describe_launch_template_versions()
-                .launch_template_id(id)
-                .versions("$Default")
-                .send()
+            c.ec2.describe_launch_template_versions().launch_template_id(id).versions("$Default").send()
         })
         .await;
     match out {
@@ -229,22 +203,13 @@ pub(crate) fn data_attrs(prior: &Attrs, data: &ResponseLaunchTemplateData) -> At
     let image = data.image_id().unwrap_or_default();
     let auto = prior.get("image_id").and_then(Value::as_str) == Some(ami::AUTO)
         && prior.get("resolved_ami").and_then(Value::as_str) == Some(image);
-    live.insert(
-        "image_id".into(),
-        json!(if auto { ami::AUTO } else { image }),
-    );
+    live.insert("image_id".into(), json!(if auto { ami::AUTO } else { image }));
     live.insert("resolved_ami".into(), json!(image));
-    live.insert(
-        "instance_type".into(),
-        json!(data.instance_type().map(|t| t.as_str())),
-    );
+    live.insert("instance_type".into(), json!(data.instance_type().map(|t| t.as_str())));
     live.insert("key_name".into(), json!(data.key_name()));
     live.insert(
         "vpc_security_group_ids".into(),
-        attrs::order_like(
-            prior.get("vpc_security_group_ids"),
-            data.security_group_ids().to_vec(),
-        ),
+        attrs::order_like(prior.get("vpc_security_group_ids"), data.security_group_ids().to_vec()),
     );
     let user_data = data.user_data().map(|b64| {
         aws_smithy_types::base64::decode(b64)
@@ -253,20 +218,12 @@ pub(crate) fn data_attrs(prior: &Attrs, data: &ResponseLaunchTemplateData) -> At
             .unwrap_or_else(|| b64.to_string())
     });
     live.insert("user_data".into(), json!(user_data));
-    let root = data
-        .block_device_mappings()
-        .iter()
-        .find_map(|m| m.ebs().and_then(|e| e.volume_size()));
+    let root = data.block_device_mappings().iter().find_map(|m| m.ebs().and_then(|e| e.volume_size()));
     live.insert("root_volume_size_gib".into(), json!(root));
-    let spot = data
-        .instance_market_options()
-        .filter(|m| m.market_type().map(|t| t.as_str()) == Some("spot"));
+    let spot = data.instance_market_options().filter(|m| m.market_type().map(|t| t.as_str()) == Some("spot"));
     let price = spot.map(|m| {
         // As written when AWS has a price: it may reformat it ("0.1152" as "0.115200").
-        match (
-            prior.get("spot_max_price"),
-            m.spot_options().and_then(|s| s.max_price()),
-        ) {
+        match (prior.get("spot_max_price"), m.spot_options().and_then(|s| s.max_price())) {
             (Some(Value::String(p)), Some(_)) => p.clone(),
             (_, Some(live)) => live.to_string(),
             (_, None) => String::new(),
@@ -283,14 +240,8 @@ pub(crate) fn data_attrs(prior: &Attrs, data: &ResponseLaunchTemplateData) -> At
     live
 }
 
-pub(crate) async fn read(
-    c: &Clients,
-    reqs: &[ReadRequest],
-) -> Result<Vec<Option<Attrs>>, ProviderError> {
-    let mut ids: Vec<String> = reqs
-        .iter()
-        .filter_map(|r| attrs::id(&r.prior).ok().map(str::to_string))
-        .collect();
+pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
+    let mut ids: Vec<String> = reqs.iter().filter_map(|r| attrs::id(&r.prior).ok().map(str::to_string)).collect();
     ids.sort();
     ids.dedup();
     let mut found: HashMap<String, LaunchTemplate> = HashMap::new();
@@ -312,40 +263,24 @@ pub(crate) async fn read(
             out.push(None);
             continue;
         };
-        let mut live = version
-            .launch_template_data()
-            .map(|d| data_attrs(&req.prior, d))
-            .unwrap_or_default();
+        let mut live = version.launch_template_data().map(|d| data_attrs(&req.prior, d)).unwrap_or_default();
         live.insert("id".into(), json!(id));
         live.insert("name".into(), json!(lt.launch_template_name()));
-        live.insert(
-            "latest_version".into(),
-            json!(lt.latest_version_number().map(|v| v.to_string())),
-        );
+        live.insert("latest_version".into(), json!(lt.latest_version_number().map(|v| v.to_string())));
         live.insert("tags".into(), tags::to_value(&tags::from_ec2(lt.tags())));
         out.push(Some(SPEC.shape(&req.prior, live)));
     }
     Ok(out)
 }
 
-pub(crate) async fn update(
-    c: &Clients,
-    ctx: &OpContext,
-    prior: &Attrs,
-    attrs: &Attrs,
-) -> Result<Attrs, ProviderError> {
+pub(crate) async fn update(c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
     let id = attrs::id(prior)?;
     let mut result = attrs.clone();
     result.insert("id".into(), json!(id));
     for computed in ["latest_version", "resolved_ami"] {
-        result.insert(
-            computed.into(),
-            prior.get(computed).cloned().unwrap_or(Value::Null),
-        );
+        result.insert(computed.into(), prior.get(computed).cloned().unwrap_or(Value::Null));
     }
-    let versioned_change = VERSIONED
-        .iter()
-        .any(|k| SPEC.value_or_default(prior, k) != SPEC.value_or_default(attrs, k));
+    let versioned_change = VERSIONED.iter().any(|k| SPEC.value_or_default(prior, k) != SPEC.value_or_default(attrs, k));
     if versioned_change {
         let image = image_for(c, Some(prior), attrs).await?;
         let data = launch_data(attrs, &image)?;
@@ -363,16 +298,10 @@ pub(crate) async fn update(
         let version = out
             .launch_template_version()
             .and_then(LaunchTemplateVersion::version_number)
-            .ok_or_else(|| {
-                ProviderError::new("CreateLaunchTemplateVersion returned no version number")
-            })?
+            .ok_or_else(|| ProviderError::new("CreateLaunchTemplateVersion returned no version number"))?
             .to_string();
         c.call("ModifyLaunchTemplate", Retry::AfterCreate, || {
-            c.ec2
-                .modify_launch_template()
-                .launch_template_id(id)
-                .default_version(&version)
-                .send()
+            c.ec2.modify_launch_template().launch_template_id(id).default_version(&version).send()
         })
         .await
         .map_err(|e| created_but(&format!("version {version} of {id}"), &ctx.address, e))?;
@@ -383,16 +312,10 @@ pub(crate) async fn update(
     Ok(result)
 }
 
-pub(crate) async fn delete(
-    c: &Clients,
-    _ctx: &OpContext,
-    prior: &Attrs,
-) -> Result<(), ProviderError> {
+pub(crate) async fn delete(c: &Clients, _ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
     let id = attrs::id(prior)?;
     match c
-        .call("DeleteLaunchTemplate", Retry::Standard, || {
-            c.ec2.delete_launch_template().launch_template_id(id).send()
-        })
+        .call("DeleteLaunchTemplate", Retry::Standard, || c.ec2.delete_launch_template().launch_template_id(id).send())
         .await
     {
         Err(e) if !e.is_not_found() => Err(e.into()),
@@ -403,8 +326,7 @@ pub(crate) async fn delete(
 #[cfg(test)]
 mod tests {
     use aws_sdk_ec2::types::{
-        LaunchTemplateInstanceMarketOptions, LaunchTemplateSpotMarketOptions,
-        LaunchTemplateTagSpecification, Tag,
+        LaunchTemplateInstanceMarketOptions, LaunchTemplateSpotMarketOptions, LaunchTemplateTagSpecification, Tag,
     };
 
     use super::*;
@@ -414,43 +336,27 @@ mod tests {
     }
 
     fn image() -> Image {
-        Image {
-            id: "ami-1".into(),
-            root_device_name: Some("/dev/xvda".into()),
-        }
+        Image { id: "ami-1".into(), root_device_name: Some("/dev/xvda".into()) }
     }
 
     #[test]
     fn spot_pools_carry_the_spot_market_and_price() {
-        let a = obj(
-            json!({"name": "demo-worker", "image_id": "auto", "instance_type": "m5.xlarge",
+        let a = obj(json!({"name": "demo-worker", "image_id": "auto", "instance_type": "m5.xlarge",
             "vpc_security_group_ids": ["sg-node"], "user_data": "#!/bin/sh\necho hi\n",
-            "root_volume_size_gib": 60, "spot_max_price": "0.1152", "instance_tags": {"Name": "demo-worker"}}),
-        );
+            "root_volume_size_gib": 60, "spot_max_price": "0.1152", "instance_tags": {"Name": "demo-worker"}}));
         let d = launch_data(&a, &image()).unwrap();
         assert_eq!(d.image_id(), Some("ami-1"));
         let market = d.instance_market_options().unwrap();
         assert_eq!(market.market_type(), Some(&MarketType::Spot));
         assert_eq!(market.spot_options().unwrap().max_price(), Some("0.1152"));
-        assert_eq!(
-            d.user_data(),
-            Some(aws_smithy_types::base64::encode("#!/bin/sh\necho hi\n").as_str())
-        );
+        assert_eq!(d.user_data(), Some(aws_smithy_types::base64::encode("#!/bin/sh\necho hi\n").as_str()));
         let root = &d.block_device_mappings()[0];
         assert_eq!(root.device_name(), Some("/dev/xvda"));
         assert_eq!(root.ebs().unwrap().volume_size(), Some(60));
-        let kinds: Vec<&str> = d
-            .tag_specifications()
-            .iter()
-            .filter_map(|t| t.resource_type())
-            .map(|r| r.as_str())
-            .collect();
+        let kinds: Vec<&str> =
+            d.tag_specifications().iter().filter_map(|t| t.resource_type()).map(|r| r.as_str()).collect();
         assert_eq!(kinds, ["instance", "volume"]);
-        let on_demand = launch_data(
-            &obj(json!({"image_id": "ami-1", "instance_type": "m5.large"})),
-            &image(),
-        )
-        .unwrap();
+        let on_demand = launch_data(&obj(json!({"image_id": "ami-1", "instance_type": "m5.large"})), &image()).unwrap();
         assert!(on_demand.instance_market_options().is_none());
         assert!(on_demand.block_device_mappings().is_empty());
     }
@@ -471,11 +377,7 @@ mod tests {
             .instance_market_options(
                 LaunchTemplateInstanceMarketOptions::builder()
                     .market_type(MarketType::Spot)
-                    .spot_options(
-                        LaunchTemplateSpotMarketOptions::builder()
-                            .max_price("0.115200")
-                            .build(),
-                    )
+                    .spot_options(LaunchTemplateSpotMarketOptions::builder().max_price("0.115200").build())
                     .build(),
             )
             .tag_specifications(
@@ -486,28 +388,15 @@ mod tests {
             )
             .build();
         let live = data_attrs(&prior, &data);
-        for k in [
-            "image_id",
-            "instance_type",
-            "vpc_security_group_ids",
-            "user_data",
-            "spot_max_price",
-            "instance_tags",
-        ] {
+        for k in ["image_id", "instance_type", "vpc_security_group_ids", "user_data", "spot_max_price", "instance_tags"]
+        {
             assert_eq!(live[k], prior[k], "{k}");
         }
         // A template no longer on the spot market reads as no price: a diff.
-        let on_demand = ResponseLaunchTemplateData::builder()
-            .image_id("ami-1")
-            .build();
-        assert_eq!(
-            data_attrs(&prior, &on_demand)["spot_max_price"],
-            Value::Null
-        );
+        let on_demand = ResponseLaunchTemplateData::builder().image_id("ami-1").build();
+        assert_eq!(data_attrs(&prior, &on_demand)["spot_max_price"], Value::Null);
         // Another image than the one resolved reads as that image: a diff from "auto".
-        let other = ResponseLaunchTemplateData::builder()
-            .image_id("ami-2")
-            .build();
+        let other = ResponseLaunchTemplateData::builder().image_id("ami-2").build();
         assert_eq!(data_attrs(&prior, &other)["image_id"], json!("ami-2"));
     }
 }
@@ -534,19 +423,12 @@ mod request_tests {
         }
         });
         let c = fake.clients().await;
-        let (ctx, _) = recording_ctx(
-            Address::keyed("aws_launch_template", "pool", "worker"),
-            "apply-9-lt",
-        );
+        let (ctx, _) = recording_ctx(Address::keyed("aws_launch_template", "pool", "worker"), "apply-9-lt");
         let attrs = json!({"name": "demo-worker", "image_id": "ami-1", "instance_type": "m5.xlarge",
             "spot_max_price": "0.1152", "tags": {"Name": "demo-worker"}});
         let out = create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap();
         assert_eq!(out["id"], json!("lt-1"));
-        assert_eq!(
-            out["latest_version"],
-            json!("1"),
-            "a string, as auto scaling takes versions"
-        );
+        assert_eq!(out["latest_version"], json!("1"), "a string, as auto scaling takes versions");
         let sent = fake.sent();
         assert_eq!(
             fake.actions(),
@@ -555,18 +437,9 @@ mod request_tests {
         );
         let call = &sent[0];
         assert_eq!(call.param("ClientToken"), Some("apply-9-lt"));
-        assert_eq!(
-            call.param("LaunchTemplateData.InstanceMarketOptions.MarketType"),
-            Some("spot")
-        );
-        assert_eq!(
-            call.param("LaunchTemplateData.InstanceMarketOptions.SpotOptions.MaxPrice"),
-            Some("0.1152")
-        );
-        assert_eq!(
-            call.param("TagSpecification.1.ResourceType"),
-            Some("launch-template")
-        );
+        assert_eq!(call.param("LaunchTemplateData.InstanceMarketOptions.MarketType"), Some("spot"));
+        assert_eq!(call.param("LaunchTemplateData.InstanceMarketOptions.SpotOptions.MaxPrice"), Some("0.1152"));
+        assert_eq!(call.param("TagSpecification.1.ResourceType"), Some("launch-template"));
     }
 
     #[tokio::test]
@@ -583,50 +456,23 @@ mod request_tests {
         }
         });
         let c = fake.clients().await;
-        let (ctx, _) = recording_ctx(
-            Address::keyed("aws_launch_template", "pool", "worker"),
-            "apply-10-lt",
-        );
+        let (ctx, _) = recording_ctx(Address::keyed("aws_launch_template", "pool", "worker"), "apply-10-lt");
         let prior = json!({"id": "lt-1", "latest_version": "1", "resolved_ami": "ami-1", "name": "demo-worker",
             "image_id": "auto", "instance_type": "m5.xlarge"});
-        let bigger =
-            json!({"name": "demo-worker", "image_id": "auto", "instance_type": "m5.2xlarge"});
-        let out = update(
-            &c,
-            &ctx,
-            prior.as_object().unwrap(),
-            bigger.as_object().unwrap(),
-        )
-        .await
-        .unwrap();
+        let bigger = json!({"name": "demo-worker", "image_id": "auto", "instance_type": "m5.2xlarge"});
+        let out = update(&c, &ctx, prior.as_object().unwrap(), bigger.as_object().unwrap()).await.unwrap();
         assert_eq!(out["latest_version"], json!("2"));
-        assert_eq!(
-            out["resolved_ami"],
-            json!("ami-1"),
-            "the image stays while image_id stays auto"
-        );
+        assert_eq!(out["resolved_ami"], json!("ami-1"), "the image stays while image_id stays auto");
         let sent = fake.sent();
-        assert_eq!(
-            fake.actions(),
-            ["CreateLaunchTemplateVersion", "ModifyLaunchTemplate"]
-        );
+        assert_eq!(fake.actions(), ["CreateLaunchTemplateVersion", "ModifyLaunchTemplate"]);
         assert_eq!(sent[0].param("LaunchTemplateData.ImageId"), Some("ami-1"));
         assert_eq!(sent[0].param("ClientToken"), Some("apply-10-lt"));
         assert_eq!(sent[1].param("SetDefaultVersion"), Some("2"));
 
-        let tagged = json!({"name": "demo-worker", "image_id": "auto", "instance_type": "m5.xlarge", "tags": {"team": "a"}});
-        let out = update(
-            &c,
-            &ctx,
-            prior.as_object().unwrap(),
-            tagged.as_object().unwrap(),
-        )
-        .await
-        .unwrap();
+        let tagged =
+            json!({"name": "demo-worker", "image_id": "auto", "instance_type": "m5.xlarge", "tags": {"team": "a"}});
+        let out = update(&c, &ctx, prior.as_object().unwrap(), tagged.as_object().unwrap()).await.unwrap();
         assert_eq!(out["latest_version"], json!("1"));
-        assert_eq!(
-            fake.actions().last().map(String::as_str),
-            Some("CreateTags")
-        );
+        assert_eq!(fake.actions().last().map(String::as_str), Some("CreateTags"));
     }
 }

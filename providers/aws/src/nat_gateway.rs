@@ -41,11 +41,7 @@ fn is_gone(nat: &NatGateway) -> bool {
     matches!(state(nat), "deleting" | "deleted" | "failed")
 }
 
-async fn describe(
-    c: &Clients,
-    ids: Vec<String>,
-    retry: Retry,
-) -> Result<Vec<NatGateway>, ApiError> {
+async fn describe(c: &Clients, ids: Vec<String>, retry: Retry) -> Result<Vec<NatGateway>, ApiError> {
     let mut all = Vec::new();
     let mut token = None;
     loop {
@@ -85,11 +81,7 @@ pub(crate) fn poll_available(nat: Option<&NatGateway>) -> Poll<()> {
     }
 }
 
-pub(crate) async fn create(
-    c: &Clients,
-    ctx: &OpContext,
-    attrs: &Attrs,
-) -> Result<Attrs, ProviderError> {
+pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
     let subnet_id = attrs::req_str(attrs, "subnet_id")?;
     let allocation_id = attrs::req_str(attrs, "allocation_id")?;
     let tags = tags::for_create(attrs, &ctx.address)?;
@@ -110,15 +102,10 @@ pub(crate) async fn create(
         .and_then(NatGateway::nat_gateway_id)
         .ok_or_else(|| ProviderError::new("CreateNatGateway returned no id"))?
         .to_string();
-    wait::until(
-        ctx,
-        &format!("NAT gateway {id} to be available"),
-        c.timeouts.nat_gateway,
-        || async {
-            let found = describe(c, vec![id.clone()], Retry::AfterCreate).await?;
-            Ok(poll_available(found.first()))
-        },
-    )
+    wait::until(ctx, &format!("NAT gateway {id} to be available"), c.timeouts.nat_gateway, || async {
+        let found = describe(c, vec![id.clone()], Retry::AfterCreate).await?;
+        Ok(poll_available(found.first()))
+    })
     .await
     .map_err(|e| created_but(&id, &ctx.address, e))?;
     let mut result = attrs.clone();
@@ -126,10 +113,7 @@ pub(crate) async fn create(
     Ok(result)
 }
 
-pub(crate) async fn read(
-    c: &Clients,
-    reqs: &[ReadRequest],
-) -> Result<Vec<Option<Attrs>>, ProviderError> {
+pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
     let mut found: HashMap<String, NatGateway> = HashMap::new();
     for ids in id_chunks(reqs) {
         for n in describe(c, ids, Retry::Standard).await? {
@@ -141,17 +125,11 @@ pub(crate) async fn read(
     Ok(reqs
         .iter()
         .map(|req| {
-            let n = attrs::id(&req.prior)
-                .ok()
-                .and_then(|id| found.get(id))
-                .filter(|n| !is_gone(n))?;
+            let n = attrs::id(&req.prior).ok().and_then(|id| found.get(id)).filter(|n| !is_gone(n))?;
             let mut live = Attrs::new();
             live.insert("id".into(), json!(n.nat_gateway_id()));
             live.insert("subnet_id".into(), json!(n.subnet_id()));
-            let allocation = n
-                .nat_gateway_addresses()
-                .iter()
-                .find_map(|a| a.allocation_id());
+            let allocation = n.nat_gateway_addresses().iter().find_map(|a| a.allocation_id());
             live.insert("allocation_id".into(), json!(allocation));
             live.insert("tags".into(), tags::to_value(&tags::from_ec2(n.tags())));
             Some(SPEC.shape(&req.prior, live))
@@ -172,11 +150,7 @@ pub(crate) async fn update(
     Ok(result)
 }
 
-pub(crate) async fn delete(
-    c: &Clients,
-    ctx: &OpContext,
-    prior: &Attrs,
-) -> Result<(), ProviderError> {
+pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
     let id = attrs::id(prior)?.to_string();
     // Describe first: deleting a gateway that is already gone is not an error.
     let found = describe(c, vec![id.clone()], Retry::Standard).await?;
@@ -186,9 +160,7 @@ pub(crate) async fn delete(
         Some(n) if state(n) == "deleting" => {}
         Some(_) => {
             let deleted = c
-                .call("DeleteNatGateway", Retry::Standard, || {
-                    c.ec2.delete_nat_gateway().nat_gateway_id(&id).send()
-                })
+                .call("DeleteNatGateway", Retry::Standard, || c.ec2.delete_nat_gateway().nat_gateway_id(&id).send())
                 .await;
             match deleted {
                 Ok(_) => {}
@@ -197,19 +169,14 @@ pub(crate) async fn delete(
             }
         }
     }
-    wait::until(
-        ctx,
-        &format!("NAT gateway {id} to be deleted"),
-        c.timeouts.nat_gateway,
-        || async {
-            let found = describe(c, vec![id.clone()], Retry::Standard).await?;
-            Ok(match found.first() {
-                None => Poll::Ready(()),
-                Some(n) if matches!(state(n), "deleted" | "failed") => Poll::Ready(()),
-                Some(n) => Poll::Pending(state(n).to_string()),
-            })
-        },
-    )
+    wait::until(ctx, &format!("NAT gateway {id} to be deleted"), c.timeouts.nat_gateway, || async {
+        let found = describe(c, vec![id.clone()], Retry::Standard).await?;
+        Ok(match found.first() {
+            None => Poll::Ready(()),
+            Some(n) if matches!(state(n), "deleted" | "failed") => Poll::Ready(()),
+            Some(n) => Poll::Pending(state(n).to_string()),
+        })
+    })
     .await
 }
 
@@ -221,24 +188,10 @@ mod tests {
 
     #[test]
     fn availability_by_state() {
-        let nat = |s: NatGatewayState| {
-            NatGateway::builder()
-                .nat_gateway_id("nat-1")
-                .state(s)
-                .build()
-        };
-        assert_eq!(
-            poll_available(None),
-            Poll::Pending("not visible yet".into())
-        );
-        assert_eq!(
-            poll_available(Some(&nat(NatGatewayState::Pending))),
-            Poll::Pending("pending".into())
-        );
-        assert_eq!(
-            poll_available(Some(&nat(NatGatewayState::Available))),
-            Poll::Ready(())
-        );
+        let nat = |s: NatGatewayState| NatGateway::builder().nat_gateway_id("nat-1").state(s).build();
+        assert_eq!(poll_available(None), Poll::Pending("not visible yet".into()));
+        assert_eq!(poll_available(Some(&nat(NatGatewayState::Pending))), Poll::Pending("pending".into()));
+        assert_eq!(poll_available(Some(&nat(NatGatewayState::Available))), Poll::Ready(()));
         let failed = NatGateway::builder()
             .state(NatGatewayState::Failed)
             .failure_code("Gateway.NotAttached")
@@ -246,10 +199,7 @@ mod tests {
             .build();
         assert_eq!(
             poll_available(Some(&failed)),
-            Poll::Failed(
-                "it is failed: Gateway.NotAttached: Network vpc-1 has no Internet gateway attached"
-                    .into()
-            )
+            Poll::Failed("it is failed: Gateway.NotAttached: Network vpc-1 has no Internet gateway attached".into())
         );
     }
 }
@@ -265,7 +215,8 @@ mod request_tests {
     use super::*;
     use crate::testing::{ec2_ok, recording_ctx, FakeAws};
 
-    const PENDING: &str = "<natGatewaySet><item><natGatewayId>nat-1</natGatewayId><state>pending</state></item></natGatewaySet>";
+    const PENDING: &str =
+        "<natGatewaySet><item><natGatewayId>nat-1</natGatewayId><state>pending</state></item></natGatewaySet>";
     const AVAILABLE: &str = "<natGatewaySet><item><natGatewayId>nat-1</natGatewayId><state>available</state>\
         <subnetId>subnet-1</subnetId><natGatewayAddressSet><item><allocationId>eipalloc-1</allocationId></item></natGatewayAddressSet>\
         </item></natGatewaySet>";
@@ -290,11 +241,9 @@ mod request_tests {
             other => panic!("unexpected call {other}"),
         });
         let c = fake.clients().await;
-        let (ctx, reports) = recording_ctx(
-            Address::keyed("aws_nat_gateway", "main", "us-east-1a"),
-            "apply-1-nat",
-        );
-        let attrs = json!({"subnet_id": "subnet-1", "allocation_id": "eipalloc-1", "tags": {"Name": "demo-nat-us-east-1a"}});
+        let (ctx, reports) = recording_ctx(Address::keyed("aws_nat_gateway", "main", "us-east-1a"), "apply-1-nat");
+        let attrs =
+            json!({"subnet_id": "subnet-1", "allocation_id": "eipalloc-1", "tags": {"Name": "demo-nat-us-east-1a"}});
         let out = create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap();
         assert_eq!(out["id"], json!("nat-1"));
         assert_eq!(out["subnet_id"], json!("subnet-1"));
@@ -303,15 +252,9 @@ mod request_tests {
         let create_call = &sent[0];
         assert_eq!(create_call.action, "CreateNatGateway");
         assert_eq!(create_call.param("ClientToken"), Some("apply-1-nat"));
-        assert_eq!(
-            create_call.param("TagSpecification.1.ResourceType"),
-            Some("natgateway")
-        );
+        assert_eq!(create_call.param("TagSpecification.1.ResourceType"), Some("natgateway"));
         let tag_values = create_call.values("TagSpecification.1.Tag.", ".Value");
-        assert!(
-            tag_values.contains(&"aws_nat_gateway.main[us-east-1a]"),
-            "{tag_values:?}"
-        );
+        assert!(tag_values.contains(&"aws_nat_gateway.main[us-east-1a]"), "{tag_values:?}");
         assert!(tag_values.contains(&"demo-nat-us-east-1a"));
         assert_eq!(polls.load(Ordering::SeqCst), 4);
         assert_eq!(
@@ -339,20 +282,9 @@ mod request_tests {
         let c = fake.clients().await;
         let (ctx, _) = recording_ctx(Address::new("aws_nat_gateway", "main"), "t");
         let attrs = json!({"subnet_id": "subnet-1", "allocation_id": "eipalloc-1"});
-        let e = create(&c, &ctx, attrs.as_object().unwrap())
-            .await
-            .unwrap_err();
-        assert!(
-            e.message.contains("nat-1 was created but then"),
-            "{}",
-            e.message
-        );
-        assert!(
-            e.message
-                .contains("Network vpc-1 has no Internet gateway attached"),
-            "{}",
-            e.message
-        );
+        let e = create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap_err();
+        assert!(e.message.contains("nat-1 was created but then"), "{}", e.message);
+        assert!(e.message.contains("Network vpc-1 has no Internet gateway attached"), "{}", e.message);
     }
 
     #[tokio::test(start_paused = true)]
@@ -387,14 +319,14 @@ mod request_tests {
                 "DescribeNatGateways"
             ]
         );
-        assert_eq!(
-            *reports.lock().unwrap(),
-            ["waiting for NAT gateway nat-1 to be deleted (now deleting)"]
-        );
+        assert_eq!(*reports.lock().unwrap(), ["waiting for NAT gateway nat-1 to be deleted (now deleting)"]);
 
         // Already deleted (the emulator and AWS keep deleted gateways describable): no DeleteNatGateway.
         let gone = FakeAws::new(|_| {
-            ec2_ok("DescribeNatGateways", "<natGatewaySet><item><natGatewayId>nat-1</natGatewayId><state>deleted</state></item></natGatewaySet>")
+            ec2_ok(
+                "DescribeNatGateways",
+                "<natGatewaySet><item><natGatewayId>nat-1</natGatewayId><state>deleted</state></item></natGatewaySet>",
+            )
         });
         let c = gone.clients().await;
         delete(&c, &ctx, prior.as_object().unwrap()).await.unwrap();

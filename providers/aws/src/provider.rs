@@ -25,8 +25,8 @@ use skyplan_engine::{Address, Attrs, OpContext, Provider, ProviderError, ReadReq
 use crate::attrs::KindSpec;
 use crate::clients::Clients;
 use crate::{
-    autoscaling_group, eip, elb, instance, internet_gateway, launch_template, nat_gateway,
-    route_table, security_group, security_group_rule, subnet, vpc,
+    autoscaling_group, eip, elb, instance, internet_gateway, launch_template, nat_gateway, route_table, security_group,
+    security_group_rule, subnet, vpc,
 };
 
 /// Where and as whom to reach AWS. Everything absent falls back to the
@@ -52,27 +52,22 @@ impl AwsProvider {
     /// Resolve credentials (keys, profile, then the role if one is given)
     /// and build the clients.
     pub async fn connect(settings: AwsSettings) -> Result<AwsProvider, ProviderError> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(settings.region.clone()));
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(settings.region.clone()));
         if let Some(profile) = &settings.profile {
             // A profile named in the spec wins over keys in the environment
             // (the default chain would try the environment first).
-            let credentials = ProfileFileCredentialsProvider::builder()
-                .profile_name(profile)
-                .build();
-            loader = loader
-                .profile_name(profile)
-                .credentials_provider(credentials);
+            let credentials = ProfileFileCredentialsProvider::builder().profile_name(profile).build();
+            loader = loader.profile_name(profile).credentials_provider(credentials);
         }
         let base = loader.load().await;
         let source = match &settings.profile {
             Some(p) => format!("profile `{p}`"),
-            None => "the default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, instance role)".to_string(),
+            None => {
+                "the default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, instance role)".to_string()
+            }
         };
         let Some(base_credentials) = base.credentials_provider() else {
-            return Err(ProviderError::new(format!(
-                "no AWS credentials provider could be built from {source}"
-            )));
+            return Err(ProviderError::new(format!("no AWS credentials provider could be built from {source}")));
         };
         base_credentials.provide_credentials().await.map_err(|e| {
             ProviderError::new(format!(
@@ -83,9 +78,7 @@ impl AwsProvider {
         let sdk = match &settings.role_arn {
             None => base,
             Some(role_arn) => {
-                let mut builder = AssumeRoleProvider::builder(role_arn)
-                    .session_name("skyplan")
-                    .configure(&base);
+                let mut builder = AssumeRoleProvider::builder(role_arn).session_name("skyplan").configure(&base);
                 if let Some(external_id) = &settings.external_id {
                     builder = builder.external_id(external_id);
                 }
@@ -100,9 +93,7 @@ impl AwsProvider {
                         aws_smithy_types::error::display::DisplayErrorContext(&e)
                     ))
                 })?;
-                base.into_builder()
-                    .credentials_provider(SharedCredentialsProvider::new(role))
-                    .build()
+                base.into_builder().credentials_provider(SharedCredentialsProvider::new(role)).build()
             }
         };
         Ok(AwsProvider::from_sdk_config(&sdk))
@@ -111,9 +102,7 @@ impl AwsProvider {
     /// A provider over an already loaded SDK configuration (no credential
     /// check). For callers that configure the SDK themselves.
     pub fn from_sdk_config(sdk: &SdkConfig) -> AwsProvider {
-        AwsProvider {
-            clients: Arc::new(Clients::new(sdk)),
-        }
+        AwsProvider { clients: Arc::new(Clients::new(sdk)) }
     }
 
     /// AWS API requests sent so far, per operation, named like IAM actions
@@ -124,9 +113,7 @@ impl AwsProvider {
 
     #[cfg(test)]
     pub(crate) fn from_clients(clients: Clients) -> AwsProvider {
-        AwsProvider {
-            clients: Arc::new(clients),
-        }
+        AwsProvider { clients: Arc::new(clients) }
     }
 }
 
@@ -185,12 +172,8 @@ impl Kind {
     }
 
     pub(crate) fn of(address: &Address) -> Result<Kind, ProviderError> {
-        Kind::parse(&address.kind).ok_or_else(|| {
-            ProviderError::new(format!(
-                "the aws provider does not serve `{}`",
-                address.kind
-            ))
-        })
+        Kind::parse(&address.kind)
+            .ok_or_else(|| ProviderError::new(format!("the aws provider does not serve `{}`", address.kind)))
     }
 
     /// Checks beyond types that the table cannot express.
@@ -204,12 +187,7 @@ impl Kind {
         }
     }
 
-    async fn create(
-        self,
-        c: &Clients,
-        ctx: &OpContext,
-        attrs: &Attrs,
-    ) -> Result<Attrs, ProviderError> {
+    async fn create(self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
         match self {
             Kind::Vpc => vpc::create(c, ctx, attrs).await,
             Kind::Subnet => subnet::create(c, ctx, attrs).await,
@@ -226,13 +204,7 @@ impl Kind {
         }
     }
 
-    async fn update(
-        self,
-        c: &Clients,
-        ctx: &OpContext,
-        prior: &Attrs,
-        attrs: &Attrs,
-    ) -> Result<Attrs, ProviderError> {
+    async fn update(self, c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
         match self {
             Kind::Vpc => vpc::update(c, ctx, prior, attrs).await,
             Kind::Subnet => subnet::update(c, ctx, prior, attrs).await,
@@ -249,12 +221,7 @@ impl Kind {
         }
     }
 
-    async fn delete(
-        self,
-        c: &Clients,
-        ctx: &OpContext,
-        prior: &Attrs,
-    ) -> Result<(), ProviderError> {
+    async fn delete(self, c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
         match self {
             Kind::Vpc => vpc::delete(c, ctx, prior).await,
             Kind::Subnet => subnet::delete(c, ctx, prior).await,
@@ -272,11 +239,7 @@ impl Kind {
     }
 
     /// Read every request of this kind with one batched describe.
-    pub(crate) async fn read(
-        self,
-        c: &Clients,
-        reqs: &[ReadRequest],
-    ) -> Result<Vec<Option<Attrs>>, ProviderError> {
+    pub(crate) async fn read(self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
         match self {
             Kind::Vpc => vpc::read(c, reqs).await,
             Kind::Subnet => subnet::read(c, reqs).await,
@@ -310,9 +273,7 @@ impl Provider for AwsProvider {
     }
 
     fn schema(&self, kind: &str, _attrs: &Attrs) -> Schema {
-        Kind::parse(kind)
-            .map(|k| k.spec().schema())
-            .unwrap_or_default()
+        Kind::parse(kind).map(|k| k.spec().schema()).unwrap_or_default()
     }
 
     fn validate(&self, address: &Address, attrs: &Attrs) -> Vec<String> {
@@ -328,48 +289,29 @@ impl Provider for AwsProvider {
 
     async fn create(&self, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
         let kind = Kind::of(&ctx.address)?;
-        kind.create(&self.clients, ctx, attrs)
-            .await
-            .map_err(|e| context("creating", &ctx.address, e))
+        kind.create(&self.clients, ctx, attrs).await.map_err(|e| context("creating", &ctx.address, e))
     }
 
-    async fn update(
-        &self,
-        ctx: &OpContext,
-        prior: &Attrs,
-        attrs: &Attrs,
-    ) -> Result<Attrs, ProviderError> {
+    async fn update(&self, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
         let kind = Kind::of(&ctx.address)?;
-        kind.update(&self.clients, ctx, prior, attrs)
-            .await
-            .map_err(|e| context("updating", &ctx.address, e))
+        kind.update(&self.clients, ctx, prior, attrs).await.map_err(|e| context("updating", &ctx.address, e))
     }
 
     async fn delete(&self, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
         let kind = Kind::of(&ctx.address)?;
-        kind.delete(&self.clients, ctx, prior)
-            .await
-            .map_err(|e| context("deleting", &ctx.address, e))
+        kind.delete(&self.clients, ctx, prior).await.map_err(|e| context("deleting", &ctx.address, e))
     }
 
-    async fn find(
-        &self,
-        _kind: &str,
-        address: &Address,
-        inputs: &Attrs,
-    ) -> Result<Option<Attrs>, ProviderError> {
+    async fn find(&self, _kind: &str, address: &Address, inputs: &Attrs) -> Result<Option<Attrs>, ProviderError> {
         let kind = Kind::of(address)?;
-        crate::find::find(&self.clients, kind, address, inputs)
-            .await
-            .map_err(|e| context("looking for", address, e))
+        crate::find::find(&self.clients, kind, address, inputs).await.map_err(|e| context("looking for", address, e))
     }
 
     async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
         let mut groups: BTreeMap<Kind, (Vec<usize>, Vec<ReadRequest>)> = BTreeMap::new();
         for (i, req) in requests.iter().enumerate() {
-            let kind = Kind::parse(&req.kind).ok_or_else(|| {
-                ProviderError::new(format!("the aws provider does not serve `{}`", req.kind))
-            })?;
+            let kind = Kind::parse(&req.kind)
+                .ok_or_else(|| ProviderError::new(format!("the aws provider does not serve `{}`", req.kind)))?;
             let group = groups.entry(kind).or_default();
             group.0.push(i);
             group.1.push(req.clone());
@@ -384,11 +326,8 @@ impl Provider for AwsProvider {
         }
         let mut results: Vec<Option<Attrs>> = vec![None; requests.len()];
         while let Some(joined) = tasks.join_next().await {
-            let (kind, indexes, out) =
-                joined.map_err(|e| ProviderError::new(format!("reading AWS resources: {e}")))?;
-            let out = out.map_err(|e| {
-                ProviderError::new(format!("reading {}: {}", kind.spec().kind, e.message))
-            })?;
+            let (kind, indexes, out) = joined.map_err(|e| ProviderError::new(format!("reading AWS resources: {e}")))?;
+            let out = out.map_err(|e| ProviderError::new(format!("reading {}: {}", kind.spec().kind, e.message)))?;
             for (i, attrs) in indexes.into_iter().zip(out) {
                 results[i] = attrs;
             }
@@ -413,11 +352,7 @@ mod tests {
     }
 
     fn read_request(kind: &str, name: &str, prior: serde_json::Value) -> ReadRequest {
-        ReadRequest {
-            address: Address::new(kind, name),
-            kind: kind.into(),
-            prior: prior.as_object().unwrap().clone(),
-        }
+        ReadRequest { address: Address::new(kind, name), kind: kind.into(), prior: prior.as_object().unwrap().clone() }
     }
 
     /// A refresh of many resources of one kind is one describe for all of
@@ -434,29 +369,15 @@ mod tests {
                 }
                 let mut ids = req.values("Filter.1.Value.", "");
                 ids.sort();
-                assert_eq!(
-                    ids,
-                    ["vpc-a", "vpc-b", "vpc-gone"],
-                    "one filter with every id"
-                );
-                ec2_ok(
-                    "DescribeVpcs",
-                    &format!(
-                        "<vpcSet>{}{}</vpcSet>",
-                        vpc_item("vpc-a"),
-                        vpc_item("vpc-b")
-                    ),
-                )
+                assert_eq!(ids, ["vpc-a", "vpc-b", "vpc-gone"], "one filter with every id");
+                ec2_ok("DescribeVpcs", &format!("<vpcSet>{}{}</vpcSet>", vpc_item("vpc-a"), vpc_item("vpc-b")))
             }
             "DescribeVpcAttribute" => {
                 let (attr, value) = match req.param("Attribute") {
                     Some("enableDnsSupport") => ("enableDnsSupport", true),
                     _ => ("enableDnsHostnames", true),
                 };
-                ec2_ok(
-                    "DescribeVpcAttribute",
-                    &format!("<{attr}><value>{value}</value></{attr}>"),
-                )
+                ec2_ok("DescribeVpcAttribute", &format!("<{attr}><value>{value}</value></{attr}>"))
             }
             other => panic!("unexpected call {other}"),
         });
@@ -467,11 +388,7 @@ mod tests {
                 "b",
                 json!({"id": "vpc-b", "cidr_block": "10.0.0.0/16", "tags": {"Name": "vpc-b"}}),
             ),
-            read_request(
-                "aws_vpc",
-                "gone",
-                json!({"id": "vpc-gone", "cidr_block": "10.0.0.0/16"}),
-            ),
+            read_request("aws_vpc", "gone", json!({"id": "vpc-gone", "cidr_block": "10.0.0.0/16"})),
             read_request(
                 "aws_vpc",
                 "a",
@@ -479,18 +396,11 @@ mod tests {
             ),
         ];
         let out = p.read(&reqs).await.unwrap();
-        assert_eq!(
-            out[0].as_ref().unwrap(),
-            &reqs[0].prior,
-            "unchanged reads back equal"
-        );
+        assert_eq!(out[0].as_ref().unwrap(), &reqs[0].prior, "unchanged reads back equal");
         assert!(out[1].is_none());
         assert_eq!(out[2].as_ref().unwrap(), &reqs[2].prior);
         let calls = p.api_calls();
-        assert_eq!(
-            calls["ec2:DescribeVpcs"], 2,
-            "one describe, retried once after throttling: {calls:?}"
-        );
+        assert_eq!(calls["ec2:DescribeVpcs"], 2, "one describe, retried once after throttling: {calls:?}");
         assert_eq!(calls["ec2:DescribeVpcAttribute"], 4);
     }
 
@@ -517,32 +427,16 @@ mod tests {
         for kind in Kind::ALL {
             let s = kind.spec().schema();
             assert!(s.computed.contains("id"), "{kind:?} computes id");
-            assert!(
-                !s.replace_on.contains("tags"),
-                "{kind:?}: tags change in place"
-            );
+            assert!(!s.replace_on.contains("tags"), "{kind:?}: tags change in place");
         }
         let schema = |k: &str| Kind::parse(k).unwrap().spec().schema();
-        let set = |v: &[&str]| {
-            v.iter()
-                .map(|s| s.to_string())
-                .collect::<std::collections::BTreeSet<_>>()
-        };
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<std::collections::BTreeSet<_>>();
         assert_eq!(schema("aws_vpc").replace_on, set(&["cidr_block"]));
-        assert_eq!(
-            schema("aws_subnet").replace_on,
-            set(&["availability_zone", "cidr_block", "vpc_id"])
-        );
+        assert_eq!(schema("aws_subnet").replace_on, set(&["availability_zone", "cidr_block", "vpc_id"]));
         assert_eq!(schema("aws_internet_gateway").replace_on, set(&[]));
-        assert_eq!(
-            schema("aws_nat_gateway").replace_on,
-            set(&["allocation_id", "subnet_id"])
-        );
+        assert_eq!(schema("aws_nat_gateway").replace_on, set(&["allocation_id", "subnet_id"]));
         assert_eq!(schema("aws_route_table").replace_on, set(&["vpc_id"]));
-        assert_eq!(
-            schema("aws_security_group").replace_on,
-            set(&["description", "name", "vpc_id"])
-        );
+        assert_eq!(schema("aws_security_group").replace_on, set(&["description", "name", "vpc_id"]));
         assert_eq!(
             schema("aws_instance").replace_on,
             set(&[
@@ -555,22 +449,13 @@ mod tests {
                 "user_data"
             ])
         );
-        assert_eq!(
-            schema("aws_instance").computed,
-            set(&["id", "private_ip", "public_ip", "resolved_ami"])
-        );
+        assert_eq!(schema("aws_instance").computed, set(&["id", "private_ip", "public_ip", "resolved_ami"]));
         assert_eq!(schema("aws_elb").replace_on, set(&["internal", "name"]));
         assert_eq!(schema("aws_elb").computed, set(&["dns_name", "id"]));
         assert_eq!(schema("aws_launch_template").replace_on, set(&["name"]));
-        assert_eq!(
-            schema("aws_launch_template").computed,
-            set(&["id", "latest_version", "resolved_ami"])
-        );
+        assert_eq!(schema("aws_launch_template").computed, set(&["id", "latest_version", "resolved_ami"]));
         assert_eq!(schema("aws_autoscaling_group").replace_on, set(&["name"]));
-        assert_eq!(
-            schema("aws_autoscaling_group").computed,
-            set(&["arn", "id"])
-        );
+        assert_eq!(schema("aws_autoscaling_group").computed, set(&["arn", "id"]));
         assert_eq!(schema("aws_eip").computed, set(&["id", "public_ip"]));
         assert_eq!(
             schema("aws_security_group_rule").replace_on,
@@ -591,23 +476,13 @@ mod tests {
     async fn validate_reports_kind_rules_and_unknown_types() {
         let fake = FakeAws::new(|_| panic!("validate makes no calls"));
         let p = AwsProvider::from_clients(fake.clients().await);
-        let errs = p.validate(
-            &Address::new("aws_vpc", "main"),
-            json!({"cidr": "10.0.0.0/16"}).as_object().unwrap(),
-        );
+        let errs = p.validate(&Address::new("aws_vpc", "main"), json!({"cidr": "10.0.0.0/16"}).as_object().unwrap());
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(errs.iter().any(|e| e == "`cidr_block` is required"));
-        assert!(errs
-            .iter()
-            .any(|e| e.starts_with("unknown attribute `cidr`")));
-        let sg_errs = p.validate(
-            &Address::new("aws_security_group_rule", "r"),
-            json!({"type": "egress"}).as_object().unwrap(),
-        );
-        assert!(
-            sg_errs.iter().any(|e| e.contains("must be \"ingress\"")),
-            "{sg_errs:?}"
-        );
+        assert!(errs.iter().any(|e| e.starts_with("unknown attribute `cidr`")));
+        let sg_errs =
+            p.validate(&Address::new("aws_security_group_rule", "r"), json!({"type": "egress"}).as_object().unwrap());
+        assert!(sg_errs.iter().any(|e| e.contains("must be \"ingress\"")), "{sg_errs:?}");
         assert!(!p.serves("sim_resource"));
         assert_eq!(
             p.validate(&Address::new("aws_nope", "x"), &Attrs::new()),

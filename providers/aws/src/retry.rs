@@ -132,21 +132,14 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
             max_attempts: 10,
-            backoff: Backoff {
-                base: Duration::from_millis(250),
-                cap: Duration::from_secs(20),
-            },
+            backoff: Backoff { base: Duration::from_millis(250), cap: Duration::from_secs(20) },
         }
     }
 }
 
 /// Run `call` until it succeeds, fails with an error `retry` does not cover,
 /// or `policy.max_attempts` tries are spent (then the last error is returned).
-pub(crate) async fn run<T, F, Fut>(
-    policy: &RetryPolicy,
-    retry: Retry,
-    mut call: F,
-) -> Result<T, ApiError>
+pub(crate) async fn run<T, F, Fut>(policy: &RetryPolicy, retry: Retry, mut call: F) -> Result<T, ApiError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, ApiError>>,
@@ -189,11 +182,7 @@ where
                     return Err(err);
                 }
                 if attempt == 0 {
-                    ctx.report(format!(
-                        "waiting for what still uses {what} to go ({}: {})",
-                        err.code(),
-                        err.message
-                    ));
+                    ctx.report(format!("waiting for what still uses {what} to go ({}: {})", err.code(), err.message));
                 }
                 tokio::time::sleep(delay).await;
                 attempt += 1;
@@ -237,61 +226,31 @@ mod tests {
             "InvalidRouteTableID.NotFound",
         ] {
             assert!(is_retryable(&err(code), AfterCreate), "{code} after create");
-            assert!(
-                !is_retryable(&err(code), Standard),
-                "{code} on read/delete is an answer"
-            );
+            assert!(!is_retryable(&err(code), Standard), "{code} on read/delete is an answer");
         }
-        for code in [
-            "DependencyViolation",
-            "InvalidParameterValue",
-            "UnauthorizedOperation",
-            "InvalidVpc.Range",
-        ] {
+        for code in ["DependencyViolation", "InvalidParameterValue", "UnauthorizedOperation", "InvalidVpc.Range"] {
             assert!(!is_retryable(&err(code), AfterCreate), "{code}");
         }
         // No answer (connection refused, timeout): retry. A 5xx: retry. A 4xx without code: no.
-        assert!(is_retryable(
-            &ApiError::new("Op", None, "connection refused", None),
-            Standard
-        ));
-        assert!(is_retryable(
-            &ApiError::new("Op", Some("InternalError"), "x", Some(500)),
-            Standard
-        ));
-        assert!(is_retryable(
-            &ApiError::new("Op", None, "<html>", Some(503)),
-            Standard
-        ));
-        assert!(!is_retryable(
-            &ApiError::new("Op", None, "bad request", Some(400)),
-            Standard
-        ));
+        assert!(is_retryable(&ApiError::new("Op", None, "connection refused", None), Standard));
+        assert!(is_retryable(&ApiError::new("Op", Some("InternalError"), "x", Some(500)), Standard));
+        assert!(is_retryable(&ApiError::new("Op", None, "<html>", Some(503)), Standard));
+        assert!(!is_retryable(&ApiError::new("Op", None, "bad request", Some(400)), Standard));
     }
 
     #[test]
     fn backoff_grows_to_its_cap_and_jitters_within_bounds() {
-        let b = Backoff {
-            base: Duration::from_millis(250),
-            cap: Duration::from_secs(20),
-        };
+        let b = Backoff { base: Duration::from_millis(250), cap: Duration::from_secs(20) };
         assert_eq!(b.ceiling(0), Duration::from_millis(250));
         assert_eq!(b.ceiling(3), Duration::from_secs(2));
         assert_eq!(b.ceiling(7), Duration::from_secs(20));
-        assert_eq!(
-            b.ceiling(1000),
-            Duration::from_secs(20),
-            "no overflow for huge attempts"
-        );
+        assert_eq!(b.ceiling(1000), Duration::from_secs(20), "no overflow for huge attempts");
         assert_eq!(b.delay_with(3, 0.0), Duration::from_secs(1));
         assert_eq!(b.delay_with(3, 1.0), Duration::from_secs(2));
         for attempt in 0..40 {
             for _ in 0..20 {
                 let d = b.delay(attempt);
-                assert!(
-                    d >= b.ceiling(attempt) / 2 && d <= b.ceiling(attempt),
-                    "{d:?} at {attempt}"
-                );
+                assert!(d >= b.ceiling(attempt) / 2 && d <= b.ceiling(attempt), "{d:?} at {attempt}");
             }
         }
     }
@@ -310,11 +269,7 @@ mod tests {
         assert_eq!(out, Ok(7));
         assert_eq!(calls.load(Ordering::SeqCst), 3);
         // Two waits: at most 250 ms + 500 ms of (paused, auto-advanced) time.
-        assert!(
-            start.elapsed() <= Duration::from_millis(750),
-            "{:?}",
-            start.elapsed()
-        );
+        assert!(start.elapsed() <= Duration::from_millis(750), "{:?}", start.elapsed());
     }
 
     #[tokio::test(start_paused = true)]
@@ -329,18 +284,9 @@ mod tests {
         .await;
         assert_eq!(out.unwrap_err().code(), "InvalidVpcID.NotFound");
         assert_eq!(calls.load(Ordering::SeqCst), policy.max_attempts);
-        let bound: Duration = (0..policy.max_attempts - 1)
-            .map(|a| policy.backoff.ceiling(a))
-            .sum();
-        assert!(
-            start.elapsed() <= bound,
-            "{:?} > {bound:?}",
-            start.elapsed()
-        );
-        assert!(
-            bound <= Duration::from_secs(100),
-            "the whole retry stays under two minutes: {bound:?}"
-        );
+        let bound: Duration = (0..policy.max_attempts - 1).map(|a| policy.backoff.ceiling(a)).sum();
+        assert!(start.elapsed() <= bound, "{:?} > {bound:?}", start.elapsed());
+        assert!(bound <= Duration::from_secs(100), "the whole retry stays under two minutes: {bound:?}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -352,11 +298,7 @@ mod tests {
         })
         .await;
         assert!(out.is_err());
-        assert_eq!(
-            calls.load(Ordering::SeqCst),
-            1,
-            "NotFound on a read is an answer"
-        );
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "NotFound on a read is an answer");
     }
 
     #[tokio::test(start_paused = true)]
@@ -369,87 +311,45 @@ mod tests {
             "t".into(),
             Some(Arc::new(move |p| sink.lock().unwrap().push(p.message))),
         );
-        let backoff = Backoff {
-            base: Duration::from_secs(1),
-            cap: Duration::from_secs(15),
-        };
-        let out = while_blocked(
-            &ctx,
-            "security group sg-1",
-            Duration::from_secs(600),
-            backoff,
-            || async {
-                match calls.fetch_add(1, Ordering::SeqCst) {
-                    0..=4 => Err(err("DependencyViolation")),
-                    _ => Ok(()),
-                }
-            },
-        )
+        let backoff = Backoff { base: Duration::from_secs(1), cap: Duration::from_secs(15) };
+        let out = while_blocked(&ctx, "security group sg-1", Duration::from_secs(600), backoff, || async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0..=4 => Err(err("DependencyViolation")),
+                _ => Ok(()),
+            }
+        })
         .await;
         assert_eq!(out, Ok(()));
         assert_eq!(calls.load(Ordering::SeqCst), 6);
         let reports = reports.lock().unwrap();
-        assert_eq!(
-            reports.len(),
-            1,
-            "one progress line, not one per try: {reports:?}"
-        );
-        assert!(
-            reports[0].contains("sg-1") && reports[0].contains("DependencyViolation"),
-            "{}",
-            reports[0]
-        );
+        assert_eq!(reports.len(), 1, "one progress line, not one per try: {reports:?}");
+        assert!(reports[0].contains("sg-1") && reports[0].contains("DependencyViolation"), "{}", reports[0]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn delete_gives_up_after_its_time_limit_with_awss_reason() {
         let start = Instant::now();
-        let backoff = Backoff {
-            base: Duration::from_secs(1),
-            cap: Duration::from_secs(15),
-        };
-        let out: Result<(), _> = while_blocked(
-            &ctx(),
-            "vpc-1",
-            Duration::from_secs(120),
-            backoff,
-            || async {
-                Err(ApiError::service(
-                    "DeleteVpc",
-                    "DependencyViolation",
-                    "The vpc 'vpc-1' has dependencies",
-                ))
-            },
-        )
+        let backoff = Backoff { base: Duration::from_secs(1), cap: Duration::from_secs(15) };
+        let out: Result<(), _> = while_blocked(&ctx(), "vpc-1", Duration::from_secs(120), backoff, || async {
+            Err(ApiError::service("DeleteVpc", "DependencyViolation", "The vpc 'vpc-1' has dependencies"))
+        })
         .await;
         let e = out.unwrap_err();
         assert_eq!(e.code(), "DependencyViolation");
         assert!(e.message.contains("has dependencies"));
-        assert!(
-            start.elapsed() <= Duration::from_secs(120),
-            "{:?}",
-            start.elapsed()
-        );
-        assert!(
-            start.elapsed() >= Duration::from_secs(100),
-            "it did wait: {:?}",
-            start.elapsed()
-        );
+        assert!(start.elapsed() <= Duration::from_secs(120), "{:?}", start.elapsed());
+        assert!(start.elapsed() >= Duration::from_secs(100), "it did wait: {:?}", start.elapsed());
     }
 
     #[tokio::test(start_paused = true)]
     async fn delete_does_not_retry_other_errors() {
         let calls = AtomicU32::new(0);
-        let backoff = Backoff {
-            base: Duration::from_secs(1),
-            cap: Duration::from_secs(15),
-        };
-        let out: Result<(), _> =
-            while_blocked(&ctx(), "x", Duration::from_secs(60), backoff, || async {
-                calls.fetch_add(1, Ordering::SeqCst);
-                Err(err("UnauthorizedOperation"))
-            })
-            .await;
+        let backoff = Backoff { base: Duration::from_secs(1), cap: Duration::from_secs(15) };
+        let out: Result<(), _> = while_blocked(&ctx(), "x", Duration::from_secs(60), backoff, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(err("UnauthorizedOperation"))
+        })
+        .await;
         assert!(out.is_err());
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }

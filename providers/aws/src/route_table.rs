@@ -52,10 +52,7 @@ pub(crate) struct Route {
 impl Route {
     fn parse(obj: &Attrs) -> Result<Route, ProviderError> {
         let destination = attrs::req_str(obj, "destination_cidr_block")?.to_string();
-        let target = match (
-            attrs::opt_str(obj, "gateway_id")?,
-            attrs::opt_str(obj, "nat_gateway_id")?,
-        ) {
+        let target = match (attrs::opt_str(obj, "gateway_id")?, attrs::opt_str(obj, "nat_gateway_id")?) {
             (Some(g), None) => Target::Gateway(g.to_string()),
             (None, Some(n)) => Target::NatGateway(n.to_string()),
             _ => {
@@ -64,10 +61,7 @@ impl Route {
                 )))
             }
         };
-        Ok(Route {
-            destination,
-            target,
-        })
+        Ok(Route { destination, target })
     }
 
     fn to_attrs(&self) -> Attrs {
@@ -82,10 +76,7 @@ impl Route {
 }
 
 pub(crate) fn routes(attrs: &Attrs) -> Result<Vec<Route>, ProviderError> {
-    attrs::objects(attrs, "routes")?
-        .into_iter()
-        .map(Route::parse)
-        .collect()
+    attrs::objects(attrs, "routes")?.into_iter().map(Route::parse).collect()
 }
 
 pub(crate) fn validate(attrs: &Attrs) -> Vec<String> {
@@ -97,15 +88,11 @@ pub(crate) fn validate(attrs: &Attrs) -> Vec<String> {
     for (n, obj) in objs.iter().enumerate() {
         let has = |k: &str| obj.get(k).is_some_and(|v| !v.is_null());
         if has("gateway_id") == has("nat_gateway_id") {
-            errors.push(format!(
-                "`routes[{n}]` needs exactly one of `gateway_id` and `nat_gateway_id`"
-            ));
+            errors.push(format!("`routes[{n}]` needs exactly one of `gateway_id` and `nat_gateway_id`"));
         }
         if let Some(Value::String(d)) = obj.get("destination_cidr_block") {
             if let Some(first) = seen.insert(d.clone(), n) {
-                errors.push(format!(
-                    "`routes[{n}]` repeats the destination {d} of `routes[{first}]`"
-                ));
+                errors.push(format!("`routes[{n}]` repeats the destination {d} of `routes[{first}]`"));
             }
         }
     }
@@ -123,23 +110,14 @@ pub(crate) enum RouteChange {
 /// What to do, keyed by destination: deletes first (they may free a
 /// destination another route wants), then replaces and creates.
 pub(crate) fn route_changes(prior: &[Route], desired: &[Route]) -> Vec<RouteChange> {
-    let before: BTreeMap<&str, &Route> =
-        prior.iter().map(|r| (r.destination.as_str(), r)).collect();
-    let after: BTreeMap<&str, &Route> = desired
-        .iter()
-        .map(|r| (r.destination.as_str(), r))
-        .collect();
-    let mut changes: Vec<RouteChange> = before
-        .keys()
-        .filter(|d| !after.contains_key(*d))
-        .map(|d| RouteChange::Delete(d.to_string()))
-        .collect();
+    let before: BTreeMap<&str, &Route> = prior.iter().map(|r| (r.destination.as_str(), r)).collect();
+    let after: BTreeMap<&str, &Route> = desired.iter().map(|r| (r.destination.as_str(), r)).collect();
+    let mut changes: Vec<RouteChange> =
+        before.keys().filter(|d| !after.contains_key(*d)).map(|d| RouteChange::Delete(d.to_string())).collect();
     for (dest, route) in &after {
         match before.get(dest) {
             None => changes.push(RouteChange::Create((*route).clone())),
-            Some(old) if old.target != route.target => {
-                changes.push(RouteChange::Replace((*route).clone()))
-            }
+            Some(old) if old.target != route.target => changes.push(RouteChange::Replace((*route).clone())),
             Some(_) => {}
         }
     }
@@ -150,11 +128,7 @@ async fn apply_route(c: &Clients, id: &str, change: &RouteChange) -> Result<(), 
     match change {
         RouteChange::Create(r) => {
             c.call("CreateRoute", Retry::AfterCreate, || {
-                let call = c
-                    .ec2
-                    .create_route()
-                    .route_table_id(id)
-                    .destination_cidr_block(&r.destination);
+                let call = c.ec2.create_route().route_table_id(id).destination_cidr_block(&r.destination);
                 match &r.target {
                     Target::Gateway(g) => call.gateway_id(g),
                     Target::NatGateway(n) => call.nat_gateway_id(n),
@@ -165,11 +139,7 @@ async fn apply_route(c: &Clients, id: &str, change: &RouteChange) -> Result<(), 
         }
         RouteChange::Replace(r) => {
             c.call("ReplaceRoute", Retry::AfterCreate, || {
-                let call = c
-                    .ec2
-                    .replace_route()
-                    .route_table_id(id)
-                    .destination_cidr_block(&r.destination);
+                let call = c.ec2.replace_route().route_table_id(id).destination_cidr_block(&r.destination);
                 match &r.target {
                     Target::Gateway(g) => call.gateway_id(g),
                     Target::NatGateway(n) => call.nat_gateway_id(n),
@@ -181,11 +151,7 @@ async fn apply_route(c: &Clients, id: &str, change: &RouteChange) -> Result<(), 
         RouteChange::Delete(dest) => {
             let deleted = c
                 .call("DeleteRoute", Retry::Standard, || {
-                    c.ec2
-                        .delete_route()
-                        .route_table_id(id)
-                        .destination_cidr_block(dest)
-                        .send()
+                    c.ec2.delete_route().route_table_id(id).destination_cidr_block(dest).send()
                 })
                 .await;
             match deleted {
@@ -199,11 +165,7 @@ async fn apply_route(c: &Clients, id: &str, change: &RouteChange) -> Result<(), 
 
 async fn associate(c: &Clients, id: &str, subnet: &str) -> Result<(), ApiError> {
     c.call("AssociateRouteTable", Retry::AfterCreate, || {
-        c.ec2
-            .associate_route_table()
-            .route_table_id(id)
-            .subnet_id(subnet)
-            .send()
+        c.ec2.associate_route_table().route_table_id(id).subnet_id(subnet).send()
     })
     .await?;
     Ok(())
@@ -212,10 +174,7 @@ async fn associate(c: &Clients, id: &str, subnet: &str) -> Result<(), ApiError> 
 async fn disassociate(c: &Clients, association: &str) -> Result<(), ApiError> {
     match c
         .call("DisassociateRouteTable", Retry::Standard, || {
-            c.ec2
-                .disassociate_route_table()
-                .association_id(association)
-                .send()
+            c.ec2.disassociate_route_table().association_id(association).send()
         })
         .await
     {
@@ -224,11 +183,7 @@ async fn disassociate(c: &Clients, association: &str) -> Result<(), ApiError> {
     }
 }
 
-pub(crate) async fn create(
-    c: &Clients,
-    ctx: &OpContext,
-    attrs: &Attrs,
-) -> Result<Attrs, ProviderError> {
+pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
     let vpc_id = attrs::req_str(attrs, "vpc_id")?;
     let wanted_routes = routes(attrs)?;
     let subnets = attrs::str_list(attrs, "subnet_ids")?;
@@ -247,14 +202,10 @@ pub(crate) async fn create(
         .and_then(RouteTable::route_table_id)
         .ok_or_else(|| ProviderError::new("CreateRouteTable returned no id"))?;
     for change in route_changes(&[], &wanted_routes) {
-        apply_route(c, id, &change)
-            .await
-            .map_err(|e| created_but(id, &ctx.address, e))?;
+        apply_route(c, id, &change).await.map_err(|e| created_but(id, &ctx.address, e))?;
     }
     for subnet in &subnets {
-        associate(c, id, subnet)
-            .await
-            .map_err(|e| created_but(id, &ctx.address, e))?;
+        associate(c, id, subnet).await.map_err(|e| created_but(id, &ctx.address, e))?;
     }
     let mut result = attrs.clone();
     result.insert("id".into(), json!(id));
@@ -286,10 +237,7 @@ async fn describe(c: &Clients, ids: Vec<String>) -> Result<Vec<RouteTable>, ApiE
 fn live_routes(rt: &RouteTable) -> Vec<Route> {
     rt.routes()
         .iter()
-        .filter(|r| {
-            r.origin().map(|o| o.as_str()) != Some("CreateRouteTable")
-                && r.gateway_id() != Some("local")
-        })
+        .filter(|r| r.origin().map(|o| o.as_str()) != Some("CreateRouteTable") && r.gateway_id() != Some("local"))
         .filter(|r| r.origin().map(|o| o.as_str()) != Some("EnableVgwRoutePropagation"))
         .filter_map(|r| {
             let destination = r.destination_cidr_block()?.to_string();
@@ -298,10 +246,7 @@ fn live_routes(rt: &RouteTable) -> Vec<Route> {
                 (None, Some(n)) => Target::NatGateway(n.to_string()),
                 _ => return None,
             };
-            Some(Route {
-                destination,
-                target,
-            })
+            Some(Route { destination, target })
         })
         .collect()
 }
@@ -313,25 +258,15 @@ fn associations(rt: &RouteTable) -> Vec<(String, String)> {
         .filter(|a| a.main() != Some(true))
         .filter(|a| {
             !matches!(
-                a.association_state()
-                    .and_then(|s| s.state())
-                    .map(|s| s.as_str()),
+                a.association_state().and_then(|s| s.state()).map(|s| s.as_str()),
                 Some("disassociating" | "disassociated")
             )
         })
-        .filter_map(|a| {
-            Some((
-                a.subnet_id()?.to_string(),
-                a.route_table_association_id()?.to_string(),
-            ))
-        })
+        .filter_map(|a| Some((a.subnet_id()?.to_string(), a.route_table_association_id()?.to_string())))
         .collect()
 }
 
-pub(crate) async fn read(
-    c: &Clients,
-    reqs: &[ReadRequest],
-) -> Result<Vec<Option<Attrs>>, ProviderError> {
+pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
     let mut found: HashMap<String, RouteTable> = HashMap::new();
     for ids in id_chunks(reqs) {
         for rt in describe(c, ids).await? {
@@ -344,22 +279,15 @@ pub(crate) async fn read(
         .iter()
         .map(|req| {
             let rt = attrs::id(&req.prior).ok().and_then(|id| found.get(id))?;
-            let prior_routes: Vec<&Attrs> =
-                attrs::objects(&req.prior, "routes").unwrap_or_default();
+            let prior_routes: Vec<&Attrs> = attrs::objects(&req.prior, "routes").unwrap_or_default();
             let live: Vec<Attrs> = live_routes(rt).iter().map(Route::to_attrs).collect();
             let same = |p: &Attrs, l: &Attrs| Route::parse(p).ok() == Route::parse(l).ok();
             let mut out = Attrs::new();
             out.insert("id".into(), json!(rt.route_table_id()));
             out.insert("vpc_id".into(), json!(rt.vpc_id()));
-            out.insert(
-                "routes".into(),
-                attrs::objects_like(&prior_routes, live, same),
-            );
+            out.insert("routes".into(), attrs::objects_like(&prior_routes, live, same));
             let subnets = associations(rt).into_iter().map(|(s, _)| s).collect();
-            out.insert(
-                "subnet_ids".into(),
-                attrs::order_like(req.prior.get("subnet_ids"), subnets),
-            );
+            out.insert("subnet_ids".into(), attrs::order_like(req.prior.get("subnet_ids"), subnets));
             out.insert("tags".into(), tags::to_value(&tags::from_ec2(rt.tags())));
             Some(SPEC.shape(&req.prior, out))
         })
@@ -398,11 +326,7 @@ pub(crate) async fn update(
     Ok(result)
 }
 
-pub(crate) async fn delete(
-    c: &Clients,
-    ctx: &OpContext,
-    prior: &Attrs,
-) -> Result<(), ProviderError> {
+pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
     let id = attrs::id(prior)?;
     let Some(rt) = describe(c, vec![id.to_string()]).await?.into_iter().next() else {
         return Ok(());
@@ -411,17 +335,9 @@ pub(crate) async fn delete(
         disassociate(c, &association).await?;
     }
     let t = &c.timeouts;
-    let deleted = retry::while_blocked(
-        ctx,
-        &format!("route table {id}"),
-        t.blocked_delete,
-        t.blocked_backoff,
-        || {
-            c.call("DeleteRouteTable", Retry::Standard, || {
-                c.ec2.delete_route_table().route_table_id(id).send()
-            })
-        },
-    )
+    let deleted = retry::while_blocked(ctx, &format!("route table {id}"), t.blocked_delete, t.blocked_backoff, || {
+        c.call("DeleteRouteTable", Retry::Standard, || c.ec2.delete_route_table().route_table_id(id).send())
+    })
     .await;
     match deleted {
         Ok(_) => Ok(()),
@@ -437,30 +353,16 @@ mod tests {
     use super::*;
 
     fn igw(dest: &str, id: &str) -> Route {
-        Route {
-            destination: dest.into(),
-            target: Target::Gateway(id.into()),
-        }
+        Route { destination: dest.into(), target: Target::Gateway(id.into()) }
     }
     fn nat(dest: &str, id: &str) -> Route {
-        Route {
-            destination: dest.into(),
-            target: Target::NatGateway(id.into()),
-        }
+        Route { destination: dest.into(), target: Target::NatGateway(id.into()) }
     }
 
     #[test]
     fn route_changes_by_destination() {
-        let prior = [
-            nat("0.0.0.0/0", "nat-a"),
-            igw("10.1.0.0/16", "igw-1"),
-            igw("10.2.0.0/16", "igw-1"),
-        ];
-        let desired = [
-            nat("0.0.0.0/0", "nat-b"),
-            igw("10.2.0.0/16", "igw-1"),
-            igw("10.3.0.0/16", "igw-1"),
-        ];
+        let prior = [nat("0.0.0.0/0", "nat-a"), igw("10.1.0.0/16", "igw-1"), igw("10.2.0.0/16", "igw-1")];
+        let desired = [nat("0.0.0.0/0", "nat-b"), igw("10.2.0.0/16", "igw-1"), igw("10.3.0.0/16", "igw-1")];
         assert_eq!(
             route_changes(&prior, &desired),
             [
@@ -488,12 +390,7 @@ mod tests {
         assert_eq!(errs.len(), 3, "{errs:?}");
         assert!(errs[0].contains("routes[0]"));
         assert!(errs[2].contains("repeats the destination 0.0.0.0/0"));
-        assert!(Route::parse(
-            json!({"destination_cidr_block": "0.0.0.0/0"})
-                .as_object()
-                .unwrap()
-        )
-        .is_err());
+        assert!(Route::parse(json!({"destination_cidr_block": "0.0.0.0/0"}).as_object().unwrap()).is_err());
     }
 
     #[test]
@@ -543,32 +440,21 @@ mod request_tests {
         let tries = Arc::new(AtomicUsize::new(0));
         let t = tries.clone();
         let fake = FakeAws::new(move |req| match req.action.as_str() {
-            "CreateRouteTable" => ec2_ok(
-                "CreateRouteTable",
-                "<routeTable><routeTableId>rtb-1</routeTableId></routeTable>",
-            ),
+            "CreateRouteTable" => {
+                ec2_ok("CreateRouteTable", "<routeTable><routeTableId>rtb-1</routeTableId></routeTable>")
+            }
             "CreateRoute" => {
                 if t.fetch_add(1, Ordering::SeqCst) < 2 {
-                    ec2_error(
-                        400,
-                        "InvalidNatGatewayID.NotFound",
-                        "The natGateway ID 'nat-1' does not exist",
-                    )
+                    ec2_error(400, "InvalidNatGatewayID.NotFound", "The natGateway ID 'nat-1' does not exist")
                 } else {
                     ec2_ok("CreateRoute", "<return>true</return>")
                 }
             }
-            "AssociateRouteTable" => ec2_ok(
-                "AssociateRouteTable",
-                "<associationId>rtbassoc-1</associationId>",
-            ),
+            "AssociateRouteTable" => ec2_ok("AssociateRouteTable", "<associationId>rtbassoc-1</associationId>"),
             other => panic!("unexpected call {other}"),
         });
         let c = fake.clients().await;
-        let (ctx, _) = recording_ctx(
-            Address::keyed("aws_route_table", "private", "us-east-1a"),
-            "t",
-        );
+        let (ctx, _) = recording_ctx(Address::keyed("aws_route_table", "private", "us-east-1a"), "t");
         let attrs = json!({"vpc_id": "vpc-1", "routes": [{"destination_cidr_block": "0.0.0.0/0", "nat_gateway_id": "nat-1"}],
                            "subnet_ids": ["subnet-1"]});
         let out = create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap();
@@ -576,13 +462,7 @@ mod request_tests {
         assert_eq!(tries.load(Ordering::SeqCst), 3);
         assert_eq!(
             fake.actions(),
-            [
-                "CreateRouteTable",
-                "CreateRoute",
-                "CreateRoute",
-                "CreateRoute",
-                "AssociateRouteTable"
-            ]
+            ["CreateRouteTable", "CreateRoute", "CreateRoute", "CreateRoute", "AssociateRouteTable"]
         );
     }
 
@@ -604,17 +484,10 @@ mod request_tests {
         });
         let c = fake.clients().await;
         let (ctx, _) = recording_ctx(Address::new("aws_route_table", "public"), "t");
-        delete(&c, &ctx, json!({"id": "rtb-1"}).as_object().unwrap())
-            .await
-            .unwrap();
+        delete(&c, &ctx, json!({"id": "rtb-1"}).as_object().unwrap()).await.unwrap();
         assert_eq!(
             fake.actions(),
-            [
-                "DescribeRouteTables",
-                "DisassociateRouteTable",
-                "DisassociateRouteTable",
-                "DeleteRouteTable"
-            ]
+            ["DescribeRouteTables", "DisassociateRouteTable", "DisassociateRouteTable", "DeleteRouteTable"]
         );
         let sent = fake.sent();
         assert_eq!(sent[1].param("AssociationId"), Some("rtbassoc-a"));

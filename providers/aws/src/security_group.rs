@@ -19,9 +19,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use aws_sdk_ec2::types::{
-    IpPermission, IpRange, ResourceType, SecurityGroup, SecurityGroupRule, UserIdGroupPair,
-};
+use aws_sdk_ec2::types::{IpPermission, IpRange, ResourceType, SecurityGroup, SecurityGroupRule, UserIdGroupPair};
 use serde_json::{json, Value};
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
 
@@ -109,32 +107,16 @@ fn port(obj: &Attrs, name: &str) -> Result<i32, ProviderError> {
 /// The atoms of one `ingress` rule table.
 pub(crate) fn rule_atoms(rule: &Attrs) -> Result<Vec<Atom>, ProviderError> {
     let protocol = normalize_protocol(attrs::req_str(rule, "protocol")?);
-    let (from_port, to_port) =
-        normalize_ports(&protocol, port(rule, "from_port")?, port(rule, "to_port")?);
-    let description = attrs::opt_str(rule, "description")?
-        .unwrap_or("")
-        .to_string();
-    let mut sources: Vec<Source> = attrs::str_list(rule, "cidr_blocks")?
-        .into_iter()
-        .map(Source::Cidr)
-        .collect();
-    sources.extend(
-        attrs::str_list(rule, "source_security_group_ids")?
-            .into_iter()
-            .map(Source::Group),
-    );
+    let (from_port, to_port) = normalize_ports(&protocol, port(rule, "from_port")?, port(rule, "to_port")?);
+    let description = attrs::opt_str(rule, "description")?.unwrap_or("").to_string();
+    let mut sources: Vec<Source> = attrs::str_list(rule, "cidr_blocks")?.into_iter().map(Source::Cidr).collect();
+    sources.extend(attrs::str_list(rule, "source_security_group_ids")?.into_iter().map(Source::Group));
     if attrs::bool_or(rule, "self", false)? {
         sources.push(Source::SelfGroup);
     }
     Ok(sources
         .into_iter()
-        .map(|source| Atom {
-            protocol: protocol.clone(),
-            from_port,
-            to_port,
-            source,
-            description: description.clone(),
-        })
+        .map(|source| Atom { protocol: protocol.clone(), from_port, to_port, source, description: description.clone() })
         .collect())
 }
 
@@ -149,28 +131,15 @@ pub(crate) fn ingress_atoms(attrs: &Attrs) -> Result<Vec<Atom>, ProviderError> {
 /// A live rule as an atom, seen from group `group_id`.
 pub(crate) fn live_atom(rule: &SecurityGroupRule, group_id: &str) -> Option<Atom> {
     let protocol = normalize_protocol(rule.ip_protocol()?);
-    let (from_port, to_port) = normalize_ports(
-        &protocol,
-        rule.from_port().unwrap_or(-1),
-        rule.to_port().unwrap_or(-1),
-    );
-    let source = match (
-        rule.cidr_ipv4(),
-        rule.referenced_group_info().and_then(|g| g.group_id()),
-    ) {
+    let (from_port, to_port) = normalize_ports(&protocol, rule.from_port().unwrap_or(-1), rule.to_port().unwrap_or(-1));
+    let source = match (rule.cidr_ipv4(), rule.referenced_group_info().and_then(|g| g.group_id())) {
         (Some(cidr), _) => Source::Cidr(cidr.to_string()),
         (None, Some(g)) if g == group_id => Source::SelfGroup,
         (None, Some(g)) => Source::Group(g.to_string()),
         // IPv6 and prefix-list rules are not modelled.
         _ => return None,
     };
-    Some(Atom {
-        protocol,
-        from_port,
-        to_port,
-        source,
-        description: rule.description().unwrap_or("").to_string(),
-    })
+    Some(Atom { protocol, from_port, to_port, source, description: rule.description().unwrap_or("").to_string() })
 }
 
 /// The atoms of one live permission of group `group_id` (as
@@ -179,11 +148,7 @@ pub(crate) fn permission_atoms(p: &IpPermission, group_id: &str) -> Vec<Atom> {
     let Some(protocol) = p.ip_protocol().map(normalize_protocol) else {
         return Vec::new();
     };
-    let (from_port, to_port) = normalize_ports(
-        &protocol,
-        p.from_port().unwrap_or(-1),
-        p.to_port().unwrap_or(-1),
-    );
+    let (from_port, to_port) = normalize_ports(&protocol, p.from_port().unwrap_or(-1), p.to_port().unwrap_or(-1));
     let atom = |source: Source, description: Option<&str>| Atom {
         protocol: protocol.clone(),
         from_port,
@@ -194,20 +159,11 @@ pub(crate) fn permission_atoms(p: &IpPermission, group_id: &str) -> Vec<Atom> {
     let mut atoms: Vec<Atom> = p
         .ip_ranges()
         .iter()
-        .filter_map(|r| {
-            Some(atom(
-                Source::Cidr(r.cidr_ip()?.to_string()),
-                r.description(),
-            ))
-        })
+        .filter_map(|r| Some(atom(Source::Cidr(r.cidr_ip()?.to_string()), r.description())))
         .collect();
     atoms.extend(p.user_id_group_pairs().iter().filter_map(|u| {
         let g = u.group_id()?;
-        let source = if g == group_id {
-            Source::SelfGroup
-        } else {
-            Source::Group(g.to_string())
-        };
+        let source = if g == group_id { Source::SelfGroup } else { Source::Group(g.to_string()) };
         Some(atom(source, u.description()))
     }));
     atoms
@@ -221,24 +177,13 @@ pub(crate) fn permission(atom: &Atom, group_id: &str) -> IpPermission {
     }
     let description = (!atom.description.is_empty()).then(|| atom.description.clone());
     match &atom.source {
-        Source::Cidr(cidr) => p.ip_ranges(
-            IpRange::builder()
-                .cidr_ip(cidr)
-                .set_description(description)
-                .build(),
-        ),
-        Source::Group(g) => p.user_id_group_pairs(
-            UserIdGroupPair::builder()
-                .group_id(g)
-                .set_description(description)
-                .build(),
-        ),
-        Source::SelfGroup => p.user_id_group_pairs(
-            UserIdGroupPair::builder()
-                .group_id(group_id)
-                .set_description(description)
-                .build(),
-        ),
+        Source::Cidr(cidr) => p.ip_ranges(IpRange::builder().cidr_ip(cidr).set_description(description).build()),
+        Source::Group(g) => {
+            p.user_id_group_pairs(UserIdGroupPair::builder().group_id(g).set_description(description).build())
+        }
+        Source::SelfGroup => {
+            p.user_id_group_pairs(UserIdGroupPair::builder().group_id(group_id).set_description(description).build())
+        }
     }
     .build()
 }
@@ -270,10 +215,7 @@ pub(crate) fn regroup(prior_rules: &[&Attrs], live: Vec<Atom>) -> Value {
     }
     let mut groups: BTreeMap<(String, i32, i32, String), Vec<Source>> = BTreeMap::new();
     for a in remaining {
-        groups
-            .entry((a.protocol, a.from_port, a.to_port, a.description))
-            .or_default()
-            .push(a.source);
+        groups.entry((a.protocol, a.from_port, a.to_port, a.description)).or_default().push(a.source);
     }
     for ((protocol, from, to, description), mut sources) in groups {
         sources.sort();
@@ -283,26 +225,10 @@ pub(crate) fn regroup(prior_rules: &[&Attrs], live: Vec<Atom>) -> Value {
         rule.insert("protocol".into(), json!(protocol));
         rule.insert("from_port".into(), json!(from));
         rule.insert("to_port".into(), json!(to));
-        let cidrs: Vec<&str> = sources
-            .iter()
-            .filter_map(|s| {
-                if let Source::Cidr(c) = s {
-                    Some(c.as_str())
-                } else {
-                    None
-                }
-            })
-            .collect();
-        let groups: Vec<&str> = sources
-            .iter()
-            .filter_map(|s| {
-                if let Source::Group(g) = s {
-                    Some(g.as_str())
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let cidrs: Vec<&str> =
+            sources.iter().filter_map(|s| if let Source::Cidr(c) = s { Some(c.as_str()) } else { None }).collect();
+        let groups: Vec<&str> =
+            sources.iter().filter_map(|s| if let Source::Group(g) = s { Some(g.as_str()) } else { None }).collect();
         if !cidrs.is_empty() {
             rule.insert("cidr_blocks".into(), json!(cidrs));
         }
@@ -397,17 +323,11 @@ pub(crate) async fn revoke(c: &Clients, group_id: &str, atoms: &[Atom]) -> Resul
         let perm = permission(atom, group_id);
         let revoked = c
             .call("RevokeSecurityGroupIngress", Retry::Standard, || {
-                c.ec2
-                    .revoke_security_group_ingress()
-                    .group_id(group_id)
-                    .ip_permissions(perm.clone())
-                    .send()
+                c.ec2.revoke_security_group_ingress().group_id(group_id).ip_permissions(perm.clone()).send()
             })
             .await;
         match revoked {
-            Err(e) if !(e.is_not_found() || e.code() == "InvalidPermission.NotFound") => {
-                return Err(e)
-            }
+            Err(e) if !(e.is_not_found() || e.code() == "InvalidPermission.NotFound") => return Err(e),
             _ => {}
         }
     }
@@ -432,12 +352,7 @@ pub(crate) async fn describe_rules(
                     .send()
             })
             .await?;
-        all.extend(
-            page.security_group_rules()
-                .iter()
-                .filter(|r| r.is_egress() != Some(true))
-                .cloned(),
-        );
+        all.extend(page.security_group_rules().iter().filter(|r| r.is_egress() != Some(true)).cloned());
         token = page.next_token().map(str::to_string);
         if token.is_none() {
             return Ok(all);
@@ -447,18 +362,12 @@ pub(crate) async fn describe_rules(
 
 /// Whether a live rule belongs to an `aws_security_group_rule` resource.
 fn owned_by_rule_resource(rule: &SecurityGroupRule) -> bool {
-    rule.tags().iter().any(|t| {
-        t.key() == Some(ADDRESS_TAG)
-            && t.value()
-                .is_some_and(|v| v.starts_with("aws_security_group_rule."))
-    })
+    rule.tags()
+        .iter()
+        .any(|t| t.key() == Some(ADDRESS_TAG) && t.value().is_some_and(|v| v.starts_with("aws_security_group_rule.")))
 }
 
-pub(crate) async fn create(
-    c: &Clients,
-    ctx: &OpContext,
-    attrs: &Attrs,
-) -> Result<Attrs, ProviderError> {
+pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
     let name = attrs::req_str(attrs, "name")?;
     let description = attrs::req_str(attrs, "description")?;
     let vpc_id = attrs::req_str(attrs, "vpc_id")?;
@@ -475,12 +384,8 @@ pub(crate) async fn create(
                 .send()
         })
         .await?;
-    let id = out
-        .group_id()
-        .ok_or_else(|| ProviderError::new("CreateSecurityGroup returned no id"))?;
-    authorize(c, id, &atoms, None)
-        .await
-        .map_err(|e| created_but(id, &ctx.address, e))?;
+    let id = out.group_id().ok_or_else(|| ProviderError::new("CreateSecurityGroup returned no id"))?;
+    authorize(c, id, &atoms, None).await.map_err(|e| created_but(id, &ctx.address, e))?;
     let mut result = attrs.clone();
     result.insert("id".into(), json!(id));
     Ok(result)
@@ -492,10 +397,7 @@ fn manages_ingress(attrs: &Attrs) -> bool {
     attrs.get("ingress").is_some_and(|v| !v.is_null())
 }
 
-pub(crate) async fn read(
-    c: &Clients,
-    reqs: &[ReadRequest],
-) -> Result<Vec<Option<Attrs>>, ProviderError> {
+pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
     let mut groups: HashMap<String, SecurityGroup> = HashMap::new();
     for ids in id_chunks(reqs) {
         let mut token = None;
@@ -549,10 +451,7 @@ pub(crate) async fn read(
             out.insert("description".into(), json!(g.description()));
             out.insert("vpc_id".into(), json!(g.vpc_id()));
             if manages_ingress(&req.prior) {
-                let others = owned_elsewhere
-                    .get(id)
-                    .map(Vec::as_slice)
-                    .unwrap_or_default();
+                let others = owned_elsewhere.get(id).map(Vec::as_slice).unwrap_or_default();
                 let live: Vec<Atom> = g
                     .ip_permissions()
                     .iter()
@@ -576,8 +475,7 @@ pub(crate) async fn update(
 ) -> Result<Attrs, ProviderError> {
     let id = attrs::id(prior)?;
     if manages_ingress(attrs) {
-        let (to_revoke, to_authorize) =
-            atom_changes(&ingress_atoms(prior)?, &ingress_atoms(attrs)?);
+        let (to_revoke, to_authorize) = atom_changes(&ingress_atoms(prior)?, &ingress_atoms(attrs)?);
         revoke(c, id, &to_revoke).await?;
         authorize(c, id, &to_authorize, None).await?;
     }
@@ -587,25 +485,14 @@ pub(crate) async fn update(
     Ok(result)
 }
 
-pub(crate) async fn delete(
-    c: &Clients,
-    ctx: &OpContext,
-    prior: &Attrs,
-) -> Result<(), ProviderError> {
+pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
     let id = attrs::id(prior)?;
     let t = &c.timeouts;
-    let deleted = retry::while_blocked(
-        ctx,
-        &format!("security group {id}"),
-        t.blocked_delete,
-        t.blocked_backoff,
-        || {
-            c.call("DeleteSecurityGroup", Retry::Standard, || {
-                c.ec2.delete_security_group().group_id(id).send()
-            })
-        },
-    )
-    .await;
+    let deleted =
+        retry::while_blocked(ctx, &format!("security group {id}"), t.blocked_delete, t.blocked_backoff, || {
+            c.call("DeleteSecurityGroup", Retry::Standard, || c.ec2.delete_security_group().group_id(id).send())
+        })
+        .await;
     match deleted {
         Ok(_) => Ok(()),
         Err(e) if e.is_not_found() => Ok(()),
@@ -626,13 +513,7 @@ mod tests {
     }
 
     fn atom(p: &str, from: i32, to: i32, s: Source, d: &str) -> Atom {
-        Atom {
-            protocol: p.into(),
-            from_port: from,
-            to_port: to,
-            source: s,
-            description: d.into(),
-        }
+        Atom { protocol: p.into(), from_port: from, to_port: to, source: s, description: d.into() }
     }
 
     #[test]
@@ -656,14 +537,8 @@ mod tests {
 
     #[test]
     fn all_protocols_ignore_ports() {
-        let a = rule_atoms(&obj(
-            json!({"protocol": "all", "from_port": 0, "to_port": 0, "self": true}),
-        ))
-        .unwrap();
-        let b = rule_atoms(&obj(
-            json!({"protocol": "-1", "from_port": 0, "to_port": 65535, "self": true}),
-        ))
-        .unwrap();
+        let a = rule_atoms(&obj(json!({"protocol": "all", "from_port": 0, "to_port": 0, "self": true}))).unwrap();
+        let b = rule_atoms(&obj(json!({"protocol": "-1", "from_port": 0, "to_port": 65535, "self": true}))).unwrap();
         assert_eq!(a, b);
         assert_eq!(a[0].key(), ("-1", -1, -1, &Source::SelfGroup));
     }
@@ -672,40 +547,22 @@ mod tests {
     fn changes_revoke_what_went_and_authorize_what_came() {
         let ssh = atom("tcp", 22, 22, Source::Cidr("203.0.113.0/24".into()), "");
         let api = atom("tcp", 6443, 6443, Source::Group("sg-lb".into()), "");
-        let api_described = atom(
-            "tcp",
-            6443,
-            6443,
-            Source::Group("sg-lb".into()),
-            "from the LB",
-        );
+        let api_described = atom("tcp", 6443, 6443, Source::Group("sg-lb".into()), "from the LB");
         let all_self = atom("-1", -1, -1, Source::SelfGroup, "");
-        let (revoke, authorize) = atom_changes(
-            &[ssh.clone(), api.clone(), all_self.clone()],
-            &[all_self, api_described.clone()],
-        );
+        let (revoke, authorize) =
+            atom_changes(&[ssh.clone(), api.clone(), all_self.clone()], &[all_self, api_described.clone()]);
         assert_eq!(revoke, [ssh, api]);
         assert_eq!(authorize, [api_described]);
     }
 
     #[test]
     fn permissions_carry_the_source_and_description() {
-        let p = permission(
-            &atom("tcp", 22, 22, Source::Cidr("1.2.3.0/24".into()), "ssh"),
-            "sg-1",
-        );
-        assert_eq!(
-            (p.ip_protocol(), p.from_port(), p.to_port()),
-            (Some("tcp"), Some(22), Some(22))
-        );
+        let p = permission(&atom("tcp", 22, 22, Source::Cidr("1.2.3.0/24".into()), "ssh"), "sg-1");
+        assert_eq!((p.ip_protocol(), p.from_port(), p.to_port()), (Some("tcp"), Some(22), Some(22)));
         assert_eq!(p.ip_ranges()[0].cidr_ip(), Some("1.2.3.0/24"));
         assert_eq!(p.ip_ranges()[0].description(), Some("ssh"));
         let s = permission(&atom("-1", -1, -1, Source::SelfGroup, ""), "sg-1");
-        assert_eq!(
-            (s.from_port(), s.to_port()),
-            (None, None),
-            "no ports for all protocols"
-        );
+        assert_eq!((s.from_port(), s.to_port()), (None, None), "no ports for all protocols");
         assert_eq!(s.user_id_group_pairs()[0].group_id(), Some("sg-1"));
         assert_eq!(s.user_id_group_pairs()[0].description(), None);
     }
@@ -719,24 +576,15 @@ mod tests {
             .to_port(-1)
             .referenced_group_info(ReferencedSecurityGroup::builder().group_id("sg-1").build())
             .build();
-        assert_eq!(
-            live_atom(&r, "sg-1"),
-            Some(atom("-1", -1, -1, Source::SelfGroup, ""))
-        );
-        let v6 = SecurityGroupRule::builder()
-            .ip_protocol("tcp")
-            .from_port(1)
-            .to_port(1)
-            .cidr_ipv6("::/0")
-            .build();
+        assert_eq!(live_atom(&r, "sg-1"), Some(atom("-1", -1, -1, Source::SelfGroup, "")));
+        let v6 = SecurityGroupRule::builder().ip_protocol("tcp").from_port(1).to_port(1).cidr_ipv6("::/0").build();
         assert_eq!(live_atom(&v6, "sg-1"), None);
     }
 
     #[test]
     fn regroup_gives_back_prior_tables_and_groups_the_rest() {
-        let written = obj(
-            json!({"protocol": "tcp", "from_port": 22, "to_port": 22, "cidr_blocks": ["203.0.113.0/24"]}),
-        );
+        let written =
+            obj(json!({"protocol": "tcp", "from_port": 22, "to_port": 22, "cidr_blocks": ["203.0.113.0/24"]}));
         let live = vec![
             atom("tcp", 22, 22, Source::Cidr("203.0.113.0/24".into()), ""),
             atom("tcp", 80, 80, Source::Cidr("0.0.0.0/0".into()), "web"),
@@ -760,9 +608,7 @@ mod tests {
 
     #[test]
     fn a_rule_must_allow_something() {
-        let errs = validate(&obj(
-            json!({"ingress": [{"protocol": "tcp", "from_port": 1, "to_port": 1}]}),
-        ));
+        let errs = validate(&obj(json!({"ingress": [{"protocol": "tcp", "from_port": 1, "to_port": 1}]})));
         assert_eq!(errs.len(), 1);
         assert!(errs[0].contains("`ingress[0]` allows nothing"));
     }
@@ -787,31 +633,21 @@ mod request_tests {
         let t = tries.clone();
         let fake = FakeAws::new(move |_| {
             if t.fetch_add(1, Ordering::SeqCst) < 3 {
-                ec2_error(
-                    400,
-                    "DependencyViolation",
-                    "resource sg-1 has a dependent object",
-                )
+                ec2_error(400, "DependencyViolation", "resource sg-1 has a dependent object")
             } else {
                 ec2_ok("DeleteSecurityGroup", "<return>true</return>")
             }
         });
         let c = fake.clients().await;
         let (ctx, _) = recording_ctx(Address::new("aws_security_group", "node"), "t");
-        delete(&c, &ctx, json!({"id": "sg-1"}).as_object().unwrap())
-            .await
-            .unwrap();
+        delete(&c, &ctx, json!({"id": "sg-1"}).as_object().unwrap()).await.unwrap();
         assert_eq!(tries.load(Ordering::SeqCst), 4);
     }
 
     #[tokio::test(start_paused = true)]
     async fn delete_gives_up_after_its_limit_naming_what_uses_the_group() {
         let fake = FakeAws::new(|req| match req.action.as_str() {
-            "DeleteSecurityGroup" => ec2_error(
-                400,
-                "DependencyViolation",
-                "resource sg-1 has a dependent object",
-            ),
+            "DeleteSecurityGroup" => ec2_error(400, "DependencyViolation", "resource sg-1 has a dependent object"),
             "DescribeNetworkInterfaces" => {
                 assert_eq!(req.param("Filter.1.Name"), Some("group-id"));
                 ec2_ok(
@@ -825,27 +661,17 @@ mod request_tests {
         let c = fake.clients().await;
         let (ctx, _) = recording_ctx(Address::new("aws_security_group", "apiserver_lb"), "t");
         let start = tokio::time::Instant::now();
-        let e = delete(&c, &ctx, json!({"id": "sg-1"}).as_object().unwrap())
-            .await
-            .unwrap_err();
+        let e = delete(&c, &ctx, json!({"id": "sg-1"}).as_object().unwrap()).await.unwrap_err();
         assert!(e.message.contains("DependencyViolation"), "{}", e.message);
-        assert!(
-            e.message.contains("eni-1 (ELB demo-apiserver)"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.contains("eni-1 (ELB demo-apiserver)"), "{}", e.message);
         assert!(start.elapsed() <= c.timeouts.blocked_delete);
     }
 
     #[tokio::test]
     async fn update_revokes_and_authorizes_only_the_difference() {
         let fake = FakeAws::new(|req| match req.action.as_str() {
-            "RevokeSecurityGroupIngress" => {
-                ec2_ok("RevokeSecurityGroupIngress", "<return>true</return>")
-            }
-            "AuthorizeSecurityGroupIngress" => {
-                ec2_ok("AuthorizeSecurityGroupIngress", "<return>true</return>")
-            }
+            "RevokeSecurityGroupIngress" => ec2_ok("RevokeSecurityGroupIngress", "<return>true</return>"),
+            "AuthorizeSecurityGroupIngress" => ec2_ok("AuthorizeSecurityGroupIngress", "<return>true</return>"),
             other => panic!("unexpected call {other}"),
         });
         let c = fake.clients().await;
@@ -854,30 +680,11 @@ mod request_tests {
             {"protocol": "tcp", "from_port": 22, "to_port": 22, "cidr_blocks": ["203.0.113.0/24", "198.51.100.0/24"]}]});
         let desired = json!({"name": "b", "description": "d", "vpc_id": "vpc-1", "ingress": [
             {"protocol": "tcp", "from_port": 22, "to_port": 22, "cidr_blocks": ["203.0.113.0/24", "192.0.2.0/24"]}]});
-        update(
-            &c,
-            &ctx,
-            prior.as_object().unwrap(),
-            desired.as_object().unwrap(),
-        )
-        .await
-        .unwrap();
+        update(&c, &ctx, prior.as_object().unwrap(), desired.as_object().unwrap()).await.unwrap();
         let sent = fake.sent();
-        assert_eq!(
-            fake.actions(),
-            [
-                "RevokeSecurityGroupIngress",
-                "AuthorizeSecurityGroupIngress"
-            ]
-        );
-        assert_eq!(
-            sent[0].param("IpPermissions.1.IpRanges.1.CidrIp"),
-            Some("198.51.100.0/24")
-        );
-        assert_eq!(
-            sent[1].param("IpPermissions.1.IpRanges.1.CidrIp"),
-            Some("192.0.2.0/24")
-        );
+        assert_eq!(fake.actions(), ["RevokeSecurityGroupIngress", "AuthorizeSecurityGroupIngress"]);
+        assert_eq!(sent[0].param("IpPermissions.1.IpRanges.1.CidrIp"), Some("198.51.100.0/24"));
+        assert_eq!(sent[1].param("IpPermissions.1.IpRanges.1.CidrIp"), Some("192.0.2.0/24"));
         assert_eq!(sent[1].param("IpPermissions.1.FromPort"), Some("22"));
     }
 }
@@ -909,11 +716,7 @@ mod read_tests {
         let fake = FakeAws::new(|req| match req.action.as_str() {
             "DescribeSecurityGroups" => ec2_ok("DescribeSecurityGroups", GROUPS),
             "DescribeSecurityGroupRules" => {
-                assert_eq!(
-                    req.values("Filter.1.Value.", ""),
-                    ["sg-cp"],
-                    "rules only of groups that manage ingress"
-                );
+                assert_eq!(req.values("Filter.1.Value.", ""), ["sg-cp"], "rules only of groups that manage ingress");
                 ec2_ok(
                     "DescribeSecurityGroupRules",
                     "<securityGroupRuleSet>\
@@ -932,8 +735,7 @@ mod read_tests {
         let c = fake.clients().await;
         let cp = json!({"id": "sg-cp", "name": "cp", "description": "control plane", "vpc_id": "vpc-1", "ingress": [
             {"protocol": "tcp", "from_port": 22, "to_port": 22, "source_security_group_ids": ["sg-bastion"], "description": "ssh from the bastion"}]});
-        let node =
-            json!({"id": "sg-node", "name": "node", "description": "nodes", "vpc_id": "vpc-1"});
+        let node = json!({"id": "sg-node", "name": "node", "description": "nodes", "vpc_id": "vpc-1"});
         let reqs = [
             ReadRequest {
                 address: Address::new("aws_security_group", "control_plane"),
@@ -947,20 +749,9 @@ mod read_tests {
             },
         ];
         let out = read(&c, &reqs).await.unwrap();
-        assert_eq!(
-            out[0].as_ref(),
-            Some(&reqs[0].prior),
-            "the description comes from the group's permissions"
-        );
-        assert_eq!(
-            out[1].as_ref(),
-            Some(&reqs[1].prior),
-            "no `ingress` written, none reported"
-        );
-        assert_eq!(
-            fake.actions(),
-            ["DescribeSecurityGroups", "DescribeSecurityGroupRules"]
-        );
+        assert_eq!(out[0].as_ref(), Some(&reqs[0].prior), "the description comes from the group's permissions");
+        assert_eq!(out[1].as_ref(), Some(&reqs[1].prior), "no `ingress` written, none reported");
+        assert_eq!(fake.actions(), ["DescribeSecurityGroups", "DescribeSecurityGroupRules"]);
     }
 
     #[test]
@@ -969,12 +760,7 @@ mod read_tests {
             .ip_protocol("tcp")
             .from_port(22)
             .to_port(22)
-            .ip_ranges(
-                IpRange::builder()
-                    .cidr_ip("1.2.3.0/24")
-                    .description("office")
-                    .build(),
-            )
+            .ip_ranges(IpRange::builder().cidr_ip("1.2.3.0/24").description("office").build())
             .user_id_group_pairs(UserIdGroupPair::builder().group_id("sg-1").build())
             .build();
         let atoms = permission_atoms(&p, "sg-1");

@@ -20,9 +20,7 @@ pub(crate) const SPEC: KindSpec = KindSpec {
     fields: &[
         Field::new("vpc_id", Ty::Str).required().replace(),
         Field::new("cidr_block", Ty::Str).required().replace(),
-        Field::new("availability_zone", Ty::Str)
-            .required()
-            .replace(),
+        Field::new("availability_zone", Ty::Str).required().replace(),
         Field::new("map_public_ip_on_launch", Ty::Bool).default("false"),
         TAGS,
     ],
@@ -32,21 +30,13 @@ pub(crate) const SPEC: KindSpec = KindSpec {
 async fn set_map_public_ip(c: &Clients, id: &str, value: bool) -> Result<(), ApiError> {
     let v = AttributeBooleanValue::builder().value(value).build();
     c.call("ModifySubnetAttribute", Retry::AfterCreate, || {
-        c.ec2
-            .modify_subnet_attribute()
-            .subnet_id(id)
-            .map_public_ip_on_launch(v.clone())
-            .send()
+        c.ec2.modify_subnet_attribute().subnet_id(id).map_public_ip_on_launch(v.clone()).send()
     })
     .await?;
     Ok(())
 }
 
-pub(crate) async fn create(
-    c: &Clients,
-    ctx: &OpContext,
-    attrs: &Attrs,
-) -> Result<Attrs, ProviderError> {
+pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
     let vpc_id = attrs::req_str(attrs, "vpc_id")?;
     let cidr = attrs::req_str(attrs, "cidr_block")?;
     let az = attrs::req_str(attrs, "availability_zone")?;
@@ -63,24 +53,17 @@ pub(crate) async fn create(
                 .send()
         })
         .await?;
-    let id = out
-        .subnet()
-        .and_then(Subnet::subnet_id)
-        .ok_or_else(|| ProviderError::new("CreateSubnet returned no id"))?;
+    let id =
+        out.subnet().and_then(Subnet::subnet_id).ok_or_else(|| ProviderError::new("CreateSubnet returned no id"))?;
     if map_public {
-        set_map_public_ip(c, id, true)
-            .await
-            .map_err(|e| created_but(id, &ctx.address, e))?;
+        set_map_public_ip(c, id, true).await.map_err(|e| created_but(id, &ctx.address, e))?;
     }
     let mut result = attrs.clone();
     result.insert("id".into(), json!(id));
     Ok(result)
 }
 
-pub(crate) async fn read(
-    c: &Clients,
-    reqs: &[ReadRequest],
-) -> Result<Vec<Option<Attrs>>, ProviderError> {
+pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
     let mut found: HashMap<String, Subnet> = HashMap::new();
     for ids in id_chunks(reqs) {
         let mut token = None;
@@ -114,10 +97,7 @@ pub(crate) async fn read(
             live.insert("vpc_id".into(), json!(s.vpc_id()));
             live.insert("cidr_block".into(), json!(s.cidr_block()));
             live.insert("availability_zone".into(), json!(s.availability_zone()));
-            live.insert(
-                "map_public_ip_on_launch".into(),
-                json!(s.map_public_ip_on_launch().unwrap_or(false)),
-            );
+            live.insert("map_public_ip_on_launch".into(), json!(s.map_public_ip_on_launch().unwrap_or(false)));
             live.insert("tags".into(), tags::to_value(&tags::from_ec2(s.tags())));
             Some(SPEC.shape(&req.prior, live))
         })
@@ -141,24 +121,12 @@ pub(crate) async fn update(
     Ok(result)
 }
 
-pub(crate) async fn delete(
-    c: &Clients,
-    ctx: &OpContext,
-    prior: &Attrs,
-) -> Result<(), ProviderError> {
+pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
     let id = attrs::id(prior)?;
     let t = &c.timeouts;
-    let deleted = retry::while_blocked(
-        ctx,
-        &format!("subnet {id}"),
-        t.blocked_delete,
-        t.blocked_backoff,
-        || {
-            c.call("DeleteSubnet", Retry::Standard, || {
-                c.ec2.delete_subnet().subnet_id(id).send()
-            })
-        },
-    )
+    let deleted = retry::while_blocked(ctx, &format!("subnet {id}"), t.blocked_delete, t.blocked_backoff, || {
+        c.call("DeleteSubnet", Retry::Standard, || c.ec2.delete_subnet().subnet_id(id).send())
+    })
     .await;
     match deleted {
         Ok(_) => Ok(()),

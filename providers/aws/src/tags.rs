@@ -41,14 +41,10 @@ pub(crate) fn from_attrs(attrs: &Attrs, name: &str) -> Result<Tags, ProviderErro
             .iter()
             .map(|(k, v)| match v {
                 Value::String(s) => Ok((k.clone(), s.clone())),
-                other => Err(ProviderError::new(format!(
-                    "`{name}.{k}` must be a string, not {other}"
-                ))),
+                other => Err(ProviderError::new(format!("`{name}.{k}` must be a string, not {other}"))),
             })
             .collect(),
-        Some(other) => Err(ProviderError::new(format!(
-            "`{name}` must be a table of strings, not {other}"
-        ))),
+        Some(other) => Err(ProviderError::new(format!("`{name}` must be a table of strings, not {other}"))),
     }
 }
 
@@ -62,19 +58,11 @@ pub(crate) fn for_create(attrs: &Attrs, address: &Address) -> Result<Tags, Provi
 
 /// The user-visible tags among what AWS reports.
 pub(crate) fn visible<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Tags {
-    pairs
-        .into_iter()
-        .filter(|(k, _)| !is_reserved(k))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.into_iter().filter(|(k, _)| !is_reserved(k)).map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 pub(crate) fn to_value(tags: &Tags) -> Value {
-    Value::Object(
-        tags.iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect(),
-    )
+    Value::Object(tags.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
 }
 
 /// What to change to get from `prior` tags to `desired` ones.
@@ -99,77 +87,44 @@ pub(crate) fn diff(prior: &Tags, desired: &Tags) -> TagDiff {
         .filter(|(k, v)| !is_reserved(k) && prior.get(*k) != Some(*v))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let remove = prior
-        .keys()
-        .filter(|k| !is_reserved(k) && !desired.contains_key(*k))
-        .cloned()
-        .collect();
+    let remove = prior.keys().filter(|k| !is_reserved(k) && !desired.contains_key(*k)).cloned().collect();
     TagDiff { set, remove }
 }
 
 /// The tag diff between two versions of a resource's attributes.
 pub(crate) fn diff_attrs(prior: &Attrs, desired: &Attrs) -> Result<TagDiff, ProviderError> {
-    Ok(diff(
-        &from_attrs(prior, "tags")?,
-        &from_attrs(desired, "tags")?,
-    ))
+    Ok(diff(&from_attrs(prior, "tags")?, &from_attrs(desired, "tags")?))
 }
 
 // ---- EC2 ----
 
 pub(crate) fn ec2_tags(tags: &Tags) -> Vec<ec2::Tag> {
-    tags.iter()
-        .map(|(k, v)| ec2::Tag::builder().key(k).value(v).build())
-        .collect()
+    tags.iter().map(|(k, v)| ec2::Tag::builder().key(k).value(v).build()).collect()
 }
 
 pub(crate) fn ec2_spec(resource_type: ec2::ResourceType, tags: &Tags) -> ec2::TagSpecification {
-    ec2::TagSpecification::builder()
-        .resource_type(resource_type)
-        .set_tags(Some(ec2_tags(tags)))
-        .build()
+    ec2::TagSpecification::builder().resource_type(resource_type).set_tags(Some(ec2_tags(tags))).build()
 }
 
 pub(crate) fn from_ec2(tags: &[ec2::Tag]) -> Tags {
-    visible(
-        tags.iter()
-            .filter_map(|t| Some((t.key()?, t.value().unwrap_or("")))),
-    )
+    visible(tags.iter().filter_map(|t| Some((t.key()?, t.value().unwrap_or("")))))
 }
 
 /// Apply a tag diff to one EC2 resource (any id CreateTags accepts).
-pub(crate) async fn update_ec2(
-    clients: &Clients,
-    id: &str,
-    diff: &TagDiff,
-) -> Result<(), ApiError> {
+pub(crate) async fn update_ec2(clients: &Clients, id: &str, diff: &TagDiff) -> Result<(), ApiError> {
     if !diff.set.is_empty() {
         let tags = ec2_tags(&diff.set);
         clients
             .call("CreateTags", Retry::AfterCreate, || {
-                clients
-                    .ec2
-                    .create_tags()
-                    .resources(id)
-                    .set_tags(Some(tags.clone()))
-                    .send()
+                clients.ec2.create_tags().resources(id).set_tags(Some(tags.clone())).send()
             })
             .await?;
     }
     if !diff.remove.is_empty() {
-        let keys: Vec<ec2::Tag> = diff
-            .remove
-            .iter()
-            .map(|k| ec2::Tag::builder().key(k).build())
-            .collect();
+        let keys: Vec<ec2::Tag> = diff.remove.iter().map(|k| ec2::Tag::builder().key(k).build()).collect();
         clients
             .call("DeleteTags", Retry::AfterCreate, || {
-                clients
-                    .ec2
-                    .delete_tags()
-                    .resources(id)
-                    .set_tags(Some(keys.clone()))
-                    .send()
+                clients.ec2.delete_tags().resources(id).set_tags(Some(keys.clone())).send()
             })
             .await?;
     }
@@ -179,53 +134,28 @@ pub(crate) async fn update_ec2(
 // ---- Classic ELB ----
 
 pub(crate) fn elb_tags(tags: &Tags) -> Vec<elb::Tag> {
-    tags.iter()
-        .map(|(k, v)| {
-            elb::Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .expect("key is set")
-        })
-        .collect()
+    tags.iter().map(|(k, v)| elb::Tag::builder().key(k).value(v).build().expect("key is set")).collect()
 }
 
 pub(crate) fn from_elb(tags: &[elb::Tag]) -> Tags {
     visible(tags.iter().map(|t| (t.key(), t.value().unwrap_or(""))))
 }
 
-pub(crate) async fn update_elb(
-    clients: &Clients,
-    name: &str,
-    diff: &TagDiff,
-) -> Result<(), ApiError> {
+pub(crate) async fn update_elb(clients: &Clients, name: &str, diff: &TagDiff) -> Result<(), ApiError> {
     if !diff.set.is_empty() {
         let tags = elb_tags(&diff.set);
         clients
             .call("AddTags", Retry::Standard, || {
-                clients
-                    .elb
-                    .add_tags()
-                    .load_balancer_names(name)
-                    .set_tags(Some(tags.clone()))
-                    .send()
+                clients.elb.add_tags().load_balancer_names(name).set_tags(Some(tags.clone())).send()
             })
             .await?;
     }
     if !diff.remove.is_empty() {
-        let keys: Vec<elb::TagKeyOnly> = diff
-            .remove
-            .iter()
-            .map(|k| elb::TagKeyOnly::builder().key(k).build())
-            .collect();
+        let keys: Vec<elb::TagKeyOnly> =
+            diff.remove.iter().map(|k| elb::TagKeyOnly::builder().key(k).build()).collect();
         clients
             .call("RemoveTags", Retry::Standard, || {
-                clients
-                    .elb
-                    .remove_tags()
-                    .load_balancer_names(name)
-                    .set_tags(Some(keys.clone()))
-                    .send()
+                clients.elb.remove_tags().load_balancer_names(name).set_tags(Some(keys.clone())).send()
             })
             .await?;
     }
@@ -249,26 +179,15 @@ pub(crate) fn asg_tags(group: &str, tags: &Tags) -> Vec<asg::Tag> {
 }
 
 pub(crate) fn from_asg(tags: &[asg::TagDescription]) -> Tags {
-    visible(
-        tags.iter()
-            .filter_map(|t| Some((t.key()?, t.value().unwrap_or("")))),
-    )
+    visible(tags.iter().filter_map(|t| Some((t.key()?, t.value().unwrap_or("")))))
 }
 
-pub(crate) async fn update_asg(
-    clients: &Clients,
-    group: &str,
-    diff: &TagDiff,
-) -> Result<(), ApiError> {
+pub(crate) async fn update_asg(clients: &Clients, group: &str, diff: &TagDiff) -> Result<(), ApiError> {
     if !diff.set.is_empty() {
         let tags = asg_tags(group, &diff.set);
         clients
             .call("CreateOrUpdateTags", Retry::Standard, || {
-                clients
-                    .autoscaling
-                    .create_or_update_tags()
-                    .set_tags(Some(tags.clone()))
-                    .send()
+                clients.autoscaling.create_or_update_tags().set_tags(Some(tags.clone())).send()
             })
             .await?;
     }
@@ -276,21 +195,11 @@ pub(crate) async fn update_asg(
         let keys: Vec<asg::Tag> = diff
             .remove
             .iter()
-            .map(|k| {
-                asg::Tag::builder()
-                    .resource_id(group)
-                    .resource_type("auto-scaling-group")
-                    .key(k)
-                    .build()
-            })
+            .map(|k| asg::Tag::builder().resource_id(group).resource_type("auto-scaling-group").key(k).build())
             .collect();
         clients
             .call("DeleteTags", Retry::Standard, || {
-                clients
-                    .autoscaling
-                    .delete_tags()
-                    .set_tags(Some(keys.clone()))
-                    .send()
+                clients.autoscaling.delete_tags().set_tags(Some(keys.clone())).send()
             })
             .await?;
     }
@@ -304,10 +213,7 @@ mod tests {
     use super::*;
 
     fn tags(pairs: &[(&str, &str)]) -> Tags {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn attrs(v: Value) -> Attrs {
@@ -316,46 +222,22 @@ mod tests {
 
     #[test]
     fn create_adds_the_address_tag_and_drops_reserved_ones() {
-        let a = attrs(
-            json!({"tags": {"Name": "demo-vpc", "skyplan:address": "spoofed", "aws:x": "y"}}),
-        );
+        let a = attrs(json!({"tags": {"Name": "demo-vpc", "skyplan:address": "spoofed", "aws:x": "y"}}));
         let t = for_create(&a, &Address::new("aws_vpc", "main")).unwrap();
-        assert_eq!(
-            t,
-            tags(&[("Name", "demo-vpc"), ("skyplan:address", "aws_vpc.main")])
-        );
-        let none = for_create(
-            &Attrs::new(),
-            &Address::keyed("aws_subnet", "public", "us-east-1a"),
-        )
-        .unwrap();
-        assert_eq!(
-            none,
-            tags(&[("skyplan:address", "aws_subnet.public[us-east-1a]")])
-        );
+        assert_eq!(t, tags(&[("Name", "demo-vpc"), ("skyplan:address", "aws_vpc.main")]));
+        let none = for_create(&Attrs::new(), &Address::keyed("aws_subnet", "public", "us-east-1a")).unwrap();
+        assert_eq!(none, tags(&[("skyplan:address", "aws_subnet.public[us-east-1a]")]));
     }
 
     #[test]
     fn reads_hide_our_tag_and_awss() {
         let live = [
             ec2::Tag::builder().key("Name").value("n").build(),
-            ec2::Tag::builder()
-                .key(ADDRESS_TAG)
-                .value("aws_vpc.main")
-                .build(),
-            ec2::Tag::builder()
-                .key("aws:cloudformation:stack-name")
-                .value("s")
-                .build(),
-            ec2::Tag::builder()
-                .key("kubernetes.io/cluster/demo")
-                .value("owned")
-                .build(),
+            ec2::Tag::builder().key(ADDRESS_TAG).value("aws_vpc.main").build(),
+            ec2::Tag::builder().key("aws:cloudformation:stack-name").value("s").build(),
+            ec2::Tag::builder().key("kubernetes.io/cluster/demo").value("owned").build(),
         ];
-        assert_eq!(
-            from_ec2(&live),
-            tags(&[("Name", "n"), ("kubernetes.io/cluster/demo", "owned")])
-        );
+        assert_eq!(from_ec2(&live), tags(&[("Name", "n"), ("kubernetes.io/cluster/demo", "owned")]));
     }
 
     #[test]
@@ -371,11 +253,7 @@ mod tests {
     #[test]
     fn tag_values_must_be_strings() {
         let e = from_attrs(&attrs(json!({"tags": {"n": 1}})), "tags").unwrap_err();
-        assert!(
-            e.message.contains("`tags.n` must be a string"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.contains("`tags.n` must be a string"), "{}", e.message);
     }
 
     #[test]

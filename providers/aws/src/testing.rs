@@ -93,16 +93,10 @@ fn form_decode(body: &[u8]) -> BTreeMap<String, String> {
 impl HttpConnector for FakeAws {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let params = form_decode(request.body().bytes().unwrap_or_default());
-        let sent = Sent {
-            action: params.get("Action").cloned().unwrap_or_default(),
-            params,
-        };
+        let sent = Sent { action: params.get("Action").cloned().unwrap_or_default(), params };
         self.sent.lock().unwrap().push(sent.clone());
         let (status, body) = (self.respond)(&sent);
-        let response = HttpResponse::new(
-            StatusCode::try_from(status).expect("valid status"),
-            SdkBody::from(body),
-        );
+        let response = HttpResponse::new(StatusCode::try_from(status).expect("valid status"), SdkBody::from(body));
         HttpConnectorFuture::ready(Ok(response))
     }
 }
@@ -119,10 +113,7 @@ impl HttpClient for FakeAws {
 
 impl FakeAws {
     pub fn new(respond: impl Fn(&Sent) -> (u16, String) + Send + Sync + 'static) -> Self {
-        FakeAws {
-            sent: Arc::default(),
-            respond: Arc::new(respond),
-        }
+        FakeAws { sent: Arc::default(), respond: Arc::new(respond) }
     }
 
     /// Provider clients that talk to this fake.
@@ -170,19 +161,13 @@ pub(crate) fn ec2_error(status: u16, code: &str, message: &str) -> (u16, String)
 pub(crate) fn recording_ctx(address: Address, token: &str) -> (OpContext, Arc<Mutex<Vec<String>>>) {
     let reports = Arc::new(Mutex::new(Vec::new()));
     let sink = reports.clone();
-    let ctx = OpContext::new(
-        address,
-        token.to_string(),
-        Some(Arc::new(move |p| sink.lock().unwrap().push(p.message))),
-    );
+    let ctx = OpContext::new(address, token.to_string(), Some(Arc::new(move |p| sink.lock().unwrap().push(p.message))));
     (ctx, reports)
 }
 
 #[test]
 fn decodes_form_bodies() {
-    let p = form_decode(
-        b"Action=CreateTags&Tag.1.Key=skyplan%3Aaddress&Tag.1.Value=aws_vpc.main&X=a+b",
-    );
+    let p = form_decode(b"Action=CreateTags&Tag.1.Key=skyplan%3Aaddress&Tag.1.Value=aws_vpc.main&X=a+b");
     assert_eq!(p["Action"], "CreateTags");
     assert_eq!(p["Tag.1.Key"], "skyplan:address");
     assert_eq!(p["X"], "a b");

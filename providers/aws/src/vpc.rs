@@ -31,12 +31,7 @@ pub(crate) const SPEC: KindSpec = KindSpec {
     computed: &["id"],
 };
 
-async fn set_dns(
-    c: &Clients,
-    id: &str,
-    attribute: VpcAttributeName,
-    value: bool,
-) -> Result<(), ApiError> {
+async fn set_dns(c: &Clients, id: &str, attribute: VpcAttributeName, value: bool) -> Result<(), ApiError> {
     let v = AttributeBooleanValue::builder().value(value).build();
     c.call("ModifyVpcAttribute", Retry::AfterCreate, || {
         let call = c.ec2.modify_vpc_attribute().vpc_id(id);
@@ -50,28 +45,17 @@ async fn set_dns(
     Ok(())
 }
 
-pub(crate) async fn create(
-    c: &Clients,
-    ctx: &OpContext,
-    attrs: &Attrs,
-) -> Result<Attrs, ProviderError> {
+pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
     let cidr = attrs::req_str(attrs, "cidr_block")?;
     let support = attrs::bool_or(attrs, "enable_dns_support", true)?;
     let hostnames = attrs::bool_or(attrs, "enable_dns_hostnames", true)?;
     let tags = tags::for_create(attrs, &ctx.address)?;
     let out = c
         .call("CreateVpc", Retry::Standard, || {
-            c.ec2
-                .create_vpc()
-                .cidr_block(cidr)
-                .tag_specifications(tags::ec2_spec(ResourceType::Vpc, &tags))
-                .send()
+            c.ec2.create_vpc().cidr_block(cidr).tag_specifications(tags::ec2_spec(ResourceType::Vpc, &tags)).send()
         })
         .await?;
-    let id = out
-        .vpc()
-        .and_then(Vpc::vpc_id)
-        .ok_or_else(|| ProviderError::new("CreateVpc returned no VPC id"))?;
+    let id = out.vpc().and_then(Vpc::vpc_id).ok_or_else(|| ProviderError::new("CreateVpc returned no VPC id"))?;
     // Hostnames need support; set support first when turning both on, last when off.
     if !support {
         set_dns(c, id, VpcAttributeName::EnableDnsSupport, false)
@@ -88,18 +72,10 @@ pub(crate) async fn create(
     Ok(result)
 }
 
-async fn dns_attribute(
-    c: &Clients,
-    id: &str,
-    attribute: VpcAttributeName,
-) -> Result<Option<bool>, ApiError> {
+async fn dns_attribute(c: &Clients, id: &str, attribute: VpcAttributeName) -> Result<Option<bool>, ApiError> {
     let out = c
         .call("DescribeVpcAttribute", Retry::Standard, || {
-            c.ec2
-                .describe_vpc_attribute()
-                .vpc_id(id)
-                .attribute(attribute.clone())
-                .send()
+            c.ec2.describe_vpc_attribute().vpc_id(id).attribute(attribute.clone()).send()
         })
         .await?;
     let value = match attribute {
@@ -109,21 +85,14 @@ async fn dns_attribute(
     Ok(value.and_then(|v| v.value()))
 }
 
-pub(crate) async fn read(
-    c: &Clients,
-    reqs: &[ReadRequest],
-) -> Result<Vec<Option<Attrs>>, ProviderError> {
+pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
     let mut found: HashMap<String, Vpc> = HashMap::new();
     for ids in id_chunks(reqs) {
         let mut token = None;
         loop {
             let page = c
                 .call("DescribeVpcs", Retry::Standard, || {
-                    c.ec2
-                        .describe_vpcs()
-                        .filters(filter("vpc-id", ids.clone()))
-                        .set_next_token(token.clone())
-                        .send()
+                    c.ec2.describe_vpcs().filters(filter("vpc-id", ids.clone())).set_next_token(token.clone()).send()
                 })
                 .await?;
             for vpc in page.vpcs() {
@@ -188,24 +157,12 @@ pub(crate) async fn update(
     Ok(result)
 }
 
-pub(crate) async fn delete(
-    c: &Clients,
-    ctx: &OpContext,
-    prior: &Attrs,
-) -> Result<(), ProviderError> {
+pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
     let id = attrs::id(prior)?;
     let t = &c.timeouts;
-    let deleted = retry::while_blocked(
-        ctx,
-        &format!("VPC {id}"),
-        t.blocked_delete,
-        t.blocked_backoff,
-        || {
-            c.call("DeleteVpc", Retry::Standard, || {
-                c.ec2.delete_vpc().vpc_id(id).send()
-            })
-        },
-    )
+    let deleted = retry::while_blocked(ctx, &format!("VPC {id}"), t.blocked_delete, t.blocked_backoff, || {
+        c.call("DeleteVpc", Retry::Standard, || c.ec2.delete_vpc().vpc_id(id).send())
+    })
     .await;
     match deleted {
         Ok(_) => Ok(()),

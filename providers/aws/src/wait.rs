@@ -42,10 +42,7 @@ impl Patience {
     pub fn minutes(minutes: u64) -> Self {
         Patience {
             timeout: Duration::from_secs(minutes * 60),
-            backoff: Backoff {
-                base: Duration::from_secs(2),
-                cap: Duration::from_secs(15),
-            },
+            backoff: Backoff { base: Duration::from_secs(2), cap: Duration::from_secs(15) },
         }
     }
 }
@@ -68,11 +65,7 @@ where
     loop {
         let state = match poll().await? {
             Poll::Ready(value) => return Ok(value),
-            Poll::Failed(why) => {
-                return Err(ProviderError::new(format!(
-                    "gave up waiting for {what}: {why}"
-                )))
-            }
+            Poll::Failed(why) => return Err(ProviderError::new(format!("gave up waiting for {what}: {why}"))),
             Poll::Pending(state) => state,
         };
         if last_state.as_deref() != Some(state.as_str()) {
@@ -121,44 +114,26 @@ mod tests {
         let (ctx, reports) = recording_ctx();
         let seq = states(&["pending", "pending", "pending", "available"]);
         let start = Instant::now();
-        let out = until(
-            &ctx,
-            "NAT gateway nat-1 to be available",
-            Patience::minutes(10),
-            || {
-                let seq = seq.clone();
-                async move {
-                    let s = seq.lock().unwrap().pop_front().unwrap();
-                    Ok(if s == "available" {
-                        Poll::Ready("nat-1")
-                    } else {
-                        Poll::Pending(s)
-                    })
-                }
-            },
-        )
+        let out = until(&ctx, "NAT gateway nat-1 to be available", Patience::minutes(10), || {
+            let seq = seq.clone();
+            async move {
+                let s = seq.lock().unwrap().pop_front().unwrap();
+                Ok(if s == "available" { Poll::Ready("nat-1") } else { Poll::Pending(s) })
+            }
+        })
         .await;
         assert_eq!(out, Ok("nat-1"));
         let waited = start.elapsed();
         // Three waits with ceilings 2, 4 and 8 s, each at least half its ceiling.
-        assert!(
-            waited >= Duration::from_secs(7) && waited <= Duration::from_secs(14),
-            "{waited:?}"
-        );
-        assert_eq!(
-            *reports.lock().unwrap(),
-            ["waiting for NAT gateway nat-1 to be available (now pending)"]
-        );
+        assert!(waited >= Duration::from_secs(7) && waited <= Duration::from_secs(14), "{waited:?}");
+        assert_eq!(*reports.lock().unwrap(), ["waiting for NAT gateway nat-1 to be available (now pending)"]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn ready_at_once_does_not_sleep_or_report() {
         let (ctx, reports) = recording_ctx();
         let start = Instant::now();
-        let out = until(&ctx, "x", Patience::minutes(10), || async {
-            Ok(Poll::Ready(()))
-        })
-        .await;
+        let out = until(&ctx, "x", Patience::minutes(10), || async { Ok(Poll::Ready(())) }).await;
         assert!(out.is_ok());
         assert_eq!(start.elapsed(), Duration::ZERO);
         assert!(reports.lock().unwrap().is_empty());
@@ -168,20 +143,12 @@ mod tests {
     async fn times_out_with_the_last_state() {
         let (ctx, _) = recording_ctx();
         let start = Instant::now();
-        let out: Result<(), _> = until(
-            &ctx,
-            "instance i-1 to be running",
-            Patience::minutes(10),
-            || async { Ok(Poll::Pending("pending".into())) },
-        )
+        let out: Result<(), _> = until(&ctx, "instance i-1 to be running", Patience::minutes(10), || async {
+            Ok(Poll::Pending("pending".into()))
+        })
         .await;
         let e = out.unwrap_err();
-        assert!(
-            e.message
-                .contains("timed out after 600s waiting for instance i-1 to be running"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.contains("timed out after 600s waiting for instance i-1 to be running"), "{}", e.message);
         assert!(e.message.contains("last state: pending"), "{}", e.message);
         assert!(start.elapsed() <= Duration::from_secs(600));
         assert!(
@@ -195,29 +162,20 @@ mod tests {
     async fn a_failed_state_stops_at_once() {
         let (ctx, reports) = recording_ctx();
         let seq = states(&["pending", "failed"]);
-        let out: Result<(), _> = until(
-            &ctx,
-            "NAT gateway nat-1 to be available",
-            Patience::minutes(10),
-            || {
-                let seq = seq.clone();
-                async move {
-                    let s = seq.lock().unwrap().pop_front().unwrap();
-                    Ok(if s == "failed" {
-                        Poll::Failed("Network vpc-1 has no Internet gateway attached".into())
-                    } else {
-                        Poll::Pending(s)
-                    })
-                }
-            },
-        )
+        let out: Result<(), _> = until(&ctx, "NAT gateway nat-1 to be available", Patience::minutes(10), || {
+            let seq = seq.clone();
+            async move {
+                let s = seq.lock().unwrap().pop_front().unwrap();
+                Ok(if s == "failed" {
+                    Poll::Failed("Network vpc-1 has no Internet gateway attached".into())
+                } else {
+                    Poll::Pending(s)
+                })
+            }
+        })
         .await;
         let e = out.unwrap_err();
-        assert!(
-            e.message.contains("no Internet gateway attached"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.contains("no Internet gateway attached"), "{}", e.message);
         assert_eq!(reports.lock().unwrap().len(), 1);
     }
 
@@ -225,11 +183,7 @@ mod tests {
     async fn a_poll_error_is_returned() {
         let (ctx, _) = recording_ctx();
         let out: Result<(), _> = until(&ctx, "x", Patience::minutes(1), || async {
-            Err(ApiError::service(
-                "DescribeInstances",
-                "UnauthorizedOperation",
-                "no",
-            ))
+            Err(ApiError::service("DescribeInstances", "UnauthorizedOperation", "no"))
         })
         .await;
         assert!(out.unwrap_err().message.contains("UnauthorizedOperation"));
