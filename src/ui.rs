@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use skyplan_engine::Address;
+use skyplan_engine::{Address, Providers};
 
 use anyhow::{bail, Result};
 use skyplan_engine::apply::{Event, EventSink};
@@ -17,6 +17,7 @@ use crate::cli::{ColorChoice, Global};
 
 pub struct Ui {
     pub color: bool,
+    pub verbose: u8,
 }
 
 impl Ui {
@@ -26,7 +27,7 @@ impl Ui {
             ColorChoice::Never => false,
             ColorChoice::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
         };
-        Ui { color }
+        Ui { color, verbose: global.verbose }
     }
 
     pub fn style(&self) -> Style {
@@ -35,6 +36,27 @@ impl Ui {
 
     pub fn note(&self, message: &str) {
         eprintln!("{} {message}", self.style().bold("note:"));
+    }
+
+    /// With `-v`: how many requests each provider sent to its cloud, on
+    /// stderr (`-vv`: per operation).
+    pub fn requests(&self, providers: &Providers) {
+        if self.verbose == 0 {
+            return;
+        }
+        for provider in providers.all() {
+            let counts = provider.request_counts();
+            if counts.is_empty() {
+                continue;
+            }
+            let total: u64 = counts.values().sum();
+            eprintln!("{} API requests: {total}", provider.name());
+            if self.verbose > 1 {
+                for (operation, n) in &counts {
+                    eprintln!("  {operation} {n}");
+                }
+            }
+        }
     }
 
     /// Fail unless a person can answer the approval prompt.

@@ -124,6 +124,13 @@ pub trait Provider: Send + Sync {
     /// duplicate.
     async fn find(&self, kind: &str, address: &Address, inputs: &Attrs) -> Result<Option<Attrs>, ProviderError>;
 
+    /// Requests sent to the cloud so far in this process, per operation
+    /// (`ec2:DescribeVpcs`), for `-v` output and benchmarks. Providers that
+    /// make no remote calls report none.
+    fn request_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        std::collections::BTreeMap::new()
+    }
+
     /// Read the live attributes of many resources at once (providers batch by
     /// kind). One entry per request, in order: `None` when it no longer exists.
     async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError>;
@@ -143,6 +150,10 @@ impl Providers {
     pub fn with(mut self, provider: Arc<dyn Provider>) -> Self {
         self.list.push(provider);
         self
+    }
+
+    pub fn all(&self) -> &[Arc<dyn Provider>] {
+        &self.list
     }
 
     pub fn for_kind(&self, kind: &str) -> Option<&Arc<dyn Provider>> {

@@ -48,6 +48,7 @@ pub async fn run(global: &Global, ui: &Ui, args: ApplyArgs) -> Result<ExitCode> 
             state.serial += 1;
             planned.backend.persist(&state)?;
         }
+        ui.requests(&planned.providers);
         return Ok(ExitCode::SUCCESS);
     }
     if !args.auto_approve {
@@ -142,6 +143,7 @@ async fn execute(
     let interrupted = !report.not_started.is_empty();
     writer.finish().await?;
     summarize(ui, &report, destroy);
+    ui.requests(providers);
     Ok(if interrupted && report.failed.is_empty() {
         ExitCode::from(130)
     } else if report.is_success() {

@@ -111,5 +111,6 @@ pub async fn run(global: &Global, ui: &Ui, opts: PlanOptions) -> Result<ExitCode
             println!("\nSaved the plan to {}. Apply exactly it with: skyplan apply {}", out.display(), out.display());
         }
     }
+    ui.requests(&planned.providers);
     Ok(if opts.detailed_exitcode && plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }

@@ -268,6 +268,10 @@ impl Provider for AwsProvider {
         "aws"
     }
 
+    fn request_counts(&self) -> BTreeMap<String, u64> {
+        self.api_calls()
+    }
+
     fn serves(&self, kind: &str) -> bool {
         Kind::parse(kind).is_some()
     }

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Wall time and AWS API requests of the main job against the local emulator
+# (docs/performance.md): apply, no-op plan and destroy of a spec, default
+# examples/dynamic-cluster.toml (3 AZs, 38 resources).
+#   scripts/bench-aws.sh [SPEC]
+# Uses the debug build, as the demo does; a fresh moto server per run, so
+# each phase starts from the same emulator state. Prints a Markdown table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+spec="${1:-examples/dynamic-cluster.toml}"
+scripts/emulator.sh install
+cargo build --locked --quiet --bin skyplan
+skyplan="${CARGO_TARGET_DIR:-$PWD/target}/debug/skyplan"
+
+port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+work="$(mktemp -d)"
+cleanup() {
+  scripts/emulator.sh stop || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+scripts/emulator.sh start "$port"
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1
+state="$work/bench.state.json"
+
+# One phase: its wall time and the provider's request count (-v output).
+phase() {
+  local name="$1"; shift
+  local start end
+  start=$(date +%s.%N)
+  "$skyplan" -v "$@" --state "$state" >"$work/out" 2>"$work/err"
+  end=$(date +%s.%N)
+  local requests
+  requests=$(sed -n 's/^aws API requests: //p' "$work/err" | tail -1)
+  printf '| %s | %.2f | %s |\n' "$name" "$(echo "$end - $start" | bc)" "${requests:-0}"
+}
+
+# Warm the emulator's EC2 backend (its first call takes over a second).
+python3 - "$port" <<'PY' >/dev/null 2>&1 || true
+import sys, urllib.request
+req = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}/?Action=DescribeRegions&Version=2016-11-15")
+try: urllib.request.urlopen(req, timeout=10)
+except Exception: pass
+PY
+
+echo "| phase ($spec) | wall seconds | AWS API requests |"
+echo "|---|---|---|"
+phase "apply (create all)" apply "$spec" --auto-approve
+phase "plan (no changes)" plan "$spec" --detailed-exitcode
+phase "destroy" destroy "$spec" --auto-approve
