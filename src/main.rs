@@ -46,12 +46,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// `-v` logs at info, `-vv` at debug, on stderr; `RUST_LOG` overrides.
+/// `-v` logs skyplan's own crates at info, `-vv` at debug, on stderr; the
+/// libraries under them (the AWS SDK, its HTTP stack) stay at warn, since
+/// their debug output includes request details. `RUST_LOG` overrides.
 fn init_logging(verbose: u8) {
     let level = match verbose {
         0 => "warn",
-        1 => "info",
-        _ => "debug",
+        1 => "warn,skyplan=info,skyplan_engine=info,skyplan_state=info,skyplan_state_s3=info,skyplan_aws=info,skyplan_sim=info",
+        _ => "warn,skyplan=debug,skyplan_engine=debug,skyplan_state=debug,skyplan_state_s3=debug,skyplan_aws=debug,skyplan_sim=debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));

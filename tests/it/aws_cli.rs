@@ -282,3 +282,65 @@ fn dynamic_cluster_apply_no_changes_resize_destroy() {
     });
     assert!(w.json("demo.state.json")["resources"].as_object().unwrap().is_empty());
 }
+
+/// No credential reaches the state, a plan file or the logs: a run with
+/// known fake secrets, at the most verbose level, then a scan of everything
+/// it printed and wrote.
+#[test]
+fn no_secret_reaches_state_plans_or_logs() {
+    const KEY_ID: &str = "AKIAFAKEKEYID7Q3ZX9W";
+    const SECRET: &str = "fakeSecret/K7MDENG+bPxRfiCYEXAMPLEKEY42";
+    const TOKEN: &str = "FakeSessionToken//////////wEaCXVzLWVhc3QtMSJHMEUCIQ";
+    let emulator = Emulator::start();
+    let mut w = Workdir::new();
+    w.env = emulator
+        .env()
+        .into_iter()
+        .filter(|(k, _)| {
+            !k.starts_with("AWS_ACCESS_KEY_ID") && !k.starts_with("AWS_SECRET") && !k.starts_with("AWS_SESSION")
+        })
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    w.env.extend([
+        ("AWS_ACCESS_KEY_ID".to_string(), KEY_ID.to_string()),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), SECRET.to_string()),
+        ("AWS_SESSION_TOKEN".to_string(), TOKEN.to_string()),
+    ]);
+    w.write(
+        "net.toml",
+        r#"[resource.aws_vpc.main]
+cidr_block = "10.9.0.0/16"
+tags = { team = "secrets-test" }
+
+[resource.aws_subnet.a]
+vpc_id = "${aws_vpc.main.id}"
+cidr_block = "10.9.1.0/24"
+availability_zone = "us-east-1a"
+"#,
+    );
+    let mut printed = String::new();
+    for args in [
+        &["-vv", "apply", "net.toml", "--auto-approve"][..],
+        &["-vv", "plan", "net.toml", "--out", "net.plan"],
+        &["-vv", "show", "net.plan", "--json"],
+        &["-vv", "show", "--json"],
+        &["-vv", "destroy", "net.toml", "--auto-approve"],
+    ] {
+        let out = w.run(args).ok();
+        printed.push_str(&out.stdout);
+        printed.push_str(&out.stderr);
+    }
+    assert!(printed.len() > 1000, "the verbose run printed logs to scan");
+    for secret in [KEY_ID, SECRET, TOKEN] {
+        assert!(!printed.contains(secret), "a credential was printed");
+        for entry in std::fs::read_dir(w.dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(!String::from_utf8_lossy(&bytes).contains(secret), "{} holds a credential", path.display());
+        }
+    }
+    for private in ["net.state.json", "net.plan", "net.state.json.backup"] {
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(w.path(private)).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600, "{private} is readable by others");
+    }
+}
