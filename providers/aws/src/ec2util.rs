@@ -6,12 +6,20 @@
 //! passing `*Ids`: with ids, one deleted resource fails the whole call with
 //! `*.NotFound`; with a filter it is simply absent from the answer.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::error::Error as StdError;
+use std::future::Future;
 
 use aws_sdk_ec2::types::Filter;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use skyplan_engine::{Address, ProviderError, ReadRequest};
 
 use crate::attrs;
+use crate::clients::Clients;
+use crate::error::ApiError;
+use crate::retry::Retry;
 use crate::tags::ADDRESS_TAG;
 
 /// AWS accepts at most 200 values per filter.
@@ -26,6 +34,42 @@ pub(crate) fn id_chunks(reqs: &[ReadRequest]) -> Vec<Vec<String>> {
     let ids: BTreeSet<String> = reqs.iter().filter_map(|r| attrs::id(&r.prior).ok()).map(str::to_string).collect();
     let ids: Vec<String> = ids.into_iter().collect();
     ids.chunks(FILTER_CHUNK).map(<[String]>::to_vec).collect()
+}
+
+/// Everything a paginated EC2 describe returns for the ids of `reqs`, by
+/// id: one describe per filter-sized chunk of ids (`send(ids, next_token)`),
+/// following next tokens. The batched read every EC2 kind shares.
+pub(crate) async fn describe_by_id<Page, Item, E, Fut>(
+    c: &Clients,
+    operation: &'static str,
+    reqs: &[ReadRequest],
+    mut send: impl FnMut(Vec<String>, Option<String>) -> Fut,
+    items: impl Fn(&Page) -> &[Item],
+    id: impl Fn(&Item) -> Option<&str>,
+    next_token: impl Fn(&Page) -> Option<&str>,
+) -> Result<HashMap<String, Item>, ApiError>
+where
+    Item: Clone,
+    Fut: Future<Output = Result<Page, SdkError<E, HttpResponse>>>,
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    let mut found = HashMap::new();
+    for ids in id_chunks(reqs) {
+        let mut token: Option<String> = None;
+        loop {
+            let page = c.call(operation, Retry::Standard, || send(ids.clone(), token.clone())).await?;
+            for item in items(&page) {
+                if let Some(key) = id(item) {
+                    found.insert(key.to_string(), item.clone());
+                }
+            }
+            token = next_token(&page).map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// An error after the resource was created: say so, and how to find it.

@@ -14,7 +14,7 @@ use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
 
 use crate::attrs::{self, Field, KindSpec, Ty, TAGS};
 use crate::clients::Clients;
-use crate::ec2util::{created_but, filter, id_chunks};
+use crate::ec2util::{created_but, describe_by_id, filter};
 use crate::error::ApiError;
 use crate::retry::{self, Retry};
 use crate::tags;
@@ -80,30 +80,18 @@ fn attached_vpc(igw: &InternetGateway) -> Option<&str> {
 }
 
 pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-    let mut found: HashMap<String, InternetGateway> = HashMap::new();
-    for ids in id_chunks(reqs) {
-        let mut token = None;
-        loop {
-            let page = c
-                .call("DescribeInternetGateways", Retry::Standard, || {
-                    c.ec2
-                        .describe_internet_gateways()
-                        .filters(filter("internet-gateway-id", ids.clone()))
-                        .set_next_token(token.clone())
-                        .send()
-                })
-                .await?;
-            for g in page.internet_gateways() {
-                if let Some(id) = g.internet_gateway_id() {
-                    found.insert(id.to_string(), g.clone());
-                }
-            }
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                break;
-            }
-        }
-    }
+    let found: HashMap<String, InternetGateway> = describe_by_id(
+        c,
+        "DescribeInternetGateways",
+        reqs,
+        |ids, token| {
+            c.ec2.describe_internet_gateways().filters(filter("internet-gateway-id", ids)).set_next_token(token).send()
+        },
+        |page| page.internet_gateways(),
+        |item| item.internet_gateway_id(),
+        |page| page.next_token(),
+    )
+    .await?;
     Ok(reqs
         .iter()
         .map(|req| {

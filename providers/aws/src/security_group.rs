@@ -26,7 +26,7 @@ use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
 use crate::attrs::{self, Field, KindSpec, Ty, TAGS};
 use crate::blockers;
 use crate::clients::Clients;
-use crate::ec2util::{created_but, filter, id_chunks, FILTER_CHUNK};
+use crate::ec2util::{created_but, describe_by_id, filter, FILTER_CHUNK};
 use crate::error::ApiError;
 use crate::retry::{self, Retry};
 use crate::tags::{self, ADDRESS_TAG};
@@ -398,30 +398,16 @@ fn manages_ingress(attrs: &Attrs) -> bool {
 }
 
 pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-    let mut groups: HashMap<String, SecurityGroup> = HashMap::new();
-    for ids in id_chunks(reqs) {
-        let mut token = None;
-        loop {
-            let page = c
-                .call("DescribeSecurityGroups", Retry::Standard, || {
-                    c.ec2
-                        .describe_security_groups()
-                        .filters(filter("group-id", ids.clone()))
-                        .set_next_token(token.clone())
-                        .send()
-                })
-                .await?;
-            for g in page.security_groups() {
-                if let Some(id) = g.group_id() {
-                    groups.insert(id.to_string(), g.clone());
-                }
-            }
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                break;
-            }
-        }
-    }
+    let groups: HashMap<String, SecurityGroup> = describe_by_id(
+        c,
+        "DescribeSecurityGroups",
+        reqs,
+        |ids, token| c.ec2.describe_security_groups().filters(filter("group-id", ids)).set_next_token(token).send(),
+        |page| page.security_groups(),
+        |item| item.group_id(),
+        |page| page.next_token(),
+    )
+    .await?;
     // Which live rules belong to rule resources (by their address tag), for
     // the groups whose ingress is managed here: those are left out.
     let managed: Vec<String> = reqs

@@ -10,7 +10,7 @@ use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
 use crate::attrs::{self, Field, KindSpec, Ty, TAGS};
 use crate::blockers;
 use crate::clients::Clients;
-use crate::ec2util::{created_but, filter, id_chunks};
+use crate::ec2util::{created_but, describe_by_id, filter};
 use crate::error::ApiError;
 use crate::retry::{self, Retry};
 use crate::tags;
@@ -64,30 +64,16 @@ pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Resul
 }
 
 pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-    let mut found: HashMap<String, Subnet> = HashMap::new();
-    for ids in id_chunks(reqs) {
-        let mut token = None;
-        loop {
-            let page = c
-                .call("DescribeSubnets", Retry::Standard, || {
-                    c.ec2
-                        .describe_subnets()
-                        .filters(filter("subnet-id", ids.clone()))
-                        .set_next_token(token.clone())
-                        .send()
-                })
-                .await?;
-            for s in page.subnets() {
-                if let Some(id) = s.subnet_id() {
-                    found.insert(id.to_string(), s.clone());
-                }
-            }
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                break;
-            }
-        }
-    }
+    let found: HashMap<String, Subnet> = describe_by_id(
+        c,
+        "DescribeSubnets",
+        reqs,
+        |ids, token| c.ec2.describe_subnets().filters(filter("subnet-id", ids)).set_next_token(token).send(),
+        |page| page.subnets(),
+        |item| item.subnet_id(),
+        |page| page.next_token(),
+    )
+    .await?;
     Ok(reqs
         .iter()
         .map(|req| {

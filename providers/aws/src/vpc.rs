@@ -15,7 +15,7 @@ use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
 use crate::attrs::{self, Field, KindSpec, Ty, TAGS};
 use crate::blockers;
 use crate::clients::Clients;
-use crate::ec2util::{created_but, filter, id_chunks};
+use crate::ec2util::{created_but, describe_by_id, filter};
 use crate::error::ApiError;
 use crate::retry::{self, Retry};
 use crate::tags;
@@ -86,26 +86,16 @@ async fn dns_attribute(c: &Clients, id: &str, attribute: VpcAttributeName) -> Re
 }
 
 pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-    let mut found: HashMap<String, Vpc> = HashMap::new();
-    for ids in id_chunks(reqs) {
-        let mut token = None;
-        loop {
-            let page = c
-                .call("DescribeVpcs", Retry::Standard, || {
-                    c.ec2.describe_vpcs().filters(filter("vpc-id", ids.clone())).set_next_token(token.clone()).send()
-                })
-                .await?;
-            for vpc in page.vpcs() {
-                if let Some(id) = vpc.vpc_id() {
-                    found.insert(id.to_string(), vpc.clone());
-                }
-            }
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                break;
-            }
-        }
-    }
+    let found: HashMap<String, Vpc> = describe_by_id(
+        c,
+        "DescribeVpcs",
+        reqs,
+        |ids, token| c.ec2.describe_vpcs().filters(filter("vpc-id", ids)).set_next_token(token).send(),
+        |page| page.vpcs(),
+        |item| item.vpc_id(),
+        |page| page.next_token(),
+    )
+    .await?;
     let mut out = Vec::with_capacity(reqs.len());
     for req in reqs {
         let Some(vpc) = attrs::id(&req.prior).ok().and_then(|id| found.get(id)) else {
