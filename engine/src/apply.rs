@@ -140,6 +140,12 @@ fn operations(changes: &[Change]) -> (Vec<Op>, Vec<Vec<usize>>) {
         }
     }
     let mut deps = vec![Vec::new(); ops.len()];
+    // "A pure delete of Z waits for the update of Y that stops using Z":
+    // wanted, but not essential, and with a replacement elsewhere it can
+    // close a cycle (Y's update needs a replaced X's create, which waits for
+    // X's delete, which waits for Z's delete). Added last, each only if it
+    // closes no cycle.
+    let mut soft = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         let change = &changes[op.change];
         match op.kind {
@@ -154,18 +160,37 @@ fn operations(changes: &[Change]) -> (Vec<Op>, Vec<Vec<usize>>) {
                     if let Some(&del) = delete_op.get(&dependent.address) {
                         deps[i].push(del);
                     } else if dependent.action == Action::Update && change.action == Action::Delete {
-                        // A pure delete waits for dependents to stop using
-                        // X. (In a replace, the dependent's update needs the
-                        // new X, so it comes after the create instead.)
-                        deps[i].push(apply_op[&dependent.address]);
+                        soft.push((i, apply_op[&dependent.address]));
                     }
                 }
             }
         }
-        deps[i].sort_unstable();
-        deps[i].dedup();
+    }
+    for (delete, update) in soft {
+        if !depends_on(&deps, update, delete) {
+            deps[delete].push(update);
+        }
+    }
+    for d in &mut deps {
+        d.sort_unstable();
+        d.dedup();
     }
     (ops, deps)
+}
+
+/// Whether task `from` waits, directly or through others, for task `to`.
+fn depends_on(deps: &[Vec<usize>], from: usize, to: usize) -> bool {
+    let mut seen = vec![false; deps.len()];
+    let mut stack = vec![from];
+    while let Some(t) = stack.pop() {
+        if t == to {
+            return true;
+        }
+        if !std::mem::replace(&mut seen[t], true) {
+            stack.extend(deps[t].iter().copied());
+        }
+    }
+    false
 }
 
 static TOKEN_COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -159,3 +159,27 @@ async fn removed_resources_are_deleted_and_failures_skip_dependents() {
     assert_eq!(state2.resources.keys().collect::<Vec<_>>(), ["test_a.a", "test_a.b"]);
     assert!(!diff(&g2, &state2, false).has_changes());
 }
+
+/// Found by the property test: Z is removed, Y stops using Z and starts
+/// using X, and X is replaced. Y's update needs the new X, the new X waits
+/// for the old X's delete, which waits for Z's delete (Z used X): so Z's
+/// delete cannot also wait for Y's update. Everything must still run.
+#[tokio::test]
+async fn a_removed_resource_a_replaced_one_and_a_dependent_switching_between_them() {
+    let fake = Arc::new(Fake::default());
+    let before = "[resource.test_r.x]\nzone = \"a\"\nreplace_on = [\"zone\"]\n\
+                  [resource.test_r.z]\nup = \"${test_r.x.id}\"\n\
+                  [resource.test_r.y]\nvia = \"${test_r.z.id}\"\n";
+    let g = graph(before, fake.clone()).unwrap();
+    let (state, report) = run(&diff(&g, &State::new(), false), State::new(), &fake).await;
+    assert!(report.is_success(), "{report:?}");
+
+    let after = "[resource.test_r.x]\nzone = \"b\"\nreplace_on = [\"zone\"]\n\
+                 [resource.test_r.y]\nvia = \"${test_r.x.id}\"\n";
+    let g = graph(after, fake.clone()).unwrap();
+    let plan = diff(&g, &state, false);
+    let (state, report) = run(&plan, state, &fake).await;
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(state.resources.keys().collect::<Vec<_>>(), ["test_r.x", "test_r.y"]);
+    assert_eq!(state.resources["test_r.y"].inputs["via"], state.resources["test_r.x"].attributes["id"]);
+}
