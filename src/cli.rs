@@ -100,6 +100,9 @@ pub enum Command {
     /// Inspect or edit the state
     #[command(subcommand)]
     State(StateCommand),
+    /// Before apply: AZs, key pair, images and capacity (Elastic IPs, VPCs,
+    /// NAT gateways, instances) against what the spec needs
+    Preflight { spec: PathBuf },
     /// Remove a stale state lock
     Unlock { lock_id: String },
     /// The IAM policy the plan needs (least privilege); no cloud calls

@@ -155,6 +155,13 @@ pub async fn providers(spec: &Spec, state_path: &Path, kinds: &[&str]) -> Result
 
 #[cfg(feature = "aws")]
 async fn with_aws(providers: Providers, spec: &Spec) -> Result<Providers> {
+    Ok(providers.with(Arc::new(connect_aws(spec).await?)))
+}
+
+/// The AWS provider for a spec: region from `[cluster]` (else the SDK's
+/// AWS_REGION), account settings from `[account]`.
+#[cfg(feature = "aws")]
+pub async fn connect_aws(spec: &Spec) -> Result<skyplan_aws::AwsProvider> {
     let file = &spec.file;
     let region = file
         .cluster
@@ -172,8 +179,7 @@ async fn with_aws(providers: Providers, spec: &Spec) -> Result<Providers> {
         role_arn: account.role_arn,
         external_id: account.external_id,
     };
-    let aws = skyplan_aws::AwsProvider::connect(settings).await?;
-    Ok(providers.with(Arc::new(aws)))
+    Ok(skyplan_aws::AwsProvider::connect(settings).await?)
 }
 
 #[cfg(not(feature = "aws"))]

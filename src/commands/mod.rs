@@ -4,6 +4,7 @@ pub mod apply;
 pub mod inspect;
 pub mod plan;
 pub mod policy;
+pub mod preflight;
 pub mod state;
 
 use std::process::ExitCode;
@@ -31,6 +32,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Show { planfile, json } => inspect::show(global, &ui, planfile.as_deref(), json),
         Command::Graph { spec, format } => inspect::graph(global, &spec, format).await,
         Command::State(command) => state::run(global, command).await,
+        Command::Preflight { spec } => preflight::run(global, &ui, &spec).await,
         Command::Unlock { lock_id } => state::unlock(global, &lock_id),
         Command::Policy { spec, split } => policy::run(global, &spec, split.as_deref()),
     }

@@ -344,3 +344,40 @@ availability_zone = "us-east-1a"
         assert_eq!(mode & 0o777, 0o600, "{private} is readable by others");
     }
 }
+
+#[test]
+fn preflight_compares_needs_with_the_account() {
+    let emulator = Emulator::start();
+    let mut w = Workdir::new();
+    w.env = emulator.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    w.write("demo.toml", &example());
+    let ready = w.run(&["preflight", "demo.toml"]).ok();
+    for line in
+        ["availability zone us-east-1c", "Elastic IPs (one per NAT gateway)", "NAT gateways in us-east-1b", "VPCs"]
+    {
+        assert!(ready.stdout.lines().any(|l| l.starts_with(line) && l.ends_with("ok")), "{line}: {}", ready.stdout);
+    }
+    assert!(ready.stdout.contains("Ready"), "{}", ready.stdout);
+
+    // Six AZs need six Elastic IPs; the emulator's account allows five.
+    let six = example().replace(
+        r#"azs = ["us-east-1a", "us-east-1b", "us-east-1c"]"#,
+        r#"azs = ["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d", "us-east-1e", "us-east-1f"]"#,
+    );
+    w.write("six.toml", &six);
+    let short = w.run(&["preflight", "six.toml"]).code(1);
+    assert!(short.stdout.lines().any(|l| l.starts_with("Elastic IPs") && l.ends_with("FAIL")), "{}", short.stdout);
+    assert!(short.stderr.contains("needs 6 Elastic IPs but 5 are free"), "{}", short.stderr);
+
+    // A key pair that does not exist, then does.
+    w.write("key.toml", &example().replace("# ssh_key_name = \"ops\"", "ssh_key_name = \"ops\""));
+    let missing = w.run(&["preflight", "key.toml"]).code(1);
+    assert!(missing.stderr.contains("key pair ops does not exist"), "{}", missing.stderr);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let ec2 = aws_sdk_ec2::Client::new(&emulator.sdk_config().await);
+        ec2.create_key_pair().key_name("ops").send().await.unwrap();
+    });
+    w.run(&["preflight", "key.toml"]).ok();
+    assert!(!w.exists("demo.state.json") && !w.exists("key.state.json"), "preflight writes nothing");
+}

@@ -45,7 +45,7 @@ pub struct AwsSettings {
 /// The AWS provider: serves every `aws_*` type of docs/aws-resources.md.
 #[derive(Debug, Clone)]
 pub struct AwsProvider {
-    clients: Arc<Clients>,
+    pub(crate) clients: Arc<Clients>,
 }
 
 impl AwsProvider {
