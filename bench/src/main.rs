@@ -10,6 +10,10 @@
 //! the executor's priorities. Run it with `scripts/bench.sh`.
 
 use std::sync::Arc;
+
+/// The allocator the `skyplan` binary uses, so the figures are the CLI's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::{Duration, Instant};
 
 use skyplan_engine::apply::{apply, ApplyOptions};
