@@ -5,12 +5,19 @@
 //! the phases a user runs: validate (parse + graph), plan on an empty state,
 //! apply, a no-op plan (refresh + diff), and destroy. A second table gives the
 //! apply makespan with per-resource delays against the critical path (the
-//! lower bound no scheduler can beat). Run it with `scripts/bench.sh`.
+//! lower bound no scheduler can beat), and a third the apply makespan at
+//! `--parallelism 10` against a greedy list schedule computed offline with
+//! the executor's priorities. Run it with `scripts/bench.sh`.
 
 use std::sync::Arc;
+
+/// The allocator the `skyplan` binary uses, so the figures are the CLI's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::{Duration, Instant};
 
 use skyplan_engine::apply::{apply, ApplyOptions};
+use skyplan_engine::dag::remaining_path_costs;
 use skyplan_engine::graph::ResourceGraph;
 use skyplan_engine::plan::diff;
 use skyplan_engine::refresh::refresh;
@@ -112,7 +119,7 @@ fn secs(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64())
 }
 
-async fn phases(n: usize, layers: usize) {
+async fn phases(n: usize, layers: usize) -> NoopSteps {
     let text = generate(n, layers, 42, |_| 0);
     let w = world();
     let t = Instant::now();
@@ -136,10 +143,20 @@ async fn phases(n: usize, layers: usize) {
     drop(plan);
     let state_bytes = std::fs::metadata(&w.state_path).map(|m| m.len()).unwrap_or(0);
 
+    // The no-op plan, step by step as the CLI runs it; the total includes
+    // dropping the graph, as the CLI does before printing.
     let t = Instant::now();
     let loaded = w.backend.load().expect("load").expect("state exists");
+    let load_time = t.elapsed();
     let (refreshed, _) = refresh(loaded, &w.providers).await.expect("refresh");
-    let noop = diff(&graph_of(&text, &w.providers), &refreshed, false);
+    let refresh_time = t.elapsed() - load_time;
+    let spec = Spec::parse(Source { path: "bench.toml".into(), text: text.clone() }).expect("generated spec parses");
+    let parse_time = t.elapsed() - load_time - refresh_time;
+    let noop_graph = ResourceGraph::build(spec.resources, &w.providers).expect("generated graph is valid");
+    let graph_time = t.elapsed() - load_time - refresh_time - parse_time;
+    let noop = diff(&noop_graph, &refreshed, false);
+    let diff_time = t.elapsed() - load_time - refresh_time - parse_time - graph_time;
+    drop(noop_graph);
     let noop_time = t.elapsed();
     assert!(!noop.has_changes(), "a second plan must be empty");
 
@@ -158,6 +175,17 @@ async fn phases(n: usize, layers: usize) {
         secs(destroy_time),
         state_bytes as f64 / 1_048_576.0,
     );
+    NoopSteps { n, load: load_time, refresh: refresh_time, parse: parse_time, graph: graph_time, diff: diff_time }
+}
+
+/// Where a no-op plan's time goes.
+struct NoopSteps {
+    n: usize,
+    load: Duration,
+    refresh: Duration,
+    parse: Duration,
+    graph: Duration,
+    diff: Duration,
 }
 
 /// The longest delay-weighted path through the generated graph.
@@ -169,6 +197,67 @@ fn critical_path(graph: &ResourceGraph) -> Duration {
         finish.insert(&node.resource.address, start + own);
     }
     Duration::from_millis(finish.values().copied().max().unwrap_or(0))
+}
+
+/// The makespan of a greedy list schedule of the generated graph on
+/// `workers` workers, computed offline with no overhead: whenever a worker is
+/// free it takes the ready resource with the longest remaining
+/// delay-weighted path (the executor's priority), lowest index first on ties.
+fn list_schedule(graph: &ResourceGraph, workers: usize) -> Duration {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let nodes = graph.nodes();
+    let index: std::collections::HashMap<&skyplan_engine::Address, usize> =
+        nodes.iter().enumerate().map(|(i, n)| (&n.resource.address, i)).collect();
+    let deps: Vec<Vec<usize>> = nodes.iter().map(|n| n.dependencies.iter().map(|d| index[d]).collect()).collect();
+    let cost: Vec<u64> =
+        nodes.iter().map(|n| n.resource.attrs.get("delay_ms").and_then(|v| v.as_u64()).unwrap_or(0)).collect();
+    let priority = remaining_path_costs(&deps, &cost);
+    let mut dependents = vec![Vec::new(); nodes.len()];
+    for (i, ds) in deps.iter().enumerate() {
+        for &d in ds {
+            dependents[d].push(i);
+        }
+    }
+    let mut waiting: Vec<usize> = deps.iter().map(Vec::len).collect();
+    let mut ready: BinaryHeap<(u64, Reverse<usize>)> =
+        (0..nodes.len()).filter(|&i| waiting[i] == 0).map(|i| (priority[i], Reverse(i))).collect();
+    // Running tasks by finish time, earliest first.
+    let mut running: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
+    let mut now = 0;
+    loop {
+        while running.len() < workers {
+            let Some((_, Reverse(i))) = ready.pop() else { break };
+            running.push(Reverse((now + cost[i], i)));
+        }
+        let Some(Reverse((finish, i))) = running.pop() else { break };
+        now = finish;
+        for &d in &dependents[i] {
+            waiting[d] -= 1;
+            if waiting[d] == 0 {
+                ready.push((priority[d], Reverse(d)));
+            }
+        }
+    }
+    Duration::from_millis(now)
+}
+
+/// Apply makespan at `parallelism` against the offline list schedule.
+async fn bounded_makespan(n: usize, layers: usize, parallelism: usize) {
+    let text = generate(n, layers, 7, |rng| 20 + rng.below(181));
+    let w = world();
+    let graph = graph_of(&text, &w.providers);
+    let plan = diff(&graph, &State::new(), false);
+    let list = list_schedule(&graph, parallelism);
+    let t = Instant::now();
+    run_apply(&plan, &State::new(), &w, parallelism).await;
+    let took = t.elapsed();
+    println!(
+        "| {n} | {layers} | 20-200 | {parallelism} | {} | {} | {:+.1}% |",
+        secs(list),
+        secs(took),
+        (took.as_secs_f64() / list.as_secs_f64() - 1.0) * 100.0
+    );
 }
 
 async fn makespan(n: usize, layers: usize, parallelism: usize) {
@@ -201,13 +290,33 @@ fn main() {
         println!("Phases, zero delay (seconds; parallelism 10):\n");
         println!("| resources | layers | validate | plan (empty state) | apply | no-op plan (refresh + diff) | destroy | state MiB | peak RSS during plan, MiB | peak RSS during apply, MiB |");
         println!("|---|---|---|---|---|---|---|---|---|---|");
+        let mut steps = Vec::new();
         for &n in &sizes {
-            phases(n, 20).await;
+            steps.push(phases(n, 20).await);
+        }
+        println!("\nNo-op plan by step (seconds):\n");
+        println!("| resources | state load | refresh | spec parse | graph | diff |");
+        println!("|---|---|---|---|---|---|");
+        for s in &steps {
+            println!(
+                "| {} | {} | {} | {} | {} | {} |",
+                s.n,
+                secs(s.load),
+                secs(s.refresh),
+                secs(s.parse),
+                secs(s.graph),
+                secs(s.diff)
+            );
         }
         println!("\nMakespan with per-resource delays (seconds):\n");
         println!("| resources | layers | delay ms | parallelism | critical path | apply | over critical path |");
         println!("|---|---|---|---|---|---|---|");
         makespan(200, 10, usize::MAX).await;
         makespan(1_000, 20, usize::MAX).await;
+        println!("\nMakespan at a parallelism bound against a greedy list schedule (seconds):\n");
+        println!("| resources | layers | delay ms | parallelism | list schedule | apply | over list schedule |");
+        println!("|---|---|---|---|---|---|---|");
+        bounded_makespan(200, 10, 10).await;
+        bounded_makespan(1_000, 20, 10).await;
     });
 }

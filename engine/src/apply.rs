@@ -1,7 +1,9 @@
 //! Applying a plan: its changes become operations on a DAG, walked by
 //! [`crate::dag::walk`] with each operation calling a provider and then
 //! persisting its result through the state writer before its dependents may
-//! start.
+//! start. `--parallelism` bounds the operations in the cloud at once: an
+//! operation's slot goes to the next one as soon as the cloud has answered,
+//! while its result is being recorded.
 //!
 //! Operations and their order:
 //! - create / update of X waits for the create / update of everything X
@@ -258,10 +260,10 @@ pub async fn apply(
     let outcomes = {
         let ops = ops.clone();
         let shared = shared.clone();
-        dag::walk(&deps, &priority, options.parallelism, options.stop.clone(), move |i| {
+        dag::walk(&deps, &priority, options.parallelism, options.stop.clone(), move |i, release| {
             let shared = shared.clone();
             let ops = ops.clone();
-            async move { run_op(&shared, i, &ops[i]).await }
+            async move { run_op(&shared, i, &ops[i], release).await }
         })
         .await
     };
@@ -284,7 +286,10 @@ pub async fn apply(
     report
 }
 
-async fn run_op(shared: &Shared, index: usize, op: &Op) -> bool {
+/// Run one operation. Once the cloud has done it, its parallelism slot is
+/// released: recording the result waits for the disk, not the cloud, and
+/// dependents still wait until it is recorded.
+async fn run_op(shared: &Shared, index: usize, op: &Op, slot: dag::Release) -> bool {
     let change = &shared.changes[op.change];
     let address = &change.address;
     let started = Instant::now();
@@ -310,6 +315,7 @@ async fn run_op(shared: &Shared, index: usize, op: &Op) -> bool {
             if let Err(e) = provider.delete(&ctx, &prior).await {
                 return fail(e.message);
             }
+            slot.release();
             if let Some(hook) = &shared.before_recording {
                 hook(address, op.kind);
             }
@@ -378,6 +384,7 @@ async fn run_op(shared: &Shared, index: usize, op: &Op) -> bool {
                 Ok(a) => a,
                 Err(e) => return fail(e.message),
             };
+            slot.release();
             if let Some(hook) = &shared.before_recording {
                 hook(address, op.kind);
             }

@@ -3,6 +3,11 @@
 //! tasks the one with the longest remaining path (by estimated cost) goes
 //! first, which is what shortens the total time behind slow resources.
 //!
+//! A task holds its slot until it finishes, or until it hands the slot back
+//! early with [`Release::release`] (apply does so once the cloud has done
+//! an operation and only its recording remains): the next ready task starts
+//! then, while the task's dependents still wait for it to finish.
+//!
 //! Architecture invariant: this module knows nothing about resources,
 //! providers or state; it schedules numbered tasks.
 
@@ -11,6 +16,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,9 +60,27 @@ fn dependents(deps: &[Vec<usize>]) -> Vec<Vec<usize>> {
     out
 }
 
-/// Run every task once its dependencies succeeded. `run(i)` returns whether
-/// task i succeeded; a failure skips everything that depends on it while
-/// independent tasks go on. Once `stop` is set, nothing new starts and the
+/// A running task's handle on its parallelism slot. Dropping it does
+/// nothing: the slot is freed when the task finishes, unless released first.
+#[derive(Debug)]
+pub struct Release {
+    task: usize,
+    tx: mpsc::UnboundedSender<usize>,
+}
+
+impl Release {
+    /// Free the task's slot now, for the next ready task; the task itself is
+    /// not finished, so nothing that depends on it starts yet.
+    pub fn release(self) {
+        // The walk outlives its tasks, so the receiver is there.
+        let _ = self.tx.send(self.task);
+    }
+}
+
+/// Run every task once its dependencies succeeded. `run(i, release)` returns
+/// whether task i succeeded; a failure skips everything that depends on it
+/// while independent tasks go on. At most `parallelism` tasks hold a slot at
+/// a time (see [`Release`]). Once `stop` is set, nothing new starts and the
 /// running tasks are awaited. The graph must be acyclic.
 pub async fn walk<F, Fut>(
     deps: &[Vec<usize>],
@@ -66,7 +90,7 @@ pub async fn walk<F, Fut>(
     mut run: F,
 ) -> Vec<Outcome>
 where
-    F: FnMut(usize) -> Fut,
+    F: FnMut(usize, Release) -> Fut,
     Fut: Future<Output = bool> + Send + 'static,
 {
     let n = deps.len();
@@ -77,22 +101,41 @@ where
     let mut ready: BinaryHeap<(u64, std::cmp::Reverse<usize>)> =
         (0..n).filter(|&i| waiting[i] == 0).map(|i| (priority[i], std::cmp::Reverse(i))).collect();
     let mut running: JoinSet<(usize, bool)> = JoinSet::new();
+    // Which tasks hold a slot, and how many do.
+    let mut holding = vec![false; n];
+    let mut busy = 0;
+    let (release_tx, mut released) = mpsc::unbounded_channel();
 
     loop {
-        while running.len() < parallelism && !stop.load(Ordering::SeqCst) {
+        while busy < parallelism && !stop.load(Ordering::SeqCst) {
             let Some((_, std::cmp::Reverse(i))) = ready.pop() else {
                 break;
             };
-            let fut = run(i);
+            holding[i] = true;
+            busy += 1;
+            let fut = run(i, Release { task: i, tx: release_tx.clone() });
             running.spawn(async move { (i, fut.await) });
         }
-        let Some(joined) = running.join_next().await else {
+        if running.is_empty() {
             break;
+        }
+        let joined = tokio::select! {
+            biased;
+            Some(i) = released.recv() => {
+                if std::mem::take(&mut holding[i]) {
+                    busy -= 1;
+                }
+                continue;
+            }
+            Some(joined) = running.join_next() => joined,
         };
         let (i, ok) = match joined {
             Ok(r) => r,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
+        if std::mem::take(&mut holding[i]) {
+            busy -= 1;
+        }
         if ok {
             outcome[i] = Some(Outcome::Succeeded);
             for &d in &dependents[i] {
@@ -139,7 +182,7 @@ mod tests {
         let deps = vec![vec![], vec![0], vec![0], vec![1, 2], vec![], vec![4]];
         let log: Arc<Mutex<Vec<(usize, Instant, Instant)>>> = Arc::default();
         let l = log.clone();
-        let outcome = walk(&deps, &[0; 6], usize::MAX, never(), move |i| {
+        let outcome = walk(&deps, &[0; 6], usize::MAX, never(), move |i, _| {
             let l = l.clone();
             async move {
                 let start = Instant::now();
@@ -167,7 +210,7 @@ mod tests {
     #[tokio::test]
     async fn a_failure_skips_dependents_only() {
         let deps = vec![vec![], vec![0], vec![1], vec![]];
-        let outcome = walk(&deps, &[0; 4], 2, never(), |i| async move { i != 0 }).await;
+        let outcome = walk(&deps, &[0; 4], 2, never(), |i, _| async move { i != 0 }).await;
         assert_eq!(outcome, vec![Outcome::Failed, Outcome::Skipped, Outcome::Skipped, Outcome::Succeeded]);
     }
 
@@ -176,7 +219,7 @@ mod tests {
         let deps = vec![vec![]; 8];
         let now = Arc::new(Mutex::new((0usize, 0usize)));
         let n = now.clone();
-        walk(&deps, &[0; 8], 3, never(), move |_| {
+        walk(&deps, &[0; 8], 3, never(), move |_, _| {
             let n = n.clone();
             async move {
                 {
@@ -203,7 +246,7 @@ mod tests {
         let cost = [100, 100, 10, 10];
         let prio = remaining_path_costs(&deps, &cost);
         let start = Instant::now();
-        walk(&deps, &prio, 2, never(), move |i| async move {
+        walk(&deps, &prio, 2, never(), move |i, _| async move {
             tokio::time::sleep(Duration::from_millis(cost[i])).await;
             true
         })
@@ -211,12 +254,38 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_millis(200));
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_released_slot_starts_the_next_task_but_not_the_dependents() {
+        // One slot. Task 0 works 10 ms, releases its slot, then takes 50 ms
+        // more to finish; 1 (independent) starts at the release, 2 (depends
+        // on 0) only once 0 has finished.
+        let deps = vec![vec![], vec![], vec![0]];
+        let start = Instant::now();
+        let log: Arc<Mutex<Vec<(usize, Duration)>>> = Arc::default();
+        let l = log.clone();
+        walk(&deps, &[2, 1, 0], 1, never(), move |i, release| {
+            let l = l.clone();
+            async move {
+                l.lock().unwrap().push((i, start.elapsed()));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                if i == 0 {
+                    release.release();
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                true
+            }
+        })
+        .await;
+        let log = log.lock().unwrap();
+        assert_eq!(*log, vec![(0, Duration::ZERO), (1, Duration::from_millis(10)), (2, Duration::from_millis(60))]);
+    }
+
     #[tokio::test]
     async fn stop_starts_nothing_new() {
         let deps = vec![vec![], vec![0]];
         let stop = never();
         let s = stop.clone();
-        let outcome = walk(&deps, &[0; 2], 1, stop, move |_| {
+        let outcome = walk(&deps, &[0; 2], 1, stop, move |_, _| {
             s.store(true, Ordering::SeqCst);
             async { true }
         })

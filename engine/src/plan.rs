@@ -7,14 +7,15 @@
 //! in the state but not in the spec are deleted. A plan is plain data: it is
 //! saved to a plan file and applied later exactly as it was reviewed.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
+use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use skyplan_state::State;
 
 use crate::address::Address;
-use crate::graph::ResourceGraph;
+use crate::graph::{Node, ResourceGraph};
 use crate::value::{self, contains_unknown, unknown, Attrs, Reference};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -105,28 +106,35 @@ impl Plan {
 pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
     let mut changes: Vec<Change> = Vec::with_capacity(graph.len() + state.resources.len());
     // Resolved values per planned address, for references from dependents.
-    let mut planned: HashMap<&Address, (Action, usize)> = HashMap::with_capacity(graph.len());
+    let mut planned: HashMap<&Address, Planned> = HashMap::with_capacity(graph.len());
+    // How many of the state's resources the spec still has: when all, no
+    // state address needs parsing to find the deletes.
+    let mut kept = 0;
+    let mut key = String::new();
 
     if !destroy {
         for node in graph.topological() {
             let address = &node.resource.address;
-            let prior = state.resources.get(&address.to_string());
-            let mut lookup = |r: &Reference| lookup_planned(&planned, &changes, graph, r);
+            key.clear();
+            write!(key, "{address}").expect("writing to a String");
+            let prior = state.resources.get(&key);
+            kept += usize::from(prior.is_some());
+            let mut lookup = |r: &Reference| lookup_planned(&planned, &changes, r);
             let resolved = value::resolve_attrs(&node.resource.attrs, &mut lookup);
 
             let (action, before, replace_because) = match prior {
                 None => (Action::Create, None, Vec::new()),
                 Some(prior) => {
-                    let keys: BTreeSet<&String> = resolved.keys().chain(prior.inputs.keys()).collect();
-                    let changed: Vec<&String> = keys
-                        .into_iter()
-                        .filter(|k| {
-                            let after = resolved.get(*k).unwrap_or(&Value::Null);
-                            let before =
-                                prior.attributes.get(*k).or_else(|| prior.inputs.get(*k)).unwrap_or(&Value::Null);
-                            after != before || contains_unknown(after)
-                        })
-                        .collect();
+                    let differs = |k: &String, after: &Value| {
+                        let before = prior.attributes.get(k).or_else(|| prior.inputs.get(k)).unwrap_or(&Value::Null);
+                        after != before || contains_unknown(after)
+                    };
+                    // The keys of both sides, each once, in order.
+                    let mut changed: Vec<&String> =
+                        resolved.iter().filter(|(k, after)| differs(k, after)).map(|(k, _)| k).collect();
+                    changed
+                        .extend(prior.inputs.keys().filter(|k| !resolved.contains_key(*k) && differs(k, &Value::Null)));
+                    changed.sort_unstable();
                     let forcing: Vec<String> = changed
                         .iter()
                         .filter(|k| node.schema.replace_on.contains(**k))
@@ -156,7 +164,7 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
                 after.insert(attr.clone(), known.unwrap_or_else(unknown));
             }
 
-            planned.insert(address, (action, changes.len()));
+            planned.insert(address, Planned { action, change: changes.len(), node });
             changes.push(Change {
                 address: address.clone(),
                 action,
@@ -173,7 +181,8 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
         }
     }
 
-    for (address, prior) in &state.resources {
+    let all_kept = !destroy && kept == state.resources.len();
+    for (address, prior) in state.resources.iter().filter(|_| !all_kept) {
         let Ok(parsed) = address.parse::<Address>() else {
             continue;
         };
@@ -194,7 +203,12 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
         });
     }
 
-    changes.sort_by(|a, b| a.address.cmp(&b.address));
+    // Sorted through indexes: a Change is large, and moving each once is
+    // cheaper than the sort's many moves.
+    let mut order: Vec<usize> = (0..changes.len()).collect();
+    order.sort_by(|&a, &b| changes[a].address.cmp(&changes[b].address));
+    let mut slots: Vec<Option<Change>> = changes.into_iter().map(Some).collect();
+    let changes: Vec<Change> = order.into_iter().map(|i| slots[i].take().expect("each index once")).collect();
     let mut summary = Summary::default();
     for c in &changes {
         match c.action {
@@ -212,19 +226,22 @@ fn parse_addresses(list: &[String]) -> Vec<Address> {
     list.iter().filter_map(|a| a.parse().ok()).collect()
 }
 
+/// A resource the diff has planned: its action, the index of its change,
+/// and its node.
+struct Planned<'g> {
+    action: Action,
+    change: usize,
+    node: &'g Node,
+}
+
 /// The value a reference will have, as far as the plan knows it.
-fn lookup_planned(
-    planned: &HashMap<&Address, (Action, usize)>,
-    changes: &[Change],
-    graph: &ResourceGraph,
-    r: &Reference,
-) -> Value {
-    let Some(&(action, i)) = planned.get(&r.target) else {
+fn lookup_planned(planned: &HashMap<&Address, Planned>, changes: &[Change], r: &Reference) -> Value {
+    let Some(&Planned { action, change: i, node }) = planned.get(&r.target) else {
         return unknown();
     };
     let change = &changes[i];
     let after = change.after.as_ref().and_then(|a| a.get(&r.attr));
-    let is_config = graph.get(&r.target).is_some_and(|n| n.resource.attrs.contains_key(&r.attr));
+    let is_config = node.resource.attrs.contains_key(&r.attr);
     match action {
         _ if is_config => after.cloned().unwrap_or_else(unknown),
         Action::NoOp => change.before.as_ref().and_then(|b| b.get(&r.attr)).cloned().unwrap_or_else(unknown),

@@ -70,9 +70,12 @@ pub async fn settle_pending(state: &mut State, providers: &Providers) -> Result<
 
 /// The state with live attributes, and what drifted.
 pub async fn refresh(state: State, providers: &Providers) -> Result<(State, Vec<Drift>), Diagnostics> {
+    let mut refreshed = state;
     let mut by_provider: BTreeMap<&'static str, (Vec<ReadRequest>, Vec<String>)> = BTreeMap::new();
     let mut errors = Vec::new();
-    for (address, resource) in &state.resources {
+    // Each request takes the recorded attributes instead of a copy: the live
+    // ones replace them, and the drift check compares against the request's.
+    for (address, resource) in &mut refreshed.resources {
         let Ok(parsed) = address.parse::<Address>() else {
             errors.push(Diagnostic::new(
                 Location::None,
@@ -88,14 +91,14 @@ pub async fn refresh(state: State, providers: &Providers) -> Result<(State, Vec<
             continue;
         };
         let entry = by_provider.entry(provider.name()).or_default();
-        entry.0.push(ReadRequest { address: parsed, kind: resource.kind.clone(), prior: resource.attributes.clone() });
+        let prior = std::mem::take(&mut resource.attributes);
+        entry.0.push(ReadRequest { address: parsed, kind: resource.kind.clone(), prior });
         entry.1.push(address.clone());
     }
     if !errors.is_empty() {
         return Err(Diagnostics(errors));
     }
 
-    let mut refreshed = state;
     let mut drift = Vec::new();
     for (name, (requests, addresses)) in by_provider {
         let provider = providers.for_kind(&requests[0].kind).expect("grouped by a serving provider");
@@ -119,7 +122,7 @@ pub async fn refresh(state: State, providers: &Providers) -> Result<(State, Vec<
                 Some(live) => {
                     let record = refreshed.resources.get_mut(&address).expect("from the state");
                     let changed: Vec<String> =
-                        record.inputs.keys().filter(|k| live.get(*k) != record.attributes.get(*k)).cloned().collect();
+                        record.inputs.keys().filter(|k| live.get(*k) != request.prior.get(*k)).cloned().collect();
                     if !changed.is_empty() {
                         drift.push(Drift::Changed(request.address, changed));
                     }

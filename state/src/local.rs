@@ -399,13 +399,23 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Parses state file content. Checks the shape (an object) and refuses newer
-/// formats before reading fields, since a newer format may differ anywhere.
 /// Parse state content read from `path` (a file, or an `s3://` URL as a
-/// path) with the same checks and messages for every backend.
+/// path) with the same checks and messages for every backend: the shape (an
+/// object) is checked and newer formats are refused before fields are
+/// read, since a newer format may differ anywhere.
+///
+/// The common case, a well-formed current state, is parsed once, straight
+/// into [`State`]; only content that does not parse so is looked at as an
+/// untyped document to tell which of those errors it gets.
 pub fn parse_state(path: &Path, backup: &Path, bytes: &[u8]) -> Result<State, StateError> {
-    let corrupt = |e: serde_json::Error| corrupt_error(path, backup, &e);
-    let document: Value = serde_json::from_slice(bytes).map_err(corrupt)?;
+    let newer = |found: u64| StateError::NewerFormat { path: path.to_path_buf(), found, supported: FORMAT_VERSION };
+    let typed_error = match serde_json::from_slice::<State>(bytes) {
+        Ok(state) if state.format_version > FORMAT_VERSION => return Err(newer(state.format_version.into())),
+        Ok(state) => return Ok(state),
+        Err(e) => e,
+    };
+    let corrupt = |e: &serde_json::Error| corrupt_error(path, backup, e);
+    let document: Value = serde_json::from_slice(bytes).map_err(|e| corrupt(&e))?;
     let Some(object) = document.as_object() else {
         let (line, column) = first_token_position(bytes);
         return Err(StateError::Corrupt {
@@ -418,10 +428,10 @@ pub fn parse_state(path: &Path, backup: &Path, bytes: &[u8]) -> Result<State, St
     };
     let found = object.get("format_version").and_then(Value::as_u64);
     if let Some(found) = found.filter(|v| *v > u64::from(FORMAT_VERSION)) {
-        return Err(StateError::NewerFormat { path: path.to_path_buf(), found, supported: FORMAT_VERSION });
+        return Err(newer(found));
     }
-    // Parsed again from the text, not the Value, so that errors carry positions.
-    serde_json::from_slice(bytes).map_err(corrupt)
+    // The typed parse's error, which carries the position.
+    Err(corrupt(&typed_error))
 }
 
 /// 1-based line and column of the first non-whitespace byte.

@@ -49,6 +49,8 @@ impl SpecError {
 #[derive(Debug, Clone)]
 pub struct Spec {
     pub source: Source,
+    /// The typed file. Its `resource` tables are moved into `resources`
+    /// (not copied: a spec may hold many thousands), so it is left empty.
     pub file: SpecFile,
     /// The `[resource.TYPE.NAME]` tables, with `depends_on` taken out.
     pub resources: Vec<Resource>,
@@ -168,7 +170,7 @@ impl Spec {
     }
 
     pub fn parse(source: Source) -> Result<Spec, Diagnostics> {
-        let file: SpecFile = toml::from_str(&source.text).map_err(|e| {
+        let mut file: SpecFile = toml::from_str(&source.text).map_err(|e| {
             let location = match e.span() {
                 Some(span) => {
                     let (line, column) = source.line_col(span.start);
@@ -181,17 +183,17 @@ impl Spec {
         })?;
         let mut errors = Vec::new();
         let mut resources = Vec::new();
-        for (kind, by_name) in &file.resource {
+        for (kind, by_name) in std::mem::take(&mut file.resource) {
             for (name, attrs) in by_name {
                 let key = format!("resource.{kind}.{name}");
-                if !is_ident(kind) || !is_ident(name) {
+                if !is_ident(&kind) || !is_ident(&name) {
                     errors.push(SpecError::new(
                         &key,
                         "resource type and name must start with a letter and hold only letters, digits, `_` and `-`",
                     ));
                     continue;
                 }
-                match raw_resource(&key, Address::new(kind, name), attrs) {
+                match raw_resource(&key, Address::new(&kind, name), attrs) {
                     Ok(r) => resources.push(r),
                     Err(mut e) => errors.append(&mut e),
                 }
@@ -204,9 +206,8 @@ impl Spec {
     }
 }
 
-fn raw_resource(key: &str, address: Address, attrs: &Attrs) -> Result<Resource, Vec<SpecError>> {
+fn raw_resource(key: &str, address: Address, mut attrs: Attrs) -> Result<Resource, Vec<SpecError>> {
     let mut errors = Vec::new();
-    let mut attrs = attrs.clone();
     let mut depends_on = Vec::new();
     if let Some(deps) = attrs.remove("depends_on") {
         match deps {

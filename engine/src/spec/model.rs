@@ -22,7 +22,8 @@ pub struct SpecFile {
     pub profile: Option<Profile>,
     #[serde(default)]
     pub node_pool: Vec<NodePool>,
-    /// `[resource.TYPE.NAME]` raw resources.
+    /// `[resource.TYPE.NAME]` raw resources, as read; `Spec::parse` moves
+    /// them into `Spec::resources`.
     #[serde(default)]
     pub resource: BTreeMap<String, BTreeMap<String, Attrs>>,
 }
