@@ -8,19 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 spec="${1:-examples/dynamic-cluster.toml}"
-scripts/emulator.sh install
-cargo build --locked --quiet --bin skyplan
-skyplan="${CARGO_TARGET_DIR:-$PWD/target}/debug/skyplan"
-
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-work="$(mktemp -d)"
-cleanup() {
-  scripts/emulator.sh stop || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-scripts/emulator.sh start "$port"
-export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1
+# shellcheck source=scripts/emulator-session.sh
+. scripts/emulator-session.sh
 state="$work/bench.state.json"
 
 # One phase: its wall time and the provider's request count (-v output).
@@ -32,7 +21,7 @@ phase() {
   end=$(date +%s.%N)
   local requests
   requests=$(sed -n 's/^aws API requests: //p' "$work/err" | tail -1)
-  printf '| %s | %.2f | %s |\n' "$name" "$(echo "$end - $start" | bc)" "${requests:-0}"
+  awk -v n="$name" -v s="$start" -v e="$end" -v r="${requests:-0}" 'BEGIN { printf "| %s | %.2f | %s |\n", n, e - s, r }'
 }
 
 # Warm the emulator's EC2 backend (its first call takes over a second).

@@ -9,23 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 spec="${1:-examples/dynamic-cluster.toml}"
 
-scripts/emulator.sh install
-echo "== building skyplan (debug; the AWS SDK takes a few minutes the first time)"
-cargo build --locked --quiet --bin skyplan
-skyplan="${CARGO_TARGET_DIR:-$PWD/target}/debug/skyplan"
-
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-work="$(mktemp -d)"
-cleanup() {
-  scripts/emulator.sh stop || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-scripts/emulator.sh start "$port"
-
-export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
-export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_REGION=us-east-1
-unset AWS_PROFILE AWS_SESSION_TOKEN
+# shellcheck source=scripts/emulator-session.sh
+. scripts/emulator-session.sh
 state="$work/demo.state.json"
 
 run() {
