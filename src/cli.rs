@@ -76,6 +76,10 @@ pub enum Command {
         /// How many operations run at once
         #[arg(long, value_name = "N", default_value_t = 10)]
         parallelism: usize,
+        /// Static placement: add the load-balancer discovery tags the public
+        /// subnets lack (the only change skyplan makes to them)
+        #[arg(long)]
+        tag_subnets: bool,
     },
     /// Destroy everything the state records for this spec
     Destroy {

@@ -188,3 +188,45 @@ async fn with_aws(providers: Providers, _spec: &Spec) -> Result<Providers> {
     // graph check, naming each resource.
     Ok(providers)
 }
+
+/// `[placement] mode = "static"`, as the AWS provider checks it.
+#[cfg(feature = "aws")]
+pub fn static_placement(spec: &Spec) -> Option<skyplan_aws::placement::StaticPlacement> {
+    let placement = spec.file.placement.as_ref()?;
+    if placement.mode != skyplan_engine::spec::PlacementMode::Static {
+        return None;
+    }
+    Some(skyplan_aws::placement::StaticPlacement {
+        cluster: spec.file.cluster.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
+        vpc_id: placement.vpc_id.clone().unwrap_or_default(),
+        subnets: placement.subnet.iter().map(|s| (s.az.clone(), s.public.clone(), s.private.clone())).collect(),
+    })
+}
+
+/// Before any change under static placement: check the given VPC and
+/// subnets (after adding missing subnet tags when `tag_subnets`), and stop
+/// with every problem when one is not ready. No-op for dynamic placement.
+#[cfg(feature = "aws")]
+pub async fn check_static_placement(spec: &Spec, ui: &crate::ui::Ui, tag_subnets: bool) -> Result<()> {
+    let Some(placement) = static_placement(spec) else { return Ok(()) };
+    let aws = connect_aws(spec).await?;
+    if tag_subnets {
+        for tagged in aws.tag_public_subnets(&placement).await? {
+            ui.note(&format!("tagged {tagged}"));
+        }
+    }
+    let problems: Vec<String> = aws.check_placement(&placement).await?.into_iter().filter_map(|c| c.problem).collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{}: the static placement is not ready, so nothing was changed:\n  - {}",
+        spec.source.path.display(),
+        problems.join("\n  - ")
+    )
+}
+
+#[cfg(not(feature = "aws"))]
+pub async fn check_static_placement(_spec: &Spec, _ui: &crate::ui::Ui, _tag_subnets: bool) -> Result<()> {
+    Ok(())
+}

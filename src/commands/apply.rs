@@ -24,6 +24,8 @@ pub struct ApplyArgs {
     pub auto_approve: bool,
     pub parallelism: usize,
     pub destroy: bool,
+    /// Static placement: add missing load-balancer tags to the public subnets.
+    pub tag_subnets: bool,
 }
 
 pub async fn run(global: &Global, ui: &Ui, args: ApplyArgs) -> Result<ExitCode> {
@@ -39,7 +41,7 @@ pub async fn run(global: &Global, ui: &Ui, args: ApplyArgs) -> Result<ExitCode> 
         return apply_saved(global, ui, &args).await;
     }
     let operation = if args.destroy { "destroy" } else { "apply" };
-    let planned = make_plan(global, ui, &args.target, operation, args.destroy, true).await?;
+    let planned = make_plan(global, ui, &args.target, operation, args.destroy, true, args.tag_subnets).await?;
     print!("{}", human::plan(&planned.plan, ui.style()));
     if !planned.plan.has_changes() {
         if planned.settled {

@@ -23,11 +23,17 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let opts = plan::PlanOptions { spec, out, json, detailed_exitcode, refresh: !no_refresh, destroy };
             plan::run(global, &ui, opts).await
         }
-        Command::Apply { target, auto_approve, parallelism } => {
-            apply::run(global, &ui, apply::ApplyArgs { target, auto_approve, parallelism, destroy: false }).await
+        Command::Apply { target, auto_approve, parallelism, tag_subnets } => {
+            let args = apply::ApplyArgs { target, auto_approve, parallelism, destroy: false, tag_subnets };
+            apply::run(global, &ui, args).await
         }
         Command::Destroy { spec, auto_approve, parallelism } => {
-            apply::run(global, &ui, apply::ApplyArgs { target: spec, auto_approve, parallelism, destroy: true }).await
+            apply::run(
+                global,
+                &ui,
+                apply::ApplyArgs { target: spec, auto_approve, parallelism, destroy: true, tag_subnets: false },
+            )
+            .await
         }
         Command::Show { planfile, json } => inspect::show(global, &ui, planfile.as_deref(), json),
         Command::Graph { spec, format } => inspect::graph(global, &spec, format).await,

@@ -52,6 +52,7 @@ pub async fn make_plan(
     operation: &str,
     destroy: bool,
     do_refresh: bool,
+    tag_subnets: bool,
 ) -> Result<Planned> {
     let spec = Spec::load(spec_path)?;
     let resources = workspace::resources(&spec)?;
@@ -65,6 +66,11 @@ pub async fn make_plan(
     kinds.extend(state.pending.values().map(|p| p.kind.as_str()));
     let providers = workspace::providers(&spec, &state_path, &kinds).await?;
     let graph = ResourceGraph::build(resources, &providers)?;
+    if !destroy {
+        // An existing VPC and subnets must be fit before anything is planned
+        // into them; destroy only removes what skyplan made, so it skips this.
+        workspace::check_static_placement(&spec, ui, tag_subnets).await?;
+    }
 
     let mut state = state;
     let mut drift = settle_pending(&mut state, &providers).await?;
@@ -88,7 +94,7 @@ pub async fn make_plan(
 }
 
 pub async fn run(global: &Global, ui: &Ui, opts: PlanOptions) -> Result<ExitCode> {
-    let planned = make_plan(global, ui, &opts.spec, "plan", opts.destroy, opts.refresh).await?;
+    let planned = make_plan(global, ui, &opts.spec, "plan", opts.destroy, opts.refresh, false).await?;
     let plan = &planned.plan;
     if opts.json {
         println!("{}", serde_json::to_string_pretty(&json::plan(plan))?);

@@ -36,7 +36,10 @@ async fn check(ui: &Ui, spec: &Spec, resources: &[skyplan_engine::Resource]) -> 
     let zones = spec.file.placement.as_ref().map(|p| p.azs.clone()).unwrap_or_default();
     let needs = Needs::of(resources, &zones);
     let aws = workspace::connect_aws(spec).await?;
-    let checks = aws.preflight(&needs).await?;
+    let mut checks = aws.preflight(&needs).await?;
+    if let Some(placement) = workspace::static_placement(spec) {
+        checks.extend(aws.check_placement(&placement).await?);
+    }
 
     let rows: Vec<[String; 4]> = checks
         .iter()

@@ -381,3 +381,139 @@ fn preflight_compares_needs_with_the_account() {
     w.run(&["preflight", "key.toml"]).ok();
     assert!(!w.exists("demo.state.json") && !w.exists("key.state.json"), "preflight writes nothing");
 }
+
+/// An existing VPC with a public and a private subnet in each of two AZs,
+/// built by the test as a customer would have; returns (vpc, [(az, public,
+/// private)]).
+async fn existing_network(ec2: &aws_sdk_ec2::Client) -> (String, Vec<(String, String, String)>) {
+    use aws_sdk_ec2::types::DomainType;
+    let vpc = ec2.create_vpc().cidr_block("10.20.0.0/16").send().await.unwrap();
+    let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+    let igw = ec2.create_internet_gateway().send().await.unwrap();
+    let igw = igw.internet_gateway().unwrap().internet_gateway_id().unwrap().to_string();
+    ec2.attach_internet_gateway().internet_gateway_id(&igw).vpc_id(&vpc).send().await.unwrap();
+    let public_rt = ec2.create_route_table().vpc_id(&vpc).send().await.unwrap();
+    let public_rt = public_rt.route_table().unwrap().route_table_id().unwrap().to_string();
+    ec2.create_route()
+        .route_table_id(&public_rt)
+        .destination_cidr_block("0.0.0.0/0")
+        .gateway_id(&igw)
+        .send()
+        .await
+        .unwrap();
+    let mut subnets = Vec::new();
+    for (i, az) in ["us-east-1a", "us-east-1b"].into_iter().enumerate() {
+        let make = |cidr: String| ec2.create_subnet().vpc_id(&vpc).cidr_block(cidr).availability_zone(az).send();
+        let public =
+            make(format!("10.20.{}.0/24", i * 2)).await.unwrap().subnet().unwrap().subnet_id().unwrap().to_string();
+        let private =
+            make(format!("10.20.{}.0/24", i * 2 + 1)).await.unwrap().subnet().unwrap().subnet_id().unwrap().to_string();
+        ec2.associate_route_table().route_table_id(&public_rt).subnet_id(&public).send().await.unwrap();
+        let eip = ec2.allocate_address().domain(DomainType::Vpc).send().await.unwrap();
+        let nat = ec2
+            .create_nat_gateway()
+            .subnet_id(&public)
+            .allocation_id(eip.allocation_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let nat = nat.nat_gateway().unwrap().nat_gateway_id().unwrap().to_string();
+        let rt = ec2.create_route_table().vpc_id(&vpc).send().await.unwrap();
+        let rt = rt.route_table().unwrap().route_table_id().unwrap().to_string();
+        ec2.create_route()
+            .route_table_id(&rt)
+            .destination_cidr_block("0.0.0.0/0")
+            .nat_gateway_id(&nat)
+            .send()
+            .await
+            .unwrap();
+        ec2.associate_route_table().route_table_id(&rt).subnet_id(&private).send().await.unwrap();
+        subnets.push((az.to_string(), public, private));
+    }
+    (vpc, subnets)
+}
+
+#[test]
+fn static_placement_is_checked_tagged_on_request_used_and_left_in_place() {
+    let emulator = Emulator::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ec2 = aws_sdk_ec2::Client::new(&rt.block_on(emulator.sdk_config()));
+    let (vpc, subnets) = rt.block_on(existing_network(&ec2));
+    let mut spec = format!(
+        "[cluster]\nname = \"placed\"\nregion = \"us-east-1\"\n\n[placement]\nmode = \"static\"\nazs = [\"us-east-1a\", \"us-east-1b\"]\nvpc_id = \"{vpc}\"\n"
+    );
+    for (az, public, private) in &subnets {
+        spec.push_str(&format!(
+            "\n[[placement.subnet]]\naz = \"{az}\"\npublic = \"{public}\"\nprivate = \"{private}\"\n"
+        ));
+    }
+    spec.push_str(
+        "\n[bastion]\nenabled = false\n\n[[node_pool]]\nname = \"master\"\ncontrol_plane = true\nsize = 1\ninstance_type = \"m5.large\"\n\n\
+         [[node_pool]]\nname = \"worker\"\nsize = 1\ninstance_type = \"m5.large\"\n",
+    );
+    let mut w = Workdir::new();
+    w.env = emulator.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    w.write("placed.toml", &spec);
+
+    // The public subnets lack the load-balancer tags: refused, naming each.
+    let refused = w.run(&["plan", "placed.toml"]).code(1);
+    for (_, public, _) in &subnets {
+        assert!(refused.stderr.contains(&format!("public subnet {public} lacks the tags")), "{}", refused.stderr);
+    }
+    assert!(
+        refused.stderr.contains("kubernetes.io/cluster/placed = shared") && refused.stderr.contains("--tag-subnets")
+    );
+    assert!(!w.exists("placed.state.json"), "nothing written");
+    let preflight = w.run(&["preflight", "placed.toml"]).code(1);
+    assert!(preflight.stdout.contains(&format!("public subnet {}", subnets[0].1)), "{}", preflight.stdout);
+
+    // A subnet that does not exist is named too.
+    w.write("wrong.toml", &spec.replace(&subnets[1].2, "subnet-0123456789abcdef0"));
+    let wrong = w.run(&["plan", "wrong.toml"]).code(1);
+    assert!(
+        wrong.stderr.contains("private subnet subnet-0123456789abcdef0 for us-east-1b does not exist"),
+        "{}",
+        wrong.stderr
+    );
+
+    // --tag-subnets adds the tags, then the cluster goes into the given subnets.
+    let applied = w.run(&["apply", "placed.toml", "--auto-approve", "--tag-subnets"]).ok();
+    assert!(applied.stderr.contains("tagged"), "{}", applied.stderr);
+    rt.block_on(async {
+        let out = ec2.describe_subnets().filters(filter("vpc-id", &vpc)).send().await.unwrap();
+        for (_, public, _) in &subnets {
+            let s = out.subnets().iter().find(|s| s.subnet_id() == Some(public.as_str())).unwrap();
+            let t = tags(s.tags());
+            assert_eq!(t.get("kubernetes.io/role/elb").map(String::as_str), Some("1"));
+            assert_eq!(t.get("kubernetes.io/cluster/placed").map(String::as_str), Some("shared"));
+        }
+        assert_eq!(out.subnets().len(), 4, "no subnet created");
+        let vpcs = ec2.describe_vpcs().send().await.unwrap();
+        assert_eq!(vpcs.vpcs().iter().filter(|v| v.cidr_block() != Some("172.31.0.0/16")).count(), 1, "no VPC created");
+        let running = ec2
+            .describe_instances()
+            .filters(filter("instance-state-name", "running"))
+            .filters(filter("tag:Name", "placed-control-plane-0"))
+            .send()
+            .await
+            .unwrap();
+        let cp: Vec<_> = running.reservations().iter().flat_map(|r| r.instances()).collect();
+        assert_eq!(cp.len(), 1);
+        assert!(
+            subnets.iter().any(|(_, _, private)| cp[0].subnet_id() == Some(private.as_str())),
+            "in a given private subnet"
+        );
+    });
+    w.run(&["plan", "placed.toml", "--detailed-exitcode"]).ok();
+
+    // destroy removes only what skyplan created: the VPC and subnets stay.
+    w.run(&["destroy", "placed.toml", "--auto-approve"]).ok();
+    rt.block_on(async {
+        let out = ec2.describe_subnets().filters(filter("vpc-id", &vpc)).send().await.unwrap();
+        assert_eq!(out.subnets().len(), 4);
+        assert_eq!(ec2.describe_vpcs().filters(filter("vpc-id", &vpc)).send().await.unwrap().vpcs().len(), 1);
+        let left = ec2.describe_instances().filters(filter("instance-state-name", "running")).send().await.unwrap();
+        let left: Vec<_> = left.reservations().iter().flat_map(|r| r.instances()).collect();
+        assert!(left.is_empty(), "instances left: {left:?}");
+    });
+}

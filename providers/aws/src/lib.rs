@@ -26,6 +26,7 @@ mod clients;
 mod ec2util;
 mod error;
 mod find;
+pub mod placement;
 pub mod preflight;
 mod provider;
 mod retry;

@@ -35,7 +35,12 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(what: impl Into<String>, need: impl ToString, available: impl ToString, problem: Option<String>) -> Check {
+    pub(crate) fn new(
+        what: impl Into<String>,
+        need: impl ToString,
+        available: impl ToString,
+        problem: Option<String>,
+    ) -> Check {
         Check { what: what.into(), need: need.to_string(), available: available.to_string(), problem }
     }
 }
