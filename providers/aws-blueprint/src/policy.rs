@@ -543,6 +543,19 @@ mod tests {
         assert_eq!(rows, documented);
     }
 
+    /// The operation names in `c.call("Op", ...)` and `c.paginate(\n "Op", ...)`.
+    fn called_operations(text: &str) -> Vec<&str> {
+        let mut ops = Vec::new();
+        for marker in ["call(", "paginate("] {
+            for rest in text.split(marker).skip(1) {
+                if let Some(quoted) = rest.trim_start().strip_prefix('"') {
+                    ops.extend(quoted.split('"').next());
+                }
+            }
+        }
+        ops
+    }
+
     /// Every API operation the AWS provider calls (`c.call("Op", ...)`) is
     /// in the table: in its kind's row when called from that kind's file
     /// (`vpc.rs` for `aws_vpc`), somewhere when called from a shared one
@@ -561,7 +574,7 @@ mod tests {
             let text = std::fs::read_to_string(&path).unwrap();
             let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
             let row = t.kinds.get(&format!("aws_{stem}"));
-            for called in text.split("call(\"").skip(1).filter_map(|rest| rest.split('"').next()) {
+            for called in called_operations(&text) {
                 match row {
                     Some(row) => assert!(
                         row.all_actions().any(|a| op(a) == called),

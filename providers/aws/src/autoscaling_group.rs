@@ -49,24 +49,20 @@ fn zone_identifier(attrs: &Attrs) -> Result<String, ProviderError> {
 }
 
 async fn describe(c: &Clients, names: &[String]) -> Result<Vec<AutoScalingGroup>, ApiError> {
-    let mut all = Vec::new();
-    let mut token = None;
-    loop {
-        let page = c
-            .call("DescribeAutoScalingGroups", Retry::Standard, || {
-                c.autoscaling
-                    .describe_auto_scaling_groups()
-                    .set_auto_scaling_group_names(Some(names.to_vec()))
-                    .set_next_token(token.clone())
-                    .send()
-            })
-            .await?;
-        all.extend(page.auto_scaling_groups().iter().cloned());
-        token = page.next_token().map(str::to_string);
-        if token.is_none() {
-            return Ok(all);
-        }
-    }
+    c.paginate(
+        "DescribeAutoScalingGroups",
+        Retry::Standard,
+        |token| {
+            c.autoscaling
+                .describe_auto_scaling_groups()
+                .set_auto_scaling_group_names(Some(names.to_vec()))
+                .set_next_token(token)
+                .send()
+        },
+        |page| page.auto_scaling_groups().to_vec(),
+        |page| page.next_token(),
+    )
+    .await
 }
 
 fn is_deleting(g: &AutoScalingGroup) -> bool {

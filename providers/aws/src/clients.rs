@@ -94,6 +94,34 @@ impl Clients {
         }
     }
 
+    /// Every item of a paginated call: `send(next_token)` page after page,
+    /// each with [`Clients::call`]'s retries, until an answer has no next
+    /// token. `items` takes a page's items, `next_token` its token.
+    pub async fn paginate<Page, Item, E, F, Fut>(
+        &self,
+        operation: &'static str,
+        retry: Retry,
+        mut send: F,
+        items: impl Fn(&Page) -> Vec<Item>,
+        next_token: impl Fn(&Page) -> Option<&str>,
+    ) -> Result<Vec<Item>, ApiError>
+    where
+        F: FnMut(Option<String>) -> Fut,
+        Fut: Future<Output = Result<Page, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        let mut all = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self.call(operation, retry, || send(token.clone())).await?;
+            all.extend(items(&page));
+            token = next_token(&page).map(str::to_string);
+            if token.is_none() {
+                return Ok(all);
+            }
+        }
+    }
+
     /// One API call with retries (see `retry.rs` for which errors `retry`
     /// covers). `operation` names the call in errors.
     pub async fn call<T, E, F, Fut>(&self, operation: &'static str, retry: Retry, mut send: F) -> Result<T, ApiError>

@@ -55,17 +55,12 @@ where
 {
     let mut found = HashMap::new();
     for ids in id_chunks(reqs) {
-        let mut token: Option<String> = None;
-        loop {
-            let page = c.call(operation, Retry::Standard, || send(ids.clone(), token.clone())).await?;
-            for item in items(&page) {
-                if let Some(key) = id(item) {
-                    found.insert(key.to_string(), item.clone());
-                }
-            }
-            token = next_token(&page).map(str::to_string);
-            if token.is_none() {
-                break;
+        let page_items = |page: &Page| items(page).to_vec();
+        for item in
+            c.paginate(operation, Retry::Standard, |token| send(ids.clone(), token), page_items, &next_token).await?
+        {
+            if let Some(key) = id(&item).map(str::to_string) {
+                found.insert(key, item);
             }
         }
     }

@@ -261,24 +261,16 @@ pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Resul
 }
 
 async fn describe(c: &Clients, names: &[String]) -> Result<Vec<LoadBalancerDescription>, ApiError> {
-    let mut all = Vec::new();
-    let mut marker = None;
-    loop {
-        let page = c
-            .call("DescribeLoadBalancers", Retry::Standard, || {
-                c.elb
-                    .describe_load_balancers()
-                    .set_load_balancer_names(Some(names.to_vec()))
-                    .set_marker(marker.clone())
-                    .send()
-            })
-            .await?;
-        all.extend(page.load_balancer_descriptions().iter().cloned());
-        marker = page.next_marker().map(str::to_string);
-        if marker.is_none() {
-            return Ok(all);
-        }
-    }
+    c.paginate(
+        "DescribeLoadBalancers",
+        Retry::Standard,
+        |marker| {
+            c.elb.describe_load_balancers().set_load_balancer_names(Some(names.to_vec())).set_marker(marker).send()
+        },
+        |page| page.load_balancer_descriptions().to_vec(),
+        |page| page.next_marker(),
+    )
+    .await
 }
 
 /// The load balancers that exist among `names`.

@@ -66,24 +66,14 @@ pub(crate) fn poll_running(i: Option<&Instance>) -> Poll<Instance> {
 }
 
 async fn describe(c: &Clients, ids: Vec<String>, retry: Retry) -> Result<Vec<Instance>, ApiError> {
-    let mut all = Vec::new();
-    let mut token = None;
-    loop {
-        let page = c
-            .call("DescribeInstances", retry, || {
-                c.ec2
-                    .describe_instances()
-                    .filters(filter("instance-id", ids.clone()))
-                    .set_next_token(token.clone())
-                    .send()
-            })
-            .await?;
-        all.extend(page.reservations().iter().flat_map(|r| r.instances().iter().cloned()));
-        token = page.next_token().map(str::to_string);
-        if token.is_none() {
-            return Ok(all);
-        }
-    }
+    c.paginate(
+        "DescribeInstances",
+        retry,
+        |token| c.ec2.describe_instances().filters(filter("instance-id", ids.clone())).set_next_token(token).send(),
+        |page| page.reservations().iter().flat_map(|r| r.instances().iter().cloned()).collect(),
+        |page| page.next_token(),
+    )
+    .await
 }
 
 pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
@@ -166,25 +156,20 @@ pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Resul
 async fn root_volume_sizes(c: &Clients, volume_ids: Vec<String>) -> Result<HashMap<String, i32>, ApiError> {
     let mut sizes = HashMap::new();
     for chunk in volume_ids.chunks(FILTER_CHUNK) {
-        let mut token = None;
-        loop {
-            let page = c
-                .call("DescribeVolumes", Retry::Standard, || {
-                    c.ec2
-                        .describe_volumes()
-                        .filters(filter("volume-id", chunk.to_vec()))
-                        .set_next_token(token.clone())
-                        .send()
-                })
-                .await?;
-            for v in page.volumes() {
-                if let (Some(id), Some(size)) = (v.volume_id(), v.size()) {
-                    sizes.insert(id.to_string(), size);
-                }
-            }
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                break;
+        let volumes = c
+            .paginate(
+                "DescribeVolumes",
+                Retry::Standard,
+                |token| {
+                    c.ec2.describe_volumes().filters(filter("volume-id", chunk.to_vec())).set_next_token(token).send()
+                },
+                |page| page.volumes().to_vec(),
+                |page| page.next_token(),
+            )
+            .await?;
+        for v in volumes {
+            if let (Some(id), Some(size)) = (v.volume_id(), v.size()) {
+                sizes.insert(id.to_string(), size);
             }
         }
     }

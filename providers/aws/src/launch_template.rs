@@ -146,24 +146,16 @@ pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Resul
 }
 
 async fn describe_templates(c: &Clients, ids: &[String]) -> Result<Vec<LaunchTemplate>, ApiError> {
-    let mut all = Vec::new();
-    let mut token = None;
-    loop {
-        let page = c
-            .call("DescribeLaunchTemplates", Retry::Standard, || {
-                c.ec2
-                    .describe_launch_templates()
-                    .set_launch_template_ids(Some(ids.to_vec()))
-                    .set_next_token(token.clone())
-                    .send()
-            })
-            .await?;
-        all.extend(page.launch_templates().iter().cloned());
-        token = page.next_token().map(str::to_string);
-        if token.is_none() {
-            return Ok(all);
-        }
-    }
+    c.paginate(
+        "DescribeLaunchTemplates",
+        Retry::Standard,
+        |token| {
+            c.ec2.describe_launch_templates().set_launch_template_ids(Some(ids.to_vec())).set_next_token(token).send()
+        },
+        |page| page.launch_templates().to_vec(),
+        |page| page.next_token(),
+    )
+    .await
 }
 
 /// The templates that exist among `ids` (AWS fails the whole call when one is gone).

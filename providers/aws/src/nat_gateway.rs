@@ -42,24 +42,16 @@ fn is_gone(nat: &NatGateway) -> bool {
 }
 
 async fn describe(c: &Clients, ids: Vec<String>, retry: Retry) -> Result<Vec<NatGateway>, ApiError> {
-    let mut all = Vec::new();
-    let mut token = None;
-    loop {
-        let page = c
-            .call("DescribeNatGateways", retry, || {
-                c.ec2
-                    .describe_nat_gateways()
-                    .filter(filter("nat-gateway-id", ids.clone()))
-                    .set_next_token(token.clone())
-                    .send()
-            })
-            .await?;
-        all.extend(page.nat_gateways().iter().cloned());
-        token = page.next_token().map(str::to_string);
-        if token.is_none() {
-            return Ok(all);
-        }
-    }
+    c.paginate(
+        "DescribeNatGateways",
+        retry,
+        |token| {
+            c.ec2.describe_nat_gateways().filter(filter("nat-gateway-id", ids.clone())).set_next_token(token).send()
+        },
+        |page| page.nat_gateways().to_vec(),
+        |page| page.next_token(),
+    )
+    .await
 }
 
 /// Whether a NAT gateway in `state` is what `create` waits for.

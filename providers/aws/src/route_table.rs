@@ -213,24 +213,16 @@ pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Resul
 }
 
 async fn describe(c: &Clients, ids: Vec<String>) -> Result<Vec<RouteTable>, ApiError> {
-    let mut all = Vec::new();
-    let mut token = None;
-    loop {
-        let page = c
-            .call("DescribeRouteTables", Retry::Standard, || {
-                c.ec2
-                    .describe_route_tables()
-                    .filters(filter("route-table-id", ids.clone()))
-                    .set_next_token(token.clone())
-                    .send()
-            })
-            .await?;
-        all.extend(page.route_tables().iter().cloned());
-        token = page.next_token().map(str::to_string);
-        if token.is_none() {
-            return Ok(all);
-        }
-    }
+    c.paginate(
+        "DescribeRouteTables",
+        Retry::Standard,
+        |token| {
+            c.ec2.describe_route_tables().filters(filter("route-table-id", ids.clone())).set_next_token(token).send()
+        },
+        |page| page.route_tables().to_vec(),
+        |page| page.next_token(),
+    )
+    .await
 }
 
 /// The routes a user manages: not the VPC's `local` route, not propagated ones.

@@ -340,24 +340,16 @@ pub(crate) async fn describe_rules(
     filter_name: &str,
     ids: Vec<String>,
 ) -> Result<Vec<SecurityGroupRule>, ApiError> {
-    let mut all = Vec::new();
-    let mut token = None;
-    loop {
-        let page = c
-            .call("DescribeSecurityGroupRules", Retry::Standard, || {
-                c.ec2
-                    .describe_security_group_rules()
-                    .filters(filter(filter_name, ids.clone()))
-                    .set_next_token(token.clone())
-                    .send()
-            })
-            .await?;
-        all.extend(page.security_group_rules().iter().filter(|r| r.is_egress() != Some(true)).cloned());
-        token = page.next_token().map(str::to_string);
-        if token.is_none() {
-            return Ok(all);
-        }
-    }
+    c.paginate(
+        "DescribeSecurityGroupRules",
+        Retry::Standard,
+        |token| {
+            c.ec2.describe_security_group_rules().filters(filter(filter_name, ids.clone())).set_next_token(token).send()
+        },
+        |page| page.security_group_rules().iter().filter(|r| r.is_egress() != Some(true)).cloned().collect(),
+        |page| page.next_token(),
+    )
+    .await
 }
 
 /// Whether a live rule belongs to an `aws_security_group_rule` resource.
