@@ -148,7 +148,7 @@ async fn phases(n: usize, layers: usize) -> NoopSteps {
     let t = Instant::now();
     let loaded = w.backend.load().expect("load").expect("state exists");
     let load_time = t.elapsed();
-    let (refreshed, _) = refresh(loaded, &w.providers).await.expect("refresh");
+    let (refreshed, _) = refresh(loaded, &w.providers, &skyplan_engine::Redactor::default()).await.expect("refresh");
     let refresh_time = t.elapsed() - load_time;
     let spec = Spec::parse(Source { path: "bench.toml".into(), text: text.clone() }).expect("generated spec parses");
     let parse_time = t.elapsed() - load_time - refresh_time;

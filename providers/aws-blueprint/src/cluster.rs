@@ -116,6 +116,8 @@ pub struct Pack {
     pub version: String,
     /// The pack's values with `[profile.override.PACK]` merged over them.
     pub values: Attrs,
+    /// The merged values of the pack's `sensitive` keys.
+    pub secrets: Vec<String>,
 }
 
 /// The layer's name as the spec writes it.

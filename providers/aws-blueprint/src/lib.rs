@@ -50,6 +50,26 @@ pub fn expand(spec: &SpecFile) -> Result<Vec<Resource>, Vec<SpecError>> {
     Ok(out)
 }
 
+/// The values a spec marks sensitive (its packs' `sensitive` keys), as the
+/// resources hold them: as written and as the user data quotes them. Empty
+/// when the spec has none or does not validate (`expand` reports why).
+pub fn sensitive_values(spec: &SpecFile) -> Vec<String> {
+    let Ok(Some(cluster)) = validate::validate(spec) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for secret in cluster.profile.iter().flat_map(|p| &p.packs).flat_map(|p| &p.secrets) {
+        let quoted = userdata::scalar(secret);
+        if let Some(inner) = quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
+            if inner != secret {
+                out.push(inner.to_string());
+            }
+        }
+        out.push(secret.clone());
+    }
+    out
+}
+
 /// A resource from an attribute object built with `json!`.
 fn resource(address: Address, attrs: Value) -> Resource {
     match attrs {

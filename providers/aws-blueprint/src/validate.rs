@@ -692,12 +692,14 @@ impl Check {
         let mut packs: Vec<Pack> = profile
             .pack
             .iter()
-            .map(|pack| {
+            .enumerate()
+            .map(|(i, pack)| {
                 let mut values = pack.values.clone();
                 if let Some(over) = profile.overrides.get(&pack.name) {
                     merge(&mut values, over);
                 }
-                Pack { name: pack.name.clone(), layer: pack.layer, version: pack.version.clone(), values }
+                let secrets = self.secrets(&format!("profile.pack[{i}].sensitive"), pack, &values);
+                Pack { name: pack.name.clone(), layer: pack.layer, version: pack.version.clone(), values, secrets }
             })
             .collect();
         // Stable: packs of one layer keep the file's order.
@@ -705,6 +707,36 @@ impl Check {
         Profile { name: profile.name.clone(), packs }
     }
 }
+
+impl Check {
+    /// The merged values that `pack.sensitive` names. Each must be a string
+    /// long enough to be masked wherever it appears (engine/src/redact.rs).
+    fn secrets(&mut self, key: &str, pack: &spec::Pack, values: &Attrs) -> Vec<String> {
+        let mut secrets = Vec::new();
+        for path in &pack.sensitive {
+            let mut parts = path.split('.');
+            let first = parts.next().and_then(|p| values.get(p));
+            let found = parts.try_fold(first, |v, part| Some(v.and_then(|v| v.get(part))));
+            match found.flatten() {
+                None => self.fail(
+                    key,
+                    format!("{path:?} is not one of pack {:?}'s values", pack.name),
+                    "name a key of the pack's values (or of its override), dotted for nested tables: registry.password",
+                ),
+                Some(Value::String(s)) if s.chars().count() >= MIN_SECRET_LEN => secrets.push(s.clone()),
+                Some(_) => self.fail(
+                    key,
+                    format!("the value of {path:?} must be a string of at least {MIN_SECRET_LEN} characters to be kept sensitive"),
+                    "a sensitive value is masked wherever it appears in plans and the state; a shorter one would mask unrelated text",
+                ),
+            }
+        }
+        secrets
+    }
+}
+
+/// The shortest value that can be marked sensitive.
+const MIN_SECRET_LEN: usize = 4;
 
 /// Merge `over` into `base`: tables merge key by key, anything else
 /// (strings, numbers, lists) is replaced, as Helm merges values.
@@ -1066,6 +1098,31 @@ mod tests {
         let subnet =
             format!("{azs}\n[[placement.subnet]]\naz = \"us-east-1a\"\npublic = \"subnet-a\"\nprivate = \"subnet-b\"");
         only_error(&demo_with(azs, &subnet), "placement.subnet[0]");
+    }
+
+    #[test]
+    fn sensitive_pack_values() {
+        let calico = "values = { mtu = 1440 }";
+        let with = |values: &str| demo_with(calico, values);
+        let secret =
+            "values = { mtu = 1440, registry = { password = \"pa\\\"ss-1\" } }\nsensitive = [\"registry.password\"]";
+        let spec = parse(&with(secret));
+        let cluster = validate(&spec).unwrap().unwrap();
+        let calico = cluster.profile.unwrap().packs.into_iter().find(|p| p.name == "calico").unwrap();
+        assert_eq!(calico.secrets, ["pa\"ss-1"]);
+        // As written, and as the user data quotes it.
+        assert_eq!(crate::sensitive_values(&spec), ["pa\\\"ss-1", "pa\"ss-1"]);
+
+        let e = only_error(&with("values = { mtu = 1440 }\nsensitive = [\"token\"]"), "profile.pack[1].sensitive");
+        assert!(e.message.contains("\"token\" is not one of pack \"calico\"'s values"), "{e:?}");
+        let e = only_error(&with("values = { mtu = 1440 }\nsensitive = [\"mtu\"]"), "profile.pack[1].sensitive");
+        assert!(e.message.contains("string of at least 4 characters"), "{e:?}");
+        // An override's value is the one kept sensitive.
+        let over = format!(
+            "{}\n[profile.override.calico]\ntoken = \"from-override\"\n",
+            with("values = { mtu = 1440, token = \"base-token\" }\nsensitive = [\"token\"]")
+        );
+        assert_eq!(crate::sensitive_values(&parse(&over)), ["from-override"]);
     }
 
     #[test]
