@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use skyplan_engine::graph::ResourceGraph;
-use skyplan_engine::{Diagnostics, Providers, Resource, Spec};
+use skyplan_engine::{Diagnostics, Providers, Redactor, Resource, Spec};
 use skyplan_state::{Backend, LocalBackend, LockInfo, State, StateError};
 
 use crate::cli::Global;
@@ -22,14 +22,22 @@ pub fn resources(spec: &Spec) -> Result<Vec<Resource>, Diagnostics> {
     Ok(resources)
 }
 
-/// Parse, expand and build the graph: every check that needs no cloud call.
-pub async fn desired(spec_path: &Path, state_path: &Path) -> Result<(ResourceGraph, Providers)> {
+/// The spec's sensitive values, to mask in everything shown or stored.
+pub fn redactor(spec: &Spec) -> Redactor {
+    Redactor::new(skyplan_aws_blueprint::sensitive_values(&spec.file))
+}
+
+/// Parse, expand and build the graph: every check that needs no cloud call
+/// (no credentials are looked up either).
+pub fn desired(spec_path: &Path, state_path: &Path) -> Result<ResourceGraph> {
     let spec = Spec::load(spec_path)?;
     let resources = resources(&spec)?;
-    let kinds: Vec<&str> = resources.iter().map(|r| r.address.kind.as_str()).collect();
-    let providers = providers(&spec, state_path, &kinds).await?;
-    let graph = ResourceGraph::build(resources, &providers)?;
-    Ok((graph, providers))
+    let sim = skyplan_sim::SimProvider::open(&sim_cloud_path(state_path))?;
+    let mut providers = Providers::new().with(Arc::new(sim));
+    if resources.iter().any(|r| r.address.kind.starts_with("aws_")) {
+        providers = with_aws_offline(providers, &spec)?;
+    }
+    Ok(ResourceGraph::build(resources, &providers)?)
 }
 
 /// Where the state is: `--state`, else `<spec stem>.state.json` beside the
@@ -158,12 +166,21 @@ async fn with_aws(providers: Providers, spec: &Spec) -> Result<Providers> {
     Ok(providers.with(Arc::new(connect_aws(spec).await?)))
 }
 
-/// The AWS provider for a spec: region from `[cluster]` (else the SDK's
-/// AWS_REGION), account settings from `[account]`.
 #[cfg(feature = "aws")]
-pub async fn connect_aws(spec: &Spec) -> Result<skyplan_aws::AwsProvider> {
-    let file = &spec.file;
-    let region = file
+fn with_aws_offline(providers: Providers, spec: &Spec) -> Result<Providers> {
+    Ok(providers.with(Arc::new(skyplan_aws::AwsProvider::offline(&region(spec)?))))
+}
+
+#[cfg(not(feature = "aws"))]
+fn with_aws_offline(providers: Providers, _spec: &Spec) -> Result<Providers> {
+    Ok(providers)
+}
+
+/// The region of a spec's AWS resources: `[cluster] region`, else the SDK's
+/// AWS_REGION.
+#[cfg(feature = "aws")]
+fn region(spec: &Spec) -> Result<String> {
+    spec.file
         .cluster
         .as_ref()
         .map(|c| c.region.clone())
@@ -171,7 +188,15 @@ pub async fn connect_aws(spec: &Spec) -> Result<skyplan_aws::AwsProvider> {
         .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
         .ok_or_else(|| {
             anyhow!("{}: aws_* resources need a region: set [cluster] region or AWS_REGION", spec.source.path.display())
-        })?;
+        })
+}
+
+/// The AWS provider for a spec: region from `[cluster]` (else the SDK's
+/// AWS_REGION), account settings from `[account]`.
+#[cfg(feature = "aws")]
+pub async fn connect_aws(spec: &Spec) -> Result<skyplan_aws::AwsProvider> {
+    let file = &spec.file;
+    let region = region(spec)?;
     let account = file.account.clone().unwrap_or_default();
     let settings = skyplan_aws::AwsSettings {
         region,

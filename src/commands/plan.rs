@@ -12,7 +12,7 @@ use skyplan_engine::plan::{self, Plan};
 use skyplan_engine::planfile::{self, PlanFile};
 use skyplan_engine::refresh::{refresh, settle_pending, Drift};
 use skyplan_engine::render::{human, json};
-use skyplan_engine::{Providers, Spec};
+use skyplan_engine::{Providers, Redactor, Spec};
 use skyplan_state::{Backend, State};
 
 use crate::cli::Global;
@@ -42,6 +42,8 @@ pub struct Planned {
     pub settled: bool,
     pub providers: Providers,
     pub plan: Plan,
+    /// The spec's sensitive values, masked in what apply records.
+    pub redactor: Redactor,
 }
 
 /// Check the spec, lock and load the state, refresh it, and diff.
@@ -65,7 +67,8 @@ pub async fn make_plan(
     kinds.extend(state.resources.values().map(|r| r.kind.as_str()));
     kinds.extend(state.pending.values().map(|p| p.kind.as_str()));
     let providers = workspace::providers(&spec, &state_path, &kinds).await?;
-    let graph = ResourceGraph::build(resources, &providers)?;
+    let redactor = workspace::redactor(&spec);
+    let graph = ResourceGraph::build(resources, &providers)?.with_redactor(redactor.clone());
     if !destroy {
         // An existing VPC and subnets must be fit before anything is planned
         // into them; destroy only removes what skyplan made, so it skips this.
@@ -73,11 +76,11 @@ pub async fn make_plan(
     }
 
     let mut state = state;
-    let mut drift = settle_pending(&mut state, &providers).await?;
+    let mut drift = settle_pending(&mut state, &providers, &redactor).await?;
     // What settling changed is written even if the plan turns out empty.
     let settled = !drift.is_empty();
     if do_refresh && !state.resources.is_empty() {
-        let (refreshed, found) = refresh(state, &providers).await?;
+        let (refreshed, found) = refresh(state, &providers, &redactor).await?;
         state = refreshed;
         drift.extend(found);
     }
@@ -90,7 +93,7 @@ pub async fn make_plan(
         });
     }
     let plan = plan::diff(&graph, &state, destroy);
-    Ok(Planned { spec, state_path, backend, _lock: lock, state, settled, providers, plan })
+    Ok(Planned { spec, state_path, backend, _lock: lock, state, settled, providers, plan, redactor })
 }
 
 pub async fn run(global: &Global, ui: &Ui, opts: PlanOptions) -> Result<ExitCode> {

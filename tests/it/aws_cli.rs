@@ -345,6 +345,113 @@ availability_zone = "us-east-1a"
     }
 }
 
+/// A pack value marked sensitive reaches the nodes' user data in the cloud
+/// and nothing skyplan prints or keeps beside it: not the plan, not the
+/// state, its backup or journal, not the verbose logs. A changed value is an
+/// update that shows one mask replacing another. (The plan file holds the
+/// spec itself, so it is 0600 and out of this scan: docs/reliability.md.)
+#[test]
+fn sensitive_pack_values_reach_the_nodes_only() {
+    const SECRET: &str = "reg-Pa55word-7f3a";
+    const NEXT: &str = "reg-Pa55word-9c1d";
+    let emulator = Emulator::start();
+    let mut w = Workdir::new();
+    w.env = emulator.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let spec = example().replace(
+        "values = { mtu = 1440 }",
+        &format!(
+            "values = {{ mtu = 1440, registry = {{ password = \"{SECRET}\" }} }}\nsensitive = [\"registry.password\"]"
+        ),
+    );
+    assert!(spec.contains(SECRET));
+    w.write("demo.toml", &spec);
+
+    let mut printed = String::new();
+    let mut keep = |run: crate::support::Run| {
+        printed.push_str(&run.stdout);
+        printed.push_str(&run.stderr);
+        run
+    };
+    let apply = keep(w.run(&["-vv", "apply", "demo.toml", "--auto-approve"]).ok());
+    assert!(apply.stdout.contains("password: (sensitive "), "the plan shows the mask: {}", apply.stdout);
+    keep(w.run(&["plan", "demo.toml", "--detailed-exitcode"]).code(0));
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = rt.block_on(emulator.sdk_config());
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let user_data = rt.block_on(async {
+        let versions = ec2
+            .describe_launch_template_versions()
+            .launch_template_name("demo-worker")
+            .versions("$Default")
+            .send()
+            .await
+            .unwrap();
+        let data = versions.launch_template_versions()[0].launch_template_data().unwrap();
+        String::from_utf8(aws_smithy_types::base64::decode(data.user_data().unwrap()).unwrap()).unwrap()
+    });
+    assert!(user_data.contains(&format!("password: {SECRET}")), "the nodes get the value: {user_data}");
+
+    w.write("demo.toml", &spec.replace(SECRET, NEXT));
+    let plan = keep(w.run(&["plan", "demo.toml"]).ok());
+    assert!(plan.stdout.contains("aws_launch_template.pool[worker] will be updated in place"), "{}", plan.stdout);
+    let shown = plan.stdout.lines().filter(|l| l.contains("password: (sensitive ")).count();
+    assert!(shown >= 2, "the old and new masks: {}", plan.stdout);
+    keep(w.run(&["plan", "demo.toml", "--json"]).ok());
+    keep(w.run(&["show", "--json"]).ok());
+    keep(w.run(&["state", "show", "aws_launch_template.pool[worker]"]).ok());
+    let files_hold_no_secret = || {
+        for entry in std::fs::read_dir(w.dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                continue;
+            }
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            assert!(text.contains("demo"), "{} is a file of this run", path.display());
+            for secret in [SECRET, NEXT] {
+                assert!(!text.contains(secret), "{} holds {secret}", path.display());
+            }
+        }
+    };
+    files_hold_no_secret();
+    keep(w.run(&["apply", "demo.toml", "--auto-approve"]).ok());
+    files_hold_no_secret();
+    keep(w.run(&["destroy", "demo.toml", "--auto-approve"]).ok());
+    for secret in [SECRET, NEXT] {
+        let lines: Vec<&str> = printed.lines().filter(|l| l.contains(secret)).collect();
+        assert!(lines.is_empty(), "{secret} was printed: {lines:#?}");
+    }
+}
+
+/// `validate` and `graph` make no cloud call and look up no credentials:
+/// with none in the environment, and every AWS endpoint (the API's and the
+/// instance metadata service's) pointed at a loopback listener that counts
+/// connections, both succeed and nothing connects.
+#[test]
+fn validate_and_graph_make_no_cloud_call() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let w = Workdir::new();
+    w.write("demo.toml", &example());
+    for (args, expect) in [
+        (&["validate", "demo.toml"][..], "demo.toml is valid: 38 resources"),
+        (&["graph", "demo.toml", "--format", "dot"], "\"aws_vpc.main\" -> \"aws_subnet.public[us-east-1a]\""),
+    ] {
+        let mut cmd = w.command(args);
+        for var in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION"] {
+            cmd.env_remove(var);
+        }
+        cmd.env("AWS_CONFIG_FILE", w.path("no-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", w.path("no-credentials"))
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &endpoint);
+        let out = crate::support::Run::from(cmd.output().unwrap()).ok();
+        assert!(out.stdout.contains(expect), "{}", out.stdout);
+    }
+    assert!(listener.accept().is_err(), "something connected to the AWS endpoint");
+}
+
 #[test]
 fn preflight_compares_needs_with_the_account() {
     let emulator = Emulator::start();

@@ -85,18 +85,36 @@ impl AwsProvider {
                 let role = builder.build().await;
                 role.provide_credentials().await.map_err(|e| {
                     ProviderError::new(format!(
-                        "the access keys from {source} work, but assuming role {role_arn}{} failed: {}",
+                        "the access keys from {source} work, but assuming role {role_arn}{} failed: {}\n  \
+                         help: the role's trust policy must allow this caller sts:AssumeRole{}; \
+                         check the role ARN, the trusted account or principal, and that the caller \
+                         may call sts:AssumeRole on the role",
                         match &settings.external_id {
                             Some(x) => format!(" with external id `{x}`"),
                             None => String::new(),
                         },
-                        aws_smithy_types::error::display::DisplayErrorContext(&e)
+                        aws_smithy_types::error::display::DisplayErrorContext(&e),
+                        match &settings.external_id {
+                            Some(x) => format!(" with the condition sts:ExternalId = \"{x}\""),
+                            None => String::new(),
+                        },
                     ))
                 })?;
                 base.into_builder().credentials_provider(SharedCredentialsProvider::new(role)).build()
             }
         };
         Ok(AwsProvider::from_sdk_config(&sdk))
+    }
+
+    /// A provider for checks that make no AWS call (`validate`, `graph`):
+    /// schemas and attribute rules only, no credentials looked up. A request
+    /// through it fails for want of credentials.
+    pub fn offline(region: &str) -> AwsProvider {
+        let sdk = SdkConfig::builder()
+            .region(Region::new(region.to_string()))
+            .behavior_version(BehaviorVersion::latest())
+            .build();
+        AwsProvider::from_sdk_config(&sdk)
     }
 
     /// A provider over an already loaded SDK configuration (no credential
