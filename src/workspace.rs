@@ -208,7 +208,10 @@ pub async fn spot_status(spec: &Spec, read_prices: bool) -> Result<Vec<SpotStatu
     }
     let prices = if read_prices { read_spot_prices(spec, &pools).await } else { Vec::new() };
     let mut prices = prices.into_iter();
-    Ok(pools.into_iter().map(|pool| SpotStatus { pool, prices: prices.next().unwrap_or(SpotPrices::NotRead) }).collect())
+    Ok(pools
+        .into_iter()
+        .map(|pool| SpotStatus { pool, prices: prices.next().unwrap_or(SpotPrices::NotRead) })
+        .collect())
 }
 
 #[cfg(feature = "aws")]

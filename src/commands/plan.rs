@@ -7,13 +7,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use skyplan_aws_blueprint::PriceSource;
 use skyplan_engine::graph::ResourceGraph;
 use skyplan_engine::plan::{self, Plan};
 use skyplan_engine::planfile::{self, PlanFile};
 use skyplan_engine::refresh::{refresh, settle_pending, Drift};
 use skyplan_engine::render::{human, json};
 use skyplan_engine::{Providers, Spec};
-use skyplan_aws_blueprint::PriceSource;
 use skyplan_state::{Backend, State};
 
 use crate::cli::Global;
@@ -143,7 +143,8 @@ fn spot_section(spot: &[SpotStatus]) -> String {
     if spot.is_empty() {
         return String::new();
     }
-    let mut out = String::from("\nSpot pools (an auto scaling group starts once the spot price is within its max in one AZ):\n");
+    let mut out =
+        String::from("\nSpot pools (an auto scaling group starts once the spot price is within its max in one AZ):\n");
     for s in spot {
         let p = &s.pool;
         out.push_str(&format!(
@@ -169,7 +170,9 @@ fn spot_section(spot: &[SpotStatus]) -> String {
                     .collect();
                 out.push_str(&format!("    {}\n", each.join(", ")));
                 if !azs.iter().any(|a| a.in_range) {
-                    out.push_str("    above max in every AZ: apply waits up to --spot-wait (default 10m) for it to come down\n");
+                    out.push_str(
+                        "    above max in every AZ: apply waits up to --spot-wait (default 10m) for it to come down\n",
+                    );
                 }
             }
         }

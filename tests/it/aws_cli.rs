@@ -554,7 +554,8 @@ fn spot_prices_in_plan_and_the_spot_wait_in_apply() {
 
     let plan = w.run(&["plan", "spot.toml"]).ok();
     assert!(
-        plan.stdout.contains("  spot m5.xlarge max $0.1152/h = 60% of on-demand $0.192/h (skyplan's price table as of "),
+        plan.stdout
+            .contains("  spot m5.xlarge max $0.1152/h = 60% of on-demand $0.192/h (skyplan's price table as of "),
         "{}",
         plan.stdout
     );
@@ -600,7 +601,11 @@ fn spot_prices_in_plan_and_the_spot_wait_in_apply() {
         })
     };
     let names: BTreeSet<String> = groups();
-    assert_eq!(names, ["spot-demo-general", "spot-demo-spot"].map(String::from).into(), "only the cheap pool is missing");
+    assert_eq!(
+        names,
+        ["spot-demo-general", "spot-demo-spot"].map(String::from).into(),
+        "only the cheap pool is missing"
+    );
     rt.block_on(async {
         let versions = ec2
             .describe_launch_template_versions()

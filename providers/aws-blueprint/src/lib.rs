@@ -603,9 +603,14 @@ mod tests {
     #[test]
     fn spot_pools_say_their_max_price_and_where_the_on_demand_price_came_from() {
         assert_eq!(spot_pools(&parse(fixtures::DEMO)).unwrap(), []);
-        let from_table = with_spot_pool().replace(", on_demand_price = 0.192", "").replace("max = 10\n", "max = 10\nazs = [\"us-east-1b\"]\n");
+        let from_table = with_spot_pool()
+            .replace(", on_demand_price = 0.192", "")
+            .replace("max = 10\n", "max = 10\nazs = [\"us-east-1b\"]\n");
         let [pool] = &spot_pools(&parse(&from_table)).unwrap()[..] else { panic!("one spot pool") };
-        assert_eq!((pool.pool.as_str(), pool.instance_type.as_str(), pool.region.as_str()), ("spot", "m5.xlarge", "us-east-1"));
+        assert_eq!(
+            (pool.pool.as_str(), pool.instance_type.as_str(), pool.region.as_str()),
+            ("spot", "m5.xlarge", "us-east-1")
+        );
         assert_eq!(pool.azs, ["us-east-1b"]);
         assert_eq!((pool.max_price.as_str(), pool.max_price_percent, pool.on_demand_price), ("0.1152", 60, 0.192));
         assert_eq!(pool.on_demand_source, PriceSource::Table { as_of: prices::table().as_of.clone() });

@@ -1058,7 +1058,10 @@ mod tests {
         assert_eq!(from_table.on_demand_price, 0.192);
         assert_eq!(from_table.on_demand_source, PriceSource::Table { as_of: prices::table().as_of.clone() });
         // A type the table lacks: an error at the pool's spot table that asks for the price.
-        let unknown = demo_with(worker, &format!("{}\nspot = {{ max_price_percent = 60 }}", worker.replace("m5.xlarge", "x9.huge")));
+        let unknown = demo_with(
+            worker,
+            &format!("{}\nspot = {{ max_price_percent = 60 }}", worker.replace("m5.xlarge", "x9.huge")),
+        );
         let e = only_error(&unknown, "node_pool[1].spot.on_demand_price");
         assert!(e.message.contains("x9.huge in us-east-1"), "{}", e.message);
         assert!(e.message.contains(&prices::table().as_of), "{}", e.message);

@@ -21,8 +21,8 @@ use crate::clients::Clients;
 use crate::ec2util::created_but;
 use crate::error::ApiError;
 use crate::retry::{self, Retry};
-use crate::{spot, tags};
 use crate::wait::{self, Poll};
+use crate::{spot, tags};
 
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_autoscaling_group",
