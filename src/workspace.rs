@@ -163,7 +163,94 @@ pub async fn providers(spec: &Spec, state_path: &Path, kinds: &[&str]) -> Result
 
 #[cfg(feature = "aws")]
 async fn with_aws(providers: Providers, spec: &Spec) -> Result<Providers> {
-    Ok(providers.with(Arc::new(connect_aws(spec).await?)))
+    let mut aws = connect_aws(spec).await?;
+    if let Some(bound) = SPOT_WAIT.get() {
+        aws = aws.with_spot_wait(*bound);
+    }
+    Ok(providers.with(Arc::new(aws)))
+}
+
+/// `apply --spot-wait`: set once per process, before the providers are
+/// built (the binary runs one command per process). Unset, the AWS
+/// provider's default bound applies.
+static SPOT_WAIT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+
+pub fn set_spot_wait(bound: Duration) {
+    // Set once, by the one command this process runs.
+    let _ = SPOT_WAIT.set(bound);
+}
+
+/// A spot pool for `plan`: its max price, where its on-demand price came
+/// from, and the current spot price in each of its AZs when read.
+pub struct SpotStatus {
+    pub pool: skyplan_aws_blueprint::SpotPool,
+    pub prices: SpotPrices,
+}
+
+pub enum SpotPrices {
+    /// `--no-refresh`, or a build without AWS: the cloud was not asked.
+    NotRead,
+    /// AWS could not be asked (no permission, no network): why.
+    Failed(String),
+    Read(Vec<AzSpot>),
+}
+
+/// The spot price in one AZ against the pool's max price.
+pub struct AzSpot {
+    pub az: String,
+    /// USD per hour as AWS writes it; `None` when AWS has none there.
+    pub price: Option<String>,
+    /// The price for people (`$0.0712`).
+    pub shown: String,
+    pub in_range: bool,
+}
+
+/// The spot pools of the spec, with their current spot prices when
+/// `read_prices` (DescribeSpotPriceHistory through the AWS provider). A
+/// failed read is reported in the result, not as an error: the plan stands
+/// without it.
+pub async fn spot_status(spec: &Spec, read_prices: bool) -> Result<Vec<SpotStatus>> {
+    let pools = skyplan_aws_blueprint::spot_pools(&spec.file).map_err(|errs| spec.source.diagnostics(&errs))?;
+    if pools.is_empty() {
+        return Ok(Vec::new());
+    }
+    let prices = if read_prices { read_spot_prices(spec, &pools).await } else { Vec::new() };
+    let mut prices = prices.into_iter();
+    Ok(pools
+        .into_iter()
+        .map(|pool| SpotStatus { pool, prices: prices.next().unwrap_or(SpotPrices::NotRead) })
+        .collect())
+}
+
+#[cfg(feature = "aws")]
+async fn read_spot_prices(spec: &Spec, pools: &[skyplan_aws_blueprint::SpotPool]) -> Vec<SpotPrices> {
+    let aws = match connect_aws(spec).await {
+        Ok(aws) => aws,
+        Err(e) => return pools.iter().map(|_| SpotPrices::Failed(e.to_string())).collect(),
+    };
+    let mut out = Vec::new();
+    for pool in pools {
+        out.push(match aws.spot_prices(&pool.instance_type, &pool.azs).await {
+            Ok(prices) => SpotPrices::Read(
+                prices
+                    .into_iter()
+                    .map(|p| AzSpot {
+                        in_range: p.within(&pool.max_price),
+                        shown: p.price.as_deref().map(skyplan_aws::spot::usd).unwrap_or_default(),
+                        price: p.price,
+                        az: p.az,
+                    })
+                    .collect(),
+            ),
+            Err(e) => SpotPrices::Failed(e.message),
+        });
+    }
+    out
+}
+
+#[cfg(not(feature = "aws"))]
+async fn read_spot_prices(_spec: &Spec, _pools: &[skyplan_aws_blueprint::SpotPool]) -> Vec<SpotPrices> {
+    Vec::new()
 }
 
 #[cfg(feature = "aws")]

@@ -624,3 +624,116 @@ fn static_placement_is_checked_tagged_on_request_used_and_left_in_place() {
         assert!(left.is_empty(), "instances left: {left:?}");
     });
 }
+
+/// A raw spot pool beside the example's: its max price (`MAX`) is set per
+/// run, below or above the emulator's spot price.
+const CHEAP_POOL: &str = r#"
+[resource.aws_launch_template.cheap]
+name = "spot-demo-cheap"
+image_id = "auto"
+instance_type = "m5.xlarge"
+spot_max_price = "MAX"
+
+[resource.aws_autoscaling_group.cheap]
+name = "spot-demo-cheap"
+launch_template_id = "${aws_launch_template.cheap.id}"
+launch_template_version = "${aws_launch_template.cheap.latest_version}"
+min_size = 0
+max_size = 1
+desired_capacity = 0
+vpc_zone_identifier = ["${aws_subnet.private[us-east-1a].id}"]
+"#;
+
+/// On-Spot against the emulator. Its DescribeSpotPriceHistory answers
+/// $0.00001 in every AZ where the type is offered, whatever the time, so:
+/// plan shows that price against the max of the example's spot pool (whose
+/// on-demand price comes from the price table); an apply creates that pool
+/// at once (in range), while a raw pool with a max below the emulator's
+/// price fails after its --spot-wait, plainly, and nothing else does; with
+/// the max raised, the next apply creates it. Checked with the SDK.
+#[test]
+fn spot_prices_in_plan_and_the_spot_wait_in_apply() {
+    let emulator = Emulator::start();
+    let mut w = Workdir::new();
+    w.env = emulator.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/spot-pool.toml")).unwrap();
+    w.write("spot.toml", &example);
+
+    let plan = w.run(&["plan", "spot.toml"]).ok();
+    assert!(
+        plan.stdout
+            .contains("  spot m5.xlarge max $0.1152/h = 60% of on-demand $0.192/h (skyplan's price table as of "),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("    us-east-1a $0.00001 ok, us-east-1b $0.00001 ok\n"), "{}", plan.stdout);
+    let json: Value = serde_json::from_str(&w.run(&["plan", "spot.toml", "--json"]).ok().stdout).unwrap();
+    let spot = &json["spot"][0];
+    assert_eq!(spot["pool"], "spot");
+    assert_eq!(spot["max_price"], "0.1152");
+    assert_eq!(spot["on_demand_price_source"], "price_table");
+    assert_eq!(
+        spot["azs"],
+        serde_json::json!([
+            {"az": "us-east-1a", "price": "0.00001", "in_range": true},
+            {"az": "us-east-1b", "price": "0.00001", "in_range": true},
+        ])
+    );
+    assert!(json["changes"].as_array().is_some_and(|c| !c.is_empty()), "the contract's fields stay");
+    let offline = w.run(&["plan", "spot.toml", "--no-refresh"]).ok();
+    assert!(offline.stdout.contains("current spot prices not read (--no-refresh)"), "{}", offline.stdout);
+
+    // Below the emulator's price: the raw pool fails after its wait, alone.
+    w.write("spot.toml", &format!("{example}{}", CHEAP_POOL.replace("MAX", "0.000005")));
+    let apply = w.run(&["apply", "spot.toml", "--auto-approve", "--spot-wait", "2s"]).code(1);
+    assert!(
+        apply.stderr.lines().any(|l| l.starts_with("  aws_autoscaling_group.cheap: ")
+            && l.ends_with(
+                "spot price for m5.xlarge in us-east-1a stayed above max $0.000005/h for 2s \
+                 (now us-east-1a $0.00001); raise max_price_percent or retry later"
+            )),
+        "{}",
+        apply.stderr
+    );
+    assert!(apply.stderr.contains("1 failed, 0 skipped"), "{}", apply.stderr);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = rt.block_on(emulator.sdk_config());
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let asg = aws_sdk_autoscaling::Client::new(&config);
+    let groups = || {
+        rt.block_on(async {
+            let out = asg.describe_auto_scaling_groups().send().await.unwrap();
+            out.auto_scaling_groups().iter().filter_map(|g| g.auto_scaling_group_name()).map(str::to_string).collect()
+        })
+    };
+    let names: BTreeSet<String> = groups();
+    assert_eq!(
+        names,
+        ["spot-demo-general", "spot-demo-spot"].map(String::from).into(),
+        "only the cheap pool is missing"
+    );
+    rt.block_on(async {
+        let versions = ec2
+            .describe_launch_template_versions()
+            .launch_template_name("spot-demo-spot")
+            .versions("$Default")
+            .send()
+            .await
+            .unwrap();
+        let data = versions.launch_template_versions()[0].launch_template_data().unwrap();
+        let market = data.instance_market_options().unwrap();
+        assert_eq!(market.market_type().map(|m| m.as_str()), Some("spot"));
+        assert_eq!(market.spot_options().and_then(|s| s.max_price()), Some("0.1152"), "60% of the table's $0.192");
+    });
+
+    // The max raised above the emulator's price: the next apply creates it.
+    w.write("spot.toml", &format!("{example}{}", CHEAP_POOL.replace("MAX", "0.0001")));
+    let again = w.run(&["apply", "spot.toml", "--auto-approve", "--spot-wait", "0"]).ok();
+    assert!(again.stdout.contains("Apply complete!"), "{}", again.stdout);
+    let names: BTreeSet<String> = groups();
+    assert!(names.contains("spot-demo-cheap"), "{names:?}");
+    w.run(&["plan", "spot.toml", "--detailed-exitcode"]).ok();
+    w.run(&["destroy", "spot.toml", "--auto-approve"]).ok();
+    assert!(groups().is_empty(), "destroy removes every group");
+}

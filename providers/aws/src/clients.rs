@@ -20,6 +20,7 @@ use aws_smithy_types::timeout::TimeoutConfig;
 use crate::calls::ApiCallCounter;
 use crate::error::ApiError;
 use crate::retry::{self, Backoff, Retry, RetryPolicy};
+use crate::spot::SpotWait;
 use crate::wait::Patience;
 
 /// How long the provider waits for AWS, per situation.
@@ -56,6 +57,8 @@ pub(crate) struct Clients {
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub retry: RetryPolicy,
     pub timeouts: Timeouts,
+    /// How long a spot pool's group waits for its spot price (`spot.rs`).
+    pub spot_wait: SpotWait,
     pub calls: ApiCallCounter,
 }
 
@@ -90,6 +93,7 @@ impl Clients {
             autoscaling: aws_sdk_autoscaling::Client::from_conf(autoscaling),
             retry: RetryPolicy::default(),
             timeouts: Timeouts::default(),
+            spot_wait: SpotWait::default(),
             calls,
         }
     }

@@ -11,6 +11,8 @@
 //! - `retry.rs`, `wait.rs`: retrying throttling and eventual consistency,
 //!   waiting out dependencies on delete, waiting for states; all on tokio's
 //!   clock, tested with paused time;
+//! - `spot.rs`: current spot prices and the wait for one in range before a
+//!   spot pool's group is created;
 //! - `tags.rs`: tag conventions (the `skyplan:address` tag) and tag diffs;
 //! - `attrs.rs`: attribute tables, validation, typed access, read shaping;
 //! - `ami.rs`, `blockers.rs`, `ec2util.rs`, `calls.rs`, `error.rs`: helpers.
@@ -30,6 +32,7 @@ pub mod placement;
 pub mod preflight;
 mod provider;
 mod retry;
+pub mod spot;
 mod tags;
 #[cfg(test)]
 mod testing;
