@@ -294,7 +294,16 @@ impl Provider for AwsProvider {
     }
 
     fn notes(&self) -> Vec<String> {
-        self.retries().summary(self.clients.retry.max_attempts).into_iter().collect()
+        let mut notes: Vec<String> = self.retries().summary(self.clients.retry.max_attempts).into_iter().collect();
+        let waits = self.clients.limiter.waits();
+        if !waits.is_empty() {
+            let each: Vec<String> = waits
+                .iter()
+                .map(|(service, (n, total))| format!("{service} {n} requests, {:.1} s in all", total.as_secs_f64()))
+                .collect();
+            notes.push(format!("waited for the rate limit (--rate-limit): {}", each.join("; ")));
+        }
+        notes
     }
 
     fn serves(&self, kind: &str) -> bool {

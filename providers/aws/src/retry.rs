@@ -101,6 +101,7 @@ pub(crate) const NON_IDEMPOTENT: &[&str] = &[
 
 /// Calls named like makers that are safe to send twice: tags are set, not
 /// added twice; attaching an ELB to a subnet it is in changes nothing.
+#[cfg(test)]
 pub(crate) const IDEMPOTENT_MAKERS: &[&str] = &["AttachLoadBalancerToSubnets", "CreateTags", "CreateOrUpdateTags"];
 
 /// A failure after which AWS may or may not have done what was asked: no
