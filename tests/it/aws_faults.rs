@@ -86,7 +86,10 @@ fn state_ids(w: &Workdir, state: &str) -> BTreeMap<String, BTreeSet<String>> {
     let mut ids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for resource in w.json(state)["resources"].as_object().unwrap().values() {
         let kind = resource["type"].as_str().unwrap().to_string();
-        ids.entry(kind).or_default().insert(resource["id"].as_str().unwrap().to_string());
+        // A rule with several CIDRs is several AWS rules, its id their ids joined.
+        for id in resource["id"].as_str().unwrap().split(',') {
+            ids.entry(kind.clone()).or_default().insert(id.to_string());
+        }
     }
     ids
 }
