@@ -223,10 +223,7 @@ pub(crate) async fn check_cluster_layout(
     let cp_azs: BTreeSet<String> = control_plane
         .iter()
         .map(|i| {
-            assert!(
-                private.values().any(|s| Some(s.as_str()) == i.subnet_id()),
-                "control plane in a private subnet"
-            );
+            assert!(private.values().any(|s| Some(s.as_str()) == i.subnet_id()), "control plane in a private subnet");
             assert!(i.public_ip_address().is_none(), "control plane instances have no public IP");
             assert_cluster_tags("a control-plane instance", &tags(i.tags()));
             i.placement().and_then(|p| p.availability_zone()).unwrap().to_string()

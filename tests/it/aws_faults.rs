@@ -37,6 +37,8 @@ struct Reported {
     retried: u64,
     throttled: u64,
     lost_answers: u64,
+    found: u64,
+    not_found: u64,
 }
 
 /// The number right before `suffix` in `line` ("... 3 throttled" -> 3).
@@ -59,7 +61,9 @@ fn reported(run: &Run) -> Reported {
         let after = &note[note.find("aws: retried ").unwrap() + "aws: retried ".len()..];
         r.retried = after.split(' ').next().unwrap().parse().unwrap();
         r.throttled = number_before(note, " throttled");
-        r.lost_answers = number_before(note, " creates lost their answer");
+        r.lost_answers = number_before(note, " calls that make something lost their answer");
+        r.found = number_before(note, " found by tag or name,");
+        r.not_found = number_before(note, " not found)");
         assert!(note.contains("at most 10 tries each"), "retries are bounded and say so: {note}");
     }
     r
@@ -170,10 +174,93 @@ async fn emulator_ids(
 #[test]
 fn apply_plan_destroy_converge_through_ten_percent_api_faults() {
     assert!((TEN_PERCENT.failing() - 0.10).abs() < 1e-9, "10% of requests fail");
+    let failed = converge_through(TEN_PERCENT);
+    assert!(failed.iter().sum::<u64>() > 0, "the proxy injected faults");
+}
+
+/// The ambiguous case alone, often: a quarter of the answers are lost
+/// after the emulator acted. Every create whose answer was lost is found by
+/// its tag and adopted (none is made twice), and the run converges.
+#[test]
+fn creates_whose_answer_is_lost_are_adopted_not_repeated() {
+    let lost = Rates {
+        throttle: 0.0,
+        server_error: 0.0,
+        reset_before: 0.0,
+        reset_after: 0.25,
+        delay: 0.0,
+        max_delay: Duration::ZERO,
+    };
+    let failed = converge_through(lost);
+    assert!(failed[0] > 0, "answers were lost during apply");
+}
+
+/// The ambiguous case for each call that makes something in the example:
+/// the first answer to each is lost after the emulator acted. Each lost
+/// create is found by its tag (or name) and adopted; each lost step of a
+/// create or update is taken up from what the resource is now.
+#[test]
+fn each_kind_of_create_survives_its_answer_being_lost() {
+    const MAKERS: &[&str] = &[
+        "CreateVpc",
+        "CreateSubnet",
+        "CreateInternetGateway",
+        "AttachInternetGateway",
+        "AllocateAddress",
+        "CreateNatGateway",
+        "CreateRouteTable",
+        "CreateRoute",
+        "AssociateRouteTable",
+        "CreateSecurityGroup",
+        "AuthorizeSecurityGroupIngress",
+        "RunInstances",
+        "CreateLoadBalancer",
+        "CreateLaunchTemplate",
+        "CreateAutoScalingGroup",
+    ];
+    let none = Rates {
+        throttle: 0.0,
+        server_error: 0.0,
+        reset_before: 0.0,
+        reset_after: 0.0,
+        delay: 0.0,
+        max_delay: Duration::ZERO,
+    };
+    let emulator = Emulator::start();
+    let proxy = FaultProxy::start(&emulator.url(), none, 0);
+    proxy.lose_next_answer_to(MAKERS);
+    let mut w = Workdir::new();
+    w.env = emulator
+        .env()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), if k == "AWS_ENDPOINT_URL" { proxy.url() } else { v }))
+        .collect();
+    w.write("demo.toml", &example());
+    let apply = w.run(&["-v", "apply", "demo.toml", "--auto-approve"]).ok();
+    assert!(proxy.not_yet_lost().is_empty(), "every maker was hit: {:?}", proxy.not_yet_lost());
+    assert_eq!(proxy.counts().resets_after, MAKERS.len() as u64);
+    let r = reported(&apply);
+    assert_eq!(r.lost_answers, MAKERS.len() as u64, "{}", apply.stderr);
+    assert_eq!(r.retried, 0, "a lost answer is never simply sent again: {}", apply.stderr);
+    assert!(r.found > 0 && r.not_found == 0, "each lost create was found: {r:?}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = rt.block_on(emulator.sdk_config());
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let elb = aws_sdk_elasticloadbalancing::Client::new(&config);
+    let asg = aws_sdk_autoscaling::Client::new(&config);
+    rt.block_on(check_cluster_layout(&ec2, &elb, &asg));
+    assert_eq!(rt.block_on(emulator_ids(&ec2, &elb, &asg)), state_ids(&w, "demo.state.json"));
+    w.run(&["plan", "demo.toml", "--detailed-exitcode"]).ok();
+}
+
+/// apply, a no-op plan and destroy of the example through a proxy with
+/// these rates, each checked against the proxy's counts and the emulator;
+/// the failures injected in each phase.
+fn converge_through(rates: Rates) -> [u64; 3] {
     let seed = faultproxy::seed();
     eprintln!("fault proxy seed {seed} (replay with SKYPLAN_FAULT_SEED={seed})");
     let emulator = Emulator::start();
-    let proxy = FaultProxy::start(&emulator.url(), TEN_PERCENT, seed);
+    let proxy = FaultProxy::start(&emulator.url(), rates, seed);
     let mut w = Workdir::new();
     w.env = emulator
         .env()
@@ -185,7 +272,13 @@ fn apply_plan_destroy_converge_through_ten_percent_api_faults() {
     let apply = w.run(&["-v", "apply", "demo.toml", "--auto-approve"]).ok();
     assert!(apply.stdout.contains("Apply complete! Resources: 38 added"), "seed {seed}\n{}", apply.stdout);
     assert_accounted("apply", &apply, proxy.counts(), seed);
-    let mut failed = proxy.counts().failed();
+    let mut failed = [proxy.counts().failed(), 0, 0];
+    if rates.failing() == rates.reset_after {
+        // Every lost answer came after the emulator acted: each lookup of a
+        // create found it (a lost step of an update re-reads instead).
+        let r = reported(&apply);
+        assert!(r.found > 0 && r.not_found == 0, "seed {seed}: {r:?}\n{}", apply.stderr);
+    }
 
     // Checked past the proxy and past skyplan.
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -202,7 +295,7 @@ fn apply_plan_destroy_converge_through_ten_percent_api_faults() {
     let plan = w.run(&["-v", "plan", "demo.toml", "--detailed-exitcode"]).ok();
     assert!(plan.stdout.contains("No changes."), "seed {seed}\n{}", plan.stdout);
     assert_accounted("plan", &plan, proxy.counts(), seed);
-    failed += proxy.counts().failed();
+    failed[1] = proxy.counts().failed();
 
     proxy.reset_counts();
     let destroy = w.run(&["-v", "destroy", "demo.toml", "--auto-approve"]).ok();
@@ -211,6 +304,6 @@ fn apply_plan_destroy_converge_through_ten_percent_api_faults() {
     rt.block_on(check_nothing_owned(&ec2, &elb, &asg));
     assert!(rt.block_on(emulator_ids(&ec2, &elb, &asg)).is_empty());
     assert!(w.json("demo.state.json")["resources"].as_object().unwrap().is_empty());
-    failed += proxy.counts().failed();
-    assert!(failed > 0, "the proxy injected faults (seed {seed})");
+    failed[2] = proxy.counts().failed();
+    failed
 }

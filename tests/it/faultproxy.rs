@@ -88,6 +88,8 @@ struct Shared {
     counts: Mutex<Counts>,
     upstream: SocketAddr,
     stop: AtomicBool,
+    /// Actions whose next answer is lost (reset after forwarding).
+    lose_next: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -147,6 +149,7 @@ impl FaultProxy {
             counts: Mutex::new(Counts::default()),
             upstream,
             stop: AtomicBool::new(false),
+            lose_next: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
         let accept = std::thread::spawn(move || {
@@ -170,6 +173,18 @@ impl FaultProxy {
 
     pub fn counts(&self) -> Counts {
         *self.shared.counts.lock().unwrap()
+    }
+
+    /// Lose the answer to the next request of each of these actions (query
+    /// API `Action=`): it is forwarded, then the connection is reset. For
+    /// deterministic tests of the ambiguous case, on top of the rates.
+    pub fn lose_next_answer_to(&self, actions: &[&str]) {
+        self.shared.lose_next.lock().unwrap().extend(actions.iter().map(|a| a.to_string()));
+    }
+
+    /// Actions given to `lose_next_answer_to` that no request has hit yet.
+    pub fn not_yet_lost(&self) -> Vec<String> {
+        self.shared.lose_next.lock().unwrap().clone()
     }
 
     /// Start counting from zero (between the runs of one test).
@@ -212,6 +227,12 @@ impl Message {
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&self.body);
         out
+    }
+
+    /// The query API's `Action` parameter of a form-encoded request.
+    fn action(&self) -> Option<String> {
+        let body = std::str::from_utf8(&self.body).ok()?;
+        body.split('&').find_map(|p| p.strip_prefix("Action=")).map(str::to_string)
     }
 
     /// The AWS service the request is signed for (SigV4 credential scope).
@@ -335,7 +356,15 @@ fn serve(shared: &Shared, conn: TcpStream) -> io::Result<()> {
     let mut conn = conn;
     while let Some(request) = read_message(&mut reader, false)? {
         let faulted = matches!(request.service(), Some("ec2" | "elasticloadbalancing" | "autoscaling"));
-        let fault = if faulted { shared.draw() } else { Fault::None };
+        let mut fault = if faulted { shared.draw() } else { Fault::None };
+        if matches!(fault, Fault::None | Fault::Delay(_)) {
+            let action = request.action();
+            let mut targets = shared.lose_next.lock().unwrap();
+            if let Some(i) = targets.iter().position(|t| Some(t.as_str()) == action.as_deref()) {
+                targets.remove(i);
+                fault = Fault::ResetAfter;
+            }
+        }
         let service = request.service().unwrap_or_default().to_string();
         {
             let mut c = shared.counts.lock().unwrap();
@@ -428,11 +457,14 @@ fn fault_proxy_answers_like_aws_and_replays_its_seed() {
     let vpcs = || rt.block_on(direct.describe_vpcs().send()).unwrap().vpcs().len();
     let before = vpcs();
     let lost_early = only(Rates { reset_before: 1.0, ..none });
-    let e = rt.block_on(aws_sdk_ec2::Client::new(&config_for(lost_early.url())).create_vpc().cidr_block("10.1.0.0/16").send());
+    let e = rt.block_on(
+        aws_sdk_ec2::Client::new(&config_for(lost_early.url())).create_vpc().cidr_block("10.1.0.0/16").send(),
+    );
     assert!(e.as_ref().unwrap_err().raw_response().is_none(), "no answer: {e:?}");
     assert_eq!(vpcs(), before, "not forwarded");
     let lost_late = only(Rates { reset_after: 1.0, ..none });
-    let e = rt.block_on(aws_sdk_ec2::Client::new(&config_for(lost_late.url())).create_vpc().cidr_block("10.2.0.0/16").send());
+    let e = rt
+        .block_on(aws_sdk_ec2::Client::new(&config_for(lost_late.url())).create_vpc().cidr_block("10.2.0.0/16").send());
     assert!(e.as_ref().unwrap_err().raw_response().is_none(), "no answer: {e:?}");
     assert_eq!(vpcs(), before + 1, "the emulator made the VPC; the answer was lost");
 
@@ -443,7 +475,14 @@ fn fault_proxy_answers_like_aws_and_replays_its_seed() {
     assert_eq!(slow.counts().delayed, 1);
 
     // One seed, one sequence of faults.
-    let mixed = Rates { throttle: 0.1, server_error: 0.1, reset_before: 0.1, reset_after: 0.1, delay: 0.2, max_delay: Duration::from_millis(5) };
+    let mixed = Rates {
+        throttle: 0.1,
+        server_error: 0.1,
+        reset_before: 0.1,
+        reset_after: 0.1,
+        delay: 0.2,
+        max_delay: Duration::from_millis(5),
+    };
     let sequence = |seed: u64| {
         let p = FaultProxy::start(&emulator.url(), mixed, seed);
         (0..40).map(|_| p.shared.draw()).collect::<Vec<_>>()

@@ -137,7 +137,7 @@ impl Retries {
         line.push_str(&format!(", at most {max_attempts} tries each"));
         if self.lost_answers > 0 {
             line.push_str(&format!(
-                "; {} creates lost their answer and were looked up by their address tag before trying again ({} found, {} not found)",
+                "; {} calls that make something lost their answer and were not sent again: looked up instead ({} found by tag or name, {} not found)",
                 self.lost_answers, self.found, self.not_found
             ));
         }
@@ -206,7 +206,10 @@ mod tests {
         stats.lost_answer();
         stats.looked_up(true);
         let line = stats.snapshot().summary(10).unwrap();
-        assert!(line.ends_with("; 1 creates lost their answer and were looked up by their address tag before trying again (1 found, 0 not found)"), "{line}");
+        assert!(
+            line.ends_with("; 1 calls that make something lost their answer and were not sent again: looked up instead (1 found by tag or name, 0 not found)"),
+            "{line}"
+        );
     }
 
     #[test]

@@ -52,19 +52,31 @@ async fn find_id(c: &Clients, kind: Kind, address: &str, inputs: &Attrs) -> Resu
                     c.ec2.describe_internet_gateways().filters(by_tag()).send()
                 })
                 .await?;
-            out.internet_gateways().iter().find(|g| tagged(g.tags(), address)).and_then(|g| g.internet_gateway_id()).map(str::to_string)
+            out.internet_gateways()
+                .iter()
+                .find(|g| tagged(g.tags(), address))
+                .and_then(|g| g.internet_gateway_id())
+                .map(str::to_string)
         }
         Kind::Eip => {
             let out = c
                 .call("DescribeAddresses", Retry::Standard, || c.ec2.describe_addresses().filters(by_tag()).send())
                 .await?;
-            out.addresses().iter().find(|a| tagged(a.tags(), address)).and_then(|a| a.allocation_id()).map(str::to_string)
+            out.addresses()
+                .iter()
+                .find(|a| tagged(a.tags(), address))
+                .and_then(|a| a.allocation_id())
+                .map(str::to_string)
         }
         Kind::RouteTable => {
             let out = c
                 .call("DescribeRouteTables", Retry::Standard, || c.ec2.describe_route_tables().filters(by_tag()).send())
                 .await?;
-            out.route_tables().iter().find(|t| tagged(t.tags(), address)).and_then(|t| t.route_table_id()).map(str::to_string)
+            out.route_tables()
+                .iter()
+                .find(|t| tagged(t.tags(), address))
+                .and_then(|t| t.route_table_id())
+                .map(str::to_string)
         }
         Kind::SecurityGroup => {
             let out = c
@@ -72,7 +84,11 @@ async fn find_id(c: &Clients, kind: Kind, address: &str, inputs: &Attrs) -> Resu
                     c.ec2.describe_security_groups().filters(by_tag()).send()
                 })
                 .await?;
-            out.security_groups().iter().find(|g| tagged(g.tags(), address)).and_then(|g| g.group_id()).map(str::to_string)
+            out.security_groups()
+                .iter()
+                .find(|g| tagged(g.tags(), address))
+                .and_then(|g| g.group_id())
+                .map(str::to_string)
         }
         Kind::Instance => {
             let live = filter("instance-state-name", ["pending", "running", "stopping", "stopped"]);

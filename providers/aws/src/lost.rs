@@ -45,10 +45,16 @@ pub(crate) async fn create(c: &Clients, kind: Kind, ctx: &OpContext, attrs: &Att
         match found {
             Some(live) => {
                 let id = live.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
-                ctx.report(format!("the answer to the create was lost ({}); found {id} by its tag, finishing it", err.message));
+                ctx.report(format!(
+                    "the answer to the create was lost ({}); found {id} by its tag, finishing it",
+                    err.message
+                ));
                 return update(c, kind, ctx, &live, attrs).await;
             }
-            None => ctx.report(format!("the answer to the create was lost ({}); nothing was made, creating again", err.message)),
+            None => ctx.report(format!(
+                "the answer to the create was lost ({}); nothing was made, creating again",
+                err.message
+            )),
         }
     }
 }
@@ -74,7 +80,10 @@ pub(crate) async fn update(
         let request = ReadRequest { address: ctx.address.clone(), kind: kind.spec().kind.to_string(), prior };
         match kind.read(c, &[request]).await?.into_iter().next().flatten() {
             Some(live) => {
-                ctx.report(format!("an answer was lost ({}); read the resource again, updating from there", err.message));
+                ctx.report(format!(
+                    "an answer was lost ({}); read the resource again, updating from there",
+                    err.message
+                ));
                 prior = live;
             }
             None => return Err(err),

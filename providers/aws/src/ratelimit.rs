@@ -229,7 +229,8 @@ mod tests {
     /// seconds later (virtual time).
     #[tokio::test(start_paused = true)]
     async fn n_requests_take_n_minus_burst_over_rate() {
-        for (n, rate, burst) in [(30u32, 10.0, 5u32), (100, 20.0, 100), (101, 20.0, 100), (7, 0.5, 1), (250, 20.0, 100)] {
+        for (n, rate, burst) in [(30u32, 10.0, 5u32), (100, 20.0, 100), (101, 20.0, 100), (7, 0.5, 1), (250, 20.0, 100)]
+        {
             let bucket = Arc::new(TokenBucket::new(limit(rate, burst)));
             let start = Instant::now();
             let mut tasks = tokio::task::JoinSet::new();
@@ -338,7 +339,10 @@ mod tests {
     fn parses_the_flag() {
         assert_eq!(RateLimits::parse_flag("ec2=5"), Ok((Service::Ec2, limit(5.0, 5))));
         assert_eq!(RateLimits::parse_flag("autoscaling=2.5,10"), Ok((Service::AutoScaling, limit(2.5, 10))));
-        assert_eq!(RateLimits::parse_flag("elasticloadbalancing=0.5"), Ok((Service::ElasticLoadBalancing, limit(0.5, 1))));
+        assert_eq!(
+            RateLimits::parse_flag("elasticloadbalancing=0.5"),
+            Ok((Service::ElasticLoadBalancing, limit(0.5, 1)))
+        );
         let e = RateLimits::parse_flag("elb=5").unwrap_err();
         assert!(e.contains("`elb` is not a service") && e.contains("ec2, elasticloadbalancing, autoscaling"), "{e}");
         assert!(RateLimits::parse_flag("ec2").unwrap_err().contains("SERVICE=RPS[,BURST]"));

@@ -447,9 +447,8 @@ mod tests {
             let text = std::fs::read_to_string(&path).unwrap();
             for part in text.split("call(\"").skip(1).chain(text.split("paginate(\"").skip(1)) {
                 let op = part.split('"').next().unwrap_or_default();
-                let maker = ["Create", "Allocate", "Run", "Attach", "Associate", "Authorize"]
-                    .iter()
-                    .any(|p| op.starts_with(p));
+                let maker =
+                    ["Create", "Allocate", "Run", "Attach", "Associate", "Authorize"].iter().any(|p| op.starts_with(p));
                 if maker && !NON_IDEMPOTENT.contains(&op) && !IDEMPOTENT_MAKERS.contains(&op) {
                     unclassified.push(format!("{op} in {}", path.display()));
                 }
