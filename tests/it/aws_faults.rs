@@ -307,3 +307,58 @@ fn converge_through(rates: Rates) -> [u64; 3] {
     failed[2] = proxy.counts().failed();
     failed
 }
+
+/// `--rate-limit SERVICE=RPS[,BURST]` through the binary: a bad value stops
+/// the run before anything is read or written; a low EC2 rate stretches an
+/// apply to at least (requests - burst) / rate, and the run says it waited.
+#[test]
+fn rate_limit_flag_is_checked_and_slows_requests_to_its_rate() {
+    let emulator = Emulator::start();
+    let mut w = Workdir::new();
+    w.env = emulator.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    w.write(
+        "net.toml",
+        r#"[resource.aws_vpc.main]
+cidr_block = "10.7.0.0/16"
+
+[resource.aws_subnet.a]
+vpc_id = "${aws_vpc.main.id}"
+cidr_block = "10.7.1.0/24"
+availability_zone = "us-east-1a"
+
+[resource.aws_subnet.b]
+vpc_id = "${aws_vpc.main.id}"
+cidr_block = "10.7.2.0/24"
+availability_zone = "us-east-1b"
+
+[resource.aws_subnet.c]
+vpc_id = "${aws_vpc.main.id}"
+cidr_block = "10.7.3.0/24"
+availability_zone = "us-east-1c"
+"#,
+    );
+    for (flag, message) in [
+        ("elb=5", "`elb` is not a service skyplan calls; one of ec2, elasticloadbalancing, autoscaling"),
+        ("ec2", "is not SERVICE=RPS[,BURST]"),
+        ("ec2=0", "at least 0.1"),
+        ("ec2=5,0", "the burst must be a whole number of at least 1"),
+    ] {
+        let refused = w.run(&["apply", "net.toml", "--auto-approve", "--rate-limit", flag]).code(1);
+        assert!(
+            refused.stderr.contains("--rate-limit") && refused.stderr.contains(message),
+            "{flag}: {}",
+            refused.stderr
+        );
+        assert!(!w.exists("net.state.json"), "nothing written");
+    }
+
+    let start = std::time::Instant::now();
+    let apply = w.run(&["-v", "--rate-limit", "ec2=2,1", "apply", "net.toml", "--auto-approve"]).ok();
+    let elapsed = start.elapsed().as_secs_f64();
+    let requests = reported(&apply).requests;
+    assert!(requests >= 5, "{}", apply.stderr);
+    let floor = (requests - 1) as f64 / 2.0;
+    assert!(elapsed >= floor, "{requests} EC2 requests at 2/s after a burst of 1 took {elapsed:.2} s (< {floor} s)");
+    assert!(apply.stderr.contains("note: aws: waited for the rate limit (--rate-limit): ec2 "), "{}", apply.stderr);
+    w.run(&["destroy", "net.toml", "--auto-approve"]).ok();
+}
