@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+#[cfg(feature = "aws")]
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -150,6 +152,32 @@ fn sim_cloud_path(state_path: &Path) -> PathBuf {
     }
 }
 
+/// The `--rate-limit` values of this run, checked once before anything
+/// else, for every AWS provider the run connects.
+#[cfg(feature = "aws")]
+static RATE_LIMITS: OnceLock<skyplan_aws::RateLimits> = OnceLock::new();
+
+/// Check the `--rate-limit SERVICE=RPS[,BURST]` flags and keep them for
+/// [`connect_aws`]: a bad value stops the run before any cloud call.
+#[cfg(feature = "aws")]
+pub fn set_rate_limits(flags: &[String]) -> Result<()> {
+    let mut limits = skyplan_aws::RateLimits::default();
+    for flag in flags {
+        let (service, limit) = skyplan_aws::RateLimits::parse_flag(flag).map_err(|e| anyhow!("--rate-limit {e}"))?;
+        limits.set(service, limit);
+    }
+    let _ = RATE_LIMITS.set(limits);
+    Ok(())
+}
+
+#[cfg(not(feature = "aws"))]
+pub fn set_rate_limits(flags: &[String]) -> Result<()> {
+    if let Some(flag) = flags.first() {
+        bail!("--rate-limit {flag}: this build has no AWS support (built without the `aws` feature)");
+    }
+    Ok(())
+}
+
 /// Providers for the given resource types: the simulated cloud always, AWS
 /// when an `aws_*` type is in play (desired or in the state).
 pub async fn providers(spec: &Spec, state_path: &Path, kinds: &[&str]) -> Result<Providers> {
@@ -291,7 +319,8 @@ pub async fn connect_aws(spec: &Spec) -> Result<skyplan_aws::AwsProvider> {
         role_arn: account.role_arn,
         external_id: account.external_id,
     };
-    Ok(skyplan_aws::AwsProvider::connect(settings).await?)
+    let limits = RATE_LIMITS.get().cloned().unwrap_or_default();
+    Ok(skyplan_aws::AwsProvider::connect(settings).await?.with_rate_limits(&limits))
 }
 
 #[cfg(not(feature = "aws"))]

@@ -17,6 +17,7 @@ use crate::ui::Ui;
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let global = &cli.global;
     let ui = Ui::new(global);
+    crate::workspace::set_rate_limits(&global.rate_limit)?;
     match cli.command {
         Command::Validate { spec } => inspect::validate(global, &spec).await,
         Command::Plan { spec, out, json, detailed_exitcode, no_refresh, destroy } => {

@@ -14,14 +14,14 @@ use serde_json::Value;
 use crate::emulator::Emulator;
 use crate::support::Workdir;
 
-const OWNED: &str = "kubernetes.io/cluster/demo";
+pub(crate) const OWNED: &str = "kubernetes.io/cluster/demo";
 const CAPA_OWNED: &str = "sigs.k8s.io/cluster-api-provider-aws/cluster/demo";
 
-fn example() -> String {
+pub(crate) fn example() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/dynamic-cluster.toml")).unwrap()
 }
 
-fn filter(name: &str, value: &str) -> Filter {
+pub(crate) fn filter(name: &str, value: &str) -> Filter {
     Filter::builder().name(name).values(value).build()
 }
 
@@ -65,168 +65,7 @@ fn dynamic_cluster_apply_no_changes_resize_destroy() {
     let elb = aws_sdk_elasticloadbalancing::Client::new(&config);
     let asg = aws_sdk_autoscaling::Client::new(&config);
 
-    rt.block_on(async {
-        // One VPC, owned by the cluster.
-        let vpcs = ec2.describe_vpcs().filters(filter(&format!("tag:{OWNED}"), "owned")).send().await.unwrap();
-        let [vpc] = vpcs.vpcs() else { panic!("expected one cluster VPC: {:?}", vpcs.vpcs()) };
-        assert_eq!(vpc.cidr_block(), Some("10.0.0.0/16"));
-        assert_cluster_tags("the VPC", &tags(vpc.tags()));
-        let vpc_id = vpc.vpc_id().unwrap().to_string();
-        let in_vpc = || filter("vpc-id", &vpc_id);
-
-        // A public and a private subnet per AZ, inside the VPC, no overlap.
-        let subnets = ec2.describe_subnets().filters(in_vpc()).send().await.unwrap();
-        let subnets = subnets.subnets();
-        assert_eq!(subnets.len(), 6);
-        let vpc_range = range("10.0.0.0/16");
-        let mut ranges: Vec<(u32, u32)> = subnets.iter().map(|s| range(s.cidr_block().unwrap())).collect();
-        ranges.sort();
-        for r in &ranges {
-            assert!(r.0 >= vpc_range.0 && r.1 <= vpc_range.1, "subnet outside the VPC");
-        }
-        for pair in ranges.windows(2) {
-            assert!(pair[0].1 < pair[1].0, "subnets overlap");
-        }
-        let mut public: BTreeMap<String, String> = BTreeMap::new(); // az -> subnet id
-        let mut private: BTreeMap<String, String> = BTreeMap::new();
-        for s in subnets {
-            let t = tags(s.tags());
-            assert_cluster_tags("a subnet", &t);
-            let az = s.availability_zone().unwrap().to_string();
-            let id = s.subnet_id().unwrap().to_string();
-            if s.map_public_ip_on_launch() == Some(true) {
-                assert_eq!(t.get("kubernetes.io/role/elb").map(String::as_str), Some("1"), "{t:?}");
-                assert_eq!(t.get("sigs.k8s.io/cluster-api-provider-aws/role").map(String::as_str), Some("public"));
-                assert_eq!(t.get("Name"), Some(&format!("demo-subnet-public-{az}")));
-                public.insert(az, id);
-            } else {
-                assert_eq!(t.get("kubernetes.io/role/internal-elb").map(String::as_str), Some("1"), "{t:?}");
-                assert_eq!(t.get("sigs.k8s.io/cluster-api-provider-aws/role").map(String::as_str), Some("private"));
-                private.insert(az, id);
-            }
-        }
-        let azs: BTreeSet<&str> = ["us-east-1a", "us-east-1b", "us-east-1c"].into();
-        assert_eq!(public.keys().map(String::as_str).collect::<BTreeSet<_>>(), azs);
-        assert_eq!(private.keys().map(String::as_str).collect::<BTreeSet<_>>(), azs);
-
-        // The internet gateway is attached.
-        let igws = ec2.describe_internet_gateways().filters(filter("attachment.vpc-id", &vpc_id)).send().await.unwrap();
-        let [igw] = igws.internet_gateways() else { panic!("expected one attached IGW") };
-        assert_cluster_tags("the internet gateway", &tags(igw.tags()));
-        let igw_id = igw.internet_gateway_id().unwrap().to_string();
-
-        // A NAT gateway with an Elastic IP in each public subnet.
-        let nats = ec2.describe_nat_gateways().filter(in_vpc()).send().await.unwrap();
-        let nats: Vec<_> =
-            nats.nat_gateways().iter().filter(|n| n.state().map(|s| s.as_str()) == Some("available")).collect();
-        assert_eq!(nats.len(), 3);
-        let mut nat_by_az: BTreeMap<String, String> = BTreeMap::new();
-        for n in &nats {
-            assert_cluster_tags("a NAT gateway", &tags(n.tags()));
-            let subnet = n.subnet_id().unwrap();
-            let az = public.iter().find(|(_, id)| id.as_str() == subnet).map(|(az, _)| az.clone());
-            let az = az.expect("every NAT gateway is in a public subnet");
-            assert!(n.nat_gateway_addresses().iter().any(|a| a.allocation_id().is_some()), "NAT without an EIP");
-            nat_by_az.insert(az, n.nat_gateway_id().unwrap().to_string());
-        }
-        assert_eq!(nat_by_az.len(), 3, "one NAT gateway per AZ");
-        let eips = ec2.describe_addresses().filters(filter(&format!("tag:{OWNED}"), "owned")).send().await.unwrap();
-        assert_eq!(eips.addresses().len(), 3);
-
-        // Each private subnet routes 0.0.0.0/0 to its own AZ's NAT gateway,
-        // each public subnet to the internet gateway.
-        let tables = ec2.describe_route_tables().filters(in_vpc()).send().await.unwrap();
-        let default_route_of = |subnet: &str| -> (Option<String>, Option<String>) {
-            let table = tables
-                .route_tables()
-                .iter()
-                .find(|t| t.associations().iter().any(|a| a.subnet_id() == Some(subnet)))
-                .unwrap_or_else(|| panic!("subnet {subnet} has no route table"));
-            let route = table.routes().iter().find(|r| r.destination_cidr_block() == Some("0.0.0.0/0")).unwrap();
-            (route.nat_gateway_id().map(str::to_string), route.gateway_id().map(str::to_string))
-        };
-        for (az, subnet) in &private {
-            assert_eq!(default_route_of(subnet).0.as_ref(), Some(&nat_by_az[az]), "private subnet in {az}");
-        }
-        for subnet in public.values() {
-            assert_eq!(default_route_of(subnet).1.as_deref(), Some(igw_id.as_str()));
-        }
-
-        // The bastion's security group admits SSH from ssh_cidrs only.
-        let groups = ec2.describe_security_groups().filters(in_vpc()).send().await.unwrap();
-        let bastion_sg = groups.security_groups().iter().find(|g| g.group_name() == Some("demo-bastion")).unwrap();
-        let rules = bastion_sg.ip_permissions();
-        assert_eq!(rules.len(), 1, "{rules:?}");
-        assert_eq!((rules[0].from_port(), rules[0].to_port()), (Some(22), Some(22)));
-        let cidrs: Vec<&str> = rules[0].ip_ranges().iter().filter_map(|r| r.cidr_ip()).collect();
-        assert_eq!(cidrs, ["203.0.113.0/24"]);
-        for g in groups.security_groups().iter().filter(|g| g.group_name() != Some("default")) {
-            assert_cluster_tags("a security group", &tags(g.tags()));
-        }
-
-        // Control-plane instances: private subnets across the AZs, no public IP.
-        let running = ec2
-            .describe_instances()
-            .filters(in_vpc())
-            .filters(filter("instance-state-name", "running"))
-            .send()
-            .await
-            .unwrap();
-        let instances: Vec<_> = running.reservations().iter().flat_map(|r| r.instances()).collect();
-        let named = |prefix: &str| -> Vec<_> {
-            instances
-                .iter()
-                .filter(|i| tags(i.tags()).get("Name").is_some_and(|n| n.starts_with(prefix)))
-                .copied()
-                .collect()
-        };
-        let control_plane = named("demo-control-plane");
-        assert_eq!(control_plane.len(), 3);
-        let cp_azs: BTreeSet<String> = control_plane
-            .iter()
-            .map(|i| {
-                assert!(
-                    private.values().any(|s| Some(s.as_str()) == i.subnet_id()),
-                    "control plane in a private subnet"
-                );
-                assert!(i.public_ip_address().is_none(), "control plane instances have no public IP");
-                assert_cluster_tags("a control-plane instance", &tags(i.tags()));
-                i.placement().and_then(|p| p.availability_zone()).unwrap().to_string()
-            })
-            .collect();
-        assert_eq!(cp_azs.len(), 3, "spread over the AZs");
-        let bastion = named("demo-bastion");
-        assert_eq!(bastion.len(), 1);
-        assert!(public.values().any(|s| Some(s.as_str()) == bastion[0].subnet_id()), "the bastion is public");
-
-        // The API load balancer: TCP 6443, TCP health check, exactly the control plane.
-        let lbs = elb.describe_load_balancers().load_balancer_names("demo-apiserver").send().await.unwrap();
-        let [lb] = lbs.load_balancer_descriptions() else { panic!("expected the demo-apiserver ELB") };
-        let listener = lb.listener_descriptions()[0].listener().unwrap();
-        assert_eq!((listener.load_balancer_port(), listener.instance_port()), (6443, 6443));
-        assert_eq!(listener.protocol().to_uppercase(), "TCP");
-        assert_eq!(lb.health_check().map(|h| h.target()), Some("TCP:6443"));
-        let registered: BTreeSet<&str> = lb.instances().iter().filter_map(|i| i.instance_id()).collect();
-        let cp_ids: BTreeSet<&str> = control_plane.iter().filter_map(|i| i.instance_id()).collect();
-        assert_eq!(registered, cp_ids);
-        let lb_subnets: BTreeSet<&str> = lb.subnets().iter().map(String::as_str).collect();
-        assert_eq!(lb_subnets, public.values().map(String::as_str).collect());
-
-        // The worker pool: a launch template and an ASG over the private subnets.
-        let lts = ec2.describe_launch_templates().launch_template_names("demo-worker").send().await.unwrap();
-        assert_eq!(lts.launch_templates().len(), 1);
-        let groups = asg.describe_auto_scaling_groups().auto_scaling_group_names("demo-worker").send().await.unwrap();
-        let [group] = groups.auto_scaling_groups() else { panic!("expected the demo-worker ASG") };
-        assert_eq!((group.min_size(), group.max_size(), group.desired_capacity()), (Some(3), Some(6), Some(3)));
-        let zone_subnets: BTreeSet<&str> = group.vpc_zone_identifier().unwrap().split(',').map(str::trim).collect();
-        assert_eq!(zone_subnets, private.values().map(String::as_str).collect());
-        let group_tags: BTreeMap<&str, (&str, bool)> = group
-            .tags()
-            .iter()
-            .map(|t| (t.key().unwrap(), (t.value().unwrap_or_default(), t.propagate_at_launch() == Some(true))))
-            .collect();
-        assert_eq!(group_tags.get(OWNED), Some(&("owned", true)), "instances launched get the tags: {group_tags:?}");
-    });
+    rt.block_on(check_cluster_layout(&ec2, &elb, &asg));
 
     // Nothing changed: the plan is empty.
     let plan = w.run(&["plan", "demo.toml", "--detailed-exitcode"]).ok();
@@ -254,33 +93,206 @@ fn dynamic_cluster_apply_no_changes_resize_destroy() {
     // Destroy leaves nothing that carries the cluster's ownership tag.
     let destroy = w.run(&["destroy", "demo.toml", "--auto-approve"]).ok();
     assert!(destroy.stdout.contains("38 destroyed"), "{}", destroy.stdout);
-    rt.block_on(async {
-        let owned = || filter(&format!("tag:{OWNED}"), "owned");
-        assert!(ec2.describe_vpcs().filters(owned()).send().await.unwrap().vpcs().is_empty());
-        assert!(ec2.describe_subnets().filters(owned()).send().await.unwrap().subnets().is_empty());
-        assert!(ec2.describe_security_groups().filters(owned()).send().await.unwrap().security_groups().is_empty());
-        assert!(ec2.describe_route_tables().filters(owned()).send().await.unwrap().route_tables().is_empty());
-        assert!(ec2.describe_internet_gateways().filters(owned()).send().await.unwrap().internet_gateways().is_empty());
-        assert!(ec2.describe_addresses().filters(owned()).send().await.unwrap().addresses().is_empty());
-        let live = ec2
-            .describe_instances()
-            .filters(owned())
-            .filters(Filter::builder().name("instance-state-name").values("pending").values("running").build())
-            .send()
-            .await
-            .unwrap();
-        let left: Vec<_> = live.reservations().iter().flat_map(|r| r.instances()).collect();
-        assert!(left.is_empty(), "instances left: {left:?}");
-        let nats = ec2.describe_nat_gateways().send().await.unwrap();
-        assert!(nats.nat_gateways().iter().all(|n| n.state().map(|s| s.as_str()) == Some("deleted")));
-        let lbs = elb.describe_load_balancers().send().await.unwrap();
-        assert!(lbs.load_balancer_descriptions().is_empty());
-        let groups = asg.describe_auto_scaling_groups().send().await.unwrap();
-        assert!(groups.auto_scaling_groups().is_empty());
-        let lts = ec2.describe_launch_templates().send().await.unwrap();
-        assert!(lts.launch_templates().iter().all(|t| t.launch_template_name() != Some("demo-worker")));
-    });
+    rt.block_on(check_nothing_owned(&ec2, &elb, &asg));
     assert!(w.json("demo.state.json")["resources"].as_object().unwrap().is_empty());
+}
+
+/// The layout rules of the contract for examples/dynamic-cluster.toml, checked
+/// with SDK clients pointed straight at the emulator.
+pub(crate) async fn check_cluster_layout(
+    ec2: &aws_sdk_ec2::Client,
+    elb: &aws_sdk_elasticloadbalancing::Client,
+    asg: &aws_sdk_autoscaling::Client,
+) {
+    // One VPC, owned by the cluster.
+    let vpcs = ec2.describe_vpcs().filters(filter(&format!("tag:{OWNED}"), "owned")).send().await.unwrap();
+    let [vpc] = vpcs.vpcs() else { panic!("expected one cluster VPC: {:?}", vpcs.vpcs()) };
+    assert_eq!(vpc.cidr_block(), Some("10.0.0.0/16"));
+    assert_cluster_tags("the VPC", &tags(vpc.tags()));
+    let vpc_id = vpc.vpc_id().unwrap().to_string();
+    let in_vpc = || filter("vpc-id", &vpc_id);
+
+    // A public and a private subnet per AZ, inside the VPC, no overlap.
+    let subnets = ec2.describe_subnets().filters(in_vpc()).send().await.unwrap();
+    let subnets = subnets.subnets();
+    assert_eq!(subnets.len(), 6);
+    let vpc_range = range("10.0.0.0/16");
+    let mut ranges: Vec<(u32, u32)> = subnets.iter().map(|s| range(s.cidr_block().unwrap())).collect();
+    ranges.sort();
+    for r in &ranges {
+        assert!(r.0 >= vpc_range.0 && r.1 <= vpc_range.1, "subnet outside the VPC");
+    }
+    for pair in ranges.windows(2) {
+        assert!(pair[0].1 < pair[1].0, "subnets overlap");
+    }
+    let mut public: BTreeMap<String, String> = BTreeMap::new(); // az -> subnet id
+    let mut private: BTreeMap<String, String> = BTreeMap::new();
+    for s in subnets {
+        let t = tags(s.tags());
+        assert_cluster_tags("a subnet", &t);
+        let az = s.availability_zone().unwrap().to_string();
+        let id = s.subnet_id().unwrap().to_string();
+        if s.map_public_ip_on_launch() == Some(true) {
+            assert_eq!(t.get("kubernetes.io/role/elb").map(String::as_str), Some("1"), "{t:?}");
+            assert_eq!(t.get("sigs.k8s.io/cluster-api-provider-aws/role").map(String::as_str), Some("public"));
+            assert_eq!(t.get("Name"), Some(&format!("demo-subnet-public-{az}")));
+            public.insert(az, id);
+        } else {
+            assert_eq!(t.get("kubernetes.io/role/internal-elb").map(String::as_str), Some("1"), "{t:?}");
+            assert_eq!(t.get("sigs.k8s.io/cluster-api-provider-aws/role").map(String::as_str), Some("private"));
+            private.insert(az, id);
+        }
+    }
+    let azs: BTreeSet<&str> = ["us-east-1a", "us-east-1b", "us-east-1c"].into();
+    assert_eq!(public.keys().map(String::as_str).collect::<BTreeSet<_>>(), azs);
+    assert_eq!(private.keys().map(String::as_str).collect::<BTreeSet<_>>(), azs);
+
+    // The internet gateway is attached.
+    let igws = ec2.describe_internet_gateways().filters(filter("attachment.vpc-id", &vpc_id)).send().await.unwrap();
+    let [igw] = igws.internet_gateways() else { panic!("expected one attached IGW") };
+    assert_cluster_tags("the internet gateway", &tags(igw.tags()));
+    let igw_id = igw.internet_gateway_id().unwrap().to_string();
+
+    // A NAT gateway with an Elastic IP in each public subnet.
+    let nats = ec2.describe_nat_gateways().filter(in_vpc()).send().await.unwrap();
+    let nats: Vec<_> =
+        nats.nat_gateways().iter().filter(|n| n.state().map(|s| s.as_str()) == Some("available")).collect();
+    assert_eq!(nats.len(), 3);
+    let mut nat_by_az: BTreeMap<String, String> = BTreeMap::new();
+    for n in &nats {
+        assert_cluster_tags("a NAT gateway", &tags(n.tags()));
+        let subnet = n.subnet_id().unwrap();
+        let az = public.iter().find(|(_, id)| id.as_str() == subnet).map(|(az, _)| az.clone());
+        let az = az.expect("every NAT gateway is in a public subnet");
+        assert!(n.nat_gateway_addresses().iter().any(|a| a.allocation_id().is_some()), "NAT without an EIP");
+        nat_by_az.insert(az, n.nat_gateway_id().unwrap().to_string());
+    }
+    assert_eq!(nat_by_az.len(), 3, "one NAT gateway per AZ");
+    let eips = ec2.describe_addresses().filters(filter(&format!("tag:{OWNED}"), "owned")).send().await.unwrap();
+    assert_eq!(eips.addresses().len(), 3);
+
+    // Each private subnet routes 0.0.0.0/0 to its own AZ's NAT gateway,
+    // each public subnet to the internet gateway.
+    let tables = ec2.describe_route_tables().filters(in_vpc()).send().await.unwrap();
+    let default_route_of = |subnet: &str| -> (Option<String>, Option<String>) {
+        let table = tables
+            .route_tables()
+            .iter()
+            .find(|t| t.associations().iter().any(|a| a.subnet_id() == Some(subnet)))
+            .unwrap_or_else(|| panic!("subnet {subnet} has no route table"));
+        let route = table.routes().iter().find(|r| r.destination_cidr_block() == Some("0.0.0.0/0")).unwrap();
+        (route.nat_gateway_id().map(str::to_string), route.gateway_id().map(str::to_string))
+    };
+    for (az, subnet) in &private {
+        assert_eq!(default_route_of(subnet).0.as_ref(), Some(&nat_by_az[az]), "private subnet in {az}");
+    }
+    for subnet in public.values() {
+        assert_eq!(default_route_of(subnet).1.as_deref(), Some(igw_id.as_str()));
+    }
+
+    // The bastion's security group admits SSH from ssh_cidrs only.
+    let groups = ec2.describe_security_groups().filters(in_vpc()).send().await.unwrap();
+    let bastion_sg = groups.security_groups().iter().find(|g| g.group_name() == Some("demo-bastion")).unwrap();
+    let rules = bastion_sg.ip_permissions();
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!((rules[0].from_port(), rules[0].to_port()), (Some(22), Some(22)));
+    let cidrs: Vec<&str> = rules[0].ip_ranges().iter().filter_map(|r| r.cidr_ip()).collect();
+    assert_eq!(cidrs, ["203.0.113.0/24"]);
+    for g in groups.security_groups().iter().filter(|g| g.group_name() != Some("default")) {
+        assert_cluster_tags("a security group", &tags(g.tags()));
+    }
+
+    // Control-plane instances: private subnets across the AZs, no public IP.
+    let running = ec2
+        .describe_instances()
+        .filters(in_vpc())
+        .filters(filter("instance-state-name", "running"))
+        .send()
+        .await
+        .unwrap();
+    let instances: Vec<_> = running.reservations().iter().flat_map(|r| r.instances()).collect();
+    let named = |prefix: &str| -> Vec<_> {
+        instances
+            .iter()
+            .filter(|i| tags(i.tags()).get("Name").is_some_and(|n| n.starts_with(prefix)))
+            .copied()
+            .collect()
+    };
+    let control_plane = named("demo-control-plane");
+    assert_eq!(control_plane.len(), 3);
+    let cp_azs: BTreeSet<String> = control_plane
+        .iter()
+        .map(|i| {
+            assert!(private.values().any(|s| Some(s.as_str()) == i.subnet_id()), "control plane in a private subnet");
+            assert!(i.public_ip_address().is_none(), "control plane instances have no public IP");
+            assert_cluster_tags("a control-plane instance", &tags(i.tags()));
+            i.placement().and_then(|p| p.availability_zone()).unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(cp_azs.len(), 3, "spread over the AZs");
+    let bastion = named("demo-bastion");
+    assert_eq!(bastion.len(), 1);
+    assert!(public.values().any(|s| Some(s.as_str()) == bastion[0].subnet_id()), "the bastion is public");
+
+    // The API load balancer: TCP 6443, TCP health check, exactly the control plane.
+    let lbs = elb.describe_load_balancers().load_balancer_names("demo-apiserver").send().await.unwrap();
+    let [lb] = lbs.load_balancer_descriptions() else { panic!("expected the demo-apiserver ELB") };
+    let listener = lb.listener_descriptions()[0].listener().unwrap();
+    assert_eq!((listener.load_balancer_port(), listener.instance_port()), (6443, 6443));
+    assert_eq!(listener.protocol().to_uppercase(), "TCP");
+    assert_eq!(lb.health_check().map(|h| h.target()), Some("TCP:6443"));
+    let registered: BTreeSet<&str> = lb.instances().iter().filter_map(|i| i.instance_id()).collect();
+    let cp_ids: BTreeSet<&str> = control_plane.iter().filter_map(|i| i.instance_id()).collect();
+    assert_eq!(registered, cp_ids);
+    let lb_subnets: BTreeSet<&str> = lb.subnets().iter().map(String::as_str).collect();
+    assert_eq!(lb_subnets, public.values().map(String::as_str).collect());
+
+    // The worker pool: a launch template and an ASG over the private subnets.
+    let lts = ec2.describe_launch_templates().launch_template_names("demo-worker").send().await.unwrap();
+    assert_eq!(lts.launch_templates().len(), 1);
+    let groups = asg.describe_auto_scaling_groups().auto_scaling_group_names("demo-worker").send().await.unwrap();
+    let [group] = groups.auto_scaling_groups() else { panic!("expected the demo-worker ASG") };
+    assert_eq!((group.min_size(), group.max_size(), group.desired_capacity()), (Some(3), Some(6), Some(3)));
+    let zone_subnets: BTreeSet<&str> = group.vpc_zone_identifier().unwrap().split(',').map(str::trim).collect();
+    assert_eq!(zone_subnets, private.values().map(String::as_str).collect());
+    let group_tags: BTreeMap<&str, (&str, bool)> = group
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap(), (t.value().unwrap_or_default(), t.propagate_at_launch() == Some(true))))
+        .collect();
+    assert_eq!(group_tags.get(OWNED), Some(&("owned", true)), "instances launched get the tags: {group_tags:?}");
+}
+
+/// After destroy: nothing left that carries the example cluster's ownership tag.
+pub(crate) async fn check_nothing_owned(
+    ec2: &aws_sdk_ec2::Client,
+    elb: &aws_sdk_elasticloadbalancing::Client,
+    asg: &aws_sdk_autoscaling::Client,
+) {
+    let owned = || filter(&format!("tag:{OWNED}"), "owned");
+    assert!(ec2.describe_vpcs().filters(owned()).send().await.unwrap().vpcs().is_empty());
+    assert!(ec2.describe_subnets().filters(owned()).send().await.unwrap().subnets().is_empty());
+    assert!(ec2.describe_security_groups().filters(owned()).send().await.unwrap().security_groups().is_empty());
+    assert!(ec2.describe_route_tables().filters(owned()).send().await.unwrap().route_tables().is_empty());
+    assert!(ec2.describe_internet_gateways().filters(owned()).send().await.unwrap().internet_gateways().is_empty());
+    assert!(ec2.describe_addresses().filters(owned()).send().await.unwrap().addresses().is_empty());
+    let live = ec2
+        .describe_instances()
+        .filters(owned())
+        .filters(Filter::builder().name("instance-state-name").values("pending").values("running").build())
+        .send()
+        .await
+        .unwrap();
+    let left: Vec<_> = live.reservations().iter().flat_map(|r| r.instances()).collect();
+    assert!(left.is_empty(), "instances left: {left:?}");
+    let nats = ec2.describe_nat_gateways().send().await.unwrap();
+    assert!(nats.nat_gateways().iter().all(|n| n.state().map(|s| s.as_str()) == Some("deleted")));
+    let lbs = elb.describe_load_balancers().send().await.unwrap();
+    assert!(lbs.load_balancer_descriptions().is_empty());
+    let groups = asg.describe_auto_scaling_groups().send().await.unwrap();
+    assert!(groups.auto_scaling_groups().is_empty());
+    let lts = ec2.describe_launch_templates().send().await.unwrap();
+    assert!(lts.launch_templates().iter().all(|t| t.launch_template_name() != Some("demo-worker")));
 }
 
 /// No credential reaches the state, a plan file or the logs: a run with
