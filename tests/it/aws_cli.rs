@@ -14,18 +14,18 @@ use serde_json::Value;
 use crate::emulator::Emulator;
 use crate::support::Workdir;
 
-const OWNED: &str = "kubernetes.io/cluster/demo";
-const CAPA_OWNED: &str = "sigs.k8s.io/cluster-api-provider-aws/cluster/demo";
+pub(crate) const OWNED: &str = "kubernetes.io/cluster/demo";
+pub(crate) const CAPA_OWNED: &str = "sigs.k8s.io/cluster-api-provider-aws/cluster/demo";
 
-fn example() -> String {
+pub(crate) fn example() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/dynamic-cluster.toml")).unwrap()
 }
 
-fn filter(name: &str, value: &str) -> Filter {
+pub(crate) fn filter(name: &str, value: &str) -> Filter {
     Filter::builder().name(name).values(value).build()
 }
 
-fn tags(list: &[Tag]) -> BTreeMap<String, String> {
+pub(crate) fn tags(list: &[Tag]) -> BTreeMap<String, String> {
     list.iter().map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string())).collect()
 }
 

@@ -10,6 +10,8 @@ mod support;
 #[cfg(feature = "aws")]
 mod aws_cli;
 #[cfg(feature = "aws")]
+mod aws_kill;
+#[cfg(feature = "aws")]
 mod aws_provider;
 #[cfg(feature = "aws")]
 mod emulator;

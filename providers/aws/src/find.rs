@@ -11,12 +11,12 @@ use aws_sdk_ec2::types::Tag;
 use serde_json::json;
 use skyplan_engine::{Address, Attrs, ProviderError, ReadRequest};
 
-use crate::attrs;
 use crate::clients::Clients;
 use crate::ec2util::filter;
 use crate::provider::Kind;
 use crate::retry::Retry;
-use crate::tags::ADDRESS_TAG;
+use crate::tags::{self, ADDRESS_TAG};
+use crate::{ami, attrs};
 
 fn tagged(tags: &[Tag], address: &str) -> bool {
     tags.iter().any(|t| t.key() == Some(ADDRESS_TAG) && t.value() == Some(address))
@@ -24,18 +24,21 @@ fn tagged(tags: &[Tag], address: &str) -> bool {
 
 /// The id of the resource a create of `address` made, if any.
 async fn find_id(c: &Clients, kind: Kind, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
-    let by_tag = || filter(&format!("tag:{ADDRESS_TAG}"), [address]);
+    // A wildcard pattern, since filters do not take every character of an
+    // address literally (see `tags::filter_pattern`); each hit is then
+    // checked for the exact address.
+    let by_tag = || filter(&format!("tag:{ADDRESS_TAG}"), [tags::filter_pattern(address)]);
     let id = match kind {
         Kind::Vpc => {
             let out =
                 c.call("DescribeVpcs", Retry::Standard, || c.ec2.describe_vpcs().filters(by_tag()).send()).await?;
-            out.vpcs().first().and_then(|v| v.vpc_id()).map(str::to_string)
+            out.vpcs().iter().find(|v| tagged(v.tags(), address)).and_then(|v| v.vpc_id()).map(str::to_string)
         }
         Kind::Subnet => {
             let out = c
                 .call("DescribeSubnets", Retry::Standard, || c.ec2.describe_subnets().filters(by_tag()).send())
                 .await?;
-            out.subnets().first().and_then(|s| s.subnet_id()).map(str::to_string)
+            out.subnets().iter().find(|s| tagged(s.tags(), address)).and_then(|s| s.subnet_id()).map(str::to_string)
         }
         Kind::InternetGateway => {
             let out = c
@@ -43,19 +46,31 @@ async fn find_id(c: &Clients, kind: Kind, address: &str, inputs: &Attrs) -> Resu
                     c.ec2.describe_internet_gateways().filters(by_tag()).send()
                 })
                 .await?;
-            out.internet_gateways().first().and_then(|g| g.internet_gateway_id()).map(str::to_string)
+            out.internet_gateways()
+                .iter()
+                .find(|g| tagged(g.tags(), address))
+                .and_then(|g| g.internet_gateway_id())
+                .map(str::to_string)
         }
         Kind::Eip => {
             let out = c
                 .call("DescribeAddresses", Retry::Standard, || c.ec2.describe_addresses().filters(by_tag()).send())
                 .await?;
-            out.addresses().first().and_then(|a| a.allocation_id()).map(str::to_string)
+            out.addresses()
+                .iter()
+                .find(|a| tagged(a.tags(), address))
+                .and_then(|a| a.allocation_id())
+                .map(str::to_string)
         }
         Kind::RouteTable => {
             let out = c
                 .call("DescribeRouteTables", Retry::Standard, || c.ec2.describe_route_tables().filters(by_tag()).send())
                 .await?;
-            out.route_tables().first().and_then(|t| t.route_table_id()).map(str::to_string)
+            out.route_tables()
+                .iter()
+                .find(|t| tagged(t.tags(), address))
+                .and_then(|t| t.route_table_id())
+                .map(str::to_string)
         }
         Kind::SecurityGroup => {
             let out = c
@@ -63,7 +78,11 @@ async fn find_id(c: &Clients, kind: Kind, address: &str, inputs: &Attrs) -> Resu
                     c.ec2.describe_security_groups().filters(by_tag()).send()
                 })
                 .await?;
-            out.security_groups().first().and_then(|g| g.group_id()).map(str::to_string)
+            out.security_groups()
+                .iter()
+                .find(|g| tagged(g.tags(), address))
+                .and_then(|g| g.group_id())
+                .map(str::to_string)
         }
         Kind::Instance => {
             let live = filter("instance-state-name", ["pending", "running", "stopping", "stopped"]);
@@ -73,7 +92,7 @@ async fn find_id(c: &Clients, kind: Kind, address: &str, inputs: &Attrs) -> Resu
                 })
                 .await?;
             let mut instances = out.reservations().iter().flat_map(|r| r.instances());
-            instances.next().and_then(|i| i.instance_id()).map(str::to_string)
+            instances.find(|i| tagged(i.tags(), address)).and_then(|i| i.instance_id()).map(str::to_string)
         }
         Kind::NatGateway => {
             // Tag filters on DescribeNatGateways are not honoured everywhere
@@ -157,5 +176,20 @@ pub(crate) async fn find(
     let mut prior = inputs.clone();
     prior.insert("id".into(), json!(id));
     let request = ReadRequest { address: address.clone(), kind: kind.spec().kind.to_string(), prior };
-    Ok(kind.read(c, &[request]).await?.into_iter().next().flatten())
+    let Some(mut found) = kind.read(c, &[request]).await?.into_iter().next().flatten() else { return Ok(None) };
+    // An image written as `auto` was resolved by the lost create, and the
+    // image it used is that resolution: a refresh knows this from the
+    // recorded `resolved_ami`, which the lost create never recorded.
+    // Without this the adopted resource reads as drifted (`auto` -> ami-...)
+    // and is needlessly changed.
+    if let Some(field) = match kind {
+        Kind::Instance => Some("ami"),
+        Kind::LaunchTemplate => Some("image_id"),
+        _ => None,
+    } {
+        if inputs.get(field).and_then(|v| v.as_str()) == Some(ami::AUTO) && found.contains_key("resolved_ami") {
+            found.insert(field.into(), json!(ami::AUTO));
+        }
+    }
+    Ok(Some(found))
 }
