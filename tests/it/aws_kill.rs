@@ -29,17 +29,17 @@ enum Kill {
 }
 
 /// The SDK clients of one emulator, outside the provider under test.
-struct Cloud {
-    rt: tokio::runtime::Runtime,
-    ec2: aws_sdk_ec2::Client,
+pub(crate) struct Cloud {
+    pub rt: tokio::runtime::Runtime,
+    pub ec2: aws_sdk_ec2::Client,
     elb: aws_sdk_elasticloadbalancing::Client,
     asg: aws_sdk_autoscaling::Client,
 }
 
-type Census = BTreeMap<&'static str, usize>;
+pub(crate) type Census = BTreeMap<&'static str, usize>;
 
 impl Cloud {
-    fn new(emulator: &Emulator) -> Cloud {
+    pub fn new(emulator: &Emulator) -> Cloud {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let config = rt.block_on(emulator.sdk_config());
         Cloud {
@@ -54,7 +54,7 @@ impl Cloud {
     /// what carries the cluster's tags, so an untagged duplicate counts too.
     /// Deleted NAT gateways and terminated instances stay describable in
     /// the emulator; they are not counted.
-    fn census(&self) -> Census {
+    pub fn census(&self) -> Census {
         self.rt.block_on(async {
             let ec2 = &self.ec2;
             let mut c = Census::new();
@@ -96,7 +96,7 @@ impl Cloud {
     }
 }
 
-fn workdir(emulator: &Emulator) -> Workdir {
+pub(crate) fn workdir(emulator: &Emulator) -> Workdir {
     let mut w = Workdir::new();
     w.env = emulator.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     w.write("demo.toml", &example());
@@ -151,7 +151,7 @@ fn kill_then_converge(emulator: &Emulator, cloud: &Cloud, baseline: &Census, exp
     }
 
     let killed = LocalBackend::new(w.path("demo.state.json")).load().unwrap();
-    let mid_run = killed.is_none_or(|s| s.resources.len() < 38);
+    let mid_run = killed.map_or(true, |s| s.resources.len() < 38);
 
     let again = w.run(&["apply", "demo.toml", "--auto-approve"]).ok();
     // What is left after adoption may be nothing at all ("No changes.").

@@ -26,6 +26,7 @@ mod clients;
 mod ec2util;
 mod error;
 mod find;
+mod owned;
 pub mod placement;
 pub mod preflight;
 mod provider;
