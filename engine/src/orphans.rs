@@ -301,6 +301,13 @@ subnet = "${test_subnet.a.id}"
         let found = find(&g, &state, &providers, &ownership(&[])).await.unwrap();
         let mut plan = diff(&g, &state, true);
         add_to_plan(&mut plan, found, &g, &state);
+        let text = crate::render::human::plan(&plan, crate::render::Style { color: false });
+        assert!(
+            text.contains(
+                "1 resource tagged as this cluster's but not in the state: test_subnet.a (f-3); destroying it too."
+            ),
+            "{text}"
+        );
         // Only the orphan's delete runs (as a plan keeping the rest would).
         plan.changes.retain(|c| c.orphan);
         let dir = tempfile::tempdir().unwrap();

@@ -27,14 +27,15 @@ fn orphans(out: &mut String, plan: &Plan, style: Style) {
         return;
     }
     let list = crate::orphans::describe(&plan.orphans).join(", ");
-    let what = if n == 1 { "1 resource".to_string() } else { format!("{n} resources") };
+    let (what, them, as_is) =
+        if n == 1 { ("1 resource".to_string(), "it", "it is") } else { (format!("{n} resources"), "them", "they are") };
     if plan.destroy {
-        let _ = writeln!(out, "\n{what} tagged as this cluster's but not in the state: {list}; destroying them too.");
+        let _ = writeln!(out, "\n{what} tagged as this cluster's but not in the state: {list}; destroying {them} too.");
     } else {
         let _ = writeln!(
             out,
-            "\n{} {what} tagged as this cluster's but not in the state: {list}. This plan leaves them as they are; \
-             `skyplan destroy` removes them with the cluster.",
+            "\n{} {what} tagged as this cluster's but not in the state: {list}. This plan leaves {them} as {as_is}; \
+             `skyplan destroy` removes {them} with the cluster.",
             style.yellow(&style.bold("Warning:"))
         );
     }
