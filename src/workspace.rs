@@ -3,6 +3,7 @@
 //! play. Commands in `commands/` call these and print; they decide nothing
 //! about resources themselves.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 #[cfg(feature = "aws")]
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use skyplan_engine::graph::ResourceGraph;
+use skyplan_engine::orphans::Ownership;
 use skyplan_engine::{Diagnostics, Providers, Redactor, Resource, Spec};
 use skyplan_state::{Backend, LocalBackend, LockInfo, State, StateError};
 
@@ -40,6 +42,22 @@ pub fn desired(spec_path: &Path, state_path: &Path) -> Result<ResourceGraph> {
         providers = with_aws_offline(providers, &spec)?;
     }
     Ok(ResourceGraph::build(resources, &providers)?)
+}
+
+/// What marks the resources of the spec's cluster (its ownership tags), and
+/// the ids it uses without owning them (a static placement's VPC and
+/// subnets, which carry the cluster's `owned` tag too): `plan` and
+/// `destroy` look for orphans by it. None without a `[cluster]`.
+pub fn ownership(spec: &Spec) -> Option<Ownership> {
+    let cluster = spec.file.cluster.as_ref()?;
+    let mut keep = BTreeSet::new();
+    if let Some(placement) = &spec.file.placement {
+        keep.extend(placement.vpc_id.iter().cloned());
+        for subnet in &placement.subnet {
+            keep.extend([subnet.public.clone(), subnet.private.clone()]);
+        }
+    }
+    Some(Ownership { tags: skyplan_aws_blueprint::ownership(&cluster.name), keep })
 }
 
 /// Where the state is: `--state`, else `<spec stem>.state.json` beside the

@@ -125,10 +125,12 @@ struct Op {
 fn operations(changes: &[Change]) -> (Vec<Op>, Vec<Vec<usize>>) {
     let mut ops = Vec::new();
     let mut apply_op: HashMap<&Address, usize> = HashMap::new();
-    let mut delete_op: HashMap<&Address, usize> = HashMap::new();
+    // An address may have two deletes: the state's resource and an orphan
+    // created for the same address (a destroy deletes both).
+    let mut delete_op: HashMap<&Address, Vec<usize>> = HashMap::new();
     for (i, c) in changes.iter().enumerate() {
         if matches!(c.action, Action::Delete | Action::Replace) {
-            delete_op.insert(&c.address, ops.len());
+            delete_op.entry(&c.address).or_default().push(ops.len());
             ops.push(Op { change: i, kind: OpKind::Delete });
         }
         let kind = match c.action {
@@ -158,14 +160,12 @@ fn operations(changes: &[Change]) -> (Vec<Op>, Vec<Vec<usize>>) {
         match op.kind {
             OpKind::Create | OpKind::Update => {
                 deps[i].extend(change.dependencies.iter().filter_map(|d| apply_op.get(d)));
-                if let Some(&del) = delete_op.get(&change.address) {
-                    deps[i].push(del);
-                }
+                deps[i].extend(delete_op.get(&change.address).into_iter().flatten());
             }
             OpKind::Delete => {
                 for dependent in prior_dependents.get(&change.address).into_iter().flatten() {
-                    if let Some(&del) = delete_op.get(&dependent.address) {
-                        deps[i].push(del);
+                    if let Some(dels) = delete_op.get(&dependent.address) {
+                        deps[i].extend(dels.iter().filter(|&&d| d != i));
                     } else if dependent.action == Action::Update && change.action == Action::Delete {
                         soft.push((i, apply_op[&dependent.address]));
                     }
@@ -324,6 +324,17 @@ async fn run_op(shared: &Shared, index: usize, op: &Op, slot: dag::Release) -> b
                 return fail(e.message);
             }
             slot.release();
+            if change.orphan {
+                // The state never recorded it: nothing to remove there, and
+                // the state's resource of the same address (if any) stays.
+                (shared.events)(&Event::Finished {
+                    address: address.clone(),
+                    op: op.kind,
+                    id: None,
+                    elapsed: started.elapsed(),
+                });
+                return true;
+            }
             if let Some(hook) = &shared.before_recording {
                 hook(address, op.kind);
             }

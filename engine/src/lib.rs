@@ -11,6 +11,7 @@ pub mod apply;
 pub mod dag;
 pub mod diagnostic;
 pub mod graph;
+pub mod orphans;
 pub mod plan;
 pub mod planfile;
 pub mod provider;
@@ -30,7 +31,7 @@ mod tests;
 
 pub use address::Address;
 pub use diagnostic::{Diagnostic, Diagnostics, Location};
-pub use provider::{OpContext, Provider, ProviderError, Providers, ReadRequest, Schema};
+pub use provider::{OpContext, Owned, Provider, ProviderError, Providers, ReadRequest, Schema};
 pub use redact::Redactor;
 pub use resource::Resource;
 pub use spec::{Source, Spec, SpecError};

@@ -16,6 +16,7 @@ use skyplan_state::State;
 
 use crate::address::Address;
 use crate::graph::{Node, ResourceGraph};
+use crate::orphans::Orphan;
 use crate::value::{self, contains_unknown, unknown, Attrs, Reference};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -66,6 +67,10 @@ pub struct Change {
     /// What it depended on when last applied (orders deletes).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prior_dependencies: Vec<Address>,
+    /// A delete of a resource the state does not record (an orphan, found
+    /// by the cluster's ownership tags): applying it changes no state.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub orphan: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +98,11 @@ pub struct Plan {
     /// Sorted by address.
     pub changes: Vec<Change>,
     pub summary: Summary,
+    /// Resources that carry the cluster's ownership tags but that the state
+    /// does not record (see [`crate::orphans`]); a destroy plan also deletes
+    /// them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orphans: Vec<Orphan>,
 }
 
 impl Plan {
@@ -180,6 +190,7 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
                 config: (action != Action::NoOp).then(|| node.resource.attrs.clone()),
                 dependencies: node.dependencies.clone(),
                 prior_dependencies: prior.map(|p| parse_addresses(&p.dependencies)).unwrap_or_default(),
+                orphan: false,
             });
         }
     }
@@ -203,6 +214,7 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
             config: None,
             dependencies: Vec::new(),
             prior_dependencies: parse_addresses(&prior.dependencies),
+            orphan: false,
         });
     }
 
@@ -222,10 +234,10 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
             Action::NoOp => {}
         }
     }
-    Plan { destroy, lineage: state.lineage.clone(), serial: state.serial, changes, summary }
+    Plan { destroy, lineage: state.lineage.clone(), serial: state.serial, changes, summary, orphans: Vec::new() }
 }
 
-fn parse_addresses(list: &[String]) -> Vec<Address> {
+pub(crate) fn parse_addresses(list: &[String]) -> Vec<Address> {
     list.iter().filter_map(|a| a.parse().ok()).collect()
 }
 

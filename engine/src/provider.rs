@@ -6,7 +6,7 @@
 //! Implementations live in `providers/`; the binary wires them into a
 //! [`Providers`] registry.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -81,6 +81,17 @@ pub struct ReadRequest {
     pub prior: Attrs,
 }
 
+/// A resource the cloud holds that carries a set of ownership tags and the
+/// provider's own record of the address it was created for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Owned {
+    /// The address the provider created it for.
+    pub address: Address,
+    pub kind: String,
+    /// As a refresh reads them, including `id`: enough to delete it.
+    pub attributes: Attrs,
+}
+
 #[async_trait]
 pub trait Provider: Send + Sync {
     /// A short name for messages and the state (`sim`, `aws`).
@@ -123,6 +134,22 @@ pub trait Provider: Send + Sync {
     /// returned them) are adopted into the state instead of creating a
     /// duplicate.
     async fn find(&self, kind: &str, address: &Address, inputs: &Attrs) -> Result<Option<Attrs>, ProviderError>;
+
+    /// Everything of the types in `kinds` that this provider created and
+    /// that carries every one of `tags` (a cluster's ownership tags),
+    /// except the resources whose id is in `known` (what the state records,
+    /// and ids the caller must never touch). Only what the provider itself
+    /// marked with an address of the same type counts: a resource that
+    /// merely carries the tags (a user's own VPC, tagged for the cluster) is
+    /// never returned. Providers that cannot search by tag return nothing.
+    async fn owned(
+        &self,
+        _kinds: &BTreeSet<String>,
+        _tags: &BTreeMap<String, String>,
+        _known: &BTreeSet<String>,
+    ) -> Result<Vec<Owned>, ProviderError> {
+        Ok(Vec::new())
+    }
 
     /// Requests sent to the cloud so far in this process, per operation
     /// (`ec2:DescribeVpcs`), for `-v` output and benchmarks. Providers that

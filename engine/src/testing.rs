@@ -1,12 +1,12 @@
 //! Test helpers: an in-memory provider that records every operation.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::provider::{OpContext, Provider, ProviderError, ReadRequest, Schema};
+use crate::provider::{OpContext, Owned, Provider, ProviderError, ReadRequest, Schema};
 use crate::spec::{Source, Spec};
 use crate::value::Attrs;
 use crate::{graph::ResourceGraph, Providers};
@@ -18,6 +18,11 @@ pub struct Fake {
     /// The attributes each create and update was given.
     pub sent: Mutex<Vec<Attrs>>,
     next: Mutex<u64>,
+    /// What the cloud holds under the ownership tags, by the address it was
+    /// created for: `owned` lists it, `find` finds it by address.
+    pub tagged: Mutex<Vec<Owned>>,
+    /// The kinds each `owned` call asked for.
+    pub owned_asked: Mutex<Vec<BTreeSet<String>>>,
 }
 
 #[async_trait]
@@ -64,10 +69,26 @@ impl Provider for Fake {
     async fn find(
         &self,
         _kind: &str,
-        _address: &crate::Address,
+        address: &crate::Address,
         _inputs: &Attrs,
     ) -> Result<Option<Attrs>, ProviderError> {
-        Ok(None)
+        let tagged = self.tagged.lock().unwrap();
+        Ok(tagged.iter().find(|o| &o.address == address).map(|o| o.attributes.clone()))
+    }
+    async fn owned(
+        &self,
+        kinds: &BTreeSet<String>,
+        tags: &BTreeMap<String, String>,
+        known: &BTreeSet<String>,
+    ) -> Result<Vec<Owned>, ProviderError> {
+        assert!(!tags.is_empty(), "asked with the ownership tags");
+        self.owned_asked.lock().unwrap().push(kinds.clone());
+        let tagged = self.tagged.lock().unwrap();
+        Ok(tagged
+            .iter()
+            .filter(|o| kinds.contains(&o.kind) && !known.contains(o.attributes["id"].as_str().unwrap()))
+            .cloned()
+            .collect())
     }
     async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
         Ok(requests.iter().map(|r| Some(r.prior.clone())).collect())

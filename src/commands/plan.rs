@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use skyplan_aws_blueprint::PriceSource;
 use skyplan_engine::graph::ResourceGraph;
+use skyplan_engine::orphans;
 use skyplan_engine::plan::{self, Plan};
 use skyplan_engine::planfile::{self, PlanFile};
 use skyplan_engine::refresh::{refresh, settle_pending, Drift};
@@ -93,7 +94,12 @@ pub async fn make_plan(
             Drift::NotCreated(a) => format!("{a}: a create that did not complete had left nothing behind"),
         });
     }
-    let plan = plan::diff(&graph, &state, destroy);
+    let mut plan = plan::diff(&graph, &state, destroy);
+    // After settling, so what an interrupted run made is adopted, not orphaned.
+    if let Some(ownership) = workspace::ownership(&spec).filter(|_| do_refresh) {
+        let found = orphans::find(&graph, &state, &providers, &ownership).await?;
+        orphans::add_to_plan(&mut plan, found, &graph, &state);
+    }
     Ok(Planned { spec, state_path, backend, _lock: lock, state, settled, providers, plan, redactor })
 }
 

@@ -15,7 +15,7 @@ use crate::emulator::Emulator;
 use crate::support::Workdir;
 
 pub(crate) const OWNED: &str = "kubernetes.io/cluster/demo";
-const CAPA_OWNED: &str = "sigs.k8s.io/cluster-api-provider-aws/cluster/demo";
+pub(crate) const CAPA_OWNED: &str = "sigs.k8s.io/cluster-api-provider-aws/cluster/demo";
 
 pub(crate) fn example() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/dynamic-cluster.toml")).unwrap()
@@ -25,7 +25,7 @@ pub(crate) fn filter(name: &str, value: &str) -> Filter {
     Filter::builder().name(name).values(value).build()
 }
 
-fn tags(list: &[Tag]) -> BTreeMap<String, String> {
+pub(crate) fn tags(list: &[Tag]) -> BTreeMap<String, String> {
     list.iter().map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string())).collect()
 }
 
@@ -626,7 +626,23 @@ fn static_placement_is_checked_tagged_on_request_used_and_left_in_place() {
     w.run(&["plan", "placed.toml", "--detailed-exitcode"]).ok();
 
     // destroy removes only what skyplan created: the VPC and subnets stay.
-    w.run(&["destroy", "placed.toml", "--auto-approve"]).ok();
+    // They carry the cluster's `owned` tag (--tag-subnets added it), yet
+    // neither they nor anything else is an orphan: skyplan did not create
+    // them (no address tag), and the spec names their ids.
+    let plan = w.run(&["plan", "placed.toml", "--destroy", "--json"]).ok();
+    let plan: Value = serde_json::from_str(&plan.stdout).unwrap();
+    assert_eq!(plan["orphans"], serde_json::json!([]), "{plan}");
+    let given: BTreeSet<&str> = subnets
+        .iter()
+        .flat_map(|(_, public, private)| [public.as_str(), private.as_str()])
+        .chain([vpc.as_str()])
+        .collect();
+    for change in plan["changes"].as_array().unwrap() {
+        let id = change["before"]["id"].as_str().unwrap_or_default();
+        assert!(!given.contains(id), "destroy would touch {id}: {change}");
+    }
+    let destroyed = w.run(&["destroy", "placed.toml", "--auto-approve"]).ok();
+    assert!(!destroyed.stdout.contains("not in the state"), "{}", destroyed.stdout);
     rt.block_on(async {
         let out = ec2.describe_subnets().filters(filter("vpc-id", &vpc)).send().await.unwrap();
         assert_eq!(out.subnets().len(), 4);

@@ -12,6 +12,10 @@ mod aws_cli;
 #[cfg(feature = "aws")]
 mod aws_faults;
 #[cfg(feature = "aws")]
+mod aws_kill;
+#[cfg(feature = "aws")]
+mod aws_orphans;
+#[cfg(feature = "aws")]
 mod aws_provider;
 #[cfg(feature = "aws")]
 mod emulator;

@@ -11,8 +11,37 @@ use super::Style;
 use crate::plan::{Action, Change, Plan};
 use crate::value::UNKNOWN;
 
-/// The whole plan as text.
+/// The whole plan as text, then the orphans it found.
 pub fn plan(plan: &Plan, style: Style) -> String {
+    let mut out = changes(plan, style);
+    orphans(&mut out, plan, style);
+    out
+}
+
+/// Resources tagged as the cluster's that the state does not record: a
+/// destroy deletes them (each is also in its changes); any other plan
+/// leaves them and says so.
+fn orphans(out: &mut String, plan: &Plan, style: Style) {
+    let n = plan.orphans.len();
+    if n == 0 {
+        return;
+    }
+    let list = crate::orphans::describe(&plan.orphans).join(", ");
+    let (what, them, as_is) =
+        if n == 1 { ("1 resource".to_string(), "it", "it is") } else { (format!("{n} resources"), "them", "they are") };
+    if plan.destroy {
+        let _ = writeln!(out, "\n{what} tagged as this cluster's but not in the state: {list}; destroying {them} too.");
+    } else {
+        let _ = writeln!(
+            out,
+            "\n{} {what} tagged as this cluster's but not in the state: {list}. This plan leaves {them} as {as_is}; \
+             `skyplan destroy` removes {them} with the cluster.",
+            style.yellow(&style.bold("Warning:"))
+        );
+    }
+}
+
+fn changes(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
     if !plan.has_changes() {
         out.push_str(&style.bold("No changes."));
@@ -46,6 +75,9 @@ fn render_change(out: &mut String, change: &Change, style: Style) {
         Action::Create => ("will be created", style.green("  +")),
         Action::Update => ("will be updated in place", style.yellow("  ~")),
         Action::Replace => ("must be replaced", format!("{}{}{}", style.red("-"), "/", style.green("+"))),
+        Action::Delete if change.orphan => {
+            ("will be destroyed (tagged as this cluster's but not in the state)", style.red("  -"))
+        }
         Action::Delete => ("will be destroyed", style.red("  -")),
         Action::NoOp => return,
     };
@@ -204,11 +236,12 @@ mod tests {
             config: None,
             dependencies: vec![],
             prior_dependencies: vec![],
+            orphan: false,
         }
     }
 
     fn plan_of(changes: Vec<Change>, summary: Summary) -> Plan {
-        Plan { destroy: false, lineage: "l".into(), serial: 1, changes, summary }
+        Plan { destroy: false, lineage: "l".into(), serial: 1, changes, summary, orphans: Vec::new() }
     }
 
     const PLAIN: Style = Style { color: false };

@@ -1,5 +1,8 @@
 //! The machine-readable plan of the contract: `format_version`, `changes`
-//! (address, action, before, after) and `summary`.
+//! (address, action, before, after) and `summary`; beyond the contract,
+//! `orphans` (address, type, provider, id of each resource tagged as the
+//! cluster's but not in the state) and `"orphan": true` on a destroy's
+//! delete of one.
 
 use serde_json::{json, Value};
 
@@ -23,6 +26,9 @@ pub fn plan(plan: &Plan) -> Value {
             if !c.replace_because.is_empty() {
                 v["replace_because"] = json!(c.replace_because);
             }
+            if c.orphan {
+                v["orphan"] = json!(true);
+            }
             v
         })
         .collect();
@@ -37,5 +43,6 @@ pub fn plan(plan: &Plan) -> Value {
             "replace": plan.summary.replace,
             "delete": plan.summary.delete,
         },
+        "orphans": plan.orphans,
     })
 }

@@ -31,6 +31,8 @@ mod tags;
 mod userdata;
 mod validate;
 
+pub use tags::ownership;
+
 use serde_json::Value;
 use skyplan_engine::spec::SpecFile;
 use skyplan_engine::{Address, Reference, Resource, SpecError};

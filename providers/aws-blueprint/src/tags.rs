@@ -96,8 +96,7 @@ impl<'a> Tags<'a> {
     pub fn resource(&self, role: &str, az: Option<&str>) -> BTreeMap<String, String> {
         let mut tags = self.user.clone();
         tags.insert("Name".into(), self.name(role, az));
-        tags.insert(capa_cluster_key(self.cluster), OWNED.into());
-        tags.insert(kubernetes_cluster_key(self.cluster), OWNED.into());
+        tags.extend(ownership(self.cluster));
         tags
     }
 
@@ -113,6 +112,13 @@ impl<'a> Tags<'a> {
         tags.insert(CAPA_ROLE.into(), tier.as_str().into());
         tags
     }
+}
+
+/// The ownership tags every resource of the cluster carries: what `plan`
+/// and `destroy` look for to find the cluster's resources that the state
+/// does not record.
+pub fn ownership(cluster: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([(capa_cluster_key(cluster), OWNED.into()), (kubernetes_cluster_key(cluster), OWNED.into())])
 }
 
 /// A tag map as an attribute value.

@@ -11,29 +11,23 @@ use aws_sdk_ec2::types::Tag;
 use serde_json::json;
 use skyplan_engine::{Address, Attrs, ProviderError, ReadRequest};
 
-use crate::attrs;
 use crate::clients::Clients;
 use crate::ec2util::filter;
 use crate::provider::Kind;
 use crate::retry::Retry;
-use crate::tags::ADDRESS_TAG;
+use crate::tags::{self, ADDRESS_TAG};
+use crate::attrs;
 
 fn tagged(tags: &[Tag], address: &str) -> bool {
     tags.iter().any(|t| t.key() == Some(ADDRESS_TAG) && t.value() == Some(address))
 }
 
-/// A tag filter value that matches `address`: EC2 filter values treat `*`
-/// and `?` as wildcards, and the emulator also reads `[...]` as a character
-/// class (so `aws_subnet.private[us-east-1c]` would match nothing there).
-/// Brackets become `?`, which both read as "one character"; callers then
-/// keep only the exact match ([`tagged`]).
-fn tag_pattern(address: &str) -> String {
-    address.replace(['[', ']', '*', '?'], "?")
-}
-
 /// The id of the resource a create of `address` made, if any.
 async fn find_id(c: &Clients, kind: Kind, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
-    let by_tag = || filter(&format!("tag:{ADDRESS_TAG}"), [tag_pattern(address)]);
+    // A wildcard pattern, since filters do not take every character of an
+    // address literally (see `tags::filter_pattern`); each hit is then
+    // checked for the exact address.
+    let by_tag = || filter(&format!("tag:{ADDRESS_TAG}"), [tags::filter_pattern(address)]);
     let id = match kind {
         Kind::Vpc => {
             let out =
@@ -182,6 +176,8 @@ pub(crate) async fn find(
     let mut prior = inputs.clone();
     prior.insert("id".into(), json!(id));
     let request = ReadRequest { address: address.clone(), kind: kind.spec().kind.to_string(), prior };
+    // An image written as `auto` reads back as `auto` (the lost create
+    // recorded no resolution): `ami::reads_as_auto`.
     Ok(kind.read(c, &[request]).await?.into_iter().next().flatten())
 }
 
@@ -191,8 +187,7 @@ mod tests {
 
     #[test]
     fn keyed_addresses_filter_by_single_character_wildcards() {
-        assert_eq!(tag_pattern("aws_vpc.main"), "aws_vpc.main");
-        assert_eq!(tag_pattern("aws_subnet.private[us-east-1c]"), "aws_subnet.private?us-east-1c?");
+        assert_eq!(tags::filter_pattern("aws_subnet.private[us-east-1c]"), "aws_subnet.private?us-east-1c?");
         let tags = [Tag::builder().key(ADDRESS_TAG).value("aws_subnet.private[us-east-1c]").build()];
         assert!(tagged(&tags, "aws_subnet.private[us-east-1c]"));
         assert!(!tagged(&tags, "aws_subnet.private(us-east-1c)"), "only the exact address counts");

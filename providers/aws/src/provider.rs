@@ -12,7 +12,7 @@
 //! by kind and every kind reads its group with one (paginated) describe, the
 //! kinds concurrently.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -20,7 +20,7 @@ use aws_config::profile::ProfileFileCredentialsProvider;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use skyplan_engine::{Address, Attrs, OpContext, Provider, ProviderError, ReadRequest, Schema};
+use skyplan_engine::{Address, Attrs, OpContext, Owned, Provider, ProviderError, ReadRequest, Schema};
 
 use crate::attrs::KindSpec;
 use crate::calls::Retries;
@@ -363,6 +363,15 @@ impl Provider for AwsProvider {
     async fn find(&self, _kind: &str, address: &Address, inputs: &Attrs) -> Result<Option<Attrs>, ProviderError> {
         let kind = Kind::of(address)?;
         crate::find::find(&self.clients, kind, address, inputs).await.map_err(|e| context("looking for", address, e))
+    }
+
+    async fn owned(
+        &self,
+        kinds: &BTreeSet<String>,
+        tags: &BTreeMap<String, String>,
+        known: &BTreeSet<String>,
+    ) -> Result<Vec<Owned>, ProviderError> {
+        crate::owned::owned(&self.clients, kinds, tags, known).await
     }
 
     async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {

@@ -28,6 +28,18 @@ pub(crate) const ADDRESS_TAG: &str = "skyplan:address";
 
 pub(crate) type Tags = BTreeMap<String, String>;
 
+/// A filter value (`tag:KEY` = value) that matches `value` both on AWS and
+/// in the emulator. AWS reads `*` and `?` as wildcards and everything else
+/// literally; the emulator matches filters with shell patterns, where
+/// `[us-east-1a]` is a set of characters, so a keyed address such as
+/// `aws_subnet.public[us-east-1a]` would match nothing there. Each of these
+/// characters becomes `?` (any one character) in both: the pattern matches
+/// the value and a few near-misses, so callers check the tag's exact value
+/// on what comes back.
+pub(crate) fn filter_pattern(value: &str) -> String {
+    value.chars().map(|c| if matches!(c, '[' | ']' | '*' | '?' | '\\') { '?' } else { c }).collect()
+}
+
 /// Tags the user does not own: ours and AWS's.
 pub(crate) fn is_reserved(key: &str) -> bool {
     key == ADDRESS_TAG || key.starts_with("aws:")
@@ -248,6 +260,13 @@ mod tests {
         assert_eq!(d.set, tags(&[("b", "20"), ("d", "4")]));
         assert_eq!(d.remove, ["c"]);
         assert!(diff(&desired, &desired).is_empty());
+    }
+
+    #[test]
+    fn filter_patterns_keep_plain_text_and_make_pattern_characters_any_character() {
+        assert_eq!(filter_pattern("aws_vpc.main"), "aws_vpc.main");
+        assert_eq!(filter_pattern("aws_subnet.public[us-east-1a]"), "aws_subnet.public?us-east-1a?");
+        assert_eq!(filter_pattern("a.b[x*y?z\\]"), "a.b?x?y?z??");
     }
 
     #[test]
