@@ -11,12 +11,12 @@ use aws_sdk_ec2::types::Tag;
 use serde_json::json;
 use skyplan_engine::{Address, Attrs, ProviderError, ReadRequest};
 
+use crate::attrs;
 use crate::clients::Clients;
 use crate::ec2util::filter;
 use crate::provider::Kind;
 use crate::retry::Retry;
 use crate::tags::{self, ADDRESS_TAG};
-use crate::attrs;
 
 fn tagged(tags: &[Tag], address: &str) -> bool {
     tags.iter().any(|t| t.key() == Some(ADDRESS_TAG) && t.value() == Some(address))
