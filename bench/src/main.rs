@@ -278,14 +278,100 @@ async fn makespan(n: usize, layers: usize, parallelism: usize) {
     );
 }
 
+/// CPU time this thread has run (Linux, /proc/thread-self/schedstat): unlike
+/// wall time it does not grow while other processes hold the cores, so it
+/// compares code changes on a busy machine.
+fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    Duration::from_nanos(stat.split_whitespace().next().and_then(|ns| ns.parse().ok()).unwrap_or(0))
+}
+
+/// The median of some durations.
+fn median(mut runs: Vec<Duration>) -> Duration {
+    runs.sort();
+    runs[runs.len() / 2]
+}
+
+/// One no-op plan as the CLI makes it (the refresh on `rt`); a plain
+/// function, not inlined, so scripts/profile.sh can have callgrind count
+/// only inside it.
+#[inline(never)]
+fn noop_plan(text: &str, w: &World, rt: &tokio::runtime::Runtime) -> skyplan_engine::plan::Plan {
+    let loaded = w.backend.load().expect("load").expect("state exists");
+    let (refreshed, _) = rt.block_on(refresh(loaded, &w.providers)).expect("refresh");
+    let graph = graph_of(text, &w.providers);
+    let noop = diff(&graph, &refreshed, false);
+    drop(graph);
+    noop
+}
+
+/// `noop N REPEAT`: apply N resources once, then time the no-op plan (load,
+/// refresh, parse, graph, diff, as the CLI runs it) REPEAT times; prints each
+/// run and the median. What scripts/profile.sh records.
+fn repeat_noop(n: usize, repeat: usize, rt: &tokio::runtime::Runtime) {
+    let text = generate(n, 20, 42, |_| 0);
+    let w = world();
+    let graph = graph_of(&text, &w.providers);
+    let plan = diff(&graph, &State::new(), false);
+    rt.block_on(run_apply(&plan, &State::new(), &w, 10));
+    drop((plan, graph));
+    let (mut runs, mut cpu) = (Vec::with_capacity(repeat), Vec::with_capacity(repeat));
+    for _ in 0..repeat {
+        let (t, c) = (Instant::now(), thread_cpu());
+        let noop = noop_plan(&text, &w, rt);
+        runs.push(t.elapsed());
+        cpu.push(thread_cpu() - c);
+        assert!(!noop.has_changes(), "a second plan must be empty");
+    }
+    let each: Vec<String> = runs.iter().map(|d| secs(*d)).collect();
+    println!(
+        "no-op plan of {n}, {repeat} runs: {} s; median {} s wall, {} s CPU",
+        each.join(" "),
+        secs(median(runs)),
+        secs(median(cpu))
+    );
+}
+
+/// `plan N REPEAT`: time the plan of N resources on an empty state (parse,
+/// graph, diff) REPEAT times; prints each run and the median.
+#[inline(never)]
+fn repeat_plan(n: usize, repeat: usize) {
+    let text = generate(n, 20, 42, |_| 0);
+    let providers = world().providers;
+    let (mut runs, mut cpu) = (Vec::with_capacity(repeat), Vec::with_capacity(repeat));
+    for _ in 0..repeat {
+        let (t, c) = (Instant::now(), thread_cpu());
+        let graph = graph_of(&text, &providers);
+        let plan = diff(&graph, &State::new(), false);
+        runs.push(t.elapsed());
+        cpu.push(thread_cpu() - c);
+        assert_eq!(plan.summary.create, n);
+    }
+    let each: Vec<String> = runs.iter().map(|d| secs(*d)).collect();
+    println!(
+        "plan of {n} (empty state), {repeat} runs: {} s; median {} s wall, {} s CPU",
+        each.join(" "),
+        secs(median(runs)),
+        secs(median(cpu))
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let number = |i: usize, default: usize| -> usize {
+        args.get(i).map_or(default, |a| a.parse().expect("sizes and counts are numbers"))
+    };
+    match args.first().map(String::as_str) {
+        Some("noop") => return repeat_noop(number(1, 10_000), number(2, 5), &rt),
+        Some("plan") => return repeat_plan(number(1, 100_000), number(2, 3)),
+        _ => {}
+    }
     let sizes: Vec<usize> = if args.is_empty() {
         vec![1_000, 10_000]
     } else {
         args.iter().map(|a| a.parse().expect("sizes are numbers")).collect()
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         println!("Phases, zero delay (seconds; parallelism 10):\n");
         println!("| resources | layers | validate | plan (empty state) | apply | no-op plan (refresh + diff) | destroy | state MiB | peak RSS during plan, MiB | peak RSS during apply, MiB |");
