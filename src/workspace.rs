@@ -22,10 +22,19 @@ pub fn resources(spec: &Spec) -> Result<Vec<Resource>, Diagnostics> {
     Ok(resources)
 }
 
+/// [`resources`], moving the spec's raw resources out instead of copying
+/// them (a spec may hold many thousands); `spec.resources` is left empty.
+pub fn take_resources(spec: &mut Spec) -> Result<Vec<Resource>, Diagnostics> {
+    let expanded = skyplan_aws_blueprint::expand(&spec.file).map_err(|errs| spec.source.diagnostics(&errs))?;
+    let mut resources = std::mem::take(&mut spec.resources);
+    resources.extend(expanded);
+    Ok(resources)
+}
+
 /// Parse, expand and build the graph: every check that needs no cloud call.
 pub async fn desired(spec_path: &Path, state_path: &Path) -> Result<(ResourceGraph, Providers)> {
-    let spec = Spec::load(spec_path)?;
-    let resources = resources(&spec)?;
+    let mut spec = Spec::load(spec_path)?;
+    let resources = take_resources(&mut spec)?;
     let kinds: Vec<&str> = resources.iter().map(|r| r.address.kind.as_str()).collect();
     let providers = providers(&spec, state_path, &kinds).await?;
     let graph = ResourceGraph::build(resources, &providers)?;
