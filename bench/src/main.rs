@@ -16,12 +16,12 @@ use std::sync::Arc;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::{Duration, Instant};
 
+use skyplan_bench::{critical_path, generate, list_schedule, virtual_makespan};
 use skyplan_engine::apply::{apply, ApplyOptions};
 use skyplan_engine::graph::ResourceGraph;
 use skyplan_engine::plan::diff;
 use skyplan_engine::refresh::refresh;
 use skyplan_engine::{Providers, Source, Spec};
-use skyplan_bench::{critical_path, generate, list_schedule, virtual_makespan};
 use skyplan_sim::SimProvider;
 use skyplan_state::{Backend, LocalBackend, State, Writer};
 

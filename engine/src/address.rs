@@ -69,7 +69,7 @@ pub(crate) fn is_ident(s: &str) -> bool {
 /// The parts of an address's text form, `(TYPE, NAME, KEY)`, borrowed; None
 /// when it is not one. What [`Address::from_str`] accepts, without allocating.
 pub(crate) fn parse_parts(s: &str) -> Option<(&str, &str, Option<&str>)> {
-    let (base, key) = match s.find('[') {
+    let (base, key) = match byte_find(s, b'[') {
         Some(open) => {
             let key = s[open + 1..].strip_suffix(']')?;
             if key.is_empty() || key.contains(['[', ']']) {
@@ -79,11 +79,23 @@ pub(crate) fn parse_parts(s: &str) -> Option<(&str, &str, Option<&str>)> {
         }
         None => (s, None),
     };
-    let (kind, name) = base.split_once('.')?;
+    let dot = byte_find(base, b'.')?;
+    let (kind, name) = (&base[..dot], &base[dot + 1..]);
     if !is_ident(kind) || !is_ident(name) {
         return None;
     }
     Some((kind, name, key))
+}
+
+/// `s.find(c)` for an ASCII byte, as a plain loop: addresses and references
+/// are short, where `str::find`'s memchr costs more than it saves.
+pub(crate) fn byte_find(s: &str, c: u8) -> Option<usize> {
+    s.bytes().position(|b| b == c)
+}
+
+/// `s.rfind(c)` for an ASCII byte; see [`byte_find`].
+pub(crate) fn byte_rfind(s: &str, c: u8) -> Option<usize> {
+    s.bytes().rposition(|b| b == c)
 }
 
 impl FromStr for Address {

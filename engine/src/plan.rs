@@ -7,7 +7,6 @@
 //! in the state but not in the spec are deleted. A plan is plain data: it is
 //! saved to a plan file and applied later exactly as it was reviewed.
 
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use skyplan_state::State;

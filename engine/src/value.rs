@@ -11,7 +11,7 @@
 
 use serde_json::Value;
 
-use crate::address::Address;
+use crate::address::{byte_find, byte_rfind, Address};
 
 pub type Attrs = serde_json::Map<String, Value>;
 
@@ -63,9 +63,9 @@ enum Segment {
 /// None when it is not a reference.
 fn split_reference(inner: &str) -> Option<(&str, &str)> {
     // The attribute is what follows the last dot outside the key brackets.
-    let split = match inner.rfind(']') {
-        Some(close) => close + 1 + inner[close + 1..].find('.')?,
-        None => inner.rfind('.')?,
+    let split = match byte_rfind(inner, b']') {
+        Some(close) => close + 1 + byte_find(&inner[close + 1..], b'.')?,
+        None => byte_rfind(inner, b'.')?,
     };
     let (target, attr) = (&inner[..split], &inner[split + 1..]);
     let (_, name, key) = crate::address::parse_parts(target)?;
@@ -118,7 +118,7 @@ fn scan<'s>(s: &'s str, on: &mut dyn FnMut(Piece<'s>) -> Result<(), ReferenceErr
             continue;
         }
         on(Piece::Text(&rest[..pos]))?;
-        let end = rest[pos..].find('}').ok_or_else(|| ReferenceError::Unterminated(s.to_string()))?;
+        let end = byte_find(&rest[pos..], b'}').ok_or_else(|| ReferenceError::Unterminated(s.to_string()))?;
         on(Piece::Ref(&rest[pos + 2..pos + end]))?;
         rest = &rest[pos + end + 1..];
     }
@@ -271,9 +271,9 @@ impl Template {
             (Template::Array(items), Value::Array(values)) => {
                 Value::Array(items.iter().zip(values).map(|(t, v)| t.resolve(v, lookup)).collect())
             }
-            (Template::Object(members), Value::Object(map)) => Value::Object(
-                members.iter().zip(map).map(|(t, (k, v))| (k.clone(), t.resolve(v, lookup))).collect(),
-            ),
+            (Template::Object(members), Value::Object(map)) => {
+                Value::Object(members.iter().zip(map).map(|(t, (k, v))| (k.clone(), t.resolve(v, lookup))).collect())
+            }
             _ => value.clone(),
         }
     }

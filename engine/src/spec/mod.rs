@@ -220,8 +220,10 @@ fn raw_resource(address: Address, mut attrs: Attrs) -> Result<Resource, Vec<Spec
                     }
                 }
             }
-            other => errors
-                .push(SpecError::new(format!("{}.depends_on", key()), format!("must be a list of addresses, not {other}"))),
+            other => errors.push(SpecError::new(
+                format!("{}.depends_on", key()),
+                format!("must be a list of addresses, not {other}"),
+            )),
         }
     }
     for (name, v) in &attrs {
