@@ -52,7 +52,7 @@ perf_run() {
     local name="$1"; shift
     local file="$out/perf.$name.data"
     echo "== $name: $bin $* (perf, whole run)"
-    perf record -F 999 -g -o "$file" "$bin" "$@" 2>&1 | grep -E 'runs' || true
+    perf record -F 499 --call-graph dwarf,16384 -o "$file" "$bin" "$@" 2>&1 | grep -E 'runs' || true
     echo "-- self time, top 25:"
     perf report -i "$file" --no-children --comm skyplan-bench --percent-limit 0.8 --stdio -g none 2>/dev/null |
         grep -E '^ +[0-9]' | head -25 | cut -c1-160 || true
