@@ -6,8 +6,14 @@
 //! apply, a no-op plan (refresh + diff), and destroy. A second table gives the
 //! apply makespan with per-resource delays against the critical path (the
 //! lower bound no scheduler can beat), and a third the apply makespan at
-//! `--parallelism 10` against a greedy list schedule computed offline with
-//! the executor's priorities. Run it with `scripts/bench.sh`.
+//! `--parallelism 10` against a greedy list schedule computed offline; both
+//! give the scheduler's makespan in virtual time (deterministic) and the
+//! real apply's on the wall clock. Run it with `scripts/bench.sh`.
+//!
+//! `skyplan-bench noop N REPEAT` and `skyplan-bench plan N REPEAT` time only
+//! the no-op plan of N (after one apply) or the plan of N on an empty state,
+//! REPEAT times, and print medians of wall and thread CPU time; they are
+//! what `scripts/profile.sh` profiles.
 
 use std::sync::Arc;
 
