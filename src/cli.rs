@@ -2,6 +2,7 @@
 //! options value handed to its module in `commands/`; no logic lives here.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -28,6 +29,11 @@ pub struct Global {
     /// Color output
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// At most RPS requests per second to one AWS service (ec2,
+    /// elasticloadbalancing, autoscaling), bursts of BURST; repeatable.
+    /// Defaults: docs/aws-resources.md
+    #[arg(long = "rate-limit", global = true, value_name = "SERVICE=RPS[,BURST]")]
+    pub rate_limit: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -80,6 +86,11 @@ pub enum Command {
         /// subnets lack (the only change skyplan makes to them)
         #[arg(long)]
         tag_subnets: bool,
+        /// How long a spot pool waits for its spot price to come within its
+        /// max price before its auto scaling group is created (`90s`, `10m`,
+        /// `1h`; `0` looks once); then that pool fails, the rest goes on
+        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+        spot_wait: Duration,
     },
     /// Destroy everything the state records for this spec
     Destroy {
@@ -127,4 +138,37 @@ pub enum StateCommand {
     Show { address: String },
     /// Forget a resource (it stays in the cloud)
     Rm { address: String },
+}
+
+/// `90s`, `10m`, `1h`, or a bare number of seconds (`0`).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(format!("{text:?}: write a number with s, m or h (e.g. 10m)")),
+    };
+    let n: u64 = number.parse().map_err(|_| format!("{text:?}: write a number with s, m or h (e.g. 10m)"))?;
+    n.checked_mul(seconds).map(Duration::from_secs).ok_or_else(|| format!("{text:?} is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_seconds_minutes_or_hours() {
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        for bad in ["", "m", "10x", "1.5m", "-1s", "10 m"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
 }

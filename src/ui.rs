@@ -38,9 +38,15 @@ impl Ui {
         eprintln!("{} {message}", self.style().bold("note:"));
     }
 
-    /// With `-v`: how many requests each provider sent to its cloud, on
-    /// stderr (`-vv`: per operation).
+    /// What each provider has to say about reaching its cloud (requests
+    /// retried, and why), always; with `-v` also how many requests each sent,
+    /// on stderr (`-vv`: per operation).
     pub fn requests(&self, providers: &Providers) {
+        for provider in providers.all() {
+            for note in provider.notes() {
+                self.note(&format!("{}: {note}", provider.name()));
+            }
+        }
         if self.verbose == 0 {
             return;
         }

@@ -5,11 +5,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+#[cfg(feature = "aws")]
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use skyplan_engine::graph::ResourceGraph;
-use skyplan_engine::{Diagnostics, Providers, Resource, Spec};
+use skyplan_engine::{Diagnostics, Providers, Redactor, Resource, Spec};
 use skyplan_state::{Backend, LocalBackend, LockInfo, State, StateError};
 
 use crate::cli::Global;
@@ -31,14 +33,22 @@ pub fn take_resources(spec: &mut Spec) -> Result<Vec<Resource>, Diagnostics> {
     Ok(resources)
 }
 
-/// Parse, expand and build the graph: every check that needs no cloud call.
-pub async fn desired(spec_path: &Path, state_path: &Path) -> Result<(ResourceGraph, Providers)> {
+/// The spec's sensitive values, to mask in everything shown or stored.
+pub fn redactor(spec: &Spec) -> Redactor {
+    Redactor::new(skyplan_aws_blueprint::sensitive_values(&spec.file))
+}
+
+/// Parse, expand and build the graph: every check that needs no cloud call
+/// (no credentials are looked up either).
+pub fn desired(spec_path: &Path, state_path: &Path) -> Result<ResourceGraph> {
     let mut spec = Spec::load(spec_path)?;
     let resources = take_resources(&mut spec)?;
-    let kinds: Vec<&str> = resources.iter().map(|r| r.address.kind.as_str()).collect();
-    let providers = providers(&spec, state_path, &kinds).await?;
-    let graph = ResourceGraph::build(resources, &providers)?;
-    Ok((graph, providers))
+    let sim = skyplan_sim::SimProvider::open(&sim_cloud_path(state_path))?;
+    let mut providers = Providers::new().with(Arc::new(sim));
+    if resources.iter().any(|r| r.address.kind.starts_with("aws_")) {
+        providers = with_aws_offline(providers, &spec)?;
+    }
+    Ok(ResourceGraph::build(resources, &providers)?)
 }
 
 /// Where the state is: `--state`, else `<spec stem>.state.json` beside the
@@ -151,6 +161,32 @@ fn sim_cloud_path(state_path: &Path) -> PathBuf {
     }
 }
 
+/// The `--rate-limit` values of this run, checked once before anything
+/// else, for every AWS provider the run connects.
+#[cfg(feature = "aws")]
+static RATE_LIMITS: OnceLock<skyplan_aws::RateLimits> = OnceLock::new();
+
+/// Check the `--rate-limit SERVICE=RPS[,BURST]` flags and keep them for
+/// [`connect_aws`]: a bad value stops the run before any cloud call.
+#[cfg(feature = "aws")]
+pub fn set_rate_limits(flags: &[String]) -> Result<()> {
+    let mut limits = skyplan_aws::RateLimits::default();
+    for flag in flags {
+        let (service, limit) = skyplan_aws::RateLimits::parse_flag(flag).map_err(|e| anyhow!("--rate-limit {e}"))?;
+        limits.set(service, limit);
+    }
+    let _ = RATE_LIMITS.set(limits);
+    Ok(())
+}
+
+#[cfg(not(feature = "aws"))]
+pub fn set_rate_limits(flags: &[String]) -> Result<()> {
+    if let Some(flag) = flags.first() {
+        bail!("--rate-limit {flag}: this build has no AWS support (built without the `aws` feature)");
+    }
+    Ok(())
+}
+
 /// Providers for the given resource types: the simulated cloud always, AWS
 /// when an `aws_*` type is in play (desired or in the state).
 pub async fn providers(spec: &Spec, state_path: &Path, kinds: &[&str]) -> Result<Providers> {
@@ -164,15 +200,111 @@ pub async fn providers(spec: &Spec, state_path: &Path, kinds: &[&str]) -> Result
 
 #[cfg(feature = "aws")]
 async fn with_aws(providers: Providers, spec: &Spec) -> Result<Providers> {
-    Ok(providers.with(Arc::new(connect_aws(spec).await?)))
+    let mut aws = connect_aws(spec).await?;
+    if let Some(bound) = SPOT_WAIT.get() {
+        aws = aws.with_spot_wait(*bound);
+    }
+    Ok(providers.with(Arc::new(aws)))
 }
 
-/// The AWS provider for a spec: region from `[cluster]` (else the SDK's
-/// AWS_REGION), account settings from `[account]`.
+/// `apply --spot-wait`: set once per process, before the providers are
+/// built (the binary runs one command per process). Unset, the AWS
+/// provider's default bound applies.
+static SPOT_WAIT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+
+pub fn set_spot_wait(bound: Duration) {
+    // Set once, by the one command this process runs.
+    let _ = SPOT_WAIT.set(bound);
+}
+
+/// A spot pool for `plan`: its max price, where its on-demand price came
+/// from, and the current spot price in each of its AZs when read.
+pub struct SpotStatus {
+    pub pool: skyplan_aws_blueprint::SpotPool,
+    pub prices: SpotPrices,
+}
+
+pub enum SpotPrices {
+    /// `--no-refresh`, or a build without AWS: the cloud was not asked.
+    NotRead,
+    /// AWS could not be asked (no permission, no network): why.
+    Failed(String),
+    Read(Vec<AzSpot>),
+}
+
+/// The spot price in one AZ against the pool's max price.
+pub struct AzSpot {
+    pub az: String,
+    /// USD per hour as AWS writes it; `None` when AWS has none there.
+    pub price: Option<String>,
+    /// The price for people (`$0.0712`).
+    pub shown: String,
+    pub in_range: bool,
+}
+
+/// The spot pools of the spec, with their current spot prices when
+/// `read_prices` (DescribeSpotPriceHistory through the AWS provider). A
+/// failed read is reported in the result, not as an error: the plan stands
+/// without it.
+pub async fn spot_status(spec: &Spec, read_prices: bool) -> Result<Vec<SpotStatus>> {
+    let pools = skyplan_aws_blueprint::spot_pools(&spec.file).map_err(|errs| spec.source.diagnostics(&errs))?;
+    if pools.is_empty() {
+        return Ok(Vec::new());
+    }
+    let prices = if read_prices { read_spot_prices(spec, &pools).await } else { Vec::new() };
+    let mut prices = prices.into_iter();
+    Ok(pools
+        .into_iter()
+        .map(|pool| SpotStatus { pool, prices: prices.next().unwrap_or(SpotPrices::NotRead) })
+        .collect())
+}
+
 #[cfg(feature = "aws")]
-pub async fn connect_aws(spec: &Spec) -> Result<skyplan_aws::AwsProvider> {
-    let file = &spec.file;
-    let region = file
+async fn read_spot_prices(spec: &Spec, pools: &[skyplan_aws_blueprint::SpotPool]) -> Vec<SpotPrices> {
+    let aws = match connect_aws(spec).await {
+        Ok(aws) => aws,
+        Err(e) => return pools.iter().map(|_| SpotPrices::Failed(e.to_string())).collect(),
+    };
+    let mut out = Vec::new();
+    for pool in pools {
+        out.push(match aws.spot_prices(&pool.instance_type, &pool.azs).await {
+            Ok(prices) => SpotPrices::Read(
+                prices
+                    .into_iter()
+                    .map(|p| AzSpot {
+                        in_range: p.within(&pool.max_price),
+                        shown: p.price.as_deref().map(skyplan_aws::spot::usd).unwrap_or_default(),
+                        price: p.price,
+                        az: p.az,
+                    })
+                    .collect(),
+            ),
+            Err(e) => SpotPrices::Failed(e.message),
+        });
+    }
+    out
+}
+
+#[cfg(not(feature = "aws"))]
+async fn read_spot_prices(_spec: &Spec, _pools: &[skyplan_aws_blueprint::SpotPool]) -> Vec<SpotPrices> {
+    Vec::new()
+}
+
+#[cfg(feature = "aws")]
+fn with_aws_offline(providers: Providers, spec: &Spec) -> Result<Providers> {
+    Ok(providers.with(Arc::new(skyplan_aws::AwsProvider::offline(&region(spec)?))))
+}
+
+#[cfg(not(feature = "aws"))]
+fn with_aws_offline(providers: Providers, _spec: &Spec) -> Result<Providers> {
+    Ok(providers)
+}
+
+/// The region of a spec's AWS resources: `[cluster] region`, else the SDK's
+/// AWS_REGION.
+#[cfg(feature = "aws")]
+fn region(spec: &Spec) -> Result<String> {
+    spec.file
         .cluster
         .as_ref()
         .map(|c| c.region.clone())
@@ -180,7 +312,15 @@ pub async fn connect_aws(spec: &Spec) -> Result<skyplan_aws::AwsProvider> {
         .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
         .ok_or_else(|| {
             anyhow!("{}: aws_* resources need a region: set [cluster] region or AWS_REGION", spec.source.path.display())
-        })?;
+        })
+}
+
+/// The AWS provider for a spec: region from `[cluster]` (else the SDK's
+/// AWS_REGION), account settings from `[account]`.
+#[cfg(feature = "aws")]
+pub async fn connect_aws(spec: &Spec) -> Result<skyplan_aws::AwsProvider> {
+    let file = &spec.file;
+    let region = region(spec)?;
     let account = file.account.clone().unwrap_or_default();
     let settings = skyplan_aws::AwsSettings {
         region,
@@ -188,7 +328,8 @@ pub async fn connect_aws(spec: &Spec) -> Result<skyplan_aws::AwsProvider> {
         role_arn: account.role_arn,
         external_id: account.external_id,
     };
-    Ok(skyplan_aws::AwsProvider::connect(settings).await?)
+    let limits = RATE_LIMITS.get().cloned().unwrap_or_default();
+    Ok(skyplan_aws::AwsProvider::connect(settings).await?.with_rate_limits(&limits))
 }
 
 #[cfg(not(feature = "aws"))]

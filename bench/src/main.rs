@@ -112,7 +112,7 @@ async fn phases(n: usize, layers: usize) -> NoopSteps {
     let t = Instant::now();
     let loaded = w.backend.load().expect("load").expect("state exists");
     let load_time = t.elapsed();
-    let (refreshed, _) = refresh(loaded, &w.providers).await.expect("refresh");
+    let (refreshed, _) = refresh(loaded, &w.providers, &skyplan_engine::Redactor::default()).await.expect("refresh");
     let refresh_time = t.elapsed() - load_time;
     let spec = Spec::parse(Source { path: "bench.toml".into(), text: text.clone() }).expect("generated spec parses");
     let parse_time = t.elapsed() - load_time - refresh_time;
@@ -201,7 +201,8 @@ fn median(mut runs: Vec<Duration>) -> Duration {
 #[inline(never)]
 fn noop_plan(text: &str, w: &World, rt: &tokio::runtime::Runtime) -> skyplan_engine::plan::Plan {
     let loaded = w.backend.load().expect("load").expect("state exists");
-    let (refreshed, _) = rt.block_on(refresh(loaded, &w.providers)).expect("refresh");
+    let (refreshed, _) =
+        rt.block_on(refresh(loaded, &w.providers, &skyplan_engine::Redactor::default())).expect("refresh");
     let graph = graph_of(text, &w.providers);
     let noop = diff(&graph, &refreshed, false);
     drop(graph);

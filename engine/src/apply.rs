@@ -25,6 +25,7 @@ use crate::address::Address;
 use crate::dag::{self, Outcome};
 use crate::plan::{Action, Change, Plan};
 use crate::provider::{OpContext, Progress, Providers};
+use crate::redact::Redactor;
 use crate::value::{self, contains_unknown, Attrs, Reference};
 
 /// The kind of one operation: what a progress line says is happening.
@@ -81,6 +82,9 @@ pub struct ApplyOptions {
     /// Called after the cloud has done an operation and before its result is
     /// recorded: the moment a crash loses the most. Crash tests hook it.
     pub before_recording: Option<RecordingHook>,
+    /// The spec's sensitive values: sent to the provider as they are, but
+    /// masked in what is recorded (intents, results) and in error messages.
+    pub redactor: Redactor,
 }
 
 pub type RecordingHook = Arc<dyn Fn(&Address, OpKind) + Send + Sync>;
@@ -92,6 +96,7 @@ impl ApplyOptions {
             stop: Arc::new(AtomicBool::new(false)),
             events: Arc::new(|_| {}),
             before_recording: None,
+            redactor: Redactor::default(),
         }
     }
 }
@@ -248,6 +253,7 @@ struct Shared {
     events: EventSink,
     stop: Arc<AtomicBool>,
     before_recording: Option<RecordingHook>,
+    redactor: Redactor,
     /// The error of each failed operation, by operation index.
     errors: Mutex<HashMap<usize, String>>,
 }
@@ -275,6 +281,7 @@ pub async fn apply(
         stop: options.stop.clone(),
         errors: Mutex::new(HashMap::new()),
         before_recording: options.before_recording.clone(),
+        redactor: options.redactor.clone(),
     });
     let ops = Arc::new(ops);
     let outcomes = {
@@ -315,6 +322,7 @@ async fn run_op(shared: &Shared, index: usize, op: &Op, slot: dag::Release) -> b
     let started = Instant::now();
     (shared.events)(&Event::Started { address: address.clone(), op: op.kind });
     let fail = |error: String| {
+        let error = if shared.redactor.is_empty() { error } else { shared.redactor.text(&error) };
         shared.errors.lock().expect("errors").insert(index, error.clone());
         (shared.events)(&Event::Failed { address: address.clone(), op: op.kind, error });
         false
@@ -375,11 +383,13 @@ async fn run_op(shared: &Shared, index: usize, op: &Op, slot: dag::Release) -> b
                 // Record the intent first: if this process dies during the
                 // call, the next run finds what it made instead of making it
                 // twice.
+                let mut inputs = resolved.clone();
+                shared.redactor.attrs(&mut inputs);
                 let intent = PendingCreate {
                     kind: change.kind.clone(),
                     provider: provider.name().to_string(),
                     client_token: ctx.client_token.clone(),
-                    inputs: resolved.clone(),
+                    inputs,
                     dependencies: change.dependencies.iter().map(|d| d.to_string()).collect(),
                 };
                 if let Err(e) = shared.writer.commit(vec![Mutation::Intend(address.to_string(), intent)]).await {
@@ -413,12 +423,17 @@ async fn run_op(shared: &Shared, index: usize, op: &Op, slot: dag::Release) -> b
                 Some(other) => other.to_string(),
                 None => return fail(format!("provider {} returned no id", provider.name())),
             };
+            // Dependents resolve against the real values; the state gets
+            // them masked.
             shared.live.lock().expect("live values").insert(address.clone(), attributes.clone());
+            let (mut inputs, mut attributes) = (resolved, attributes);
+            shared.redactor.attrs(&mut inputs);
+            shared.redactor.attrs(&mut attributes);
             let record = ResourceState {
                 kind: change.kind.clone(),
                 provider: provider.name().to_string(),
                 id: id.clone(),
-                inputs: resolved,
+                inputs,
                 attributes,
                 dependencies: change.dependencies.iter().map(|d| d.to_string()).collect(),
             };

@@ -14,6 +14,7 @@ use petgraph::Direction;
 use crate::address::Address;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::provider::{Providers, Schema};
+use crate::redact::Redactor;
 use crate::resource::Resource;
 use crate::value::{Reference, Template};
 
@@ -44,6 +45,8 @@ pub struct ResourceGraph {
     index: HashMap<Address, usize>,
     /// Indexes of `nodes` in a topological order.
     order: Vec<usize>,
+    /// The spec's sensitive values, masked in everything the plan shows.
+    redactor: Redactor,
 }
 
 impl ResourceGraph {
@@ -171,7 +174,17 @@ impl ResourceGraph {
             Ok(order) => order.into_iter().map(|n| n.index()).collect(),
             Err(_) => return Err(cycle_errors(&graph, &nodes)),
         };
-        Ok(ResourceGraph { graph, nodes, index, order })
+        Ok(ResourceGraph { graph, nodes, index, order, redactor: Redactor::default() })
+    }
+
+    /// The graph whose plans mask these sensitive values.
+    pub fn with_redactor(mut self, redactor: Redactor) -> Self {
+        self.redactor = redactor;
+        self
+    }
+
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     pub fn nodes(&self) -> &[Node] {

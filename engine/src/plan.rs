@@ -118,7 +118,10 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
             let prior = state.resources.get(&key);
             kept += usize::from(prior.is_some());
             let mut lookup = |r: usize| lookup_planned(nodes, &planned, &changes, &node.references[r]);
-            let resolved = resolve_node(node, &mut lookup);
+            let mut resolved = resolve_node(node, &mut lookup);
+            // Compared and shown masked, as the state holds them; `config`
+            // below keeps the values apply must send.
+            graph.redactor().attrs(&mut resolved);
 
             let (action, before, replace_because) = match prior {
                 None => (Action::Create, None, Vec::new()),

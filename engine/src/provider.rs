@@ -131,6 +131,13 @@ pub trait Provider: Send + Sync {
         std::collections::BTreeMap::new()
     }
 
+    /// What the end of a run should say about how the provider reached its
+    /// cloud (requests retried after throttling or lost answers), one line
+    /// each; nothing by default.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Read the live attributes of many resources at once (providers batch by
     /// kind). One entry per request, in order: `None` when it no longer exists.
     async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError>;

@@ -13,6 +13,7 @@ use skyplan_state::{ResourceState, State};
 use crate::address::Address;
 use crate::diagnostic::{Diagnostic, Diagnostics, Location};
 use crate::provider::{Providers, ReadRequest};
+use crate::redact::Redactor;
 
 /// What refresh found that differs from the recorded state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +32,13 @@ pub enum Drift {
 /// Resolve the creates an interrupted run left unrecorded: look each up
 /// through its provider and adopt what exists. Done on every plan, even with
 /// `--no-refresh`, since skipping it could create a duplicate.
-pub async fn settle_pending(state: &mut State, providers: &Providers) -> Result<Vec<Drift>, Diagnostics> {
+///
+/// What is found is recorded with `redactor`'s sensitive values masked.
+pub async fn settle_pending(
+    state: &mut State,
+    providers: &Providers,
+    redactor: &Redactor,
+) -> Result<Vec<Drift>, Diagnostics> {
     let mut drift = Vec::new();
     for (address, pending) in std::mem::take(&mut state.pending) {
         let parsed: Address = address.parse().map_err(|_| {
@@ -47,7 +54,8 @@ pub async fn settle_pending(state: &mut State, providers: &Providers) -> Result<
             Diagnostic::at_address(&parsed, format!("looking for what an interrupted run created failed: {e}"))
         })?;
         match found {
-            Some(attributes) => {
+            Some(mut attributes) => {
+                redactor.live(&pending.inputs, &mut attributes);
                 let id = attributes.get("id").and_then(|v| v.as_str()).unwrap_or_default().to_string();
                 drift.push(Drift::Adopted(parsed, id.clone()));
                 state.resources.insert(
@@ -68,8 +76,13 @@ pub async fn settle_pending(state: &mut State, providers: &Providers) -> Result<
     Ok(drift)
 }
 
-/// The state with live attributes, and what drifted.
-pub async fn refresh(state: State, providers: &Providers) -> Result<(State, Vec<Drift>), Diagnostics> {
+/// The state with live attributes, and what drifted. Live values are masked
+/// with `redactor` before they are compared with the (masked) state.
+pub async fn refresh(
+    state: State,
+    providers: &Providers,
+    redactor: &Redactor,
+) -> Result<(State, Vec<Drift>), Diagnostics> {
     let mut refreshed = state;
     let mut by_provider: BTreeMap<&'static str, (Vec<ReadRequest>, Vec<String>)> = BTreeMap::new();
     let mut errors = Vec::new();
@@ -119,7 +132,8 @@ pub async fn refresh(state: State, providers: &Providers) -> Result<(State, Vec<
                     refreshed.resources.remove(&address);
                     drift.push(Drift::Deleted(request.address));
                 }
-                Some(live) => {
+                Some(mut live) => {
+                    redactor.live(&request.prior, &mut live);
                     let record = refreshed.resources.get_mut(&address).expect("from the state");
                     let changed: Vec<String> =
                         record.inputs.keys().filter(|k| live.get(*k) != request.prior.get(*k)).cloned().collect();

@@ -15,6 +15,8 @@ use crate::{graph::ResourceGraph, Providers};
 #[derive(Default)]
 pub struct Fake {
     pub log: Mutex<Vec<String>>,
+    /// The attributes each create and update was given.
+    pub sent: Mutex<Vec<Attrs>>,
     next: Mutex<u64>,
 }
 
@@ -36,6 +38,7 @@ impl Provider for Fake {
     }
     async fn create(&self, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
         self.log.lock().unwrap().push(format!("create {}", ctx.address));
+        self.sent.lock().unwrap().push(attrs.clone());
         if attrs.get("fail").and_then(Value::as_str) == Some("create") {
             return Err(ProviderError::new("boom"));
         }
@@ -48,6 +51,7 @@ impl Provider for Fake {
     }
     async fn update(&self, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
         self.log.lock().unwrap().push(format!("update {}", ctx.address));
+        self.sent.lock().unwrap().push(attrs.clone());
         let mut out = attrs.clone();
         out.insert("id".into(), prior["id"].clone());
         out.insert("arn".into(), prior["arn"].clone());

@@ -8,6 +8,8 @@ use skyplan_state::{Backend, LocalBackend, State, Writer};
 use crate::apply::{apply, ApplyOptions};
 use crate::graph::ResourceGraph;
 use crate::plan::{diff, Action, Plan};
+use crate::redact::Redactor;
+use crate::render::{human, json, Style};
 use crate::testing::{graph, Fake};
 use crate::{Address, Providers};
 
@@ -20,11 +22,27 @@ fn actions(plan: &Plan) -> Vec<(String, Action)> {
 }
 
 async fn run(plan: &Plan, state: State, fake: &Arc<Fake>) -> (State, crate::apply::ApplyReport) {
+    let (state, report, _) = run_with(plan, state, fake, ApplyOptions::new(4)).await;
+    (state, report)
+}
+
+/// Apply with these options; also returns every byte written to disk.
+async fn run_with(
+    plan: &Plan,
+    state: State,
+    fake: &Arc<Fake>,
+    options: ApplyOptions,
+) -> (State, crate::apply::ApplyReport, String) {
     let dir = tempfile::tempdir().unwrap();
     let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.path().join("s.json")));
     let writer = Writer::start(backend, state.clone());
-    let report = apply(plan, &state, &providers(fake), &writer, ApplyOptions::new(4)).await;
-    (writer.finish().await.unwrap(), report)
+    let report = apply(plan, &state, &providers(fake), &writer, options).await;
+    let state = writer.finish().await.unwrap();
+    let mut written = String::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        written.push_str(&String::from_utf8_lossy(&std::fs::read(entry.unwrap().path()).unwrap()));
+    }
+    (state, report, written)
 }
 
 const CHAIN: &str = r#"
@@ -182,4 +200,36 @@ async fn a_removed_resource_a_replaced_one_and_a_dependent_switching_between_the
     assert!(report.is_success(), "{report:?}");
     assert_eq!(state.resources.keys().collect::<Vec<_>>(), ["test_r.x", "test_r.y"]);
     assert_eq!(state.resources["test_r.y"].inputs["via"], state.resources["test_r.x"].attributes["id"]);
+}
+
+/// A sensitive value reaches the provider as it is, and the plan (human and
+/// JSON), the state on disk and a changed value's diff only as its mask.
+#[tokio::test]
+async fn sensitive_values_reach_the_provider_but_not_the_plan_or_state() {
+    const SPEC: &str = "[resource.test_node.a]\nuser_data = \"registry:\\n  password: s3cr3t-pw\\n\"\nsize = 1\n";
+    let fake = Arc::new(Fake::default());
+    let masked = |secret: &str| Redactor::new([secret.to_string()]);
+    let g = graph(SPEC, fake.clone()).unwrap().with_redactor(masked("s3cr3t-pw"));
+    let plan = diff(&g, &State::new(), false);
+    let shown = human::plan(&plan, Style { color: false }) + &json::plan(&plan).to_string();
+    assert!(!shown.contains("s3cr3t-pw"), "{shown}");
+    assert!(shown.contains("password: (sensitive "), "{shown}");
+
+    let mut options = ApplyOptions::new(4);
+    options.redactor = masked("s3cr3t-pw");
+    let (state, report, written) = run_with(&plan, State::new(), &fake, options).await;
+    assert!(report.is_success(), "{report:?}");
+    assert!(fake.sent.lock().unwrap()[0]["user_data"].as_str().unwrap().contains("password: s3cr3t-pw"));
+    assert!(written.contains("test_node.a") && !written.contains("s3cr3t-pw"), "{written}");
+    assert!(!serde_json::to_string(&state).unwrap().contains("s3cr3t-pw"));
+
+    // Unchanged: the masked config equals the masked state.
+    assert!(!diff(&g, &state, false).has_changes());
+    // Changed: an update that shows one mask replacing the other.
+    let g2 = graph(&SPEC.replace("s3cr3t-pw", "n3w-s3cr3t"), fake.clone()).unwrap().with_redactor(masked("n3w-s3cr3t"));
+    let p2 = diff(&g2, &state, false);
+    assert_eq!(actions(&p2), [("test_node.a".to_string(), Action::Update)]);
+    let shown = human::plan(&p2, Style { color: false });
+    assert!(!shown.contains("s3cr3t"), "{shown}");
+    assert_eq!(shown.matches("password: (sensitive ").count(), 2, "{shown}");
 }

@@ -11,7 +11,7 @@ use skyplan_engine::apply::{self, ApplyOptions, ApplyReport, OpKind};
 use skyplan_engine::plan::Plan;
 use skyplan_engine::planfile::PlanFile;
 use skyplan_engine::render::human;
-use skyplan_engine::{Providers, Source, Spec};
+use skyplan_engine::{Providers, Redactor, Source, Spec};
 use skyplan_state::{Backend, State, Writer};
 
 use super::plan::make_plan;
@@ -59,7 +59,8 @@ pub async fn run(global: &Global, ui: &Ui, args: ApplyArgs) -> Result<ExitCode> 
             bail!("{operation} cancelled: only 'yes' approves");
         }
     }
-    execute(ui, &planned.plan, planned.state, &planned.providers, planned.backend, args.parallelism, args.destroy).await
+    let run = Run { parallelism: args.parallelism, destroy: args.destroy, redactor: planned.redactor };
+    execute(ui, &planned.plan, planned.state, &planned.providers, planned.backend, run).await
 }
 
 /// `apply PLANFILE`: exactly the saved plan, refused if the state moved on.
@@ -92,7 +93,8 @@ async fn apply_saved(global: &Global, ui: &Ui, args: &ApplyArgs) -> Result<ExitC
         println!("No changes in {}; nothing to apply.", args.target.display());
         return Ok(ExitCode::SUCCESS);
     }
-    execute(ui, &file.plan, state, &providers, backend, args.parallelism, file.plan.destroy).await
+    let run = Run { parallelism: args.parallelism, destroy: file.plan.destroy, redactor: workspace::redactor(&spec) };
+    execute(ui, &file.plan, state, &providers, backend, run).await
 }
 
 fn check_fresh(plan: &Plan, state: &State, plan_path: &Path, state_path: &Path) -> Result<()> {
@@ -117,18 +119,30 @@ fn check_fresh(plan: &Plan, state: &State, plan_path: &Path, state_path: &Path) 
     Ok(())
 }
 
+/// How to run a plan.
+struct Run {
+    parallelism: usize,
+    destroy: bool,
+    redactor: Redactor,
+}
+
 async fn execute(
     ui: &Ui,
     plan: &Plan,
     state: State,
     providers: &Providers,
     backend: Arc<dyn Backend>,
-    parallelism: usize,
-    destroy: bool,
+    run: Run,
 ) -> Result<ExitCode> {
+    let Run { parallelism, destroy, redactor } = run;
     let writer = Writer::start(backend, state.clone());
-    let options =
-        ApplyOptions { parallelism, stop: Default::default(), events: ui.progress(), before_recording: crash_hook() };
+    let options = ApplyOptions {
+        parallelism,
+        stop: Default::default(),
+        events: ui.progress(),
+        before_recording: crash_hook(),
+        redactor,
+    };
     let stop = options.stop.clone();
     let interrupts = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {

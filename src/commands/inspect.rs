@@ -15,14 +15,14 @@ use crate::workspace;
 /// Parse, expand and check the graph; no cloud calls, nothing written.
 pub async fn validate(global: &Global, spec: &Path) -> Result<ExitCode> {
     let state_path = workspace::state_path(global, Some(spec))?;
-    let (graph, _) = workspace::desired(spec, &state_path).await?;
+    let graph = workspace::desired(spec, &state_path)?;
     println!("{} is valid: {} resources in {} dependency layers.", spec.display(), graph.len(), graph.layers().len());
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn graph(global: &Global, spec: &Path, format: GraphFormat) -> Result<ExitCode> {
     let state_path = workspace::state_path(global, Some(spec))?;
-    let (graph, _) = workspace::desired(spec, &state_path).await?;
+    let graph = workspace::desired(spec, &state_path)?;
     match format {
         GraphFormat::Dot => print!("{}", graph.to_dot()),
         GraphFormat::Text => {

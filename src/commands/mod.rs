@@ -17,13 +17,15 @@ use crate::ui::Ui;
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let global = &cli.global;
     let ui = Ui::new(global);
+    crate::workspace::set_rate_limits(&global.rate_limit)?;
     match cli.command {
         Command::Validate { spec } => inspect::validate(global, &spec).await,
         Command::Plan { spec, out, json, detailed_exitcode, no_refresh, destroy } => {
             let opts = plan::PlanOptions { spec, out, json, detailed_exitcode, refresh: !no_refresh, destroy };
             plan::run(global, &ui, opts).await
         }
-        Command::Apply { target, auto_approve, parallelism, tag_subnets } => {
+        Command::Apply { target, auto_approve, parallelism, tag_subnets, spot_wait } => {
+            crate::workspace::set_spot_wait(spot_wait);
             let args = apply::ApplyArgs { target, auto_approve, parallelism, destroy: false, tag_subnets };
             apply::run(global, &ui, args).await
         }

@@ -14,14 +14,14 @@ use serde_json::Value;
 use crate::emulator::Emulator;
 use crate::support::Workdir;
 
-const OWNED: &str = "kubernetes.io/cluster/demo";
+pub(crate) const OWNED: &str = "kubernetes.io/cluster/demo";
 const CAPA_OWNED: &str = "sigs.k8s.io/cluster-api-provider-aws/cluster/demo";
 
-fn example() -> String {
+pub(crate) fn example() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/dynamic-cluster.toml")).unwrap()
 }
 
-fn filter(name: &str, value: &str) -> Filter {
+pub(crate) fn filter(name: &str, value: &str) -> Filter {
     Filter::builder().name(name).values(value).build()
 }
 
@@ -65,168 +65,7 @@ fn dynamic_cluster_apply_no_changes_resize_destroy() {
     let elb = aws_sdk_elasticloadbalancing::Client::new(&config);
     let asg = aws_sdk_autoscaling::Client::new(&config);
 
-    rt.block_on(async {
-        // One VPC, owned by the cluster.
-        let vpcs = ec2.describe_vpcs().filters(filter(&format!("tag:{OWNED}"), "owned")).send().await.unwrap();
-        let [vpc] = vpcs.vpcs() else { panic!("expected one cluster VPC: {:?}", vpcs.vpcs()) };
-        assert_eq!(vpc.cidr_block(), Some("10.0.0.0/16"));
-        assert_cluster_tags("the VPC", &tags(vpc.tags()));
-        let vpc_id = vpc.vpc_id().unwrap().to_string();
-        let in_vpc = || filter("vpc-id", &vpc_id);
-
-        // A public and a private subnet per AZ, inside the VPC, no overlap.
-        let subnets = ec2.describe_subnets().filters(in_vpc()).send().await.unwrap();
-        let subnets = subnets.subnets();
-        assert_eq!(subnets.len(), 6);
-        let vpc_range = range("10.0.0.0/16");
-        let mut ranges: Vec<(u32, u32)> = subnets.iter().map(|s| range(s.cidr_block().unwrap())).collect();
-        ranges.sort();
-        for r in &ranges {
-            assert!(r.0 >= vpc_range.0 && r.1 <= vpc_range.1, "subnet outside the VPC");
-        }
-        for pair in ranges.windows(2) {
-            assert!(pair[0].1 < pair[1].0, "subnets overlap");
-        }
-        let mut public: BTreeMap<String, String> = BTreeMap::new(); // az -> subnet id
-        let mut private: BTreeMap<String, String> = BTreeMap::new();
-        for s in subnets {
-            let t = tags(s.tags());
-            assert_cluster_tags("a subnet", &t);
-            let az = s.availability_zone().unwrap().to_string();
-            let id = s.subnet_id().unwrap().to_string();
-            if s.map_public_ip_on_launch() == Some(true) {
-                assert_eq!(t.get("kubernetes.io/role/elb").map(String::as_str), Some("1"), "{t:?}");
-                assert_eq!(t.get("sigs.k8s.io/cluster-api-provider-aws/role").map(String::as_str), Some("public"));
-                assert_eq!(t.get("Name"), Some(&format!("demo-subnet-public-{az}")));
-                public.insert(az, id);
-            } else {
-                assert_eq!(t.get("kubernetes.io/role/internal-elb").map(String::as_str), Some("1"), "{t:?}");
-                assert_eq!(t.get("sigs.k8s.io/cluster-api-provider-aws/role").map(String::as_str), Some("private"));
-                private.insert(az, id);
-            }
-        }
-        let azs: BTreeSet<&str> = ["us-east-1a", "us-east-1b", "us-east-1c"].into();
-        assert_eq!(public.keys().map(String::as_str).collect::<BTreeSet<_>>(), azs);
-        assert_eq!(private.keys().map(String::as_str).collect::<BTreeSet<_>>(), azs);
-
-        // The internet gateway is attached.
-        let igws = ec2.describe_internet_gateways().filters(filter("attachment.vpc-id", &vpc_id)).send().await.unwrap();
-        let [igw] = igws.internet_gateways() else { panic!("expected one attached IGW") };
-        assert_cluster_tags("the internet gateway", &tags(igw.tags()));
-        let igw_id = igw.internet_gateway_id().unwrap().to_string();
-
-        // A NAT gateway with an Elastic IP in each public subnet.
-        let nats = ec2.describe_nat_gateways().filter(in_vpc()).send().await.unwrap();
-        let nats: Vec<_> =
-            nats.nat_gateways().iter().filter(|n| n.state().map(|s| s.as_str()) == Some("available")).collect();
-        assert_eq!(nats.len(), 3);
-        let mut nat_by_az: BTreeMap<String, String> = BTreeMap::new();
-        for n in &nats {
-            assert_cluster_tags("a NAT gateway", &tags(n.tags()));
-            let subnet = n.subnet_id().unwrap();
-            let az = public.iter().find(|(_, id)| id.as_str() == subnet).map(|(az, _)| az.clone());
-            let az = az.expect("every NAT gateway is in a public subnet");
-            assert!(n.nat_gateway_addresses().iter().any(|a| a.allocation_id().is_some()), "NAT without an EIP");
-            nat_by_az.insert(az, n.nat_gateway_id().unwrap().to_string());
-        }
-        assert_eq!(nat_by_az.len(), 3, "one NAT gateway per AZ");
-        let eips = ec2.describe_addresses().filters(filter(&format!("tag:{OWNED}"), "owned")).send().await.unwrap();
-        assert_eq!(eips.addresses().len(), 3);
-
-        // Each private subnet routes 0.0.0.0/0 to its own AZ's NAT gateway,
-        // each public subnet to the internet gateway.
-        let tables = ec2.describe_route_tables().filters(in_vpc()).send().await.unwrap();
-        let default_route_of = |subnet: &str| -> (Option<String>, Option<String>) {
-            let table = tables
-                .route_tables()
-                .iter()
-                .find(|t| t.associations().iter().any(|a| a.subnet_id() == Some(subnet)))
-                .unwrap_or_else(|| panic!("subnet {subnet} has no route table"));
-            let route = table.routes().iter().find(|r| r.destination_cidr_block() == Some("0.0.0.0/0")).unwrap();
-            (route.nat_gateway_id().map(str::to_string), route.gateway_id().map(str::to_string))
-        };
-        for (az, subnet) in &private {
-            assert_eq!(default_route_of(subnet).0.as_ref(), Some(&nat_by_az[az]), "private subnet in {az}");
-        }
-        for subnet in public.values() {
-            assert_eq!(default_route_of(subnet).1.as_deref(), Some(igw_id.as_str()));
-        }
-
-        // The bastion's security group admits SSH from ssh_cidrs only.
-        let groups = ec2.describe_security_groups().filters(in_vpc()).send().await.unwrap();
-        let bastion_sg = groups.security_groups().iter().find(|g| g.group_name() == Some("demo-bastion")).unwrap();
-        let rules = bastion_sg.ip_permissions();
-        assert_eq!(rules.len(), 1, "{rules:?}");
-        assert_eq!((rules[0].from_port(), rules[0].to_port()), (Some(22), Some(22)));
-        let cidrs: Vec<&str> = rules[0].ip_ranges().iter().filter_map(|r| r.cidr_ip()).collect();
-        assert_eq!(cidrs, ["203.0.113.0/24"]);
-        for g in groups.security_groups().iter().filter(|g| g.group_name() != Some("default")) {
-            assert_cluster_tags("a security group", &tags(g.tags()));
-        }
-
-        // Control-plane instances: private subnets across the AZs, no public IP.
-        let running = ec2
-            .describe_instances()
-            .filters(in_vpc())
-            .filters(filter("instance-state-name", "running"))
-            .send()
-            .await
-            .unwrap();
-        let instances: Vec<_> = running.reservations().iter().flat_map(|r| r.instances()).collect();
-        let named = |prefix: &str| -> Vec<_> {
-            instances
-                .iter()
-                .filter(|i| tags(i.tags()).get("Name").is_some_and(|n| n.starts_with(prefix)))
-                .copied()
-                .collect()
-        };
-        let control_plane = named("demo-control-plane");
-        assert_eq!(control_plane.len(), 3);
-        let cp_azs: BTreeSet<String> = control_plane
-            .iter()
-            .map(|i| {
-                assert!(
-                    private.values().any(|s| Some(s.as_str()) == i.subnet_id()),
-                    "control plane in a private subnet"
-                );
-                assert!(i.public_ip_address().is_none(), "control plane instances have no public IP");
-                assert_cluster_tags("a control-plane instance", &tags(i.tags()));
-                i.placement().and_then(|p| p.availability_zone()).unwrap().to_string()
-            })
-            .collect();
-        assert_eq!(cp_azs.len(), 3, "spread over the AZs");
-        let bastion = named("demo-bastion");
-        assert_eq!(bastion.len(), 1);
-        assert!(public.values().any(|s| Some(s.as_str()) == bastion[0].subnet_id()), "the bastion is public");
-
-        // The API load balancer: TCP 6443, TCP health check, exactly the control plane.
-        let lbs = elb.describe_load_balancers().load_balancer_names("demo-apiserver").send().await.unwrap();
-        let [lb] = lbs.load_balancer_descriptions() else { panic!("expected the demo-apiserver ELB") };
-        let listener = lb.listener_descriptions()[0].listener().unwrap();
-        assert_eq!((listener.load_balancer_port(), listener.instance_port()), (6443, 6443));
-        assert_eq!(listener.protocol().to_uppercase(), "TCP");
-        assert_eq!(lb.health_check().map(|h| h.target()), Some("TCP:6443"));
-        let registered: BTreeSet<&str> = lb.instances().iter().filter_map(|i| i.instance_id()).collect();
-        let cp_ids: BTreeSet<&str> = control_plane.iter().filter_map(|i| i.instance_id()).collect();
-        assert_eq!(registered, cp_ids);
-        let lb_subnets: BTreeSet<&str> = lb.subnets().iter().map(String::as_str).collect();
-        assert_eq!(lb_subnets, public.values().map(String::as_str).collect());
-
-        // The worker pool: a launch template and an ASG over the private subnets.
-        let lts = ec2.describe_launch_templates().launch_template_names("demo-worker").send().await.unwrap();
-        assert_eq!(lts.launch_templates().len(), 1);
-        let groups = asg.describe_auto_scaling_groups().auto_scaling_group_names("demo-worker").send().await.unwrap();
-        let [group] = groups.auto_scaling_groups() else { panic!("expected the demo-worker ASG") };
-        assert_eq!((group.min_size(), group.max_size(), group.desired_capacity()), (Some(3), Some(6), Some(3)));
-        let zone_subnets: BTreeSet<&str> = group.vpc_zone_identifier().unwrap().split(',').map(str::trim).collect();
-        assert_eq!(zone_subnets, private.values().map(String::as_str).collect());
-        let group_tags: BTreeMap<&str, (&str, bool)> = group
-            .tags()
-            .iter()
-            .map(|t| (t.key().unwrap(), (t.value().unwrap_or_default(), t.propagate_at_launch() == Some(true))))
-            .collect();
-        assert_eq!(group_tags.get(OWNED), Some(&("owned", true)), "instances launched get the tags: {group_tags:?}");
-    });
+    rt.block_on(check_cluster_layout(&ec2, &elb, &asg));
 
     // Nothing changed: the plan is empty.
     let plan = w.run(&["plan", "demo.toml", "--detailed-exitcode"]).ok();
@@ -254,33 +93,206 @@ fn dynamic_cluster_apply_no_changes_resize_destroy() {
     // Destroy leaves nothing that carries the cluster's ownership tag.
     let destroy = w.run(&["destroy", "demo.toml", "--auto-approve"]).ok();
     assert!(destroy.stdout.contains("38 destroyed"), "{}", destroy.stdout);
-    rt.block_on(async {
-        let owned = || filter(&format!("tag:{OWNED}"), "owned");
-        assert!(ec2.describe_vpcs().filters(owned()).send().await.unwrap().vpcs().is_empty());
-        assert!(ec2.describe_subnets().filters(owned()).send().await.unwrap().subnets().is_empty());
-        assert!(ec2.describe_security_groups().filters(owned()).send().await.unwrap().security_groups().is_empty());
-        assert!(ec2.describe_route_tables().filters(owned()).send().await.unwrap().route_tables().is_empty());
-        assert!(ec2.describe_internet_gateways().filters(owned()).send().await.unwrap().internet_gateways().is_empty());
-        assert!(ec2.describe_addresses().filters(owned()).send().await.unwrap().addresses().is_empty());
-        let live = ec2
-            .describe_instances()
-            .filters(owned())
-            .filters(Filter::builder().name("instance-state-name").values("pending").values("running").build())
-            .send()
-            .await
-            .unwrap();
-        let left: Vec<_> = live.reservations().iter().flat_map(|r| r.instances()).collect();
-        assert!(left.is_empty(), "instances left: {left:?}");
-        let nats = ec2.describe_nat_gateways().send().await.unwrap();
-        assert!(nats.nat_gateways().iter().all(|n| n.state().map(|s| s.as_str()) == Some("deleted")));
-        let lbs = elb.describe_load_balancers().send().await.unwrap();
-        assert!(lbs.load_balancer_descriptions().is_empty());
-        let groups = asg.describe_auto_scaling_groups().send().await.unwrap();
-        assert!(groups.auto_scaling_groups().is_empty());
-        let lts = ec2.describe_launch_templates().send().await.unwrap();
-        assert!(lts.launch_templates().iter().all(|t| t.launch_template_name() != Some("demo-worker")));
-    });
+    rt.block_on(check_nothing_owned(&ec2, &elb, &asg));
     assert!(w.json("demo.state.json")["resources"].as_object().unwrap().is_empty());
+}
+
+/// The layout rules of the contract for examples/dynamic-cluster.toml, checked
+/// with SDK clients pointed straight at the emulator.
+pub(crate) async fn check_cluster_layout(
+    ec2: &aws_sdk_ec2::Client,
+    elb: &aws_sdk_elasticloadbalancing::Client,
+    asg: &aws_sdk_autoscaling::Client,
+) {
+    // One VPC, owned by the cluster.
+    let vpcs = ec2.describe_vpcs().filters(filter(&format!("tag:{OWNED}"), "owned")).send().await.unwrap();
+    let [vpc] = vpcs.vpcs() else { panic!("expected one cluster VPC: {:?}", vpcs.vpcs()) };
+    assert_eq!(vpc.cidr_block(), Some("10.0.0.0/16"));
+    assert_cluster_tags("the VPC", &tags(vpc.tags()));
+    let vpc_id = vpc.vpc_id().unwrap().to_string();
+    let in_vpc = || filter("vpc-id", &vpc_id);
+
+    // A public and a private subnet per AZ, inside the VPC, no overlap.
+    let subnets = ec2.describe_subnets().filters(in_vpc()).send().await.unwrap();
+    let subnets = subnets.subnets();
+    assert_eq!(subnets.len(), 6);
+    let vpc_range = range("10.0.0.0/16");
+    let mut ranges: Vec<(u32, u32)> = subnets.iter().map(|s| range(s.cidr_block().unwrap())).collect();
+    ranges.sort();
+    for r in &ranges {
+        assert!(r.0 >= vpc_range.0 && r.1 <= vpc_range.1, "subnet outside the VPC");
+    }
+    for pair in ranges.windows(2) {
+        assert!(pair[0].1 < pair[1].0, "subnets overlap");
+    }
+    let mut public: BTreeMap<String, String> = BTreeMap::new(); // az -> subnet id
+    let mut private: BTreeMap<String, String> = BTreeMap::new();
+    for s in subnets {
+        let t = tags(s.tags());
+        assert_cluster_tags("a subnet", &t);
+        let az = s.availability_zone().unwrap().to_string();
+        let id = s.subnet_id().unwrap().to_string();
+        if s.map_public_ip_on_launch() == Some(true) {
+            assert_eq!(t.get("kubernetes.io/role/elb").map(String::as_str), Some("1"), "{t:?}");
+            assert_eq!(t.get("sigs.k8s.io/cluster-api-provider-aws/role").map(String::as_str), Some("public"));
+            assert_eq!(t.get("Name"), Some(&format!("demo-subnet-public-{az}")));
+            public.insert(az, id);
+        } else {
+            assert_eq!(t.get("kubernetes.io/role/internal-elb").map(String::as_str), Some("1"), "{t:?}");
+            assert_eq!(t.get("sigs.k8s.io/cluster-api-provider-aws/role").map(String::as_str), Some("private"));
+            private.insert(az, id);
+        }
+    }
+    let azs: BTreeSet<&str> = ["us-east-1a", "us-east-1b", "us-east-1c"].into();
+    assert_eq!(public.keys().map(String::as_str).collect::<BTreeSet<_>>(), azs);
+    assert_eq!(private.keys().map(String::as_str).collect::<BTreeSet<_>>(), azs);
+
+    // The internet gateway is attached.
+    let igws = ec2.describe_internet_gateways().filters(filter("attachment.vpc-id", &vpc_id)).send().await.unwrap();
+    let [igw] = igws.internet_gateways() else { panic!("expected one attached IGW") };
+    assert_cluster_tags("the internet gateway", &tags(igw.tags()));
+    let igw_id = igw.internet_gateway_id().unwrap().to_string();
+
+    // A NAT gateway with an Elastic IP in each public subnet.
+    let nats = ec2.describe_nat_gateways().filter(in_vpc()).send().await.unwrap();
+    let nats: Vec<_> =
+        nats.nat_gateways().iter().filter(|n| n.state().map(|s| s.as_str()) == Some("available")).collect();
+    assert_eq!(nats.len(), 3);
+    let mut nat_by_az: BTreeMap<String, String> = BTreeMap::new();
+    for n in &nats {
+        assert_cluster_tags("a NAT gateway", &tags(n.tags()));
+        let subnet = n.subnet_id().unwrap();
+        let az = public.iter().find(|(_, id)| id.as_str() == subnet).map(|(az, _)| az.clone());
+        let az = az.expect("every NAT gateway is in a public subnet");
+        assert!(n.nat_gateway_addresses().iter().any(|a| a.allocation_id().is_some()), "NAT without an EIP");
+        nat_by_az.insert(az, n.nat_gateway_id().unwrap().to_string());
+    }
+    assert_eq!(nat_by_az.len(), 3, "one NAT gateway per AZ");
+    let eips = ec2.describe_addresses().filters(filter(&format!("tag:{OWNED}"), "owned")).send().await.unwrap();
+    assert_eq!(eips.addresses().len(), 3);
+
+    // Each private subnet routes 0.0.0.0/0 to its own AZ's NAT gateway,
+    // each public subnet to the internet gateway.
+    let tables = ec2.describe_route_tables().filters(in_vpc()).send().await.unwrap();
+    let default_route_of = |subnet: &str| -> (Option<String>, Option<String>) {
+        let table = tables
+            .route_tables()
+            .iter()
+            .find(|t| t.associations().iter().any(|a| a.subnet_id() == Some(subnet)))
+            .unwrap_or_else(|| panic!("subnet {subnet} has no route table"));
+        let route = table.routes().iter().find(|r| r.destination_cidr_block() == Some("0.0.0.0/0")).unwrap();
+        (route.nat_gateway_id().map(str::to_string), route.gateway_id().map(str::to_string))
+    };
+    for (az, subnet) in &private {
+        assert_eq!(default_route_of(subnet).0.as_ref(), Some(&nat_by_az[az]), "private subnet in {az}");
+    }
+    for subnet in public.values() {
+        assert_eq!(default_route_of(subnet).1.as_deref(), Some(igw_id.as_str()));
+    }
+
+    // The bastion's security group admits SSH from ssh_cidrs only.
+    let groups = ec2.describe_security_groups().filters(in_vpc()).send().await.unwrap();
+    let bastion_sg = groups.security_groups().iter().find(|g| g.group_name() == Some("demo-bastion")).unwrap();
+    let rules = bastion_sg.ip_permissions();
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!((rules[0].from_port(), rules[0].to_port()), (Some(22), Some(22)));
+    let cidrs: Vec<&str> = rules[0].ip_ranges().iter().filter_map(|r| r.cidr_ip()).collect();
+    assert_eq!(cidrs, ["203.0.113.0/24"]);
+    for g in groups.security_groups().iter().filter(|g| g.group_name() != Some("default")) {
+        assert_cluster_tags("a security group", &tags(g.tags()));
+    }
+
+    // Control-plane instances: private subnets across the AZs, no public IP.
+    let running = ec2
+        .describe_instances()
+        .filters(in_vpc())
+        .filters(filter("instance-state-name", "running"))
+        .send()
+        .await
+        .unwrap();
+    let instances: Vec<_> = running.reservations().iter().flat_map(|r| r.instances()).collect();
+    let named = |prefix: &str| -> Vec<_> {
+        instances
+            .iter()
+            .filter(|i| tags(i.tags()).get("Name").is_some_and(|n| n.starts_with(prefix)))
+            .copied()
+            .collect()
+    };
+    let control_plane = named("demo-control-plane");
+    assert_eq!(control_plane.len(), 3);
+    let cp_azs: BTreeSet<String> = control_plane
+        .iter()
+        .map(|i| {
+            assert!(private.values().any(|s| Some(s.as_str()) == i.subnet_id()), "control plane in a private subnet");
+            assert!(i.public_ip_address().is_none(), "control plane instances have no public IP");
+            assert_cluster_tags("a control-plane instance", &tags(i.tags()));
+            i.placement().and_then(|p| p.availability_zone()).unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(cp_azs.len(), 3, "spread over the AZs");
+    let bastion = named("demo-bastion");
+    assert_eq!(bastion.len(), 1);
+    assert!(public.values().any(|s| Some(s.as_str()) == bastion[0].subnet_id()), "the bastion is public");
+
+    // The API load balancer: TCP 6443, TCP health check, exactly the control plane.
+    let lbs = elb.describe_load_balancers().load_balancer_names("demo-apiserver").send().await.unwrap();
+    let [lb] = lbs.load_balancer_descriptions() else { panic!("expected the demo-apiserver ELB") };
+    let listener = lb.listener_descriptions()[0].listener().unwrap();
+    assert_eq!((listener.load_balancer_port(), listener.instance_port()), (6443, 6443));
+    assert_eq!(listener.protocol().to_uppercase(), "TCP");
+    assert_eq!(lb.health_check().map(|h| h.target()), Some("TCP:6443"));
+    let registered: BTreeSet<&str> = lb.instances().iter().filter_map(|i| i.instance_id()).collect();
+    let cp_ids: BTreeSet<&str> = control_plane.iter().filter_map(|i| i.instance_id()).collect();
+    assert_eq!(registered, cp_ids);
+    let lb_subnets: BTreeSet<&str> = lb.subnets().iter().map(String::as_str).collect();
+    assert_eq!(lb_subnets, public.values().map(String::as_str).collect());
+
+    // The worker pool: a launch template and an ASG over the private subnets.
+    let lts = ec2.describe_launch_templates().launch_template_names("demo-worker").send().await.unwrap();
+    assert_eq!(lts.launch_templates().len(), 1);
+    let groups = asg.describe_auto_scaling_groups().auto_scaling_group_names("demo-worker").send().await.unwrap();
+    let [group] = groups.auto_scaling_groups() else { panic!("expected the demo-worker ASG") };
+    assert_eq!((group.min_size(), group.max_size(), group.desired_capacity()), (Some(3), Some(6), Some(3)));
+    let zone_subnets: BTreeSet<&str> = group.vpc_zone_identifier().unwrap().split(',').map(str::trim).collect();
+    assert_eq!(zone_subnets, private.values().map(String::as_str).collect());
+    let group_tags: BTreeMap<&str, (&str, bool)> = group
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap(), (t.value().unwrap_or_default(), t.propagate_at_launch() == Some(true))))
+        .collect();
+    assert_eq!(group_tags.get(OWNED), Some(&("owned", true)), "instances launched get the tags: {group_tags:?}");
+}
+
+/// After destroy: nothing left that carries the example cluster's ownership tag.
+pub(crate) async fn check_nothing_owned(
+    ec2: &aws_sdk_ec2::Client,
+    elb: &aws_sdk_elasticloadbalancing::Client,
+    asg: &aws_sdk_autoscaling::Client,
+) {
+    let owned = || filter(&format!("tag:{OWNED}"), "owned");
+    assert!(ec2.describe_vpcs().filters(owned()).send().await.unwrap().vpcs().is_empty());
+    assert!(ec2.describe_subnets().filters(owned()).send().await.unwrap().subnets().is_empty());
+    assert!(ec2.describe_security_groups().filters(owned()).send().await.unwrap().security_groups().is_empty());
+    assert!(ec2.describe_route_tables().filters(owned()).send().await.unwrap().route_tables().is_empty());
+    assert!(ec2.describe_internet_gateways().filters(owned()).send().await.unwrap().internet_gateways().is_empty());
+    assert!(ec2.describe_addresses().filters(owned()).send().await.unwrap().addresses().is_empty());
+    let live = ec2
+        .describe_instances()
+        .filters(owned())
+        .filters(Filter::builder().name("instance-state-name").values("pending").values("running").build())
+        .send()
+        .await
+        .unwrap();
+    let left: Vec<_> = live.reservations().iter().flat_map(|r| r.instances()).collect();
+    assert!(left.is_empty(), "instances left: {left:?}");
+    let nats = ec2.describe_nat_gateways().send().await.unwrap();
+    assert!(nats.nat_gateways().iter().all(|n| n.state().map(|s| s.as_str()) == Some("deleted")));
+    let lbs = elb.describe_load_balancers().send().await.unwrap();
+    assert!(lbs.load_balancer_descriptions().is_empty());
+    let groups = asg.describe_auto_scaling_groups().send().await.unwrap();
+    assert!(groups.auto_scaling_groups().is_empty());
+    let lts = ec2.describe_launch_templates().send().await.unwrap();
+    assert!(lts.launch_templates().iter().all(|t| t.launch_template_name() != Some("demo-worker")));
 }
 
 /// No credential reaches the state, a plan file or the logs: a run with
@@ -343,6 +355,113 @@ availability_zone = "us-east-1a"
         let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(w.path(private)).unwrap().permissions());
         assert_eq!(mode & 0o777, 0o600, "{private} is readable by others");
     }
+}
+
+/// A pack value marked sensitive reaches the nodes' user data in the cloud
+/// and nothing skyplan prints or keeps beside it: not the plan, not the
+/// state, its backup or journal, not the verbose logs. A changed value is an
+/// update that shows one mask replacing another. (The plan file holds the
+/// spec itself, so it is 0600 and out of this scan: docs/reliability.md.)
+#[test]
+fn sensitive_pack_values_reach_the_nodes_only() {
+    const SECRET: &str = "reg-Pa55word-7f3a";
+    const NEXT: &str = "reg-Pa55word-9c1d";
+    let emulator = Emulator::start();
+    let mut w = Workdir::new();
+    w.env = emulator.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let spec = example().replace(
+        "values = { mtu = 1440 }",
+        &format!(
+            "values = {{ mtu = 1440, registry = {{ password = \"{SECRET}\" }} }}\nsensitive = [\"registry.password\"]"
+        ),
+    );
+    assert!(spec.contains(SECRET));
+    w.write("demo.toml", &spec);
+
+    let mut printed = String::new();
+    let mut keep = |run: crate::support::Run| {
+        printed.push_str(&run.stdout);
+        printed.push_str(&run.stderr);
+        run
+    };
+    let apply = keep(w.run(&["-vv", "apply", "demo.toml", "--auto-approve"]).ok());
+    assert!(apply.stdout.contains("password: (sensitive "), "the plan shows the mask: {}", apply.stdout);
+    keep(w.run(&["plan", "demo.toml", "--detailed-exitcode"]).code(0));
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = rt.block_on(emulator.sdk_config());
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let user_data = rt.block_on(async {
+        let versions = ec2
+            .describe_launch_template_versions()
+            .launch_template_name("demo-worker")
+            .versions("$Default")
+            .send()
+            .await
+            .unwrap();
+        let data = versions.launch_template_versions()[0].launch_template_data().unwrap();
+        String::from_utf8(aws_smithy_types::base64::decode(data.user_data().unwrap()).unwrap()).unwrap()
+    });
+    assert!(user_data.contains(&format!("password: {SECRET}")), "the nodes get the value: {user_data}");
+
+    w.write("demo.toml", &spec.replace(SECRET, NEXT));
+    let plan = keep(w.run(&["plan", "demo.toml"]).ok());
+    assert!(plan.stdout.contains("aws_launch_template.pool[worker] will be updated in place"), "{}", plan.stdout);
+    let shown = plan.stdout.lines().filter(|l| l.contains("password: (sensitive ")).count();
+    assert!(shown >= 2, "the old and new masks: {}", plan.stdout);
+    keep(w.run(&["plan", "demo.toml", "--json"]).ok());
+    keep(w.run(&["show", "--json"]).ok());
+    keep(w.run(&["state", "show", "aws_launch_template.pool[worker]"]).ok());
+    let files_hold_no_secret = || {
+        for entry in std::fs::read_dir(w.dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                continue;
+            }
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            assert!(text.contains("demo"), "{} is a file of this run", path.display());
+            for secret in [SECRET, NEXT] {
+                assert!(!text.contains(secret), "{} holds {secret}", path.display());
+            }
+        }
+    };
+    files_hold_no_secret();
+    keep(w.run(&["apply", "demo.toml", "--auto-approve"]).ok());
+    files_hold_no_secret();
+    keep(w.run(&["destroy", "demo.toml", "--auto-approve"]).ok());
+    for secret in [SECRET, NEXT] {
+        let lines: Vec<&str> = printed.lines().filter(|l| l.contains(secret)).collect();
+        assert!(lines.is_empty(), "{secret} was printed: {lines:#?}");
+    }
+}
+
+/// `validate` and `graph` make no cloud call and look up no credentials:
+/// with none in the environment, and every AWS endpoint (the API's and the
+/// instance metadata service's) pointed at a loopback listener that counts
+/// connections, both succeed and nothing connects.
+#[test]
+fn validate_and_graph_make_no_cloud_call() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let w = Workdir::new();
+    w.write("demo.toml", &example());
+    for (args, expect) in [
+        (&["validate", "demo.toml"][..], "demo.toml is valid: 38 resources"),
+        (&["graph", "demo.toml", "--format", "dot"], "\"aws_vpc.main\" -> \"aws_subnet.public[us-east-1a]\""),
+    ] {
+        let mut cmd = w.command(args);
+        for var in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION"] {
+            cmd.env_remove(var);
+        }
+        cmd.env("AWS_CONFIG_FILE", w.path("no-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", w.path("no-credentials"))
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &endpoint);
+        let out = crate::support::Run::from(cmd.output().unwrap()).ok();
+        assert!(out.stdout.contains(expect), "{}", out.stdout);
+    }
+    assert!(listener.accept().is_err(), "something connected to the AWS endpoint");
 }
 
 #[test]
@@ -516,4 +635,117 @@ fn static_placement_is_checked_tagged_on_request_used_and_left_in_place() {
         let left: Vec<_> = left.reservations().iter().flat_map(|r| r.instances()).collect();
         assert!(left.is_empty(), "instances left: {left:?}");
     });
+}
+
+/// A raw spot pool beside the example's: its max price (`MAX`) is set per
+/// run, below or above the emulator's spot price.
+const CHEAP_POOL: &str = r#"
+[resource.aws_launch_template.cheap]
+name = "spot-demo-cheap"
+image_id = "auto"
+instance_type = "m5.xlarge"
+spot_max_price = "MAX"
+
+[resource.aws_autoscaling_group.cheap]
+name = "spot-demo-cheap"
+launch_template_id = "${aws_launch_template.cheap.id}"
+launch_template_version = "${aws_launch_template.cheap.latest_version}"
+min_size = 0
+max_size = 1
+desired_capacity = 0
+vpc_zone_identifier = ["${aws_subnet.private[us-east-1a].id}"]
+"#;
+
+/// On-Spot against the emulator. Its DescribeSpotPriceHistory answers
+/// $0.00001 in every AZ where the type is offered, whatever the time, so:
+/// plan shows that price against the max of the example's spot pool (whose
+/// on-demand price comes from the price table); an apply creates that pool
+/// at once (in range), while a raw pool with a max below the emulator's
+/// price fails after its --spot-wait, plainly, and nothing else does; with
+/// the max raised, the next apply creates it. Checked with the SDK.
+#[test]
+fn spot_prices_in_plan_and_the_spot_wait_in_apply() {
+    let emulator = Emulator::start();
+    let mut w = Workdir::new();
+    w.env = emulator.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/spot-pool.toml")).unwrap();
+    w.write("spot.toml", &example);
+
+    let plan = w.run(&["plan", "spot.toml"]).ok();
+    assert!(
+        plan.stdout
+            .contains("  spot m5.xlarge max $0.1152/h = 60% of on-demand $0.192/h (skyplan's price table as of "),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("    us-east-1a $0.00001 ok, us-east-1b $0.00001 ok\n"), "{}", plan.stdout);
+    let json: Value = serde_json::from_str(&w.run(&["plan", "spot.toml", "--json"]).ok().stdout).unwrap();
+    let spot = &json["spot"][0];
+    assert_eq!(spot["pool"], "spot");
+    assert_eq!(spot["max_price"], "0.1152");
+    assert_eq!(spot["on_demand_price_source"], "price_table");
+    assert_eq!(
+        spot["azs"],
+        serde_json::json!([
+            {"az": "us-east-1a", "price": "0.00001", "in_range": true},
+            {"az": "us-east-1b", "price": "0.00001", "in_range": true},
+        ])
+    );
+    assert!(json["changes"].as_array().is_some_and(|c| !c.is_empty()), "the contract's fields stay");
+    let offline = w.run(&["plan", "spot.toml", "--no-refresh"]).ok();
+    assert!(offline.stdout.contains("current spot prices not read (--no-refresh)"), "{}", offline.stdout);
+
+    // Below the emulator's price: the raw pool fails after its wait, alone.
+    w.write("spot.toml", &format!("{example}{}", CHEAP_POOL.replace("MAX", "0.000005")));
+    let apply = w.run(&["apply", "spot.toml", "--auto-approve", "--spot-wait", "2s"]).code(1);
+    assert!(
+        apply.stderr.lines().any(|l| l.starts_with("  aws_autoscaling_group.cheap: ")
+            && l.ends_with(
+                "spot price for m5.xlarge in us-east-1a stayed above max $0.000005/h for 2s \
+                 (now us-east-1a $0.00001); raise max_price_percent or retry later"
+            )),
+        "{}",
+        apply.stderr
+    );
+    assert!(apply.stderr.contains("1 failed, 0 skipped"), "{}", apply.stderr);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = rt.block_on(emulator.sdk_config());
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let asg = aws_sdk_autoscaling::Client::new(&config);
+    let groups = || {
+        rt.block_on(async {
+            let out = asg.describe_auto_scaling_groups().send().await.unwrap();
+            out.auto_scaling_groups().iter().filter_map(|g| g.auto_scaling_group_name()).map(str::to_string).collect()
+        })
+    };
+    let names: BTreeSet<String> = groups();
+    assert_eq!(
+        names,
+        ["spot-demo-general", "spot-demo-spot"].map(String::from).into(),
+        "only the cheap pool is missing"
+    );
+    rt.block_on(async {
+        let versions = ec2
+            .describe_launch_template_versions()
+            .launch_template_name("spot-demo-spot")
+            .versions("$Default")
+            .send()
+            .await
+            .unwrap();
+        let data = versions.launch_template_versions()[0].launch_template_data().unwrap();
+        let market = data.instance_market_options().unwrap();
+        assert_eq!(market.market_type().map(|m| m.as_str()), Some("spot"));
+        assert_eq!(market.spot_options().and_then(|s| s.max_price()), Some("0.1152"), "60% of the table's $0.192");
+    });
+
+    // The max raised above the emulator's price: the next apply creates it.
+    w.write("spot.toml", &format!("{example}{}", CHEAP_POOL.replace("MAX", "0.0001")));
+    let again = w.run(&["apply", "spot.toml", "--auto-approve", "--spot-wait", "0"]).ok();
+    assert!(again.stdout.contains("Apply complete!"), "{}", again.stdout);
+    let names: BTreeSet<String> = groups();
+    assert!(names.contains("spot-demo-cheap"), "{names:?}");
+    w.run(&["plan", "spot.toml", "--detailed-exitcode"]).ok();
+    w.run(&["destroy", "spot.toml", "--auto-approve"]).ok();
+    assert!(groups().is_empty(), "destroy removes every group");
 }

@@ -809,6 +809,26 @@ async fn connect_with_keys_a_profile_or_a_role() {
     assert!(read.unwrap()[0].is_some());
     assert!(role.api_calls().contains_key("ec2:DescribeVpcs"), "{:?}", role.api_calls());
 
+    // STS refusing (here: not answering): the error says the keys were
+    // found, the role was not assumed, and what its trust policy must allow.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    std::env::set_var("AWS_ENDPOINT_URL_STS", format!("http://{closed}"));
+    let refused = AwsProvider::connect(AwsSettings {
+        role_arn: Some("arn:aws:iam::123456789012:role/SpectroCloudRole".into()),
+        external_id: Some("from-the-ui".into()),
+        ..settings.clone()
+    })
+    .await
+    .unwrap_err();
+    std::env::remove_var("AWS_ENDPOINT_URL_STS");
+    for part in [
+        "the access keys from the default chain",
+        "work, but assuming role arn:aws:iam::123456789012:role/SpectroCloudRole with external id `from-the-ui` failed",
+        "trust policy must allow this caller sts:AssumeRole with the condition sts:ExternalId = \"from-the-ui\"",
+    ] {
+        assert!(refused.message.contains(part), "{part}: {}", refused.message);
+    }
+
     for (k, _) in emulator.env() {
         std::env::remove_var(k);
     }

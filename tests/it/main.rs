@@ -10,8 +10,12 @@ mod support;
 #[cfg(feature = "aws")]
 mod aws_cli;
 #[cfg(feature = "aws")]
+mod aws_faults;
+#[cfg(feature = "aws")]
 mod aws_provider;
 #[cfg(feature = "aws")]
 mod emulator;
+#[cfg(feature = "aws")]
+mod faultproxy;
 #[cfg(feature = "aws")]
 mod s3_state;

@@ -119,6 +119,11 @@ pub struct Pack {
     pub version: String,
     #[serde(default)]
     pub values: Attrs,
+    /// Keys of `values` (dotted for nested tables: `registry.password`)
+    /// whose values are secrets: sent to the nodes, masked everywhere
+    /// skyplan shows or stores them (engine/src/redact.rs).
+    #[serde(default)]
+    pub sensitive: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

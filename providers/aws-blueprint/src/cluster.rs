@@ -95,9 +95,28 @@ pub struct WorkerPool {
     pub pool: Pool,
     pub min: u32,
     pub max: u32,
-    /// The spot max price in USD per hour, as AWS takes it; `None` for
-    /// on-demand.
-    pub spot_max_price: Option<String>,
+    /// The spot market and its max price; `None` for on-demand.
+    pub spot: Option<Spot>,
+}
+
+/// A worker pool on the spot market.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spot {
+    /// The max price in USD per hour, as AWS takes it (`"0.1152"`).
+    pub max_price: String,
+    pub max_price_percent: u32,
+    /// The on-demand price the max price is a percentage of.
+    pub on_demand_price: f64,
+    pub on_demand_source: PriceSource,
+}
+
+/// Where a spot pool's on-demand price came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PriceSource {
+    /// `on_demand_price` in the spec.
+    Spec,
+    /// skyplan's price table (`data/on-demand-prices.toml`), of this date.
+    Table { as_of: String },
 }
 
 /// The cluster profile with overrides merged in.
@@ -116,6 +135,8 @@ pub struct Pack {
     pub version: String,
     /// The pack's values with `[profile.override.PACK]` merged over them.
     pub values: Attrs,
+    /// The merged values of the pack's `sensitive` keys.
+    pub secrets: Vec<String>,
 }
 
 /// The layer's name as the spec writes it.

@@ -141,8 +141,8 @@ fn worker_pool(cluster: &Cluster, network: &Network, groups: &SecurityGroups, wo
         "tags": pool_tags,
     });
     set_key_name(&mut attrs, cluster);
-    if let Some(price) = &worker.spot_max_price {
-        attrs["spot_max_price"] = json!(price);
+    if let Some(spot) = &worker.spot {
+        attrs["spot_max_price"] = json!(spot.max_price);
     }
     let launch_template = resource(template.clone(), attrs);
 

@@ -25,6 +25,7 @@ mod compute;
 mod names;
 mod network;
 pub mod policy;
+pub mod prices;
 mod security;
 mod tags;
 mod userdata;
@@ -33,6 +34,8 @@ mod validate;
 use serde_json::Value;
 use skyplan_engine::spec::SpecFile;
 use skyplan_engine::{Address, Reference, Resource, SpecError};
+
+pub use cluster::PriceSource;
 
 /// Expand the `[cluster]`-related tables of a spec into raw AWS resources,
 /// sorted by address. `Ok(vec![])` when the spec has no `[cluster]` (and no
@@ -48,6 +51,67 @@ pub fn expand(spec: &SpecFile) -> Result<Vec<Resource>, Vec<SpecError>> {
     out.extend(compute::expand(&cluster, &network, &groups));
     out.sort_by(|a, b| a.address.cmp(&b.address));
     Ok(out)
+}
+
+/// The values a spec marks sensitive (its packs' `sensitive` keys), as the
+/// resources hold them: as written and as the user data quotes them. Empty
+/// when the spec has none or does not validate (`expand` reports why).
+pub fn sensitive_values(spec: &SpecFile) -> Vec<String> {
+    let Ok(Some(cluster)) = validate::validate(spec) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for secret in cluster.profile.iter().flat_map(|p| &p.packs).flat_map(|p| &p.secrets) {
+        let quoted = userdata::scalar(secret);
+        if let Some(inner) = quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
+            if inner != secret {
+                out.push(inner.to_string());
+            }
+        }
+        out.push(secret.clone());
+    }
+    out
+}
+
+/// A worker pool on the spot market, as `plan` reports it next to the
+/// current spot prices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpotPool {
+    pub pool: String,
+    pub instance_type: String,
+    pub region: String,
+    /// The pool's AZs.
+    pub azs: Vec<String>,
+    /// USD per hour, as the launch template carries it.
+    pub max_price: String,
+    pub max_price_percent: u32,
+    pub on_demand_price: f64,
+    pub on_demand_source: PriceSource,
+}
+
+/// The spot pools of a spec, in the file's order (none without `[cluster]`).
+/// Errors as [`expand`] reports them.
+pub fn spot_pools(spec: &SpecFile) -> Result<Vec<SpotPool>, Vec<SpecError>> {
+    let Some(cluster) = validate::validate(spec)? else {
+        return Ok(Vec::new());
+    };
+    Ok(cluster
+        .workers
+        .iter()
+        .filter_map(|w| {
+            let spot = w.spot.as_ref()?;
+            Some(SpotPool {
+                pool: w.pool.name.clone(),
+                instance_type: w.pool.instance_type.clone(),
+                region: cluster.region.clone(),
+                azs: w.pool.azs.clone(),
+                max_price: spot.max_price.clone(),
+                max_price_percent: spot.max_price_percent,
+                on_demand_price: spot.on_demand_price,
+                on_demand_source: spot.on_demand_source.clone(),
+            })
+        })
+        .collect())
 }
 
 /// A resource from an attribute object built with `json!`.
@@ -554,6 +618,25 @@ mod tests {
             "{}\n[[node_pool]]\nname = \"spot\"\nsize = 2\nmax = 10\ninstance_type = \"m5.xlarge\"\nspot = {{ max_price_percent = 60, on_demand_price = 0.192 }}\n",
             fixtures::DEMO
         )
+    }
+
+    #[test]
+    fn spot_pools_say_their_max_price_and_where_the_on_demand_price_came_from() {
+        assert_eq!(spot_pools(&parse(fixtures::DEMO)).unwrap(), []);
+        let from_table = with_spot_pool()
+            .replace(", on_demand_price = 0.192", "")
+            .replace("max = 10\n", "max = 10\nazs = [\"us-east-1b\"]\n");
+        let [pool] = &spot_pools(&parse(&from_table)).unwrap()[..] else { panic!("one spot pool") };
+        assert_eq!(
+            (pool.pool.as_str(), pool.instance_type.as_str(), pool.region.as_str()),
+            ("spot", "m5.xlarge", "us-east-1")
+        );
+        assert_eq!(pool.azs, ["us-east-1b"]);
+        assert_eq!((pool.max_price.as_str(), pool.max_price_percent, pool.on_demand_price), ("0.1152", 60, 0.192));
+        assert_eq!(pool.on_demand_source, PriceSource::Table { as_of: prices::table().as_of.clone() });
+        let [given] = &spot_pools(&parse(&with_spot_pool())).unwrap()[..] else { panic!("one spot pool") };
+        assert_eq!(given.on_demand_source, PriceSource::Spec);
+        assert_eq!(given.azs, ["us-east-1a", "us-east-1b", "us-east-1c"]);
     }
 
     #[test]

@@ -415,6 +415,10 @@ mod tests {
              aws_security_group_rule resources from a group's own; the seed predates that API",
         ),
         ("ec2:ModifyLaunchTemplate", "a launch data change makes its new version the template's default"),
+        (
+            "ec2:DescribeSpotPriceHistory",
+            "plan shows, and apply waits for, the spot price of spot pools against their max price (On-Spot)",
+        ),
         ("ec2:ReplaceRoute", "a route whose target changes is replaced in place"),
     ];
 

@@ -186,7 +186,7 @@ impl Yaml {
 
 /// A string as a YAML scalar: plain when it cannot be read as anything but
 /// that string, double-quoted (JSON escapes are valid YAML) otherwise.
-fn scalar(s: &str) -> String {
+pub(crate) fn scalar(s: &str) -> String {
     if is_plain(s) {
         s.to_string()
     } else {

@@ -18,6 +18,7 @@ use skyplan_engine::{Attrs, SpecError};
 
 use crate::cidr::{CidrError, Ipv4Cidr};
 use crate::cluster::*;
+use crate::prices;
 use crate::tags;
 
 /// The smallest subnet the blueprint carves: a classic load balancer needs
@@ -47,7 +48,10 @@ pub fn validate(spec: &SpecFile) -> Result<Option<Cluster>, Vec<SpecError>> {
     let placement = check.placement(spec.placement.as_ref(), &azs);
     let bastion = check.bastion(spec.bastion.as_ref());
     let api_port = check.api_port(spec.api_server.as_ref());
-    let (control_plane, workers) = check.node_pools(&spec.node_pool, &azs);
+    // Prices are looked up by region only when the region is valid (it
+    // already has its error otherwise).
+    let region = region_ok.then_some(cluster.region.as_str());
+    let (control_plane, workers) = check.node_pools(&spec.node_pool, &azs, region);
     let profile = spec.profile.as_ref().map(|p| check.profile(p));
 
     let built = match (placement, control_plane) {
@@ -434,7 +438,12 @@ impl Check {
         }
     }
 
-    fn node_pools(&mut self, pools: &[NodePool], azs: &[String]) -> (Option<ControlPlane>, Vec<WorkerPool>) {
+    fn node_pools(
+        &mut self,
+        pools: &[NodePool],
+        azs: &[String],
+        region: Option<&str>,
+    ) -> (Option<ControlPlane>, Vec<WorkerPool>) {
         let mut control_plane = None;
         let mut first_control_plane = None;
         let mut workers = Vec::new();
@@ -468,7 +477,7 @@ impl Check {
                 }
                 first_control_plane = Some(i);
                 control_plane = self.control_plane(&key, pool, common);
-            } else if let Some(worker) = self.worker(&key, pool, common) {
+            } else if let Some(worker) = self.worker(&key, pool, common, region) {
                 workers.push(worker);
             }
         }
@@ -568,7 +577,7 @@ impl Check {
         Some(ControlPlane { pool: common?, allow_workloads: pool.allow_workloads })
     }
 
-    fn worker(&mut self, key: &str, pool: &NodePool, common: Option<Pool>) -> Option<WorkerPool> {
+    fn worker(&mut self, key: &str, pool: &NodePool, common: Option<Pool>, region: Option<&str>) -> Option<WorkerPool> {
         if pool.allow_workloads {
             self.fail(
                 format!("{key}.allow_workloads"),
@@ -592,16 +601,19 @@ impl Check {
                 "set min <= size <= max (min and max default to size)",
             );
         }
-        let spot_max_price = match &pool.spot {
+        let spot = match &pool.spot {
             None => None,
-            Some(spot) => self.spot(key, spot),
+            Some(spot) => self.spot(key, spot, &pool.instance_type, region),
         };
-        let spot_ok = pool.spot.is_none() || spot_max_price.is_some();
+        let spot_ok = pool.spot.is_none() || spot.is_some();
         let pool = common?;
-        spot_ok.then_some(WorkerPool { pool, min, max, spot_max_price })
+        spot_ok.then_some(WorkerPool { pool, min, max, spot })
     }
 
-    fn spot(&mut self, key: &str, spot: &spec::Spot) -> Option<String> {
+    /// A spot pool's max price: `max_price_percent` of `on_demand_price`, or
+    /// of the price table's on-demand price for the instance type in the
+    /// region when the spec gives none.
+    fn spot(&mut self, key: &str, spot: &spec::Spot, instance_type: &str, region: Option<&str>) -> Option<Spot> {
         let before = self.errors.len();
         if !(1..=100).contains(&spot.max_price_percent) {
             self.fail(
@@ -610,15 +622,27 @@ impl Check {
                 "use 1 to 100: the highest spot price to pay, as a percentage of the on-demand price",
             );
         }
+        let table = prices::table();
         let price = match spot.on_demand_price {
-            None => {
-                self.fail(
-                    format!("{key}.spot.on_demand_price"),
-                    "spot pools need on_demand_price",
-                    "set on_demand_price to the instance type's on-demand price in USD per hour in this region (e.g. 0.192 for m5.xlarge in us-east-1); looking it up in the AWS Price List is not implemented yet",
-                );
-                None
-            }
+            // The region has its own error when it is not valid.
+            None => match table.on_demand(region?, instance_type) {
+                Some(p) => Some((p, PriceSource::Table { as_of: table.as_of.clone() })),
+                None => {
+                    self.fail(
+                        format!("{key}.spot.on_demand_price"),
+                        format!(
+                            "skyplan's on-demand price table (as of {}) has no price for {instance_type} in {}",
+                            table.as_of,
+                            region.unwrap_or_default()
+                        ),
+                        format!(
+                            "set on_demand_price to the instance type's Linux on-demand price in USD per hour in this region (e.g. 0.192 for m5.xlarge in us-east-1); the table covers {}",
+                            table.regions().collect::<Vec<_>>().join(", ")
+                        ),
+                    );
+                    None
+                }
+            },
             Some(p) if !(p.is_finite() && p > 0.0) => {
                 self.fail(
                     format!("{key}.spot.on_demand_price"),
@@ -627,12 +651,13 @@ impl Check {
                 );
                 None
             }
-            Some(p) => Some(p),
+            Some(p) => Some((p, PriceSource::Spec)),
         };
         if self.errors.len() != before {
             return None;
         }
-        let max_price = spot_max_price(spot.max_price_percent, price?);
+        let (on_demand_price, on_demand_source) = price?;
+        let max_price = spot_max_price(spot.max_price_percent, on_demand_price);
         if max_price == "0" {
             self.fail(
                 format!("{key}.spot"),
@@ -641,7 +666,7 @@ impl Check {
             );
             return None;
         }
-        Some(max_price)
+        Some(Spot { max_price, max_price_percent: spot.max_price_percent, on_demand_price, on_demand_source })
     }
 
     fn profile(&mut self, profile: &spec::Profile) -> Profile {
@@ -692,12 +717,14 @@ impl Check {
         let mut packs: Vec<Pack> = profile
             .pack
             .iter()
-            .map(|pack| {
+            .enumerate()
+            .map(|(i, pack)| {
                 let mut values = pack.values.clone();
                 if let Some(over) = profile.overrides.get(&pack.name) {
                     merge(&mut values, over);
                 }
-                Pack { name: pack.name.clone(), layer: pack.layer, version: pack.version.clone(), values }
+                let secrets = self.secrets(&format!("profile.pack[{i}].sensitive"), pack, &values);
+                Pack { name: pack.name.clone(), layer: pack.layer, version: pack.version.clone(), values, secrets }
             })
             .collect();
         // Stable: packs of one layer keep the file's order.
@@ -705,6 +732,36 @@ impl Check {
         Profile { name: profile.name.clone(), packs }
     }
 }
+
+impl Check {
+    /// The merged values that `pack.sensitive` names. Each must be a string
+    /// long enough to be masked wherever it appears (engine/src/redact.rs).
+    fn secrets(&mut self, key: &str, pack: &spec::Pack, values: &Attrs) -> Vec<String> {
+        let mut secrets = Vec::new();
+        for path in &pack.sensitive {
+            let mut parts = path.split('.');
+            let first = parts.next().and_then(|p| values.get(p));
+            let found = parts.try_fold(first, |v, part| Some(v.and_then(|v| v.get(part))));
+            match found.flatten() {
+                None => self.fail(
+                    key,
+                    format!("{path:?} is not one of pack {:?}'s values", pack.name),
+                    "name a key of the pack's values (or of its override), dotted for nested tables: registry.password",
+                ),
+                Some(Value::String(s)) if s.chars().count() >= MIN_SECRET_LEN => secrets.push(s.clone()),
+                Some(_) => self.fail(
+                    key,
+                    format!("the value of {path:?} must be a string of at least {MIN_SECRET_LEN} characters to be kept sensitive"),
+                    "a sensitive value is masked wherever it appears in plans and the state; a shorter one would mask unrelated text",
+                ),
+            }
+        }
+        secrets
+    }
+}
+
+/// The shortest value that can be marked sensitive.
+const MIN_SECRET_LEN: usize = 4;
 
 /// Merge `over` into `base`: tables merge key by key, anything else
 /// (strings, numbers, lists) is replaced, as Helm merges values.
@@ -823,7 +880,7 @@ mod tests {
         assert_eq!(cluster.control_plane.pool.ami, "auto");
         let worker = &cluster.workers[0];
         assert_eq!((worker.min, worker.pool.size, worker.max), (3, 3, 6));
-        assert_eq!(worker.spot_max_price, None);
+        assert_eq!(worker.spot, None);
     }
 
     #[test]
@@ -1026,14 +1083,29 @@ mod tests {
         let spot = |s: &str| demo_with(worker, &format!("{worker}\nspot = {{ {s} }}"));
         only_error(&spot("max_price_percent = 0, on_demand_price = 0.192"), "node_pool[1].spot.max_price_percent");
         only_error(&spot("max_price_percent = 101, on_demand_price = 0.192"), "node_pool[1].spot.max_price_percent");
-        let e = only_error(&spot("max_price_percent = 60"), "node_pool[1].spot.on_demand_price");
-        assert!(e.help.unwrap().contains("Price List"));
+        // No on_demand_price: the price table's, which says so.
+        let cluster = ok(&spot("max_price_percent = 60"));
+        let from_table = cluster.workers[0].spot.as_ref().unwrap();
+        assert_eq!(from_table.max_price, "0.1152");
+        assert_eq!(from_table.on_demand_price, 0.192);
+        assert_eq!(from_table.on_demand_source, PriceSource::Table { as_of: prices::table().as_of.clone() });
+        // A type the table lacks: an error at the pool's spot table that asks for the price.
+        let unknown = demo_with(
+            worker,
+            &format!("{}\nspot = {{ max_price_percent = 60 }}", worker.replace("m5.xlarge", "x9.huge")),
+        );
+        let e = only_error(&unknown, "node_pool[1].spot.on_demand_price");
+        assert!(e.message.contains("x9.huge in us-east-1"), "{}", e.message);
+        assert!(e.message.contains(&prices::table().as_of), "{}", e.message);
+        assert!(e.help.unwrap().contains("set on_demand_price"));
         only_error(&spot("max_price_percent = 60, on_demand_price = 0.0"), "node_pool[1].spot.on_demand_price");
         only_error(&spot("max_price_percent = 60, on_demand_price = -1.0"), "node_pool[1].spot.on_demand_price");
         only_error(&spot("max_price_percent = 60, on_demand_price = nan"), "node_pool[1].spot.on_demand_price");
         only_error(&spot("max_price_percent = 1, on_demand_price = 0.001"), "node_pool[1].spot");
         let cluster = ok(&spot("max_price_percent = 60, on_demand_price = 0.192"));
-        assert_eq!(cluster.workers[0].spot_max_price.as_deref(), Some("0.1152"));
+        let given = cluster.workers[0].spot.as_ref().unwrap();
+        assert_eq!(given.max_price, "0.1152");
+        assert_eq!(given.on_demand_source, PriceSource::Spec);
     }
 
     #[test]
@@ -1066,6 +1138,31 @@ mod tests {
         let subnet =
             format!("{azs}\n[[placement.subnet]]\naz = \"us-east-1a\"\npublic = \"subnet-a\"\nprivate = \"subnet-b\"");
         only_error(&demo_with(azs, &subnet), "placement.subnet[0]");
+    }
+
+    #[test]
+    fn sensitive_pack_values() {
+        let calico = "values = { mtu = 1440 }";
+        let with = |values: &str| demo_with(calico, values);
+        let secret =
+            "values = { mtu = 1440, registry = { password = \"pa\\\"ss-1\" } }\nsensitive = [\"registry.password\"]";
+        let spec = parse(&with(secret));
+        let cluster = validate(&spec).unwrap().unwrap();
+        let calico = cluster.profile.unwrap().packs.into_iter().find(|p| p.name == "calico").unwrap();
+        assert_eq!(calico.secrets, ["pa\"ss-1"]);
+        // As written, and as the user data quotes it.
+        assert_eq!(crate::sensitive_values(&spec), ["pa\\\"ss-1", "pa\"ss-1"]);
+
+        let e = only_error(&with("values = { mtu = 1440 }\nsensitive = [\"token\"]"), "profile.pack[1].sensitive");
+        assert!(e.message.contains("\"token\" is not one of pack \"calico\"'s values"), "{e:?}");
+        let e = only_error(&with("values = { mtu = 1440 }\nsensitive = [\"mtu\"]"), "profile.pack[1].sensitive");
+        assert!(e.message.contains("string of at least 4 characters"), "{e:?}");
+        // An override's value is the one kept sensitive.
+        let over = format!(
+            "{}\n[profile.override.calico]\ntoken = \"from-override\"\n",
+            with("values = { mtu = 1440, token = \"base-token\" }\nsensitive = [\"token\"]")
+        );
+        assert_eq!(crate::sensitive_values(&parse(&over)), ["from-override"]);
     }
 
     #[test]
@@ -1145,6 +1242,7 @@ mod tests {
             .replace("\"us-east-1b\", \"us-east-1c\"", "\"us-east-1b\", \"us-east-1b\"")
             .replace("size = 3\ninstance_type = \"m5.large\"", "size = 4\ninstance_type = \"m5.large\"")
             .replace("min = 3\nmax = 6", "min = 3\nmax = 6\nspot = { max_price_percent = 60 }")
+            .replace("\"m5.xlarge\"", "\"x9.huge\"")
             + "\n[profile.override.nginx]\nreplicas = 2\n";
         let source = Source { path: "spec.toml".into(), text: text.clone() };
         let lines: Vec<&str> = text.lines().collect();

@@ -17,6 +17,18 @@ use crate::retry::Retry;
 pub(crate) const AUTO: &str = "auto";
 pub(crate) const AUTO_NAME_PATTERN: &str = "al2023-ami-2023.*-kernel-6.1-x86_64";
 
+/// Whether a live `image` reads back as `"auto"`: the recorded value
+/// (`prior[key]`) is `"auto"` and `image` is what it resolved to, or nothing
+/// was recorded as resolved: a resource found again after a lost answer or
+/// a crash (`find.rs`) runs the image `"auto"` resolved to when it was made.
+pub(crate) fn reads_as_auto(prior: &serde_json::Map<String, serde_json::Value>, key: &str, image: &str) -> bool {
+    prior.get(key).and_then(|v| v.as_str()) == Some(AUTO)
+        && match prior.get("resolved_ami").and_then(|v| v.as_str()) {
+            Some(resolved) => resolved == image,
+            None => true,
+        }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Image {
     pub id: String,
@@ -94,5 +106,17 @@ mod tests {
         ];
         assert_eq!(newest(&images).unwrap().image_id(), Some("ami-b"));
         assert!(newest(&[]).is_none());
+    }
+
+    #[test]
+    fn auto_reads_back_as_auto_when_resolved_or_unrecorded() {
+        let prior = |v: serde_json::Value| v.as_object().unwrap().clone();
+        assert!(reads_as_auto(&prior(serde_json::json!({"ami": "auto", "resolved_ami": "ami-1"})), "ami", "ami-1"));
+        assert!(!reads_as_auto(&prior(serde_json::json!({"ami": "auto", "resolved_ami": "ami-1"})), "ami", "ami-2"));
+        assert!(
+            reads_as_auto(&prior(serde_json::json!({"ami": "auto"})), "ami", "ami-2"),
+            "found again: nothing recorded"
+        );
+        assert!(!reads_as_auto(&prior(serde_json::json!({"ami": "ami-1"})), "ami", "ami-1"));
     }
 }

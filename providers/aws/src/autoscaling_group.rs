@@ -5,7 +5,9 @@
 //! subnets change in place with one UpdateAutoScalingGroup; tags through
 //! CreateOrUpdateTags/DeleteTags, always with PropagateAtLaunch so the
 //! instances the group launches carry them (the address tag included).
-//! Delete uses ForceDelete (terminating the instances) and waits until the
+//! Create first waits, for a launch template on the spot market, until the
+//! spot price is in range (`spot.rs`). Delete uses ForceDelete (terminating
+//! the instances) and waits until the
 //! group is gone, so the launch template, subnets and groups can follow.
 
 use std::collections::HashMap;
@@ -19,8 +21,8 @@ use crate::clients::Clients;
 use crate::ec2util::created_but;
 use crate::error::ApiError;
 use crate::retry::{self, Retry};
-use crate::tags;
 use crate::wait::{self, Poll};
+use crate::{spot, tags};
 
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_autoscaling_group",
@@ -77,6 +79,8 @@ pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Resul
     let max = attrs::req_i32(attrs, "max_size")?;
     let desired = attrs::opt_i32(attrs, "desired_capacity")?;
     let tags = tags::for_create(attrs, &ctx.address)?;
+    // A spot pool starts only once its spot price is within its max price.
+    spot::wait_until_in_range(c, ctx, attrs).await?;
     c.call("CreateAutoScalingGroup", Retry::AfterCreate, || {
         c.autoscaling
             .create_auto_scaling_group()
@@ -282,6 +286,12 @@ mod request_tests {
                  <AutoScalingGroupARN>arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:x:autoScalingGroupName/demo-worker</AutoScalingGroupARN>\
                  </member></AutoScalingGroups>",
             ),
+            // An on-demand template: no spot price to wait for (spot.rs).
+            "DescribeLaunchTemplateVersions" => crate::testing::ec2_ok(
+                "DescribeLaunchTemplateVersions",
+                "<launchTemplateVersionSet><item><launchTemplateData><instanceType>m5.xlarge</instanceType>\
+                 </launchTemplateData></item></launchTemplateVersionSet>",
+            ),
             other => panic!("unexpected call {other}"),
         }
         });
@@ -293,8 +303,12 @@ mod request_tests {
         let out = create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap();
         assert_eq!(out["id"], json!("demo-worker"));
         assert!(out["arn"].as_str().unwrap().ends_with("autoScalingGroupName/demo-worker"));
+        assert_eq!(
+            fake.actions(),
+            ["DescribeLaunchTemplateVersions", "CreateAutoScalingGroup", "DescribeAutoScalingGroups"]
+        );
         let sent = fake.sent();
-        let call = &sent[0];
+        let call = &sent[1];
         assert_eq!(call.param("VPCZoneIdentifier"), Some("subnet-a,subnet-b,subnet-c"));
         assert_eq!(call.param("LaunchTemplate.LaunchTemplateId"), Some("lt-1"));
         assert_eq!(call.param("LaunchTemplate.Version"), Some("3"));

@@ -2,8 +2,10 @@
 //!
 //! [`Clients`] holds the EC2, classic ELB and auto scaling clients (built
 //! with the SDK's own retry disabled and the API-call counter attached), the
-//! retry policy and the waiting patience. [`Clients::call`] runs one API call
-//! through `retry.rs` and turns the SDK's error into an [`ApiError`] that
+//! retry policy and the waiting patience. [`Clients::call`] is the one way
+//! a request is sent: it takes a token from the service's rate limiter
+//! (`ratelimit.rs`) before each attempt, runs the call through `retry.rs`
+//! (counting retries) and turns the SDK's error into an [`ApiError`] that
 //! names the operation. Credentials and endpoints are `provider.rs`'s job.
 
 use std::error::Error as StdError;
@@ -17,9 +19,14 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 
-use crate::calls::ApiCallCounter;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::calls::{ApiCallCounter, RetryStats};
 use crate::error::ApiError;
+use crate::ratelimit::{Limiter, RateLimits, Service};
 use crate::retry::{self, Backoff, Retry, RetryPolicy};
+use crate::spot::SpotWait;
 use crate::wait::Patience;
 
 /// How long the provider waits for AWS, per situation.
@@ -56,7 +63,14 @@ pub(crate) struct Clients {
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub retry: RetryPolicy,
     pub timeouts: Timeouts,
+    /// How long a spot pool's group waits for its spot price (`spot.rs`).
+    pub spot_wait: SpotWait,
     pub calls: ApiCallCounter,
+    pub limiter: Limiter,
+    pub retries: RetryStats,
+    /// Lost answers of non-idempotent calls made through this value (see
+    /// [`Clients::scoped`]).
+    lost: Arc<AtomicU64>,
 }
 
 impl Clients {
@@ -90,8 +104,25 @@ impl Clients {
             autoscaling: aws_sdk_autoscaling::Client::from_conf(autoscaling),
             retry: RetryPolicy::default(),
             timeouts: Timeouts::default(),
+            spot_wait: SpotWait::default(),
             calls,
+            limiter: Limiter::new(&RateLimits::default()),
+            retries: RetryStats::default(),
+            lost: Arc::default(),
         }
+    }
+
+    /// The same clients (counters and rate limiter shared) with their own
+    /// count of lost answers: one create or update runs on a scoped copy
+    /// so that `lost.rs` can tell whether *its* calls lost an answer.
+    pub fn scoped(&self) -> Clients {
+        Clients { lost: Arc::default(), ..self.clone() }
+    }
+
+    /// How many non-idempotent calls made through this scope failed without
+    /// a sure answer (and so were not sent again).
+    pub fn lost_answers(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
     }
 
     /// Every item of a paginated call: `send(next_token)` page after page,
@@ -123,17 +154,31 @@ impl Clients {
     }
 
     /// One API call with retries (see `retry.rs` for which errors `retry`
-    /// covers). `operation` names the call in errors.
+    /// covers; calls in `retry::NON_IDEMPOTENT` are not sent again after a
+    /// lost answer). Each attempt first takes a token from the rate limiter
+    /// of the call's service. `operation` names the call in errors.
     pub async fn call<T, E, F, Fut>(&self, operation: &'static str, retry: Retry, mut send: F) -> Result<T, ApiError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
     {
-        retry::run(&self.retry, retry, || {
+        let service = Service::of::<E>();
+        let idempotent = !retry::NON_IDEMPOTENT.contains(&operation);
+        let out = retry::run_counted(&self.retry, retry, idempotent, &self.retries, || {
+            // The SDK's `send()` is lazy: nothing leaves before the token.
             let sent = send();
-            async move { sent.await.map_err(|e| ApiError::from_sdk(operation, e)) }
+            async move {
+                self.limiter.acquire(service).await;
+                sent.await.map_err(|e| ApiError::from_sdk(operation, e))
+            }
         })
-        .await
+        .await;
+        if let Err(e) = &out {
+            if !idempotent && retry::is_lost(e) {
+                self.lost.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        out
     }
 }

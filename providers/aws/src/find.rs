@@ -22,20 +22,29 @@ fn tagged(tags: &[Tag], address: &str) -> bool {
     tags.iter().any(|t| t.key() == Some(ADDRESS_TAG) && t.value() == Some(address))
 }
 
+/// A tag filter value that matches `address`: EC2 filter values treat `*`
+/// and `?` as wildcards, and the emulator also reads `[...]` as a character
+/// class (so `aws_subnet.private[us-east-1c]` would match nothing there).
+/// Brackets become `?`, which both read as "one character"; callers then
+/// keep only the exact match ([`tagged`]).
+fn tag_pattern(address: &str) -> String {
+    address.replace(['[', ']', '*', '?'], "?")
+}
+
 /// The id of the resource a create of `address` made, if any.
 async fn find_id(c: &Clients, kind: Kind, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
-    let by_tag = || filter(&format!("tag:{ADDRESS_TAG}"), [address]);
+    let by_tag = || filter(&format!("tag:{ADDRESS_TAG}"), [tag_pattern(address)]);
     let id = match kind {
         Kind::Vpc => {
             let out =
                 c.call("DescribeVpcs", Retry::Standard, || c.ec2.describe_vpcs().filters(by_tag()).send()).await?;
-            out.vpcs().first().and_then(|v| v.vpc_id()).map(str::to_string)
+            out.vpcs().iter().find(|v| tagged(v.tags(), address)).and_then(|v| v.vpc_id()).map(str::to_string)
         }
         Kind::Subnet => {
             let out = c
                 .call("DescribeSubnets", Retry::Standard, || c.ec2.describe_subnets().filters(by_tag()).send())
                 .await?;
-            out.subnets().first().and_then(|s| s.subnet_id()).map(str::to_string)
+            out.subnets().iter().find(|s| tagged(s.tags(), address)).and_then(|s| s.subnet_id()).map(str::to_string)
         }
         Kind::InternetGateway => {
             let out = c
@@ -43,19 +52,31 @@ async fn find_id(c: &Clients, kind: Kind, address: &str, inputs: &Attrs) -> Resu
                     c.ec2.describe_internet_gateways().filters(by_tag()).send()
                 })
                 .await?;
-            out.internet_gateways().first().and_then(|g| g.internet_gateway_id()).map(str::to_string)
+            out.internet_gateways()
+                .iter()
+                .find(|g| tagged(g.tags(), address))
+                .and_then(|g| g.internet_gateway_id())
+                .map(str::to_string)
         }
         Kind::Eip => {
             let out = c
                 .call("DescribeAddresses", Retry::Standard, || c.ec2.describe_addresses().filters(by_tag()).send())
                 .await?;
-            out.addresses().first().and_then(|a| a.allocation_id()).map(str::to_string)
+            out.addresses()
+                .iter()
+                .find(|a| tagged(a.tags(), address))
+                .and_then(|a| a.allocation_id())
+                .map(str::to_string)
         }
         Kind::RouteTable => {
             let out = c
                 .call("DescribeRouteTables", Retry::Standard, || c.ec2.describe_route_tables().filters(by_tag()).send())
                 .await?;
-            out.route_tables().first().and_then(|t| t.route_table_id()).map(str::to_string)
+            out.route_tables()
+                .iter()
+                .find(|t| tagged(t.tags(), address))
+                .and_then(|t| t.route_table_id())
+                .map(str::to_string)
         }
         Kind::SecurityGroup => {
             let out = c
@@ -63,7 +84,11 @@ async fn find_id(c: &Clients, kind: Kind, address: &str, inputs: &Attrs) -> Resu
                     c.ec2.describe_security_groups().filters(by_tag()).send()
                 })
                 .await?;
-            out.security_groups().first().and_then(|g| g.group_id()).map(str::to_string)
+            out.security_groups()
+                .iter()
+                .find(|g| tagged(g.tags(), address))
+                .and_then(|g| g.group_id())
+                .map(str::to_string)
         }
         Kind::Instance => {
             let live = filter("instance-state-name", ["pending", "running", "stopping", "stopped"]);
@@ -73,7 +98,7 @@ async fn find_id(c: &Clients, kind: Kind, address: &str, inputs: &Attrs) -> Resu
                 })
                 .await?;
             let mut instances = out.reservations().iter().flat_map(|r| r.instances());
-            instances.next().and_then(|i| i.instance_id()).map(str::to_string)
+            instances.find(|i| tagged(i.tags(), address)).and_then(|i| i.instance_id()).map(str::to_string)
         }
         Kind::NatGateway => {
             // Tag filters on DescribeNatGateways are not honoured everywhere
@@ -158,4 +183,18 @@ pub(crate) async fn find(
     prior.insert("id".into(), json!(id));
     let request = ReadRequest { address: address.clone(), kind: kind.spec().kind.to_string(), prior };
     Ok(kind.read(c, &[request]).await?.into_iter().next().flatten())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyed_addresses_filter_by_single_character_wildcards() {
+        assert_eq!(tag_pattern("aws_vpc.main"), "aws_vpc.main");
+        assert_eq!(tag_pattern("aws_subnet.private[us-east-1c]"), "aws_subnet.private?us-east-1c?");
+        let tags = [Tag::builder().key(ADDRESS_TAG).value("aws_subnet.private[us-east-1c]").build()];
+        assert!(tagged(&tags, "aws_subnet.private[us-east-1c]"));
+        assert!(!tagged(&tags, "aws_subnet.private(us-east-1c)"), "only the exact address counts");
+    }
 }

@@ -223,9 +223,7 @@ pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option
         .map(|req| {
             let i = attrs::id(&req.prior).ok().and_then(|id| found.get(id))?;
             let image = i.image_id().unwrap_or_default();
-            let prior_ami = req.prior.get("ami").and_then(Value::as_str);
-            let prior_resolved = req.prior.get("resolved_ami").and_then(Value::as_str);
-            let ami = if prior_ami == Some(ami::AUTO) && prior_resolved == Some(image) { ami::AUTO } else { image };
+            let ami = if ami::reads_as_auto(&req.prior, "ami", image) { ami::AUTO } else { image };
             let groups = instance_groups(i);
             let mut live = Attrs::new();
             live.insert("id".into(), json!(i.instance_id()));

@@ -193,8 +193,7 @@ async fn default_version(c: &Clients, id: &str) -> Result<Option<LaunchTemplateV
 pub(crate) fn data_attrs(prior: &Attrs, data: &ResponseLaunchTemplateData) -> Attrs {
     let mut live = Attrs::new();
     let image = data.image_id().unwrap_or_default();
-    let auto = prior.get("image_id").and_then(Value::as_str) == Some(ami::AUTO)
-        && prior.get("resolved_ami").and_then(Value::as_str) == Some(image);
+    let auto = ami::reads_as_auto(prior, "image_id", image);
     live.insert("image_id".into(), json!(if auto { ami::AUTO } else { image }));
     live.insert("resolved_ami".into(), json!(image));
     live.insert("instance_type".into(), json!(data.instance_type().map(|t| t.as_str())));

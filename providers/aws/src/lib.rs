@@ -11,6 +11,11 @@
 //! - `retry.rs`, `wait.rs`: retrying throttling and eventual consistency,
 //!   waiting out dependencies on delete, waiting for states; all on tokio's
 //!   clock, tested with paused time;
+//! - `spot.rs`: current spot prices and the wait for one in range before a
+//!   spot pool's group is created;
+//! - `lost.rs`: a create or update whose answer was lost looks the resource
+//!   up before trying again, so no retry makes a duplicate;
+//! - `ratelimit.rs`: a token bucket per service that every request passes;
 //! - `tags.rs`: tag conventions (the `skyplan:address` tag) and tag diffs;
 //! - `attrs.rs`: attribute tables, validation, typed access, read shaping;
 //! - `ami.rs`, `blockers.rs`, `ec2util.rs`, `calls.rs`, `error.rs`: helpers.
@@ -26,10 +31,13 @@ mod clients;
 mod ec2util;
 mod error;
 mod find;
+mod lost;
 pub mod placement;
 pub mod preflight;
 mod provider;
+pub mod ratelimit;
 mod retry;
+pub mod spot;
 mod tags;
 #[cfg(test)]
 mod testing;
@@ -48,7 +56,9 @@ mod security_group_rule;
 mod subnet;
 mod vpc;
 
+pub use calls::Retries;
 pub use provider::{AwsProvider, AwsSettings};
+pub use ratelimit::{RateLimit, RateLimits, Service};
 
 /// The tag every resource the provider creates carries: its skyplan address.
 pub const ADDRESS_TAG: &str = tags::ADDRESS_TAG;

@@ -23,7 +23,9 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 use skyplan_engine::{Address, Attrs, OpContext, Provider, ProviderError, ReadRequest, Schema};
 
 use crate::attrs::KindSpec;
+use crate::calls::Retries;
 use crate::clients::Clients;
+use crate::ratelimit::{Limiter, RateLimits};
 use crate::{
     autoscaling_group, eip, elb, instance, internet_gateway, launch_template, nat_gateway, route_table, security_group,
     security_group_rule, subnet, vpc,
@@ -85,18 +87,36 @@ impl AwsProvider {
                 let role = builder.build().await;
                 role.provide_credentials().await.map_err(|e| {
                     ProviderError::new(format!(
-                        "the access keys from {source} work, but assuming role {role_arn}{} failed: {}",
+                        "the access keys from {source} work, but assuming role {role_arn}{} failed: {}\n  \
+                         help: the role's trust policy must allow this caller sts:AssumeRole{}; \
+                         check the role ARN, the trusted account or principal, and that the caller \
+                         may call sts:AssumeRole on the role",
                         match &settings.external_id {
                             Some(x) => format!(" with external id `{x}`"),
                             None => String::new(),
                         },
-                        aws_smithy_types::error::display::DisplayErrorContext(&e)
+                        aws_smithy_types::error::display::DisplayErrorContext(&e),
+                        match &settings.external_id {
+                            Some(x) => format!(" with the condition sts:ExternalId = \"{x}\""),
+                            None => String::new(),
+                        },
                     ))
                 })?;
                 base.into_builder().credentials_provider(SharedCredentialsProvider::new(role)).build()
             }
         };
         Ok(AwsProvider::from_sdk_config(&sdk))
+    }
+
+    /// A provider for checks that make no AWS call (`validate`, `graph`):
+    /// schemas and attribute rules only, no credentials looked up. A request
+    /// through it fails for want of credentials.
+    pub fn offline(region: &str) -> AwsProvider {
+        let sdk = SdkConfig::builder()
+            .region(Region::new(region.to_string()))
+            .behavior_version(BehaviorVersion::latest())
+            .build();
+        AwsProvider::from_sdk_config(&sdk)
     }
 
     /// A provider over an already loaded SDK configuration (no credential
@@ -109,6 +129,19 @@ impl AwsProvider {
     /// (`ec2:DescribeVpcs`); retries count as requests.
     pub fn api_calls(&self) -> BTreeMap<String, u64> {
         self.clients.calls.snapshot()
+    }
+
+    /// This provider with the given per-service request rate limits.
+    pub fn with_rate_limits(self, limits: &RateLimits) -> AwsProvider {
+        let mut clients = (*self.clients).clone();
+        clients.limiter = Limiter::new(limits);
+        AwsProvider { clients: Arc::new(clients) }
+    }
+
+    /// The requests sent again so far, by reason, and the creates whose
+    /// answer was lost and that were looked up instead.
+    pub fn retries(&self) -> Retries {
+        self.clients.retries.snapshot()
     }
 
     #[cfg(test)]
@@ -187,7 +220,7 @@ impl Kind {
         }
     }
 
-    async fn create(self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+    pub(crate) async fn create(self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
         match self {
             Kind::Vpc => vpc::create(c, ctx, attrs).await,
             Kind::Subnet => subnet::create(c, ctx, attrs).await,
@@ -204,7 +237,13 @@ impl Kind {
         }
     }
 
-    async fn update(self, c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+    pub(crate) async fn update(
+        self,
+        c: &Clients,
+        ctx: &OpContext,
+        prior: &Attrs,
+        attrs: &Attrs,
+    ) -> Result<Attrs, ProviderError> {
         match self {
             Kind::Vpc => vpc::update(c, ctx, prior, attrs).await,
             Kind::Subnet => subnet::update(c, ctx, prior, attrs).await,
@@ -272,6 +311,19 @@ impl Provider for AwsProvider {
         self.api_calls()
     }
 
+    fn notes(&self) -> Vec<String> {
+        let mut notes: Vec<String> = self.retries().summary(self.clients.retry.max_attempts).into_iter().collect();
+        let waits = self.clients.limiter.waits();
+        if !waits.is_empty() {
+            let each: Vec<String> = waits
+                .iter()
+                .map(|(service, (n, total))| format!("{service} {n} requests, {:.1} s in all", total.as_secs_f64()))
+                .collect();
+            notes.push(format!("waited for the rate limit (--rate-limit): {}", each.join("; ")));
+        }
+        notes
+    }
+
     fn serves(&self, kind: &str) -> bool {
         Kind::parse(kind).is_some()
     }
@@ -293,12 +345,14 @@ impl Provider for AwsProvider {
 
     async fn create(&self, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
         let kind = Kind::of(&ctx.address)?;
-        kind.create(&self.clients, ctx, attrs).await.map_err(|e| context("creating", &ctx.address, e))
+        crate::lost::create(&self.clients, kind, ctx, attrs).await.map_err(|e| context("creating", &ctx.address, e))
     }
 
     async fn update(&self, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
         let kind = Kind::of(&ctx.address)?;
-        kind.update(&self.clients, ctx, prior, attrs).await.map_err(|e| context("updating", &ctx.address, e))
+        crate::lost::update(&self.clients, kind, ctx, prior, attrs)
+            .await
+            .map_err(|e| context("updating", &ctx.address, e))
     }
 
     async fn delete(&self, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {

@@ -12,7 +12,14 @@
 //!   everywhere (EC2's eventual consistency), see [`EVENTUALLY_CONSISTENT`];
 //! - deletes retry `DependencyViolation` and friends for a bounded *time*
 //!   ([`while_blocked`]): what blocks them (ENIs of a deleted load balancer,
-//!   a terminating instance) goes away on its own within minutes.
+//!   a terminating instance) goes away on its own within minutes;
+//! - calls that make something new ([`NON_IDEMPOTENT`]: `CreateVpc`,
+//!   `RunInstances`, `CreateRoute`, ...) are *not* sent again after a
+//!   failure that leaves it unknown whether AWS acted ([`is_lost`]: no
+//!   answer, or a 5xx): a second `CreateVpc` would make a second VPC, a
+//!   second `CreateRoute` fail with `RouteAlreadyExists`. The create or
+//!   update they belong to looks the resource up instead (`lost.rs`).
+//!   Throttling is a sure "not done", so those calls retry it as usual.
 //!
 //! Waits use exponential backoff with "equal jitter" (half the ceiling fixed,
 //! half random) and tokio's clock, so tests run them instantly with paused
@@ -24,6 +31,7 @@ use std::time::Duration;
 use skyplan_engine::OpContext;
 use tokio::time::Instant;
 
+use crate::calls::{RetryReason, RetryStats};
 use crate::error::ApiError;
 
 /// AWS's codes for "slow down".
@@ -65,6 +73,62 @@ pub(crate) const BLOCKED: &[&str] = &[
     "InvalidIPAddress.InUse",
     "ScalingActivityInProgress",
 ];
+
+/// Calls that make something new each time they are sent, or fail when
+/// what they make already exists: after a lost answer they are not sent
+/// again (see [`is_lost`]). A unit test checks every call of the provider
+/// that creates, allocates, runs, attaches, associates or authorizes is
+/// listed here or in [`IDEMPOTENT_MAKERS`].
+pub(crate) const NON_IDEMPOTENT: &[&str] = &[
+    "AllocateAddress",
+    "AssociateRouteTable",
+    "AttachInternetGateway",
+    "AuthorizeSecurityGroupIngress",
+    "CreateAutoScalingGroup",
+    "CreateInternetGateway",
+    "CreateLaunchTemplate",
+    "CreateLaunchTemplateVersion",
+    "CreateLoadBalancer",
+    "CreateLoadBalancerListeners",
+    "CreateNatGateway",
+    "CreateRoute",
+    "CreateRouteTable",
+    "CreateSecurityGroup",
+    "CreateSubnet",
+    "CreateVpc",
+    "RunInstances",
+];
+
+/// Calls named like makers that are safe to send twice: tags are set, not
+/// added twice; attaching an ELB to a subnet it is in changes nothing.
+#[cfg(test)]
+pub(crate) const IDEMPOTENT_MAKERS: &[&str] = &["AttachLoadBalancerToSubnets", "CreateTags", "CreateOrUpdateTags"];
+
+/// A failure after which AWS may or may not have done what was asked: no
+/// answer at all, or a 5xx other than throttling.
+pub(crate) fn is_lost(err: &ApiError) -> bool {
+    if err.has_code(THROTTLING) {
+        return false;
+    }
+    match (err.code.as_deref(), err.status) {
+        (None, None) => true,
+        (_, Some(status)) => status >= 500,
+        _ => false,
+    }
+}
+
+/// Why a retryable error is retried, for the run's report.
+pub(crate) fn reason(err: &ApiError) -> RetryReason {
+    if err.has_code(THROTTLING) {
+        RetryReason::Throttled
+    } else if err.status.is_some_and(|s| s >= 500) {
+        RetryReason::ServerError
+    } else if err.status.is_none() {
+        RetryReason::NoAnswer
+    } else {
+        RetryReason::NotYetVisible
+    }
+}
 
 /// Which errors a call retries besides throttling and transport failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,7 +203,25 @@ impl Default for RetryPolicy {
 
 /// Run `call` until it succeeds, fails with an error `retry` does not cover,
 /// or `policy.max_attempts` tries are spent (then the last error is returned).
-pub(crate) async fn run<T, F, Fut>(policy: &RetryPolicy, retry: Retry, mut call: F) -> Result<T, ApiError>
+#[cfg(test)]
+pub(crate) async fn run<T, F, Fut>(policy: &RetryPolicy, retry: Retry, call: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ApiError>>,
+{
+    run_counted(policy, retry, true, &RetryStats::default(), call).await
+}
+
+/// [`run`] for one named call: `idempotent` false keeps a lost answer
+/// ([`is_lost`]) from being sent again; `stats` counts each retry by reason,
+/// each lost answer, and each call that ran out of tries.
+pub(crate) async fn run_counted<T, F, Fut>(
+    policy: &RetryPolicy,
+    retry: Retry,
+    idempotent: bool,
+    stats: &RetryStats,
+    mut call: F,
+) -> Result<T, ApiError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, ApiError>>,
@@ -148,7 +230,16 @@ where
     loop {
         match call().await {
             Ok(value) => return Ok(value),
-            Err(err) if attempt + 1 < policy.max_attempts && is_retryable(&err, retry) => {
+            Err(err) if !idempotent && is_lost(&err) => {
+                stats.lost_answer();
+                return Err(err);
+            }
+            Err(err) if is_retryable(&err, retry) => {
+                if attempt + 1 >= policy.max_attempts {
+                    stats.gave_up();
+                    return Err(err);
+                }
+                stats.retried(reason(&err));
                 tokio::time::sleep(policy.backoff.delay(attempt)).await;
                 attempt += 1;
             }
@@ -287,6 +378,84 @@ mod tests {
         let bound: Duration = (0..policy.max_attempts - 1).map(|a| policy.backoff.ceiling(a)).sum();
         assert!(start.elapsed() <= bound, "{:?} > {bound:?}", start.elapsed());
         assert!(bound <= Duration::from_secs(100), "the whole retry stays under two minutes: {bound:?}");
+    }
+
+    /// A create whose answer is lost is not sent again (it could make a
+    /// duplicate); throttling, a sure "not done", is retried; every retry
+    /// and lost answer is counted by reason.
+    #[tokio::test(start_paused = true)]
+    async fn lost_answers_of_non_idempotent_calls_are_not_resent() {
+        let stats = RetryStats::default();
+        let policy = RetryPolicy::default();
+        let calls = AtomicU32::new(0);
+        let out: Result<(), _> = run_counted(&policy, Retry::Standard, false, &stats, || async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 => Err(err("RequestLimitExceeded")),
+                1 => Err(ApiError::new("CreateVpc", Some("Throttling"), "Rate exceeded", Some(400))),
+                _ => Err(ApiError::new("CreateVpc", None, "connection reset", None)),
+            }
+        })
+        .await;
+        assert_eq!(out.unwrap_err().status, None);
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "two throttles retried, the reset not");
+        let counted = stats.snapshot();
+        assert_eq!((counted.throttled, counted.lost_answers, counted.retried()), (2, 1, 2));
+
+        calls.store(0, Ordering::SeqCst);
+        let out: Result<(), _> = run_counted(&policy, Retry::Standard, false, &stats, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(ApiError::new("RunInstances", Some("InternalError"), "internal", Some(500)))
+        })
+        .await;
+        assert!(out.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "a 500 may have run the create");
+
+        // The same failures on an idempotent call are retried, and counted.
+        calls.store(0, Ordering::SeqCst);
+        let out = run_counted(&policy, Retry::Standard, true, &stats, || async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 => Err(ApiError::new("DescribeVpcs", None, "connection reset", None)),
+                1 => Err(ApiError::new("DescribeVpcs", Some("InternalError"), "internal", Some(500))),
+                _ => Ok(1),
+            }
+        })
+        .await;
+        assert_eq!(out, Ok(1));
+        let counted = stats.snapshot();
+        assert_eq!((counted.no_answer, counted.server_errors, counted.retried()), (1, 1, 4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn counts_a_call_that_runs_out_of_tries() {
+        let stats = RetryStats::default();
+        let policy = RetryPolicy { max_attempts: 3, ..RetryPolicy::default() };
+        let out: Result<(), _> =
+            run_counted(&policy, Retry::Standard, true, &stats, || async { Err(err("Throttling")) }).await;
+        assert!(out.is_err());
+        let counted = stats.snapshot();
+        assert_eq!((counted.throttled, counted.gave_up), (2, 1), "3 tries: 2 retries, then it gives up");
+    }
+
+    /// Every call of the provider that makes something is classified: sent
+    /// again after a lost answer only when that is safe.
+    #[test]
+    fn every_maker_call_is_classified() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+        let mut unclassified = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            for part in text.split("call(\"").skip(1).chain(text.split("paginate(\"").skip(1)) {
+                let op = part.split('"').next().unwrap_or_default();
+                let maker =
+                    ["Create", "Allocate", "Run", "Attach", "Associate", "Authorize"].iter().any(|p| op.starts_with(p));
+                if maker && !NON_IDEMPOTENT.contains(&op) && !IDEMPOTENT_MAKERS.contains(&op) {
+                    unclassified.push(format!("{op} in {}", path.display()));
+                }
+            }
+        }
+        assert!(unclassified.is_empty(), "classify these in retry.rs: {unclassified:?}");
+        assert!(NON_IDEMPOTENT.contains(&"CreateVpc") && NON_IDEMPOTENT.contains(&"RunInstances"));
     }
 
     #[tokio::test(start_paused = true)]

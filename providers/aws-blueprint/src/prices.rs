@@ -1,0 +1,81 @@
+//! The on-demand price table shipped as data (`data/on-demand-prices.toml`):
+//! Linux on-demand USD per hour by region and instance type, with the date
+//! and source of its prices. A spot pool without `on_demand_price` takes
+//! its on-demand price from here (see `validate.rs`).
+//!
+//! What is not here: current prices. The table is dated; the spot price
+//! itself is read from AWS at plan and apply time (the AWS provider).
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceTable {
+    /// The day the prices were taken (`YYYY-MM-DD`).
+    pub as_of: String,
+    /// Where they were taken from.
+    pub source: String,
+    /// region -> instance type -> USD per hour.
+    prices: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+impl PriceTable {
+    /// The on-demand price of `instance_type` in `region`, if the table has it.
+    pub fn on_demand(&self, region: &str, instance_type: &str) -> Option<f64> {
+        self.prices.get(region)?.get(instance_type).copied()
+    }
+
+    /// The regions the table covers.
+    pub fn regions(&self) -> impl Iterator<Item = &str> {
+        self.prices.keys().map(String::as_str)
+    }
+}
+
+/// The shipped table, parsed once.
+pub fn table() -> &'static PriceTable {
+    static TABLE: OnceLock<PriceTable> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        toml::from_str(include_str!("../data/on-demand-prices.toml"))
+            .unwrap_or_else(|e| panic!("data/on-demand-prices.toml does not parse (its unit test says why): {e}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_parses_is_dated_and_every_price_is_a_price() {
+        let t: PriceTable = toml::from_str(include_str!("../data/on-demand-prices.toml")).unwrap();
+        let date: Vec<&str> = t.as_of.split('-').collect();
+        assert!(
+            date.len() == 3 && date[0].len() == 4 && date.iter().all(|p| p.chars().all(|c| c.is_ascii_digit())),
+            "as_of {:?} is not YYYY-MM-DD",
+            t.as_of
+        );
+        assert!(!t.source.trim().is_empty());
+        for (region, types) in &t.prices {
+            assert!(!types.is_empty(), "{region} has no prices");
+            for (instance_type, price) in types {
+                assert!(price.is_finite() && *price > 0.0, "{region} {instance_type}: {price}");
+                assert!(instance_type.contains('.'), "{region}: {instance_type} is not an instance type");
+            }
+        }
+    }
+
+    /// The instance types of the examples in the regions that carry the table.
+    #[test]
+    fn the_examples_instance_types_are_in_the_table() {
+        let t = table();
+        for instance_type in ["t3.micro", "m5.large", "m5.xlarge", "g4dn.xlarge"] {
+            assert!(t.on_demand("us-east-1", instance_type).is_some(), "{instance_type}");
+        }
+        assert_eq!(t.on_demand("us-east-1", "m5.xlarge"), Some(0.192));
+        assert_eq!(t.on_demand("us-east-1", "no.such"), None);
+        assert_eq!(t.on_demand("xx-nowhere-1", "m5.xlarge"), None);
+        assert_eq!(t.regions().collect::<Vec<_>>(), ["us-east-1"]);
+    }
+}
