@@ -26,6 +26,15 @@ pub fn resources(spec: &Spec) -> Result<Vec<Resource>, Diagnostics> {
     Ok(resources)
 }
 
+/// [`resources`], moving the spec's raw resources out instead of copying
+/// them (a spec may hold many thousands); `spec.resources` is left empty.
+pub fn take_resources(spec: &mut Spec) -> Result<Vec<Resource>, Diagnostics> {
+    let expanded = skyplan_aws_blueprint::expand(&spec.file).map_err(|errs| spec.source.diagnostics(&errs))?;
+    let mut resources = std::mem::take(&mut spec.resources);
+    resources.extend(expanded);
+    Ok(resources)
+}
+
 /// The spec's sensitive values, to mask in everything shown or stored.
 pub fn redactor(spec: &Spec) -> Redactor {
     Redactor::new(skyplan_aws_blueprint::sensitive_values(&spec.file))
@@ -34,8 +43,8 @@ pub fn redactor(spec: &Spec) -> Redactor {
 /// Parse, expand and build the graph: every check that needs no cloud call
 /// (no credentials are looked up either).
 pub fn desired(spec_path: &Path, state_path: &Path) -> Result<ResourceGraph> {
-    let spec = Spec::load(spec_path)?;
-    let resources = resources(&spec)?;
+    let mut spec = Spec::load(spec_path)?;
+    let resources = take_resources(&mut spec)?;
     let sim = skyplan_sim::SimProvider::open(&sim_cloud_path(state_path))?;
     let mut providers = Providers::new().with(Arc::new(sim));
     if resources.iter().any(|r| r.address.kind.starts_with("aws_")) {

@@ -6,8 +6,14 @@
 //! apply, a no-op plan (refresh + diff), and destroy. A second table gives the
 //! apply makespan with per-resource delays against the critical path (the
 //! lower bound no scheduler can beat), and a third the apply makespan at
-//! `--parallelism 10` against a greedy list schedule computed offline with
-//! the executor's priorities. Run it with `scripts/bench.sh`.
+//! `--parallelism 10` against a greedy list schedule computed offline; both
+//! give the scheduler's makespan in virtual time (deterministic) and the
+//! real apply's on the wall clock. Run it with `scripts/bench.sh`.
+//!
+//! `skyplan-bench noop N REPEAT` and `skyplan-bench plan N REPEAT` time only
+//! the no-op plan of N (after one apply) or the plan of N on an empty state,
+//! REPEAT times, and print medians of wall and thread CPU time; they are
+//! what `scripts/profile.sh` profiles.
 
 use std::sync::Arc;
 
@@ -16,56 +22,14 @@ use std::sync::Arc;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::{Duration, Instant};
 
+use skyplan_bench::{critical_path, generate, list_schedule, virtual_makespan};
 use skyplan_engine::apply::{apply, ApplyOptions};
-use skyplan_engine::dag::remaining_path_costs;
 use skyplan_engine::graph::ResourceGraph;
 use skyplan_engine::plan::diff;
 use skyplan_engine::refresh::refresh;
 use skyplan_engine::{Providers, Source, Spec};
 use skyplan_sim::SimProvider;
 use skyplan_state::{Backend, LocalBackend, State, Writer};
-
-/// xorshift64*: deterministic, so every run benchmarks the same graphs.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-/// A spec of `n` resources in `layers` layers; `delay` gives each one's delay_ms.
-fn generate(n: usize, layers: usize, seed: u64, mut delay: impl FnMut(&mut Rng) -> u64) -> String {
-    let mut rng = Rng(seed | 1);
-    let per_layer = n.div_ceil(layers);
-    let mut out = String::with_capacity(n * 120);
-    for i in 0..n {
-        let layer = i / per_layer;
-        out.push_str(&format!(
-            "[resource.sim_resource.r{i}]\nsize = {}\nzone = \"z{}\"\n",
-            rng.below(100),
-            rng.below(3)
-        ));
-        let d = delay(&mut rng);
-        if d > 0 {
-            out.push_str(&format!("delay_ms = {d}\n"));
-        }
-        if layer > 0 {
-            let prev = (layer - 1) * per_layer;
-            for k in 0..=rng.below(3) {
-                let j = prev + rng.below(per_layer as u64) as usize;
-                out.push_str(&format!("dep{k} = \"${{sim_resource.r{j}.id}}\"\n"));
-            }
-        }
-    }
-    out
-}
 
 /// Reset the peak RSS so the next reading covers only what follows
 /// (Linux: writing 5 to clear_refs resets VmHWM).
@@ -188,104 +152,136 @@ struct NoopSteps {
     diff: Duration,
 }
 
-/// The longest delay-weighted path through the generated graph.
-fn critical_path(graph: &ResourceGraph) -> Duration {
-    let mut finish: std::collections::HashMap<&skyplan_engine::Address, u64> = std::collections::HashMap::new();
-    for node in graph.topological() {
-        let own = node.resource.attrs.get("delay_ms").and_then(|v| v.as_u64()).unwrap_or(0);
-        let start = node.dependencies.iter().map(|d| finish[d]).max().unwrap_or(0);
-        finish.insert(&node.resource.address, start + own);
-    }
-    Duration::from_millis(finish.values().copied().max().unwrap_or(0))
-}
-
-/// The makespan of a greedy list schedule of the generated graph on
-/// `workers` workers, computed offline with no overhead: whenever a worker is
-/// free it takes the ready resource with the longest remaining
-/// delay-weighted path (the executor's priority), lowest index first on ties.
-fn list_schedule(graph: &ResourceGraph, workers: usize) -> Duration {
-    use std::cmp::Reverse;
-    use std::collections::BinaryHeap;
-    let nodes = graph.nodes();
-    let index: std::collections::HashMap<&skyplan_engine::Address, usize> =
-        nodes.iter().enumerate().map(|(i, n)| (&n.resource.address, i)).collect();
-    let deps: Vec<Vec<usize>> = nodes.iter().map(|n| n.dependencies.iter().map(|d| index[d]).collect()).collect();
-    let cost: Vec<u64> =
-        nodes.iter().map(|n| n.resource.attrs.get("delay_ms").and_then(|v| v.as_u64()).unwrap_or(0)).collect();
-    let priority = remaining_path_costs(&deps, &cost);
-    let mut dependents = vec![Vec::new(); nodes.len()];
-    for (i, ds) in deps.iter().enumerate() {
-        for &d in ds {
-            dependents[d].push(i);
-        }
-    }
-    let mut waiting: Vec<usize> = deps.iter().map(Vec::len).collect();
-    let mut ready: BinaryHeap<(u64, Reverse<usize>)> =
-        (0..nodes.len()).filter(|&i| waiting[i] == 0).map(|i| (priority[i], Reverse(i))).collect();
-    // Running tasks by finish time, earliest first.
-    let mut running: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
-    let mut now = 0;
-    loop {
-        while running.len() < workers {
-            let Some((_, Reverse(i))) = ready.pop() else { break };
-            running.push(Reverse((now + cost[i], i)));
-        }
-        let Some(Reverse((finish, i))) = running.pop() else { break };
-        now = finish;
-        for &d in &dependents[i] {
-            waiting[d] -= 1;
-            if waiting[d] == 0 {
-                ready.push((priority[d], Reverse(d)));
-            }
-        }
-    }
-    Duration::from_millis(now)
-}
-
-/// Apply makespan at `parallelism` against the offline list schedule.
-async fn bounded_makespan(n: usize, layers: usize, parallelism: usize) {
+/// Apply makespan with per-resource delays of 20-200 ms, against a bound
+/// computed offline: the critical path when `parallelism` is unlimited, the
+/// greedy list schedule otherwise. Two measurements: the scheduler alone in
+/// virtual time (deterministic; see `skyplan_bench::virtual_makespan`) and
+/// the real apply, state writes included, on the wall clock (noisy when the
+/// machine is loaded).
+fn makespan(n: usize, layers: usize, parallelism: usize, rt: &tokio::runtime::Runtime) {
     let text = generate(n, layers, 7, |rng| 20 + rng.below(181));
-    let w = world();
-    let graph = graph_of(&text, &w.providers);
+    let virtual_world = world();
+    let graph = graph_of(&text, &virtual_world.providers);
     let plan = diff(&graph, &State::new(), false);
-    let list = list_schedule(&graph, parallelism);
+    let bound = if parallelism == usize::MAX { critical_path(&graph) } else { list_schedule(&graph, parallelism) };
+    let scheduled = virtual_makespan(&plan, &virtual_world.providers, parallelism);
+    let w = world();
     let t = Instant::now();
-    run_apply(&plan, &State::new(), &w, parallelism).await;
+    rt.block_on(run_apply(&plan, &State::new(), &w, parallelism));
     let took = t.elapsed();
+    let p = if parallelism == usize::MAX { "unlimited".to_string() } else { parallelism.to_string() };
+    let over = |d: Duration| (d.as_secs_f64() / bound.as_secs_f64() - 1.0) * 100.0;
     println!(
-        "| {n} | {layers} | 20-200 | {parallelism} | {} | {} | {:+.1}% |",
-        secs(list),
+        "| {n} | {layers} | 20-200 | {p} | {} | {} | {:+.1}% | {} | {:+.1}% |",
+        secs(bound),
+        secs(scheduled),
+        over(scheduled),
         secs(took),
-        (took.as_secs_f64() / list.as_secs_f64() - 1.0) * 100.0
+        over(took)
     );
 }
 
-async fn makespan(n: usize, layers: usize, parallelism: usize) {
-    let text = generate(n, layers, 7, |rng| 20 + rng.below(181));
+/// CPU time this thread has run (Linux, /proc/thread-self/schedstat): unlike
+/// wall time it does not grow while other processes hold the cores, so it
+/// compares code changes on a busy machine.
+fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    Duration::from_nanos(stat.split_whitespace().next().and_then(|ns| ns.parse().ok()).unwrap_or(0))
+}
+
+/// The median of some durations.
+fn median(mut runs: Vec<Duration>) -> Duration {
+    runs.sort();
+    runs[runs.len() / 2]
+}
+
+/// One no-op plan as the CLI makes it (the refresh on `rt`); a plain
+/// function, not inlined, so scripts/profile.sh can have callgrind count
+/// only inside it.
+#[inline(never)]
+fn noop_plan(text: &str, w: &World, rt: &tokio::runtime::Runtime) -> skyplan_engine::plan::Plan {
+    let loaded = w.backend.load().expect("load").expect("state exists");
+    let (refreshed, _) =
+        rt.block_on(refresh(loaded, &w.providers, &skyplan_engine::Redactor::default())).expect("refresh");
+    let graph = graph_of(text, &w.providers);
+    let noop = diff(&graph, &refreshed, false);
+    drop(graph);
+    noop
+}
+
+/// `noop N REPEAT`: apply N resources once, then time the no-op plan (load,
+/// refresh, parse, graph, diff, as the CLI runs it) REPEAT times; prints each
+/// run and the median. What scripts/profile.sh records.
+fn repeat_noop(n: usize, repeat: usize, rt: &tokio::runtime::Runtime) {
+    let text = generate(n, 20, 42, |_| 0);
     let w = world();
     let graph = graph_of(&text, &w.providers);
     let plan = diff(&graph, &State::new(), false);
-    let cp = critical_path(&graph);
-    let t = Instant::now();
-    run_apply(&plan, &State::new(), &w, parallelism).await;
-    let took = t.elapsed();
-    let p = if parallelism == usize::MAX { "unlimited".to_string() } else { parallelism.to_string() };
+    rt.block_on(run_apply(&plan, &State::new(), &w, 10));
+    drop((plan, graph));
+    let (mut runs, mut cpu) = (Vec::with_capacity(repeat), Vec::with_capacity(repeat));
+    for _ in 0..repeat {
+        let (t, c) = (Instant::now(), thread_cpu());
+        let noop = noop_plan(&text, &w, rt);
+        runs.push(t.elapsed());
+        cpu.push(thread_cpu() - c);
+        assert!(!noop.has_changes(), "a second plan must be empty");
+    }
+    let each: Vec<String> = runs.iter().map(|d| secs(*d)).collect();
     println!(
-        "| {n} | {layers} | 20-200 | {p} | {} | {} | {:+.1}% |",
-        secs(cp),
-        secs(took),
-        (took.as_secs_f64() / cp.as_secs_f64() - 1.0) * 100.0
+        "no-op plan of {n}, {repeat} runs: {} s; median {} s wall, {} s CPU",
+        each.join(" "),
+        secs(median(runs)),
+        secs(median(cpu))
+    );
+}
+
+/// A plan on an empty state (parse, graph, diff); not inlined, for
+/// scripts/profile.sh.
+#[inline(never)]
+fn plan_empty(text: &str, providers: &Providers) -> skyplan_engine::plan::Plan {
+    let graph = graph_of(text, providers);
+    diff(&graph, &State::new(), false)
+}
+
+/// `plan N REPEAT`: time the plan of N resources on an empty state (parse,
+/// graph, diff) REPEAT times; prints each run and the median.
+fn repeat_plan(n: usize, repeat: usize) {
+    let text = generate(n, 20, 42, |_| 0);
+    let providers = world().providers;
+    let (mut runs, mut cpu) = (Vec::with_capacity(repeat), Vec::with_capacity(repeat));
+    for _ in 0..repeat {
+        let (t, c) = (Instant::now(), thread_cpu());
+        let plan = plan_empty(&text, &providers);
+        runs.push(t.elapsed());
+        cpu.push(thread_cpu() - c);
+        assert_eq!(plan.summary.create, n);
+    }
+    let each: Vec<String> = runs.iter().map(|d| secs(*d)).collect();
+    println!(
+        "plan of {n} (empty state), {repeat} runs: {} s; median {} s wall, {} s CPU",
+        each.join(" "),
+        secs(median(runs)),
+        secs(median(cpu))
     );
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let number = |i: usize, default: usize| -> usize {
+        args.get(i).map_or(default, |a| a.parse().expect("sizes and counts are numbers"))
+    };
+    match args.first().map(String::as_str) {
+        Some("noop") => return repeat_noop(number(1, 10_000), number(2, 5), &rt),
+        Some("plan") => return repeat_plan(number(1, 100_000), number(2, 3)),
+        _ => {}
+    }
     let sizes: Vec<usize> = if args.is_empty() {
         vec![1_000, 10_000]
     } else {
         args.iter().map(|a| a.parse().expect("sizes are numbers")).collect()
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         println!("Phases, zero delay (seconds; parallelism 10):\n");
         println!("| resources | layers | validate | plan (empty state) | apply | no-op plan (refresh + diff) | destroy | state MiB | peak RSS during plan, MiB | peak RSS during apply, MiB |");
@@ -308,15 +304,15 @@ fn main() {
                 secs(s.diff)
             );
         }
-        println!("\nMakespan with per-resource delays (seconds):\n");
-        println!("| resources | layers | delay ms | parallelism | critical path | apply | over critical path |");
-        println!("|---|---|---|---|---|---|---|");
-        makespan(200, 10, usize::MAX).await;
-        makespan(1_000, 20, usize::MAX).await;
-        println!("\nMakespan at a parallelism bound against a greedy list schedule (seconds):\n");
-        println!("| resources | layers | delay ms | parallelism | list schedule | apply | over list schedule |");
-        println!("|---|---|---|---|---|---|---|");
-        bounded_makespan(200, 10, 10).await;
-        bounded_makespan(1_000, 20, 10).await;
     });
+    println!("\nMakespan with per-resource delays against the critical path (seconds):\n");
+    println!("| resources | layers | delay ms | parallelism | critical path | scheduler, virtual time | over | apply, wall clock | over |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    makespan(200, 10, usize::MAX, &rt);
+    makespan(1_000, 20, usize::MAX, &rt);
+    println!("\nMakespan at a parallelism bound against a greedy list schedule (seconds):\n");
+    println!("| resources | layers | delay ms | parallelism | list schedule | scheduler, virtual time | over | apply, wall clock | over |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    makespan(200, 10, 10, &rt);
+    makespan(1_000, 20, 10, &rt);
 }

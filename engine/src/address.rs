@@ -28,6 +28,22 @@ impl Address {
     }
 }
 
+impl Address {
+    /// Replace `out` with the text form (what `Display` writes), reusing its
+    /// buffer: cheaper than formatting when done for every resource.
+    pub fn write_to(&self, out: &mut String) {
+        out.clear();
+        out.push_str(&self.kind);
+        out.push('.');
+        out.push_str(&self.name);
+        if let Some(key) = &self.key {
+            out.push('[');
+            out.push_str(key);
+            out.push(']');
+        }
+    }
+}
+
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.kind, self.name)?;
@@ -42,32 +58,52 @@ impl fmt::Display for Address {
 #[error("`{0}` is not a resource address (expected TYPE.NAME or TYPE.NAME[KEY])")]
 pub struct AddressError(pub String);
 
-fn is_ident(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+/// A letter or `_`, then letters, digits, `_` and `-` (ASCII only, so
+/// checked byte by byte: any byte of a non-ASCII character fails).
+pub(crate) fn is_ident(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    matches!(bytes.first(), Some(c) if c.is_ascii_alphabetic() || *c == b'_')
+        && bytes[1..].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
+}
+
+/// The parts of an address's text form, `(TYPE, NAME, KEY)`, borrowed; None
+/// when it is not one. What [`Address::from_str`] accepts, without allocating.
+pub(crate) fn parse_parts(s: &str) -> Option<(&str, &str, Option<&str>)> {
+    let (base, key) = match byte_find(s, b'[') {
+        Some(open) => {
+            let key = s[open + 1..].strip_suffix(']')?;
+            if key.is_empty() || key.contains(['[', ']']) {
+                return None;
+            }
+            (&s[..open], Some(key))
+        }
+        None => (s, None),
+    };
+    let dot = byte_find(base, b'.')?;
+    let (kind, name) = (&base[..dot], &base[dot + 1..]);
+    if !is_ident(kind) || !is_ident(name) {
+        return None;
+    }
+    Some((kind, name, key))
+}
+
+/// `s.find(c)` for an ASCII byte, as a plain loop: addresses and references
+/// are short, where `str::find`'s memchr costs more than it saves.
+pub(crate) fn byte_find(s: &str, c: u8) -> Option<usize> {
+    s.bytes().position(|b| b == c)
+}
+
+/// `s.rfind(c)` for an ASCII byte; see [`byte_find`].
+pub(crate) fn byte_rfind(s: &str, c: u8) -> Option<usize> {
+    s.bytes().rposition(|b| b == c)
 }
 
 impl FromStr for Address {
     type Err = AddressError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || AddressError(s.to_string());
-        let (base, key) = match s.find('[') {
-            Some(open) => {
-                let key = s[open + 1..].strip_suffix(']').ok_or_else(err)?;
-                if key.is_empty() || key.contains(['[', ']']) {
-                    return Err(err());
-                }
-                (&s[..open], Some(key.to_string()))
-            }
-            None => (s, None),
-        };
-        let (kind, name) = base.split_once('.').ok_or_else(err)?;
-        if !is_ident(kind) || !is_ident(name) {
-            return Err(err());
-        }
-        Ok(Address { kind: kind.to_string(), name: name.to_string(), key })
+        let (kind, name, key) = parse_parts(s).ok_or_else(|| AddressError(s.to_string()))?;
+        Ok(Address { kind: kind.to_string(), name: name.to_string(), key: key.map(str::to_string) })
     }
 }
 
@@ -99,6 +135,16 @@ mod tests {
     fn rejects_malformed() {
         for s in ["", "vpc", ".a", "a.", "a.b[", "a.b[]", "a.b[x]y", "1a.b", "a.b c"] {
             assert!(s.parse::<Address>().is_err(), "{s} should not parse");
+        }
+    }
+
+    #[test]
+    fn write_to_is_display() {
+        let mut out = String::from("left over");
+        for s in ["aws_vpc.main", "aws_subnet.private[us-east-1a]"] {
+            let a: Address = s.parse().unwrap();
+            a.write_to(&mut out);
+            assert_eq!(out, a.to_string());
         }
     }
 

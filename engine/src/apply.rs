@@ -116,9 +116,41 @@ impl ApplyReport {
     }
 }
 
-struct Op {
-    change: usize,
-    kind: OpKind,
+/// One operation of an apply: the index of its change in the plan, and what
+/// it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Op {
+    pub change: usize,
+    pub kind: OpKind,
+}
+
+/// How apply will run a plan: its operations, what each waits for (indexes
+/// into `ops`), and each one's priority, the longest estimated path from it
+/// to the end (ready operations start highest first: critical path first).
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub ops: Vec<Op>,
+    pub deps: Vec<Vec<usize>>,
+    pub priority: Vec<u64>,
+}
+
+/// The schedule [`apply`] walks for `plan`: public so that benchmarks can
+/// run the same walk in virtual time and judge the scheduler alone.
+pub fn schedule(plan: &Plan, providers: &Providers) -> Schedule {
+    let (ops, deps) = operations(&plan.changes);
+    let cost: Vec<u64> = ops
+        .iter()
+        .map(|op| {
+            let c = &plan.changes[op.change];
+            let attrs = c.config.as_ref().or(c.before.as_ref());
+            match (providers.for_kind(&c.kind), attrs) {
+                (Some(p), Some(a)) => p.estimated_duration(&c.kind, a).as_millis() as u64 + 1,
+                _ => 1,
+            }
+        })
+        .collect();
+    let priority = dag::remaining_path_costs(&deps, &cost);
+    Schedule { ops, deps, priority }
 }
 
 /// The operations of a plan and what each waits for.
@@ -235,19 +267,7 @@ pub async fn apply(
     writer: &Writer,
     options: ApplyOptions,
 ) -> ApplyReport {
-    let (ops, deps) = operations(&plan.changes);
-    let cost: Vec<u64> = ops
-        .iter()
-        .map(|op| {
-            let c = &plan.changes[op.change];
-            let attrs = c.config.as_ref().or(c.before.as_ref());
-            match (providers.for_kind(&c.kind), attrs) {
-                (Some(p), Some(a)) => p.estimated_duration(&c.kind, a).as_millis() as u64 + 1,
-                _ => 1,
-            }
-        })
-        .collect();
-    let priority = dag::remaining_path_costs(&deps, &cost);
+    let Schedule { ops, deps, priority } = schedule(plan, providers);
 
     let live =
         state.resources.iter().filter_map(|(a, r)| Some((a.parse::<Address>().ok()?, r.attributes.clone()))).collect();

@@ -16,7 +16,7 @@ use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::provider::{Providers, Schema};
 use crate::redact::Redactor;
 use crate::resource::Resource;
-use crate::value;
+use crate::value::{Reference, Template};
 
 /// One desired resource with what the planner needs about it.
 #[derive(Debug, Clone)]
@@ -27,6 +27,13 @@ pub struct Node {
     /// Every resource this one depends on (references and `depends_on`),
     /// sorted, without repeats.
     pub dependencies: Vec<Address>,
+    /// The `${...}` references of the attributes, parsed once here so the
+    /// plan resolves them without parsing: for each attribute that has any,
+    /// its position in `resource.attrs` and its template.
+    pub templates: Vec<(usize, Template)>,
+    /// What the templates' reference numbers stand for: the reference and
+    /// the index of its target in [`ResourceGraph::nodes`].
+    pub references: Vec<(Reference, usize)>,
 }
 
 /// The dependency graph of a spec's resources. An edge `a -> b` means b
@@ -69,7 +76,14 @@ impl ResourceGraph {
             }
             let schema = provider.schema(&resource.address.kind, &resource.attrs);
             index.insert(resource.address.clone(), nodes.len());
-            nodes.push(Node { provider: provider.name().to_string(), schema, dependencies: Vec::new(), resource });
+            nodes.push(Node {
+                provider: provider.name().to_string(),
+                schema,
+                dependencies: Vec::new(),
+                templates: Vec::new(),
+                references: Vec::new(),
+                resource,
+            });
         }
 
         let mut graph = DiGraph::with_capacity(nodes.len(), nodes.len());
@@ -78,16 +92,26 @@ impl ResourceGraph {
         }
         for i in 0..nodes.len() {
             let mut deps = BTreeSet::new();
+            let mut templates = Vec::new();
+            let mut refs: Vec<Reference> = Vec::new();
+            let mut targets: Vec<usize> = Vec::new();
             let resource = &nodes[i].resource;
-            for (attr, v) in &resource.attrs {
-                let refs = match value::references(v) {
-                    Ok(refs) => refs,
+            for (position, (attr, v)) in resource.attrs.iter().enumerate() {
+                let first = refs.len();
+                let template = match Template::compile(v, &mut refs) {
+                    Ok(t) => t,
                     Err(e) => {
+                        refs.truncate(first);
                         errors.push(Diagnostic::at_address(&resource.address, format!("{attr}: {e}")));
                         continue;
                     }
                 };
-                for r in refs {
+                if template != Template::Literal {
+                    templates.push((position, template));
+                }
+                for r in &refs[first..] {
+                    // Unbound (an error below) until the graph is known good.
+                    targets.push(usize::MAX);
                     match index.get(&r.target) {
                         None => errors.push(
                             Diagnostic::at_address(
@@ -116,6 +140,7 @@ impl ResourceGraph {
                                     )),
                                 );
                             }
+                            *targets.last_mut().expect("just pushed") = j;
                             deps.insert(j);
                         }
                     }
@@ -138,6 +163,8 @@ impl ResourceGraph {
             let mut dependencies: Vec<Address> = deps.iter().map(|&j| nodes[j].resource.address.clone()).collect();
             dependencies.sort();
             nodes[i].dependencies = dependencies;
+            nodes[i].templates = templates;
+            nodes[i].references = refs.into_iter().zip(targets).collect();
         }
         if !errors.is_empty() {
             return Err(Diagnostics(errors));
@@ -174,6 +201,11 @@ impl ResourceGraph {
 
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
+    }
+
+    /// Indexes into [`ResourceGraph::nodes`] in a valid creation order.
+    pub fn order(&self) -> &[usize] {
+        &self.order
     }
 
     /// Nodes in a valid creation order (dependencies first).

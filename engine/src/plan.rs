@@ -7,9 +7,6 @@
 //! in the state but not in the spec are deleted. A plan is plain data: it is
 //! saved to a plan file and applied later exactly as it was reviewed.
 
-use std::collections::HashMap;
-use std::fmt::Write;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use skyplan_state::State;
@@ -17,7 +14,7 @@ use skyplan_state::State;
 use crate::address::Address;
 use crate::graph::{Node, ResourceGraph};
 use crate::orphans::Orphan;
-use crate::value::{self, contains_unknown, unknown, Attrs, Reference};
+use crate::value::{contains_unknown, unknown, Attrs, Reference};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -115,22 +112,23 @@ impl Plan {
 /// in the state is deleted and nothing is created.
 pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
     let mut changes: Vec<Change> = Vec::with_capacity(graph.len() + state.resources.len());
-    // Resolved values per planned address, for references from dependents.
-    let mut planned: HashMap<&Address, Planned> = HashMap::with_capacity(graph.len());
+    // What each node (by index) was planned as, for references from dependents.
+    let nodes = graph.nodes();
+    let mut planned: Vec<Option<Planned>> = vec![None; nodes.len()];
     // How many of the state's resources the spec still has: when all, no
     // state address needs parsing to find the deletes.
     let mut kept = 0;
     let mut key = String::new();
 
     if !destroy {
-        for node in graph.topological() {
+        for &n in graph.order() {
+            let node = &nodes[n];
             let address = &node.resource.address;
-            key.clear();
-            write!(key, "{address}").expect("writing to a String");
+            address.write_to(&mut key);
             let prior = state.resources.get(&key);
             kept += usize::from(prior.is_some());
-            let mut lookup = |r: &Reference| lookup_planned(&planned, &changes, r);
-            let mut resolved = value::resolve_attrs(&node.resource.attrs, &mut lookup);
+            let mut lookup = |r: usize| lookup_planned(nodes, &planned, &changes, &node.references[r]);
+            let mut resolved = resolve_node(node, &mut lookup);
             // Compared and shown masked, as the state holds them; `config`
             // below keeps the values apply must send.
             graph.redactor().attrs(&mut resolved);
@@ -177,7 +175,7 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
                 after.insert(attr.clone(), known.unwrap_or_else(unknown));
             }
 
-            planned.insert(address, Planned { action, change: changes.len(), node });
+            planned[n] = Some(Planned { action, change: changes.len() });
             changes.push(Change {
                 address: address.clone(),
                 action,
@@ -241,22 +239,41 @@ pub(crate) fn parse_addresses(list: &[String]) -> Vec<Address> {
     list.iter().filter_map(|a| a.parse().ok()).collect()
 }
 
-/// A resource the diff has planned: its action, the index of its change,
-/// and its node.
-struct Planned<'g> {
+/// A resource the diff has planned: its action and the index of its change.
+#[derive(Clone, Copy)]
+struct Planned {
     action: Action,
     change: usize,
-    node: &'g Node,
 }
 
-/// The value a reference will have, as far as the plan knows it.
-fn lookup_planned(planned: &HashMap<&Address, Planned>, changes: &[Change], r: &Reference) -> Value {
-    let Some(&Planned { action, change: i, node }) = planned.get(&r.target) else {
+/// The node's attributes with their references resolved through its
+/// parsed templates (what `value::resolve_attrs` gives, without parsing).
+fn resolve_node(node: &Node, lookup: &mut dyn FnMut(usize) -> Value) -> Attrs {
+    let mut templates = node.templates.iter().peekable();
+    node.resource
+        .attrs
+        .iter()
+        .enumerate()
+        .map(|(position, (k, v))| {
+            let value = match templates.next_if(|(p, _)| *p == position) {
+                Some((_, template)) => template.resolve(v, lookup),
+                None => v.clone(),
+            };
+            (k.clone(), value)
+        })
+        .collect()
+}
+
+/// The value a reference (with its target's node index) will have, as far
+/// as the plan knows it.
+fn lookup_planned(nodes: &[Node], planned: &[Option<Planned>], changes: &[Change], r: &(Reference, usize)) -> Value {
+    let (r, target) = (&r.0, r.1);
+    let Some(Planned { action, change: i }) = planned.get(target).copied().flatten() else {
         return unknown();
     };
     let change = &changes[i];
     let after = change.after.as_ref().and_then(|a| a.get(&r.attr));
-    let is_config = node.resource.attrs.contains_key(&r.attr);
+    let is_config = nodes[target].resource.attrs.contains_key(&r.attr);
     match action {
         _ if is_config => after.cloned().unwrap_or_else(unknown),
         Action::NoOp => change.before.as_ref().and_then(|b| b.get(&r.attr)).cloned().unwrap_or_else(unknown),

@@ -58,8 +58,8 @@ pub async fn make_plan(
     do_refresh: bool,
     tag_subnets: bool,
 ) -> Result<Planned> {
-    let spec = Spec::load(spec_path)?;
-    let resources = workspace::resources(&spec)?;
+    let mut spec = Spec::load(spec_path)?;
+    let resources = workspace::take_resources(&mut spec)?;
     let state_path = workspace::state_path(global, Some(spec_path))?;
     let backend = workspace::backend(&state_path)?;
     let lock = Lock::acquire(&backend, operation, global.lock_timeout)?;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 pub use model::*;
 use serde_json::Value;
 
-use crate::address::Address;
+use crate::address::{is_ident, Address};
 use crate::diagnostic::{Diagnostic, Diagnostics, Location};
 use crate::resource::Resource;
 use crate::value::{self, Attrs, UNKNOWN};
@@ -158,12 +158,6 @@ fn parse_key_path(key: &str) -> Vec<(String, Option<usize>)> {
         .collect()
 }
 
-fn is_ident(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
 impl Spec {
     pub fn load(path: &Path) -> Result<Spec, Diagnostics> {
         Spec::parse(Source::read(path)?)
@@ -185,15 +179,14 @@ impl Spec {
         let mut resources = Vec::new();
         for (kind, by_name) in std::mem::take(&mut file.resource) {
             for (name, attrs) in by_name {
-                let key = format!("resource.{kind}.{name}");
                 if !is_ident(&kind) || !is_ident(&name) {
                     errors.push(SpecError::new(
-                        &key,
+                        format!("resource.{kind}.{name}"),
                         "resource type and name must start with a letter and hold only letters, digits, `_` and `-`",
                     ));
                     continue;
                 }
-                match raw_resource(&key, Address::new(&kind, name), attrs) {
+                match raw_resource(Address::new(&kind, name), attrs) {
                     Ok(r) => resources.push(r),
                     Err(mut e) => errors.append(&mut e),
                 }
@@ -206,8 +199,10 @@ impl Spec {
     }
 }
 
-fn raw_resource(key: &str, address: Address, mut attrs: Attrs) -> Result<Resource, Vec<SpecError>> {
+fn raw_resource(address: Address, mut attrs: Attrs) -> Result<Resource, Vec<SpecError>> {
     let mut errors = Vec::new();
+    // The key path of errors, made only when there is one.
+    let key = || format!("resource.{}.{}", address.kind, address.name);
     let mut depends_on = Vec::new();
     if let Some(deps) = attrs.remove("depends_on") {
         match deps {
@@ -217,7 +212,7 @@ fn raw_resource(key: &str, address: Address, mut attrs: Attrs) -> Result<Resourc
                         Some(Ok(a)) => depends_on.push(a),
                         _ => errors.push(
                             SpecError::new(
-                                format!("{key}.depends_on[{i}]"),
+                                format!("{}.depends_on[{i}]", key()),
                                 format!("{item} is not a resource address"),
                             )
                             .with_help("write addresses as strings: depends_on = [\"TYPE.NAME\"]"),
@@ -225,17 +220,19 @@ fn raw_resource(key: &str, address: Address, mut attrs: Attrs) -> Result<Resourc
                     }
                 }
             }
-            other => errors
-                .push(SpecError::new(format!("{key}.depends_on"), format!("must be a list of addresses, not {other}"))),
+            other => errors.push(SpecError::new(
+                format!("{}.depends_on", key()),
+                format!("must be a list of addresses, not {other}"),
+            )),
         }
     }
     for (name, v) in &attrs {
-        if let Err(e) = value::references(v) {
-            errors.push(SpecError::new(format!("{key}.{name}"), e.to_string()));
+        if let Err(e) = value::check_references(v) {
+            errors.push(SpecError::new(format!("{}.{name}", key()), e.to_string()));
         }
         if value::contains_unknown(v) {
             errors.push(SpecError::new(
-                format!("{key}.{name}"),
+                format!("{}.{name}", key()),
                 format!("the text {UNKNOWN:?} is reserved for computed values"),
             ));
         }
