@@ -685,6 +685,7 @@ mod tests {
                 "autoscaling:CreateOrUpdateTags",
                 "autoscaling:DeleteAutoScalingGroup",
                 "autoscaling:DeleteTags",
+                "autoscaling:StartInstanceRefresh",
                 "autoscaling:UpdateAutoScalingGroup",
             ]
         );
