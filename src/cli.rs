@@ -80,6 +80,9 @@ pub enum Command {
         /// subnets lack (the only change skyplan makes to them)
         #[arg(long)]
         tag_subnets: bool,
+        /// Do not check first that the AZs, key pair and images exist
+        #[arg(long)]
+        skip_preflight: bool,
     },
     /// Destroy everything the state records for this spec
     Destroy {

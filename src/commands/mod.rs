@@ -23,15 +23,23 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let opts = plan::PlanOptions { spec, out, json, detailed_exitcode, refresh: !no_refresh, destroy };
             plan::run(global, &ui, opts).await
         }
-        Command::Apply { target, auto_approve, parallelism, tag_subnets } => {
-            let args = apply::ApplyArgs { target, auto_approve, parallelism, destroy: false, tag_subnets };
+        Command::Apply { target, auto_approve, parallelism, tag_subnets, skip_preflight } => {
+            let args =
+                apply::ApplyArgs { target, auto_approve, parallelism, destroy: false, tag_subnets, skip_preflight };
             apply::run(global, &ui, args).await
         }
         Command::Destroy { spec, auto_approve, parallelism } => {
             apply::run(
                 global,
                 &ui,
-                apply::ApplyArgs { target: spec, auto_approve, parallelism, destroy: true, tag_subnets: false },
+                apply::ApplyArgs {
+                    target: spec,
+                    auto_approve,
+                    parallelism,
+                    destroy: true,
+                    tag_subnets: false,
+                    skip_preflight: true,
+                },
             )
             .await
         }

@@ -12,6 +12,8 @@ mod aws_cli;
 #[cfg(feature = "aws")]
 mod aws_provider;
 #[cfg(feature = "aws")]
+mod aws_roll;
+#[cfg(feature = "aws")]
 mod emulator;
 #[cfg(feature = "aws")]
 mod s3_state;

@@ -242,10 +242,13 @@ async fn refresh_instances(
             )));
         }
         Err(e) if e.code.is_none() && e.status.is_some_and(|s| s >= 500) => {
+            // AWS answers errors with a code; a bare 5xx page is an endpoint
+            // (the emulator) that has no such operation.
             return Err(ProviderError::new(format!(
-                "the endpoint does not implement instance refresh ({e}): auto scaling group {name} was not moved \
-                 to launch template version {version} and its instances were not replaced; apply against AWS, or \
-                 replace the instances yourself"
+                "the endpoint does not implement instance refresh (StartInstanceRefresh answered HTTP {} without \
+                 an AWS error): auto scaling group {name} was not moved to launch template version {version} and \
+                 its instances were not replaced; apply against AWS, or replace the instances yourself",
+                e.status.unwrap_or_default()
             )));
         }
         Err(e) => return Err(e.into()),
