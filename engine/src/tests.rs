@@ -183,3 +183,64 @@ async fn a_removed_resource_a_replaced_one_and_a_dependent_switching_between_the
     assert_eq!(state.resources.keys().collect::<Vec<_>>(), ["test_r.x", "test_r.y"]);
     assert_eq!(state.resources["test_r.y"].inputs["via"], state.resources["test_r.x"].attributes["id"]);
 }
+
+/// A control plane behind a load balancer that lists its nodes (the AWS
+/// blueprint's shape). Growing creates the new nodes, leaves the first alone
+/// and then updates the balancer to register them; shrinking updates the
+/// balancer first (deregistering), and only then deletes the nodes.
+#[tokio::test]
+async fn growing_registers_after_creating_and_shrinking_deregisters_before_deleting() {
+    fn control_plane(size: usize) -> String {
+        let mut spec = String::new();
+        let mut ids = Vec::new();
+        for n in 0..size {
+            spec.push_str(&format!("[resource.test_node.cp{n}]\nimage = \"v1\"\n"));
+            ids.push(format!("\"${{test_node.cp{n}.id}}\""));
+        }
+        spec.push_str(&format!("[resource.test_lb.api]\ninstances = [{}]\n", ids.join(", ")));
+        spec
+    }
+    let fake = Arc::new(Fake::default());
+    let one = graph(&control_plane(1), fake.clone()).unwrap();
+    let (state, report) = run(&diff(&one, &State::new(), false), State::new(), &fake).await;
+    assert!(report.is_success(), "{report:?}");
+    let first = state.resources["test_node.cp0"].id.clone();
+
+    let three = graph(&control_plane(3), fake.clone()).unwrap();
+    let grow = diff(&three, &state, false);
+    assert_eq!(
+        actions(&grow),
+        [
+            ("test_lb.api".to_string(), Action::Update),
+            ("test_node.cp0".into(), Action::NoOp),
+            ("test_node.cp1".into(), Action::Create),
+            ("test_node.cp2".into(), Action::Create),
+        ]
+    );
+    fake.log.lock().unwrap().clear();
+    let (state, report) = run(&grow, state, &fake).await;
+    assert!(report.is_success(), "{report:?}");
+    let log = fake.log.lock().unwrap().clone();
+    assert_eq!(log.last().map(String::as_str), Some("update test_lb.api"), "{log:?}");
+    assert!(!log.iter().any(|l| l.ends_with("test_node.cp0")), "the first node is not touched: {log:?}");
+    assert_eq!(state.resources["test_node.cp0"].id, first);
+    assert_eq!(state.resources["test_lb.api"].inputs["instances"].as_array().unwrap().len(), 3);
+
+    let shrink = diff(&one, &state, false);
+    assert_eq!(
+        actions(&shrink),
+        [
+            ("test_lb.api".to_string(), Action::Update),
+            ("test_node.cp0".into(), Action::NoOp),
+            ("test_node.cp1".into(), Action::Delete),
+            ("test_node.cp2".into(), Action::Delete),
+        ]
+    );
+    fake.log.lock().unwrap().clear();
+    let (state, report) = run(&shrink, state, &fake).await;
+    assert!(report.is_success(), "{report:?}");
+    let log = fake.log.lock().unwrap().clone();
+    assert_eq!(log[0], "update test_lb.api", "deregister before any node goes: {log:?}");
+    assert_eq!(log.len(), 3, "{log:?}");
+    assert_eq!(state.resources["test_lb.api"].inputs["instances"], json!([first]));
+}
