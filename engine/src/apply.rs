@@ -12,7 +12,17 @@
 //!   it was applied (reverse order), and for the update of anything that
 //!   depended on X and is being changed to stop doing so (pure deletes only:
 //!   in a replace the dependent's update waits for the new X instead);
-//! - a replace is a delete of X followed by a create of X.
+//! - a replace is a delete of X followed by a create of X;
+//! - a replace in a rolling group is create-before-destroy: the create of
+//!   the new X (which records the old object as deposed), then the delete
+//!   of the old X, which waits for the update of each dependent that moves
+//!   to the new X and the delete of each that goes. The group's replaces run
+//!   one at a time in address order: each create waits for the previous
+//!   member's old object to be deleted (an order added only where it closes
+//!   no cycle, so a dependent that needs every new member at once still
+//!   gets them);
+//! - a deposed object left by an interrupted run is deleted before anything
+//!   else is done to its address.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -114,6 +124,14 @@ impl ApplyReport {
 struct Op {
     change: usize,
     kind: OpKind,
+    /// A delete of the address's deposed object (the old one of a
+    /// create-before-destroy replacement), not of its current one.
+    deposed: bool,
+}
+
+/// Whether a change is a create-before-destroy replacement.
+fn rolls(c: &Change) -> bool {
+    c.action == Action::Replace && c.rolling_group.is_some()
 }
 
 /// The operations of a plan and what each waits for.
@@ -121,10 +139,21 @@ fn operations(changes: &[Change]) -> (Vec<Op>, Vec<Vec<usize>>) {
     let mut ops = Vec::new();
     let mut apply_op: HashMap<&Address, usize> = HashMap::new();
     let mut delete_op: HashMap<&Address, usize> = HashMap::new();
+    // Deletes of old objects: of rolling replacements, and left in the state.
+    let mut old_op: HashMap<&Address, usize> = HashMap::new();
+    let mut leftover_op: HashMap<&Address, usize> = HashMap::new();
     for (i, c) in changes.iter().enumerate() {
-        if matches!(c.action, Action::Delete | Action::Replace) {
+        if c.deposed {
+            leftover_op.insert(&c.address, ops.len());
+            ops.push(Op { change: i, kind: OpKind::Delete, deposed: true });
+            continue;
+        }
+        if rolls(c) {
+            old_op.insert(&c.address, ops.len());
+            ops.push(Op { change: i, kind: OpKind::Delete, deposed: true });
+        } else if matches!(c.action, Action::Delete | Action::Replace) {
             delete_op.insert(&c.address, ops.len());
-            ops.push(Op { change: i, kind: OpKind::Delete });
+            ops.push(Op { change: i, kind: OpKind::Delete, deposed: false });
         }
         let kind = match c.action {
             Action::Create | Action::Replace => OpKind::Create,
@@ -132,7 +161,7 @@ fn operations(changes: &[Change]) -> (Vec<Op>, Vec<Vec<usize>>) {
             Action::Delete | Action::NoOp => continue,
         };
         apply_op.insert(&c.address, ops.len());
-        ops.push(Op { change: i, kind });
+        ops.push(Op { change: i, kind, deposed: false });
     }
     // Who depended on X when last applied: X's delete waits for them.
     let mut prior_dependents: HashMap<&Address, Vec<&Change>> = HashMap::new();
@@ -156,10 +185,26 @@ fn operations(changes: &[Change]) -> (Vec<Op>, Vec<Vec<usize>>) {
                 if let Some(&del) = delete_op.get(&change.address) {
                     deps[i].push(del);
                 }
+                if let Some(&leftover) = leftover_op.get(&change.address) {
+                    deps[i].push(leftover);
+                }
+            }
+            OpKind::Delete if change.deposed => {}
+            OpKind::Delete if op.deposed => {
+                // The old object of a rolling replacement: after the new one,
+                // and after what used it has moved on or gone.
+                deps[i].push(apply_op[&change.address]);
+                for dependent in prior_dependents.get(&change.address).into_iter().flatten() {
+                    if let Some(&del) = delete_op.get(&dependent.address).or(old_op.get(&dependent.address)) {
+                        deps[i].push(del);
+                    } else if dependent.action == Action::Update {
+                        deps[i].push(apply_op[&dependent.address]);
+                    }
+                }
             }
             OpKind::Delete => {
                 for dependent in prior_dependents.get(&change.address).into_iter().flatten() {
-                    if let Some(&del) = delete_op.get(&dependent.address) {
+                    if let Some(&del) = delete_op.get(&dependent.address).or(old_op.get(&dependent.address)) {
                         deps[i].push(del);
                     } else if dependent.action == Action::Update && change.action == Action::Delete {
                         soft.push((i, apply_op[&dependent.address]));
@@ -168,9 +213,21 @@ fn operations(changes: &[Change]) -> (Vec<Op>, Vec<Vec<usize>>) {
             }
         }
     }
-    for (delete, update) in soft {
-        if !depends_on(&deps, update, delete) {
-            deps[delete].push(update);
+    // One at a time in each rolling group: a member's new object waits for
+    // the previous member's old one to be gone.
+    let mut groups: std::collections::BTreeMap<&str, Vec<&Address>> = std::collections::BTreeMap::new();
+    for c in changes.iter().filter(|c| rolls(c)) {
+        groups.entry(c.rolling_group.as_deref().unwrap_or_default()).or_default().push(&c.address);
+    }
+    for members in groups.values_mut() {
+        members.sort();
+        for pair in members.windows(2) {
+            soft.push((apply_op[pair[1]], old_op[pair[0]]));
+        }
+    }
+    for (waiter, awaited) in soft {
+        if !depends_on(&deps, awaited, waiter) {
+            deps[waiter].push(awaited);
         }
     }
     for d in &mut deps {
@@ -218,6 +275,9 @@ struct Shared {
     before_recording: Option<RecordingHook>,
     /// The error of each failed operation, by operation index.
     errors: Mutex<HashMap<usize, String>>,
+    /// The state's records of the resources replaced create-before-destroy:
+    /// kept as deposed once their replacement exists.
+    replaced: HashMap<Address, ResourceState>,
 }
 
 /// Apply a plan to the state it was made against, persisting through
@@ -255,6 +315,16 @@ pub async fn apply(
         stop: options.stop.clone(),
         errors: Mutex::new(HashMap::new()),
         before_recording: options.before_recording.clone(),
+        replaced: plan
+            .changes
+            .iter()
+            .filter(|c| rolls(c))
+            .filter_map(|c| {
+                let mut record = state.resources.get(&c.address.to_string())?.clone();
+                record.attributes = c.before.clone().unwrap_or(record.attributes);
+                Some((c.address.clone(), record))
+            })
+            .collect(),
     });
     let ops = Arc::new(ops);
     let outcomes = {
@@ -319,8 +389,14 @@ async fn run_op(shared: &Shared, index: usize, op: &Op, slot: dag::Release) -> b
             if let Some(hook) = &shared.before_recording {
                 hook(address, op.kind);
             }
-            shared.live.lock().expect("live values").remove(address);
-            if let Err(e) = shared.writer.commit(vec![Mutation::Remove(address.to_string())]).await {
+            let mutation = if op.deposed {
+                // The address's current object (a replacement) stays.
+                Mutation::DeleteDeposed(address.to_string())
+            } else {
+                shared.live.lock().expect("live values").remove(address);
+                Mutation::Remove(address.to_string())
+            };
+            if let Err(e) = shared.writer.commit(vec![mutation]).await {
                 shared.stop.store(true, Ordering::SeqCst);
                 return fail(format!("deleted, but the state could not be saved: {e}"));
             }
@@ -402,7 +478,12 @@ async fn run_op(shared: &Shared, index: usize, op: &Op, slot: dag::Release) -> b
                 attributes,
                 dependencies: change.dependencies.iter().map(|d| d.to_string()).collect(),
             };
-            if let Err(e) = shared.writer.commit(vec![Mutation::Upsert(address.to_string(), record)]).await {
+            let mut mutations = vec![Mutation::Upsert(address.to_string(), record)];
+            if let Some(old) = shared.replaced.get(address).filter(|_| op.kind == OpKind::Create) {
+                // In the same commit: the old object is never unrecorded.
+                mutations.push(Mutation::Depose(address.to_string(), old.clone()));
+            }
+            if let Err(e) = shared.writer.commit(mutations).await {
                 shared.stop.store(true, Ordering::SeqCst);
                 return fail(format!("applied (id {id}), but the state could not be saved: {e}"));
             }

@@ -23,6 +23,12 @@ pub fn plan(plan: &Plan) -> Value {
             if !c.replace_because.is_empty() {
                 v["replace_because"] = json!(c.replace_because);
             }
+            if let Some(group) = &c.rolling_group {
+                v["rolling_group"] = json!(group);
+            }
+            if c.deposed {
+                v["deposed"] = json!(true);
+            }
             v
         })
         .collect();

@@ -241,7 +241,7 @@ fn raw_resource(key: &str, address: Address, mut attrs: Attrs) -> Result<Resourc
         }
     }
     if errors.is_empty() {
-        Ok(Resource { address, attrs, depends_on })
+        Ok(Resource { address, attrs, depends_on, rolling_group: None })
     } else {
         Err(errors)
     }
