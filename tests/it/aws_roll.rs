@@ -1,9 +1,10 @@
 //! Changing a running cluster through the binary, against the emulator, and
 //! checked with the AWS SDK directly: apply's own preflight stops before any
 //! change, the control plane grows 1 -> 3 and shrinks back behind the load
-//! balancer, and a profile change gives the worker pool's launch template a
-//! new default version (the emulator has no instance refresh: apply must say
-//! so and not move the group).
+//! balancer, a profile change rolls the control plane one node at a time
+//! behind it, and gives the worker pool's launch template a new default
+//! version (the emulator has no instance refresh: for a pool with nodes,
+//! apply must say so and not move the group).
 
 use std::collections::BTreeSet;
 
@@ -136,21 +137,20 @@ fn control_plane_grows_without_touching_the_first_node_and_shrinks_deregistering
     assert_eq!(first.len(), 1, "{first:?}");
     let first_id = first.iter().next().unwrap().clone();
 
-    // 1 -> 3: two creates and the load balancer's registration, no replace.
+    // 1 -> 3: two creates, each registering itself with the load balancer; no replace.
     w.write("demo.toml", &with_control_plane(3));
     let plan = w.run(&["plan", "demo.toml", "--json"]).ok();
     let plan: Value = serde_json::from_str(&plan.stdout).unwrap();
     assert_eq!(
         changes(&plan),
-        owned(&[
-            ("aws_elb.apiserver", "update"),
-            ("aws_instance.control_plane[1]", "create"),
-            ("aws_instance.control_plane[2]", "create"),
-        ])
+        owned(&[("aws_instance.control_plane[1]", "create"), ("aws_instance.control_plane[2]", "create")])
     );
-    assert_eq!(plan["summary"], serde_json::json!({"create": 2, "update": 1, "replace": 0, "delete": 0}));
+    for c in plan["changes"].as_array().unwrap().iter().filter(|c| c["action"] == "create") {
+        assert_eq!(c["after"]["load_balancer"], "demo-apiserver", "{c}");
+    }
+    assert_eq!(plan["summary"], serde_json::json!({"create": 2, "update": 0, "replace": 0, "delete": 0}));
     let grown = w.run(&["apply", "demo.toml", "--auto-approve"]).ok();
-    assert!(grown.stdout.contains("Resources: 2 added, 1 changed, 0 destroyed"), "{}", grown.stdout);
+    assert!(grown.stdout.contains("Resources: 2 added, 0 changed, 0 destroyed"), "{}", grown.stdout);
     let three = rt.block_on(registered(&elb));
     assert_eq!(three.len(), 3, "{three:?}");
     assert!(three.contains(&first_id), "the first node stays registered: {three:?}");
@@ -160,23 +160,23 @@ fn control_plane_grows_without_touching_the_first_node_and_shrinks_deregistering
     }
     w.run(&["plan", "demo.toml", "--detailed-exitcode"]).code(0);
 
-    // 3 -> 1: the two newer nodes leave the load balancer, then terminate.
+    // 3 -> 1: the two newer nodes leave the load balancer, then terminate
+    // (each delete deregisters first: `instance.rs`
+    // a_node_registers_once_running_and_deregisters_before_termination).
     w.write("demo.toml", &with_control_plane(1));
     let plan: Value = serde_json::from_str(&w.run(&["plan", "demo.toml", "--json"]).ok().stdout).unwrap();
     assert_eq!(
         changes(&plan),
-        owned(&[
-            ("aws_elb.apiserver", "update"),
-            ("aws_instance.control_plane[1]", "delete"),
-            ("aws_instance.control_plane[2]", "delete"),
-        ])
+        owned(&[("aws_instance.control_plane[1]", "delete"), ("aws_instance.control_plane[2]", "delete")])
     );
     let shrunk = w.run(&["apply", "demo.toml", "--auto-approve"]).ok();
     let out = &shrunk.stdout;
-    let deregistered = out.find("aws_elb.apiserver: Modifications complete").expect(out);
     for n in [1, 2] {
-        let terminating = out.find(&format!("aws_instance.control_plane[{n}]: Destroying...")).expect(out);
-        assert!(deregistered < terminating, "control_plane[{n}] was terminated while registered:\n{out}");
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("aws_instance.control_plane[{n}]: Still destroying")))
+            .unwrap_or_else(|| panic!("no progress for control_plane[{n}]:\n{out}"));
+        assert!(line.ends_with("from load balancer demo-apiserver") && line.contains("deregistering i-"), "{line}");
     }
     assert_eq!(rt.block_on(registered(&elb)), BTreeSet::from([first_id.clone()]));
     let states = rt.block_on(instance_states(&ec2));
@@ -184,6 +184,81 @@ fn control_plane_grows_without_touching_the_first_node_and_shrinks_deregistering
         assert!(states.contains(&(id.clone(), "terminated".into())), "{id} still runs: {states:?}");
     }
     assert!(states.contains(&(first_id, "running".into())));
+    w.run(&["plan", "demo.toml", "--detailed-exitcode"]).code(0);
+}
+
+/// The running control-plane instances (by Name tag), by id.
+async fn running_control_plane(ec2: &aws_sdk_ec2::Client) -> BTreeSet<String> {
+    let name = Filter::builder().name("tag:Name").values("demo-control-plane-*").build();
+    let running = Filter::builder().name("instance-state-name").values("running").build();
+    let out = ec2.describe_instances().filters(name).filters(running).send().await.unwrap();
+    out.reservations().iter().flat_map(|r| r.instances()).filter_map(|i| i.instance_id().map(str::to_string)).collect()
+}
+
+#[test]
+fn a_profile_change_rolls_the_control_plane_one_node_at_a_time_behind_the_load_balancer() {
+    let emulator = Emulator::start();
+    let w = workdir(&emulator);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = rt.block_on(emulator.sdk_config());
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let elb = aws_sdk_elasticloadbalancing::Client::new(&config);
+    let asg = aws_sdk_autoscaling::Client::new(&config);
+
+    // An empty worker pool: its template still versions, and the group
+    // moves to the new version without an instance refresh.
+    let workers = "size = 3\nmin = 3\nmax = 6";
+    let spec = with_control_plane(3);
+    assert!(spec.contains(workers));
+    let spec = spec.replace(workers, "size = 0\nmin = 0\nmax = 6");
+    w.write("demo.toml", &spec);
+    w.run(&["apply", "demo.toml", "--auto-approve"]).ok();
+    let old = rt.block_on(registered(&elb));
+    assert_eq!(old.len(), 3);
+    assert_eq!(rt.block_on(running_control_plane(&ec2)), old);
+
+    w.write("demo.toml", &spec.replace("values = { mtu = 1440 }", "values = { mtu = 1400 }"));
+    let plan: Value = serde_json::from_str(&w.run(&["plan", "demo.toml", "--json"]).ok().stdout).unwrap();
+    assert_eq!(
+        changes(&plan),
+        owned(&[
+            ("aws_autoscaling_group.pool[worker]", "update"),
+            ("aws_instance.control_plane[0]", "replace"),
+            ("aws_instance.control_plane[1]", "replace"),
+            ("aws_instance.control_plane[2]", "replace"),
+            ("aws_launch_template.pool[worker]", "update"),
+        ])
+    );
+    let applied = w.run(&["apply", "demo.toml", "--auto-approve"]).ok();
+    let out = &applied.stdout;
+    assert!(out.contains("Resources: 3 added, 2 changed, 3 destroyed"), "{out}");
+    let at = |line: &str| out.find(line).unwrap_or_else(|| panic!("no {line:?} in:\n{out}"));
+    for n in 0..3 {
+        let node = format!("aws_instance.control_plane[{n}]");
+        // New node first (created and registered), then the old one goes.
+        assert!(at(&format!("{node}: Creation complete")) < at(&format!("{node}: Destroying...")), "{out}");
+        if n < 2 {
+            // One at a time: the next node starts only when this one is done.
+            let next = format!("aws_instance.control_plane[{}]: Creating...", n + 1);
+            assert!(at(&format!("{node}: Destruction complete")) < at(&next), "{out}");
+        }
+    }
+
+    let new = rt.block_on(registered(&elb));
+    assert_eq!(new.len(), 3, "as many nodes behind the load balancer as before: {new:?}");
+    assert!(new.is_disjoint(&old), "every node was replaced: {old:?} -> {new:?}");
+    assert_eq!(rt.block_on(running_control_plane(&ec2)), new, "the old nodes are terminated");
+    let states = rt.block_on(instance_states(&ec2));
+    for id in &old {
+        assert!(states.contains(&(id.clone(), "terminated".into())), "{id}: {states:?}");
+    }
+    let state = w.json("demo.state.json");
+    assert!(state.get("deposed").is_none(), "no old object left in the state: {}", state["deposed"]);
+    rt.block_on(async {
+        let out = asg.describe_auto_scaling_groups().auto_scaling_group_names("demo-worker").send().await.unwrap();
+        let version = out.auto_scaling_groups()[0].launch_template().and_then(|t| t.version()).map(str::to_string);
+        assert_eq!(version.as_deref(), Some("2"), "the empty group points at the new version");
+    });
     w.run(&["plan", "demo.toml", "--detailed-exitcode"]).code(0);
 }
 
