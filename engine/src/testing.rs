@@ -16,6 +16,8 @@ use crate::{graph::ResourceGraph, Providers};
 pub struct Fake {
     pub log: Mutex<Vec<String>>,
     next: Mutex<u64>,
+    /// What `find` answers (nothing unless a test sets it).
+    pub found: Mutex<Option<Attrs>>,
 }
 
 #[async_trait]
@@ -63,7 +65,7 @@ impl Provider for Fake {
         _address: &crate::Address,
         _inputs: &Attrs,
     ) -> Result<Option<Attrs>, ProviderError> {
-        Ok(None)
+        Ok(self.found.lock().unwrap().clone())
     }
     async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
         Ok(requests.iter().map(|r| Some(r.prior.clone())).collect())

@@ -362,3 +362,39 @@ async fn a_deposed_object_left_by_an_interrupted_roll_is_deleted_by_the_next_pla
     assert!(state.resources.contains_key("test_node.cp0"), "the current object stays");
     assert!(!diff(&v1, &state, false).has_changes());
 }
+
+/// Killed during a rolling replacement's create: the state holds the old
+/// object and the intent. The next plan adopts what the create made and
+/// keeps the old object as deposed, to delete it.
+#[tokio::test]
+async fn an_interrupted_rolling_create_adopts_the_new_object_and_deposes_the_old() {
+    let fake = Arc::new(Fake::default());
+    let v1 = rolling_nodes("v1", false, &fake);
+    let (mut state, report) = run(&diff(&v1, &State::new(), false), State::new(), &fake).await;
+    assert!(report.is_success(), "{report:?}");
+    let old = state.resources["test_node.cp0"].clone();
+    let mut inputs = old.inputs.clone();
+    inputs.insert("image".into(), json!("v2"));
+    state.pending.insert(
+        "test_node.cp0".into(),
+        skyplan_state::PendingCreate {
+            kind: "test_node".into(),
+            provider: "fake".into(),
+            client_token: "t".into(),
+            inputs: inputs.clone(),
+            dependencies: old.dependencies.clone(),
+        },
+    );
+    let mut made = inputs.clone();
+    made.insert("id".into(), json!("f-new"));
+    made.insert("arn".into(), json!("arn:f-new"));
+    *fake.found.lock().unwrap() = Some(made);
+
+    crate::refresh::settle_pending(&mut state, &providers(&fake)).await.unwrap();
+    assert_eq!(state.resources["test_node.cp0"].id, "f-new");
+    assert_eq!(state.deposed["test_node.cp0"].id, old.id);
+    let plan = diff(&rolling_nodes("v2", false, &fake), &state, false);
+    let deposed: Vec<_> = plan.changes.iter().filter(|c| c.deposed).collect();
+    assert_eq!(deposed.len(), 1);
+    assert_eq!(deposed[0].before.as_ref().unwrap()["id"], json!(old.id));
+}
