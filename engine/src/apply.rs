@@ -170,6 +170,14 @@ fn operations(changes: &[Change]) -> (Vec<Op>, Vec<Vec<usize>>) {
             prior_dependents.entry(d).or_default().push(c);
         }
     }
+    // The delete of a dependent's object (deposed or current), if planned.
+    let dependent_delete = |dependent: &Change| -> Option<usize> {
+        if dependent.deposed {
+            leftover_op.get(&dependent.address).copied()
+        } else {
+            delete_op.get(&dependent.address).or(old_op.get(&dependent.address)).copied()
+        }
+    };
     let mut deps = vec![Vec::new(); ops.len()];
     // "A pure delete of Z waits for the update of Y that stops using Z":
     // wanted, but not essential, and with a replacement elsewhere it can
@@ -195,7 +203,7 @@ fn operations(changes: &[Change]) -> (Vec<Op>, Vec<Vec<usize>>) {
                 // and after what used it has moved on or gone.
                 deps[i].push(apply_op[&change.address]);
                 for dependent in prior_dependents.get(&change.address).into_iter().flatten() {
-                    if let Some(&del) = delete_op.get(&dependent.address).or(old_op.get(&dependent.address)) {
+                    if let Some(del) = dependent_delete(dependent) {
                         deps[i].push(del);
                     } else if dependent.action == Action::Update {
                         deps[i].push(apply_op[&dependent.address]);
@@ -204,7 +212,7 @@ fn operations(changes: &[Change]) -> (Vec<Op>, Vec<Vec<usize>>) {
             }
             OpKind::Delete => {
                 for dependent in prior_dependents.get(&change.address).into_iter().flatten() {
-                    if let Some(&del) = delete_op.get(&dependent.address).or(old_op.get(&dependent.address)) {
+                    if let Some(del) = dependent_delete(dependent) {
                         deps[i].push(del);
                     } else if dependent.action == Action::Update && change.action == Action::Delete {
                         soft.push((i, apply_op[&dependent.address]));

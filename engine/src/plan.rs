@@ -231,7 +231,7 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
             replace_because: Vec::new(),
             config: None,
             dependencies: Vec::new(),
-            prior_dependencies: Vec::new(),
+            prior_dependencies: parse_addresses(&prior.dependencies),
             rolling_group: None,
             deposed: true,
         });

@@ -361,6 +361,20 @@ async fn a_deposed_object_left_by_an_interrupted_roll_is_deleted_by_the_next_pla
     assert!(state.deposed.is_empty());
     assert!(state.resources.contains_key("test_node.cp0"), "the current object stays");
     assert!(!diff(&v1, &state, false).has_changes());
+
+    // Destroyed with everything else, a deposed node still goes before what
+    // it depended on (the balancer).
+    let mut state = state;
+    let mut old = state.resources["test_node.cp1"].clone();
+    old.id = "f-old1".into();
+    state.deposed.insert("test_node.cp1".into(), old);
+    fake.log.lock().unwrap().clear();
+    let (state, report) = run(&diff(&v1, &state, true), state, &fake).await;
+    assert!(report.is_success(), "{report:?}");
+    assert!(state.resources.is_empty() && state.deposed.is_empty());
+    let log = fake.log.lock().unwrap().clone();
+    assert_eq!(log.last().map(String::as_str), Some("delete test_lb.api"), "{log:?}");
+    assert_eq!(log.iter().filter(|l| *l == "delete test_node.cp1").count(), 2, "current and deposed: {log:?}");
 }
 
 /// Killed during a rolling replacement's create: the state holds the old

@@ -195,7 +195,7 @@ async fn configure(c: &Clients, name: &str, prior: Option<&Attrs>, attrs: &Attrs
             .await?;
         }
     }
-    if !attrs.get("instances").is_some_and(|v| !v.is_null()) {
+    if attrs.get("instances").is_none_or(|v| v.is_null()) {
         return Ok(());
     }
     let want = attrs::str_list(attrs, "instances")?;
