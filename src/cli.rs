@@ -91,6 +91,9 @@ pub enum Command {
         /// `1h`; `0` looks once); then that pool fails, the rest goes on
         #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
         spot_wait: Duration,
+        /// Do not check first that the AZs, key pair and images exist
+        #[arg(long)]
+        skip_preflight: bool,
     },
     /// Destroy everything the state records for this spec
     Destroy {

@@ -218,11 +218,7 @@ pub async fn providers(spec: &Spec, state_path: &Path, kinds: &[&str]) -> Result
 
 #[cfg(feature = "aws")]
 async fn with_aws(providers: Providers, spec: &Spec) -> Result<Providers> {
-    let mut aws = connect_aws(spec).await?;
-    if let Some(bound) = SPOT_WAIT.get() {
-        aws = aws.with_spot_wait(*bound);
-    }
-    Ok(providers.with(Arc::new(aws)))
+    Ok(providers.with(Arc::new(connect_aws(spec).await?)))
 }
 
 /// `apply --spot-wait`: set once per process, before the providers are
@@ -334,20 +330,37 @@ fn region(spec: &Spec) -> Result<String> {
 }
 
 /// The AWS provider for a spec: region from `[cluster]` (else the SDK's
-/// AWS_REGION), account settings from `[account]`.
+/// AWS_REGION), account settings from `[account]`, `--rate-limit` and
+/// `--spot-wait` applied.
+///
+/// Connected once per process (the binary runs one command, for one spec):
+/// every caller (the provider registry, static placement checks, apply's
+/// preflight, plan's spot prices) gets a handle on the same clients, so
+/// credentials are resolved once and every request shares one rate limiter
+/// and one request count.
 #[cfg(feature = "aws")]
 pub async fn connect_aws(spec: &Spec) -> Result<skyplan_aws::AwsProvider> {
-    let file = &spec.file;
-    let region = region(spec)?;
-    let account = file.account.clone().unwrap_or_default();
-    let settings = skyplan_aws::AwsSettings {
-        region,
-        profile: account.profile,
-        role_arn: account.role_arn,
-        external_id: account.external_id,
-    };
-    let limits = RATE_LIMITS.get().cloned().unwrap_or_default();
-    Ok(skyplan_aws::AwsProvider::connect(settings).await?.with_rate_limits(&limits))
+    static AWS: tokio::sync::OnceCell<skyplan_aws::AwsProvider> = tokio::sync::OnceCell::const_new();
+    let aws = AWS
+        .get_or_try_init(|| async {
+            let file = &spec.file;
+            let region = region(spec)?;
+            let account = file.account.clone().unwrap_or_default();
+            let settings = skyplan_aws::AwsSettings {
+                region,
+                profile: account.profile,
+                role_arn: account.role_arn,
+                external_id: account.external_id,
+            };
+            let limits = RATE_LIMITS.get().cloned().unwrap_or_default();
+            let mut aws = skyplan_aws::AwsProvider::connect(settings).await?.with_rate_limits(&limits);
+            if let Some(bound) = SPOT_WAIT.get() {
+                aws = aws.with_spot_wait(*bound);
+            }
+            anyhow::Ok(aws)
+        })
+        .await?;
+    Ok(aws.clone())
 }
 
 #[cfg(not(feature = "aws"))]

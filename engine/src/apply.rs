@@ -12,7 +12,17 @@
 //!   it was applied (reverse order), and for the update of anything that
 //!   depended on X and is being changed to stop doing so (pure deletes only:
 //!   in a replace the dependent's update waits for the new X instead);
-//! - a replace is a delete of X followed by a create of X.
+//! - a replace is a delete of X followed by a create of X;
+//! - a replace in a rolling group is create-before-destroy: the create of
+//!   the new X (which records the old object as deposed), then the delete
+//!   of the old X, which waits for the update of each dependent that moves
+//!   to the new X and the delete of each that goes. The group's replaces run
+//!   one at a time in address order: each create waits for the previous
+//!   member's old object to be deleted (an order added only where it closes
+//!   no cycle, so a dependent that needs every new member at once still
+//!   gets them);
+//! - a deposed object left by an interrupted run is deleted before anything
+//!   else is done to its address.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -122,6 +132,9 @@ impl ApplyReport {
 pub struct Op {
     pub change: usize,
     pub kind: OpKind,
+    /// A delete of the address's deposed object (the old one of a
+    /// create-before-destroy replacement), not of its current one.
+    pub deposed: bool,
 }
 
 /// How apply will run a plan: its operations, what each waits for (indexes
@@ -153,6 +166,11 @@ pub fn schedule(plan: &Plan, providers: &Providers) -> Schedule {
     Schedule { ops, deps, priority }
 }
 
+/// Whether a change is a create-before-destroy replacement.
+fn rolls(c: &Change) -> bool {
+    c.action == Action::Replace && c.rolling_group.is_some()
+}
+
 /// The operations of a plan and what each waits for.
 fn operations(changes: &[Change]) -> (Vec<Op>, Vec<Vec<usize>>) {
     let mut ops = Vec::new();
@@ -160,10 +178,21 @@ fn operations(changes: &[Change]) -> (Vec<Op>, Vec<Vec<usize>>) {
     // An address may have two deletes: the state's resource and an orphan
     // created for the same address (a destroy deletes both).
     let mut delete_op: HashMap<&Address, Vec<usize>> = HashMap::new();
+    // Deletes of old objects: of rolling replacements, and left in the state.
+    let mut old_op: HashMap<&Address, usize> = HashMap::new();
+    let mut leftover_op: HashMap<&Address, usize> = HashMap::new();
     for (i, c) in changes.iter().enumerate() {
-        if matches!(c.action, Action::Delete | Action::Replace) {
+        if c.deposed {
+            leftover_op.insert(&c.address, ops.len());
+            ops.push(Op { change: i, kind: OpKind::Delete, deposed: true });
+            continue;
+        }
+        if rolls(c) {
+            old_op.insert(&c.address, ops.len());
+            ops.push(Op { change: i, kind: OpKind::Delete, deposed: true });
+        } else if matches!(c.action, Action::Delete | Action::Replace) {
             delete_op.entry(&c.address).or_default().push(ops.len());
-            ops.push(Op { change: i, kind: OpKind::Delete });
+            ops.push(Op { change: i, kind: OpKind::Delete, deposed: false });
         }
         let kind = match c.action {
             Action::Create | Action::Replace => OpKind::Create,
@@ -171,7 +200,7 @@ fn operations(changes: &[Change]) -> (Vec<Op>, Vec<Vec<usize>>) {
             Action::Delete | Action::NoOp => continue,
         };
         apply_op.insert(&c.address, ops.len());
-        ops.push(Op { change: i, kind });
+        ops.push(Op { change: i, kind, deposed: false });
     }
     // Who depended on X when last applied: X's delete waits for them.
     let mut prior_dependents: HashMap<&Address, Vec<&Change>> = HashMap::new();
@@ -180,6 +209,16 @@ fn operations(changes: &[Change]) -> (Vec<Op>, Vec<Vec<usize>>) {
             prior_dependents.entry(d).or_default().push(c);
         }
     }
+    // The deletes of a dependent's objects (deposed or current), if planned.
+    let dependent_deletes = |dependent: &Change| -> Vec<usize> {
+        if dependent.deposed {
+            leftover_op.get(&dependent.address).copied().into_iter().collect()
+        } else if let Some(dels) = delete_op.get(&dependent.address) {
+            dels.clone()
+        } else {
+            old_op.get(&dependent.address).copied().into_iter().collect()
+        }
+    };
     let mut deps = vec![Vec::new(); ops.len()];
     // "A pure delete of Z waits for the update of Y that stops using Z":
     // wanted, but not essential, and with a replacement elsewhere it can
@@ -193,11 +232,29 @@ fn operations(changes: &[Change]) -> (Vec<Op>, Vec<Vec<usize>>) {
             OpKind::Create | OpKind::Update => {
                 deps[i].extend(change.dependencies.iter().filter_map(|d| apply_op.get(d)));
                 deps[i].extend(delete_op.get(&change.address).into_iter().flatten());
+                if let Some(&leftover) = leftover_op.get(&change.address) {
+                    deps[i].push(leftover);
+                }
+            }
+            OpKind::Delete if change.deposed => {}
+            OpKind::Delete if op.deposed => {
+                // The old object of a rolling replacement: after the new one,
+                // and after what used it has moved on or gone.
+                deps[i].push(apply_op[&change.address]);
+                for dependent in prior_dependents.get(&change.address).into_iter().flatten() {
+                    let dels = dependent_deletes(dependent);
+                    if !dels.is_empty() {
+                        deps[i].extend(dels);
+                    } else if dependent.action == Action::Update {
+                        deps[i].push(apply_op[&dependent.address]);
+                    }
+                }
             }
             OpKind::Delete => {
                 for dependent in prior_dependents.get(&change.address).into_iter().flatten() {
-                    if let Some(dels) = delete_op.get(&dependent.address) {
-                        deps[i].extend(dels.iter().filter(|&&d| d != i));
+                    let dels: Vec<usize> = dependent_deletes(dependent).into_iter().filter(|&d| d != i).collect();
+                    if !dels.is_empty() {
+                        deps[i].extend(dels);
                     } else if dependent.action == Action::Update && change.action == Action::Delete {
                         soft.push((i, apply_op[&dependent.address]));
                     }
@@ -205,9 +262,21 @@ fn operations(changes: &[Change]) -> (Vec<Op>, Vec<Vec<usize>>) {
             }
         }
     }
-    for (delete, update) in soft {
-        if !depends_on(&deps, update, delete) {
-            deps[delete].push(update);
+    // One at a time in each rolling group: a member's new object waits for
+    // the previous member's old one to be gone.
+    let mut groups: std::collections::BTreeMap<&str, Vec<&Address>> = std::collections::BTreeMap::new();
+    for c in changes.iter().filter(|c| rolls(c)) {
+        groups.entry(c.rolling_group.as_deref().unwrap_or_default()).or_default().push(&c.address);
+    }
+    for members in groups.values_mut() {
+        members.sort();
+        for pair in members.windows(2) {
+            soft.push((apply_op[pair[1]], old_op[pair[0]]));
+        }
+    }
+    for (waiter, awaited) in soft {
+        if !depends_on(&deps, awaited, waiter) {
+            deps[waiter].push(awaited);
         }
     }
     for d in &mut deps {
@@ -256,6 +325,9 @@ struct Shared {
     redactor: Redactor,
     /// The error of each failed operation, by operation index.
     errors: Mutex<HashMap<usize, String>>,
+    /// The state's records of the resources replaced create-before-destroy:
+    /// kept as deposed once their replacement exists.
+    replaced: HashMap<Address, ResourceState>,
 }
 
 /// Apply a plan to the state it was made against, persisting through
@@ -282,6 +354,16 @@ pub async fn apply(
         errors: Mutex::new(HashMap::new()),
         before_recording: options.before_recording.clone(),
         redactor: options.redactor.clone(),
+        replaced: plan
+            .changes
+            .iter()
+            .filter(|c| rolls(c))
+            .filter_map(|c| {
+                let mut record = state.resources.get(&c.address.to_string())?.clone();
+                record.attributes = c.before.clone().unwrap_or(record.attributes);
+                Some((c.address.clone(), record))
+            })
+            .collect(),
     });
     let ops = Arc::new(ops);
     let outcomes = {
@@ -358,8 +440,14 @@ async fn run_op(shared: &Shared, index: usize, op: &Op, slot: dag::Release) -> b
             if let Some(hook) = &shared.before_recording {
                 hook(address, op.kind);
             }
-            shared.live.lock().expect("live values").remove(address);
-            if let Err(e) = shared.writer.commit(vec![Mutation::Remove(address.to_string())]).await {
+            let mutation = if op.deposed {
+                // The address's current object (a replacement) stays.
+                Mutation::DeleteDeposed(address.to_string())
+            } else {
+                shared.live.lock().expect("live values").remove(address);
+                Mutation::Remove(address.to_string())
+            };
+            if let Err(e) = shared.writer.commit(vec![mutation]).await {
                 shared.stop.store(true, Ordering::SeqCst);
                 return fail(format!("deleted, but the state could not be saved: {e}"));
             }
@@ -448,7 +536,12 @@ async fn run_op(shared: &Shared, index: usize, op: &Op, slot: dag::Release) -> b
                 attributes,
                 dependencies: change.dependencies.iter().map(|d| d.to_string()).collect(),
             };
-            if let Err(e) = shared.writer.commit(vec![Mutation::Upsert(address.to_string(), record)]).await {
+            let mut mutations = vec![Mutation::Upsert(address.to_string(), record)];
+            if let Some(old) = shared.replaced.get(address).filter(|_| op.kind == OpKind::Create) {
+                // In the same commit: the old object is never unrecorded.
+                mutations.push(Mutation::Depose(address.to_string(), old.clone()));
+            }
+            if let Err(e) = shared.writer.commit(mutations).await {
                 shared.stop.store(true, Ordering::SeqCst);
                 return fail(format!("applied (id {id}), but the state could not be saved: {e}"));
             }

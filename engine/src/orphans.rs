@@ -109,7 +109,8 @@ pub fn add_to_plan(plan: &mut Plan, found: Vec<Found>, graph: &ResourceGraph, st
     if !plan.destroy || found.is_empty() {
         return;
     }
-    for Found { orphan, attributes } in found {
+    for Found { orphan, mut attributes } in found {
+        graph.redactor().attrs(&mut attributes);
         let recorded = state.resources.get(&orphan.address.to_string()).map(|r| parse_addresses(&r.dependencies));
         let prior_dependencies =
             recorded.or_else(|| graph.get(&orphan.address).map(|node| node.dependencies.clone())).unwrap_or_default();
@@ -126,6 +127,8 @@ pub fn add_to_plan(plan: &mut Plan, found: Vec<Found>, graph: &ResourceGraph, st
             dependencies: Vec::new(),
             prior_dependencies,
             orphan: true,
+            rolling_group: None,
+            deposed: false,
         });
     }
     plan.changes.sort_by(|a, b| a.address.cmp(&b.address));

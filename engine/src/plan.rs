@@ -68,6 +68,15 @@ pub struct Change {
     /// by the cluster's ownership tags): applying it changes no state.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub orphan: bool,
+    /// For a replace: its rolling group, when it has one: the new object is
+    /// created before the old one is deleted, and the group's replacements
+    /// run one at a time (see [`crate::resource::Resource::rolling_group`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolling_group: Option<String>,
+    /// A delete of the object a create-before-destroy replacement left
+    /// behind (the state's `deposed`), not of the address's current one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deposed: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,6 +198,8 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
                 dependencies: node.dependencies.clone(),
                 prior_dependencies: prior.map(|p| parse_addresses(&p.dependencies)).unwrap_or_default(),
                 orphan: false,
+                rolling_group: node.resource.rolling_group.clone().filter(|_| action == Action::Replace),
+                deposed: false,
             });
         }
     }
@@ -213,6 +224,30 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
             dependencies: Vec::new(),
             prior_dependencies: parse_addresses(&prior.dependencies),
             orphan: false,
+            rolling_group: None,
+            deposed: false,
+        });
+    }
+    // What an interrupted create-before-destroy replacement left: deleted
+    // now, before anything else happens to the address.
+    for (address, prior) in &state.deposed {
+        let Ok(parsed) = address.parse::<Address>() else {
+            continue;
+        };
+        changes.push(Change {
+            address: parsed,
+            action: Action::Delete,
+            before: Some(prior.attributes.clone()),
+            after: None,
+            kind: prior.kind.clone(),
+            provider: prior.provider.clone(),
+            replace_because: Vec::new(),
+            config: None,
+            dependencies: Vec::new(),
+            prior_dependencies: parse_addresses(&prior.dependencies),
+            orphan: false,
+            rolling_group: None,
+            deposed: true,
         });
     }
 

@@ -57,6 +57,12 @@ pub async fn settle_pending(
             Some(mut attributes) => {
                 redactor.live(&pending.inputs, &mut attributes);
                 let id = attributes.get("id").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+                if let Some(old) = state.resources.get(&address).filter(|r| r.id != id) {
+                    // A create-before-destroy replacement was interrupted
+                    // during its create: the recorded object is the old one,
+                    // still to be deleted.
+                    state.deposed.insert(address.clone(), old.clone());
+                }
                 drift.push(Drift::Adopted(parsed, id.clone()));
                 state.resources.insert(
                     address,

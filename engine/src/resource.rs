@@ -16,10 +16,17 @@ pub struct Resource {
     /// Explicit dependencies beyond those that references imply.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<Address>,
+    /// A rolling group: resources of one group that are replaced in one
+    /// plan are replaced one at a time, in address order, each new one
+    /// created before its old one is deleted (create-before-destroy). Set by
+    /// blueprints for members of a pool that must keep serving (the nodes
+    /// behind a load balancer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolling_group: Option<String>,
 }
 
 impl Resource {
     pub fn new(address: Address, attrs: Attrs) -> Self {
-        Resource { address, attrs, depends_on: Vec::new() }
+        Resource { address, attrs, depends_on: Vec::new(), rolling_group: None }
     }
 }

@@ -23,6 +23,8 @@ pub struct Fake {
     pub tagged: Mutex<Vec<Owned>>,
     /// The kinds each `owned` call asked for.
     pub owned_asked: Mutex<Vec<BTreeSet<String>>>,
+    /// What `find` answers (nothing unless a test sets it).
+    pub found: Mutex<Option<Attrs>>,
 }
 
 #[async_trait]
@@ -72,6 +74,9 @@ impl Provider for Fake {
         address: &crate::Address,
         _inputs: &Attrs,
     ) -> Result<Option<Attrs>, ProviderError> {
+        if let Some(found) = self.found.lock().unwrap().clone() {
+            return Ok(Some(found));
+        }
         let tagged = self.tagged.lock().unwrap();
         Ok(tagged.iter().find(|o| &o.address == address).map(|o| o.attributes.clone()))
     }

@@ -233,3 +233,232 @@ async fn sensitive_values_reach_the_provider_but_not_the_plan_or_state() {
     assert!(!shown.contains("s3cr3t"), "{shown}");
     assert_eq!(shown.matches("password: (sensitive ").count(), 2, "{shown}");
 }
+
+/// A control plane behind a load balancer that lists its nodes (the AWS
+/// blueprint's shape). Growing creates the new nodes, leaves the first alone
+/// and then updates the balancer to register them; shrinking updates the
+/// balancer first (deregistering), and only then deletes the nodes.
+#[tokio::test]
+async fn growing_registers_after_creating_and_shrinking_deregisters_before_deleting() {
+    fn control_plane(size: usize) -> String {
+        let mut spec = String::new();
+        let mut ids = Vec::new();
+        for n in 0..size {
+            spec.push_str(&format!("[resource.test_node.cp{n}]\nimage = \"v1\"\n"));
+            ids.push(format!("\"${{test_node.cp{n}.id}}\""));
+        }
+        spec.push_str(&format!("[resource.test_lb.api]\ninstances = [{}]\n", ids.join(", ")));
+        spec
+    }
+    let fake = Arc::new(Fake::default());
+    let one = graph(&control_plane(1), fake.clone()).unwrap();
+    let (state, report) = run(&diff(&one, &State::new(), false), State::new(), &fake).await;
+    assert!(report.is_success(), "{report:?}");
+    let first = state.resources["test_node.cp0"].id.clone();
+
+    let three = graph(&control_plane(3), fake.clone()).unwrap();
+    let grow = diff(&three, &state, false);
+    assert_eq!(
+        actions(&grow),
+        [
+            ("test_lb.api".to_string(), Action::Update),
+            ("test_node.cp0".into(), Action::NoOp),
+            ("test_node.cp1".into(), Action::Create),
+            ("test_node.cp2".into(), Action::Create),
+        ]
+    );
+    fake.log.lock().unwrap().clear();
+    let (state, report) = run(&grow, state, &fake).await;
+    assert!(report.is_success(), "{report:?}");
+    let log = fake.log.lock().unwrap().clone();
+    assert_eq!(log.last().map(String::as_str), Some("update test_lb.api"), "{log:?}");
+    assert!(!log.iter().any(|l| l.ends_with("test_node.cp0")), "the first node is not touched: {log:?}");
+    assert_eq!(state.resources["test_node.cp0"].id, first);
+    assert_eq!(state.resources["test_lb.api"].inputs["instances"].as_array().unwrap().len(), 3);
+
+    let shrink = diff(&one, &state, false);
+    assert_eq!(
+        actions(&shrink),
+        [
+            ("test_lb.api".to_string(), Action::Update),
+            ("test_node.cp0".into(), Action::NoOp),
+            ("test_node.cp1".into(), Action::Delete),
+            ("test_node.cp2".into(), Action::Delete),
+        ]
+    );
+    fake.log.lock().unwrap().clear();
+    let (state, report) = run(&shrink, state, &fake).await;
+    assert!(report.is_success(), "{report:?}");
+    let log = fake.log.lock().unwrap().clone();
+    assert_eq!(log[0], "update test_lb.api", "deregister before any node goes: {log:?}");
+    assert_eq!(log.len(), 3, "{log:?}");
+    assert_eq!(state.resources["test_lb.api"].inputs["instances"], json!([first]));
+}
+
+/// Nodes of a rolling group, behind a balancer that names none of them (the
+/// nodes register themselves), or one that lists them all.
+fn rolling_nodes(image: &str, balancer_lists_them: bool, fake: &Arc<Fake>) -> ResourceGraph {
+    let mut text = String::new();
+    for n in 0..3 {
+        text.push_str(&format!("[resource.test_node.cp{n}]\nimage = \"{image}\"\nreplace_on = [\"image\"]\n"));
+        if !balancer_lists_them {
+            text.push_str("lb = \"${test_lb.api.id}\"\n");
+        }
+    }
+    text.push_str("[resource.test_lb.api]\n");
+    if balancer_lists_them {
+        text.push_str("instances = [\"${test_node.cp0.id}\", \"${test_node.cp1.id}\", \"${test_node.cp2.id}\"]\n");
+    }
+    let mut resources = crate::testing::spec(&text).resources;
+    for r in resources.iter_mut().filter(|r| r.address.kind == "test_node") {
+        r.rolling_group = Some("control-plane".into());
+    }
+    ResourceGraph::build(resources, &providers(fake)).unwrap()
+}
+
+/// A rolling group's replaces run one at a time, each creating the new node
+/// before deleting the old one; the old object is recorded as deposed in
+/// the same commit as its replacement, and forgotten once deleted.
+#[tokio::test]
+async fn a_rolling_group_is_replaced_one_at_a_time_new_before_old() {
+    let fake = Arc::new(Fake::default());
+    let v1 = rolling_nodes("v1", false, &fake);
+    let (state, report) = run(&diff(&v1, &State::new(), false), State::new(), &fake).await;
+    assert!(report.is_success(), "{report:?}");
+    let old_ids: Vec<String> = (0..3).map(|n| state.resources[&format!("test_node.cp{n}")].id.clone()).collect();
+
+    let v2 = rolling_nodes("v2", false, &fake);
+    let plan = diff(&v2, &state, false);
+    assert_eq!(plan.summary.replace, 3);
+    assert!(plan.changes.iter().filter(|c| c.action == Action::Replace).all(|c| c.rolling_group.is_some()));
+    let text = crate::render::human::plan(&plan, crate::render::Style { color: false });
+    assert!(text.contains("must be replaced, new one first, one at a time"), "{text}");
+    fake.log.lock().unwrap().clear();
+    // Parallelism 4 would allow all three at once: the group still rolls.
+    let (state, report) = run(&plan, state, &fake).await;
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(
+        fake.log.lock().unwrap().clone(),
+        [
+            "create test_node.cp0",
+            "delete test_node.cp0",
+            "create test_node.cp1",
+            "delete test_node.cp1",
+            "create test_node.cp2",
+            "delete test_node.cp2",
+        ]
+    );
+    assert!(state.deposed.is_empty(), "every old node is deleted and forgotten");
+    for (n, old) in old_ids.iter().enumerate() {
+        assert_ne!(&state.resources[&format!("test_node.cp{n}")].id, old);
+    }
+    assert!(!diff(&v2, &state, false).has_changes());
+}
+
+/// A balancer that lists every node needs all new ones before it can
+/// update: the one-at-a-time order yields (no deadlock), every new node still
+/// comes before its old one, and each old one goes only after the balancer
+/// moved to the new ones.
+#[tokio::test]
+async fn a_rolling_group_whose_dependent_needs_every_member_still_runs() {
+    let fake = Arc::new(Fake::default());
+    let v1 = rolling_nodes("v1", true, &fake);
+    let (state, report) = run(&diff(&v1, &State::new(), false), State::new(), &fake).await;
+    assert!(report.is_success(), "{report:?}");
+    let plan = diff(&rolling_nodes("v2", true, &fake), &state, false);
+    fake.log.lock().unwrap().clear();
+    let (state, report) = run(&plan, state, &fake).await;
+    assert!(report.is_success(), "{report:?}");
+    let log = fake.log.lock().unwrap().clone();
+    let at = |entry: &str| log.iter().position(|l| l == entry).unwrap_or_else(|| panic!("{entry}: {log:?}"));
+    for n in 0..3 {
+        assert!(at(&format!("create test_node.cp{n}")) < at("update test_lb.api"), "{log:?}");
+        assert!(at("update test_lb.api") < at(&format!("delete test_node.cp{n}")), "{log:?}");
+    }
+    assert!(state.deposed.is_empty());
+}
+
+/// A run stopped between a rolling replacement's create and its old
+/// object's delete leaves the old object in the state's `deposed`; the next
+/// plan deletes it (and nothing else).
+#[tokio::test]
+async fn a_deposed_object_left_by_an_interrupted_roll_is_deleted_by_the_next_plan() {
+    let fake = Arc::new(Fake::default());
+    let v1 = rolling_nodes("v1", false, &fake);
+    let (mut state, report) = run(&diff(&v1, &State::new(), false), State::new(), &fake).await;
+    assert!(report.is_success(), "{report:?}");
+    let mut old = state.resources["test_node.cp0"].clone();
+    old.id = "f-old".into();
+    old.attributes.insert("id".into(), json!("f-old"));
+    state.deposed.insert("test_node.cp0".into(), old);
+
+    let plan = diff(&v1, &state, false);
+    assert_eq!(plan.summary.delete, 1, "{:?}", actions(&plan));
+    let deposed = plan.changes.iter().find(|c| c.deposed).unwrap();
+    assert_eq!(deposed.address.to_string(), "test_node.cp0");
+    assert_eq!(deposed.before.as_ref().unwrap()["id"], json!("f-old"));
+    let text = crate::render::human::plan(&plan, crate::render::Style { color: false });
+    assert!(text.contains("(deposed: the object a replacement left) will be destroyed"), "{text}");
+    let json = crate::render::json::plan(&plan);
+    let marked: Vec<&serde_json::Value> =
+        json["changes"].as_array().unwrap().iter().filter(|c| c["deposed"] == json!(true)).collect();
+    assert_eq!(marked.len(), 1);
+    assert_eq!((marked[0]["address"].as_str(), marked[0]["action"].as_str()), (Some("test_node.cp0"), Some("delete")));
+    fake.log.lock().unwrap().clear();
+    let (state, report) = run(&plan, state, &fake).await;
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(fake.log.lock().unwrap().clone(), ["delete test_node.cp0"]);
+    assert!(state.deposed.is_empty());
+    assert!(state.resources.contains_key("test_node.cp0"), "the current object stays");
+    assert!(!diff(&v1, &state, false).has_changes());
+
+    // Destroyed with everything else, a deposed node still goes before what
+    // it depended on (the balancer).
+    let mut state = state;
+    let mut old = state.resources["test_node.cp1"].clone();
+    old.id = "f-old1".into();
+    state.deposed.insert("test_node.cp1".into(), old);
+    fake.log.lock().unwrap().clear();
+    let (state, report) = run(&diff(&v1, &state, true), state, &fake).await;
+    assert!(report.is_success(), "{report:?}");
+    assert!(state.resources.is_empty() && state.deposed.is_empty());
+    let log = fake.log.lock().unwrap().clone();
+    assert_eq!(log.last().map(String::as_str), Some("delete test_lb.api"), "{log:?}");
+    assert_eq!(log.iter().filter(|l| *l == "delete test_node.cp1").count(), 2, "current and deposed: {log:?}");
+}
+
+/// Killed during a rolling replacement's create: the state holds the old
+/// object and the intent. The next plan adopts what the create made and
+/// keeps the old object as deposed, to delete it.
+#[tokio::test]
+async fn an_interrupted_rolling_create_adopts_the_new_object_and_deposes_the_old() {
+    let fake = Arc::new(Fake::default());
+    let v1 = rolling_nodes("v1", false, &fake);
+    let (mut state, report) = run(&diff(&v1, &State::new(), false), State::new(), &fake).await;
+    assert!(report.is_success(), "{report:?}");
+    let old = state.resources["test_node.cp0"].clone();
+    let mut inputs = old.inputs.clone();
+    inputs.insert("image".into(), json!("v2"));
+    state.pending.insert(
+        "test_node.cp0".into(),
+        skyplan_state::PendingCreate {
+            kind: "test_node".into(),
+            provider: "fake".into(),
+            client_token: "t".into(),
+            inputs: inputs.clone(),
+            dependencies: old.dependencies.clone(),
+        },
+    );
+    let mut made = inputs.clone();
+    made.insert("id".into(), json!("f-new"));
+    made.insert("arn".into(), json!("arn:f-new"));
+    *fake.found.lock().unwrap() = Some(made);
+
+    crate::refresh::settle_pending(&mut state, &providers(&fake), &Redactor::default()).await.unwrap();
+    assert_eq!(state.resources["test_node.cp0"].id, "f-new");
+    assert_eq!(state.deposed["test_node.cp0"].id, old.id);
+    let plan = diff(&rolling_nodes("v2", false, &fake), &state, false);
+    let deposed: Vec<_> = plan.changes.iter().filter(|c| c.deposed).collect();
+    assert_eq!(deposed.len(), 1);
+    assert_eq!(deposed[0].before.as_ref().unwrap()["id"], json!(old.id));
+}

@@ -15,6 +15,7 @@ use skyplan_engine::{Providers, Redactor, Source, Spec};
 use skyplan_state::{Backend, State, Writer};
 
 use super::plan::make_plan;
+use super::preflight;
 use crate::cli::Global;
 use crate::ui::Ui;
 use crate::workspace::{self, Lock};
@@ -26,6 +27,8 @@ pub struct ApplyArgs {
     pub destroy: bool,
     /// Static placement: add missing load-balancer tags to the public subnets.
     pub tag_subnets: bool,
+    /// Do not run preflight's existence checks before changing anything.
+    pub skip_preflight: bool,
 }
 
 pub async fn run(global: &Global, ui: &Ui, args: ApplyArgs) -> Result<ExitCode> {
@@ -43,6 +46,9 @@ pub async fn run(global: &Global, ui: &Ui, args: ApplyArgs) -> Result<ExitCode> 
     let operation = if args.destroy { "destroy" } else { "apply" };
     let planned = make_plan(global, ui, &args.target, operation, args.destroy, true, args.tag_subnets).await?;
     print!("{}", human::plan(&planned.plan, ui.style()));
+    if planned.plan.has_changes() && !args.destroy && !args.skip_preflight {
+        preflight::before_apply(ui, &planned.spec).await?;
+    }
     if !planned.plan.has_changes() {
         if planned.settled {
             // Adopted resources must be recorded even with nothing to do.
@@ -92,6 +98,9 @@ async fn apply_saved(global: &Global, ui: &Ui, args: &ApplyArgs) -> Result<ExitC
     if !file.plan.has_changes() {
         println!("No changes in {}; nothing to apply.", args.target.display());
         return Ok(ExitCode::SUCCESS);
+    }
+    if !file.plan.destroy && !args.skip_preflight {
+        preflight::before_apply(ui, &spec).await?;
     }
     let run = Run { parallelism: args.parallelism, destroy: file.plan.destroy, redactor: workspace::redactor(&spec) };
     execute(ui, &file.plan, state, &providers, backend, run).await

@@ -24,16 +24,24 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let opts = plan::PlanOptions { spec, out, json, detailed_exitcode, refresh: !no_refresh, destroy };
             plan::run(global, &ui, opts).await
         }
-        Command::Apply { target, auto_approve, parallelism, tag_subnets, spot_wait } => {
+        Command::Apply { target, auto_approve, parallelism, tag_subnets, spot_wait, skip_preflight } => {
             crate::workspace::set_spot_wait(spot_wait);
-            let args = apply::ApplyArgs { target, auto_approve, parallelism, destroy: false, tag_subnets };
+            let args =
+                apply::ApplyArgs { target, auto_approve, parallelism, destroy: false, tag_subnets, skip_preflight };
             apply::run(global, &ui, args).await
         }
         Command::Destroy { spec, auto_approve, parallelism } => {
             apply::run(
                 global,
                 &ui,
-                apply::ApplyArgs { target: spec, auto_approve, parallelism, destroy: true, tag_subnets: false },
+                apply::ApplyArgs {
+                    target: spec,
+                    auto_approve,
+                    parallelism,
+                    destroy: true,
+                    tag_subnets: false,
+                    skip_preflight: true,
+                },
             )
             .await
         }

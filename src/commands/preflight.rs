@@ -2,6 +2,9 @@
 //! account and region against what is there (AZs, key pair, images, Elastic
 //! IPs, VPCs, NAT gateways per AZ, instances), as a table; exit 1 when
 //! something would make apply fail. Read-only: describes only.
+//!
+//! `apply` runs the existence checks (AZs, key pairs, images) itself through
+//! [`before_apply`], with the same table, unless `--skip-preflight`.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -26,19 +29,60 @@ pub async fn run(global: &Global, ui: &Ui, spec_path: &Path) -> Result<ExitCode>
         println!("{} creates nothing on AWS: nothing to check.", spec_path.display());
         return Ok(ExitCode::SUCCESS);
     }
-    check(ui, &spec, &resources).await
+    let passed = check(ui, &spec, &resources, Scope::Full).await?;
+    if passed {
+        println!("\nReady: apply will find everything it needs.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    Ok(ExitCode::FAILURE)
 }
 
+/// Before `apply` changes anything: the existence checks of `spec`. Prints
+/// the preflight table and returns an error when one fails.
+pub async fn before_apply(ui: &Ui, spec: &Spec) -> Result<()> {
+    let resources = workspace::resources(spec)?;
+    if !resources.iter().any(|r| r.address.kind.starts_with("aws_")) {
+        return Ok(());
+    }
+    if check(ui, spec, &resources, Scope::Existence).await? {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "preflight failed: nothing was changed (`skyplan preflight {}` shows every check; --skip-preflight \
+         applies without these checks)",
+        spec.source.path.display()
+    )
+}
+
+/// Which checks to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Everything: existence, capacity, static placement.
+    Full,
+    /// What apply checks itself: the AZs, key pairs and images exist.
+    Existence,
+}
+
+/// Run the checks, print the table (and on failure, each problem on
+/// stderr); whether every check passed.
 #[cfg(feature = "aws")]
-async fn check(ui: &Ui, spec: &Spec, resources: &[skyplan_engine::Resource]) -> Result<ExitCode> {
+async fn check(ui: &Ui, spec: &Spec, resources: &[skyplan_engine::Resource], scope: Scope) -> Result<bool> {
     use skyplan_aws::preflight::Needs;
 
     let zones = spec.file.placement.as_ref().map(|p| p.azs.clone()).unwrap_or_default();
     let needs = Needs::of(resources, &zones);
     let aws = workspace::connect_aws(spec).await?;
-    let mut checks = aws.preflight(&needs).await?;
-    if let Some(placement) = workspace::static_placement(spec) {
+    let mut checks = match scope {
+        Scope::Full => aws.preflight(&needs).await?,
+        Scope::Existence => aws.existence_checks(&needs).await?,
+    };
+    if let (Scope::Full, Some(placement)) = (scope, workspace::static_placement(spec)) {
         checks.extend(aws.check_placement(&placement).await?);
+    }
+    let problems: Vec<&String> = checks.iter().filter_map(|c| c.problem.as_ref()).collect();
+    if scope == Scope::Existence && problems.is_empty() {
+        // Quiet when apply may go on.
+        return Ok(true);
     }
 
     let rows: Vec<[String; 4]> = checks
@@ -66,20 +110,22 @@ async fn check(ui: &Ui, spec: &Spec, resources: &[skyplan_engine::Resource]) -> 
         };
         println!("{line}{result}");
     }
-    let problems: Vec<&String> = checks.iter().filter_map(|c| c.problem.as_ref()).collect();
     ui.requests(&skyplan_engine::Providers::new().with(std::sync::Arc::new(aws)));
     if problems.is_empty() {
-        println!("\nReady: apply will find everything it needs.");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(true);
     }
-    eprintln!("\n{} check(s) failed; apply would fail:", problems.len());
+    let verdict = match scope {
+        Scope::Full => "apply would fail",
+        Scope::Existence => "apply stopped before any change",
+    };
+    eprintln!("\n{} check(s) failed; {verdict}:", problems.len());
     for p in problems {
         eprintln!("  - {p}");
     }
-    Ok(ExitCode::FAILURE)
+    Ok(false)
 }
 
 #[cfg(not(feature = "aws"))]
-async fn check(_ui: &Ui, _spec: &Spec, _resources: &[skyplan_engine::Resource]) -> Result<ExitCode> {
+async fn check(_ui: &Ui, _spec: &Spec, _resources: &[skyplan_engine::Resource], _scope: Scope) -> Result<bool> {
     anyhow::bail!("this build has no AWS support (built without the `aws` feature)")
 }

@@ -43,6 +43,11 @@ pub struct State {
     /// next run looks each up by its address and adopts what it finds.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pending: BTreeMap<String, PendingCreate>,
+    /// Objects replaced create-before-destroy whose replacement exists (and
+    /// is in `resources`) but which are not deleted yet, by address. The
+    /// next plan deletes each; until then nothing forgets them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub deposed: BTreeMap<String, ResourceState>,
 }
 
 /// The intent to create a resource, recorded before the cloud is asked.
@@ -90,6 +95,7 @@ impl State {
             serial: 0,
             resources: BTreeMap::new(),
             pending: BTreeMap::new(),
+            deposed: BTreeMap::new(),
         }
     }
 }

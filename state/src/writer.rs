@@ -37,6 +37,11 @@ pub enum Mutation {
     Intend(String, PendingCreate),
     /// Forget a recorded intent (the create is known to have made nothing).
     Settle(String),
+    /// Keep the object an address had before a create-before-destroy
+    /// replacement, until [`Mutation::DeleteDeposed`].
+    Depose(String, ResourceState),
+    /// The deposed object of this address is deleted.
+    DeleteDeposed(String),
 }
 
 enum Command {
@@ -170,6 +175,10 @@ pub(crate) fn apply(state: &mut State, mutation: Mutation) -> bool {
         Mutation::Remove(address) => state.resources.remove(&address).is_some(),
         Mutation::Intend(address, pending) => state.pending.insert(address, pending.clone()).as_ref() != Some(&pending),
         Mutation::Settle(address) => state.pending.remove(&address).is_some(),
+        Mutation::Depose(address, resource) => {
+            state.deposed.insert(address, resource.clone()).as_ref() != Some(&resource)
+        }
+        Mutation::DeleteDeposed(address) => state.deposed.remove(&address).is_some(),
     }
 }
 

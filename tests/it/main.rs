@@ -18,6 +18,8 @@ mod aws_orphans;
 #[cfg(feature = "aws")]
 mod aws_provider;
 #[cfg(feature = "aws")]
+mod aws_roll;
+#[cfg(feature = "aws")]
 mod emulator;
 #[cfg(feature = "aws")]
 mod faultproxy;

@@ -74,9 +74,16 @@ fn render_change(out: &mut String, change: &Change, style: Style) {
     let (what, sign) = match change.action {
         Action::Create => ("will be created", style.green("  +")),
         Action::Update => ("will be updated in place", style.yellow("  ~")),
+        Action::Replace if change.rolling_group.is_some() => (
+            "must be replaced, new one first, one at a time in its rolling group",
+            format!("{}{}{}", style.green("+"), "/", style.red("-")),
+        ),
         Action::Replace => ("must be replaced", format!("{}{}{}", style.red("-"), "/", style.green("+"))),
         Action::Delete if change.orphan => {
             ("will be destroyed (tagged as this cluster's but not in the state)", style.red("  -"))
+        }
+        Action::Delete if change.deposed => {
+            ("(deposed: the object a replacement left) will be destroyed", style.red("  -"))
         }
         Action::Delete => ("will be destroyed", style.red("  -")),
         Action::NoOp => return,
@@ -237,6 +244,8 @@ mod tests {
             dependencies: vec![],
             prior_dependencies: vec![],
             orphan: false,
+            rolling_group: None,
+            deposed: false,
         }
     }
 

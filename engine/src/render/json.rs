@@ -29,6 +29,12 @@ pub fn plan(plan: &Plan) -> Value {
             if c.orphan {
                 v["orphan"] = json!(true);
             }
+            if let Some(group) = &c.rolling_group {
+                v["rolling_group"] = json!(group);
+            }
+            if c.deposed {
+                v["deposed"] = json!(true);
+            }
             v
         })
         .collect();

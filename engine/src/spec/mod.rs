@@ -238,7 +238,7 @@ fn raw_resource(address: Address, mut attrs: Attrs) -> Result<Resource, Vec<Spec
         }
     }
     if errors.is_empty() {
-        Ok(Resource { address, attrs, depends_on })
+        Ok(Resource { address, attrs, depends_on, rolling_group: None })
     } else {
         Err(errors)
     }

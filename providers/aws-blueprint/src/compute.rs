@@ -3,7 +3,15 @@
 //! group for each worker pool.
 //!
 //! Instances wait (`depends_on`) for the route tables of their subnets, so
-//! that cloud-init on a new node finds its way out to the internet. The
+//! that cloud-init on a new node finds its way out to the internet.
+//!
+//! Control-plane instances register themselves with the API load balancer
+//! (`load_balancer`) rather than the load balancer listing them, and form
+//! one rolling group: a change that replaces them (new user data from the
+//! profile, a new image) replaces one node at a time, the new one created
+//! and registered before the old one is deregistered and terminated, so the
+//! API keeps answering. Growing the pool adds registered nodes and touches
+//! none of the others; shrinking deregisters each node before terminating it. The
 //! network and security groups come in as references (`network.rs`,
 //! `security.rs`); the user data is rendered by `userdata.rs`.
 
@@ -49,7 +57,8 @@ pub fn expand(cluster: &Cluster, network: &Network, groups: &SecurityGroups) -> 
         &control_plane.pool.name,
         Role::ControlPlane { allow_workloads: control_plane.allow_workloads },
     );
-    let mut instance_ids = Vec::new();
+    let elb = apiserver_elb(cluster, network, groups);
+    let elb_name = reference(&elb.address, "id");
     for (index, az) in round_robin(&control_plane.pool) {
         let address = Address::keyed("aws_instance", "control_plane", index.to_string());
         let pool = &control_plane.pool;
@@ -61,15 +70,16 @@ pub fn expand(cluster: &Cluster, network: &Network, groups: &SecurityGroups) -> 
             "user_data": user_data,
             "root_volume_size_gib": pool.disk_gib,
             "associate_public_ip_address": false,
+            "load_balancer": elb_name,
             "tags": tags::to_value(tags.resource(&format!("control-plane-{index}"), None)),
         });
         set_key_name(&mut attrs, cluster);
-        instance_ids.push(reference(&address, "id"));
         let mut instance = resource(address, attrs);
         instance.depends_on = network.private_routes.get(az).cloned().into_iter().collect();
+        instance.rolling_group = Some(CONTROL_PLANE_ROLLING_GROUP.to_string());
         out.push(instance);
     }
-    out.push(apiserver_elb(cluster, network, groups, instance_ids));
+    out.push(elb);
 
     for worker in &cluster.workers {
         out.extend(worker_pool(cluster, network, groups, worker));
@@ -89,8 +99,12 @@ fn set_key_name(attrs: &mut Value, cluster: &Cluster) {
     }
 }
 
+/// The rolling group of the control-plane instances.
+pub const CONTROL_PLANE_ROLLING_GROUP: &str = "control-plane";
+
 /// The classic ELB in front of the API servers, across every public subnet.
-fn apiserver_elb(cluster: &Cluster, network: &Network, groups: &SecurityGroups, instances: Vec<String>) -> Resource {
+/// The control-plane instances register themselves with it.
+fn apiserver_elb(cluster: &Cluster, network: &Network, groups: &SecurityGroups) -> Resource {
     let tags = Tags::new(&cluster.name, &cluster.tags);
     let port = cluster.api_port;
     let (interval, timeout, healthy, unhealthy) = HEALTH_CHECK;
@@ -116,7 +130,6 @@ fn apiserver_elb(cluster: &Cluster, network: &Network, groups: &SecurityGroups, 
             },
             "cross_zone_load_balancing": true,
             "idle_timeout": ELB_IDLE_TIMEOUT_SECS,
-            "instances": instances,
             "tags": tags::to_value(tags.resource("apiserver", None)),
         }),
     )

@@ -540,8 +540,15 @@ mod tests {
         assert_eq!(first.attrs["ami"], "auto");
         assert_eq!(first.attrs["root_volume_size_gib"], 60);
         assert_eq!(first.attrs["key_name"], "ops");
+        // Each node registers itself and rolls with the others, one at a time.
+        for i in 0..5 {
+            let node = find(&out, &format!("aws_instance.control_plane[{i}]"));
+            assert_eq!(node.attrs["load_balancer"], "${aws_elb.apiserver.id}");
+            assert_eq!(node.rolling_group.as_deref(), Some(compute::CONTROL_PLANE_ROLLING_GROUP));
+        }
         let elb = find(&out, "aws_elb.apiserver");
-        assert_eq!(elb.attrs["instances"].as_array().unwrap().len(), 5);
+        assert!(elb.attrs.get("instances").is_none(), "the load balancer does not list its nodes");
+        assert!(find(&out, "aws_instance.bastion").rolling_group.is_none());
         // The load balancer still spans every placement AZ.
         assert_eq!(elb.attrs["subnets"].as_array().unwrap().len(), 3);
     }

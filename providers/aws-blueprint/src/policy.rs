@@ -689,6 +689,7 @@ mod tests {
                 "autoscaling:CreateOrUpdateTags",
                 "autoscaling:DeleteAutoScalingGroup",
                 "autoscaling:DeleteTags",
+                "autoscaling:StartInstanceRefresh",
                 "autoscaling:UpdateAutoScalingGroup",
             ]
         );

@@ -9,10 +9,27 @@
 //! spot price is in range (`spot.rs`). Delete uses ForceDelete (terminating
 //! the instances) and waits until the
 //! group is gone, so the launch template, subnets and groups can follow.
+//!
+//! A new launch template version for a group that runs instances rolls
+//! them: StartInstanceRefresh with the new version as its desired
+//! configuration (AWS points the group at it only once the refresh
+//! succeeds), at least 90% of the group healthy and up to 110% during the
+//! roll, instances already on that version skipped; then the update waits,
+//! with progress, until the refresh succeeds, and fails plainly when it
+//! fails, is cancelled or rolls back, or takes longer than
+//! [`REFRESH_PATIENCE_MINUTES`]. Because the group only moves to the new
+//! version with a finished refresh, a failed roll leaves the group on the
+//! old version and the next plan shows the update again. An endpoint that
+//! does not implement instance refresh (the emulator answers an HTML 500)
+//! gets an error saying so; the group is not moved, nothing claims the
+//! nodes were rolled.
 
 use std::collections::HashMap;
 
-use aws_sdk_autoscaling::types::{AutoScalingGroup, LaunchTemplateSpecification};
+use aws_sdk_autoscaling::types::{
+    AutoScalingGroup, DesiredConfiguration, InstanceRefresh, LaunchTemplateSpecification, RefreshPreferences,
+    RefreshStrategy,
+};
 use serde_json::{json, Value};
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
 
@@ -38,6 +55,14 @@ pub(crate) const SPEC: KindSpec = KindSpec {
     ],
     computed: &["id", "arn"],
 };
+
+/// The share of the group kept in service during an instance refresh, and
+/// the most it may grow to (new instances launch before old ones go).
+pub(crate) const REFRESH_MIN_HEALTHY_PERCENT: i32 = 90;
+pub(crate) const REFRESH_MAX_HEALTHY_PERCENT: i32 = 110;
+/// How long an instance refresh may take before the update gives up on
+/// waiting (the refresh itself goes on in AWS).
+pub(crate) const REFRESH_PATIENCE_MINUTES: u64 = 60;
 
 fn template(attrs: &Attrs) -> Result<LaunchTemplateSpecification, ProviderError> {
     Ok(LaunchTemplateSpecification::builder()
@@ -142,17 +167,17 @@ pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option
         .collect())
 }
 
-pub(crate) async fn update(
-    c: &Clients,
-    _ctx: &OpContext,
-    prior: &Attrs,
-    attrs: &Attrs,
-) -> Result<Attrs, ProviderError> {
+pub(crate) async fn update(c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
     let name = attrs::id(prior)?;
     let changed = |k: &str| SPEC.value_or_default(prior, k) != SPEC.value_or_default(attrs, k);
+    let template_changed = changed("launch_template_id") || changed("launch_template_version");
+    // A group that runs instances moves to a new template through an
+    // instance refresh; an empty one simply points at it.
+    let runs_instances = attrs::opt_i32(prior, "desired_capacity")?.unwrap_or(0) > 0;
+    let roll = template_changed && runs_instances;
     let mut call = c.autoscaling.update_auto_scaling_group().auto_scaling_group_name(name);
     let mut any = false;
-    if changed("launch_template_id") || changed("launch_template_version") {
+    if template_changed && !roll {
         call = call.launch_template(template(attrs)?);
         any = true;
     }
@@ -175,11 +200,108 @@ pub(crate) async fn update(
     if any {
         c.call("UpdateAutoScalingGroup", Retry::AfterCreate, || call.clone().send()).await?;
     }
+    if roll {
+        refresh_instances(c, ctx, name, template(attrs)?).await?;
+    }
     tags::update_asg(c, name, &tags::diff_attrs(prior, attrs)?).await?;
     let mut result = attrs.clone();
     result.insert("id".into(), json!(name));
     result.insert("arn".into(), prior.get("arn").cloned().unwrap_or(Value::Null));
     Ok(result)
+}
+
+/// Replace the group's instances with ones launched from `template`, and
+/// wait until AWS reports the refresh successful.
+async fn refresh_instances(
+    c: &Clients,
+    ctx: &OpContext,
+    name: &str,
+    template: LaunchTemplateSpecification,
+) -> Result<(), ProviderError> {
+    let version = template.version().unwrap_or("$Default").to_string();
+    let preferences = RefreshPreferences::builder()
+        .min_healthy_percentage(REFRESH_MIN_HEALTHY_PERCENT)
+        .max_healthy_percentage(REFRESH_MAX_HEALTHY_PERCENT)
+        .skip_matching(true)
+        .build();
+    let desired = DesiredConfiguration::builder().launch_template(template).build();
+    let started = c
+        .call("StartInstanceRefresh", Retry::AfterCreate, || {
+            c.autoscaling
+                .start_instance_refresh()
+                .auto_scaling_group_name(name)
+                .strategy(RefreshStrategy::Rolling)
+                .desired_configuration(desired.clone())
+                .preferences(preferences.clone())
+                .send()
+        })
+        .await;
+    let out = match started {
+        Ok(out) => out,
+        Err(e) if e.code() == "InstanceRefreshInProgress" => {
+            return Err(ProviderError::new(format!(
+                "auto scaling group {name} already has an instance refresh in progress ({e}); wait for it to \
+                 finish (aws autoscaling describe-instance-refreshes --auto-scaling-group-name {name}) or cancel it, \
+                 then apply again"
+            )));
+        }
+        Err(e) if e.code.is_none() && e.status.is_some_and(|s| s >= 500) => {
+            // AWS answers errors with a code; a bare 5xx page is an endpoint
+            // (the emulator) that has no such operation.
+            return Err(ProviderError::new(format!(
+                "the endpoint does not implement instance refresh (StartInstanceRefresh answered HTTP {} without \
+                 an AWS error): auto scaling group {name} was not moved to launch template version {version} and \
+                 its instances were not replaced; apply against AWS, or replace the instances yourself",
+                e.status.unwrap_or_default()
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let id = out
+        .instance_refresh_id()
+        .ok_or_else(|| ProviderError::new("StartInstanceRefresh returned no instance refresh id"))?
+        .to_string();
+    ctx.report(format!("instance refresh {id} started: rolling {name} to launch template version {version}"));
+    let patience = wait::Patience::minutes(REFRESH_PATIENCE_MINUTES);
+    let what = format!("instance refresh {id} of auto scaling group {name}");
+    wait::until(ctx, &what, patience, || async {
+        let out = c
+            .call("DescribeInstanceRefreshes", Retry::Standard, || {
+                c.autoscaling
+                    .describe_instance_refreshes()
+                    .auto_scaling_group_name(name)
+                    .instance_refresh_ids(&id)
+                    .send()
+            })
+            .await?;
+        Ok(poll_refresh(out.instance_refreshes().iter().find(|r| r.instance_refresh_id() == Some(id.as_str()))))
+    })
+    .await
+}
+
+/// What waiting for an instance refresh makes of its description.
+pub(crate) fn poll_refresh(r: Option<&InstanceRefresh>) -> Poll<()> {
+    let Some(r) = r else {
+        return Poll::Pending("not visible yet".into());
+    };
+    let status = r.status().map(|s| s.as_str()).unwrap_or("unknown");
+    let reason = r.status_reason().map(|m| format!(": {m}")).unwrap_or_default();
+    match status {
+        "Successful" => Poll::Ready(()),
+        "Failed" | "Cancelled" | "RollbackSuccessful" | "RollbackFailed" => {
+            Poll::Failed(format!("it ended {status}{reason}; the group stays on its previous launch template version"))
+        }
+        _ => {
+            let mut now = status.to_string();
+            if let Some(p) = r.percentage_complete() {
+                now.push_str(&format!(", {p}% complete"));
+            }
+            if let Some(n) = r.instances_to_update() {
+                now.push_str(&format!(", {n} instances to update"));
+            }
+            Poll::Pending(now)
+        }
+    }
 }
 
 pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
@@ -328,8 +450,9 @@ mod request_tests {
         });
         let c = fake.clients().await;
         let (ctx, _) = recording_ctx(Address::keyed("aws_autoscaling_group", "pool", "worker"), "t");
+        // An empty group: a new template version needs no instance refresh.
         let prior = json!({"id": "demo-worker", "arn": "arn:x", "name": "demo-worker", "launch_template_id": "lt-1",
-            "launch_template_version": "1", "min_size": 3, "max_size": 6, "desired_capacity": 3, "vpc_zone_identifier": ["subnet-a", "subnet-b"]});
+            "launch_template_version": "1", "min_size": 0, "max_size": 6, "desired_capacity": 0, "vpc_zone_identifier": ["subnet-a", "subnet-b"]});
         let mut desired = prior.as_object().unwrap().clone();
         desired.remove("id");
         desired.remove("arn");
@@ -343,5 +466,161 @@ mod request_tests {
         assert_eq!(sent[0].param("LaunchTemplate.Version"), Some("2"));
         assert_eq!(sent[0].param("MinSize"), None);
         assert_eq!(sent[0].param("VPCZoneIdentifier"), None);
+    }
+
+    fn refresh(status: &str, extra: &str) -> String {
+        format!(
+            "<InstanceRefreshes><member><InstanceRefreshId>ir-1</InstanceRefreshId>\
+             <AutoScalingGroupName>demo-worker</AutoScalingGroupName><Status>{status}</Status>{extra}</member></InstanceRefreshes>"
+        )
+    }
+
+    fn asg_error(code: &str, message: &str) -> (u16, String) {
+        (
+            400,
+            format!(
+                r#"<ErrorResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>r</RequestId></ErrorResponse>"#
+            ),
+        )
+    }
+
+    /// A running group whose template version changes, and its desired size.
+    fn rolled() -> (Attrs, Attrs) {
+        let prior = json!({"id": "demo-worker", "arn": "arn:x", "name": "demo-worker", "launch_template_id": "lt-1",
+            "launch_template_version": "1", "min_size": 3, "max_size": 6, "desired_capacity": 3,
+            "vpc_zone_identifier": ["subnet-a", "subnet-b"]});
+        let mut desired = prior.as_object().unwrap().clone();
+        desired.remove("id");
+        desired.remove("arn");
+        desired.insert("launch_template_version".into(), json!("2"));
+        (prior.as_object().unwrap().clone(), desired)
+    }
+
+    /// A new template version on a running group: no UpdateAutoScalingGroup
+    /// of the template, but StartInstanceRefresh with the version as the
+    /// desired configuration and the roll's preferences; then wait through
+    /// Pending and InProgress (reported with the percentage) to Successful.
+    #[tokio::test(start_paused = true)]
+    async fn a_new_template_version_rolls_the_instances_and_waits_for_the_refresh() {
+        let polls = Arc::new(AtomicUsize::new(0));
+        let p = polls.clone();
+        let fake = FakeAws::new(move |req| match req.action.as_str() {
+            "StartInstanceRefresh" => asg_ok("StartInstanceRefresh", "<InstanceRefreshId>ir-1</InstanceRefreshId>"),
+            "DescribeInstanceRefreshes" => {
+                assert_eq!(req.param("InstanceRefreshIds.member.1"), Some("ir-1"));
+                let body = match p.fetch_add(1, Ordering::SeqCst) {
+                    0 => refresh("Pending", ""),
+                    1 | 2 => refresh(
+                        "InProgress",
+                        "<PercentageComplete>33</PercentageComplete><InstancesToUpdate>2</InstancesToUpdate>",
+                    ),
+                    3 => refresh(
+                        "InProgress",
+                        "<PercentageComplete>66</PercentageComplete><InstancesToUpdate>1</InstancesToUpdate>",
+                    ),
+                    _ => refresh("Successful", "<PercentageComplete>100</PercentageComplete>"),
+                };
+                asg_ok("DescribeInstanceRefreshes", &body)
+            }
+            other => panic!("unexpected call {other}"),
+        });
+        let c = fake.clients().await;
+        let (ctx, reports) = recording_ctx(Address::keyed("aws_autoscaling_group", "pool", "worker"), "t");
+        let (prior, desired) = rolled();
+        let out = update(&c, &ctx, &prior, &desired).await.unwrap();
+        assert_eq!(out["launch_template_version"], json!("2"));
+        assert_eq!(polls.load(Ordering::SeqCst), 5);
+        let sent = fake.sent();
+        assert_eq!(sent[0].action, "StartInstanceRefresh", "the template moves with the refresh, not before it");
+        let start = &sent[0];
+        assert_eq!(start.param("AutoScalingGroupName"), Some("demo-worker"));
+        assert_eq!(start.param("Strategy"), Some("Rolling"));
+        assert_eq!(start.param("DesiredConfiguration.LaunchTemplate.LaunchTemplateId"), Some("lt-1"));
+        assert_eq!(start.param("DesiredConfiguration.LaunchTemplate.Version"), Some("2"));
+        assert_eq!(start.param("Preferences.MinHealthyPercentage"), Some("90"));
+        assert_eq!(start.param("Preferences.MaxHealthyPercentage"), Some("110"));
+        assert_eq!(start.param("Preferences.SkipMatching"), Some("true"));
+        assert!(sent[1..].iter().all(|s| s.action == "DescribeInstanceRefreshes"));
+        assert_eq!(
+            *reports.lock().unwrap(),
+            [
+                "instance refresh ir-1 started: rolling demo-worker to launch template version 2",
+                "waiting for instance refresh ir-1 of auto scaling group demo-worker (now Pending)",
+                "waiting for instance refresh ir-1 of auto scaling group demo-worker (now InProgress, 33% complete, 2 instances to update)",
+                "waiting for instance refresh ir-1 of auto scaling group demo-worker (now InProgress, 66% complete, 1 instances to update)",
+            ]
+        );
+    }
+
+    /// A refresh that fails, is cancelled or rolls back fails the update with
+    /// AWS's reason; nothing claims the roll happened.
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_or_cancelled_refresh_fails_the_update_with_the_reason() {
+        for (status, reason) in [
+            ("Failed", "Instances failed to launch: insufficient capacity"),
+            ("Cancelled", "Cancelled by the user"),
+            ("RollbackSuccessful", "Rolled back after an alarm"),
+        ] {
+            let fake = FakeAws::new(move |req| match req.action.as_str() {
+                "StartInstanceRefresh" => asg_ok("StartInstanceRefresh", "<InstanceRefreshId>ir-1</InstanceRefreshId>"),
+                "DescribeInstanceRefreshes" => asg_ok(
+                    "DescribeInstanceRefreshes",
+                    &refresh(status, &format!("<StatusReason>{reason}</StatusReason>")),
+                ),
+                other => panic!("unexpected call {other}"),
+            });
+            let c = fake.clients().await;
+            let (ctx, _) = recording_ctx(Address::keyed("aws_autoscaling_group", "pool", "worker"), "t");
+            let (prior, desired) = rolled();
+            let err = update(&c, &ctx, &prior, &desired).await.unwrap_err();
+            assert!(err.message.contains(&format!("ended {status}: {reason}")), "{err}");
+            assert!(err.message.contains("stays on its previous launch template version"), "{err}");
+        }
+    }
+
+    /// Waiting is bounded: a refresh that never finishes ends the update with
+    /// a timeout naming the refresh and its last state.
+    #[tokio::test(start_paused = true)]
+    async fn waiting_for_a_refresh_is_bounded() {
+        let fake = FakeAws::new(|req| match req.action.as_str() {
+            "StartInstanceRefresh" => asg_ok("StartInstanceRefresh", "<InstanceRefreshId>ir-1</InstanceRefreshId>"),
+            _ => asg_ok(
+                "DescribeInstanceRefreshes",
+                &refresh("InProgress", "<PercentageComplete>50</PercentageComplete>"),
+            ),
+        });
+        let c = fake.clients().await;
+        let (ctx, _) = recording_ctx(Address::keyed("aws_autoscaling_group", "pool", "worker"), "t");
+        let (prior, desired) = rolled();
+        let started = tokio::time::Instant::now();
+        let err = update(&c, &ctx, &prior, &desired).await.unwrap_err();
+        assert!(err.message.starts_with("timed out after 3600s waiting for instance refresh ir-1"), "{err}");
+        assert!(err.message.contains("InProgress, 50% complete"), "{err}");
+        assert!(started.elapsed() <= std::time::Duration::from_secs(REFRESH_PATIENCE_MINUTES * 60));
+    }
+
+    /// An endpoint without instance refresh (the emulator answers an HTML
+    /// 500 page) and a refresh already running each get an error that says
+    /// so; neither moves the group.
+    #[tokio::test(start_paused = true)]
+    async fn no_instance_refresh_at_the_endpoint_is_an_error_not_a_success() {
+        let fake = FakeAws::new(|req| match req.action.as_str() {
+            "StartInstanceRefresh" => (500, "<!doctype html><title>500 Internal Server Error</title>".to_string()),
+            other => panic!("unexpected call {other}"),
+        });
+        let c = fake.clients().await;
+        let (ctx, _) = recording_ctx(Address::keyed("aws_autoscaling_group", "pool", "worker"), "t");
+        let (prior, desired) = rolled();
+        let err = update(&c, &ctx, &prior, &desired).await.unwrap_err();
+        assert!(err.message.starts_with("the endpoint does not implement instance refresh"), "{err}");
+        assert!(err.message.contains("not moved to launch template version 2"), "{err}");
+        assert!(fake.actions().iter().all(|a| a == "StartInstanceRefresh"), "{:?}", fake.actions());
+
+        let busy =
+            FakeAws::new(|_| asg_error("InstanceRefreshInProgress", "An Instance Refresh is already in progress"));
+        let c = busy.clients().await;
+        let err = update(&c, &ctx, &prior, &desired).await.unwrap_err();
+        assert!(err.message.contains("already has an instance refresh in progress"), "{err}");
+        assert_eq!(busy.actions(), ["StartInstanceRefresh"], "an answer, not retried");
     }
 }

@@ -8,6 +8,11 @@
 //! call per name when one is gone, as AWS then fails the whole call), their
 //! tags in calls of 20, and their attributes one by one only when the prior
 //! attributes have them. Delete deregisters the instances first.
+//!
+//! `instances` is optional: absent, the load balancer's registrations are
+//! not its to manage (the cluster blueprint's control-plane instances
+//! register themselves through their `load_balancer`, so that each can be
+//! replaced on its own); present, it is the exact list.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -51,7 +56,7 @@ pub(crate) const SPEC: KindSpec = KindSpec {
         Field::new("health_check", Ty::Object(HEALTH_CHECK)),
         Field::new("cross_zone_load_balancing", Ty::Bool),
         Field::new("idle_timeout", Ty::Int),
-        Field::new("instances", Ty::StrList).default("[]"),
+        Field::new("instances", Ty::StrList),
         TAGS,
     ],
     computed: &["id", "dns_name"],
@@ -190,6 +195,9 @@ async fn configure(c: &Clients, name: &str, prior: Option<&Attrs>, attrs: &Attrs
             .await?;
         }
     }
+    if attrs.get("instances").is_none_or(|v| v.is_null()) {
+        return Ok(());
+    }
     let want = attrs::str_list(attrs, "instances")?;
     let had = match prior {
         Some(p) => attrs::str_list(p, "instances")?,
@@ -198,14 +206,7 @@ async fn configure(c: &Clients, name: &str, prior: Option<&Attrs>, attrs: &Attrs
     let register: Vec<String> = want.iter().filter(|i| !had.contains(i)).cloned().collect();
     let deregister: Vec<String> = had.iter().filter(|i| !want.contains(i)).cloned().collect();
     if !register.is_empty() {
-        c.call("RegisterInstancesWithLoadBalancer", Retry::AfterCreate, || {
-            c.elb
-                .register_instances_with_load_balancer()
-                .load_balancer_name(name)
-                .set_instances(Some(instances(&register)))
-                .send()
-        })
-        .await?;
+        register_instances(c, name, &register).await?;
     }
     if !deregister.is_empty() {
         deregister_instances(c, name, &deregister).await?;
@@ -213,7 +214,31 @@ async fn configure(c: &Clients, name: &str, prior: Option<&Attrs>, attrs: &Attrs
     Ok(())
 }
 
-async fn deregister_instances(c: &Clients, name: &str, ids: &[String]) -> Result<(), ApiError> {
+pub(crate) async fn register_instances(c: &Clients, name: &str, ids: &[String]) -> Result<(), ApiError> {
+    c.call("RegisterInstancesWithLoadBalancer", Retry::AfterCreate, || {
+        c.elb
+            .register_instances_with_load_balancer()
+            .load_balancer_name(name)
+            .set_instances(Some(instances(ids)))
+            .send()
+    })
+    .await?;
+    Ok(())
+}
+
+/// The instances registered with each of `names` that exists.
+pub(crate) async fn registrations(c: &Clients, names: &[String]) -> Result<HashMap<String, Vec<String>>, ApiError> {
+    let mut out = HashMap::new();
+    for chunk in names.chunks(20) {
+        for lb in describe_existing(c, chunk).await? {
+            let ids = lb.instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect();
+            out.insert(lb.load_balancer_name().unwrap_or_default().to_string(), ids);
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) async fn deregister_instances(c: &Clients, name: &str, ids: &[String]) -> Result<(), ApiError> {
     let out = c
         .call("DeregisterInstancesFromLoadBalancer", Retry::Standard, || {
             c.elb
@@ -358,9 +383,11 @@ pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option
                 }
             }
         }
-        let registered: Vec<String> =
-            lb.instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect();
-        live.insert("instances".into(), attrs::order_like(req.prior.get("instances"), registered));
+        if req.prior.contains_key("instances") {
+            let registered: Vec<String> =
+                lb.instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect();
+            live.insert("instances".into(), attrs::order_like(req.prior.get("instances"), registered));
+        }
         live.insert("tags".into(), tags::to_value(tags_by_name.get(name).unwrap_or(&tags::Tags::new())));
         out.push(Some(SPEC.shape(&req.prior, live)));
     }

@@ -8,6 +8,13 @@
 //! AWS does not return `user_data` or `associate_public_ip_address`: reads
 //! echo them from the prior attributes. Delete terminates and waits until
 //! `terminated`, so the subnet and groups can go next.
+//!
+//! `load_balancer` names a classic ELB the instance is registered with: at
+//! create once it runs, in place when it changes, and deregistered before
+//! it is terminated, so a node leaves the load balancer before it stops
+//! answering. Reads report it only while the instance is registered there.
+//! (No wait for InService: that needs elasticloadbalancing:
+//! DescribeInstanceHealth, which the seed's policies do not grant.)
 
 use std::collections::HashMap;
 
@@ -21,6 +28,7 @@ use crate::ami;
 use crate::attrs::{self, Field, KindSpec, Ty, TAGS};
 use crate::clients::Clients;
 use crate::ec2util::{client_token, created_but, filter, id_chunks, FILTER_CHUNK};
+use crate::elb;
 use crate::error::ApiError;
 use crate::retry::Retry;
 use crate::tags;
@@ -37,6 +45,7 @@ pub(crate) const SPEC: KindSpec = KindSpec {
         Field::new("user_data", Ty::Str).replace(),
         Field::new("root_volume_size_gib", Ty::Int).replace(),
         Field::new("associate_public_ip_address", Ty::Bool).replace(),
+        Field::new("load_balancer", Ty::Str),
         TAGS,
     ],
     computed: &["id", "private_ip", "public_ip", "resolved_ami"],
@@ -144,6 +153,12 @@ pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Resul
     })
     .await
     .map_err(|e| created_but(&id, &ctx.address, e))?;
+    if let Some(lb) = attrs::opt_str(attrs, "load_balancer")? {
+        ctx.report(format!("registering {id} with load balancer {lb}"));
+        elb::register_instances(c, lb, std::slice::from_ref(&id))
+            .await
+            .map_err(|e| created_but(&id, &ctx.address, e))?;
+    }
     let mut result = attrs.clone();
     result.insert("id".into(), json!(id));
     result.insert("private_ip".into(), json!(running.private_ip_address()));
@@ -218,6 +233,11 @@ pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option
         .filter_map(|i| root_volume_id(i).map(str::to_string))
         .collect();
     let sizes = if volumes.is_empty() { HashMap::new() } else { root_volume_sizes(c, volumes).await? };
+    let mut balancers: Vec<String> =
+        reqs.iter().filter_map(|r| r.prior.get("load_balancer")?.as_str().map(str::to_string)).collect();
+    balancers.sort();
+    balancers.dedup();
+    let registered = if balancers.is_empty() { HashMap::new() } else { elb::registrations(c, &balancers).await? };
     Ok(reqs
         .iter()
         .map(|req| {
@@ -239,6 +259,11 @@ pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option
             if let Some(size) = root_volume_id(i).and_then(|v| sizes.get(v)) {
                 live.insert("root_volume_size_gib".into(), json!(size));
             }
+            if let Some(lb) = req.prior.get("load_balancer").and_then(Value::as_str) {
+                let id = i.instance_id().unwrap_or_default();
+                let there = registered.get(lb).is_some_and(|ids| ids.iter().any(|r| r == id));
+                live.insert("load_balancer".into(), if there { json!(lb) } else { Value::Null });
+            }
             // Not returned by DescribeInstances: as recorded.
             for echoed in ["user_data", "associate_public_ip_address"] {
                 if let Some(v) = req.prior.get(echoed) {
@@ -253,13 +278,20 @@ pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option
         .collect())
 }
 
-pub(crate) async fn update(
-    c: &Clients,
-    _ctx: &OpContext,
-    prior: &Attrs,
-    attrs: &Attrs,
-) -> Result<Attrs, ProviderError> {
+pub(crate) async fn update(c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
     let id = attrs::id(prior)?;
+    let (had, want) = (attrs::opt_str(prior, "load_balancer")?, attrs::opt_str(attrs, "load_balancer")?);
+    if had != want {
+        let ids = [id.to_string()];
+        if let Some(lb) = want {
+            ctx.report(format!("registering {id} with load balancer {lb}"));
+            elb::register_instances(c, lb, &ids).await?;
+        }
+        if let Some(lb) = had {
+            ctx.report(format!("deregistering {id} from load balancer {lb}"));
+            elb::deregister_instances(c, lb, &ids).await?;
+        }
+    }
     let groups = attrs::str_list(attrs, "vpc_security_group_ids")?;
     if groups != attrs::str_list(prior, "vpc_security_group_ids")? {
         c.call("ModifyInstanceAttribute", Retry::AfterCreate, || {
@@ -277,6 +309,11 @@ pub(crate) async fn update(
 
 pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
     let id = attrs::id(prior)?.to_string();
+    if let Some(lb) = attrs::opt_str(prior, "load_balancer")? {
+        // Out of the load balancer first: no request goes to a node that is going away.
+        ctx.report(format!("deregistering {id} from load balancer {lb}"));
+        elb::deregister_instances(c, lb, std::slice::from_ref(&id)).await?;
+    }
     let terminated =
         c.call("TerminateInstances", Retry::Standard, || c.ec2.terminate_instances().instance_ids(&id).send()).await;
     match terminated {
@@ -426,5 +463,96 @@ mod request_tests {
         let c = gone.clients().await;
         delete(&c, &ctx, json!({"id": "i-1"}).as_object().unwrap()).await.unwrap();
         assert_eq!(gone.actions(), ["TerminateInstances"], "not retried: on delete NotFound is an answer");
+    }
+
+    fn elb_ok(action: &str) -> (u16, String) {
+        (
+            200,
+            format!(
+                r#"<{action}Response xmlns="http://elasticloadbalancing.amazonaws.com/doc/2012-06-01/"><{action}Result><Instances/></{action}Result><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></{action}Response>"#
+            ),
+        )
+    }
+
+    fn described(state: &str) -> (u16, String) {
+        ec2_ok(
+            "DescribeInstances",
+            &format!(
+                "<reservationSet><item><instancesSet><item><instanceId>i-1</instanceId>\
+                 <instanceState><name>{state}</name></instanceState></item></instancesSet></item></reservationSet>"
+            ),
+        )
+    }
+
+    /// A control-plane node joins its load balancer once it runs, and leaves
+    /// it before it is terminated: no request reaches a node going away.
+    #[tokio::test(start_paused = true)]
+    async fn a_node_registers_once_running_and_deregisters_before_termination() {
+        let fake = FakeAws::new(|req| {
+            match req.action.as_str() {
+            "RunInstances" => ec2_ok(
+                "RunInstances",
+                "<instancesSet><item><instanceId>i-1</instanceId><instanceState><name>pending</name></instanceState></item></instancesSet>",
+            ),
+            "DescribeInstances" => described("running"),
+            "RegisterInstancesWithLoadBalancer" | "DeregisterInstancesFromLoadBalancer" => {
+                assert_eq!(req.param("LoadBalancerName"), Some("demo-apiserver"));
+                assert_eq!(req.param("Instances.member.1.InstanceId"), Some("i-1"));
+                elb_ok(&req.action)
+            }
+            "TerminateInstances" => ec2_ok("TerminateInstances", "<instancesSet/>"),
+            other => panic!("unexpected call {other}"),
+        }
+        });
+        let c = fake.clients().await;
+        let (ctx, _) = recording_ctx(Address::keyed("aws_instance", "control_plane", "0"), "t");
+        let attrs = json!({"ami": "ami-1", "instance_type": "m5.large", "subnet_id": "subnet-a",
+            "vpc_security_group_ids": ["sg-cp"], "load_balancer": "demo-apiserver"});
+        let out = create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap();
+        assert_eq!(out["load_balancer"], json!("demo-apiserver"));
+        assert_eq!(fake.actions(), ["RunInstances", "DescribeInstances", "RegisterInstancesWithLoadBalancer"]);
+
+        let fake = FakeAws::new(move |req| match req.action.as_str() {
+            "DeregisterInstancesFromLoadBalancer" => elb_ok("DeregisterInstancesFromLoadBalancer"),
+            "TerminateInstances" => ec2_ok("TerminateInstances", "<instancesSet/>"),
+            "DescribeInstances" => described("terminated"),
+            other => panic!("unexpected call {other}"),
+        });
+        let c = fake.clients().await;
+        delete(&c, &ctx, &out).await.unwrap();
+        assert_eq!(fake.actions(), ["DeregisterInstancesFromLoadBalancer", "TerminateInstances", "DescribeInstances"]);
+    }
+
+    /// A node that has left its load balancer (or never joined) reads as
+    /// unregistered, so the next plan registers it again in place.
+    #[tokio::test]
+    async fn read_reports_the_load_balancer_only_while_registered() {
+        let fake = FakeAws::new(|req| {
+            match req.action.as_str() {
+            "DescribeInstances" => ec2_ok(
+                "DescribeInstances",
+                "<reservationSet><item><instancesSet>\
+                 <item><instanceId>i-1</instanceId><instanceState><name>running</name></instanceState></item>\
+                 <item><instanceId>i-2</instanceId><instanceState><name>running</name></instanceState></item>\
+                 </instancesSet></item></reservationSet>",
+            ),
+            "DescribeLoadBalancers" => (
+                200,
+                r#"<DescribeLoadBalancersResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2012-06-01/"><DescribeLoadBalancersResult><LoadBalancerDescriptions><member><LoadBalancerName>demo-apiserver</LoadBalancerName><Instances><member><InstanceId>i-1</InstanceId></member></Instances></member></LoadBalancerDescriptions></DescribeLoadBalancersResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></DescribeLoadBalancersResponse>"#
+                    .to_string(),
+            ),
+            other => panic!("unexpected call {other}"),
+        }
+        });
+        let c = fake.clients().await;
+        let req = |id: &str| ReadRequest {
+            address: Address::keyed("aws_instance", "control_plane", id),
+            kind: "aws_instance".into(),
+            prior: json!({"id": id, "load_balancer": "demo-apiserver"}).as_object().unwrap().clone(),
+        };
+        let out = read(&c, &[req("i-1"), req("i-2")]).await.unwrap();
+        assert_eq!(out[0].as_ref().unwrap()["load_balancer"], json!("demo-apiserver"));
+        assert_eq!(out[1].as_ref().unwrap().get("load_balancer"), Some(&Value::Null));
+        assert_eq!(fake.actions().iter().filter(|a| *a == "DescribeLoadBalancers").count(), 1, "one call for both");
     }
 }

@@ -103,8 +103,20 @@ impl Needs {
 }
 
 impl AwsProvider {
-    /// Check `needs` against the account and region. Read-only calls.
+    /// Check `needs` against the account and region: what must exist, then
+    /// capacity. Read-only calls.
     pub async fn preflight(&self, needs: &Needs) -> Result<Vec<Check>, ProviderError> {
+        let mut checks = self.existence_checks(needs).await?;
+        checks.extend(self.capacity_checks(needs).await?);
+        Ok(checks)
+    }
+
+    /// The checks `apply` runs itself before any change: the AZs, key pairs
+    /// and images the spec names exist. A few describes, and true on every
+    /// re-apply of a cluster that exists. Capacity is not among them: its
+    /// needs count the whole spec, so on a re-apply they would count the
+    /// cluster's own Elastic IPs and instances against it.
+    pub async fn existence_checks(&self, needs: &Needs) -> Result<Vec<Check>, ProviderError> {
         let c = &*self.clients;
         let mut checks = Vec::new();
 
@@ -157,6 +169,13 @@ impl AwsProvider {
             let problem = (!ok).then(|| detail.clone());
             checks.push(Check::new(format!("image {image}"), "exists", if ok { detail } else { "no".into() }, problem));
         }
+        Ok(checks)
+    }
+
+    /// Room for the Elastic IPs, VPCs, NAT gateways and instances `needs` counts.
+    async fn capacity_checks(&self, needs: &Needs) -> Result<Vec<Check>, ProviderError> {
+        let c = &*self.clients;
+        let mut checks = Vec::new();
 
         let attributes = c
             .call("DescribeAccountAttributes", Retry::Standard, || {
