@@ -21,7 +21,7 @@ use skyplan_state::State;
 use crate::address::Address;
 use crate::diagnostic::{Diagnostic, Diagnostics, Location};
 use crate::graph::ResourceGraph;
-use crate::plan::{parse_addresses, Action, Change, Plan};
+use crate::plan::{parse_addresses, Change, Plan};
 use crate::provider::Providers;
 use crate::value::Attrs;
 
@@ -115,21 +115,9 @@ pub fn add_to_plan(plan: &mut Plan, found: Vec<Found>, graph: &ResourceGraph, st
         let prior_dependencies =
             recorded.or_else(|| graph.get(&orphan.address).map(|node| node.dependencies.clone())).unwrap_or_default();
         plan.summary.delete += 1;
-        plan.changes.push(Change {
-            address: orphan.address,
-            action: Action::Delete,
-            before: Some(attributes),
-            after: None,
-            kind: orphan.kind,
-            provider: orphan.provider,
-            replace_because: Vec::new(),
-            config: None,
-            dependencies: Vec::new(),
-            prior_dependencies,
-            orphan: true,
-            rolling_group: None,
-            deposed: false,
-        });
+        let mut change = Change::delete(orphan.address, orphan.kind, orphan.provider, attributes, prior_dependencies);
+        change.orphan = true;
+        plan.changes.push(change);
     }
     plan.changes.sort_by(|a, b| a.address.cmp(&b.address));
 }

@@ -79,6 +79,35 @@ pub struct Change {
     pub deposed: bool,
 }
 
+impl Change {
+    /// A delete of an object the cloud holds: `before` is what is known of
+    /// it, `prior_dependencies` what it depended on when created (their
+    /// deletes wait for this one).
+    pub fn delete(
+        address: Address,
+        kind: String,
+        provider: String,
+        before: Attrs,
+        prior_dependencies: Vec<Address>,
+    ) -> Change {
+        Change {
+            address,
+            action: Action::Delete,
+            before: Some(before),
+            after: None,
+            kind,
+            provider,
+            replace_because: Vec::new(),
+            config: None,
+            dependencies: Vec::new(),
+            prior_dependencies,
+            orphan: false,
+            rolling_group: None,
+            deposed: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     pub create: usize,
@@ -212,21 +241,13 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
         if !destroy && graph.get(&parsed).is_some() {
             continue;
         }
-        changes.push(Change {
-            address: parsed,
-            action: Action::Delete,
-            before: Some(prior.attributes.clone()),
-            after: None,
-            kind: prior.kind.clone(),
-            provider: prior.provider.clone(),
-            replace_because: Vec::new(),
-            config: None,
-            dependencies: Vec::new(),
-            prior_dependencies: parse_addresses(&prior.dependencies),
-            orphan: false,
-            rolling_group: None,
-            deposed: false,
-        });
+        changes.push(Change::delete(
+            parsed,
+            prior.kind.clone(),
+            prior.provider.clone(),
+            prior.attributes.clone(),
+            parse_addresses(&prior.dependencies),
+        ));
     }
     // What an interrupted create-before-destroy replacement left: deleted
     // now, before anything else happens to the address.
@@ -234,21 +255,15 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
         let Ok(parsed) = address.parse::<Address>() else {
             continue;
         };
-        changes.push(Change {
-            address: parsed,
-            action: Action::Delete,
-            before: Some(prior.attributes.clone()),
-            after: None,
-            kind: prior.kind.clone(),
-            provider: prior.provider.clone(),
-            replace_because: Vec::new(),
-            config: None,
-            dependencies: Vec::new(),
-            prior_dependencies: parse_addresses(&prior.dependencies),
-            orphan: false,
-            rolling_group: None,
-            deposed: true,
-        });
+        let mut change = Change::delete(
+            parsed,
+            prior.kind.clone(),
+            prior.provider.clone(),
+            prior.attributes.clone(),
+            parse_addresses(&prior.dependencies),
+        );
+        change.deposed = true;
+        changes.push(change);
     }
 
     // Sorted through indexes: a Change is large, and moving each once is
