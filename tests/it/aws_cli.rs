@@ -60,10 +60,7 @@ fn dynamic_cluster_apply_no_changes_resize_destroy() {
     assert!(apply.stdout.contains("Apply complete! Resources: 38 added"), "{}", apply.stdout);
 
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let config = rt.block_on(emulator.sdk_config());
-    let ec2 = aws_sdk_ec2::Client::new(&config);
-    let elb = aws_sdk_elasticloadbalancing::Client::new(&config);
-    let asg = aws_sdk_autoscaling::Client::new(&config);
+    let (ec2, elb, asg) = emulator.clients(&rt);
 
     rt.block_on(check_cluster_layout(&ec2, &elb, &asg));
 

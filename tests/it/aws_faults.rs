@@ -244,10 +244,7 @@ fn each_kind_of_create_survives_its_answer_being_lost() {
     assert_eq!(r.retried, 0, "a lost answer is never simply sent again: {}", apply.stderr);
     assert!(r.found > 0 && r.not_found == 0, "each lost create was found: {r:?}");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let config = rt.block_on(emulator.sdk_config());
-    let ec2 = aws_sdk_ec2::Client::new(&config);
-    let elb = aws_sdk_elasticloadbalancing::Client::new(&config);
-    let asg = aws_sdk_autoscaling::Client::new(&config);
+    let (ec2, elb, asg) = emulator.clients(&rt);
     rt.block_on(check_cluster_layout(&ec2, &elb, &asg));
     assert_eq!(rt.block_on(emulator_ids(&ec2, &elb, &asg)), state_ids(&w, "demo.state.json"));
     w.run(&["plan", "demo.toml", "--detailed-exitcode"]).ok();
@@ -282,10 +279,7 @@ fn converge_through(rates: Rates) -> [u64; 3] {
 
     // Checked past the proxy and past skyplan.
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let config = rt.block_on(emulator.sdk_config());
-    let ec2 = aws_sdk_ec2::Client::new(&config);
-    let elb = aws_sdk_elasticloadbalancing::Client::new(&config);
-    let asg = aws_sdk_autoscaling::Client::new(&config);
+    let (ec2, elb, asg) = emulator.clients(&rt);
     rt.block_on(check_cluster_layout(&ec2, &elb, &asg));
     let recorded = state_ids(&w, "demo.state.json");
     assert_eq!(recorded.values().map(BTreeSet::len).sum::<usize>(), 38);

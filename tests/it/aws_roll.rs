@@ -200,10 +200,7 @@ fn a_profile_change_rolls_the_control_plane_one_node_at_a_time_behind_the_load_b
     let emulator = Emulator::start();
     let w = workdir(&emulator);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let config = rt.block_on(emulator.sdk_config());
-    let ec2 = aws_sdk_ec2::Client::new(&config);
-    let elb = aws_sdk_elasticloadbalancing::Client::new(&config);
-    let asg = aws_sdk_autoscaling::Client::new(&config);
+    let (ec2, elb, asg) = emulator.clients(&rt);
 
     // An empty worker pool: its template still versions, and the group
     // moves to the new version without an instance refresh.

@@ -134,6 +134,20 @@ impl Emulator {
             .load()
             .await
     }
+
+    /// EC2, classic ELB and Auto Scaling clients of [`Self::sdk_config`], for
+    /// checking what exists independently of the provider under test.
+    pub fn clients(
+        &self,
+        rt: &tokio::runtime::Runtime,
+    ) -> (aws_sdk_ec2::Client, aws_sdk_elasticloadbalancing::Client, aws_sdk_autoscaling::Client) {
+        let config = rt.block_on(self.sdk_config());
+        (
+            aws_sdk_ec2::Client::new(&config),
+            aws_sdk_elasticloadbalancing::Client::new(&config),
+            aws_sdk_autoscaling::Client::new(&config),
+        )
+    }
 }
 
 impl Drop for Emulator {
