@@ -50,8 +50,10 @@ pub async fn run(global: &Global, ui: &Ui, args: ApplyArgs) -> Result<ExitCode> 
         preflight::before_apply(ui, &planned.spec).await?;
     }
     if !planned.plan.has_changes() {
-        if planned.settled {
-            // Adopted resources must be recorded even with nothing to do.
+        // Adopted resources must be recorded even with nothing to do; and a
+        // killed run's journal is folded in, so the state file alone is
+        // complete again.
+        if planned.settled || planned.backend.has_unfolded_changes() {
             let mut state = planned.state.clone();
             state.serial += 1;
             planned.backend.persist(&state)?;

@@ -67,6 +67,15 @@ pub trait Backend: Send + Sync {
     fn lock_is_local(&self) -> bool {
         false
     }
+
+    /// Whether changes persisted by an earlier run are still outside the
+    /// state's main copy (a local journal a killed run left unfolded):
+    /// `load` includes them, but the file alone does not. A run that holds
+    /// the lock and writes nothing else persists the loaded state to fold
+    /// them in.
+    fn has_unfolded_changes(&self) -> bool {
+        false
+    }
 }
 
 /// Who holds a state lock, and since when. Stored as JSON in the lock.

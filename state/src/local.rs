@@ -241,6 +241,10 @@ impl Backend for LocalBackend {
         format!("local file {}", self.path.display())
     }
 
+    fn has_unfolded_changes(&self) -> bool {
+        self.journal_path().exists()
+    }
+
     fn load(&self) -> Result<Option<State>, StateError> {
         let bytes = match fs::read(&self.path) {
             Ok(bytes) => bytes,
@@ -830,6 +834,29 @@ mod journal_tests {
         }
         state.serial += 1;
         backend.persist_batch(state, &batch).unwrap();
+    }
+
+    /// What a killed run leaves (a journal never folded) is reported, so
+    /// the next run that writes nothing else can fold it in.
+    #[test]
+    fn an_unfolded_journal_is_reported_until_a_persist_folds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        let backend = LocalBackend::new(path.clone());
+        let mut state = State::new();
+        commit(&backend, &mut state, vec![Mutation::Upsert("a.a".into(), resource("1"))]);
+        assert!(!backend.has_unfolded_changes(), "the first batch replaces the file");
+        commit(&backend, &mut state, vec![Mutation::Upsert("b.b".into(), resource("2"))]);
+        drop(backend); // killed: finish_run never ran
+
+        let next = LocalBackend::new(path.clone());
+        assert!(next.has_unfolded_changes());
+        let loaded = next.load().unwrap().unwrap();
+        assert_eq!(loaded.resources.len(), 2);
+        next.persist(&loaded).unwrap();
+        assert!(!next.has_unfolded_changes());
+        let file: State = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(file.resources.len(), 2, "the file alone is complete");
     }
 
     #[test]
