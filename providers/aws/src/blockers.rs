@@ -6,12 +6,40 @@
 //! instance's), so after the bounded wait in `retry::while_blocked` the
 //! delete error lists them.
 
-use skyplan_engine::ProviderError;
+use std::future::Future;
+
+use skyplan_engine::{OpContext, ProviderError};
 
 use crate::clients::Clients;
 use crate::ec2util::filter;
 use crate::error::ApiError;
-use crate::retry::Retry;
+use crate::retry::{self, Retry};
+
+/// Delete a VPC, subnet or security group with `delete` (one AWS call):
+/// retried while something still uses it, for the bounded time of
+/// [`retry::while_blocked`]; one already gone counts as deleted; when the
+/// wait runs out, the error lists the network interfaces whose
+/// `filter_name` is `id` (see [`explain`]).
+pub(crate) async fn delete_once_unused<T, F, Fut>(
+    c: &Clients,
+    ctx: &OpContext,
+    what: &str,
+    filter_name: &str,
+    id: &str,
+    delete: F,
+) -> Result<(), ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ApiError>>,
+{
+    let t = &c.timeouts;
+    match retry::while_blocked(ctx, &format!("{what} {id}"), t.blocked_delete, t.blocked_backoff, delete).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) if e.has_code(retry::BLOCKED) => Err(explain(c, filter_name, id, e).await),
+        Err(e) => Err(e.into()),
+    }
+}
 
 /// `err` plus the network interfaces whose `filter_name` (`vpc-id`,
 /// `subnet-id`, `group-id`) is `id`.

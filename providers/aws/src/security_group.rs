@@ -28,7 +28,7 @@ use crate::blockers;
 use crate::clients::Clients;
 use crate::ec2util::{created_but, describe_by_id, filter, FILTER_CHUNK};
 use crate::error::ApiError;
-use crate::retry::{self, Retry};
+use crate::retry::Retry;
 use crate::tags::{self, ADDRESS_TAG};
 
 const RULE: &[Field] = &[
@@ -465,18 +465,10 @@ pub(crate) async fn update(
 
 pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
     let id = attrs::id(prior)?;
-    let t = &c.timeouts;
-    let deleted =
-        retry::while_blocked(ctx, &format!("security group {id}"), t.blocked_delete, t.blocked_backoff, || {
-            c.call("DeleteSecurityGroup", Retry::Standard, || c.ec2.delete_security_group().group_id(id).send())
-        })
-        .await;
-    match deleted {
-        Ok(_) => Ok(()),
-        Err(e) if e.is_not_found() => Ok(()),
-        Err(e) if e.has_code(retry::BLOCKED) => Err(blockers::explain(c, "group-id", id, e).await),
-        Err(e) => Err(e.into()),
-    }
+    blockers::delete_once_unused(c, ctx, "security group", "group-id", id, || {
+        c.call("DeleteSecurityGroup", Retry::Standard, || c.ec2.delete_security_group().group_id(id).send())
+    })
+    .await
 }
 
 #[cfg(test)]

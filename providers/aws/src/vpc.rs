@@ -17,7 +17,7 @@ use crate::blockers;
 use crate::clients::Clients;
 use crate::ec2util::{created_but, describe_by_id, filter};
 use crate::error::ApiError;
-use crate::retry::{self, Retry};
+use crate::retry::Retry;
 use crate::tags;
 
 pub(crate) const SPEC: KindSpec = KindSpec {
@@ -149,15 +149,8 @@ pub(crate) async fn update(
 
 pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
     let id = attrs::id(prior)?;
-    let t = &c.timeouts;
-    let deleted = retry::while_blocked(ctx, &format!("VPC {id}"), t.blocked_delete, t.blocked_backoff, || {
+    blockers::delete_once_unused(c, ctx, "VPC", "vpc-id", id, || {
         c.call("DeleteVpc", Retry::Standard, || c.ec2.delete_vpc().vpc_id(id).send())
     })
-    .await;
-    match deleted {
-        Ok(_) => Ok(()),
-        Err(e) if e.is_not_found() => Ok(()),
-        Err(e) if e.has_code(retry::BLOCKED) => Err(blockers::explain(c, "vpc-id", id, e).await),
-        Err(e) => Err(e.into()),
-    }
+    .await
 }
