@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
-use skyplan_engine::spec::{self, NodePool, SpecFile};
+use crate::model::{self as spec, NodePool, SpecFile};
 use skyplan_engine::{Attrs, SpecError};
 
 use crate::cidr::{CidrError, Ipv4Cidr};
