@@ -211,8 +211,11 @@ impl<T: DeserializeOwned> Spec<T> {
         // rest the provider crate's. Both halves keep the spans of the text.
         let root = toml::de::DeTable::parse(&source.text).map_err(toml_error)?;
         let span = root.span();
-        let (ours, theirs): (Vec<_>, Vec<_>) = root.into_inner().into_iter().partition(|(k, _)| k.get_ref() == "resource");
-        let half = |entries: Vec<_>| toml::de::Deserializer::from(toml::Spanned::new(span.clone(), entries.into_iter().collect()));
+        let (ours, theirs): (Vec<_>, Vec<_>) =
+            root.into_inner().into_iter().partition(|(k, _)| k.get_ref() == "resource");
+        let half = |entries: Vec<_>| {
+            toml::de::Deserializer::from(toml::Spanned::new(span.clone(), entries.into_iter().collect()))
+        };
         let file = T::deserialize(half(theirs)).map_err(toml_error)?;
         let tables = ResourceTables::deserialize(half(ours)).map_err(toml_error)?;
         let mut errors = Vec::new();
@@ -335,7 +338,8 @@ mod tests {
 
     #[test]
     fn contributed_tables_beside_raw_resources() {
-        let spec = parse_tables("[cluster]\nname = \"demo\"\nregion = \"r\"\n[resource.sim_resource.a]\nsize = 1\n").unwrap();
+        let spec =
+            parse_tables("[cluster]\nname = \"demo\"\nregion = \"r\"\n[resource.sim_resource.a]\nsize = 1\n").unwrap();
         assert_eq!(spec.file.cluster.unwrap().name, "demo");
         assert_eq!(spec.resources.len(), 1);
     }

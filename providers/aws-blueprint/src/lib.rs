@@ -41,8 +41,8 @@ use serde_json::Value;
 use skyplan_engine::orphans::Ownership;
 use skyplan_engine::{Address, Diagnostics, Reference, Resource, Source, Spec, SpecError};
 
-pub use cluster::PriceSource;
 use crate::model::SpecFile;
+pub use cluster::PriceSource;
 
 /// An AWS spec, read and validated once per run: everything a command
 /// needs from it. Invalid input is reported at file:line:column.

@@ -12,9 +12,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
+use crate::model::{PlacementMode, SpecFile};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use crate::model::{PlacementMode, SpecFile};
 use skyplan_engine::{Resource, SpecError};
 
 /// The policy language version every document carries.
