@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::backend::{Backend, LockInfo};
+use crate::backend::Backend;
 use crate::error::StateError;
-use crate::model::{random_id, State, FORMAT_VERSION};
-use crate::writer::Mutation;
+use crate::lock::LockInfo;
+use crate::model::{random_id, Mutation, State, FORMAT_VERSION};
 
 /// How often [`LocalBackend::lock`] retries while someone else holds the lock.
 const LOCK_POLL: Duration = Duration::from_millis(100);
