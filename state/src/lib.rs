@@ -8,6 +8,8 @@
 //! - [`local`]: [`LocalBackend`], a state file on local disk with atomic
 //!   replace, a `.backup` of the previous run and a `.lock` file; plus
 //!   [`write_atomic`] for other files that need the same care.
+//! - `conformance`: the checks every backend's tests run (`conformance::run`),
+//!   as Terraform's statemgr `TestFull`.
 //! - [`writer`]: [`Writer`], a single writer thread that group-commits
 //!   mutations so the executor can persist after every operation.
 //!
@@ -17,6 +19,9 @@
 //! The on-disk format is described in `docs/state.md`.
 
 pub mod backend;
+/// The suite every [`Backend`] passes (tests only; see the module).
+#[doc(hidden)]
+pub mod conformance;
 pub mod error;
 pub mod local;
 pub mod lock;

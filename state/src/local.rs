@@ -540,6 +540,19 @@ mod tests {
     }
 
     #[test]
+    fn passes_the_backend_conformance_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("demo.state.json");
+        let open = || Box::new(LocalBackend::new(path.clone())) as Box<dyn Backend>;
+        let backup = LocalBackend::new(path.clone()).backup_path();
+        let read_backup = || {
+            let bytes = fs::read(&backup).ok()?;
+            Some(parse_state(&backup, &backup, &bytes).expect("the backup is valid state"))
+        };
+        crate::conformance::run(&crate::conformance::Subject { open: &open, read_backup: &read_backup });
+    }
+
+    #[test]
     fn missing_file_loads_as_none() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(backend_in(&dir).load().unwrap(), None);
