@@ -13,7 +13,6 @@ use skyplan_state::State;
 
 use crate::address::Address;
 use crate::graph::{Node, ResourceGraph};
-use crate::orphans::Orphan;
 use crate::value::{contains_unknown, unknown, Attrs, Reference};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -138,6 +137,19 @@ pub struct Plan {
     /// them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orphans: Vec<Orphan>,
+}
+
+/// One orphan, as a plan reports it (found and deleted by
+/// [`crate::orphans`]). Part of the plan's data, so it lives with the plan:
+/// `orphans` depends on `plan`, never the reverse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Orphan {
+    /// The address it was created for (not one the state records for it).
+    pub address: Address,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub provider: String,
+    pub id: String,
 }
 
 impl Plan {
