@@ -67,7 +67,7 @@ impl ResourceGraph {
                         &resource.address,
                         format!("no provider serves resource type `{}`", resource.address.kind),
                     )
-                    .with_help("known types: sim_resource and the aws_* types of docs/aws-resources.md"),
+                    .with_help("check the spelling; docs/spec.md lists the resource types skyplan serves"),
                 );
                 continue;
             };
