@@ -19,7 +19,8 @@ use skyplan_engine::Source;
 use super::plan::drift_notes;
 use crate::cli::Global;
 use crate::ui::Ui;
-use crate::workspace::{self, Lock, SpecHooks};
+use crate::commands::hooks::SpecHooks;
+use crate::workspace::{self, Lock};
 
 pub struct ApplyArgs {
     pub target: PathBuf,

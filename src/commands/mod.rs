@@ -1,6 +1,7 @@
 //! One module per command: turn flags into options, call the engine, print.
 
 pub mod apply;
+pub mod hooks;
 pub mod inspect;
 pub mod plan;
 pub mod policy;

@@ -14,7 +14,8 @@ use skyplan_engine::render::{human, json};
 
 use crate::cli::Global;
 use crate::ui::Ui;
-use crate::workspace::{self, SpecHooks, SpotPrices, SpotStatus};
+use crate::commands::hooks::SpecHooks;
+use crate::workspace::{self, SpotPrices, SpotStatus};
 
 pub struct PlanOptions {
     pub spec: PathBuf,

@@ -25,7 +25,7 @@ pub async fn run(global: &Global, ui: &Ui, spec_path: &Path) -> Result<ExitCode>
     let providers = workspace::providers(&spec, &state_path, &kinds).await?;
     // Everything validate checks comes first: a broken spec is not "ready".
     ResourceGraph::build(resources.clone(), &providers)?;
-    if !kinds.iter().any(|k| k.starts_with("aws_")) {
+    if !kinds.iter().any(|k| skyplan_aws_blueprint::is_aws_type(k)) {
         println!("{} creates nothing on AWS: nothing to check.", spec_path.display());
         return Ok(ExitCode::SUCCESS);
     }
@@ -41,7 +41,7 @@ pub async fn run(global: &Global, ui: &Ui, spec_path: &Path) -> Result<ExitCode>
 /// the preflight table and returns an error when one fails.
 pub async fn before_apply(ui: &Ui, spec: &AwsSpec) -> Result<()> {
     let resources = &spec.resources;
-    if !resources.iter().any(|r| r.address.kind.starts_with("aws_")) {
+    if !resources.iter().any(|r| skyplan_aws_blueprint::is_aws_type(&r.address.kind)) {
         return Ok(());
     }
     if check(ui, spec, resources, Scope::Existence).await? {

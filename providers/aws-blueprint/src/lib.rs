@@ -105,6 +105,13 @@ fn cluster_ownership(spec: &SpecFile) -> Option<Ownership> {
     Some(Ownership { tags: ownership(&cluster.name), keep })
 }
 
+/// Whether a resource type is one of AWS's (`aws_vpc`, `aws_instance`, ...):
+/// which types the AWS provider serves is this crate's knowledge, so the
+/// binary asks here instead of matching type names itself.
+pub fn is_aws_type(kind: &str) -> bool {
+    kind.starts_with("aws_")
+}
+
 /// Expand the `[cluster]`-related tables of a spec into raw AWS resources,
 /// sorted by address. `Ok(vec![])` when the spec has no `[cluster]` (and no
 /// other cluster tables). On invalid input, every problem found, each with
