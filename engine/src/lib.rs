@@ -29,6 +29,8 @@ mod proptests;
 mod testing;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tidy;
 
 pub use address::Address;
 pub use diagnostic::{Diagnostic, Diagnostics, Location};

@@ -18,8 +18,8 @@ use skyplan_engine::Source;
 
 use super::plan::drift_notes;
 use crate::cli::Global;
-use crate::ui::Ui;
 use crate::commands::hooks::SpecHooks;
+use crate::ui::Ui;
 use crate::workspace::{self, Lock};
 
 pub struct ApplyArgs {

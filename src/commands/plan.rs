@@ -13,8 +13,8 @@ use skyplan_engine::refresh::Drift;
 use skyplan_engine::render::{human, json};
 
 use crate::cli::Global;
-use crate::ui::Ui;
 use crate::commands::hooks::SpecHooks;
+use crate::ui::Ui;
 use crate::workspace::{self, SpotPrices, SpotStatus};
 
 pub struct PlanOptions {
