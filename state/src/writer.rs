@@ -165,9 +165,9 @@ pub(crate) fn apply(state: &mut State, mutation: Mutation) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::local::LocalBackend;
     use crate::lock::LockInfo;
     use crate::model::ResourceState;
-    use crate::local::LocalBackend;
     use serde_json::{json, Map};
     use std::io::{BufRead, BufReader};
     use std::path::{Path, PathBuf};
