@@ -11,11 +11,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use skyplan_engine::graph::ResourceGraph;
-use std::collections::BTreeSet;
 
 use skyplan_aws_blueprint::AwsSpec;
-use skyplan_engine::ops::{Desired, HookError, Hooks, OpsError, Workspace};
-use skyplan_engine::plan::Plan;
+use skyplan_engine::ops::{Desired, Hooks, OpsError, Workspace};
 use skyplan_engine::{Providers, Redactor};
 use skyplan_state::{Backend, LocalBackend, LockInfo, State, StateError};
 

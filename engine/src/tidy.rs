@@ -545,7 +545,7 @@ fn import_circles(src: &Path) -> Vec<String> {
         let own = module_path(src, file);
         for (line, path) in module_paths_used(text, &own) {
             // The deepest module the path names.
-            let depth = (0..=path.len()).rev().find(|&n| modules.contains(&path[..n].to_vec())).unwrap_or(0);
+            let depth = (0..=path.len()).rev().find(|&n| modules.contains(&path[..n])).unwrap_or(0);
             let target = &path[..depth];
             let common = own.iter().zip(target).take_while(|(a, b)| a == b).count();
             if common == own.len() || common == target.len() {
