@@ -19,6 +19,7 @@
 //! Beside the expansion, [`policy`]: the least-privilege IAM policy for the
 //! resources of a spec, from the table in `data/iam-actions.toml`.
 
+pub mod bootstrap;
 mod cidr;
 mod cluster;
 mod compute;
