@@ -24,7 +24,7 @@ use std::time::SystemTime;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, PublicKeyData, RsaKeySize, SerialNumber,
+    KeyUsagePurpose, RsaKeySize, SerialNumber,
 };
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
@@ -416,6 +416,7 @@ pub fn admin_kubeconfig(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use rcgen::PublicKeyData;
     use std::sync::OnceLock;
 
     /// One PKI for every test of the module (RSA keys take a while unoptimized).

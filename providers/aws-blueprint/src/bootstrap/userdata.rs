@@ -16,6 +16,10 @@ pub const SCRIPT_PATH: &str = "/etc/skyplan/bootstrap.sh";
 pub const INIT_TEMPLATE_PATH: &str = "/etc/skyplan/kubeadm-init.yaml";
 pub const JOIN_CONTROL_PLANE_TEMPLATE_PATH: &str = "/etc/skyplan/kubeadm-join-control-plane.yaml";
 pub const JOIN_TEMPLATE_PATH: &str = "/etc/skyplan/kubeadm-join.yaml";
+/// The cluster profile as applied (packs, versions, merged values), for the
+/// add-ons installed after the cluster is up. 0600: a pack may mark values
+/// sensitive, and those reach the nodes (only) through this file.
+pub const PROFILE_PATH: &str = "/etc/skyplan/profile.yaml";
 /// EC2's limit on user data, before base64, and the base64 length AWS cites.
 pub const MAX_USER_DATA_BYTES: usize = 16 * 1024;
 pub const MAX_USER_DATA_BASE64_CHARS: usize = 21_847;
@@ -55,7 +59,8 @@ fn shell_quote(s: &str) -> String {
 /// The user data of a node. The initializing control plane also carries a
 /// control-plane join configuration: if it is ever replaced after the
 /// cluster exists, it finds the init lock gone and joins instead.
-pub fn render(cluster: &ClusterInputs, region: &str, node: &NodeInputs) -> String {
+/// `profile` is the text of [`PROFILE_PATH`], when the cluster has a profile.
+pub fn render(cluster: &ClusterInputs, region: &str, node: &NodeInputs, profile: Option<&str>) -> String {
     let (what, verb) = match node.role {
         KubeadmRole::Init => ("the first control plane", "initializes the cluster"),
         KubeadmRole::JoinControlPlane => ("a control plane", "joins the cluster"),
@@ -72,6 +77,9 @@ pub fn render(cluster: &ClusterInputs, region: &str, node: &NodeInputs) -> Strin
             files.push((JOIN_CONTROL_PLANE_TEMPLATE_PATH, "0600", template(KubeadmRole::JoinControlPlane)))
         }
         KubeadmRole::JoinWorker => files.push((JOIN_TEMPLATE_PATH, "0600", template(KubeadmRole::JoinWorker))),
+    }
+    if let Some(profile) = profile {
+        files.push((PROFILE_PATH, "0600", profile.to_string()));
     }
 
     let mut out = String::from("#cloud-config\n");
@@ -135,7 +143,7 @@ pub(crate) mod tests {
             .into_iter()
             .map(|role| {
                 let node = NodeInputs { role, pool: "master".into(), no_workloads: true };
-                (role, render(cluster, "us-east-1", &node))
+                (role, render(cluster, "us-east-1", &node, None))
             })
             .collect()
     }
@@ -204,7 +212,7 @@ pub(crate) mod tests {
             for version in ["1.30.4", "1.33.0"] {
                 cluster.kubernetes_version = kubeadm::KubernetesVersion::parse(version).unwrap();
                 let node = NodeInputs { role, pool: "p".repeat(63), no_workloads: true };
-                let text = render(&cluster, "ap-southeast-4", &node);
+                let text = render(&cluster, "ap-southeast-4", &node, None);
                 let b64 = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
                 assert!(text.len() < MAX_USER_DATA_BYTES, "{role:?}: {} bytes", text.len());
                 assert!(b64.len() < MAX_USER_DATA_BASE64_CHARS, "{role:?}: {} base64 characters", b64.len());
