@@ -112,15 +112,15 @@ unset join
 
 case $mode in
     init)
-        verb=init
+        verb="init"
         template=$CONFIG_DIR/kubeadm-init.yaml
         ;;
     control-plane)
-        verb=join
+        verb="join"
         template=$CONFIG_DIR/kubeadm-join-control-plane.yaml
         ;;
     *)
-        verb=join
+        verb="join"
         template=$CONFIG_DIR/kubeadm-join.yaml
         ;;
 esac
