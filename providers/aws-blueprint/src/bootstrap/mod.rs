@@ -13,7 +13,14 @@
 //!   [`ClusterPki::from_archive`], then [`admin_kubeconfig`] with its
 //!   `cluster_ca`;
 //! - `node-config`: [`node_config`] with the hash from the state if known;
-//! - `destroy`: delete every [`SecretKind`]'s secret (force, no recovery).
+//! - `destroy`: delete every [`SecretKind`]'s secret (force, no recovery);
+//! - order: the three secrets exist before any node boots (every
+//!   control-plane instance and launch template should depend on them);
+//!   control planes 1.. join one at a time after control plane 0;
+//! - IAM: nodes need `secretsmanager:GetSecretValue` (all) and
+//!   `DeleteSecret` (control plane 0, the init lock) on
+//!   `aws.cluster.x-k8s.io/*`: the seed's Nodes policy, which the
+//!   control-plane role needs as well as the Control Plane policy.
 //!
 //! One file per concern: `pki.rs`, `token.rs`, `secrets.rs`, `kubeadm.rs`,
 //! `userdata.rs` (with the script `node-bootstrap.sh`), `yaml.rs`.
@@ -22,6 +29,8 @@ pub mod kubeadm;
 pub mod pki;
 pub mod secrets;
 pub mod token;
+#[cfg(test)]
+mod tool_tests;
 pub mod userdata;
 pub(crate) mod yaml;
 

@@ -301,7 +301,9 @@ fn pkcs1_pem(key: &KeyPair) -> Result<String, PkiError> {
 }
 
 /// One DER element: (tag, contents, the whole element, what follows).
-fn der_element(bytes: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+type DerElement<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
+
+fn der_element(bytes: &[u8]) -> Option<DerElement<'_>> {
     let tag = *bytes.first()?;
     let first = *bytes.get(1)?;
     let (len, header) = if first < 0x80 {
