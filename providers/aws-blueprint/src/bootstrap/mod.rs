@@ -46,8 +46,9 @@ pub fn node_config(cluster: &ClusterInputs, node: &NodeInputs, ca_cert_hash: Opt
     kubeadm::render(cluster, node, Secrets::Masked { ca_cert_hash })
 }
 
-use skyplan_engine::spec::{Layer, SpecFile};
 use skyplan_engine::{Address, SpecError};
+
+use crate::model::{Layer, SpecFile};
 
 use crate::cluster::Cluster;
 

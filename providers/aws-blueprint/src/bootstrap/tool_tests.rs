@@ -17,7 +17,6 @@ use std::time::SystemTime;
 
 use crate::bootstrap::{admin_kubeconfig, ClusterPki, ClusterSecrets, KubeconfigTarget, SecretKind, SecretValue};
 use serde_json::Value;
-use skyplan_engine::spec::{Source, Spec};
 
 const EXAMPLE: &str = include_str!("../../../../examples/dynamic-cluster.toml");
 const DNS: &str = "demo-apiserver-1234567890.us-east-1.elb.amazonaws.com";
@@ -235,7 +234,7 @@ fn openssl_accepts_the_admin_kubeconfig() {
 /// The example cluster's nodes' user data, the load balancer's DNS name
 /// resolved as apply would: (address, text).
 fn user_data(spec_text: &str) -> Vec<(String, String)> {
-    let spec = Spec::parse(Source { path: "spec.toml".into(), text: spec_text.to_string() }).unwrap().file;
+    let spec = crate::fixtures::parse(spec_text);
     let resources = crate::expand(&spec).unwrap();
     let mut out = Vec::new();
     for r in resources {
