@@ -19,6 +19,8 @@ readonly KUBEADM_CONFIG=/run/kubeadm/kubeadm.yaml
 # profile propagation, the NAT route): retry each call.
 readonly ATTEMPTS=${SKYPLAN_ATTEMPTS:-30}
 readonly RETRY_SECONDS=${SKYPLAN_RETRY_SECONDS:-10}
+# AWS CLI v2 would page its output on a terminal (a rerun by hand).
+export AWS_PAGER=""
 
 log() {
     printf 'skyplan-bootstrap: %s\n' "$*" >&2
@@ -41,7 +43,8 @@ cleanup() {
 trap cleanup EXIT
 
 # aws_call ARGS...: one Secrets Manager call, retried. Its output on stdout.
-# Returns 3 at once when the secret does not exist, 1 after the last attempt.
+# Returns 3 at once when the secret does not exist (or is being deleted:
+# force-deleting takes a few seconds), 1 after the last attempt.
 aws_call() {
     local attempt=1 out
     while true; do
@@ -49,7 +52,7 @@ aws_call() {
             printf '%s' "$out"
             return 0
         fi
-        if grep -q 'ResourceNotFoundException' "$ERR"; then
+        if grep -q -e 'ResourceNotFoundException' -e 'marked for deletion' "$ERR"; then
             return 3
         fi
         log "attempt $attempt of $ATTEMPTS failed: $(tr '\n' ' ' <"$ERR")"
