@@ -13,12 +13,14 @@
 //!   or the existing VPC and subnets of a static placement.
 //! - `security.rs`: the four security groups and their rules.
 //! - `compute.rs`: bastion, control-plane instances, API ELB, worker pools;
-//!   `userdata.rs` renders their cloud-init.
+//!   `bootstrap/` renders what their nodes boot with (PKI, token,
+//!   kubeadm configuration, user data).
 //! - `tags.rs` owns the tag conventions; `names.rs` the AWS resource names.
 //!
 //! Beside the expansion, [`policy`]: the least-privilege IAM policy for the
 //! resources of a spec, from the table in `data/iam-actions.toml`.
 
+pub mod bootstrap;
 mod cidr;
 mod cluster;
 mod compute;
@@ -29,7 +31,6 @@ pub mod policy;
 pub mod prices;
 mod security;
 mod tags;
-mod userdata;
 mod validate;
 
 pub use tags::ownership;
@@ -124,6 +125,10 @@ pub fn expand(spec: &SpecFile) -> Result<Vec<Resource>, Vec<SpecError>> {
     let (groups_out, groups) = security::expand(&cluster, &network);
     out.extend(groups_out);
     out.extend(compute::expand(&cluster, &network, &groups));
+    let too_large = bootstrap::check_user_data_size(&out);
+    if !too_large.is_empty() {
+        return Err(too_large);
+    }
     out.sort_by(|a, b| a.address.cmp(&b.address));
     Ok(out)
 }
@@ -137,7 +142,7 @@ pub fn sensitive_values(spec: &SpecFile) -> Vec<String> {
     };
     let mut out = Vec::new();
     for secret in cluster.profile.iter().flat_map(|p| &p.packs).flat_map(|p| &p.secrets) {
-        let quoted = userdata::scalar(secret);
+        let quoted = bootstrap::yaml::scalar(secret);
         if let Some(inner) = quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
             if inner != secret {
                 out.push(inner.to_string());
@@ -472,7 +477,7 @@ mod tests {
     /// says are computed.
     #[test]
     fn every_reference_points_into_the_output() {
-        let computed = ["id", "latest_version"];
+        let computed = ["id", "latest_version", "dns_name"];
         let mut specs: Vec<String> = vec![fixtures::DEMO.into(), fixtures::STATIC.into()];
         specs.push(demo_with("[bastion]", "[bastion]\nenabled = false"));
         specs.extend(examples().into_iter().map(|(_, text)| text));
@@ -731,7 +736,9 @@ mod tests {
         assert_eq!(template.attrs["image_id"], "auto");
         assert_eq!(template.attrs["vpc_security_group_ids"], serde_json::json!(["${aws_security_group.node.id}"]));
         assert_eq!(template.attrs["instance_tags"], template.attrs["tags"]);
-        assert!(template.attrs["user_data"].as_str().unwrap().contains("role: worker\n"));
+        let user_data = template.attrs["user_data"].as_str().unwrap();
+        assert!(user_data.contains("readonly ROLE='worker'\n"), "{user_data}");
+        assert!(user_data.contains("node-labels: \"skyplan.io/pool=spot\""), "{user_data}");
         assert!(!find(&out, "aws_launch_template.pool[worker]").attrs.contains_key("spot_max_price"));
         let group = find(&out, "aws_autoscaling_group.pool[spot]");
         assert_eq!(group.attrs["name"], "demo-spot");

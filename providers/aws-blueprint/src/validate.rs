@@ -727,6 +727,7 @@ impl Check {
                 Pack { name: pack.name.clone(), layer: pack.layer, version: pack.version.clone(), values, secrets }
             })
             .collect();
+        self.kubernetes_pack(profile, &packs);
         // Stable: packs of one layer keep the file's order.
         packs.sort_by_key(|p| p.layer);
         Profile { name: profile.name.clone(), packs }
@@ -734,6 +735,54 @@ impl Check {
 }
 
 impl Check {
+    /// The pack of layer `k8s`, which kubeadm's configuration comes from
+    /// (bootstrap/kubeadm.rs): at most one, a Kubernetes version kubeadm's
+    /// config API serves, and pod and service networks that are CIDRs.
+    /// `packs` are the merged packs in the file's order.
+    fn kubernetes_pack(&mut self, profile: &spec::Profile, packs: &[Pack]) {
+        let mut seen: Option<usize> = None;
+        for (i, pack) in packs.iter().enumerate().filter(|(_, p)| p.layer == spec::Layer::K8s) {
+            if let Some(first) = seen {
+                self.fail(
+                    format!("profile.pack[{i}].layer"),
+                    format!("a second pack of layer \"k8s\" (profile.pack[{first}] is one)"),
+                    "a cluster runs one Kubernetes: keep one pack of layer \"k8s\"",
+                );
+                continue;
+            }
+            seen = Some(i);
+            if !pack.version.trim().is_empty() {
+                if let Err(message) = crate::bootstrap::KubernetesVersion::parse(&pack.version) {
+                    self.fail(
+                        format!("profile.pack[{i}].version"),
+                        message,
+                        "use a Kubernetes release that cluster-api publishes images for, e.g. version = \"1.30.4\"",
+                    );
+                }
+            }
+            for key in ["pod_cidr", "service_cidr"] {
+                let Some(value) = pack.values.get(key) else { continue };
+                let overridden = profile.overrides.get(&pack.name).is_some_and(|o| o.contains_key(key));
+                let path = if overridden {
+                    format!("profile.override.{}.{key}", pack.name)
+                } else {
+                    format!("profile.pack[{i}].values.{key}")
+                };
+                let valid = value.as_str().is_some_and(|s| s.parse::<Ipv4Cidr>().is_ok());
+                if !valid {
+                    self.fail(
+                        path,
+                        format!("{key} must be an IPv4 CIDR block, not {value}"),
+                        format!(
+                            "write it as a string, e.g. {key} = \"{}\"",
+                            if key == "pod_cidr" { "192.168.0.0/16" } else { "10.96.0.0/12" }
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
     /// The merged values that `pack.sensitive` names. Each must be a string
     /// long enough to be masked wherever it appears (engine/src/redact.rs).
     fn secrets(&mut self, key: &str, pack: &spec::Pack, values: &Attrs) -> Vec<String> {
@@ -1256,5 +1305,24 @@ mod tests {
             let (line, _) = source.locate(key).unwrap_or_else(|| panic!("{key} is not located"));
             assert_eq!(lines[line - 1], expected_line, "{key}");
         }
+    }
+
+    #[test]
+    fn the_k8s_pack_must_name_a_kubeadm_version_and_cidr_networks() {
+        let demo = fixtures::DEMO;
+        let e = only_error(&demo.replace("version = \"1.30.4\"", "version = \"1.21.3\""), "profile.pack[2].version");
+        assert!(e.message.contains("older than kubeadm's v1beta3"), "{e:#?}");
+        only_error(&demo.replace("version = \"1.30.4\"", "version = \"latest\""), "profile.pack[2].version");
+        let e = only_error(
+            &demo.replace("pod_cidr = \"172.16.0.0/16\"", "pod_cidr = \"172.16.0.0\""),
+            "profile.override.kubernetes.pod_cidr",
+        );
+        assert!(e.message.contains("IPv4 CIDR"), "{e:#?}");
+        only_error(
+            &demo.replace("service_cidr = \"10.96.0.0/12\"", "service_cidr = 12"),
+            "profile.pack[2].values.service_cidr",
+        );
+        let twice = demo.replace("name = \"calico\"\nlayer = \"cni\"", "name = \"calico\"\nlayer = \"k8s\"");
+        only_error(&twice.replace("version = \"3.28.0\"", "version = \"1.31.0\""), "profile.pack[2].layer");
     }
 }
