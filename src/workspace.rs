@@ -241,8 +241,11 @@ pub struct SpotStatus {
 pub enum SpotPrices {
     /// `--no-refresh`, or a build without AWS: the cloud was not asked.
     NotRead,
-    /// AWS could not be asked (no permission, no network): why.
+    /// AWS could not be asked (no network, an error): why.
     Failed(String),
+    /// AWS denied the optional `ec2:DescribeSpotPriceHistory`: skipped,
+    /// said once for all pools (`skyplan_aws::spot::SKIPPED`).
+    Skipped,
     Read(Vec<AzSpot>),
 }
 
@@ -282,7 +285,8 @@ async fn read_spot_prices(spec: &Spec, pools: &[skyplan_aws_blueprint::SpotPool]
     let mut out = Vec::new();
     for pool in pools {
         out.push(match aws.spot_prices(&pool.instance_type, &pool.azs).await {
-            Ok(prices) => SpotPrices::Read(
+            Ok(None) => SpotPrices::Skipped,
+            Ok(Some(prices)) => SpotPrices::Read(
                 prices
                     .into_iter()
                     .map(|p| AzSpot {
