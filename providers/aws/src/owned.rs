@@ -141,7 +141,7 @@ async fn list(c: &Clients, kind: Kind, owner: &BTreeMap<String, String>) -> Resu
             let mut hits = Vec::new();
             for chunk in ids.chunks(crate::ec2util::FILTER_CHUNK) {
                 let all = crate::security_group_rule::rule_tags(c, vec![filter("resource-id", chunk.to_vec())]).await?;
-                hits.extend(all.iter().filter_map(|(id, list)| hit(Some(id), list)));
+                hits.extend(all.iter().filter_map(|(id, list)| hit(Some(id.as_str()), list)));
             }
             hits
         }

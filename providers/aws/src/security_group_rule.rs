@@ -76,7 +76,18 @@ fn atoms(attrs: &Attrs) -> Result<Vec<Atom>, ProviderError> {
     if let Some(g) = attrs::opt_str(attrs, "source_security_group_id")? {
         rule.insert("source_security_group_ids".into(), json!([g]));
     }
-    sg::rule_atoms(&rule)
+    // A rule from its own group is a self rule, as the group's permissions
+    // report it.
+    let own = attrs::opt_str(attrs, "security_group_id")?.map(str::to_string);
+    Ok(sg::rule_atoms(&rule)?
+        .into_iter()
+        .map(|mut a| {
+            if matches!(&a.source, Source::Group(g) if Some(g) == own.as_ref()) {
+                a.source = Source::SelfGroup;
+            }
+            a
+        })
+        .collect())
 }
 
 /// The `skyplan:rule` tag's value: `sg-1 tcp 443 443 10.0.0.0/16,10.1.0.0/16`
@@ -130,7 +141,7 @@ pub(crate) async fn rule_tags(c: &Clients, filters: Vec<Filter>) -> Result<HashM
             Retry::Standard,
             |token| c.ec2.describe_tags().set_filters(Some(filters.clone())).set_next_token(token).send(),
             |page| page.tags().to_vec(),
-            |page| page.next_token(),
+            |page| page.next_token().filter(|t| !t.is_empty()),
         )
         .await?;
     let mut out: HashMap<String, Vec<Tag>> = HashMap::new();
@@ -334,6 +345,9 @@ mod tests {
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].source, Source::Group("sg-node".into()));
         assert_eq!(split_ids("sgr-1,sgr-2"), ["sgr-1", "sgr-2"]);
+        let own = obj(json!({"security_group_id": "sg-cp", "type": "ingress", "protocol": "-1",
+                             "from_port": 0, "to_port": 0, "source_security_group_id": "sg-cp"}));
+        assert_eq!(atoms(&own).unwrap()[0].source, Source::SelfGroup, "as the group's permissions report it");
     }
 
     const CP_GROUP: &str = "<securityGroupInfo><item><groupId>sg-cp</groupId><groupName>cp</groupName><vpcId>vpc-1</vpcId>\
