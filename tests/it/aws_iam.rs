@@ -169,6 +169,18 @@ fn static_lifecycle(emulator: &Emulator, keys: &Keys, who: &str, policy_from_spe
                 .resources(public)
                 .tags(aws_sdk_ec2::types::Tag::builder().key("kubernetes.io/role/elb").value("1").build())
                 .tags(aws_sdk_ec2::types::Tag::builder().key("kubernetes.io/cluster/placed").value("shared").build())
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("sigs.k8s.io/cluster-api-provider-aws/role")
+                        .value("public")
+                        .build(),
+                )
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("sigs.k8s.io/cluster-api-provider-aws/cluster/placed")
+                        .value("owned")
+                        .build(),
+                )
                 .send()
                 .await
                 .unwrap();
