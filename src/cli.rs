@@ -130,6 +130,10 @@ pub enum Command {
         /// DIR/skyplan-policy-1.json, -2.json, ...
         #[arg(long, value_name = "DIR")]
         split: Option<PathBuf>,
+        /// Add the optional features' actions (beyond the seed's policies),
+        /// each in a statement whose Sid says what it enables
+        #[arg(long)]
+        with_optional: bool,
     },
 }
 

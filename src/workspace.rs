@@ -204,8 +204,11 @@ pub struct SpotStatus {
 pub enum SpotPrices {
     /// `--no-refresh`, or a build without AWS: the cloud was not asked.
     NotRead,
-    /// AWS could not be asked (no permission, no network): why.
+    /// AWS could not be asked (no network, an error): why.
     Failed(String),
+    /// AWS denied the optional `ec2:DescribeSpotPriceHistory`: skipped,
+    /// said once for all pools (`skyplan_aws::spot::SKIPPED`).
+    Skipped,
     Read(Vec<AzSpot>),
 }
 
@@ -245,7 +248,8 @@ async fn read_spot_prices(spec: &AwsSpec, pools: &[skyplan_aws_blueprint::SpotPo
     let mut out = Vec::new();
     for pool in pools {
         out.push(match aws.spot_prices(&pool.instance_type, &pool.azs).await {
-            Ok(prices) => SpotPrices::Read(
+            Ok(None) => SpotPrices::Skipped,
+            Ok(Some(prices)) => SpotPrices::Read(
                 prices
                     .into_iter()
                     .map(|p| AzSpot {

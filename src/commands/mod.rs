@@ -51,6 +51,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::State(command) => state::run(global, command).await,
         Command::Preflight { spec } => preflight::run(global, &ui, &spec).await,
         Command::Unlock { lock_id } => state::unlock(global, &lock_id),
-        Command::Policy { spec, split } => policy::run(global, &spec, split.as_deref()),
+        Command::Policy { spec, split, with_optional } => policy::run(global, &spec, split.as_deref(), with_optional),
     }
 }

@@ -94,6 +94,12 @@ fn spot_section(spot: &[SpotStatus]) -> String {
     }
     let mut out =
         String::from("\nSpot pools (an auto scaling group starts once the spot price is within its max in one AZ):\n");
+    if spot.iter().any(|s| matches!(s.prices, SpotPrices::Skipped)) {
+        out.push_str(&format!(
+            "  current spot prices skipped (apply does not wait for them either): {}\n",
+            spot_skipped_reason()
+        ));
+    }
     for s in spot {
         let p = &s.pool;
         out.push_str(&format!(
@@ -108,6 +114,7 @@ fn spot_section(spot: &[SpotStatus]) -> String {
         match &s.prices {
             SpotPrices::NotRead => out.push_str("    current spot prices not read (--no-refresh)\n"),
             SpotPrices::Failed(why) => out.push_str(&format!("    could not read the current spot prices: {why}\n")),
+            SpotPrices::Skipped => {}
             SpotPrices::Read(azs) => {
                 let each: Vec<String> = azs
                     .iter()
@@ -127,6 +134,17 @@ fn spot_section(spot: &[SpotStatus]) -> String {
         }
     }
     out
+}
+
+/// Why spot prices were skipped: AWS denied the optional action.
+#[cfg(feature = "aws")]
+fn spot_skipped_reason() -> &'static str {
+    skyplan_aws::spot::SKIPPED
+}
+
+#[cfg(not(feature = "aws"))]
+fn spot_skipped_reason() -> &'static str {
+    "AWS denied ec2:DescribeSpotPriceHistory"
 }
 
 /// `plan --json`'s `spot` field.
@@ -154,6 +172,10 @@ fn spot_json(spot: &[SpotStatus]) -> serde_json::Value {
                 SpotPrices::Failed(why) => {
                     v["azs"] = serde_json::Value::Null;
                     v["error"] = why.as_str().into();
+                }
+                SpotPrices::Skipped => {
+                    v["azs"] = serde_json::Value::Null;
+                    v["skipped"] = spot_skipped_reason().into();
                 }
                 SpotPrices::Read(azs) => {
                     v["azs"] = azs

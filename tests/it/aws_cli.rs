@@ -506,7 +506,7 @@ fn preflight_compares_needs_with_the_account() {
 /// An existing VPC with a public and a private subnet in each of two AZs,
 /// built by the test as a customer would have; returns (vpc, [(az, public,
 /// private)]).
-async fn existing_network(ec2: &aws_sdk_ec2::Client) -> (String, Vec<(String, String, String)>) {
+pub(crate) async fn existing_network(ec2: &aws_sdk_ec2::Client) -> (String, Vec<(String, String, String)>) {
     use aws_sdk_ec2::types::DomainType;
     let vpc = ec2.create_vpc().cidr_block("10.20.0.0/16").send().await.unwrap();
     let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_string();

@@ -12,6 +12,8 @@ mod aws_cli;
 #[cfg(feature = "aws")]
 mod aws_faults;
 #[cfg(feature = "aws")]
+mod aws_iam;
+#[cfg(feature = "aws")]
 mod aws_kill;
 #[cfg(feature = "aws")]
 mod aws_orphans;

@@ -111,17 +111,17 @@ async fn find_id(c: &Clients, kind: Kind, address: &str, inputs: &Attrs) -> Resu
                 .map(str::to_string)
         }
         Kind::SecurityGroupRule => {
-            let group = attrs::req_str(inputs, "security_group_id")?.to_string();
-            let out = c
-                .call("DescribeSecurityGroupRules", Retry::Standard, || {
-                    c.ec2.describe_security_group_rules().filters(filter("group-id", [group.clone()])).send()
-                })
-                .await?;
-            out.security_group_rules()
-                .iter()
-                .find(|r| tagged(r.tags(), address))
-                .and_then(|r| r.security_group_rule_id())
-                .map(str::to_string)
+            // Rule ids and tags through DescribeTags: the rules API is
+            // outside the seed's policies. One rule per CIDR: every id.
+            let by_address = vec![filter("key", [ADDRESS_TAG]), filter("value", [tags::filter_pattern(address)])];
+            let mut ids: Vec<String> = crate::security_group_rule::rule_tags(c, by_address)
+                .await?
+                .into_iter()
+                .filter(|(_, list)| tagged(list, address))
+                .map(|(id, _)| id)
+                .collect();
+            ids.sort();
+            (!ids.is_empty()).then(|| ids.join(","))
         }
         Kind::LaunchTemplate => {
             let name = attrs::req_str(inputs, "name")?.to_string();

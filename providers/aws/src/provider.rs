@@ -321,6 +321,7 @@ impl Provider for AwsProvider {
                 .collect();
             notes.push(format!("waited for the rate limit (--rate-limit): {}", each.join("; ")));
         }
+        notes.extend(self.clients.skipped());
         notes
     }
 

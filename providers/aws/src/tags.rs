@@ -40,9 +40,13 @@ pub(crate) fn filter_pattern(value: &str) -> String {
     value.chars().map(|c| if matches!(c, '[' | ']' | '*' | '?' | '\\') { '?' } else { c }).collect()
 }
 
+/// On the AWS rules of an `aws_security_group_rule`: what the rule is
+/// (`security_group_rule.rs`), so an orphan found by its tags can be read.
+pub(crate) const RULE_TAG: &str = "skyplan:rule";
+
 /// Tags the user does not own: ours and AWS's.
 pub(crate) fn is_reserved(key: &str) -> bool {
-    key == ADDRESS_TAG || key.starts_with("aws:")
+    key == ADDRESS_TAG || key == RULE_TAG || key.starts_with("aws:")
 }
 
 /// The `tags` attribute (absent: none). Values must be strings.
