@@ -1,5 +1,6 @@
-//! `skyplan apply SPEC|PLANFILE` and `skyplan destroy SPEC`: plan (or load a
-//! saved plan), get approval, run the executor with progress, report.
+//! `skyplan apply SPEC|PLANFILE` and `skyplan destroy SPEC`: plan and get
+//! approval (or load a saved plan, which needs none), run the executor with
+//! progress, report.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -35,13 +36,15 @@ pub async fn run(global: &Global, ui: &Ui, args: ApplyArgs) -> Result<ExitCode> 
     if args.parallelism == 0 {
         bail!("--parallelism must be at least 1");
     }
+    // A saved plan was the review (contract, "Saved plans"): it applies
+    // without asking, on a terminal or not.
+    if !args.destroy && PlanFile::sniff(&args.target) {
+        return apply_saved(global, ui, &args).await;
+    }
     if !args.auto_approve {
         // Refuse before planning, so a pipeline that forgot the flag makes
         // no cloud calls at all.
         ui.require_terminal(if args.destroy { "destroy" } else { "apply" })?;
-    }
-    if !args.destroy && PlanFile::sniff(&args.target) {
-        return apply_saved(global, ui, &args).await;
     }
     let operation = if args.destroy { "destroy" } else { "apply" };
     let planned = make_plan(global, ui, &args.target, operation, args.destroy, true, args.tag_subnets).await?;
