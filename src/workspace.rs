@@ -17,20 +17,26 @@ use skyplan_engine::{Diagnostics, Providers, Redactor, Resource, Spec};
 use skyplan_state::{Backend, LocalBackend, LockInfo, State, StateError};
 
 use crate::cli::Global;
+pub use skyplan_aws_blueprint::prices::LookedUp;
 
 /// Raw resources plus what the cluster blueprint expands `[cluster]` into.
+/// Offline: on-demand prices come from the spec or the dated table only.
 pub fn resources(spec: &Spec) -> Result<Vec<Resource>, Diagnostics> {
     let mut resources = spec.resources.clone();
+    skyplan_aws_blueprint::complete_raw(&spec.file, &mut resources);
     let expanded = skyplan_aws_blueprint::expand(&spec.file).map_err(|errs| spec.source.diagnostics(&errs))?;
     resources.extend(expanded);
     Ok(resources)
 }
 
-/// [`resources`], moving the spec's raw resources out instead of copying
-/// them (a spec may hold many thousands); `spec.resources` is left empty.
-pub fn take_resources(spec: &mut Spec) -> Result<Vec<Resource>, Diagnostics> {
-    let expanded = skyplan_aws_blueprint::expand(&spec.file).map_err(|errs| spec.source.diagnostics(&errs))?;
+/// [`resources`] with on-demand prices looked up for this run, moving the
+/// spec's raw resources out instead of copying them (a spec may hold many
+/// thousands); `spec.resources` is left empty.
+pub fn take_resources(spec: &mut Spec, prices: &LookedUp) -> Result<Vec<Resource>, Diagnostics> {
+    let expanded =
+        skyplan_aws_blueprint::expand_with(&spec.file, prices).map_err(|errs| spec.source.diagnostics(&errs))?;
     let mut resources = std::mem::take(&mut spec.resources);
+    skyplan_aws_blueprint::complete_raw(&spec.file, &mut resources);
     resources.extend(expanded);
     Ok(resources)
 }
@@ -44,7 +50,7 @@ pub fn redactor(spec: &Spec) -> Redactor {
 /// (no credentials are looked up either).
 pub fn desired(spec_path: &Path, state_path: &Path) -> Result<ResourceGraph> {
     let mut spec = Spec::load(spec_path)?;
-    let resources = take_resources(&mut spec)?;
+    let resources = take_resources(&mut spec, &LookedUp::default())?;
     let sim = skyplan_sim::SimProvider::open(&sim_cloud_path(state_path))?;
     let mut providers = Providers::new().with(Arc::new(sim));
     if resources.iter().any(|r| r.address.kind.starts_with("aws_")) {
@@ -260,8 +266,9 @@ pub struct AzSpot {
 /// `read_prices` (DescribeSpotPriceHistory through the AWS provider). A
 /// failed read is reported in the result, not as an error: the plan stands
 /// without it.
-pub async fn spot_status(spec: &Spec, read_prices: bool) -> Result<Vec<SpotStatus>> {
-    let pools = skyplan_aws_blueprint::spot_pools(&spec.file).map_err(|errs| spec.source.diagnostics(&errs))?;
+pub async fn spot_status(spec: &Spec, read_prices: bool, on_demand: &LookedUp) -> Result<Vec<SpotStatus>> {
+    let pools =
+        skyplan_aws_blueprint::spot_pools_with(&spec.file, on_demand).map_err(|errs| spec.source.diagnostics(&errs))?;
     if pools.is_empty() {
         return Ok(Vec::new());
     }
@@ -297,6 +304,39 @@ async fn read_spot_prices(spec: &Spec, pools: &[skyplan_aws_blueprint::SpotPool]
         });
     }
     out
+}
+
+/// The on-demand prices of the spec's spot pools that give none, from the
+/// AWS Price List API (`pricing:GetProducts`), for `plan` and `apply`. A
+/// price the API cannot give is left to the dated table, with a note saying
+/// so and why; one that neither has fails validation, naming the pool.
+#[cfg(feature = "aws")]
+pub async fn on_demand_prices(spec: &Spec, ui: &crate::ui::Ui) -> Result<LookedUp> {
+    let mut out = LookedUp { online: true, ..LookedUp::default() };
+    let needed = skyplan_aws_blueprint::prices::needed(&spec.file);
+    if needed.is_empty() {
+        return Ok(out);
+    }
+    let aws = connect_aws(spec).await?;
+    for (region, instance_type) in needed {
+        match aws.on_demand_price(&region, &instance_type).await {
+            Ok(skyplan_aws::pricing::Price { usd_per_hour, source: skyplan_aws::pricing::Source::PriceList }) => {
+                out.prices.insert((region, instance_type), usd_per_hour);
+            }
+            Ok(skyplan_aws::pricing::Price { source: skyplan_aws::pricing::Source::Table { as_of, why }, .. }) => {
+                ui.note(&format!(
+                    "on-demand price of {instance_type} in {region}: {why}; using skyplan's price table as of {as_of}"
+                ));
+            }
+            Err(why) => ui.note(&format!("on-demand price of {instance_type} in {region}: {why}")),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(not(feature = "aws"))]
+pub async fn on_demand_prices(_spec: &Spec, _ui: &crate::ui::Ui) -> Result<LookedUp> {
+    Ok(LookedUp { online: true, ..LookedUp::default() })
 }
 
 #[cfg(not(feature = "aws"))]

@@ -19,7 +19,7 @@ use skyplan_state::{Backend, State};
 
 use crate::cli::Global;
 use crate::ui::Ui;
-use crate::workspace::{self, Lock, SpotPrices, SpotStatus};
+use crate::workspace::{self, Lock, LookedUp, SpotPrices, SpotStatus};
 
 pub struct PlanOptions {
     pub spec: PathBuf,
@@ -46,6 +46,8 @@ pub struct Planned {
     pub plan: Plan,
     /// The spec's sensitive values, masked in what apply records.
     pub redactor: Redactor,
+    /// On-demand prices looked up for the spot pools (Price List API).
+    pub on_demand: LookedUp,
 }
 
 /// Check the spec, lock and load the state, refresh it, and diff.
@@ -59,7 +61,8 @@ pub async fn make_plan(
     tag_subnets: bool,
 ) -> Result<Planned> {
     let mut spec = Spec::load(spec_path)?;
-    let resources = workspace::take_resources(&mut spec)?;
+    let on_demand = if destroy { LookedUp::default() } else { workspace::on_demand_prices(&spec, ui).await? };
+    let resources = workspace::take_resources(&mut spec, &on_demand)?;
     let state_path = workspace::state_path(global, Some(spec_path))?;
     let backend = workspace::backend(&state_path)?;
     let lock = Lock::acquire(&backend, operation, global.lock_timeout)?;
@@ -100,14 +103,18 @@ pub async fn make_plan(
         let found = orphans::find(&graph, &state, &providers, &ownership).await?;
         orphans::add_to_plan(&mut plan, found, &graph, &state);
     }
-    Ok(Planned { spec, state_path, backend, _lock: lock, state, settled, providers, plan, redactor })
+    Ok(Planned { spec, state_path, backend, _lock: lock, state, settled, providers, plan, redactor, on_demand })
 }
 
 pub async fn run(global: &Global, ui: &Ui, opts: PlanOptions) -> Result<ExitCode> {
     let planned = make_plan(global, ui, &opts.spec, "plan", opts.destroy, opts.refresh, false).await?;
     let plan = &planned.plan;
     // Spot pools' prices are about creating them: not shown for --destroy.
-    let spot = if opts.destroy { Vec::new() } else { workspace::spot_status(&planned.spec, opts.refresh).await? };
+    let spot = if opts.destroy {
+        Vec::new()
+    } else {
+        workspace::spot_status(&planned.spec, opts.refresh, &planned.on_demand).await?
+    };
     if opts.json {
         let mut out = json::plan(plan);
         if !spot.is_empty() {
@@ -143,6 +150,8 @@ fn price_source(source: &PriceSource) -> String {
     match source {
         PriceSource::Spec => "on_demand_price in the spec".to_string(),
         PriceSource::Table { as_of } => format!("skyplan's price table as of {as_of}"),
+        PriceSource::PriceList => "the AWS Price List API".to_string(),
+        PriceSource::Pending => "not looked up".to_string(),
     }
 }
 
@@ -204,6 +213,8 @@ fn spot_json(spot: &[SpotStatus]) -> serde_json::Value {
                 "on_demand_price_source": match &p.on_demand_source {
                     PriceSource::Spec => "spec",
                     PriceSource::Table { .. } => "price_table",
+                    PriceSource::PriceList => "price_list_api",
+                    PriceSource::Pending => "pending",
                 },
             });
             if let PriceSource::Table { as_of } = &p.on_demand_source {

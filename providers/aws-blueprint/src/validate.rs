@@ -35,7 +35,12 @@ pub const POOL_NAME_MAX: usize = 63;
 /// Check the cluster tables of `spec` and build the cluster they describe.
 /// `Ok(None)` when the spec has no cluster tables at all.
 pub fn validate(spec: &SpecFile) -> Result<Option<Cluster>, Vec<SpecError>> {
-    let mut check = Check::default();
+    validate_with(spec, &prices::LookedUp::default())
+}
+
+/// [`validate`], with on-demand prices looked up for this run.
+pub fn validate_with(spec: &SpecFile, looked_up: &prices::LookedUp) -> Result<Option<Cluster>, Vec<SpecError>> {
+    let mut check = Check { looked_up: looked_up.clone(), ..Check::default() };
     let Some(cluster) = &spec.cluster else {
         check.orphan_tables(spec);
         return check.finish(None);
@@ -77,6 +82,7 @@ pub fn validate(spec: &SpecFile) -> Result<Option<Cluster>, Vec<SpecError>> {
 #[derive(Default)]
 struct Check {
     errors: Vec<SpecError>,
+    looked_up: prices::LookedUp,
 }
 
 impl Check {
@@ -625,9 +631,11 @@ impl Check {
         let table = prices::table();
         let price = match spot.on_demand_price {
             // The region has its own error when it is not valid.
-            None => match table.on_demand(region?, instance_type) {
-                Some(p) => Some((p, PriceSource::Table { as_of: table.as_of.clone() })),
-                None => {
+            None => match (self.looked_up.get(region?, instance_type), table.on_demand(region?, instance_type)) {
+                (Some(p), _) => Some((p, PriceSource::PriceList)),
+                (None, Some(p)) => Some((p, PriceSource::Table { as_of: table.as_of.clone() })),
+                (None, None) if !self.looked_up.online => Some((0.0, PriceSource::Pending)),
+                (None, None) => {
                     self.fail(
                         format!("{key}.spot.on_demand_price"),
                         format!(
@@ -636,7 +644,7 @@ impl Check {
                             region.unwrap_or_default()
                         ),
                         format!(
-                            "set on_demand_price to the instance type's Linux on-demand price in USD per hour in this region (e.g. 0.192 for m5.xlarge in us-east-1); the table covers {}",
+                            "the AWS Price List API (pricing:GetProducts) gave none either; set on_demand_price to the instance type's Linux on-demand price in USD per hour in this region (e.g. 0.192 for m5.xlarge in us-east-1); the table covers {}",
                             table.regions().collect::<Vec<_>>().join(", ")
                         ),
                     );
@@ -657,6 +665,15 @@ impl Check {
             return None;
         }
         let (on_demand_price, on_demand_source) = price?;
+        if on_demand_source == PriceSource::Pending {
+            let max_price = skyplan_engine::UNKNOWN.to_string();
+            return Some(Spot {
+                max_price,
+                max_price_percent: spot.max_price_percent,
+                on_demand_price,
+                on_demand_source,
+            });
+        }
         let max_price = spot_max_price(spot.max_price_percent, on_demand_price);
         if max_price == "0" {
             self.fail(
