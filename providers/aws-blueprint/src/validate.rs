@@ -860,8 +860,14 @@ mod tests {
     use super::*;
     use crate::fixtures::{self, demo_with, parse};
 
+    /// As `plan` validates: online, with no price looked up (so a spot pool
+    /// outside the table is an error, as when the Price List API has none).
+    fn online() -> prices::LookedUp {
+        prices::LookedUp { online: true, ..prices::LookedUp::default() }
+    }
+
     fn errors(text: &str) -> Vec<SpecError> {
-        match validate(&parse(text)) {
+        match validate_with(&parse(text), &online()) {
             Ok(_) => panic!("expected errors for:\n{text}"),
             Err(errors) => errors,
         }
@@ -879,7 +885,7 @@ mod tests {
     }
 
     fn ok(text: &str) -> Cluster {
-        match validate(&parse(text)) {
+        match validate_with(&parse(text), &online()) {
             Ok(Some(cluster)) => cluster,
             other => panic!("{other:#?}"),
         }
@@ -1115,6 +1121,19 @@ mod tests {
         assert!(e.message.contains("x9.huge in us-east-1"), "{}", e.message);
         assert!(e.message.contains(&prices::table().as_of), "{}", e.message);
         assert!(e.help.unwrap().contains("set on_demand_price"));
+        // Offline (validate, graph), the same pool is valid with its max price unknown until plan.
+        let offline = validate(&parse(&unknown)).unwrap().unwrap();
+        let pending = offline.workers[0].spot.as_ref().unwrap();
+        assert_eq!(
+            (pending.max_price.as_str(), &pending.on_demand_source),
+            (skyplan_engine::UNKNOWN, &PriceSource::Pending)
+        );
+        // A price the Price List API gave comes before the table, and says so.
+        let mut looked_up = online();
+        looked_up.prices.insert(("us-east-1".into(), "x9.huge".into()), 2.0);
+        let priced = validate_with(&parse(&unknown), &looked_up).unwrap().unwrap();
+        let priced = priced.workers[0].spot.as_ref().unwrap();
+        assert_eq!((priced.max_price.as_str(), &priced.on_demand_source), ("1.2", &PriceSource::PriceList));
         only_error(&spot("max_price_percent = 60, on_demand_price = 0.0"), "node_pool[1].spot.on_demand_price");
         only_error(&spot("max_price_percent = 60, on_demand_price = -1.0"), "node_pool[1].spot.on_demand_price");
         only_error(&spot("max_price_percent = 60, on_demand_price = nan"), "node_pool[1].spot.on_demand_price");
