@@ -56,7 +56,7 @@ impl LookedUp {
 
 /// The (region, instance type) of every spot pool of `spec` that gives no
 /// `on_demand_price`: what a run asks the Price List API for.
-pub fn needed(spec: &skyplan_engine::spec::SpecFile) -> Vec<(String, String)> {
+pub fn needed(spec: &crate::model::SpecFile) -> Vec<(String, String)> {
     let Some(cluster) = &spec.cluster else { return Vec::new() };
     let mut out: Vec<(String, String)> = spec
         .node_pool
