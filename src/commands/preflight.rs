@@ -153,8 +153,7 @@ async fn permission_checks(
     use skyplan_aws::permissions::Verdict;
     use skyplan_aws_blueprint::policy;
 
-    let doc =
-        policy::policy_for(&spec.spec.file, resources).map_err(|errs| spec.spec.source.diagnostics(&errs))?;
+    let doc = policy::policy_for(&spec.spec.file, resources).map_err(|errs| spec.spec.source.diagnostics(&errs))?;
     let actions = doc.actions().into_iter().map(str::to_string).collect();
     let mut unchecked = Vec::new();
     for p in aws.check_permissions(&actions).await {
