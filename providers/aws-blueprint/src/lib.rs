@@ -137,7 +137,7 @@ pub fn expand_with(spec: &SpecFile, looked_up: &prices::LookedUp) -> Result<Vec<
 pub fn complete_raw(spec: &SpecFile, resources: &mut [Resource]) {
     let cluster = spec.cluster.as_ref().map(|c| c.name.as_str());
     for r in resources.iter_mut().filter(|r| r.address.kind == "aws_security_group") {
-        if r.attrs.get("name").map_or(true, Value::is_null) {
+        if !matches!(r.attrs.get("name"), Some(v) if !v.is_null()) {
             let name = names::raw_security_group(cluster, &r.address.name);
             r.attrs.insert("name".into(), Value::String(name));
         }

@@ -189,7 +189,7 @@ pub fn parse_price_list(documents: &[String]) -> Result<Option<f64>, String> {
                 }
                 let usd = dimension.pointer("/pricePerUnit/USD").and_then(Value::as_str).ok_or("a price has no USD")?;
                 let usd: f64 = usd.parse().map_err(|_| format!("{usd:?} is not a price"))?;
-                if usd > 0.0 && best.map_or(true, |b| usd < b) {
+                if usd > 0.0 && !matches!(best, Some(b) if b <= usd) {
                     best = Some(usd);
                 }
             }
