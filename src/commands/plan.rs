@@ -83,6 +83,8 @@ fn price_source(source: &PriceSource) -> String {
     match source {
         PriceSource::Spec => "on_demand_price in the spec".to_string(),
         PriceSource::Table { as_of } => format!("skyplan's price table as of {as_of}"),
+        PriceSource::PriceList => "the AWS Price List API".to_string(),
+        PriceSource::Pending => "not looked up".to_string(),
     }
 }
 
@@ -162,6 +164,8 @@ fn spot_json(spot: &[SpotStatus]) -> serde_json::Value {
                 "on_demand_price_source": match &p.on_demand_source {
                     PriceSource::Spec => "spec",
                     PriceSource::Table { .. } => "price_table",
+                    PriceSource::PriceList => "price_list_api",
+                    PriceSource::Pending => "pending",
                 },
             });
             if let PriceSource::Table { as_of } = &p.on_demand_source {

@@ -10,6 +10,8 @@ mod support;
 #[cfg(feature = "aws")]
 mod aws_cli;
 #[cfg(feature = "aws")]
+mod aws_errors;
+#[cfg(feature = "aws")]
 mod aws_faults;
 #[cfg(feature = "aws")]
 mod aws_iam;
@@ -21,6 +23,8 @@ mod aws_orphans;
 mod aws_provider;
 #[cfg(feature = "aws")]
 mod aws_roll;
+#[cfg(feature = "aws")]
+mod contract;
 #[cfg(feature = "aws")]
 mod emulator;
 #[cfg(feature = "aws")]

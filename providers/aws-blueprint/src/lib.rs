@@ -81,6 +81,7 @@ impl AwsSpec {
         let region = spec.file.cluster.as_ref().map(|c| c.region.clone());
         // Moved, not copied: a spec may hold many thousands.
         let mut resources = std::mem::take(&mut spec.resources);
+        complete_raw(&spec.file, &mut resources);
         resources.extend(expanded);
         Ok(AwsSpec { spec, resources, sensitive, ownership, region, spot_pools })
     }
@@ -118,7 +119,15 @@ pub fn is_aws_type(kind: &str) -> bool {
 /// other cluster tables). On invalid input, every problem found, each with
 /// the key path of the offending value and a help line.
 pub fn expand(spec: &SpecFile) -> Result<Vec<Resource>, Vec<SpecError>> {
-    let Some(cluster) = validate::validate(spec)? else {
+    // Nothing looked up, yet a price must be known: the spec's or the table's.
+    expand_with(spec, &prices::LookedUp { online: true, ..prices::LookedUp::default() })
+}
+
+/// [`expand`] with on-demand prices looked up for this run (see
+/// [`prices::LookedUp`]; a spot pool's max price without one and outside
+/// the table is unknown offline, an error online).
+pub fn expand_with(spec: &SpecFile, looked_up: &prices::LookedUp) -> Result<Vec<Resource>, Vec<SpecError>> {
+    let Some(cluster) = validate::validate_with(spec, looked_up)? else {
         return Ok(Vec::new());
     };
     let (mut out, network) = network::expand(&cluster);
@@ -131,6 +140,20 @@ pub fn expand(spec: &SpecFile) -> Result<Vec<Resource>, Vec<SpecError>> {
     }
     out.sort_by(|a, b| a.address.cmp(&b.address));
     Ok(out)
+}
+
+/// Fill in what a raw resource may leave out: a `[resource.aws_security_group.NAME]`
+/// without `name` gets [`names::raw_security_group`]'s, derived from the
+/// cluster's name and the address (contract, "Permissions"). Call on the
+/// spec's raw resources before building the graph.
+pub fn complete_raw(spec: &SpecFile, resources: &mut [Resource]) {
+    let cluster = spec.cluster.as_ref().map(|c| c.name.as_str());
+    for r in resources.iter_mut().filter(|r| r.address.kind == "aws_security_group") {
+        if !matches!(r.attrs.get("name"), Some(v) if !v.is_null()) {
+            let name = names::raw_security_group(cluster, &r.address.name);
+            r.attrs.insert("name".into(), Value::String(name));
+        }
+    }
 }
 
 /// The values a spec marks sensitive (its packs' `sensitive` keys), as the
@@ -172,7 +195,12 @@ pub struct SpotPool {
 /// The spot pools of a spec, in the file's order (none without `[cluster]`).
 /// Errors as [`expand`] reports them.
 pub fn spot_pools(spec: &SpecFile) -> Result<Vec<SpotPool>, Vec<SpecError>> {
-    let Some(cluster) = validate::validate(spec)? else {
+    spot_pools_with(spec, &prices::LookedUp { online: true, ..prices::LookedUp::default() })
+}
+
+/// [`spot_pools`] with on-demand prices looked up for this run.
+pub fn spot_pools_with(spec: &SpecFile, looked_up: &prices::LookedUp) -> Result<Vec<SpotPool>, Vec<SpecError>> {
+    let Some(cluster) = validate::validate_with(spec, looked_up)? else {
         return Ok(Vec::new());
     };
     Ok(cluster

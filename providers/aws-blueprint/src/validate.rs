@@ -35,7 +35,12 @@ pub const POOL_NAME_MAX: usize = 63;
 /// Check the cluster tables of `spec` and build the cluster they describe.
 /// `Ok(None)` when the spec has no cluster tables at all.
 pub fn validate(spec: &SpecFile) -> Result<Option<Cluster>, Vec<SpecError>> {
-    let mut check = Check::default();
+    validate_with(spec, &prices::LookedUp::default())
+}
+
+/// [`validate`], with on-demand prices looked up for this run.
+pub fn validate_with(spec: &SpecFile, looked_up: &prices::LookedUp) -> Result<Option<Cluster>, Vec<SpecError>> {
+    let mut check = Check { looked_up: looked_up.clone(), ..Check::default() };
     let Some(cluster) = &spec.cluster else {
         check.orphan_tables(spec);
         return check.finish(None);
@@ -77,6 +82,7 @@ pub fn validate(spec: &SpecFile) -> Result<Option<Cluster>, Vec<SpecError>> {
 #[derive(Default)]
 struct Check {
     errors: Vec<SpecError>,
+    looked_up: prices::LookedUp,
 }
 
 impl Check {
@@ -625,9 +631,11 @@ impl Check {
         let table = prices::table();
         let price = match spot.on_demand_price {
             // The region has its own error when it is not valid.
-            None => match table.on_demand(region?, instance_type) {
-                Some(p) => Some((p, PriceSource::Table { as_of: table.as_of.clone() })),
-                None => {
+            None => match (self.looked_up.get(region?, instance_type), table.on_demand(region?, instance_type)) {
+                (Some(p), _) => Some((p, PriceSource::PriceList)),
+                (None, Some(p)) => Some((p, PriceSource::Table { as_of: table.as_of.clone() })),
+                (None, None) if !self.looked_up.online => Some((0.0, PriceSource::Pending)),
+                (None, None) => {
                     self.fail(
                         format!("{key}.spot.on_demand_price"),
                         format!(
@@ -636,7 +644,7 @@ impl Check {
                             region.unwrap_or_default()
                         ),
                         format!(
-                            "set on_demand_price to the instance type's Linux on-demand price in USD per hour in this region (e.g. 0.192 for m5.xlarge in us-east-1); the table covers {}",
+                            "the AWS Price List API (pricing:GetProducts) gave none either; set on_demand_price to the instance type's Linux on-demand price in USD per hour in this region (e.g. 0.192 for m5.xlarge in us-east-1); the table covers {}",
                             table.regions().collect::<Vec<_>>().join(", ")
                         ),
                     );
@@ -657,6 +665,15 @@ impl Check {
             return None;
         }
         let (on_demand_price, on_demand_source) = price?;
+        if on_demand_source == PriceSource::Pending {
+            let max_price = skyplan_engine::UNKNOWN.to_string();
+            return Some(Spot {
+                max_price,
+                max_price_percent: spot.max_price_percent,
+                on_demand_price,
+                on_demand_source,
+            });
+        }
         let max_price = spot_max_price(spot.max_price_percent, on_demand_price);
         if max_price == "0" {
             self.fail(
@@ -892,8 +909,14 @@ mod tests {
     use super::*;
     use crate::fixtures::{self, demo_with, parse};
 
+    /// As `plan` validates: online, with no price looked up (so a spot pool
+    /// outside the table is an error, as when the Price List API has none).
+    fn online() -> prices::LookedUp {
+        prices::LookedUp { online: true, ..prices::LookedUp::default() }
+    }
+
     fn errors(text: &str) -> Vec<SpecError> {
-        match validate(&parse(text)) {
+        match validate_with(&parse(text), &online()) {
             Ok(_) => panic!("expected errors for:\n{text}"),
             Err(errors) => errors,
         }
@@ -911,7 +934,7 @@ mod tests {
     }
 
     fn ok(text: &str) -> Cluster {
-        match validate(&parse(text)) {
+        match validate_with(&parse(text), &online()) {
             Ok(Some(cluster)) => cluster,
             other => panic!("{other:#?}"),
         }
@@ -1147,6 +1170,19 @@ mod tests {
         assert!(e.message.contains("x9.huge in us-east-1"), "{}", e.message);
         assert!(e.message.contains(&prices::table().as_of), "{}", e.message);
         assert!(e.help.unwrap().contains("set on_demand_price"));
+        // Offline (validate, graph), the same pool is valid with its max price unknown until plan.
+        let offline = validate(&parse(&unknown)).unwrap().unwrap();
+        let pending = offline.workers[0].spot.as_ref().unwrap();
+        assert_eq!(
+            (pending.max_price.as_str(), &pending.on_demand_source),
+            (skyplan_engine::UNKNOWN, &PriceSource::Pending)
+        );
+        // A price the Price List API gave comes before the table, and says so.
+        let mut looked_up = online();
+        looked_up.prices.insert(("us-east-1".into(), "x9.huge".into()), 2.0);
+        let priced = validate_with(&parse(&unknown), &looked_up).unwrap().unwrap();
+        let priced = priced.workers[0].spot.as_ref().unwrap();
+        assert_eq!((priced.max_price.as_str(), &priced.on_demand_source), ("1.2", &PriceSource::PriceList));
         only_error(&spot("max_price_percent = 60, on_demand_price = 0.0"), "node_pool[1].spot.on_demand_price");
         only_error(&spot("max_price_percent = 60, on_demand_price = -1.0"), "node_pool[1].spot.on_demand_price");
         only_error(&spot("max_price_percent = 60, on_demand_price = nan"), "node_pool[1].spot.on_demand_price");

@@ -185,7 +185,14 @@ impl Clients {
             let sent = send();
             async move {
                 self.limiter.acquire(service).await;
-                sent.await.map_err(|e| ApiError::from_sdk(operation, e))
+                sent.await.map_err(|e| {
+                    let mut err = ApiError::from_sdk(operation, e);
+                    err.service = service.map(|s| s.name());
+                    if err.status.is_none() {
+                        err.endpoint = err.service.and_then(|s| self.calls.endpoint(s));
+                    }
+                    err
+                })
             }
         })
         .await;
