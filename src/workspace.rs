@@ -35,6 +35,12 @@ pub fn take_resources(spec: &mut Spec) -> Result<Vec<Resource>, Diagnostics> {
     Ok(resources)
 }
 
+/// What a reviewer reads beside the plan's changes (risks, cost, parts),
+/// from the blueprint; instance prices from the shipped table.
+pub fn review(spec: &Spec, plan: &skyplan_engine::plan::Plan) -> skyplan_engine::review::Review {
+    skyplan_aws_blueprint::review(&spec.file, plan, None)
+}
+
 /// The spec's sensitive values, to mask in everything shown or stored.
 pub fn redactor(spec: &Spec) -> Redactor {
     Redactor::new(skyplan_aws_blueprint::sensitive_values(&spec.file))

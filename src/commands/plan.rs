@@ -100,6 +100,7 @@ pub async fn make_plan(
         let found = orphans::find(&graph, &state, &providers, &ownership).await?;
         orphans::add_to_plan(&mut plan, found, &graph, &state);
     }
+    plan.review = workspace::review(&spec, &plan);
     Ok(Planned { spec, state_path, backend, _lock: lock, state, settled, providers, plan, redactor })
 }
 

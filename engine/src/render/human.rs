@@ -9,13 +9,52 @@ use similar::{ChangeTag, TextDiff};
 
 use super::Style;
 use crate::plan::{Action, Change, Plan};
+use crate::review::{money, money_change};
 use crate::value::UNKNOWN;
 
-/// The whole plan as text, then the orphans it found.
+/// The whole plan as text, then the orphans it found, then its cost.
 pub fn plan(plan: &Plan, style: Style) -> String {
     let mut out = changes(plan, style);
     orphans(&mut out, plan, style);
+    if plan.has_changes() {
+        cost(&mut out, plan);
+    }
     out
+}
+
+/// What the plan does to the running system, one line per kind and
+/// message, naming the kind and its addresses (before the summary line).
+fn risks(out: &mut String, plan: &Plan, style: Style) {
+    let grouped = plan.review.risks_grouped();
+    if grouped.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n{}", style.bold("Risks to the running cluster:"));
+    for (kind, message, addresses) in grouped {
+        let _ = writeln!(out, "  {} {}: {message}", style.yellow(&format!("{kind:<20}")), addresses.join(", "));
+    }
+}
+
+/// The monthly estimate before and after, its change, and where the prices
+/// came from.
+fn cost(out: &mut String, plan: &Plan) {
+    let Some(cost) = &plan.review.cost else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "\nMonthly cost estimate ({} h): {} before, {} after ({} a month).",
+        cost.hours_per_month,
+        money(cost.monthly_before),
+        money(cost.monthly_after),
+        money_change(cost.change())
+    );
+    for s in &cost.sources {
+        let _ = writeln!(out, "  {} priced from {}, as of {}.", s.prices, s.source, s.as_of);
+    }
+    for u in &cost.unpriced {
+        let _ = writeln!(out, "  Not priced: {u}.");
+    }
 }
 
 /// Resources tagged as the cluster's that the state does not record: a
@@ -57,6 +96,7 @@ fn changes(plan: &Plan, style: Style) -> String {
         out.push('\n');
         render_change(&mut out, change, style);
     }
+    risks(&mut out, plan, style);
     let s = plan.summary;
     let _ = writeln!(
         out,
@@ -67,6 +107,14 @@ fn changes(plan: &Plan, style: Style) -> String {
         s.replace,
         s.delete
     );
+    out
+}
+
+/// One change as the human plan shows it, without colour: the reports'
+/// folded attribute diffs.
+pub fn change_text(change: &Change) -> String {
+    let mut out = String::new();
+    render_change(&mut out, change, Style { color: false });
     out
 }
 
@@ -250,7 +298,15 @@ mod tests {
     }
 
     fn plan_of(changes: Vec<Change>, summary: Summary) -> Plan {
-        Plan { destroy: false, lineage: "l".into(), serial: 1, changes, summary, orphans: Vec::new() }
+        Plan {
+            destroy: false,
+            lineage: "l".into(),
+            serial: 1,
+            changes,
+            summary,
+            orphans: Vec::new(),
+            review: Default::default(),
+        }
     }
 
     const PLAIN: Style = Style { color: false };

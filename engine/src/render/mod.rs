@@ -3,6 +3,7 @@
 
 pub mod human;
 pub mod json;
+pub mod markdown;
 
 /// ANSI styling, on or off.
 #[derive(Debug, Clone, Copy)]

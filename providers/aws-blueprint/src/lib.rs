@@ -16,16 +16,22 @@
 //!   `userdata.rs` renders their cloud-init.
 //! - `tags.rs` owns the tag conventions; `names.rs` the AWS resource names.
 //!
+//! For review, [`review()`]: the risks of a plan to the running cluster
+//! (`review.rs`), its monthly cost (`cost.rs`, prices from `data/`) and
+//! the parts of the cluster its addresses belong to.
+//!
 //! Beside the expansion, [`policy`]: the least-privilege IAM policy for the
 //! resources of a spec, from the table in `data/iam-actions.toml`.
 
 mod cidr;
 mod cluster;
 mod compute;
+pub mod cost;
 mod names;
 mod network;
 pub mod policy;
 pub mod prices;
+pub mod review;
 mod security;
 mod tags;
 mod userdata;
@@ -34,6 +40,7 @@ mod validate;
 pub use tags::ownership;
 
 use serde_json::Value;
+use skyplan_engine::review::Review;
 use skyplan_engine::spec::SpecFile;
 use skyplan_engine::{Address, Reference, Resource, SpecError};
 
@@ -73,6 +80,28 @@ pub fn sensitive_values(spec: &SpecFile) -> Vec<String> {
         out.push(secret.clone());
     }
     out
+}
+
+/// The plan's review: its risks to the running cluster, its parts, and
+/// (for a `[cluster]` spec) its monthly cost, instances priced from
+/// `instances` when given (the Price List API's), else from the shipped
+/// table for the cluster's region.
+pub fn review(spec: &SpecFile, plan: &skyplan_engine::plan::Plan, instances: Option<cost::InstancePrices>) -> Review {
+    let cost = region(spec).map(|region| {
+        let prices =
+            instances.filter(|p| p.region == region).unwrap_or_else(|| cost::InstancePrices::from_table(&region));
+        cost::cost(plan, &prices)
+    });
+    Review { risks: review::risks(plan), cost, parts: review::parts(plan) }
+}
+
+/// The region of a `[cluster]` spec (None without one, or when it does not
+/// validate).
+pub fn region(spec: &SpecFile) -> Option<String> {
+    match validate::validate(spec) {
+        Ok(Some(cluster)) => Some(cluster.region),
+        _ => None,
+    }
 }
 
 /// A worker pool on the spot market, as `plan` reports it next to the
