@@ -3,6 +3,7 @@
 
 pub mod human;
 pub mod json;
+pub mod html;
 pub mod markdown;
 
 /// ANSI styling, on or off.
