@@ -105,7 +105,8 @@ fn each_change_to_a_running_cluster_names_its_risks_and_prices_its_cost() {
         ])
     );
     assert_eq!(cost_change(&p), 63_072, "3 x (0.384 - 0.096) x 730");
-    let replaced = p["changes"].as_array().unwrap().iter().find(|c| c["address"] == "aws_instance.control_plane[0]").unwrap();
+    let replaced =
+        p["changes"].as_array().unwrap().iter().find(|c| c["address"] == "aws_instance.control_plane[0]").unwrap();
     assert_eq!(replaced["actions"], serde_json::json!(["create", "delete"]), "a rolling group creates first");
     assert_eq!(replaced["replace_paths"], serde_json::json!([["instance_type"]]));
     assert_eq!(replaced["after_unknown"]["id"], true);
@@ -130,7 +131,10 @@ fn each_change_to_a_running_cluster_names_its_risks_and_prices_its_cost() {
     let p = plan(&edit(&spec, "control_plane = true\nsize = 3", "control_plane = true\nsize = 1"));
     assert_eq!(
         risks(&p),
-        pairs(&[("quorum-change", "aws_instance.control_plane[1]"), ("quorum-change", "aws_instance.control_plane[2]")])
+        pairs(&[
+            ("quorum-change", "aws_instance.control_plane[1]"),
+            ("quorum-change", "aws_instance.control_plane[2]")
+        ])
     );
     assert_eq!(cost_change(&p), -14_976, "2 x (0.096 x 730 + 60 x 0.08)");
 
@@ -160,7 +164,10 @@ fn each_change_to_a_running_cluster_names_its_risks_and_prices_its_cost() {
     let md = w.run(&["show", "cp.plan", "--format", "markdown"]).ok().stdout;
     assert!(md.chars().count() <= 65_535);
     assert!(md.starts_with("### skyplan plan: 0 to add, 0 to change, 3 to replace, 0 to destroy"), "{md}");
-    assert!(md.find("**control-plane-roll**").unwrap() < md.find("**Monthly cost:** $820.66 → $1,451.38").unwrap(), "{md}");
+    assert!(
+        md.find("**control-plane-roll**").unwrap() < md.find("**Monthly cost:** $820.66 → $1,451.38").unwrap(),
+        "{md}"
+    );
     assert!(md.contains("#### control plane (3 changes)"), "{md}");
     let shown: Value = serde_json::from_str(&w.run(&["show", "cp.plan", "--json"]).ok().stdout).unwrap();
     assert_eq!(risks(&shown).len(), 3);

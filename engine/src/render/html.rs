@@ -45,9 +45,11 @@ pub fn plan(plan: &Plan) -> String {
     cost(&mut out, plan);
     out.push_str("<h2>Dependency graph</h2>\n<div class=\"graph\">");
     out.push_str(&graph(plan));
-    out.push_str("</div>\n<p class=\"legend\"><span class=\"create\">create</span> <span class=\"update\">update</span> \
+    out.push_str(
+        "</div>\n<p class=\"legend\"><span class=\"create\">create</span> <span class=\"update\">update</span> \
                   <span class=\"replace\">replace</span> <span class=\"delete\">delete</span> \
-                  <span class=\"no-op\">unchanged</span>; one column per dependency layer, left first.</p>\n");
+                  <span class=\"no-op\">unchanged</span>; one column per dependency layer, left first.</p>\n",
+    );
     changes(&mut out, plan);
     let _ = write!(out, "<script>{SCRIPT}</script>\n</body></html>\n");
     out
@@ -73,6 +75,8 @@ g.addEventListener('click',function(){var id='c-'+g.getAttribute('data-address')
 var el=document.getElementById(id);if(!el)return;\
 document.querySelectorAll('.sel').forEach(function(e){e.classList.remove('sel')});\
 el.classList.add('sel');var d=el.closest('details');if(d)d.open=true;el.scrollIntoView();});});\
+var f=document.querySelector('svg g[data-changed]'),box=document.querySelector('.graph');\
+if(f&&box){var b=f.getBBox();box.scrollLeft=Math.max(0,b.x-20);box.scrollTop=Math.max(0,b.y-20);}\
 document.documentElement.setAttribute('data-requests',String(performance.getEntriesByType('resource').length));\
 document.documentElement.setAttribute('data-rendered','yes');";
 
@@ -108,8 +112,10 @@ fn cost(out: &mut String, plan: &Plan) {
         esc(&cost.currency),
         cost.hours_per_month
     );
-    out.push_str("<details><summary>Items</summary><table><tr><th>resource</th><th class=\"n\">before</th>\
-                  <th class=\"n\">after</th><th class=\"n\">change</th></tr>\n");
+    out.push_str(
+        "<details><summary>Items</summary><table><tr><th>resource</th><th class=\"n\">before</th>\
+                  <th class=\"n\">after</th><th class=\"n\">change</th></tr>\n",
+    );
     for i in &cost.items {
         let _ = writeln!(
             out,
@@ -122,8 +128,11 @@ fn cost(out: &mut String, plan: &Plan) {
         );
     }
     out.push_str("</table></details>\n<p><small>Prices: ");
-    let sources: Vec<String> =
-        cost.sources.iter().map(|s| format!("{} from {} (as of {})", esc(&s.prices), esc(&s.source), esc(&s.as_of))).collect();
+    let sources: Vec<String> = cost
+        .sources
+        .iter()
+        .map(|s| format!("{} from {} (as of {})", esc(&s.prices), esc(&s.source), esc(&s.as_of)))
+        .collect();
     out.push_str(&sources.join("; "));
     out.push_str(".</small></p>\n");
     for u in &cost.unpriced {
@@ -253,11 +262,12 @@ fn graph(plan: &Plan) -> String {
         };
         let _ = write!(
             svg,
-            "<g data-address=\"{a}\"><title>{a} ({act})</title><rect x=\"{x}\" y=\"{y}\" width=\"{BOX_W}\" height=\"{BOX_H}\" \
+            "<g data-address=\"{a}\"{changed}><title>{a} ({act})</title><rect x=\"{x}\" y=\"{y}\" width=\"{BOX_W}\" height=\"{BOX_H}\" \
              rx=\"3\" fill=\"{fill}\" stroke=\"{stroke}\" stroke-width=\"{sw}\"/><text x=\"{tx}\" y=\"{ty}\">{l}</text></g>",
             a = esc(&address),
             act = c.action.as_str(),
             sw = if c.action == Action::NoOp { 1 } else { 2 },
+            changed = if c.action == Action::NoOp { "" } else { " data-changed=\"\"" },
             tx = x + 5,
             ty = y + 14,
             l = esc(&label)
@@ -265,7 +275,8 @@ fn graph(plan: &Plan) -> String {
     }
     svg.push_str("</svg>");
     if drawn.len() < plan.changes.len() {
-        let _ = write!(svg, "<p>{} resources: only the {} changed ones first drawn.</p>", plan.changes.len(), drawn.len());
+        let _ =
+            write!(svg, "<p>{} resources: only the {} changed ones first drawn.</p>", plan.changes.len(), drawn.len());
     }
     svg
 }
@@ -339,7 +350,7 @@ mod tests {
     fn the_graph_puts_each_resource_right_of_what_it_depends_on() {
         let svg = graph(&sample());
         let x_of = |a: &str| {
-            let at = svg.find(&format!("<g data-address=\"{a}\">")).unwrap();
+            let at = svg.find(&format!("<g data-address=\"{a}\"")).unwrap();
             let rest = &svg[at..];
             let x = rest.find("x=\"").unwrap() + 3;
             rest[x..x + rest[x..].find('"').unwrap()].parse::<usize>().unwrap()
