@@ -200,8 +200,8 @@ fn graph(plan: &Plan) -> String {
     let mut layer = vec![0usize; drawn.len()];
     for _ in 0..drawn.len().min(64) {
         let mut moved = false;
-        for i in 0..drawn.len() {
-            let want = deps[i].iter().map(|&d| layer[d] + 1).max().unwrap_or(0);
+        for (i, ds) in deps.iter().enumerate() {
+            let want = ds.iter().map(|&d| layer[d] + 1).max().unwrap_or(0);
             if want > layer[i] {
                 layer[i] = want;
                 moved = true;
@@ -212,12 +212,14 @@ fn graph(plan: &Plan) -> String {
         }
     }
     let columns = layer.iter().max().map_or(0, |m| m + 1);
-    let mut row_of = vec![0usize; drawn.len()];
     let mut used = vec![0usize; columns];
-    for i in 0..drawn.len() {
-        row_of[i] = used[layer[i]];
-        used[layer[i]] += 1;
-    }
+    let row_of: Vec<usize> = layer
+        .iter()
+        .map(|&l| {
+            used[l] += 1;
+            used[l] - 1
+        })
+        .collect();
     let rows = used.iter().copied().max().unwrap_or(0);
     let (w, h) = (columns * COLUMN + 10, rows * ROW + 10);
     let pos = |i: usize| (5 + layer[i] * COLUMN, 5 + row_of[i] * ROW);

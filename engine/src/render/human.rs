@@ -16,9 +16,7 @@ use crate::value::UNKNOWN;
 pub fn plan(plan: &Plan, style: Style) -> String {
     let mut out = changes(plan, style);
     orphans(&mut out, plan, style);
-    if plan.has_changes() {
-        cost(&mut out, plan);
-    }
+    cost(&mut out, plan);
     out
 }
 
@@ -36,7 +34,7 @@ fn risks(out: &mut String, plan: &Plan, style: Style) {
 }
 
 /// The monthly estimate before and after, its change, and where the prices
-/// came from.
+/// came from (with no changes too: the cluster's running cost).
 fn cost(out: &mut String, plan: &Plan) {
     let Some(cost) = &plan.review.cost else {
         return;
@@ -341,6 +339,47 @@ mod tests {
         assert!(text.contains("~ zone = \"a\" -> \"b\" # forces replacement"), "{text}");
         assert!(text.contains("  - sim_resource.a {\n      - id = \"sim-3\""), "{text}");
         assert!(text.ends_with("Plan: 1 to add, 1 to change, 1 to replace, 1 to destroy.\n"), "{text}");
+    }
+
+    #[test]
+    fn risks_come_before_the_summary_and_the_cost_ends_the_plan() {
+        use crate::review::{Cost, PriceSource, Review, Risk};
+        let mut p = plan_of(
+            vec![change(Action::Replace, Some(json!({"zone": "a"})), Some(json!({"zone": "b"})))],
+            Summary { replace: 1, ..Summary::default() },
+        );
+        p.review = Review {
+            risks: vec![Risk {
+                kind: "zone-move".into(),
+                address: "sim_resource.a".into(),
+                message: "it moves.".into(),
+            }],
+            cost: Some(Cost {
+                currency: "USD".into(),
+                hours_per_month: 730.0,
+                monthly_before: 1000.0,
+                monthly_after: 950.5,
+                items: Vec::new(),
+                sources: vec![PriceSource {
+                    prices: "all".into(),
+                    source: "a table".into(),
+                    as_of: "2026-01-01".into(),
+                }],
+                unpriced: vec!["x: no price".into()],
+            }),
+            parts: Vec::new(),
+        };
+        let text = plan(&p, PLAIN);
+        let risk = text.find("  zone-move            sim_resource.a: it moves.\n").expect(&text);
+        let summary = text.find("Plan: 0 to add, 0 to change, 1 to replace, 0 to destroy.").expect(&text);
+        assert!(risk < summary, "{text}");
+        assert!(
+            text.ends_with(
+                "Monthly cost estimate (730 h): $1,000.00 before, $950.50 after (-$49.50 a month).\n  \
+                 all priced from a table, as of 2026-01-01.\n  Not priced: x: no price.\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

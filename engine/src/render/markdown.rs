@@ -27,14 +27,14 @@ pub fn plan_within(plan: &Plan, limit: usize) -> String {
     let head = head(plan);
     let groups = groups(plan);
     // The full comment, when it fits.
-    let full = assemble(&head, &groups, &vec![Fold::Whole; groups.len()], usize::MAX, None);
+    let mut folds = vec![Fold::Whole; groups.len()];
+    let full = assemble(&head, &groups, &folds, usize::MAX, None);
     if chars(&full) <= limit {
         return full;
     }
     // Fold diffs away part by part, from the last, until it fits.
     let note_all = "\n> **Cut:** attribute diffs left out to keep this comment under 65,535 characters; \
                     `skyplan show PLANFILE` prints them all.\n";
-    let mut folds = vec![Fold::Whole; groups.len()];
     for i in (0..groups.len()).rev() {
         folds[i] = Fold::Left;
         let text = assemble(&head, &groups, &folds, usize::MAX, Some(note_all));

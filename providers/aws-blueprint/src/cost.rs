@@ -83,7 +83,7 @@ pub fn service_prices() -> &'static ServicePrices {
 }
 
 /// Every instance type the plan's instances and launch templates name,
-/// before or after, sorted: what the CLI asks the Price List API for.
+/// before or after, sorted: what a Price List API client is asked for.
 pub fn instance_types(plan: &Plan) -> Vec<String> {
     let mut out: Vec<String> = plan
         .changes
@@ -221,8 +221,9 @@ impl Pricer<'_> {
         }
     }
 
-    /// The hourly price of one instance of the type `attrs` names, times
-    /// nothing: `(USD per hour, "N x TYPE on-demand")`.
+    /// The hourly price of one instance of the type `attrs` names (its
+    /// spot max price when it has one), and what it is for `count` of
+    /// them: `(USD per hour, "N x TYPE on-demand $P/h")`.
     fn instance(&mut self, address: &str, attrs: &Attrs, count: u64) -> Option<(f64, String)> {
         let instance_type = text(Some(attrs), "instance_type")?;
         let spot = text(Some(attrs), "spot_max_price").and_then(|p| p.parse::<f64>().ok());
