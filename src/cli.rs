@@ -44,6 +44,14 @@ pub enum ColorChoice {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShowFormat {
+    Text,
+    Json,
+    Markdown,
+    Html,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum GraphFormat {
     Text,
     Dot,
@@ -108,6 +116,10 @@ pub enum Command {
         planfile: Option<PathBuf>,
         #[arg(long)]
         json: bool,
+        /// A saved plan for review: a pull-request comment (markdown) or
+        /// one self-contained page (html)
+        #[arg(long, value_enum, conflicts_with = "json")]
+        format: Option<ShowFormat>,
     },
     /// The resource graph and its dependency layers
     Graph {

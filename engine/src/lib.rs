@@ -20,6 +20,7 @@ pub mod redact;
 pub mod refresh;
 pub mod render;
 pub mod resource;
+pub mod review;
 pub mod spec;
 pub mod value;
 

@@ -13,6 +13,7 @@ use skyplan_state::State;
 
 use crate::address::Address;
 use crate::graph::{Node, ResourceGraph};
+use crate::review::Review;
 use crate::value::{contains_unknown, unknown, Attrs, Reference};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -137,6 +138,10 @@ pub struct Plan {
     /// them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orphans: Vec<Orphan>,
+    /// Risks, cost and parts, filled by whoever knows the resources
+    /// (see [`crate::review`]); empty until then.
+    #[serde(default, skip_serializing_if = "Review::is_empty")]
+    pub review: Review,
 }
 
 /// One orphan, as a plan reports it (found and deleted by
@@ -294,7 +299,15 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
             Action::NoOp => {}
         }
     }
-    Plan { destroy, lineage: state.lineage.clone(), serial: state.serial, changes, summary, orphans: Vec::new() }
+    Plan {
+        destroy,
+        lineage: state.lineage.clone(),
+        serial: state.serial,
+        changes,
+        summary,
+        orphans: Vec::new(),
+        review: Review::default(),
+    }
 }
 
 pub(crate) fn parse_addresses(list: &[String]) -> Vec<Address> {

@@ -53,6 +53,12 @@ impl Hooks for SpecHooks {
     async fn before_apply(&self, _plan: &Plan) -> Result<(), HookError> {
         preflight::before_apply(&self.ui, &self.spec).await.map_err(hook_error)
     }
+
+    /// The blueprint's review: risks, parts, and the cost with instance
+    /// prices from the shipped table.
+    fn review(&self, plan: &Plan) -> skyplan_engine::review::Review {
+        skyplan_aws_blueprint::review(&self.spec.spec.file, plan, None)
+    }
 }
 
 fn hook_error(e: anyhow::Error) -> HookError {

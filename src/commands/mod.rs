@@ -46,7 +46,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             )
             .await
         }
-        Command::Show { planfile, json } => inspect::show(global, &ui, planfile.as_deref(), json),
+        Command::Show { planfile, json, format } => inspect::show(global, &ui, planfile.as_deref(), json, format),
         Command::Graph { spec, format } => inspect::graph(global, &spec, format).await,
         Command::State(command) => state::run(global, command).await,
         Command::Preflight { spec } => preflight::run(global, &ui, &spec).await,

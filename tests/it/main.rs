@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod policy;
+mod review;
 mod sim;
 mod support;
 

@@ -17,6 +17,10 @@
 //!   kubeadm configuration, user data).
 //! - `tags.rs` owns the tag conventions; `names.rs` the AWS resource names.
 //!
+//! For review, [`review()`]: the risks of a plan to the running cluster
+//! (`review.rs`), its monthly cost (`cost.rs`, prices from `data/`) and
+//! the parts of the cluster its addresses belong to.
+//!
 //! Beside the expansion, [`policy`]: the least-privilege IAM policy for the
 //! resources of a spec, from the table in `data/iam-actions.toml`.
 
@@ -24,11 +28,13 @@ pub mod bootstrap;
 mod cidr;
 mod cluster;
 mod compute;
+pub mod cost;
 pub mod model;
 mod names;
 mod network;
 pub mod policy;
 pub mod prices;
+pub mod review;
 mod security;
 mod tags;
 mod validate;
@@ -40,6 +46,7 @@ use std::path::Path;
 
 use serde_json::Value;
 use skyplan_engine::orphans::Ownership;
+use skyplan_engine::review::Review;
 use skyplan_engine::{Address, Diagnostics, Reference, Resource, Source, Spec, SpecError};
 
 use crate::model::SpecFile;
@@ -174,6 +181,28 @@ pub fn sensitive_values(spec: &SpecFile) -> Vec<String> {
         out.push(secret.clone());
     }
     out
+}
+
+/// The plan's review: its risks to the running cluster, its parts, and
+/// (for a `[cluster]` spec) its monthly cost, instances priced from
+/// `instances` when given (the Price List API's), else from the shipped
+/// table for the cluster's region.
+pub fn review(spec: &SpecFile, plan: &skyplan_engine::plan::Plan, instances: Option<cost::InstancePrices>) -> Review {
+    let cost = region(spec).map(|region| {
+        let prices =
+            instances.filter(|p| p.region == region).unwrap_or_else(|| cost::InstancePrices::from_table(&region));
+        cost::cost(plan, &prices)
+    });
+    Review { risks: review::risks(plan), cost, parts: review::parts(plan) }
+}
+
+/// The region of a `[cluster]` spec (None without one, or when it does not
+/// validate).
+pub fn region(spec: &SpecFile) -> Option<String> {
+    match validate::validate(spec) {
+        Ok(Some(cluster)) => Some(cluster.region),
+        _ => None,
+    }
 }
 
 /// A worker pool on the spot market, as `plan` reports it next to the

@@ -29,6 +29,11 @@ impl PriceTable {
         self.prices.get(region)?.get(instance_type).copied()
     }
 
+    /// Every price of one region (instance type -> USD per hour).
+    pub fn region(&self, region: &str) -> Option<&BTreeMap<String, f64>> {
+        self.prices.get(region)
+    }
+
     /// The regions the table covers.
     pub fn regions(&self) -> impl Iterator<Item = &str> {
         self.prices.keys().map(String::as_str)
