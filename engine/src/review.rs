@@ -28,6 +28,10 @@ pub struct Cost {
     pub currency: String,
     /// Hours in a month the hourly prices are multiplied by.
     pub hours_per_month: f64,
+    /// Which prices, in the words of whoever priced it (`on-demand prices
+    /// (spot pools at their max)`): the engine knows no price model.
+    #[serde(default)]
+    pub basis: String,
     pub monthly_before: f64,
     pub monthly_after: f64,
     pub items: Vec<CostItem>,

@@ -321,7 +321,7 @@ fn an_iam_enforcing_emulator_denies_what_a_policy_does_not_allow() {
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Action": many, "Resource": "*"}]
     });
-    let big_user = emulator.iam_user("big", &[big.clone()]);
+    let big_user = emulator.iam_user("big", std::slice::from_ref(&big));
     let parts = skyplan_aws_blueprint::policy::split(
         &serde_json::from_value(big).unwrap(),
         skyplan_aws_blueprint::policy::MANAGED_POLICY_LIMIT,

@@ -105,11 +105,12 @@ fn cost(out: &mut String, plan: &Plan) {
     };
     let _ = writeln!(
         out,
-        "<h2>Monthly cost</h2>\n<p><b>{} → {}</b> ({} a month), {} at on-demand prices (spot pools at their max), {} h a month.</p>",
+        "<h2>Monthly cost</h2>\n<p><b>{} → {}</b> ({} a month), {} at {}, {} h a month.</p>",
         money(cost.monthly_before),
         money(cost.monthly_after),
         money_change(cost.change()),
         esc(&cost.currency),
+        esc(&cost.basis),
         cost.hours_per_month
     );
     out.push_str(

@@ -357,6 +357,7 @@ mod tests {
             cost: Some(Cost {
                 currency: "USD".into(),
                 hours_per_month: 730.0,
+                basis: "on-demand prices (spot pools at their max)".into(),
                 monthly_before: 1000.0,
                 monthly_after: 950.5,
                 items: Vec::new(),

@@ -110,11 +110,12 @@ fn head(plan: &Plan) -> String {
     if let Some(cost) = &plan.review.cost {
         let _ = writeln!(
             out,
-            "**Monthly cost:** {} → {} (**{}**), {} at on-demand prices (spot pools at their max), {} h a month.\n",
+            "**Monthly cost:** {} → {} (**{}**), {} at {}, {} h a month.\n",
             money(cost.monthly_before),
             money(cost.monthly_after),
             money_change(cost.change()),
             cost.currency,
+            escape(&cost.basis),
             cost.hours_per_month
         );
         let mut changed: Vec<_> = cost.items.iter().filter(|i| i.monthly_before != i.monthly_after).collect();
@@ -313,6 +314,7 @@ mod tests {
             cost: Some(Cost {
                 currency: "USD".into(),
                 hours_per_month: 730.0,
+                basis: "on-demand prices (spot pools at their max)".into(),
                 monthly_before: 10.0,
                 monthly_after: 25.5,
                 items: vec![CostItem {

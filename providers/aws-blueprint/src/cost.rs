@@ -135,6 +135,7 @@ pub fn cost(plan: &Plan, instances: &InstancePrices) -> Cost {
     Cost {
         currency: "USD".to_string(),
         hours_per_month: HOURS_PER_MONTH,
+        basis: "on-demand prices (spot pools at their max)".to_string(),
         monthly_before: cents(items.iter().map(|i| i.monthly_before).sum()),
         monthly_after: cents(items.iter().map(|i| i.monthly_after).sum()),
         items,

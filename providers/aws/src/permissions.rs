@@ -154,13 +154,11 @@ mod tests {
 
     #[test]
     fn answers_mean_what_ec2_says() {
-        let e = |code: &str| Err(ApiError::service("CreateVpc", code, "m"));
-        assert_eq!(verdict(e("DryRunOperation")), Verdict::Allowed);
-        assert_eq!(verdict(e("UnauthorizedOperation")), Verdict::Denied("m".into()));
-        assert_eq!(verdict(e("AccessDenied")), Verdict::Denied("m".into()));
-        assert!(
-            matches!(verdict(e("InvalidGroup.NotFound")), Verdict::Unchecked(w) if w.contains("InvalidGroup.NotFound"))
-        );
+        let e = |code: &str| verdict(Err(ApiError::service("CreateVpc", code, "m")));
+        assert_eq!(e("DryRunOperation"), Verdict::Allowed);
+        assert_eq!(e("UnauthorizedOperation"), Verdict::Denied("m".into()));
+        assert_eq!(e("AccessDenied"), Verdict::Denied("m".into()));
+        assert!(matches!(e("InvalidGroup.NotFound"), Verdict::Unchecked(w) if w.contains("InvalidGroup.NotFound")));
         assert!(matches!(verdict(Ok(())), Verdict::Unchecked(_)));
     }
 

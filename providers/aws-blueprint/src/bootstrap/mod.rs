@@ -48,7 +48,7 @@ pub fn node_config(cluster: &ClusterInputs, node: &NodeInputs, ca_cert_hash: Opt
 
 use skyplan_engine::{Address, SpecError};
 
-use crate::model::{Layer, SpecFile};
+use crate::model::Layer;
 
 use crate::cluster::Cluster;
 
@@ -159,10 +159,6 @@ pub(crate) fn node_inputs(cluster: &Cluster, address: &Address) -> Option<NodeIn
 /// Why `node-config` has nothing to print.
 #[derive(Debug, Clone, PartialEq)]
 pub enum NodeConfigError {
-    /// The spec does not validate (each error with its key path).
-    Spec(Vec<SpecError>),
-    /// The spec has no `[cluster]`.
-    NoCluster,
     /// The address is not a node of this cluster; the nodes it has.
     NotANode { address: String, nodes: Vec<String> },
 }
@@ -170,8 +166,6 @@ pub enum NodeConfigError {
 impl std::fmt::Display for NodeConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            NodeConfigError::Spec(errors) => write!(f, "the spec is not valid ({} errors)", errors.len()),
-            NodeConfigError::NoCluster => f.write_str("the spec has no [cluster], so no nodes"),
             NodeConfigError::NotANode { address, nodes } => {
                 write!(f, "{address} is not a node of this cluster; its nodes are {}", nodes.join(", "))
             }
@@ -183,18 +177,19 @@ impl std::fmt::Display for NodeConfigError {
 /// the node at `address` boots with, every secret `(sensitive)`.
 /// `endpoint_host` is the API load balancer's DNS name from the state (or
 /// "(known after apply)"), `ca_cert_hash` the public hash once the PKI exists.
+/// `cluster` is the validated spec's (validation stays the caller's, so this
+/// module and `validate.rs` do not import each other).
 pub fn node_config_for(
-    spec: &SpecFile,
+    cluster: &Cluster,
     address: &Address,
     endpoint_host: &str,
     ca_cert_hash: Option<&str>,
 ) -> Result<String, NodeConfigError> {
-    let cluster = crate::validate::validate(spec).map_err(NodeConfigError::Spec)?.ok_or(NodeConfigError::NoCluster)?;
-    let node = node_inputs(&cluster, address).ok_or_else(|| NodeConfigError::NotANode {
+    let node = node_inputs(cluster, address).ok_or_else(|| NodeConfigError::NotANode {
         address: address.to_string(),
-        nodes: node_addresses(&cluster).iter().map(Address::to_string).collect(),
+        nodes: node_addresses(cluster).iter().map(Address::to_string).collect(),
     })?;
-    Ok(node_config(&cluster_inputs(&cluster, endpoint_host), &node, ca_cert_hash))
+    Ok(node_config(&cluster_inputs(cluster, endpoint_host), &node, ca_cert_hash))
 }
 
 /// Every address `node-config` accepts, control planes first.
@@ -209,6 +204,7 @@ fn node_addresses(cluster: &Cluster) -> Vec<Address> {
 mod tests {
     use super::*;
     use crate::fixtures;
+    use crate::model::SpecFile;
     use skyplan_engine::value;
 
     fn demo() -> SpecFile {
@@ -278,16 +274,16 @@ mod tests {
 
     #[test]
     fn node_config_masks_secrets_and_names_the_nodes() {
-        let spec = demo();
+        let cluster = crate::validate::validate(&demo()).unwrap().unwrap();
         let cp0 = Address::keyed("aws_instance", "control_plane", "0");
-        let text = node_config_for(&spec, &cp0, "lb.example", None).unwrap();
+        let text = node_config_for(&cluster, &cp0, "lb.example", None).unwrap();
         assert!(text.contains("kind: ClusterConfiguration") && text.contains("kind: InitConfiguration"), "{text}");
         assert!(text.contains("token: \"(sensitive)\""), "{text}");
         let worker = Address::keyed("aws_launch_template", "pool", "worker");
         let hash = format!("sha256:{}", "0".repeat(64));
-        let text = node_config_for(&spec, &worker, "lb.example", Some(&hash)).unwrap();
+        let text = node_config_for(&cluster, &worker, "lb.example", Some(&hash)).unwrap();
         assert!(text.contains(&hash) && !text.contains("controlPlane"), "{text}");
-        let err = node_config_for(&spec, &Address::new("aws_vpc", "main"), "x", None).unwrap_err();
+        let err = node_config_for(&cluster, &Address::new("aws_vpc", "main"), "x", None).unwrap_err();
         assert!(err.to_string().contains("aws_instance.control_plane[0]"), "{err}");
         assert!(err.to_string().contains("aws_launch_template.pool[worker]"), "{err}");
     }
