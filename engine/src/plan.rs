@@ -289,16 +289,7 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
     order.sort_by(|&a, &b| changes[a].address.cmp(&changes[b].address));
     let mut slots: Vec<Option<Change>> = changes.into_iter().map(Some).collect();
     let changes: Vec<Change> = order.into_iter().map(|i| slots[i].take().expect("each index once")).collect();
-    let mut summary = Summary::default();
-    for c in &changes {
-        match c.action {
-            Action::Create => summary.create += 1,
-            Action::Update => summary.update += 1,
-            Action::Replace => summary.replace += 1,
-            Action::Delete => summary.delete += 1,
-            Action::NoOp => {}
-        }
-    }
+    let summary = summarize(&changes);
     Plan {
         destroy,
         lineage: state.lineage.clone(),
@@ -308,6 +299,21 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
         orphans: Vec::new(),
         review: Review::default(),
     }
+}
+
+/// The counts of a plan's changes by action.
+pub fn summarize(changes: &[Change]) -> Summary {
+    let mut summary = Summary::default();
+    for c in changes {
+        match c.action {
+            Action::Create => summary.create += 1,
+            Action::Update => summary.update += 1,
+            Action::Replace => summary.replace += 1,
+            Action::Delete => summary.delete += 1,
+            Action::NoOp => {}
+        }
+    }
+    summary
 }
 
 pub(crate) fn parse_addresses(list: &[String]) -> Vec<Address> {

@@ -275,7 +275,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::plan::Summary;
     use crate::review::{Cost, CostItem, Part, PriceSource, Review, Risk};
 
     fn change(address: &str, action: Action, attrs: serde_json::Value) -> Change {
@@ -288,16 +287,7 @@ mod tests {
     }
 
     fn plan_of(changes: Vec<Change>, review: Review) -> Plan {
-        let mut summary = Summary::default();
-        for c in &changes {
-            match c.action {
-                Action::Create => summary.create += 1,
-                Action::Update => summary.update += 1,
-                Action::Replace => summary.replace += 1,
-                Action::Delete => summary.delete += 1,
-                Action::NoOp => {}
-            }
-        }
+        let summary = crate::plan::summarize(&changes);
         Plan { destroy: false, lineage: "l".into(), serial: 1, changes, summary, orphans: Vec::new(), review }
     }
 

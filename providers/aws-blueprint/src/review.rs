@@ -336,16 +336,7 @@ pub(crate) mod test_plan {
     }
 
     pub fn plan(changes: Vec<Change>) -> Plan {
-        let mut summary = Summary::default();
-        for c in &changes {
-            match c.action {
-                Action::Create => summary.create += 1,
-                Action::Update => summary.update += 1,
-                Action::Replace => summary.replace += 1,
-                Action::Delete => summary.delete += 1,
-                Action::NoOp => {}
-            }
-        }
+        let summary = skyplan_engine::plan::summarize(&changes);
         Plan {
             destroy: false,
             lineage: "l".into(),
