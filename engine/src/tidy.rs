@@ -13,9 +13,7 @@
 //!   provider crate's knowledge.
 //! - No crate of the workspace has an import circle between its modules:
 //!   among the modules of one parent, `use crate::…`, `super::…` and inline
-//!   `crate::…` paths form no cycle. The known exception is `providers/aws`,
-//!   whose modules import each other in one circle until its kind registry
-//!   lands (issue 13); it is the only crate skipped.
+//!   `crate::…` paths form no cycle. No crate is skipped.
 //!
 //! The scan reads code with comments removed, and leaves out test code
 //! (`#[cfg(test)] mod … { … }` and modules declared `#[cfg(test)]`): test
@@ -25,10 +23,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-
-/// Crates skipped by the import-circle check, with why.
-const CIRCLE_EXCEPTIONS: &[(&str, &str)] =
-    &[("providers/aws", "its modules import each other in one circle until its kind registry lands (issue 13)")];
 
 /// Words that are AWS concepts, matched against the words of identifiers
 /// and string literals (`vpc_id` and `VpcId` both hold `vpc`).
@@ -634,9 +628,6 @@ fn no_crate_has_an_import_circle_between_its_modules() {
     let mut problems = Vec::new();
     let mut checked = 0;
     for (dir, _) in workspace_members() {
-        if CIRCLE_EXCEPTIONS.iter().any(|(d, _)| *d == dir) {
-            continue;
-        }
         let src = root().join(&dir).join("src");
         problems.extend(import_circles(&src).into_iter().map(|c| format!("{dir}: {c}")));
         checked += 1;
@@ -647,19 +638,6 @@ fn no_crate_has_an_import_circle_between_its_modules() {
         "import circles (move the shared type to the module it belongs to; see docs/architecture.md):\n{}",
         problems.join("\n")
     );
-}
-
-/// The known exception is still one: when providers/aws loses its circle,
-/// this fails, so that the exception is removed rather than forgotten.
-#[test]
-fn the_circle_exception_is_still_needed() {
-    for (dir, why) in CIRCLE_EXCEPTIONS {
-        assert!(
-            !import_circles(&root().join(dir).join("src")).is_empty(),
-            "{dir} has no import circle any more: remove it from CIRCLE_EXCEPTIONS in engine/src/tidy.rs \
-             and from docs/architecture.md (it was excepted because {why})"
-        );
-    }
 }
 
 #[test]

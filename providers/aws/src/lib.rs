@@ -35,6 +35,7 @@ mod clients;
 mod ec2util;
 mod error;
 mod find;
+mod kinds;
 mod lost;
 mod owned;
 pub mod permissions;
@@ -50,19 +51,6 @@ mod tags;
 #[cfg(test)]
 mod testing;
 mod wait;
-
-mod autoscaling_group;
-mod eip;
-mod elb;
-mod instance;
-mod internet_gateway;
-mod launch_template;
-mod nat_gateway;
-mod route_table;
-mod security_group;
-mod security_group_rule;
-mod subnet;
-mod vpc;
 
 pub use calls::Retries;
 pub use provider::{AwsProvider, AwsSettings};

@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use aws_sdk_ec2::types::{
     InstanceType, LaunchTemplate, LaunchTemplateBlockDeviceMappingRequest, LaunchTemplateEbsBlockDeviceRequest,
     LaunchTemplateInstanceMarketOptionsRequest, LaunchTemplateSpotMarketOptionsRequest,
@@ -29,7 +30,9 @@ use crate::clients::Clients;
 use crate::ec2util::{client_token, FILTER_CHUNK};
 use crate::error::ApiError;
 use crate::retry::Retry;
-use crate::tags;
+use crate::tags::{self, Tags};
+
+use super::{hit, owner_filters, AwsKind, Hit};
 
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_launch_template",
@@ -47,6 +50,59 @@ pub(crate) const SPEC: KindSpec = KindSpec {
     ],
     computed: &["id", "latest_version", "resolved_ami"],
 };
+
+/// `aws_launch_template` in the registry (`kinds/mod.rs`).
+pub(crate) struct Kind;
+
+#[async_trait]
+impl AwsKind for Kind {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    async fn create(&self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        create(c, ctx, attrs).await
+    }
+
+    async fn read(&self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
+        read(c, reqs).await
+    }
+
+    async fn update(&self, c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        update(c, ctx, prior, attrs).await
+    }
+
+    async fn delete(&self, c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
+        delete(c, ctx, prior).await
+    }
+
+    async fn find_id(&self, c: &Clients, _address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
+        let name = attrs::req_str(inputs, "name")?.to_string();
+        match c
+            .call("DescribeLaunchTemplates", Retry::Standard, || {
+                c.ec2.describe_launch_templates().launch_template_names(name.clone()).send()
+            })
+            .await
+        {
+            Ok(out) => Ok(out.launch_templates().first().and_then(|t| t.launch_template_id()).map(str::to_string)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn list_owned(&self, c: &Clients, owner: &Tags) -> Result<Vec<Hit>, ApiError> {
+        c.paginate(
+            "DescribeLaunchTemplates",
+            Retry::Standard,
+            |token| {
+                c.ec2.describe_launch_templates().set_filters(Some(owner_filters(owner))).set_next_token(token).send()
+            },
+            |page| page.launch_templates().iter().filter_map(|t| hit(t.launch_template_id(), t.tags())).collect(),
+            |page| page.next_token(),
+        )
+        .await
+    }
+}
 
 /// The attributes that go into a version (all but `name` and `tags`).
 const VERSIONED: &[&str] = &[

@@ -18,21 +18,25 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use aws_sdk_ec2::types::{
-    BlockDeviceMapping, EbsBlockDevice, Instance, InstanceNetworkInterfaceSpecification, InstanceType, ResourceType,
+    BlockDeviceMapping, EbsBlockDevice, Instance, InstanceNetworkInterfaceSpecification, InstanceStateName,
+    InstanceType, ResourceType,
 };
 use serde_json::{json, Value};
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
 
+use super::elb;
 use crate::ami;
 use crate::attrs::{self, Field, KindSpec, Ty, TAGS};
 use crate::clients::Clients;
 use crate::ec2util::{client_token, created_but, filter, id_chunks, FILTER_CHUNK};
-use crate::elb;
 use crate::error::ApiError;
 use crate::retry::Retry;
-use crate::tags;
+use crate::tags::{self, Tags};
 use crate::wait::{self, Poll};
+
+use super::{address_filter, hit, owner_filters, tagged, AwsKind, Hit};
 
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_instance",
@@ -51,23 +55,102 @@ pub(crate) const SPEC: KindSpec = KindSpec {
     computed: &["id", "private_ip", "public_ip", "resolved_ami"],
 };
 
-fn state(i: &Instance) -> &str {
-    i.state().and_then(|s| s.name()).map(|n| n.as_str()).unwrap_or("unknown")
+/// `aws_instance` in the registry (`kinds/mod.rs`).
+pub(crate) struct Kind;
+
+#[async_trait]
+impl AwsKind for Kind {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    async fn create(&self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        create(c, ctx, attrs).await
+    }
+
+    async fn read(&self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
+        read(c, reqs).await
+    }
+
+    async fn update(&self, c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        update(c, ctx, prior, attrs).await
+    }
+
+    async fn delete(&self, c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
+        delete(c, ctx, prior).await
+    }
+
+    async fn find_id(&self, c: &Clients, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
+        let out = c
+            .call("DescribeInstances", Retry::Standard, || {
+                c.ec2.describe_instances().filters(address_filter(address)).filters(live_filter()).send()
+            })
+            .await?;
+        let mut instances = out.reservations().iter().flat_map(|r| r.instances());
+        Ok(instances.find(|i| tagged(i.tags(), address, inputs)).and_then(|i| i.instance_id()).map(str::to_string))
+    }
+
+    async fn list_owned(&self, c: &Clients, owner: &Tags) -> Result<Vec<Hit>, ApiError> {
+        let mut filters = owner_filters(owner);
+        filters.push(live_filter());
+        c.paginate(
+            "DescribeInstances",
+            Retry::Standard,
+            |token| c.ec2.describe_instances().set_filters(Some(filters.clone())).set_next_token(token).send(),
+            |page| {
+                page.reservations()
+                    .iter()
+                    .flat_map(|r| r.instances())
+                    .filter(|i| is_live(i))
+                    .filter_map(|i| hit(i.instance_id(), i.tags()))
+                    .collect()
+            },
+            |page| page.next_token(),
+        )
+        .await
+    }
+}
+
+/// The states of an instance that exists and may run again: what a lookup
+/// by tag or an orphan listing counts.
+const LIVE: [InstanceStateName; 4] =
+    [InstanceStateName::Pending, InstanceStateName::Running, InstanceStateName::Stopping, InstanceStateName::Stopped];
+
+/// The states of an instance that is gone or going.
+const GONE: [InstanceStateName; 2] = [InstanceStateName::ShuttingDown, InstanceStateName::Terminated];
+
+fn state_name(i: &Instance) -> Option<&InstanceStateName> {
+    i.state().and_then(|s| s.name())
+}
+
+fn is_live(i: &Instance) -> bool {
+    state_name(i).is_some_and(|s| LIVE.contains(s))
 }
 
 fn is_gone(i: &Instance) -> bool {
-    matches!(state(i), "shutting-down" | "terminated")
+    state_name(i).is_some_and(|s| GONE.contains(s))
+}
+
+/// The EC2 filter that selects [`LIVE`] instances.
+fn live_filter() -> aws_sdk_ec2::types::Filter {
+    filter("instance-state-name", LIVE.iter().map(|s| s.as_str()))
+}
+
+/// The state for messages.
+fn state(i: &Instance) -> &str {
+    state_name(i).map(|n| n.as_str()).unwrap_or("unknown")
 }
 
 /// What `create` waits for: `running`.
 pub(crate) fn poll_running(i: Option<&Instance>) -> Poll<Instance> {
     match i {
         None => Poll::Pending("not visible yet".into()),
-        Some(i) => match state(i) {
-            "running" => Poll::Ready(i.clone()),
-            "pending" => Poll::Pending("pending".into()),
-            other => Poll::Failed(format!(
-                "it is {other}{}",
+        Some(i) => match state_name(i) {
+            Some(InstanceStateName::Running) => Poll::Ready(i.clone()),
+            Some(InstanceStateName::Pending) => Poll::Pending("pending".into()),
+            _ => Poll::Failed(format!(
+                "it is {}{}",
+                state(i),
                 i.state_reason().and_then(|r| r.message()).map(|m| format!(": {m}")).unwrap_or_default()
             )),
         },
@@ -325,7 +408,7 @@ pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Resul
         let found = describe(c, vec![id.clone()], Retry::Standard).await?;
         Ok(match found.first() {
             None => Poll::Ready(()),
-            Some(i) if state(i) == "terminated" => Poll::Ready(()),
+            Some(i) if state_name(i) == Some(&InstanceStateName::Terminated) => Poll::Ready(()),
             Some(i) => Poll::Pending(state(i).to_string()),
         })
     })

@@ -19,17 +19,20 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag};
 use serde_json::{json, Value};
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
 
+use super::ingress::{self as sg, Atom, Source};
 use crate::attrs::{self, Field, KindSpec, Ty, TAGS};
 use crate::clients::Clients;
 use crate::ec2util::{filter, FILTER_CHUNK};
 use crate::error::ApiError;
 use crate::retry::Retry;
-use crate::security_group::{self as sg, Atom, Source};
-use crate::tags;
+use crate::tags::{self, Tags, ADDRESS_TAG};
+
+use super::{hit, tagged, AwsKind, Hit};
 
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_security_group_rule",
@@ -46,6 +49,67 @@ pub(crate) const SPEC: KindSpec = KindSpec {
     ],
     computed: &["id"],
 };
+
+/// `aws_security_group_rule` in the registry (`kinds/mod.rs`).
+pub(crate) struct Kind;
+
+#[async_trait]
+impl AwsKind for Kind {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    fn validate(&self, attrs: &Attrs) -> Vec<String> {
+        validate(attrs)
+    }
+
+    async fn create(&self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        create(c, ctx, attrs).await
+    }
+
+    async fn read(&self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
+        read(c, reqs).await
+    }
+
+    async fn update(&self, c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        update(c, ctx, prior, attrs).await
+    }
+
+    async fn delete(&self, c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
+        delete(c, ctx, prior).await
+    }
+
+    async fn find_id(&self, c: &Clients, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
+        // Rule ids and tags through DescribeTags: the rules API is
+        // outside the seed's policies. One rule per CIDR: every id.
+        let by_address = vec![filter("key", [ADDRESS_TAG]), filter("value", [tags::filter_pattern(address)])];
+        let mut ids: Vec<String> = rule_tags(c, by_address)
+            .await?
+            .into_iter()
+            .filter(|(_, list)| tagged(list, address, inputs))
+            .map(|(id, _)| id)
+            .collect();
+        ids.sort();
+        Ok((!ids.is_empty()).then(|| ids.join(",")))
+    }
+
+    async fn list_owned(&self, c: &Clients, owner: &Tags) -> Result<Vec<Hit>, ApiError> {
+        // DescribeTags (the rules API is outside the seed's policies): the
+        // rules carrying one ownership tag (DescribeTags filters match one
+        // tag at a time), then all their tags.
+        let first = match owner.iter().next() {
+            Some((k, v)) => vec![filter("key", [k.as_str()]), filter("value", [tags::filter_pattern(v)])],
+            None => vec![filter("key", [ADDRESS_TAG])],
+        };
+        let ids: Vec<String> = rule_tags(c, first).await?.into_keys().collect();
+        let all = tags_of(c, &ids).await?;
+        Ok(all.iter().filter_map(|(id, list)| hit(Some(id.as_str()), list)).collect())
+    }
+
+    fn joins_ids(&self) -> bool {
+        true
+    }
+}
 
 pub(crate) fn validate(attrs: &Attrs) -> Vec<String> {
     let mut errors = Vec::new();

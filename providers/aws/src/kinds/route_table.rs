@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use async_trait::async_trait;
 use aws_sdk_ec2::types::{ResourceType, RouteTable};
 use serde_json::{json, Value};
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
@@ -18,7 +19,9 @@ use crate::clients::Clients;
 use crate::ec2util::{created_but, filter, id_chunks};
 use crate::error::ApiError;
 use crate::retry::{self, Retry};
-use crate::tags;
+use crate::tags::{self, Tags};
+
+use super::{address_filter, hit, owner_filters, tagged, AwsKind, Hit};
 
 const ROUTE: &[Field] = &[
     Field::new("destination_cidr_block", Ty::Str).required(),
@@ -36,6 +39,61 @@ pub(crate) const SPEC: KindSpec = KindSpec {
     ],
     computed: &["id"],
 };
+
+/// `aws_route_table` in the registry (`kinds/mod.rs`).
+pub(crate) struct Kind;
+
+#[async_trait]
+impl AwsKind for Kind {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    fn validate(&self, attrs: &Attrs) -> Vec<String> {
+        validate(attrs)
+    }
+
+    async fn create(&self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        create(c, ctx, attrs).await
+    }
+
+    async fn read(&self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
+        read(c, reqs).await
+    }
+
+    async fn update(&self, c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        update(c, ctx, prior, attrs).await
+    }
+
+    async fn delete(&self, c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
+        delete(c, ctx, prior).await
+    }
+
+    async fn find_id(&self, c: &Clients, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
+        let out = c
+            .call("DescribeRouteTables", Retry::Standard, || {
+                c.ec2.describe_route_tables().filters(address_filter(address)).send()
+            })
+            .await?;
+        Ok(out
+            .route_tables()
+            .iter()
+            .find(|x| tagged(x.tags(), address, inputs))
+            .and_then(|x| x.route_table_id())
+            .map(str::to_string))
+    }
+
+    async fn list_owned(&self, c: &Clients, owner: &Tags) -> Result<Vec<Hit>, ApiError> {
+        c.paginate(
+            "DescribeRouteTables",
+            Retry::Standard,
+            |token| c.ec2.describe_route_tables().set_filters(Some(owner_filters(owner))).set_next_token(token).send(),
+            |page| page.route_tables().iter().filter_map(|x| hit(x.route_table_id(), x.tags())).collect(),
+            |page| page.next_token(),
+        )
+        .await
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Target {

@@ -11,7 +11,8 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_ec2::types::{NatGateway, ResourceType};
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{NatGateway, NatGatewayState, ResourceType};
 use serde_json::{json, Value};
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
 
@@ -20,8 +21,10 @@ use crate::clients::Clients;
 use crate::ec2util::{client_token, created_but, filter, id_chunks};
 use crate::error::ApiError;
 use crate::retry::Retry;
-use crate::tags;
+use crate::tags::{self, Tags};
 use crate::wait::{self, Poll};
+
+use super::{hit, owner_filters, tagged, AwsKind, Hit};
 
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_nat_gateway",
@@ -33,12 +36,95 @@ pub(crate) const SPEC: KindSpec = KindSpec {
     computed: &["id"],
 };
 
-fn state(nat: &NatGateway) -> &str {
-    nat.state().map(|s| s.as_str()).unwrap_or("unknown")
+/// `aws_nat_gateway` in the registry (`kinds/mod.rs`).
+pub(crate) struct Kind;
+
+#[async_trait]
+impl AwsKind for Kind {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    async fn create(&self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        create(c, ctx, attrs).await
+    }
+
+    async fn read(&self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
+        read(c, reqs).await
+    }
+
+    async fn update(&self, c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        update(c, ctx, prior, attrs).await
+    }
+
+    async fn delete(&self, c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
+        delete(c, ctx, prior).await
+    }
+
+    async fn find_id(&self, c: &Clients, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
+        // Tag filters on DescribeNatGateways are not honoured everywhere
+        // (the emulator ignores them): filter by subnet, check the tag.
+        let subnet = attrs::req_str(inputs, "subnet_id")?.to_string();
+        let out = c
+            .call("DescribeNatGateways", Retry::Standard, || {
+                c.ec2.describe_nat_gateways().filter(filter("subnet-id", [subnet.clone()])).send()
+            })
+            .await?;
+        Ok(out
+            .nat_gateways()
+            .iter()
+            .filter(|n| is_live(n))
+            .find(|n| tagged(n.tags(), address, inputs))
+            .and_then(|n| n.nat_gateway_id())
+            .map(str::to_string))
+    }
+
+    async fn list_owned(&self, c: &Clients, owner: &Tags) -> Result<Vec<Hit>, ApiError> {
+        let mut filters = owner_filters(owner);
+        filters.push(filter("state", LIVE.iter().map(|s| s.as_str())));
+        c.paginate(
+            "DescribeNatGateways",
+            Retry::Standard,
+            |token| c.ec2.describe_nat_gateways().set_filter(Some(filters.clone())).set_next_token(token).send(),
+            |page| {
+                page.nat_gateways()
+                    .iter()
+                    // The emulator ignores the state filter too.
+                    .filter(|n| is_live(n))
+                    .filter_map(|n| hit(n.nat_gateway_id(), n.tags()))
+                    .collect()
+            },
+            |page| page.next_token(),
+        )
+        .await
+    }
+}
+
+/// The states of a gateway that exists or is coming: what a lookup by tag
+/// or an orphan listing counts.
+const LIVE: [NatGatewayState; 2] = [NatGatewayState::Pending, NatGatewayState::Available];
+
+/// The states of a gateway that is gone or going, whatever AWS says next.
+const GONE: [NatGatewayState; 3] = [NatGatewayState::Deleting, NatGatewayState::Deleted, NatGatewayState::Failed];
+
+/// The states in which a delete has nothing left to do.
+const DELETED: [NatGatewayState; 2] = [NatGatewayState::Deleted, NatGatewayState::Failed];
+
+fn in_state(nat: &NatGateway, states: &[NatGatewayState]) -> bool {
+    nat.state().is_some_and(|s| states.contains(s))
+}
+
+fn is_live(nat: &NatGateway) -> bool {
+    in_state(nat, &LIVE)
 }
 
 fn is_gone(nat: &NatGateway) -> bool {
-    matches!(state(nat), "deleting" | "deleted" | "failed")
+    in_state(nat, &GONE)
+}
+
+/// The state for messages.
+fn state(nat: &NatGateway) -> &str {
+    nat.state().map(|s| s.as_str()).unwrap_or("unknown")
 }
 
 async fn describe(c: &Clients, ids: Vec<String>, retry: Retry) -> Result<Vec<NatGateway>, ApiError> {
@@ -58,11 +144,12 @@ async fn describe(c: &Clients, ids: Vec<String>, retry: Retry) -> Result<Vec<Nat
 pub(crate) fn poll_available(nat: Option<&NatGateway>) -> Poll<()> {
     match nat {
         None => Poll::Pending("not visible yet".into()),
-        Some(n) => match state(n) {
-            "available" => Poll::Ready(()),
-            "pending" => Poll::Pending("pending".into()),
-            other => Poll::Failed(format!(
-                "it is {other}{}",
+        Some(n) => match n.state() {
+            Some(NatGatewayState::Available) => Poll::Ready(()),
+            Some(NatGatewayState::Pending) => Poll::Pending("pending".into()),
+            _ => Poll::Failed(format!(
+                "it is {}{}",
+                state(n),
                 match (n.failure_code(), n.failure_message()) {
                     (Some(code), Some(msg)) => format!(": {code}: {msg}"),
                     (_, Some(msg)) => format!(": {msg}"),
@@ -148,8 +235,8 @@ pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Resul
     let found = describe(c, vec![id.clone()], Retry::Standard).await?;
     match found.first() {
         None => return Ok(()),
-        Some(n) if matches!(state(n), "deleted" | "failed") => return Ok(()),
-        Some(n) if state(n) == "deleting" => {}
+        Some(n) if in_state(n, &DELETED) => return Ok(()),
+        Some(n) if n.state() == Some(&NatGatewayState::Deleting) => {}
         Some(_) => {
             let deleted = c
                 .call("DeleteNatGateway", Retry::Standard, || c.ec2.delete_nat_gateway().nat_gateway_id(&id).send())
@@ -165,7 +252,7 @@ pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Resul
         let found = describe(c, vec![id.clone()], Retry::Standard).await?;
         Ok(match found.first() {
             None => Poll::Ready(()),
-            Some(n) if matches!(state(n), "deleted" | "failed") => Poll::Ready(()),
+            Some(n) if in_state(n, &DELETED) => Poll::Ready(()),
             Some(n) => Poll::Pending(state(n).to_string()),
         })
     })

@@ -26,9 +26,10 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use aws_sdk_autoscaling::types::{
-    AutoScalingGroup, DesiredConfiguration, InstanceRefresh, LaunchTemplateSpecification, RefreshPreferences,
-    RefreshStrategy,
+    AutoScalingGroup, DesiredConfiguration, Filter as AsgFilter, InstanceRefresh, LaunchTemplateSpecification,
+    RefreshPreferences, RefreshStrategy,
 };
 use serde_json::{json, Value};
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
@@ -38,8 +39,11 @@ use crate::clients::Clients;
 use crate::ec2util::created_but;
 use crate::error::ApiError;
 use crate::retry::{self, Retry};
+use crate::spot;
+use crate::tags::{self, Tags, ADDRESS_TAG};
 use crate::wait::{self, Poll};
-use crate::{spot, tags};
+
+use super::{AwsKind, Hit};
 
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_autoscaling_group",
@@ -57,6 +61,73 @@ pub(crate) const SPEC: KindSpec = KindSpec {
     ],
     computed: &["id", "arn"],
 };
+
+/// `aws_autoscaling_group` in the registry (`kinds/mod.rs`).
+pub(crate) struct Kind;
+
+#[async_trait]
+impl AwsKind for Kind {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    async fn create(&self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        create(c, ctx, attrs).await
+    }
+
+    async fn read(&self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
+        read(c, reqs).await
+    }
+
+    async fn update(&self, c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        update(c, ctx, prior, attrs).await
+    }
+
+    async fn delete(&self, c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
+        delete(c, ctx, prior).await
+    }
+
+    async fn find_id(&self, c: &Clients, _address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
+        let name = attrs::req_str(inputs, "name")?.to_string();
+        let out = c
+            .call("DescribeAutoScalingGroups", Retry::Standard, || {
+                c.autoscaling.describe_auto_scaling_groups().auto_scaling_group_names(name.clone()).send()
+            })
+            .await?;
+        Ok(out.auto_scaling_groups().first().and_then(|g| g.auto_scaling_group_name()).map(str::to_string))
+    }
+
+    async fn list_owned(&self, c: &Clients, owner: &Tags) -> Result<Vec<Hit>, ApiError> {
+        let mut filters: Vec<AsgFilter> =
+            owner.iter().map(|(k, v)| AsgFilter::builder().name(format!("tag:{k}")).values(v).build()).collect();
+        filters.push(AsgFilter::builder().name("tag-key").values(ADDRESS_TAG).build());
+        c.paginate(
+            "DescribeAutoScalingGroups",
+            Retry::Standard,
+            |token| {
+                c.autoscaling
+                    .describe_auto_scaling_groups()
+                    .set_filters(Some(filters.clone()))
+                    .set_next_token(token)
+                    .send()
+            },
+            |page| {
+                page.auto_scaling_groups()
+                    .iter()
+                    .filter_map(|g| {
+                        let tags = g
+                            .tags()
+                            .iter()
+                            .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())));
+                        Some(Hit { id: g.auto_scaling_group_name()?.to_string(), tags: tags.collect() })
+                    })
+                    .collect()
+            },
+            |page| page.next_token(),
+        )
+        .await
+    }
+}
 
 /// The share of the group kept in service during an instance refresh, and
 /// the most it may grow to (new instances launch before old ones go).

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Subnet};
 use serde_json::{json, Value};
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
@@ -13,7 +14,9 @@ use crate::clients::Clients;
 use crate::ec2util::{created_but, describe_by_id, filter};
 use crate::error::ApiError;
 use crate::retry::Retry;
-use crate::tags;
+use crate::tags::{self, Tags};
+
+use super::{address_filter, hit, owner_filters, tagged, AwsKind, Hit};
 
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_subnet",
@@ -26,6 +29,57 @@ pub(crate) const SPEC: KindSpec = KindSpec {
     ],
     computed: &["id"],
 };
+
+/// `aws_subnet` in the registry (`kinds/mod.rs`).
+pub(crate) struct Kind;
+
+#[async_trait]
+impl AwsKind for Kind {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    async fn create(&self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        create(c, ctx, attrs).await
+    }
+
+    async fn read(&self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
+        read(c, reqs).await
+    }
+
+    async fn update(&self, c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        update(c, ctx, prior, attrs).await
+    }
+
+    async fn delete(&self, c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
+        delete(c, ctx, prior).await
+    }
+
+    async fn find_id(&self, c: &Clients, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
+        let out = c
+            .call("DescribeSubnets", Retry::Standard, || {
+                c.ec2.describe_subnets().filters(address_filter(address)).send()
+            })
+            .await?;
+        Ok(out
+            .subnets()
+            .iter()
+            .find(|x| tagged(x.tags(), address, inputs))
+            .and_then(|x| x.subnet_id())
+            .map(str::to_string))
+    }
+
+    async fn list_owned(&self, c: &Clients, owner: &Tags) -> Result<Vec<Hit>, ApiError> {
+        c.paginate(
+            "DescribeSubnets",
+            Retry::Standard,
+            |token| c.ec2.describe_subnets().set_filters(Some(owner_filters(owner))).set_next_token(token).send(),
+            |page| page.subnets().iter().filter_map(|x| hit(x.subnet_id(), x.tags())).collect(),
+            |page| page.next_token(),
+        )
+        .await
+    }
+}
 
 async fn set_map_public_ip(c: &Clients, id: &str, value: bool) -> Result<(), ApiError> {
     let v = AttributeBooleanValue::builder().value(value).build();

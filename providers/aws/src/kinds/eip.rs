@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use aws_sdk_ec2::types::{Address, DomainType, ResourceType};
 use serde_json::{json, Value};
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
@@ -17,11 +18,63 @@ use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
 use crate::attrs::{self, KindSpec, TAGS};
 use crate::clients::Clients;
 use crate::ec2util::{filter, id_chunks};
+use crate::error::ApiError;
 use crate::retry::{self, Retry};
-use crate::tags;
+use crate::tags::{self, Tags};
 use crate::wait::{self, Poll};
 
+use super::{address_filter, hit, owner_filters, tagged, AwsKind, Hit};
+
 pub(crate) const SPEC: KindSpec = KindSpec { kind: "aws_eip", fields: &[TAGS], computed: &["id", "public_ip"] };
+
+/// `aws_eip` in the registry (`kinds/mod.rs`).
+pub(crate) struct Kind;
+
+#[async_trait]
+impl AwsKind for Kind {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    async fn create(&self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        create(c, ctx, attrs).await
+    }
+
+    async fn read(&self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
+        read(c, reqs).await
+    }
+
+    async fn update(&self, c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        update(c, ctx, prior, attrs).await
+    }
+
+    async fn delete(&self, c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
+        delete(c, ctx, prior).await
+    }
+
+    async fn find_id(&self, c: &Clients, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
+        let out = c
+            .call("DescribeAddresses", Retry::Standard, || {
+                c.ec2.describe_addresses().filters(address_filter(address)).send()
+            })
+            .await?;
+        Ok(out
+            .addresses()
+            .iter()
+            .find(|x| tagged(x.tags(), address, inputs))
+            .and_then(|x| x.allocation_id())
+            .map(str::to_string))
+    }
+
+    async fn list_owned(&self, c: &Clients, owner: &Tags) -> Result<Vec<Hit>, ApiError> {
+        let out = c
+            .call("DescribeAddresses", Retry::Standard, || {
+                c.ec2.describe_addresses().set_filters(Some(owner_filters(owner))).send()
+            })
+            .await?;
+        Ok(out.addresses().iter().filter_map(|x| hit(x.allocation_id(), x.tags())).collect())
+    }
+}
 
 fn non_empty(s: Option<&str>) -> Option<&str> {
     s.filter(|s| !s.is_empty())

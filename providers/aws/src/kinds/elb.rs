@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use async_trait::async_trait;
 use aws_sdk_elasticloadbalancing::types::{
     ConnectionSettings, CrossZoneLoadBalancing, HealthCheck, Instance, Listener, LoadBalancerAttributes,
     LoadBalancerDescription,
@@ -28,7 +29,9 @@ use crate::clients::Clients;
 use crate::ec2util::created_but;
 use crate::error::ApiError;
 use crate::retry::Retry;
-use crate::tags;
+use crate::tags::{self, Tags};
+
+use super::{AwsKind, Hit};
 
 const LISTENER: &[Field] = &[
     Field::new("lb_port", Ty::Int).required(),
@@ -44,6 +47,9 @@ const HEALTH_CHECK: &[Field] = &[
     Field::new("healthy_threshold", Ty::Int).required(),
     Field::new("unhealthy_threshold", Ty::Int).required(),
 ];
+
+/// How many names one ELB DescribeTags takes.
+const TAG_NAMES: usize = 20;
 
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_elb",
@@ -61,6 +67,84 @@ pub(crate) const SPEC: KindSpec = KindSpec {
     ],
     computed: &["id", "dns_name"],
 };
+
+/// `aws_elb` in the registry (`kinds/mod.rs`).
+pub(crate) struct Kind;
+
+#[async_trait]
+impl AwsKind for Kind {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    fn validate(&self, attrs: &Attrs) -> Vec<String> {
+        validate(attrs)
+    }
+
+    async fn create(&self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        create(c, ctx, attrs).await
+    }
+
+    async fn read(&self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
+        read(c, reqs).await
+    }
+
+    async fn update(&self, c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        update(c, ctx, prior, attrs).await
+    }
+
+    async fn delete(&self, c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
+        delete(c, ctx, prior).await
+    }
+
+    async fn find_id(&self, c: &Clients, _address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
+        let name = attrs::req_str(inputs, "name")?.to_string();
+        match c
+            .call("DescribeLoadBalancers", Retry::Standard, || {
+                c.elb.describe_load_balancers().load_balancer_names(name.clone()).send()
+            })
+            .await
+        {
+            Ok(out) => {
+                Ok(out.load_balancer_descriptions().first().and_then(|l| l.load_balancer_name()).map(str::to_string))
+            }
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn list_owned(&self, c: &Clients, _owner: &Tags) -> Result<Vec<Hit>, ApiError> {
+        // No tag filter on classic ELB: every name, then their tags.
+        let names: Vec<String> = c
+            .paginate(
+                "DescribeLoadBalancers",
+                Retry::Standard,
+                |marker| c.elb.describe_load_balancers().set_marker(marker).send(),
+                |page| {
+                    page.load_balancer_descriptions()
+                        .iter()
+                        .filter_map(|l| l.load_balancer_name().map(str::to_string))
+                        .collect()
+                },
+                |page| page.next_marker(),
+            )
+            .await?;
+        let mut hits = Vec::new();
+        for chunk in names.chunks(TAG_NAMES) {
+            let out = c
+                .call("DescribeTags", Retry::Standard, || {
+                    c.elb.describe_tags().set_load_balancer_names(Some(chunk.to_vec())).send()
+                })
+                .await?;
+            for d in out.tag_descriptions() {
+                let Some(name) = d.load_balancer_name() else { continue };
+                let tags = d.tags().iter().map(|t| (t.key().to_string(), t.value().unwrap_or("").to_string()));
+                hits.push(Hit { id: name.to_string(), tags: tags.collect() });
+            }
+        }
+        Ok(hits)
+    }
+}
 
 /// AWS's rule for classic load balancer names.
 pub(crate) fn name_problem(name: &str) -> Option<String> {

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Vpc, VpcAttributeName};
 use serde_json::{json, Value};
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
@@ -18,7 +19,9 @@ use crate::clients::Clients;
 use crate::ec2util::{created_but, describe_by_id, filter};
 use crate::error::ApiError;
 use crate::retry::Retry;
-use crate::tags;
+use crate::tags::{self, Tags};
+
+use super::{address_filter, hit, owner_filters, tagged, AwsKind, Hit};
 
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_vpc",
@@ -30,6 +33,50 @@ pub(crate) const SPEC: KindSpec = KindSpec {
     ],
     computed: &["id"],
 };
+
+/// `aws_vpc` in the registry (`kinds/mod.rs`).
+pub(crate) struct Kind;
+
+#[async_trait]
+impl AwsKind for Kind {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    async fn create(&self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        create(c, ctx, attrs).await
+    }
+
+    async fn read(&self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
+        read(c, reqs).await
+    }
+
+    async fn update(&self, c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        update(c, ctx, prior, attrs).await
+    }
+
+    async fn delete(&self, c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
+        delete(c, ctx, prior).await
+    }
+
+    async fn find_id(&self, c: &Clients, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
+        let out = c
+            .call("DescribeVpcs", Retry::Standard, || c.ec2.describe_vpcs().filters(address_filter(address)).send())
+            .await?;
+        Ok(out.vpcs().iter().find(|x| tagged(x.tags(), address, inputs)).and_then(|x| x.vpc_id()).map(str::to_string))
+    }
+
+    async fn list_owned(&self, c: &Clients, owner: &Tags) -> Result<Vec<Hit>, ApiError> {
+        c.paginate(
+            "DescribeVpcs",
+            Retry::Standard,
+            |token| c.ec2.describe_vpcs().set_filters(Some(owner_filters(owner))).set_next_token(token).send(),
+            |page| page.vpcs().iter().filter_map(|x| hit(x.vpc_id(), x.tags())).collect(),
+            |page| page.next_token(),
+        )
+        .await
+    }
+}
 
 async fn set_dns(c: &Clients, id: &str, attribute: VpcAttributeName, value: bool) -> Result<(), ApiError> {
     let v = AttributeBooleanValue::builder().value(value).build();

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use aws_sdk_ec2::types::{InternetGateway, ResourceType};
 use serde_json::{json, Value};
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
@@ -17,10 +18,65 @@ use crate::clients::Clients;
 use crate::ec2util::{created_but, describe_by_id, filter};
 use crate::error::ApiError;
 use crate::retry::{self, Retry};
-use crate::tags;
+use crate::tags::{self, Tags};
+
+use super::{address_filter, hit, owner_filters, tagged, AwsKind, Hit};
 
 pub(crate) const SPEC: KindSpec =
     KindSpec { kind: "aws_internet_gateway", fields: &[Field::new("vpc_id", Ty::Str), TAGS], computed: &["id"] };
+
+/// `aws_internet_gateway` in the registry (`kinds/mod.rs`).
+pub(crate) struct Kind;
+
+#[async_trait]
+impl AwsKind for Kind {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    async fn create(&self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        create(c, ctx, attrs).await
+    }
+
+    async fn read(&self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
+        read(c, reqs).await
+    }
+
+    async fn update(&self, c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        update(c, ctx, prior, attrs).await
+    }
+
+    async fn delete(&self, c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
+        delete(c, ctx, prior).await
+    }
+
+    async fn find_id(&self, c: &Clients, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
+        let out = c
+            .call("DescribeInternetGateways", Retry::Standard, || {
+                c.ec2.describe_internet_gateways().filters(address_filter(address)).send()
+            })
+            .await?;
+        Ok(out
+            .internet_gateways()
+            .iter()
+            .find(|x| tagged(x.tags(), address, inputs))
+            .and_then(|x| x.internet_gateway_id())
+            .map(str::to_string))
+    }
+
+    async fn list_owned(&self, c: &Clients, owner: &Tags) -> Result<Vec<Hit>, ApiError> {
+        c.paginate(
+            "DescribeInternetGateways",
+            Retry::Standard,
+            |token| {
+                c.ec2.describe_internet_gateways().set_filters(Some(owner_filters(owner))).set_next_token(token).send()
+            },
+            |page| page.internet_gateways().iter().filter_map(|x| hit(x.internet_gateway_id(), x.tags())).collect(),
+            |page| page.next_token(),
+        )
+        .await
+    }
+}
 
 async fn attach(c: &Clients, id: &str, vpc_id: &str) -> Result<(), ApiError> {
     c.call("AttachInternetGateway", Retry::AfterCreate, || {

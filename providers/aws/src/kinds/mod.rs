@@ -1,0 +1,168 @@
+//! Every AWS resource kind the provider serves, one file each, behind one
+//! registry.
+//!
+//! A kind's file holds everything about it: its attribute table
+//! ([`KindSpec`]), create, batched read, in-place update and delete, how a
+//! create whose answer was lost is found again by its tag (or name), how
+//! the kind's resources carrying a cluster's ownership tags are listed (for
+//! orphans), and its live states as the SDK's typed enums
+//! (`NatGatewayState`, `InstanceStateName`). Each file defines a unit
+//! struct `Kind` implementing [`AwsKind`]; [`KINDS`] lists them. The
+//! provider's dispatch (`provider.rs`), the lost-create lookup (`find.rs`,
+//! `lost.rs`) and the orphan listing (`owned.rs`) all go through [`KINDS`]:
+//! adding a kind is one file here and one line in [`KINDS`].
+//!
+//! What is not here: the plumbing every kind uses (clients, calls, retry,
+//! tags, errors, waits, in the crate's root), which never imports a kind.
+//! `ingress.rs` is the permission model the two security group kinds share.
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{Filter, Tag};
+use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
+
+use crate::attrs::KindSpec;
+use crate::clients::Clients;
+use crate::ec2util::filter;
+use crate::error::ApiError;
+use crate::tags::{self, Tags, ADDRESS_TAG};
+
+mod autoscaling_group;
+mod eip;
+mod elb;
+mod ingress;
+mod instance;
+mod internet_gateway;
+mod launch_template;
+mod nat_gateway;
+mod route_table;
+mod security_group;
+mod security_group_rule;
+mod subnet;
+mod vpc;
+
+/// The registry: every kind the provider serves, in the order the
+/// vocabulary lists them (docs/aws-resources.md), which is also the order
+/// orphans are reported in.
+pub(crate) static KINDS: &[&dyn AwsKind] = &[
+    &vpc::Kind,
+    &subnet::Kind,
+    &internet_gateway::Kind,
+    &eip::Kind,
+    &nat_gateway::Kind,
+    &route_table::Kind,
+    &security_group::Kind,
+    &security_group_rule::Kind,
+    &instance::Kind,
+    &elb::Kind,
+    &launch_template::Kind,
+    &autoscaling_group::Kind,
+];
+
+/// The kind serving resource type `name` (`aws_vpc`).
+pub(crate) fn get(name: &str) -> Option<&'static dyn AwsKind> {
+    KINDS.iter().copied().find(|k| k.name() == name)
+}
+
+/// One AWS resource kind: what the provider needs of it.
+#[async_trait]
+pub(crate) trait AwsKind: Send + Sync {
+    /// The attribute table: names, types, defaults, what forces replacement.
+    fn spec(&self) -> &'static KindSpec;
+
+    /// The resource type (`aws_vpc`).
+    fn name(&self) -> &'static str {
+        self.spec().kind
+    }
+
+    /// Checks beyond types that the table cannot express.
+    fn validate(&self, _attrs: &Attrs) -> Vec<String> {
+        Vec::new()
+    }
+
+    async fn create(&self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError>;
+
+    /// Every request (all of this kind) with one batched describe; None for
+    /// what is gone.
+    async fn read(&self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError>;
+
+    async fn update(&self, c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError>;
+
+    async fn delete(&self, c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError>;
+
+    /// The id of what a create of `address` with `inputs` made, if it made
+    /// anything: found by the address tag (or by name where the name is the
+    /// identity), only a live one, and only one tagged for `address`.
+    async fn find_id(&self, c: &Clients, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError>;
+
+    /// Every live resource of this kind the `owner` tags (and the address
+    /// tag's presence) select, with all its tags; more where AWS or the
+    /// emulator ignore a filter: `owned.rs` checks the tags of each.
+    async fn list_owned(&self, c: &Clients, owner: &Tags) -> Result<Vec<Hit>, ApiError>;
+
+    /// Whether the AWS objects one resource made are joined into one id
+    /// (`sgr-1,sgr-2`), so those found at one address are one resource.
+    fn joins_ids(&self) -> bool {
+        false
+    }
+}
+
+/// One resource a listing found: its id and every tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Hit {
+    pub id: String,
+    pub tags: Tags,
+}
+
+/// An EC2 resource's id and tags as a [`Hit`].
+fn hit(id: Option<&str>, list: &[Tag]) -> Option<Hit> {
+    let tags = list.iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string()))).collect();
+    Some(Hit { id: id?.to_string(), tags })
+}
+
+/// The EC2 filters that list what `owner` tags: each ownership tag, and the
+/// address tag's presence.
+fn owner_filters(owner: &Tags) -> Vec<Filter> {
+    let mut filters: Vec<Filter> =
+        owner.iter().map(|(k, v)| filter(&format!("tag:{k}"), [tags::filter_pattern(v)])).collect();
+    filters.push(filter("tag-key", [ADDRESS_TAG]));
+    filters
+}
+
+/// The EC2 filter on the address tag: a wildcard pattern, since filters do
+/// not take every character of an address literally (`tags::filter_pattern`);
+/// each hit is then checked with [`tagged`].
+fn address_filter(address: &str) -> Filter {
+    filter(&format!("tag:{ADDRESS_TAG}"), [tags::filter_pattern(address)])
+}
+
+/// Whether an EC2 resource with these tags was made for `address`.
+fn tagged(list: &[Tag], address: &str, _inputs: &Attrs) -> bool {
+    list.iter().any(|t| t.key() == Some(ADDRESS_TAG) && t.value() == Some(address))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_registry_serves_each_type_once_and_finds_it_by_name() {
+        let mut names: Vec<&str> = KINDS.iter().map(|k| k.name()).collect();
+        assert_eq!(names.len(), 12);
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), KINDS.len(), "a type registered twice");
+        for kind in KINDS {
+            assert_eq!(get(kind.name()).map(|k| k.name()), Some(kind.name()));
+        }
+        assert!(get("aws_nope").is_none());
+    }
+
+    #[test]
+    fn keyed_addresses_filter_by_single_character_wildcards() {
+        assert_eq!(tags::filter_pattern("aws_subnet.private[us-east-1c]"), "aws_subnet.private?us-east-1c?");
+        let tags = [Tag::builder().key(ADDRESS_TAG).value("aws_subnet.private[us-east-1c]").build()];
+        let none = Attrs::new();
+        assert!(tagged(&tags, "aws_subnet.private[us-east-1c]", &none));
+        assert!(!tagged(&tags, "aws_subnet.private(us-east-1c)", &none), "only the exact address counts");
+    }
+}
