@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_ec2::types::AccountAttributeName;
+use aws_sdk_ec2::types::{AccountAttributeName, AvailabilityZoneState, InstanceStateName, NatGatewayState};
 use skyplan_engine::{Attrs, ProviderError, Resource};
 
 use crate::ami;
@@ -125,7 +125,7 @@ impl AwsProvider {
         let available: BTreeSet<&str> = zones
             .availability_zones()
             .iter()
-            .filter(|z| z.state().map(|s| s.as_str()) == Some("available"))
+            .filter(|z| z.state() == Some(&AvailabilityZoneState::Available))
             .filter_map(|z| z.zone_name())
             .collect();
         for az in &needs.azs {
@@ -226,7 +226,8 @@ impl AwsProvider {
         if !needs.nat_gateways_per_az.is_empty() {
             let nats = c
                 .call("DescribeNatGateways", Retry::Standard, || {
-                    c.ec2.describe_nat_gateways().filter(filter("state", ["pending", "available"])).send()
+                    let counted = [NatGatewayState::Pending, NatGatewayState::Available];
+                    c.ec2.describe_nat_gateways().filter(filter("state", counted.iter().map(|s| s.as_str()))).send()
                 })
                 .await?;
             let subnet_ids: Vec<String> =
@@ -276,7 +277,11 @@ impl AwsProvider {
                 .and_then(|v| v.parse::<usize>().ok());
             let running = c
                 .call("DescribeInstances", Retry::Standard, || {
-                    c.ec2.describe_instances().filters(filter("instance-state-name", ["pending", "running"])).send()
+                    let counted = [InstanceStateName::Pending, InstanceStateName::Running];
+                    c.ec2
+                        .describe_instances()
+                        .filters(filter("instance-state-name", counted.iter().map(|s| s.as_str())))
+                        .send()
                 })
                 .await?;
             let in_use: usize = running.reservations().iter().map(|r| r.instances().len()).sum();

@@ -28,8 +28,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_autoscaling::types::{
-    AutoScalingGroup, DesiredConfiguration, Filter as AsgFilter, InstanceRefresh, LaunchTemplateSpecification,
-    RefreshPreferences, RefreshStrategy,
+    AutoScalingGroup, DesiredConfiguration, Filter as AsgFilter, InstanceRefresh, InstanceRefreshStatus,
+    LaunchTemplateSpecification, RefreshPreferences, RefreshStrategy,
 };
 use serde_json::{json, Value};
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
@@ -359,9 +359,14 @@ pub(crate) fn poll_refresh(r: Option<&InstanceRefresh>) -> Poll<()> {
     };
     let status = r.status().map(|s| s.as_str()).unwrap_or("unknown");
     let reason = r.status_reason().map(|m| format!(": {m}")).unwrap_or_default();
-    match status {
-        "Successful" => Poll::Ready(()),
-        "Failed" | "Cancelled" | "RollbackSuccessful" | "RollbackFailed" => {
+    match r.status() {
+        Some(InstanceRefreshStatus::Successful) => Poll::Ready(()),
+        Some(
+            InstanceRefreshStatus::Failed
+            | InstanceRefreshStatus::Cancelled
+            | InstanceRefreshStatus::RollbackSuccessful
+            | InstanceRefreshStatus::RollbackFailed,
+        ) => {
             Poll::Failed(format!("it ended {status}{reason}; the group stays on its previous launch template version"))
         }
         _ => {

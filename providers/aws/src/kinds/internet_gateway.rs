@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{InternetGateway, ResourceType};
+use aws_sdk_ec2::types::{AttachmentStatus, InternetGateway, ResourceType};
 use serde_json::{json, Value};
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
 
@@ -127,11 +127,16 @@ pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Resul
 }
 
 /// The VPC the gateway is attached to. (AWS says `available` for an
-/// attached gateway, a state the SDK does not model: compare strings.)
+/// attached gateway, a state the SDK does not model: that one is compared
+/// as a string.)
 fn attached_vpc(igw: &InternetGateway) -> Option<&str> {
     igw.attachments()
         .iter()
-        .find(|a| matches!(a.state().map(|s| s.as_str()), Some("available" | "attached" | "attaching")))
+        .find(|a| match a.state() {
+            Some(AttachmentStatus::Attached | AttachmentStatus::Attaching) => true,
+            Some(other) => other.as_str() == "available",
+            None => false,
+        })
         .and_then(|a| a.vpc_id())
 }
 

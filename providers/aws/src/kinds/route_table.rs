@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{ResourceType, RouteTable};
+use aws_sdk_ec2::types::{ResourceType, RouteTable, RouteTableAssociationStateCode};
 use serde_json::{json, Value};
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
 
@@ -316,8 +316,8 @@ fn associations(rt: &RouteTable) -> Vec<(String, String)> {
         .filter(|a| a.main() != Some(true))
         .filter(|a| {
             !matches!(
-                a.association_state().and_then(|s| s.state()).map(|s| s.as_str()),
-                Some("disassociating" | "disassociated")
+                a.association_state().and_then(|s| s.state()),
+                Some(RouteTableAssociationStateCode::Disassociating | RouteTableAssociationStateCode::Disassociated)
             )
         })
         .filter_map(|a| Some((a.subnet_id()?.to_string(), a.route_table_association_id()?.to_string())))
