@@ -37,19 +37,108 @@ impl AwsKind for Kind {
     }
 
     async fn create(&self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-        create(c, ctx, attrs).await
+        let tags = tags::for_create(attrs, &ctx.address)?;
+        let out = c
+            .call("AllocateAddress", Retry::Standard, || {
+                c.ec2
+                    .allocate_address()
+                    .domain(DomainType::Vpc)
+                    .tag_specifications(tags::ec2_spec(ResourceType::ElasticIp, &tags))
+                    .send()
+            })
+            .await?;
+        let id = out.allocation_id().ok_or_else(|| ProviderError::new("AllocateAddress returned no allocation id"))?;
+        let mut result = attrs.clone();
+        result.insert("id".into(), json!(id));
+        result.insert("public_ip".into(), json!(out.public_ip()));
+        Ok(result)
     }
 
     async fn read(&self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-        read(c, reqs).await
+        let mut found: HashMap<String, Address> = HashMap::new();
+        for ids in id_chunks(reqs) {
+            for a in describe(c, ids).await? {
+                if let Some(id) = a.allocation_id() {
+                    found.insert(id.to_string(), a.clone());
+                }
+            }
+        }
+        Ok(reqs
+            .iter()
+            .map(|req| {
+                let a = attrs::id(&req.prior).ok().and_then(|id| found.get(id))?;
+                let mut live = Attrs::new();
+                live.insert("id".into(), json!(a.allocation_id()));
+                live.insert("public_ip".into(), json!(a.public_ip()));
+                live.insert("tags".into(), tags::to_value(&tags::from_ec2(a.tags())));
+                Some(SPEC.shape(&req.prior, live))
+            })
+            .collect())
     }
 
-    async fn update(&self, c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-        update(c, ctx, prior, attrs).await
+    async fn update(
+        &self,
+        c: &Clients,
+        _ctx: &OpContext,
+        prior: &Attrs,
+        attrs: &Attrs,
+    ) -> Result<Attrs, ProviderError> {
+        let id = attrs::id(prior)?;
+        tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
+        let mut result = attrs.clone();
+        result.insert("id".into(), Value::String(id.to_string()));
+        result.insert("public_ip".into(), prior.get("public_ip").cloned().unwrap_or(Value::Null));
+        Ok(result)
     }
 
     async fn delete(&self, c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
-        delete(c, ctx, prior).await
+        let id = attrs::id(prior)?;
+        let Some(address) = describe(c, vec![id.to_string()]).await?.into_iter().next() else {
+            return Ok(());
+        };
+        if let Some(association) = non_empty(address.association_id()) {
+            match nat_gateway_interface(c, &address).await? {
+                // Held by a NAT gateway being deleted: AWS frees the address
+                // when the gateway is gone; nothing can detach it before.
+                Some(eni) => {
+                    wait::until(ctx, &format!("{eni} to release Elastic IP {id}"), c.timeouts.nat_gateway, || async {
+                        Ok(match describe(c, vec![id.to_string()]).await {
+                            Ok(found) => match found.first() {
+                                Some(a) if non_empty(a.association_id()).is_some() => {
+                                    Poll::Pending("associated".into())
+                                }
+                                _ => Poll::Ready(()),
+                            },
+                            Err(e) => Poll::Failed(e.message),
+                        })
+                    })
+                    .await?;
+                }
+                // An instance's or a plain network interface's: take it back.
+                None => {
+                    let disassociated = c
+                        .call("DisassociateAddress", Retry::Standard, || {
+                            c.ec2.disassociate_address().association_id(association).send()
+                        })
+                        .await;
+                    match disassociated {
+                        Err(e) if !e.is_not_found() => return Err(e.into()),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let t = &c.timeouts;
+        let released =
+            retry::while_blocked(ctx, &format!("Elastic IP {id}"), t.blocked_delete, t.blocked_backoff, || {
+                c.call("ReleaseAddress", Retry::Standard, || c.ec2.release_address().allocation_id(id).send())
+            })
+            .await;
+        match released {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn find_id(&self, c: &Clients, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
@@ -80,24 +169,6 @@ fn non_empty(s: Option<&str>) -> Option<&str> {
     s.filter(|s| !s.is_empty())
 }
 
-pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-    let tags = tags::for_create(attrs, &ctx.address)?;
-    let out = c
-        .call("AllocateAddress", Retry::Standard, || {
-            c.ec2
-                .allocate_address()
-                .domain(DomainType::Vpc)
-                .tag_specifications(tags::ec2_spec(ResourceType::ElasticIp, &tags))
-                .send()
-        })
-        .await?;
-    let id = out.allocation_id().ok_or_else(|| ProviderError::new("AllocateAddress returned no allocation id"))?;
-    let mut result = attrs.clone();
-    result.insert("id".into(), json!(id));
-    result.insert("public_ip".into(), json!(out.public_ip()));
-    Ok(result)
-}
-
 async fn describe(c: &Clients, ids: Vec<String>) -> Result<Vec<Address>, ProviderError> {
     let out = c
         .call("DescribeAddresses", Retry::Standard, || {
@@ -105,42 +176,6 @@ async fn describe(c: &Clients, ids: Vec<String>) -> Result<Vec<Address>, Provide
         })
         .await?;
     Ok(out.addresses().to_vec())
-}
-
-pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-    let mut found: HashMap<String, Address> = HashMap::new();
-    for ids in id_chunks(reqs) {
-        for a in describe(c, ids).await? {
-            if let Some(id) = a.allocation_id() {
-                found.insert(id.to_string(), a.clone());
-            }
-        }
-    }
-    Ok(reqs
-        .iter()
-        .map(|req| {
-            let a = attrs::id(&req.prior).ok().and_then(|id| found.get(id))?;
-            let mut live = Attrs::new();
-            live.insert("id".into(), json!(a.allocation_id()));
-            live.insert("public_ip".into(), json!(a.public_ip()));
-            live.insert("tags".into(), tags::to_value(&tags::from_ec2(a.tags())));
-            Some(SPEC.shape(&req.prior, live))
-        })
-        .collect())
-}
-
-pub(crate) async fn update(
-    c: &Clients,
-    _ctx: &OpContext,
-    prior: &Attrs,
-    attrs: &Attrs,
-) -> Result<Attrs, ProviderError> {
-    let id = attrs::id(prior)?;
-    tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
-    let mut result = attrs.clone();
-    result.insert("id".into(), Value::String(id.to_string()));
-    result.insert("public_ip".into(), prior.get("public_ip").cloned().unwrap_or(Value::Null));
-    Ok(result)
 }
 
 /// The network interface holding `address` when it is a NAT gateway's
@@ -162,53 +197,6 @@ async fn nat_gateway_interface(c: &Clients, address: &Address) -> Result<Option<
         .iter()
         .any(|i| i.interface_type().map(|t| t.as_str()) == Some("nat_gateway") || i.requester_managed() == Some(true));
     Ok(is_nat.then(|| eni.to_string()))
-}
-
-pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
-    let id = attrs::id(prior)?;
-    let Some(address) = describe(c, vec![id.to_string()]).await?.into_iter().next() else {
-        return Ok(());
-    };
-    if let Some(association) = non_empty(address.association_id()) {
-        match nat_gateway_interface(c, &address).await? {
-            // Held by a NAT gateway being deleted: AWS frees the address
-            // when the gateway is gone; nothing can detach it before.
-            Some(eni) => {
-                wait::until(ctx, &format!("{eni} to release Elastic IP {id}"), c.timeouts.nat_gateway, || async {
-                    Ok(match describe(c, vec![id.to_string()]).await {
-                        Ok(found) => match found.first() {
-                            Some(a) if non_empty(a.association_id()).is_some() => Poll::Pending("associated".into()),
-                            _ => Poll::Ready(()),
-                        },
-                        Err(e) => Poll::Failed(e.message),
-                    })
-                })
-                .await?;
-            }
-            // An instance's or a plain network interface's: take it back.
-            None => {
-                let disassociated = c
-                    .call("DisassociateAddress", Retry::Standard, || {
-                        c.ec2.disassociate_address().association_id(association).send()
-                    })
-                    .await;
-                match disassociated {
-                    Err(e) if !e.is_not_found() => return Err(e.into()),
-                    _ => {}
-                }
-            }
-        }
-    }
-    let t = &c.timeouts;
-    let released = retry::while_blocked(ctx, &format!("Elastic IP {id}"), t.blocked_delete, t.blocked_backoff, || {
-        c.call("ReleaseAddress", Retry::Standard, || c.ec2.release_address().allocation_id(id).send())
-    })
-    .await;
-    match released {
-        Ok(_) => Ok(()),
-        Err(e) if e.is_not_found() => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 #[cfg(test)]
@@ -253,7 +241,7 @@ mod request_tests {
         });
         let c = fake.clients().await;
         let (ctx, reports) = recording_ctx(Address::keyed("aws_eip", "nat", "us-east-1a"), "t");
-        delete(&c, &ctx, json!({"id": "eipalloc-1"}).as_object().unwrap()).await.unwrap();
+        Kind.delete(&c, &ctx, json!({"id": "eipalloc-1"}).as_object().unwrap()).await.unwrap();
         assert_eq!(fake.actions().last().map(String::as_str), Some("ReleaseAddress"));
         assert_eq!(polls.load(Ordering::SeqCst), 4);
         assert_eq!(*reports.lock().unwrap(), ["waiting for eni-nat to release Elastic IP eipalloc-1 (now associated)"]);
@@ -283,7 +271,7 @@ mod disassociate_tests {
         });
         let c = fake.clients().await;
         let (ctx, _) = recording_ctx(Address::new("aws_eip", "x"), "t");
-        delete(&c, &ctx, json!({"id": "eipalloc-1"}).as_object().unwrap()).await.unwrap();
+        Kind.delete(&c, &ctx, json!({"id": "eipalloc-1"}).as_object().unwrap()).await.unwrap();
         assert_eq!(fake.actions(), ["DescribeAddresses", "DisassociateAddress", "ReleaseAddress"]);
         assert_eq!(fake.sent()[1].param("AssociationId"), Some("eipassoc-1"));
     }

@@ -35,19 +35,104 @@ impl AwsKind for Kind {
     }
 
     async fn create(&self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-        create(c, ctx, attrs).await
+        let vpc_id = attrs::opt_str(attrs, "vpc_id")?;
+        let tags = tags::for_create(attrs, &ctx.address)?;
+        let out = c
+            .call("CreateInternetGateway", Retry::Standard, || {
+                c.ec2
+                    .create_internet_gateway()
+                    .tag_specifications(tags::ec2_spec(ResourceType::InternetGateway, &tags))
+                    .send()
+            })
+            .await?;
+        let id = out
+            .internet_gateway()
+            .and_then(InternetGateway::internet_gateway_id)
+            .ok_or_else(|| ProviderError::new("CreateInternetGateway returned no id"))?;
+        if let Some(vpc_id) = vpc_id {
+            attach(c, id, vpc_id).await.map_err(|e| created_but(id, &ctx.address, e))?;
+        }
+        let mut result = attrs.clone();
+        result.insert("id".into(), json!(id));
+        Ok(result)
     }
 
     async fn read(&self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-        read(c, reqs).await
+        let found: HashMap<String, InternetGateway> = describe_by_id(
+            c,
+            "DescribeInternetGateways",
+            reqs,
+            |ids, token| {
+                c.ec2
+                    .describe_internet_gateways()
+                    .filters(filter("internet-gateway-id", ids))
+                    .set_next_token(token)
+                    .send()
+            },
+            |page| page.internet_gateways(),
+            |item| item.internet_gateway_id(),
+            |page| page.next_token(),
+        )
+        .await?;
+        Ok(reqs
+            .iter()
+            .map(|req| {
+                let g = attrs::id(&req.prior).ok().and_then(|id| found.get(id))?;
+                let mut live = Attrs::new();
+                live.insert("id".into(), json!(g.internet_gateway_id()));
+                live.insert("vpc_id".into(), json!(attached_vpc(g)));
+                live.insert("tags".into(), tags::to_value(&tags::from_ec2(g.tags())));
+                // Detached outside skyplan while the spec wants it attached: `vpc_id` reads null, a diff.
+                Some(SPEC.shape(&req.prior, live))
+            })
+            .collect())
     }
 
     async fn update(&self, c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-        update(c, ctx, prior, attrs).await
+        let id = attrs::id(prior)?;
+        let old = attrs::opt_str(prior, "vpc_id")?;
+        let new = attrs::opt_str(attrs, "vpc_id")?;
+        if old != new {
+            if let Some(old) = old {
+                detach(c, ctx, id, old).await?;
+            }
+            if let Some(new) = new {
+                attach(c, id, new).await?;
+            }
+        }
+        tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
+        let mut result = attrs.clone();
+        result.insert("id".into(), Value::String(id.to_string()));
+        Ok(result)
     }
 
     async fn delete(&self, c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
-        delete(c, ctx, prior).await
+        let id = attrs::id(prior)?;
+        // Detach from whatever VPC it is attached to now, not only the recorded one.
+        let described = c
+            .call("DescribeInternetGateways", Retry::Standard, || {
+                c.ec2.describe_internet_gateways().filters(filter("internet-gateway-id", [id])).send()
+            })
+            .await?;
+        let Some(igw) = described.internet_gateways().first() else {
+            return Ok(());
+        };
+        for vpc_id in igw.attachments().iter().filter_map(|a| a.vpc_id()) {
+            detach(c, ctx, id, vpc_id).await?;
+        }
+        let t = &c.timeouts;
+        let deleted =
+            retry::while_blocked(ctx, &format!("internet gateway {id}"), t.blocked_delete, t.blocked_backoff, || {
+                c.call("DeleteInternetGateway", Retry::Standard, || {
+                    c.ec2.delete_internet_gateway().internet_gateway_id(id).send()
+                })
+            })
+            .await;
+        match deleted {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn find_id(&self, c: &Clients, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
@@ -103,29 +188,6 @@ async fn detach(c: &Clients, ctx: &OpContext, id: &str, vpc_id: &str) -> Result<
     }
 }
 
-pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-    let vpc_id = attrs::opt_str(attrs, "vpc_id")?;
-    let tags = tags::for_create(attrs, &ctx.address)?;
-    let out = c
-        .call("CreateInternetGateway", Retry::Standard, || {
-            c.ec2
-                .create_internet_gateway()
-                .tag_specifications(tags::ec2_spec(ResourceType::InternetGateway, &tags))
-                .send()
-        })
-        .await?;
-    let id = out
-        .internet_gateway()
-        .and_then(InternetGateway::internet_gateway_id)
-        .ok_or_else(|| ProviderError::new("CreateInternetGateway returned no id"))?;
-    if let Some(vpc_id) = vpc_id {
-        attach(c, id, vpc_id).await.map_err(|e| created_but(id, &ctx.address, e))?;
-    }
-    let mut result = attrs.clone();
-    result.insert("id".into(), json!(id));
-    Ok(result)
-}
-
 /// The VPC the gateway is attached to. (AWS says `available` for an
 /// attached gateway, a state the SDK does not model: that one is compared
 /// as a string.)
@@ -138,80 +200,6 @@ fn attached_vpc(igw: &InternetGateway) -> Option<&str> {
             None => false,
         })
         .and_then(|a| a.vpc_id())
-}
-
-pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-    let found: HashMap<String, InternetGateway> = describe_by_id(
-        c,
-        "DescribeInternetGateways",
-        reqs,
-        |ids, token| {
-            c.ec2.describe_internet_gateways().filters(filter("internet-gateway-id", ids)).set_next_token(token).send()
-        },
-        |page| page.internet_gateways(),
-        |item| item.internet_gateway_id(),
-        |page| page.next_token(),
-    )
-    .await?;
-    Ok(reqs
-        .iter()
-        .map(|req| {
-            let g = attrs::id(&req.prior).ok().and_then(|id| found.get(id))?;
-            let mut live = Attrs::new();
-            live.insert("id".into(), json!(g.internet_gateway_id()));
-            live.insert("vpc_id".into(), json!(attached_vpc(g)));
-            live.insert("tags".into(), tags::to_value(&tags::from_ec2(g.tags())));
-            // Detached outside skyplan while the spec wants it attached: `vpc_id` reads null, a diff.
-            Some(SPEC.shape(&req.prior, live))
-        })
-        .collect())
-}
-
-pub(crate) async fn update(c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-    let id = attrs::id(prior)?;
-    let old = attrs::opt_str(prior, "vpc_id")?;
-    let new = attrs::opt_str(attrs, "vpc_id")?;
-    if old != new {
-        if let Some(old) = old {
-            detach(c, ctx, id, old).await?;
-        }
-        if let Some(new) = new {
-            attach(c, id, new).await?;
-        }
-    }
-    tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
-    let mut result = attrs.clone();
-    result.insert("id".into(), Value::String(id.to_string()));
-    Ok(result)
-}
-
-pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
-    let id = attrs::id(prior)?;
-    // Detach from whatever VPC it is attached to now, not only the recorded one.
-    let described = c
-        .call("DescribeInternetGateways", Retry::Standard, || {
-            c.ec2.describe_internet_gateways().filters(filter("internet-gateway-id", [id])).send()
-        })
-        .await?;
-    let Some(igw) = described.internet_gateways().first() else {
-        return Ok(());
-    };
-    for vpc_id in igw.attachments().iter().filter_map(|a| a.vpc_id()) {
-        detach(c, ctx, id, vpc_id).await?;
-    }
-    let t = &c.timeouts;
-    let deleted =
-        retry::while_blocked(ctx, &format!("internet gateway {id}"), t.blocked_delete, t.blocked_backoff, || {
-            c.call("DeleteInternetGateway", Retry::Standard, || {
-                c.ec2.delete_internet_gateway().internet_gateway_id(id).send()
-            })
-        })
-        .await;
-    match deleted {
-        Ok(_) => Ok(()),
-        Err(e) if e.is_not_found() => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 #[cfg(test)]
@@ -251,7 +239,7 @@ mod request_tests {
         });
         let c = fake.clients().await;
         let (ctx, reports) = recording_ctx(Address::new("aws_internet_gateway", "main"), "t");
-        delete(&c, &ctx, json!({"id": "igw-1", "vpc_id": "vpc-1"}).as_object().unwrap()).await.unwrap();
+        Kind.delete(&c, &ctx, json!({"id": "igw-1", "vpc_id": "vpc-1"}).as_object().unwrap()).await.unwrap();
         assert_eq!(
             fake.actions(),
             ["DescribeInternetGateways", "DetachInternetGateway", "DetachInternetGateway", "DeleteInternetGateway"]

@@ -61,19 +61,111 @@ impl AwsKind for Kind {
     }
 
     async fn create(&self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-        create(c, ctx, attrs).await
+        let name = attrs::req_str(attrs, "name")?;
+        let image = image_for(c, None, attrs).await?;
+        let data = launch_data(attrs, &image)?;
+        let tags = tags::for_create(attrs, &ctx.address)?;
+        let token = client_token(&ctx.client_token);
+        let out = c
+            .call("CreateLaunchTemplate", Retry::AfterCreate, || {
+                c.ec2
+                    .create_launch_template()
+                    .launch_template_name(name)
+                    .client_token(&token)
+                    .launch_template_data(data.clone())
+                    .tag_specifications(tags::ec2_spec(ResourceType::LaunchTemplate, &tags))
+                    .send()
+            })
+            .await?;
+        let lt =
+            out.launch_template().ok_or_else(|| ProviderError::new("CreateLaunchTemplate returned no template"))?;
+        let id = lt.launch_template_id().ok_or_else(|| ProviderError::new("CreateLaunchTemplate returned no id"))?;
+        let mut result = attrs.clone();
+        result.insert("id".into(), json!(id));
+        result.insert("latest_version".into(), json!(lt.latest_version_number().unwrap_or(1).to_string()));
+        result.insert("resolved_ami".into(), json!(image.id));
+        Ok(result)
     }
 
     async fn read(&self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-        read(c, reqs).await
+        let mut ids: Vec<String> = reqs.iter().filter_map(|r| attrs::id(&r.prior).ok().map(str::to_string)).collect();
+        ids.sort();
+        ids.dedup();
+        let mut found: HashMap<String, LaunchTemplate> = HashMap::new();
+        for chunk in ids.chunks(FILTER_CHUNK) {
+            for lt in describe_existing(c, chunk).await? {
+                if let Some(id) = lt.launch_template_id() {
+                    found.insert(id.to_string(), lt);
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(reqs.len());
+        for req in reqs {
+            let Some(lt) = attrs::id(&req.prior).ok().and_then(|id| found.get(id)) else {
+                out.push(None);
+                continue;
+            };
+            let id = lt.launch_template_id().unwrap_or_default();
+            let Some(version) = latest_version(c, id).await? else {
+                out.push(None);
+                continue;
+            };
+            let mut live = version.launch_template_data().map(|d| data_attrs(&req.prior, d)).unwrap_or_default();
+            live.insert("id".into(), json!(id));
+            live.insert("name".into(), json!(lt.launch_template_name()));
+            live.insert("latest_version".into(), json!(lt.latest_version_number().map(|v| v.to_string())));
+            live.insert("tags".into(), tags::to_value(&tags::from_ec2(lt.tags())));
+            out.push(Some(SPEC.shape(&req.prior, live)));
+        }
+        Ok(out)
     }
 
     async fn update(&self, c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-        update(c, ctx, prior, attrs).await
+        let id = attrs::id(prior)?;
+        let mut result = attrs.clone();
+        result.insert("id".into(), json!(id));
+        for computed in ["latest_version", "resolved_ami"] {
+            result.insert(computed.into(), prior.get(computed).cloned().unwrap_or(Value::Null));
+        }
+        let versioned_change =
+            VERSIONED.iter().any(|k| SPEC.value_or_default(prior, k) != SPEC.value_or_default(attrs, k));
+        if versioned_change {
+            let image = image_for(c, Some(prior), attrs).await?;
+            let data = launch_data(attrs, &image)?;
+            let token = client_token(&ctx.client_token);
+            let out = c
+                .call("CreateLaunchTemplateVersion", Retry::AfterCreate, || {
+                    c.ec2
+                        .create_launch_template_version()
+                        .launch_template_id(id)
+                        .client_token(&token)
+                        .launch_template_data(data.clone())
+                        .send()
+                })
+                .await?;
+            let version = out
+                .launch_template_version()
+                .and_then(LaunchTemplateVersion::version_number)
+                .ok_or_else(|| ProviderError::new("CreateLaunchTemplateVersion returned no version number"))?
+                .to_string();
+            result.insert("latest_version".into(), json!(version));
+            result.insert("resolved_ami".into(), json!(image.id));
+        }
+        tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
+        Ok(result)
     }
 
-    async fn delete(&self, c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
-        delete(c, ctx, prior).await
+    async fn delete(&self, c: &Clients, _ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
+        let id = attrs::id(prior)?;
+        match c
+            .call("DeleteLaunchTemplate", Retry::Standard, || {
+                c.ec2.delete_launch_template().launch_template_id(id).send()
+            })
+            .await
+        {
+            Err(e) if !e.is_not_found() => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 
     async fn find_id(&self, c: &Clients, _address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
@@ -177,32 +269,6 @@ async fn image_for(c: &Clients, prior: Option<&Attrs>, attrs: &Attrs) -> Result<
     }
 }
 
-pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-    let name = attrs::req_str(attrs, "name")?;
-    let image = image_for(c, None, attrs).await?;
-    let data = launch_data(attrs, &image)?;
-    let tags = tags::for_create(attrs, &ctx.address)?;
-    let token = client_token(&ctx.client_token);
-    let out = c
-        .call("CreateLaunchTemplate", Retry::AfterCreate, || {
-            c.ec2
-                .create_launch_template()
-                .launch_template_name(name)
-                .client_token(&token)
-                .launch_template_data(data.clone())
-                .tag_specifications(tags::ec2_spec(ResourceType::LaunchTemplate, &tags))
-                .send()
-        })
-        .await?;
-    let lt = out.launch_template().ok_or_else(|| ProviderError::new("CreateLaunchTemplate returned no template"))?;
-    let id = lt.launch_template_id().ok_or_else(|| ProviderError::new("CreateLaunchTemplate returned no id"))?;
-    let mut result = attrs.clone();
-    result.insert("id".into(), json!(id));
-    result.insert("latest_version".into(), json!(lt.latest_version_number().unwrap_or(1).to_string()));
-    result.insert("resolved_ami".into(), json!(image.id));
-    Ok(result)
-}
-
 async fn describe_templates(c: &Clients, ids: &[String]) -> Result<Vec<LaunchTemplate>, ApiError> {
     c.paginate(
         "DescribeLaunchTemplates",
@@ -287,84 +353,6 @@ pub(crate) fn data_attrs(prior: &Attrs, data: &ResponseLaunchTemplateData) -> At
         .unwrap_or_default();
     live.insert("instance_tags".into(), tags::to_value(&instance_tags));
     live
-}
-
-pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-    let mut ids: Vec<String> = reqs.iter().filter_map(|r| attrs::id(&r.prior).ok().map(str::to_string)).collect();
-    ids.sort();
-    ids.dedup();
-    let mut found: HashMap<String, LaunchTemplate> = HashMap::new();
-    for chunk in ids.chunks(FILTER_CHUNK) {
-        for lt in describe_existing(c, chunk).await? {
-            if let Some(id) = lt.launch_template_id() {
-                found.insert(id.to_string(), lt);
-            }
-        }
-    }
-    let mut out = Vec::with_capacity(reqs.len());
-    for req in reqs {
-        let Some(lt) = attrs::id(&req.prior).ok().and_then(|id| found.get(id)) else {
-            out.push(None);
-            continue;
-        };
-        let id = lt.launch_template_id().unwrap_or_default();
-        let Some(version) = latest_version(c, id).await? else {
-            out.push(None);
-            continue;
-        };
-        let mut live = version.launch_template_data().map(|d| data_attrs(&req.prior, d)).unwrap_or_default();
-        live.insert("id".into(), json!(id));
-        live.insert("name".into(), json!(lt.launch_template_name()));
-        live.insert("latest_version".into(), json!(lt.latest_version_number().map(|v| v.to_string())));
-        live.insert("tags".into(), tags::to_value(&tags::from_ec2(lt.tags())));
-        out.push(Some(SPEC.shape(&req.prior, live)));
-    }
-    Ok(out)
-}
-
-pub(crate) async fn update(c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-    let id = attrs::id(prior)?;
-    let mut result = attrs.clone();
-    result.insert("id".into(), json!(id));
-    for computed in ["latest_version", "resolved_ami"] {
-        result.insert(computed.into(), prior.get(computed).cloned().unwrap_or(Value::Null));
-    }
-    let versioned_change = VERSIONED.iter().any(|k| SPEC.value_or_default(prior, k) != SPEC.value_or_default(attrs, k));
-    if versioned_change {
-        let image = image_for(c, Some(prior), attrs).await?;
-        let data = launch_data(attrs, &image)?;
-        let token = client_token(&ctx.client_token);
-        let out = c
-            .call("CreateLaunchTemplateVersion", Retry::AfterCreate, || {
-                c.ec2
-                    .create_launch_template_version()
-                    .launch_template_id(id)
-                    .client_token(&token)
-                    .launch_template_data(data.clone())
-                    .send()
-            })
-            .await?;
-        let version = out
-            .launch_template_version()
-            .and_then(LaunchTemplateVersion::version_number)
-            .ok_or_else(|| ProviderError::new("CreateLaunchTemplateVersion returned no version number"))?
-            .to_string();
-        result.insert("latest_version".into(), json!(version));
-        result.insert("resolved_ami".into(), json!(image.id));
-    }
-    tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
-    Ok(result)
-}
-
-pub(crate) async fn delete(c: &Clients, _ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
-    let id = attrs::id(prior)?;
-    match c
-        .call("DeleteLaunchTemplate", Retry::Standard, || c.ec2.delete_launch_template().launch_template_id(id).send())
-        .await
-    {
-        Err(e) if !e.is_not_found() => Err(e.into()),
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]
@@ -470,7 +458,7 @@ mod request_tests {
         let (ctx, _) = recording_ctx(Address::keyed("aws_launch_template", "pool", "worker"), "apply-9-lt");
         let attrs = json!({"name": "demo-worker", "image_id": "ami-1", "instance_type": "m5.xlarge",
             "spot_max_price": "0.1152", "tags": {"Name": "demo-worker"}});
-        let out = create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap();
+        let out = Kind.create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap();
         assert_eq!(out["id"], json!("lt-1"));
         assert_eq!(out["latest_version"], json!("1"), "a string, as auto scaling takes versions");
         let sent = fake.sent();
@@ -503,7 +491,7 @@ mod request_tests {
         let prior = json!({"id": "lt-1", "latest_version": "1", "resolved_ami": "ami-1", "name": "demo-worker",
             "image_id": "auto", "instance_type": "m5.xlarge"});
         let bigger = json!({"name": "demo-worker", "image_id": "auto", "instance_type": "m5.2xlarge"});
-        let out = update(&c, &ctx, prior.as_object().unwrap(), bigger.as_object().unwrap()).await.unwrap();
+        let out = Kind.update(&c, &ctx, prior.as_object().unwrap(), bigger.as_object().unwrap()).await.unwrap();
         assert_eq!(out["latest_version"], json!("2"));
         assert_eq!(out["resolved_ami"], json!("ami-1"), "the image stays while image_id stays auto");
         let sent = fake.sent();
@@ -513,7 +501,7 @@ mod request_tests {
 
         let tagged =
             json!({"name": "demo-worker", "image_id": "auto", "instance_type": "m5.xlarge", "tags": {"team": "a"}});
-        let out = update(&c, &ctx, prior.as_object().unwrap(), tagged.as_object().unwrap()).await.unwrap();
+        let out = Kind.update(&c, &ctx, prior.as_object().unwrap(), tagged.as_object().unwrap()).await.unwrap();
         assert_eq!(out["latest_version"], json!("1"));
         assert_eq!(fake.actions().last().map(String::as_str), Some("CreateTags"));
     }

@@ -46,19 +46,103 @@ impl AwsKind for Kind {
     }
 
     async fn create(&self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-        create(c, ctx, attrs).await
+        let subnet_id = attrs::req_str(attrs, "subnet_id")?;
+        let allocation_id = attrs::req_str(attrs, "allocation_id")?;
+        let tags = tags::for_create(attrs, &ctx.address)?;
+        let token = client_token(&ctx.client_token);
+        let out = c
+            .call("CreateNatGateway", Retry::AfterCreate, || {
+                c.ec2
+                    .create_nat_gateway()
+                    .subnet_id(subnet_id)
+                    .allocation_id(allocation_id)
+                    .client_token(&token)
+                    .tag_specifications(tags::ec2_spec(ResourceType::Natgateway, &tags))
+                    .send()
+            })
+            .await?;
+        let id = out
+            .nat_gateway()
+            .and_then(NatGateway::nat_gateway_id)
+            .ok_or_else(|| ProviderError::new("CreateNatGateway returned no id"))?
+            .to_string();
+        wait::until(ctx, &format!("NAT gateway {id} to be available"), c.timeouts.nat_gateway, || async {
+            let found = describe(c, vec![id.clone()], Retry::AfterCreate).await?;
+            Ok(poll_available(found.first()))
+        })
+        .await
+        .map_err(|e| created_but(&id, &ctx.address, e))?;
+        let mut result = attrs.clone();
+        result.insert("id".into(), json!(id));
+        Ok(result)
     }
 
     async fn read(&self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-        read(c, reqs).await
+        let mut found: HashMap<String, NatGateway> = HashMap::new();
+        for ids in id_chunks(reqs) {
+            for n in describe(c, ids, Retry::Standard).await? {
+                if let Some(id) = n.nat_gateway_id() {
+                    found.insert(id.to_string(), n.clone());
+                }
+            }
+        }
+        Ok(reqs
+            .iter()
+            .map(|req| {
+                let n = attrs::id(&req.prior).ok().and_then(|id| found.get(id)).filter(|n| !is_gone(n))?;
+                let mut live = Attrs::new();
+                live.insert("id".into(), json!(n.nat_gateway_id()));
+                live.insert("subnet_id".into(), json!(n.subnet_id()));
+                let allocation = n.nat_gateway_addresses().iter().find_map(|a| a.allocation_id());
+                live.insert("allocation_id".into(), json!(allocation));
+                live.insert("tags".into(), tags::to_value(&tags::from_ec2(n.tags())));
+                Some(SPEC.shape(&req.prior, live))
+            })
+            .collect())
     }
 
-    async fn update(&self, c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-        update(c, ctx, prior, attrs).await
+    async fn update(
+        &self,
+        c: &Clients,
+        _ctx: &OpContext,
+        prior: &Attrs,
+        attrs: &Attrs,
+    ) -> Result<Attrs, ProviderError> {
+        let id = attrs::id(prior)?;
+        tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
+        let mut result = attrs.clone();
+        result.insert("id".into(), Value::String(id.to_string()));
+        Ok(result)
     }
 
     async fn delete(&self, c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
-        delete(c, ctx, prior).await
+        let id = attrs::id(prior)?.to_string();
+        // Describe first: deleting a gateway that is already gone is not an error.
+        let found = describe(c, vec![id.clone()], Retry::Standard).await?;
+        match found.first() {
+            None => return Ok(()),
+            Some(n) if in_state(n, &DELETED) => return Ok(()),
+            Some(n) if n.state() == Some(&NatGatewayState::Deleting) => {}
+            Some(_) => {
+                let deleted = c
+                    .call("DeleteNatGateway", Retry::Standard, || c.ec2.delete_nat_gateway().nat_gateway_id(&id).send())
+                    .await;
+                match deleted {
+                    Ok(_) => {}
+                    Err(e) if e.is_not_found() => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        wait::until(ctx, &format!("NAT gateway {id} to be deleted"), c.timeouts.nat_gateway, || async {
+            let found = describe(c, vec![id.clone()], Retry::Standard).await?;
+            Ok(match found.first() {
+                None => Poll::Ready(()),
+                Some(n) if in_state(n, &DELETED) => Poll::Ready(()),
+                Some(n) => Poll::Pending(state(n).to_string()),
+            })
+        })
+        .await
     }
 
     async fn find_id(&self, c: &Clients, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
@@ -160,105 +244,6 @@ pub(crate) fn poll_available(nat: Option<&NatGateway>) -> Poll<()> {
     }
 }
 
-pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-    let subnet_id = attrs::req_str(attrs, "subnet_id")?;
-    let allocation_id = attrs::req_str(attrs, "allocation_id")?;
-    let tags = tags::for_create(attrs, &ctx.address)?;
-    let token = client_token(&ctx.client_token);
-    let out = c
-        .call("CreateNatGateway", Retry::AfterCreate, || {
-            c.ec2
-                .create_nat_gateway()
-                .subnet_id(subnet_id)
-                .allocation_id(allocation_id)
-                .client_token(&token)
-                .tag_specifications(tags::ec2_spec(ResourceType::Natgateway, &tags))
-                .send()
-        })
-        .await?;
-    let id = out
-        .nat_gateway()
-        .and_then(NatGateway::nat_gateway_id)
-        .ok_or_else(|| ProviderError::new("CreateNatGateway returned no id"))?
-        .to_string();
-    wait::until(ctx, &format!("NAT gateway {id} to be available"), c.timeouts.nat_gateway, || async {
-        let found = describe(c, vec![id.clone()], Retry::AfterCreate).await?;
-        Ok(poll_available(found.first()))
-    })
-    .await
-    .map_err(|e| created_but(&id, &ctx.address, e))?;
-    let mut result = attrs.clone();
-    result.insert("id".into(), json!(id));
-    Ok(result)
-}
-
-pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-    let mut found: HashMap<String, NatGateway> = HashMap::new();
-    for ids in id_chunks(reqs) {
-        for n in describe(c, ids, Retry::Standard).await? {
-            if let Some(id) = n.nat_gateway_id() {
-                found.insert(id.to_string(), n.clone());
-            }
-        }
-    }
-    Ok(reqs
-        .iter()
-        .map(|req| {
-            let n = attrs::id(&req.prior).ok().and_then(|id| found.get(id)).filter(|n| !is_gone(n))?;
-            let mut live = Attrs::new();
-            live.insert("id".into(), json!(n.nat_gateway_id()));
-            live.insert("subnet_id".into(), json!(n.subnet_id()));
-            let allocation = n.nat_gateway_addresses().iter().find_map(|a| a.allocation_id());
-            live.insert("allocation_id".into(), json!(allocation));
-            live.insert("tags".into(), tags::to_value(&tags::from_ec2(n.tags())));
-            Some(SPEC.shape(&req.prior, live))
-        })
-        .collect())
-}
-
-pub(crate) async fn update(
-    c: &Clients,
-    _ctx: &OpContext,
-    prior: &Attrs,
-    attrs: &Attrs,
-) -> Result<Attrs, ProviderError> {
-    let id = attrs::id(prior)?;
-    tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
-    let mut result = attrs.clone();
-    result.insert("id".into(), Value::String(id.to_string()));
-    Ok(result)
-}
-
-pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
-    let id = attrs::id(prior)?.to_string();
-    // Describe first: deleting a gateway that is already gone is not an error.
-    let found = describe(c, vec![id.clone()], Retry::Standard).await?;
-    match found.first() {
-        None => return Ok(()),
-        Some(n) if in_state(n, &DELETED) => return Ok(()),
-        Some(n) if n.state() == Some(&NatGatewayState::Deleting) => {}
-        Some(_) => {
-            let deleted = c
-                .call("DeleteNatGateway", Retry::Standard, || c.ec2.delete_nat_gateway().nat_gateway_id(&id).send())
-                .await;
-            match deleted {
-                Ok(_) => {}
-                Err(e) if e.is_not_found() => return Ok(()),
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-    wait::until(ctx, &format!("NAT gateway {id} to be deleted"), c.timeouts.nat_gateway, || async {
-        let found = describe(c, vec![id.clone()], Retry::Standard).await?;
-        Ok(match found.first() {
-            None => Poll::Ready(()),
-            Some(n) if in_state(n, &DELETED) => Poll::Ready(()),
-            Some(n) => Poll::Pending(state(n).to_string()),
-        })
-    })
-    .await
-}
-
 #[cfg(test)]
 mod tests {
     use aws_sdk_ec2::types::NatGatewayState;
@@ -323,7 +308,7 @@ mod request_tests {
         let (ctx, reports) = recording_ctx(Address::keyed("aws_nat_gateway", "main", "us-east-1a"), "apply-1-nat");
         let attrs =
             json!({"subnet_id": "subnet-1", "allocation_id": "eipalloc-1", "tags": {"Name": "demo-nat-us-east-1a"}});
-        let out = create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap();
+        let out = Kind.create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap();
         assert_eq!(out["id"], json!("nat-1"));
         assert_eq!(out["subnet_id"], json!("subnet-1"));
 
@@ -361,7 +346,7 @@ mod request_tests {
         let c = fake.clients().await;
         let (ctx, _) = recording_ctx(Address::new("aws_nat_gateway", "main"), "t");
         let attrs = json!({"subnet_id": "subnet-1", "allocation_id": "eipalloc-1"});
-        let e = create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap_err();
+        let e = Kind.create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap_err();
         assert!(e.message.contains("nat-1 was created but then"), "{}", e.message);
         assert!(e.message.contains("Network vpc-1 has no Internet gateway attached"), "{}", e.message);
     }
@@ -387,7 +372,7 @@ mod request_tests {
         let c = fake.clients().await;
         let (ctx, reports) = recording_ctx(Address::new("aws_nat_gateway", "main"), "t");
         let prior = json!({"id": "nat-1", "subnet_id": "subnet-1", "allocation_id": "eipalloc-1"});
-        delete(&c, &ctx, prior.as_object().unwrap()).await.unwrap();
+        Kind.delete(&c, &ctx, prior.as_object().unwrap()).await.unwrap();
         assert_eq!(
             fake.actions(),
             [
@@ -408,7 +393,7 @@ mod request_tests {
             )
         });
         let c = gone.clients().await;
-        delete(&c, &ctx, prior.as_object().unwrap()).await.unwrap();
+        Kind.delete(&c, &ctx, prior.as_object().unwrap()).await.unwrap();
         assert_eq!(gone.actions(), ["DescribeNatGateways"]);
     }
 }

@@ -73,19 +73,105 @@ impl AwsKind for Kind {
     }
 
     async fn create(&self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-        create(c, ctx, attrs).await
+        let name = attrs::req_str(attrs, "name")?;
+        let description = attrs::req_str(attrs, "description")?;
+        let vpc_id = attrs::req_str(attrs, "vpc_id")?;
+        let atoms = ingress_atoms(attrs)?;
+        let tags = tags::for_create(attrs, &ctx.address)?;
+        let out = c
+            .call("CreateSecurityGroup", Retry::AfterCreate, || {
+                c.ec2
+                    .create_security_group()
+                    .group_name(name)
+                    .description(description)
+                    .vpc_id(vpc_id)
+                    .tag_specifications(tags::ec2_spec(ResourceType::SecurityGroup, &tags))
+                    .send()
+            })
+            .await?;
+        let id = out.group_id().ok_or_else(|| ProviderError::new("CreateSecurityGroup returned no id"))?;
+        authorize(c, id, &atoms, None).await.map_err(|e| created_but(id, &ctx.address, e))?;
+        let mut result = attrs.clone();
+        result.insert("id".into(), json!(id));
+        Ok(result)
     }
 
     async fn read(&self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-        read(c, reqs).await
+        let groups: HashMap<String, SecurityGroup> = describe_by_id(
+            c,
+            "DescribeSecurityGroups",
+            reqs,
+            |ids, token| c.ec2.describe_security_groups().filters(filter("group-id", ids)).set_next_token(token).send(),
+            |page| page.security_groups(),
+            |item| item.group_id(),
+            |page| page.next_token(),
+        )
+        .await?;
+        // The rules of rule resources on the groups whose ingress is managed
+        // here: those are left out.
+        let managed: Vec<String> = reqs
+            .iter()
+            .filter(|r| manages_ingress(&r.prior))
+            .filter_map(|r| attrs::id(&r.prior).ok().map(str::to_string))
+            .filter(|id| groups.contains_key(id))
+            .collect();
+        let owned_elsewhere = if managed.is_empty() {
+            HashMap::new()
+        } else {
+            super::security_group_rule::rule_atoms_on(c, &managed).await?
+        };
+        Ok(reqs
+            .iter()
+            .map(|req| {
+                let id = attrs::id(&req.prior).ok()?;
+                let g = groups.get(id)?;
+                let mut out = Attrs::new();
+                out.insert("id".into(), json!(id));
+                out.insert("name".into(), json!(g.group_name()));
+                out.insert("description".into(), json!(g.description()));
+                out.insert("vpc_id".into(), json!(g.vpc_id()));
+                if manages_ingress(&req.prior) {
+                    let others = owned_elsewhere.get(id).map(Vec::as_slice).unwrap_or_default();
+                    let live: Vec<Atom> = g
+                        .ip_permissions()
+                        .iter()
+                        .flat_map(|p| permission_atoms(p, id))
+                        .filter(|a| !others.iter().any(|o| o.key() == a.key()))
+                        .collect();
+                    let prior_rules = attrs::objects(&req.prior, "ingress").unwrap_or_default();
+                    out.insert("ingress".into(), regroup(&prior_rules, live));
+                }
+                out.insert("tags".into(), tags::to_value(&tags::from_ec2(g.tags())));
+                Some(SPEC.shape(&req.prior, out))
+            })
+            .collect())
     }
 
-    async fn update(&self, c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-        update(c, ctx, prior, attrs).await
+    async fn update(
+        &self,
+        c: &Clients,
+        _ctx: &OpContext,
+        prior: &Attrs,
+        attrs: &Attrs,
+    ) -> Result<Attrs, ProviderError> {
+        let id = attrs::id(prior)?;
+        if manages_ingress(attrs) {
+            let (to_revoke, to_authorize) = atom_changes(&ingress_atoms(prior)?, &ingress_atoms(attrs)?);
+            revoke(c, id, &to_revoke).await?;
+            authorize(c, id, &to_authorize, None).await?;
+        }
+        tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
+        let mut result = attrs.clone();
+        result.insert("id".into(), Value::String(id.to_string()));
+        Ok(result)
     }
 
     async fn delete(&self, c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
-        delete(c, ctx, prior).await
+        let id = attrs::id(prior)?;
+        blockers::delete_once_unused(c, ctx, "security group", "group-id", id, || {
+            c.call("DeleteSecurityGroup", Retry::Standard, || c.ec2.delete_security_group().group_id(id).send())
+        })
+        .await
     }
 
     async fn find_id(&self, c: &Clients, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
@@ -137,111 +223,10 @@ pub(crate) fn validate(attrs: &Attrs) -> Vec<String> {
     errors
 }
 
-pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-    let name = attrs::req_str(attrs, "name")?;
-    let description = attrs::req_str(attrs, "description")?;
-    let vpc_id = attrs::req_str(attrs, "vpc_id")?;
-    let atoms = ingress_atoms(attrs)?;
-    let tags = tags::for_create(attrs, &ctx.address)?;
-    let out = c
-        .call("CreateSecurityGroup", Retry::AfterCreate, || {
-            c.ec2
-                .create_security_group()
-                .group_name(name)
-                .description(description)
-                .vpc_id(vpc_id)
-                .tag_specifications(tags::ec2_spec(ResourceType::SecurityGroup, &tags))
-                .send()
-        })
-        .await?;
-    let id = out.group_id().ok_or_else(|| ProviderError::new("CreateSecurityGroup returned no id"))?;
-    authorize(c, id, &atoms, None).await.map_err(|e| created_but(id, &ctx.address, e))?;
-    let mut result = attrs.clone();
-    result.insert("id".into(), json!(id));
-    Ok(result)
-}
-
 /// A group manages its ingress only when it is written with `ingress`;
 /// without, its rules are `aws_security_group_rule` resources' (or nobody's).
 fn manages_ingress(attrs: &Attrs) -> bool {
     attrs.get("ingress").is_some_and(|v| !v.is_null())
-}
-
-pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-    let groups: HashMap<String, SecurityGroup> = describe_by_id(
-        c,
-        "DescribeSecurityGroups",
-        reqs,
-        |ids, token| c.ec2.describe_security_groups().filters(filter("group-id", ids)).set_next_token(token).send(),
-        |page| page.security_groups(),
-        |item| item.group_id(),
-        |page| page.next_token(),
-    )
-    .await?;
-    // The rules of rule resources on the groups whose ingress is managed
-    // here: those are left out.
-    let managed: Vec<String> = reqs
-        .iter()
-        .filter(|r| manages_ingress(&r.prior))
-        .filter_map(|r| attrs::id(&r.prior).ok().map(str::to_string))
-        .filter(|id| groups.contains_key(id))
-        .collect();
-    let owned_elsewhere = if managed.is_empty() {
-        HashMap::new()
-    } else {
-        super::security_group_rule::rule_atoms_on(c, &managed).await?
-    };
-    Ok(reqs
-        .iter()
-        .map(|req| {
-            let id = attrs::id(&req.prior).ok()?;
-            let g = groups.get(id)?;
-            let mut out = Attrs::new();
-            out.insert("id".into(), json!(id));
-            out.insert("name".into(), json!(g.group_name()));
-            out.insert("description".into(), json!(g.description()));
-            out.insert("vpc_id".into(), json!(g.vpc_id()));
-            if manages_ingress(&req.prior) {
-                let others = owned_elsewhere.get(id).map(Vec::as_slice).unwrap_or_default();
-                let live: Vec<Atom> = g
-                    .ip_permissions()
-                    .iter()
-                    .flat_map(|p| permission_atoms(p, id))
-                    .filter(|a| !others.iter().any(|o| o.key() == a.key()))
-                    .collect();
-                let prior_rules = attrs::objects(&req.prior, "ingress").unwrap_or_default();
-                out.insert("ingress".into(), regroup(&prior_rules, live));
-            }
-            out.insert("tags".into(), tags::to_value(&tags::from_ec2(g.tags())));
-            Some(SPEC.shape(&req.prior, out))
-        })
-        .collect())
-}
-
-pub(crate) async fn update(
-    c: &Clients,
-    _ctx: &OpContext,
-    prior: &Attrs,
-    attrs: &Attrs,
-) -> Result<Attrs, ProviderError> {
-    let id = attrs::id(prior)?;
-    if manages_ingress(attrs) {
-        let (to_revoke, to_authorize) = atom_changes(&ingress_atoms(prior)?, &ingress_atoms(attrs)?);
-        revoke(c, id, &to_revoke).await?;
-        authorize(c, id, &to_authorize, None).await?;
-    }
-    tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
-    let mut result = attrs.clone();
-    result.insert("id".into(), Value::String(id.to_string()));
-    Ok(result)
-}
-
-pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
-    let id = attrs::id(prior)?;
-    blockers::delete_once_unused(c, ctx, "security group", "group-id", id, || {
-        c.call("DeleteSecurityGroup", Retry::Standard, || c.ec2.delete_security_group().group_id(id).send())
-    })
-    .await
 }
 
 #[cfg(test)]
@@ -288,7 +273,7 @@ mod request_tests {
         });
         let c = fake.clients().await;
         let (ctx, _) = recording_ctx(Address::new("aws_security_group", "node"), "t");
-        delete(&c, &ctx, json!({"id": "sg-1"}).as_object().unwrap()).await.unwrap();
+        Kind.delete(&c, &ctx, json!({"id": "sg-1"}).as_object().unwrap()).await.unwrap();
         assert_eq!(tries.load(Ordering::SeqCst), 4);
     }
 
@@ -309,7 +294,7 @@ mod request_tests {
         let c = fake.clients().await;
         let (ctx, _) = recording_ctx(Address::new("aws_security_group", "apiserver_lb"), "t");
         let start = tokio::time::Instant::now();
-        let e = delete(&c, &ctx, json!({"id": "sg-1"}).as_object().unwrap()).await.unwrap_err();
+        let e = Kind.delete(&c, &ctx, json!({"id": "sg-1"}).as_object().unwrap()).await.unwrap_err();
         assert!(e.message.contains("DependencyViolation"), "{}", e.message);
         assert!(e.message.contains("eni-1 (ELB demo-apiserver)"), "{}", e.message);
         assert!(start.elapsed() <= c.timeouts.blocked_delete);
@@ -328,7 +313,7 @@ mod request_tests {
             {"protocol": "tcp", "from_port": 22, "to_port": 22, "cidr_blocks": ["203.0.113.0/24", "198.51.100.0/24"]}]});
         let desired = json!({"name": "b", "description": "d", "vpc_id": "vpc-1", "ingress": [
             {"protocol": "tcp", "from_port": 22, "to_port": 22, "cidr_blocks": ["203.0.113.0/24", "192.0.2.0/24"]}]});
-        update(&c, &ctx, prior.as_object().unwrap(), desired.as_object().unwrap()).await.unwrap();
+        Kind.update(&c, &ctx, prior.as_object().unwrap(), desired.as_object().unwrap()).await.unwrap();
         let sent = fake.sent();
         assert_eq!(fake.actions(), ["RevokeSecurityGroupIngress", "AuthorizeSecurityGroupIngress"]);
         assert_eq!(sent[0].param("IpPermissions.1.IpRanges.1.CidrIp"), Some("198.51.100.0/24"));
@@ -393,7 +378,7 @@ mod read_tests {
                 prior: node.as_object().unwrap().clone(),
             },
         ];
-        let out = read(&c, &reqs).await.unwrap();
+        let out = Kind.read(&c, &reqs).await.unwrap();
         assert_eq!(out[0].as_ref(), Some(&reqs[0].prior), "the description comes from the group's permissions");
         assert_eq!(out[1].as_ref(), Some(&reqs[1].prior), "no `ingress` written, none reported");
         assert_eq!(fake.actions(), ["DescribeSecurityGroups", "DescribeTags"]);

@@ -40,19 +40,85 @@ impl AwsKind for Kind {
     }
 
     async fn create(&self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-        create(c, ctx, attrs).await
+        let vpc_id = attrs::req_str(attrs, "vpc_id")?;
+        let cidr = attrs::req_str(attrs, "cidr_block")?;
+        let az = attrs::req_str(attrs, "availability_zone")?;
+        let map_public = attrs::bool_or(attrs, "map_public_ip_on_launch", false)?;
+        let tags = tags::for_create(attrs, &ctx.address)?;
+        let out = c
+            .call("CreateSubnet", Retry::AfterCreate, || {
+                c.ec2
+                    .create_subnet()
+                    .vpc_id(vpc_id)
+                    .cidr_block(cidr)
+                    .availability_zone(az)
+                    .tag_specifications(tags::ec2_spec(ResourceType::Subnet, &tags))
+                    .send()
+            })
+            .await?;
+        let id = out
+            .subnet()
+            .and_then(Subnet::subnet_id)
+            .ok_or_else(|| ProviderError::new("CreateSubnet returned no id"))?;
+        if map_public {
+            set_map_public_ip(c, id, true).await.map_err(|e| created_but(id, &ctx.address, e))?;
+        }
+        let mut result = attrs.clone();
+        result.insert("id".into(), json!(id));
+        Ok(result)
     }
 
     async fn read(&self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-        read(c, reqs).await
+        let found: HashMap<String, Subnet> = describe_by_id(
+            c,
+            "DescribeSubnets",
+            reqs,
+            |ids, token| c.ec2.describe_subnets().filters(filter("subnet-id", ids)).set_next_token(token).send(),
+            |page| page.subnets(),
+            |item| item.subnet_id(),
+            |page| page.next_token(),
+        )
+        .await?;
+        Ok(reqs
+            .iter()
+            .map(|req| {
+                let s = attrs::id(&req.prior).ok().and_then(|id| found.get(id))?;
+                let mut live = Attrs::new();
+                live.insert("id".into(), json!(s.subnet_id()));
+                live.insert("vpc_id".into(), json!(s.vpc_id()));
+                live.insert("cidr_block".into(), json!(s.cidr_block()));
+                live.insert("availability_zone".into(), json!(s.availability_zone()));
+                live.insert("map_public_ip_on_launch".into(), json!(s.map_public_ip_on_launch().unwrap_or(false)));
+                live.insert("tags".into(), tags::to_value(&tags::from_ec2(s.tags())));
+                Some(SPEC.shape(&req.prior, live))
+            })
+            .collect())
     }
 
-    async fn update(&self, c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-        update(c, ctx, prior, attrs).await
+    async fn update(
+        &self,
+        c: &Clients,
+        _ctx: &OpContext,
+        prior: &Attrs,
+        attrs: &Attrs,
+    ) -> Result<Attrs, ProviderError> {
+        let id = attrs::id(prior)?;
+        let want = attrs::bool_or(attrs, "map_public_ip_on_launch", false)?;
+        if want != attrs::bool_or(prior, "map_public_ip_on_launch", false)? {
+            set_map_public_ip(c, id, want).await?;
+        }
+        tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
+        let mut result = attrs.clone();
+        result.insert("id".into(), Value::String(id.to_string()));
+        Ok(result)
     }
 
     async fn delete(&self, c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
-        delete(c, ctx, prior).await
+        let id = attrs::id(prior)?;
+        blockers::delete_once_unused(c, ctx, "subnet", "subnet-id", id, || {
+            c.call("DeleteSubnet", Retry::Standard, || c.ec2.delete_subnet().subnet_id(id).send())
+        })
+        .await
     }
 
     async fn find_id(&self, c: &Clients, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
@@ -88,83 +154,4 @@ async fn set_map_public_ip(c: &Clients, id: &str, value: bool) -> Result<(), Api
     })
     .await?;
     Ok(())
-}
-
-pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-    let vpc_id = attrs::req_str(attrs, "vpc_id")?;
-    let cidr = attrs::req_str(attrs, "cidr_block")?;
-    let az = attrs::req_str(attrs, "availability_zone")?;
-    let map_public = attrs::bool_or(attrs, "map_public_ip_on_launch", false)?;
-    let tags = tags::for_create(attrs, &ctx.address)?;
-    let out = c
-        .call("CreateSubnet", Retry::AfterCreate, || {
-            c.ec2
-                .create_subnet()
-                .vpc_id(vpc_id)
-                .cidr_block(cidr)
-                .availability_zone(az)
-                .tag_specifications(tags::ec2_spec(ResourceType::Subnet, &tags))
-                .send()
-        })
-        .await?;
-    let id =
-        out.subnet().and_then(Subnet::subnet_id).ok_or_else(|| ProviderError::new("CreateSubnet returned no id"))?;
-    if map_public {
-        set_map_public_ip(c, id, true).await.map_err(|e| created_but(id, &ctx.address, e))?;
-    }
-    let mut result = attrs.clone();
-    result.insert("id".into(), json!(id));
-    Ok(result)
-}
-
-pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-    let found: HashMap<String, Subnet> = describe_by_id(
-        c,
-        "DescribeSubnets",
-        reqs,
-        |ids, token| c.ec2.describe_subnets().filters(filter("subnet-id", ids)).set_next_token(token).send(),
-        |page| page.subnets(),
-        |item| item.subnet_id(),
-        |page| page.next_token(),
-    )
-    .await?;
-    Ok(reqs
-        .iter()
-        .map(|req| {
-            let s = attrs::id(&req.prior).ok().and_then(|id| found.get(id))?;
-            let mut live = Attrs::new();
-            live.insert("id".into(), json!(s.subnet_id()));
-            live.insert("vpc_id".into(), json!(s.vpc_id()));
-            live.insert("cidr_block".into(), json!(s.cidr_block()));
-            live.insert("availability_zone".into(), json!(s.availability_zone()));
-            live.insert("map_public_ip_on_launch".into(), json!(s.map_public_ip_on_launch().unwrap_or(false)));
-            live.insert("tags".into(), tags::to_value(&tags::from_ec2(s.tags())));
-            Some(SPEC.shape(&req.prior, live))
-        })
-        .collect())
-}
-
-pub(crate) async fn update(
-    c: &Clients,
-    _ctx: &OpContext,
-    prior: &Attrs,
-    attrs: &Attrs,
-) -> Result<Attrs, ProviderError> {
-    let id = attrs::id(prior)?;
-    let want = attrs::bool_or(attrs, "map_public_ip_on_launch", false)?;
-    if want != attrs::bool_or(prior, "map_public_ip_on_launch", false)? {
-        set_map_public_ip(c, id, want).await?;
-    }
-    tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
-    let mut result = attrs.clone();
-    result.insert("id".into(), Value::String(id.to_string()));
-    Ok(result)
-}
-
-pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
-    let id = attrs::id(prior)?;
-    blockers::delete_once_unused(c, ctx, "subnet", "subnet-id", id, || {
-        c.call("DeleteSubnet", Retry::Standard, || c.ec2.delete_subnet().subnet_id(id).send())
-    })
-    .await
 }

@@ -44,19 +44,101 @@ impl AwsKind for Kind {
     }
 
     async fn create(&self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-        create(c, ctx, attrs).await
+        let cidr = attrs::req_str(attrs, "cidr_block")?;
+        let support = attrs::bool_or(attrs, "enable_dns_support", true)?;
+        let hostnames = attrs::bool_or(attrs, "enable_dns_hostnames", true)?;
+        let tags = tags::for_create(attrs, &ctx.address)?;
+        let out = c
+            .call("CreateVpc", Retry::Standard, || {
+                c.ec2.create_vpc().cidr_block(cidr).tag_specifications(tags::ec2_spec(ResourceType::Vpc, &tags)).send()
+            })
+            .await?;
+        let id = out.vpc().and_then(Vpc::vpc_id).ok_or_else(|| ProviderError::new("CreateVpc returned no VPC id"))?;
+        // Hostnames need support; set support first when turning both on, last when off.
+        if !support {
+            set_dns(c, id, VpcAttributeName::EnableDnsSupport, false)
+                .await
+                .map_err(|e| created_but(id, &ctx.address, e))?;
+        }
+        if hostnames {
+            set_dns(c, id, VpcAttributeName::EnableDnsHostnames, true)
+                .await
+                .map_err(|e| created_but(id, &ctx.address, e))?;
+        }
+        let mut result = attrs.clone();
+        result.insert("id".into(), json!(id));
+        Ok(result)
     }
 
     async fn read(&self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-        read(c, reqs).await
+        let found: HashMap<String, Vpc> = describe_by_id(
+            c,
+            "DescribeVpcs",
+            reqs,
+            |ids, token| c.ec2.describe_vpcs().filters(filter("vpc-id", ids)).set_next_token(token).send(),
+            |page| page.vpcs(),
+            |item| item.vpc_id(),
+            |page| page.next_token(),
+        )
+        .await?;
+        let mut out = Vec::with_capacity(reqs.len());
+        for req in reqs {
+            let Some(vpc) = attrs::id(&req.prior).ok().and_then(|id| found.get(id)) else {
+                out.push(None);
+                continue;
+            };
+            let id = vpc.vpc_id().unwrap_or_default();
+            let mut live = Attrs::new();
+            live.insert("id".into(), json!(id));
+            live.insert("cidr_block".into(), json!(vpc.cidr_block()));
+            if let Some(v) = dns_attribute(c, id, VpcAttributeName::EnableDnsSupport).await? {
+                live.insert("enable_dns_support".into(), json!(v));
+            }
+            if let Some(v) = dns_attribute(c, id, VpcAttributeName::EnableDnsHostnames).await? {
+                live.insert("enable_dns_hostnames".into(), json!(v));
+            }
+            live.insert("tags".into(), tags::to_value(&tags::from_ec2(vpc.tags())));
+            out.push(Some(SPEC.shape(&req.prior, live)));
+        }
+        Ok(out)
     }
 
-    async fn update(&self, c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-        update(c, ctx, prior, attrs).await
+    async fn update(
+        &self,
+        c: &Clients,
+        _ctx: &OpContext,
+        prior: &Attrs,
+        attrs: &Attrs,
+    ) -> Result<Attrs, ProviderError> {
+        let id = attrs::id(prior)?;
+        let changed = |name: &str| {
+            let want = SPEC.value_or_default(attrs, name);
+            (want != SPEC.value_or_default(prior, name)).then(|| want.as_bool().unwrap_or(true))
+        };
+        let support = changed("enable_dns_support");
+        let hostnames = changed("enable_dns_hostnames");
+        // Support must be on before hostnames go on, and hostnames off before support goes off.
+        if support == Some(true) {
+            set_dns(c, id, VpcAttributeName::EnableDnsSupport, true).await?;
+        }
+        if let Some(h) = hostnames {
+            set_dns(c, id, VpcAttributeName::EnableDnsHostnames, h).await?;
+        }
+        if support == Some(false) {
+            set_dns(c, id, VpcAttributeName::EnableDnsSupport, false).await?;
+        }
+        tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
+        let mut result = attrs.clone();
+        result.insert("id".into(), Value::String(id.to_string()));
+        Ok(result)
     }
 
     async fn delete(&self, c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
-        delete(c, ctx, prior).await
+        let id = attrs::id(prior)?;
+        blockers::delete_once_unused(c, ctx, "VPC", "vpc-id", id, || {
+            c.call("DeleteVpc", Retry::Standard, || c.ec2.delete_vpc().vpc_id(id).send())
+        })
+        .await
     }
 
     async fn find_id(&self, c: &Clients, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
@@ -92,33 +174,6 @@ async fn set_dns(c: &Clients, id: &str, attribute: VpcAttributeName, value: bool
     Ok(())
 }
 
-pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-    let cidr = attrs::req_str(attrs, "cidr_block")?;
-    let support = attrs::bool_or(attrs, "enable_dns_support", true)?;
-    let hostnames = attrs::bool_or(attrs, "enable_dns_hostnames", true)?;
-    let tags = tags::for_create(attrs, &ctx.address)?;
-    let out = c
-        .call("CreateVpc", Retry::Standard, || {
-            c.ec2.create_vpc().cidr_block(cidr).tag_specifications(tags::ec2_spec(ResourceType::Vpc, &tags)).send()
-        })
-        .await?;
-    let id = out.vpc().and_then(Vpc::vpc_id).ok_or_else(|| ProviderError::new("CreateVpc returned no VPC id"))?;
-    // Hostnames need support; set support first when turning both on, last when off.
-    if !support {
-        set_dns(c, id, VpcAttributeName::EnableDnsSupport, false)
-            .await
-            .map_err(|e| created_but(id, &ctx.address, e))?;
-    }
-    if hostnames {
-        set_dns(c, id, VpcAttributeName::EnableDnsHostnames, true)
-            .await
-            .map_err(|e| created_but(id, &ctx.address, e))?;
-    }
-    let mut result = attrs.clone();
-    result.insert("id".into(), json!(id));
-    Ok(result)
-}
-
 async fn dns_attribute(c: &Clients, id: &str, attribute: VpcAttributeName) -> Result<Option<bool>, ApiError> {
     let out = c
         .call("DescribeVpcAttribute", Retry::Standard, || {
@@ -130,74 +185,4 @@ async fn dns_attribute(c: &Clients, id: &str, attribute: VpcAttributeName) -> Re
         _ => out.enable_dns_hostnames(),
     };
     Ok(value.and_then(|v| v.value()))
-}
-
-pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-    let found: HashMap<String, Vpc> = describe_by_id(
-        c,
-        "DescribeVpcs",
-        reqs,
-        |ids, token| c.ec2.describe_vpcs().filters(filter("vpc-id", ids)).set_next_token(token).send(),
-        |page| page.vpcs(),
-        |item| item.vpc_id(),
-        |page| page.next_token(),
-    )
-    .await?;
-    let mut out = Vec::with_capacity(reqs.len());
-    for req in reqs {
-        let Some(vpc) = attrs::id(&req.prior).ok().and_then(|id| found.get(id)) else {
-            out.push(None);
-            continue;
-        };
-        let id = vpc.vpc_id().unwrap_or_default();
-        let mut live = Attrs::new();
-        live.insert("id".into(), json!(id));
-        live.insert("cidr_block".into(), json!(vpc.cidr_block()));
-        if let Some(v) = dns_attribute(c, id, VpcAttributeName::EnableDnsSupport).await? {
-            live.insert("enable_dns_support".into(), json!(v));
-        }
-        if let Some(v) = dns_attribute(c, id, VpcAttributeName::EnableDnsHostnames).await? {
-            live.insert("enable_dns_hostnames".into(), json!(v));
-        }
-        live.insert("tags".into(), tags::to_value(&tags::from_ec2(vpc.tags())));
-        out.push(Some(SPEC.shape(&req.prior, live)));
-    }
-    Ok(out)
-}
-
-pub(crate) async fn update(
-    c: &Clients,
-    _ctx: &OpContext,
-    prior: &Attrs,
-    attrs: &Attrs,
-) -> Result<Attrs, ProviderError> {
-    let id = attrs::id(prior)?;
-    let changed = |name: &str| {
-        let want = SPEC.value_or_default(attrs, name);
-        (want != SPEC.value_or_default(prior, name)).then(|| want.as_bool().unwrap_or(true))
-    };
-    let support = changed("enable_dns_support");
-    let hostnames = changed("enable_dns_hostnames");
-    // Support must be on before hostnames go on, and hostnames off before support goes off.
-    if support == Some(true) {
-        set_dns(c, id, VpcAttributeName::EnableDnsSupport, true).await?;
-    }
-    if let Some(h) = hostnames {
-        set_dns(c, id, VpcAttributeName::EnableDnsHostnames, h).await?;
-    }
-    if support == Some(false) {
-        set_dns(c, id, VpcAttributeName::EnableDnsSupport, false).await?;
-    }
-    tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
-    let mut result = attrs.clone();
-    result.insert("id".into(), Value::String(id.to_string()));
-    Ok(result)
-}
-
-pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
-    let id = attrs::id(prior)?;
-    blockers::delete_once_unused(c, ctx, "VPC", "vpc-id", id, || {
-        c.call("DeleteVpc", Retry::Standard, || c.ec2.delete_vpc().vpc_id(id).send())
-    })
-    .await
 }
