@@ -1,12 +1,11 @@
 //! `aws_security_group`: a VPC security group and its ingress rules (egress
 //! stays AWS's default allow-all).
 //!
-//! Rules are compared as *atoms*: one protocol, port range, source (a CIDR,
-//! another group, or the group itself) and description each ([`Atom`]).
-//! The user's rule tables expand to atoms; AWS's rules are atoms already.
-//! An update revokes the atoms that went and authorizes the new ones
-//! ([`atom_changes`]); a read regroups the live atoms, giving back each
-//! prior rule table unchanged when all its atoms are there.
+//! Rules are compared as *atoms* (`ingress.rs`, the model this kind shares
+//! with `aws_security_group_rule`): one protocol, port range, source and
+//! description each. An update revokes the atoms that went and authorizes
+//! the new ones; a read regroups the live atoms, giving back each prior
+//! rule table unchanged when all its atoms are there.
 //!
 //! A group written without `ingress` does not manage its rules: neither
 //! read nor update looks at them (its rules are `aws_security_group_rule`
@@ -16,8 +15,7 @@
 //! two kinds can even share a group without fighting. Live rules come from
 //! DescribeSecurityGroups' permissions; the rules API
 //! (DescribeSecurityGroupRules) is outside the seed's policies and never
-//! called (docs/iam.md). The atom model is shared with
-//! `security_group_rule.rs`.
+//! called (docs/iam.md).
 
 use std::collections::HashMap;
 

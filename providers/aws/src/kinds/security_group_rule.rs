@@ -24,7 +24,7 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag};
 use serde_json::{json, Value};
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
 
-use super::ingress::{self as sg, Atom, Source};
+use super::ingress::{self, Atom, Source};
 use crate::attrs::{self, Field, KindSpec, Ty, TAGS};
 use crate::clients::Clients;
 use crate::ec2util::{filter, FILTER_CHUNK};
@@ -71,8 +71,8 @@ impl AwsKind for Kind {
             tags.insert(tags::RULE_TAG.to_string(), rule);
         }
         let spec = tags::ec2_spec(ResourceType::SecurityGroupRule, &tags);
-        let created = sg::authorize(c, group_id, &wanted, Some(spec.clone())).await?;
-        let made: Vec<Atom> = created.iter().filter_map(|r| sg::live_atom(r, group_id)).collect();
+        let created = ingress::authorize(c, group_id, &wanted, Some(spec.clone())).await?;
+        let made: Vec<Atom> = created.iter().filter_map(|r| ingress::live_atom(r, group_id)).collect();
         let mut ids: Vec<String> =
             created.iter().filter_map(|r| r.security_group_rule_id().map(str::to_string)).collect();
         let existed: Vec<Atom> = wanted.iter().filter(|w| !made.iter().any(|m| m.key() == w.key())).cloned().collect();
@@ -80,8 +80,8 @@ impl AwsKind for Kind {
             // Some existed already: their rule ids are only in the rules API,
             // which the seed's policies do not grant. Take them over by
             // authorizing them again, tagged as this rule.
-            sg::revoke(c, group_id, &existed).await?;
-            let again = sg::authorize(c, group_id, &existed, Some(spec)).await?;
+            ingress::revoke(c, group_id, &existed).await?;
+            let again = ingress::authorize(c, group_id, &existed, Some(spec)).await?;
             ids.extend(again.iter().filter_map(|r| r.security_group_rule_id().map(str::to_string)));
         }
         if ids.is_empty() {
@@ -129,7 +129,7 @@ impl AwsKind for Kind {
             .collect();
         group_ids.sort();
         group_ids.dedup();
-        let permissions = sg::group_atoms(c, group_ids).await?;
+        let permissions = ingress::group_atoms(c, group_ids).await?;
         Ok(reqs
             .iter()
             .map(|req| {
@@ -193,7 +193,7 @@ impl AwsKind for Kind {
 
     async fn delete(&self, c: &Clients, _ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
         let group_id = attrs::req_str(prior, "security_group_id")?;
-        match sg::revoke(c, group_id, &atoms(prior)?).await {
+        match ingress::revoke(c, group_id, &atoms(prior)?).await {
             Err(e) if e.code() == "InvalidGroup.NotFound" => Ok(()),
             other => other.map_err(Into::into),
         }
@@ -263,7 +263,7 @@ fn atoms(attrs: &Attrs) -> Result<Vec<Atom>, ProviderError> {
     // A rule from its own group is a self rule, as the group's permissions
     // report it.
     let own = attrs::opt_str(attrs, "security_group_id")?.map(str::to_string);
-    Ok(sg::rule_atoms(&rule)?
+    Ok(ingress::rule_atoms(&rule)?
         .into_iter()
         .map(|mut a| {
             if matches!(&a.source, Source::Group(g) if Some(g) == own.as_ref()) {
