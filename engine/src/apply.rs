@@ -395,6 +395,27 @@ pub async fn apply(
     report
 }
 
+/// A create that failed: its recorded intent is settled now, so the next run
+/// does not take the failure for an interrupted create and adopt whatever it
+/// finds. The provider looks for what the create made (an error answer
+/// usually means nothing: the cloud refused it; a create of several calls
+/// may have made the resource before a later call failed). Nothing found:
+/// the intent is forgotten. Found, or the lookup failed: the intent stays,
+/// and the next run adopts what the provider's lookup finds, which is only
+/// ever what this create made (`Provider::find`).
+async fn settle_failed_create(
+    shared: &Shared,
+    provider: &dyn crate::provider::Provider,
+    change: &Change,
+    inputs: &Attrs,
+) {
+    if let Ok(None) = provider.find(&change.kind, &change.address, inputs).await {
+        // If this commit fails, the intent stays: the next run settles it
+        // the same way.
+        let _ = shared.writer.commit(vec![Mutation::Settle(change.address.to_string())]).await;
+    }
+}
+
 /// Run one operation. Once the cloud has done it, its parallelism slot is
 /// released: recording the result waits for the disk, not the cloud, and
 /// dependents still wait until it is recorded.
@@ -511,6 +532,10 @@ async fn run_op(shared: &Shared, index: usize, op: &Op, slot: dag::Release) -> b
             };
             let attributes = match result {
                 Ok(a) => a,
+                Err(e) if op.kind == OpKind::Create => {
+                    settle_failed_create(shared, provider.as_ref(), change, &resolved).await;
+                    return fail(e.message);
+                }
                 Err(e) => return fail(e.message),
             };
             slot.release();

@@ -167,6 +167,7 @@ async fn removed_resources_are_deleted_and_failures_skip_dependents() {
     assert_eq!(report.failed[0].2, "boom");
     assert_eq!(report.skipped.len(), 1);
     assert_eq!(state.resources.keys().collect::<Vec<_>>(), ["test_a.c"], "the independent part is recorded");
+    assert!(state.pending.is_empty(), "a create the cloud refused made nothing: no intent is left to adopt");
 
     // Fix the spec and remove c: a and b are created, c is deleted.
     let g2 = graph("[resource.test_a.a]\n[resource.test_a.b]\nx = \"${test_a.a.id}\"\n", fake.clone()).unwrap();
@@ -452,7 +453,8 @@ async fn an_interrupted_rolling_create_adopts_the_new_object_and_deposes_the_old
     let mut made = inputs.clone();
     made.insert("id".into(), json!("f-new"));
     made.insert("arn".into(), json!("arn:f-new"));
-    *fake.found.lock().unwrap() = Some(made);
+    let address = Address::new("test_node", "cp0");
+    fake.cloud.lock().unwrap().push(crate::Owned { address, kind: "test_node".into(), attributes: made });
 
     crate::refresh::settle_pending(&mut state, &providers(&fake), &Redactor::default()).await.unwrap();
     assert_eq!(state.resources["test_node.cp0"].id, "f-new");
@@ -461,4 +463,21 @@ async fn an_interrupted_rolling_create_adopts_the_new_object_and_deposes_the_old
     let deposed: Vec<_> = plan.changes.iter().filter(|c| c.deposed).collect();
     assert_eq!(deposed.len(), 1);
     assert_eq!(deposed[0].before.as_ref().unwrap()["id"], json!(old.id));
+}
+
+/// A create that made its object and then failed keeps its intent, and the
+/// next run adopts exactly that object; a refused one leaves nothing to
+/// adopt, even when the cloud holds something else at the same address
+/// under other tags (which the provider's `find` does not return).
+#[tokio::test]
+async fn a_failed_create_keeps_its_intent_only_when_the_cloud_made_something() {
+    let fake = Arc::new(Fake::default());
+    let spec = "[resource.test_a.made]\nfail = \"after_create\"\n[resource.test_a.refused]\nfail = \"create\"\n";
+    let g = graph(spec, fake.clone()).unwrap();
+    let (mut state, report) = run(&diff(&g, &State::new(), false), State::new(), &fake).await;
+    assert_eq!(report.failed.len(), 2, "{report:?}");
+    assert_eq!(state.pending.keys().collect::<Vec<_>>(), ["test_a.made"]);
+    let drift = crate::refresh::settle_pending(&mut state, &providers(&fake), &Redactor::default()).await.unwrap();
+    assert_eq!(drift, [crate::refresh::Drift::Adopted(Address::new("test_a", "made"), "f-1".into())]);
+    assert_eq!(fake.ids(), state.resources.values().map(|r| r.id.clone()).collect());
 }
