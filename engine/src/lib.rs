@@ -11,6 +11,7 @@ pub mod apply;
 pub mod dag;
 pub mod diagnostic;
 pub mod graph;
+pub mod names;
 pub mod orphans;
 pub mod plan;
 pub mod planfile;
@@ -31,7 +32,9 @@ mod tests;
 
 pub use address::Address;
 pub use diagnostic::{Diagnostic, Diagnostics, Location};
-pub use provider::{OpContext, Owned, Provider, ProviderError, Providers, ReadRequest, Schema};
+pub use provider::{
+    NameConflict, NewResource, OpContext, Owned, Provider, ProviderError, Providers, ReadRequest, Schema,
+};
 pub use redact::Redactor;
 pub use resource::Resource;
 pub use spec::{Source, Spec, SpecError};

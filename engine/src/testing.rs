@@ -30,6 +30,10 @@ pub struct Fake {
     pub cloud: Mutex<Vec<Owned>>,
     /// The kinds each `owned` call asked for.
     pub owned_asked: Mutex<Vec<BTreeSet<String>>>,
+    /// Crash point: after this many more creates, the next one makes its
+    /// object and then fails, as if the process had died before recording
+    /// it (the result never reaches the state).
+    pub crash_after: Mutex<Option<usize>>,
 }
 
 fn id_of(attrs: &Attrs) -> Option<&str> {
@@ -76,7 +80,18 @@ impl Provider for Fake {
         if fail == Some("after_create") {
             return Err(ProviderError::new("made, then boom"));
         }
-        Ok(out)
+        let mut crash = self.crash_after.lock().unwrap();
+        match *crash {
+            Some(0) => {
+                *crash = None;
+                Err(ProviderError::new("crashed before recording"))
+            }
+            Some(n) => {
+                *crash = Some(n - 1);
+                Ok(out)
+            }
+            None => Ok(out),
+        }
     }
     async fn update(&self, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
         self.log.lock().unwrap().push(format!("update {}", ctx.address));
