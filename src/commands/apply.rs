@@ -155,6 +155,7 @@ async fn execute(
         redactor,
     };
     let stop = options.stop.clone();
+    let stopped = options.stop.clone();
     let interrupts = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!("\nInterrupt received: starting nothing new, waiting for running operations to finish (Ctrl-C again to exit now).");
@@ -167,7 +168,9 @@ async fn execute(
     });
     let report = apply::apply(plan, &state, providers, &writer, options).await;
     interrupts.abort();
-    let interrupted = !report.not_started.is_empty();
+    // Only a signal stops the walk with operations not started (a failed
+    // save stops it too, and is a failure).
+    let interrupted = stopped.load(Ordering::SeqCst) && !report.not_started.is_empty();
     writer.finish().await?;
     summarize(ui, &report, destroy);
     ui.requests(providers);

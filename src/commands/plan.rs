@@ -95,6 +95,12 @@ pub async fn make_plan(
         });
     }
     let mut plan = plan::diff(&graph, &state, destroy);
+    // A plan whose operations wait on each other is refused before any change.
+    skyplan_engine::apply::check_order(&plan)?;
+    if !destroy {
+        // A name another cluster holds fails here, not half-way through apply.
+        skyplan_engine::names::check(&plan, &providers).await?;
+    }
     // After settling, so what an interrupted run made is adopted, not orphaned.
     if let Some(ownership) = workspace::ownership(&spec).filter(|_| do_refresh) {
         let found = orphans::find(&graph, &state, &providers, &ownership).await?;

@@ -76,6 +76,10 @@ async fn check(ui: &Ui, spec: &Spec, resources: &[skyplan_engine::Resource], sco
         Scope::Full => aws.preflight(&needs).await?,
         Scope::Existence => aws.existence_checks(&needs).await?,
     };
+    if scope == Scope::Full {
+        // `apply` checks names in its plan (`names::check`), for what it creates.
+        checks.extend(aws.name_checks(resources).await?);
+    }
     if let (Scope::Full, Some(placement)) = (scope, workspace::static_placement(spec)) {
         checks.extend(aws.check_placement(&placement).await?);
     }

@@ -10,6 +10,8 @@ mod support;
 #[cfg(feature = "aws")]
 mod aws_cli;
 #[cfg(feature = "aws")]
+mod aws_clusters;
+#[cfg(feature = "aws")]
 mod aws_faults;
 #[cfg(feature = "aws")]
 mod aws_kill;

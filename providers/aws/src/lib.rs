@@ -32,6 +32,7 @@ mod ec2util;
 mod error;
 mod find;
 mod lost;
+mod names;
 mod owned;
 pub mod placement;
 pub mod preflight;
