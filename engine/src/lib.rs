@@ -12,6 +12,7 @@ pub mod dag;
 pub mod diagnostic;
 pub mod graph;
 pub mod names;
+pub mod ops;
 pub mod orphans;
 pub mod plan;
 pub mod planfile;

@@ -1,24 +1,25 @@
-//! `skyplan apply SPEC|PLANFILE` and `skyplan destroy SPEC`: plan (or load a
-//! saved plan), get approval, run the executor with progress, report.
+//! `skyplan apply SPEC|PLANFILE` and `skyplan destroy SPEC`: flags ->
+//! `ops::plan` (or `ops::plan_saved`) -> `ops::apply`, the one path of both
+//! kinds of apply; this file shows the plan, asks for approval, turns
+//! Ctrl-C into the request's stop flag and reports.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
-use skyplan_engine::apply::{self, ApplyOptions, ApplyReport, OpKind};
-use skyplan_engine::plan::Plan;
+use skyplan_aws_blueprint::AwsSpec;
+use skyplan_engine::apply::{ApplyReport, OpKind};
+use skyplan_engine::ops::{self, ApplyRequest, Outcome, PlanRequest, Planned, SavedPlan, Workspace};
 use skyplan_engine::planfile::PlanFile;
 use skyplan_engine::render::human;
-use skyplan_engine::{Providers, Redactor, Source, Spec};
-use skyplan_state::{Backend, State, Writer};
+use skyplan_engine::Source;
 
-use super::plan::make_plan;
-use super::preflight;
+use super::plan::drift_notes;
 use crate::cli::Global;
 use crate::ui::Ui;
-use crate::workspace::{self, Lock};
+use crate::workspace::{self, Lock, SpecHooks};
 
 pub struct ApplyArgs {
     pub target: PathBuf,
@@ -35,127 +36,33 @@ pub async fn run(global: &Global, ui: &Ui, args: ApplyArgs) -> Result<ExitCode> 
     if args.parallelism == 0 {
         bail!("--parallelism must be at least 1");
     }
+    let operation = if args.destroy { "destroy" } else { "apply" };
     if !args.auto_approve {
         // Refuse before planning, so a pipeline that forgot the flag makes
         // no cloud calls at all.
-        ui.require_terminal(if args.destroy { "destroy" } else { "apply" })?;
+        ui.require_terminal(operation)?;
     }
-    if !args.destroy && PlanFile::sniff(&args.target) {
-        return apply_saved(global, ui, &args).await;
-    }
-    let operation = if args.destroy { "destroy" } else { "apply" };
-    let planned = make_plan(global, ui, &args.target, operation, args.destroy, true, args.tag_subnets).await?;
-    print!("{}", human::plan(&planned.plan, ui.style()));
-    if planned.plan.has_changes() && !args.destroy && !args.skip_preflight {
-        preflight::before_apply(ui, &planned.spec).await?;
-    }
-    if !planned.plan.has_changes() {
-        // Adopted resources must be recorded even with nothing to do; and a
-        // killed run's journal is folded in, so the state file alone is
-        // complete again.
-        if planned.settled || planned.backend.has_unfolded_changes() {
-            let mut state = planned.state.clone();
-            state.serial += 1;
-            planned.backend.persist(&state)?;
-        }
-        ui.requests(&planned.providers);
-        return Ok(ExitCode::SUCCESS);
-    }
-    if !args.auto_approve {
-        let question = if args.destroy { "destroy all these resources" } else { "perform these actions" };
-        if !ui.approve(question)? {
-            bail!("{operation} cancelled: only 'yes' approves");
-        }
-    }
-    let run = Run { parallelism: args.parallelism, destroy: args.destroy, redactor: planned.redactor };
-    execute(ui, &planned.plan, planned.state, &planned.providers, planned.backend, run).await
-}
-
-/// `apply PLANFILE`: exactly the saved plan, refused if the state moved on.
-async fn apply_saved(global: &Global, ui: &Ui, args: &ApplyArgs) -> Result<ExitCode> {
-    let file = PlanFile::load(&args.target)?;
-    let spec = Spec::parse(Source { path: file.spec_path.clone(), text: file.spec_text.clone() })?;
-    let state_path = match &global.state {
-        Some(_) => workspace::state_path(global, None)?,
-        None => PathBuf::from(&file.state),
-    };
-    let backend = workspace::backend(&state_path)?;
-    let _lock = Lock::acquire(&backend, "apply", global.lock_timeout)?;
-    let state = match backend.load()? {
-        Some(state) => state,
-        // A plan made before any state existed applies to a new state of
-        // the same lineage.
-        None if file.plan.serial == 0 => State { lineage: file.plan.lineage.clone(), ..State::new() },
-        None => bail!(
-            "{} is stale: it was made against serial {} of a state that no longer exists at {}",
-            args.target.display(),
-            file.plan.serial,
-            state_path.display()
-        ),
-    };
-    check_fresh(&file.plan, &state, &args.target, &state_path)?;
-    let mut kinds: Vec<&str> = file.plan.changes.iter().map(|c| c.kind.as_str()).collect();
-    kinds.extend(state.resources.values().map(|r| r.kind.as_str()));
-    let providers = workspace::providers(&spec, &state_path, &kinds).await?;
-    if !file.plan.has_changes() {
-        println!("No changes in {}; nothing to apply.", args.target.display());
-        return Ok(ExitCode::SUCCESS);
-    }
-    if !file.plan.destroy && !args.skip_preflight {
-        preflight::before_apply(ui, &spec).await?;
-    }
-    let run = Run { parallelism: args.parallelism, destroy: file.plan.destroy, redactor: workspace::redactor(&spec) };
-    execute(ui, &file.plan, state, &providers, backend, run).await
-}
-
-fn check_fresh(plan: &Plan, state: &State, plan_path: &Path, state_path: &Path) -> Result<()> {
-    if plan.lineage != state.lineage {
-        bail!(
-            "{} is stale: it was made for state lineage {}, but {} has lineage {} (a different state); nothing was changed. Run plan again.",
-            plan_path.display(),
-            plan.lineage,
-            state_path.display(),
-            state.lineage
-        );
-    }
-    if plan.serial != state.serial {
-        bail!(
-            "{} is stale: it was made against state serial {}, but {} is now at serial {}; nothing was changed. Run plan again.",
-            plan_path.display(),
-            plan.serial,
-            state_path.display(),
-            state.serial
-        );
-    }
-    Ok(())
-}
-
-/// How to run a plan.
-struct Run {
-    parallelism: usize,
-    destroy: bool,
-    redactor: Redactor,
-}
-
-async fn execute(
-    ui: &Ui,
-    plan: &Plan,
-    state: State,
-    providers: &Providers,
-    backend: Arc<dyn Backend>,
-    run: Run,
-) -> Result<ExitCode> {
-    let Run { parallelism, destroy, redactor } = run;
-    let writer = Writer::start(backend, state.clone());
-    let options = ApplyOptions {
-        parallelism,
-        stop: Default::default(),
+    let saved = !args.destroy && PlanFile::sniff(&args.target);
+    let (ws, _lock, planned) =
+        if saved { load_saved(global, ui, &args).await? } else { plan(global, ui, &args).await? };
+    let destroy = planned.plan.destroy;
+    let providers = planned.providers.clone();
+    let approve: Option<ops::Approval> = (!args.auto_approve).then(|| {
+        let ui = ui.clone();
+        let question = if destroy { "destroy all these resources" } else { "perform these actions" };
+        Arc::new(move |_: &skyplan_engine::plan::Plan| ui.approve(question).map_err(|e| format!("{e:#}").into()))
+            as ops::Approval
+    });
+    let request = ApplyRequest {
+        parallelism: args.parallelism,
+        skip_preflight: args.skip_preflight,
+        approve,
         events: ui.progress(),
         before_recording: crash_hook(),
-        redactor,
+        ..ApplyRequest::default()
     };
-    let stop = options.stop.clone();
-    let stopped = options.stop.clone();
+    let stop = request.stop.clone();
+    let stopped = request.stop.clone();
     let interrupts = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!("\nInterrupt received: starting nothing new, waiting for running operations to finish (Ctrl-C again to exit now).");
@@ -166,14 +73,24 @@ async fn execute(
             }
         }
     });
-    let report = apply::apply(plan, &state, providers, &writer, options).await;
+    let outcome = ops::apply(&ws, planned, request).await;
     interrupts.abort();
+    let report = match outcome.map_err(workspace::ops_error)? {
+        Outcome::NothingToDo { .. } => {
+            if saved {
+                println!("No changes in {}; nothing to apply.", args.target.display());
+            }
+            ui.requests(&providers);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Outcome::Cancelled => bail!("{operation} cancelled: only 'yes' approves"),
+        Outcome::Applied(report) => report,
+    };
     // Only a signal stops the walk with operations not started (a failed
     // save stops it too, and is a failure).
     let interrupted = stopped.load(Ordering::SeqCst) && !report.not_started.is_empty();
-    writer.finish().await?;
     summarize(ui, &report, destroy);
-    ui.requests(providers);
+    ui.requests(&providers);
     Ok(if interrupted && report.failed.is_empty() {
         ExitCode::from(130)
     } else if report.is_success() {
@@ -181,6 +98,37 @@ async fn execute(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `apply SPEC` and `destroy SPEC`: plan it, and show the plan.
+async fn plan(global: &Global, ui: &Ui, args: &ApplyArgs) -> Result<(Workspace, Lock, Planned)> {
+    let operation = if args.destroy { "destroy" } else { "apply" };
+    let spec = Arc::new(AwsSpec::load(&args.target)?);
+    let state_path = workspace::state_path(global, Some(&args.target))?;
+    let mut hooks = SpecHooks::new(spec.clone(), &state_path, ui);
+    hooks.tag_subnets = args.tag_subnets;
+    let (ws, lock) = workspace::open(global, &state_path, operation, hooks)?;
+    let request = PlanRequest { destroy: args.destroy, refresh: true };
+    let planned = ops::plan(&ws, workspace::desired_of(&spec), &request).await.map_err(workspace::ops_error)?;
+    drift_notes(ui, &planned.drift);
+    print!("{}", human::plan(&planned.plan, ui.style()));
+    Ok((ws, lock, planned))
+}
+
+/// `apply PLANFILE`: exactly the saved plan, refused if the state moved on.
+async fn load_saved(global: &Global, ui: &Ui, args: &ApplyArgs) -> Result<(Workspace, Lock, Planned)> {
+    let file = PlanFile::load(&args.target)?;
+    let spec = Arc::new(AwsSpec::parse(Source { path: file.spec_path.clone(), text: file.spec_text.clone() })?);
+    let state_path = match &global.state {
+        Some(_) => workspace::state_path(global, None)?,
+        None => PathBuf::from(&file.state),
+    };
+    let (ws, lock) = workspace::open(global, &state_path, "apply", SpecHooks::new(spec.clone(), &state_path, ui))?;
+    let saved = SavedPlan { plan: file.plan, name: args.target.display().to_string() };
+    let redactor = workspace::desired_of(&spec).redactor;
+    let planned = ops::plan_saved(&ws, saved, redactor).await.map_err(workspace::ops_error)?;
+    drift_notes(ui, &planned.drift);
+    Ok((ws, lock, planned))
 }
 
 fn summarize(ui: &Ui, report: &ApplyReport, destroy: bool) {

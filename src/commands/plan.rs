@@ -1,25 +1,20 @@
-//! `skyplan plan`: spec -> graph -> (refresh) -> diff, printed for review,
-//! optionally saved for `apply PLANFILE`. Also the planning step that
-//! `apply SPEC` and `destroy` share.
+//! `skyplan plan`: flags -> `ops::plan` -> the plan printed for review,
+//! optionally saved for `apply PLANFILE`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use skyplan_aws_blueprint::PriceSource;
-use skyplan_engine::graph::ResourceGraph;
-use skyplan_engine::orphans;
-use skyplan_engine::plan::{self, Plan};
+use skyplan_aws_blueprint::{AwsSpec, PriceSource};
+use skyplan_engine::ops::{self, PlanRequest};
 use skyplan_engine::planfile::{self, PlanFile};
-use skyplan_engine::refresh::{refresh, settle_pending, Drift};
+use skyplan_engine::refresh::Drift;
 use skyplan_engine::render::{human, json};
-use skyplan_engine::{Providers, Redactor, Spec};
-use skyplan_state::{Backend, State};
 
 use crate::cli::Global;
 use crate::ui::Ui;
-use crate::workspace::{self, Lock, SpotPrices, SpotStatus};
+use crate::workspace::{self, SpecHooks, SpotPrices, SpotStatus};
 
 pub struct PlanOptions {
     pub spec: PathBuf,
@@ -30,62 +25,8 @@ pub struct PlanOptions {
     pub destroy: bool,
 }
 
-/// Everything a plan was made from, held (with the lock) until applied.
-pub struct Planned {
-    pub spec: Spec,
-    pub state_path: PathBuf,
-    pub backend: Arc<dyn Backend>,
-    /// Held until the plan has been applied (released on drop).
-    pub _lock: Lock,
-    /// The state as refreshed (what the plan was diffed against).
-    pub state: State,
-    /// Whether settling an interrupted run's creates changed the state, so
-    /// it must be saved even when there is nothing to apply.
-    pub settled: bool,
-    pub providers: Providers,
-    pub plan: Plan,
-    /// The spec's sensitive values, masked in what apply records.
-    pub redactor: Redactor,
-}
-
-/// Check the spec, lock and load the state, refresh it, and diff.
-pub async fn make_plan(
-    global: &Global,
-    ui: &Ui,
-    spec_path: &Path,
-    operation: &str,
-    destroy: bool,
-    do_refresh: bool,
-    tag_subnets: bool,
-) -> Result<Planned> {
-    let mut spec = Spec::load(spec_path)?;
-    let resources = workspace::take_resources(&mut spec)?;
-    let state_path = workspace::state_path(global, Some(spec_path))?;
-    let backend = workspace::backend(&state_path)?;
-    let lock = Lock::acquire(&backend, operation, global.lock_timeout)?;
-    let state = workspace::load_state(backend.as_ref())?;
-
-    let mut kinds: Vec<&str> = resources.iter().map(|r| r.address.kind.as_str()).collect();
-    kinds.extend(state.resources.values().map(|r| r.kind.as_str()));
-    kinds.extend(state.pending.values().map(|p| p.kind.as_str()));
-    let providers = workspace::providers(&spec, &state_path, &kinds).await?;
-    let redactor = workspace::redactor(&spec);
-    let graph = ResourceGraph::build(resources, &providers)?.with_redactor(redactor.clone());
-    if !destroy {
-        // An existing VPC and subnets must be fit before anything is planned
-        // into them; destroy only removes what skyplan made, so it skips this.
-        workspace::check_static_placement(&spec, ui, tag_subnets).await?;
-    }
-
-    let mut state = state;
-    let mut drift = settle_pending(&mut state, &providers, &redactor).await?;
-    // What settling changed is written even if the plan turns out empty.
-    let settled = !drift.is_empty();
-    if do_refresh && !state.resources.is_empty() {
-        let (refreshed, found) = refresh(state, &providers, &redactor).await?;
-        state = refreshed;
-        drift.extend(found);
-    }
+/// What settling and refreshing found, as notes before the plan.
+pub fn drift_notes(ui: &Ui, drift: &[Drift]) {
     for d in drift {
         ui.note(&match d {
             Drift::Deleted(a) => format!("{a} was deleted outside skyplan; the plan creates it again"),
@@ -94,26 +35,18 @@ pub async fn make_plan(
             Drift::NotCreated(a) => format!("{a}: a create that did not complete had left nothing behind"),
         });
     }
-    let mut plan = plan::diff(&graph, &state, destroy);
-    // A plan whose operations wait on each other is refused before any change.
-    skyplan_engine::apply::check_order(&plan)?;
-    if !destroy {
-        // A name another cluster holds fails here, not half-way through apply.
-        skyplan_engine::names::check(&plan, &providers).await?;
-    }
-    // After settling, so what an interrupted run made is adopted, not orphaned.
-    if let Some(ownership) = workspace::ownership(&spec).filter(|_| do_refresh) {
-        let found = orphans::find(&graph, &state, &providers, &ownership).await?;
-        orphans::add_to_plan(&mut plan, found, &graph, &state);
-    }
-    Ok(Planned { spec, state_path, backend, _lock: lock, state, settled, providers, plan, redactor })
 }
 
 pub async fn run(global: &Global, ui: &Ui, opts: PlanOptions) -> Result<ExitCode> {
-    let planned = make_plan(global, ui, &opts.spec, "plan", opts.destroy, opts.refresh, false).await?;
+    let spec = Arc::new(AwsSpec::load(&opts.spec)?);
+    let state_path = workspace::state_path(global, Some(&opts.spec))?;
+    let (ws, _lock) = workspace::open(global, &state_path, "plan", SpecHooks::new(spec.clone(), &state_path, ui))?;
+    let request = PlanRequest { destroy: opts.destroy, refresh: opts.refresh };
+    let planned = ops::plan(&ws, workspace::desired_of(&spec), &request).await.map_err(workspace::ops_error)?;
+    drift_notes(ui, &planned.drift);
     let plan = &planned.plan;
     // Spot pools' prices are about creating them: not shown for --destroy.
-    let spot = if opts.destroy { Vec::new() } else { workspace::spot_status(&planned.spec, opts.refresh).await? };
+    let spot = if opts.destroy { Vec::new() } else { workspace::spot_status(&spec, opts.refresh).await? };
     if opts.json {
         let mut out = json::plan(plan);
         if !spot.is_empty() {
@@ -130,8 +63,8 @@ pub async fn run(global: &Global, ui: &Ui, opts: PlanOptions) -> Result<ExitCode
             format_version: planfile::FORMAT_VERSION,
             skyplan_version: env!("CARGO_PKG_VERSION").to_string(),
             spec_path: std::path::absolute(&opts.spec).unwrap_or_else(|_| opts.spec.clone()),
-            spec_text: planned.spec.source.text.clone(),
-            state: planned.state_path.display().to_string(),
+            spec_text: spec.spec.source.text.clone(),
+            state: state_path.display().to_string(),
             plan: plan.clone(),
         };
         skyplan_state::write_atomic(out, &file.to_bytes())
