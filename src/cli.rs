@@ -44,6 +44,14 @@ pub enum ColorChoice {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShowFormat {
+    Text,
+    Json,
+    Markdown,
+    Html,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum GraphFormat {
     Text,
     Dot,
@@ -108,6 +116,10 @@ pub enum Command {
         planfile: Option<PathBuf>,
         #[arg(long)]
         json: bool,
+        /// A saved plan for review: a pull-request comment (markdown) or
+        /// one self-contained page (html)
+        #[arg(long, value_enum, conflicts_with = "json")]
+        format: Option<ShowFormat>,
     },
     /// The resource graph and its dependency layers
     Graph {
@@ -130,6 +142,10 @@ pub enum Command {
         /// DIR/skyplan-policy-1.json, -2.json, ...
         #[arg(long, value_name = "DIR")]
         split: Option<PathBuf>,
+        /// Add the optional features' actions (beyond the seed's policies),
+        /// each in a statement whose Sid says what it enables
+        #[arg(long)]
+        with_optional: bool,
     },
 }
 

@@ -21,6 +21,7 @@ pub mod redact;
 pub mod refresh;
 pub mod render;
 pub mod resource;
+pub mod review;
 pub mod spec;
 pub mod value;
 
@@ -30,6 +31,8 @@ mod proptests;
 mod testing;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tidy;
 
 pub use address::Address;
 pub use diagnostic::{Diagnostic, Diagnostics, Location};

@@ -15,12 +15,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
 use skyplan_state::State;
 
-use crate::address::Address;
 use crate::diagnostic::{Diagnostic, Diagnostics, Location};
 use crate::graph::ResourceGraph;
+pub use crate::plan::Orphan;
 use crate::plan::{parse_addresses, Change, Plan};
 use crate::provider::Providers;
 use crate::value::Attrs;
@@ -33,17 +32,6 @@ pub struct Ownership {
     /// Ids never reported or deleted, whatever they carry: resources the
     /// spec uses but does not own (a given VPC and subnets).
     pub keep: BTreeSet<String>,
-}
-
-/// One orphan, as a plan reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Orphan {
-    /// The address it was created for (not one the state records for it).
-    pub address: Address,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub provider: String,
-    pub id: String,
 }
 
 /// An orphan and its attributes as read, enough to delete it.
@@ -135,6 +123,7 @@ mod tests {
     use skyplan_state::{Backend, LocalBackend, PendingCreate, ResourceState, Writer};
 
     use super::*;
+    use crate::address::Address;
     use crate::apply::{apply, ApplyOptions};
     use crate::plan::diff;
     use crate::provider::Owned;

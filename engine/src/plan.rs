@@ -13,7 +13,7 @@ use skyplan_state::State;
 
 use crate::address::Address;
 use crate::graph::{Node, ResourceGraph};
-use crate::orphans::Orphan;
+use crate::review::Review;
 use crate::value::{contains_unknown, unknown, Attrs, Reference};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -138,6 +138,23 @@ pub struct Plan {
     /// them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orphans: Vec<Orphan>,
+    /// Risks, cost and parts, filled by whoever knows the resources
+    /// (see [`crate::review`]); empty until then.
+    #[serde(default, skip_serializing_if = "Review::is_empty")]
+    pub review: Review,
+}
+
+/// One orphan, as a plan reports it (found and deleted by
+/// [`crate::orphans`]). Part of the plan's data, so it lives with the plan:
+/// `orphans` depends on `plan`, never the reverse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Orphan {
+    /// The address it was created for (not one the state records for it).
+    pub address: Address,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub provider: String,
+    pub id: String,
 }
 
 impl Plan {
@@ -213,6 +230,20 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
                 after.insert(attr.clone(), known.unwrap_or_else(unknown));
             }
 
+            // A rolling replacement makes its new object while the old one
+            // runs. It cannot when something it depends on is replaced old
+            // first: the new object needs that one's new object, which waits
+            // for its old one to go, which waits for this one's old object.
+            // Then this one is replaced old first too.
+            let rolling_group = node.resource.rolling_group.clone().filter(|_| {
+                action == Action::Replace
+                    && !node.dependencies.iter().any(|d| {
+                        let planned = graph.index_of(d).and_then(|i| planned[i]);
+                        planned
+                            .is_some_and(|p| p.action == Action::Replace && changes[p.change].rolling_group.is_none())
+                    })
+            });
+
             planned[n] = Some(Planned { action, change: changes.len() });
             changes.push(Change {
                 address: address.clone(),
@@ -227,7 +258,7 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
                 dependencies: node.dependencies.clone(),
                 prior_dependencies: prior.map(|p| parse_addresses(&p.dependencies)).unwrap_or_default(),
                 orphan: false,
-                rolling_group: node.resource.rolling_group.clone().filter(|_| action == Action::Replace),
+                rolling_group,
                 deposed: false,
             });
         }
@@ -272,8 +303,22 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
     order.sort_by(|&a, &b| changes[a].address.cmp(&changes[b].address));
     let mut slots: Vec<Option<Change>> = changes.into_iter().map(Some).collect();
     let changes: Vec<Change> = order.into_iter().map(|i| slots[i].take().expect("each index once")).collect();
+    let summary = summarize(&changes);
+    Plan {
+        destroy,
+        lineage: state.lineage.clone(),
+        serial: state.serial,
+        changes,
+        summary,
+        orphans: Vec::new(),
+        review: Review::default(),
+    }
+}
+
+/// The counts of a plan's changes by action.
+pub fn summarize(changes: &[Change]) -> Summary {
     let mut summary = Summary::default();
-    for c in &changes {
+    for c in changes {
         match c.action {
             Action::Create => summary.create += 1,
             Action::Update => summary.update += 1,
@@ -282,7 +327,7 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
             Action::NoOp => {}
         }
     }
-    Plan { destroy, lineage: state.lineage.clone(), serial: state.serial, changes, summary, orphans: Vec::new() }
+    summary
 }
 
 pub(crate) fn parse_addresses(list: &[String]) -> Vec<Address> {

@@ -379,6 +379,51 @@ async fn a_rolling_group_whose_dependent_needs_every_member_still_runs() {
     assert!(state.deposed.is_empty());
 }
 
+/// A rolling group whose nodes live on something replaced old first (a
+/// subnet whose range changes) cannot make a new node before the old one
+/// goes: the plan replaces those nodes old first, some order applies it,
+/// and it converges in one run.
+#[tokio::test]
+async fn a_rolling_group_on_something_replaced_old_first_is_replaced_old_first() {
+    let fake = Arc::new(Fake::default());
+    let nodes = |cidr: &str, image: &str| {
+        let mut text = format!("[resource.test_net.a]\ncidr = \"{cidr}\"\nreplace_on = [\"cidr\"]\n");
+        for n in 0..2 {
+            text.push_str(&format!(
+                "[resource.test_node.cp{n}]\nimage = \"{image}\"\nnet = \"${{test_net.a.id}}\"\nreplace_on = [\"image\", \"net\"]\n"
+            ));
+        }
+        let mut resources = crate::testing::spec(&text).resources;
+        for r in resources.iter_mut().filter(|r| r.address.kind == "test_node") {
+            r.rolling_group = Some("control-plane".into());
+        }
+        ResourceGraph::build(resources, &providers(&fake)).unwrap()
+    };
+    let (state, report) = run(&diff(&nodes("10.0.0.0/24", "v1"), &State::new(), false), State::new(), &fake).await;
+    assert!(report.is_success(), "{report:?}");
+
+    // Only the image: the group rolls, new node first.
+    let plan = diff(&nodes("10.0.0.0/24", "v2"), &state, false);
+    assert!(plan.changes.iter().filter(|c| c.action == Action::Replace).all(|c| c.rolling_group.is_some()));
+
+    // The net too: old first, and an order exists.
+    let plan = diff(&nodes("10.0.1.0/24", "v2"), &state, false);
+    assert_eq!(plan.summary.replace, 3, "{:?}", actions(&plan));
+    assert!(plan.changes.iter().all(|c| c.rolling_group.is_none()), "{:?}", actions(&plan));
+    crate::apply::check_order(&plan).expect("some order applies it");
+    fake.log.lock().unwrap().clear();
+    let (state, report) = run(&plan, state, &fake).await;
+    assert!(report.is_success(), "{report:?}");
+    let log = fake.log.lock().unwrap().clone();
+    let at = |entry: &str| log.iter().position(|l| l == entry).unwrap_or_else(|| panic!("{entry}: {log:?}"));
+    for n in 0..2 {
+        assert!(at(&format!("delete test_node.cp{n}")) < at("delete test_net.a"), "{log:?}");
+        assert!(at("create test_net.a") < at(&format!("create test_node.cp{n}")), "{log:?}");
+    }
+    assert!(state.deposed.is_empty());
+    assert!(!diff(&nodes("10.0.1.0/24", "v2"), &state, false).has_changes());
+}
+
 /// A run stopped between a rolling replacement's create and its old
 /// object's delete leaves the old object in the state's `deposed`; the next
 /// plan deletes it (and nothing else).

@@ -18,8 +18,9 @@ use skyplan_engine::Source;
 
 use super::plan::drift_notes;
 use crate::cli::Global;
+use crate::commands::hooks::SpecHooks;
 use crate::ui::Ui;
-use crate::workspace::{self, Lock, SpecHooks};
+use crate::workspace::{self, Lock};
 
 pub struct ApplyArgs {
     pub target: PathBuf,
@@ -37,17 +38,20 @@ pub async fn run(global: &Global, ui: &Ui, args: ApplyArgs) -> Result<ExitCode> 
         bail!("--parallelism must be at least 1");
     }
     let operation = if args.destroy { "destroy" } else { "apply" };
-    if !args.auto_approve {
+    // A saved plan was the review (contract, "Saved plans"): it applies
+    // without asking, on a terminal or not.
+    let saved = !args.destroy && PlanFile::sniff(&args.target);
+    let auto_approve = args.auto_approve || saved;
+    if !auto_approve {
         // Refuse before planning, so a pipeline that forgot the flag makes
         // no cloud calls at all.
         ui.require_terminal(operation)?;
     }
-    let saved = !args.destroy && PlanFile::sniff(&args.target);
     let (ws, _lock, planned) =
         if saved { load_saved(global, ui, &args).await? } else { plan(global, ui, &args).await? };
     let destroy = planned.plan.destroy;
     let providers = planned.providers.clone();
-    let approve: Option<ops::Approval> = (!args.auto_approve).then(|| {
+    let approve: Option<ops::Approval> = (!auto_approve).then(|| {
         let ui = ui.clone();
         let question = if destroy { "destroy all these resources" } else { "perform these actions" };
         Arc::new(move |_: &skyplan_engine::plan::Plan| ui.approve(question).map_err(|e| format!("{e:#}").into()))

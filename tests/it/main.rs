@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod policy;
+mod review;
 mod sim;
 mod support;
 
@@ -12,7 +13,11 @@ mod aws_cli;
 #[cfg(feature = "aws")]
 mod aws_clusters;
 #[cfg(feature = "aws")]
+mod aws_errors;
+#[cfg(feature = "aws")]
 mod aws_faults;
+#[cfg(feature = "aws")]
+mod aws_iam;
 #[cfg(feature = "aws")]
 mod aws_kill;
 #[cfg(feature = "aws")]
@@ -21,6 +26,8 @@ mod aws_orphans;
 mod aws_provider;
 #[cfg(feature = "aws")]
 mod aws_roll;
+#[cfg(feature = "aws")]
+mod contract;
 #[cfg(feature = "aws")]
 mod emulator;
 #[cfg(feature = "aws")]

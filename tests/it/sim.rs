@@ -120,7 +120,11 @@ fn saved_plan_applies_exactly_and_stale_plans_are_refused() {
     assert_eq!(serde_json::from_str::<Value>(&shown.stdout).unwrap()["summary"]["create"], 4);
     // The spec changes after planning: apply uses the saved plan, not the spec.
     w.write("spec.toml", &SPEC.replace("size = 3", "size = 9"));
-    w.run(&["apply", "first.plan", "--auto-approve"]).ok();
+    // No --auto-approve and stdin is /dev/null (Workdir::command): a saved
+    // plan was the review, so it applies without asking (contract, "Saved plans").
+    let applied = w.run(&["apply", "first.plan"]).ok();
+    assert!(applied.stdout.contains("Apply complete! Resources: 4 added"), "{}", applied.stdout);
+    assert!(!applied.stderr.contains("approval"), "{}", applied.stderr);
     assert_eq!(w.json("spec.state.json")["resources"]["sim_resource.node"]["inputs"]["size"], 3);
     let mode = std::fs::metadata(w.path("first.plan"))
         .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
@@ -129,7 +133,7 @@ fn saved_plan_applies_exactly_and_stale_plans_are_refused() {
 
     // Applying it again: the state moved on, so it is stale.
     let before = std::fs::read(w.path("spec.state.json")).unwrap();
-    let stale = w.run(&["apply", "first.plan", "--auto-approve"]).code(1);
+    let stale = w.run(&["apply", "first.plan"]).code(1);
     assert!(stale.stderr.contains("is stale"), "{}", stale.stderr);
     assert_eq!(std::fs::read(w.path("spec.state.json")).unwrap(), before, "a refused plan changes nothing");
 
@@ -230,7 +234,8 @@ fn apply_without_approval_on_a_pipe_is_refused_before_any_work() {
         out.stderr
     );
     assert!(!w.exists("spec.state.json") && !w.exists("spec.state.json.sim.json"));
-    w.run(&["destroy", "spec.toml"]).code(1);
+    let destroy = w.run(&["destroy", "spec.toml"]).code(1);
+    assert!(destroy.stderr.contains("refusing to destroy without approval"), "{}", destroy.stderr);
 }
 
 #[test]
@@ -468,25 +473,25 @@ fn ctrl_c_starts_nothing_new_finishes_running_work_and_exits_130() {
 fn a_saved_plan_after_an_interrupted_apply_settles_the_create_and_converges() {
     let w = Workdir::new();
     w.write(
-        "s.toml",
+        "spec.toml",
         "[resource.sim_resource.a]\nsize = 1\n\n[resource.sim_resource.b]\nparent = \"${sim_resource.a.id}\"\n\n[resource.sim_resource.c]\nparent = \"${sim_resource.b.id}\"\n",
     );
     let crashed = w
-        .command(&["apply", "s.toml", "--auto-approve"])
+        .command(&["apply", "spec.toml", "--auto-approve"])
         .env("SKYPLAN_CRASH_BEFORE_RECORDING", "sim_resource.a")
         .output()
         .unwrap();
     assert!(!crashed.status.success(), "the hook aborts the run");
     assert_eq!(cloud_len(&w), 1, "a was created in the cloud, not recorded");
 
-    let planned = w.run(&["plan", "s.toml", "--out", "p.plan"]).ok();
+    let planned = w.run(&["plan", "spec.toml", "--out", "p.plan"]).ok();
     assert!(planned.stdout.contains("2 to add"), "{}", planned.stdout);
     let applied = w.run(&["apply", "p.plan", "--auto-approve"]);
     assert_eq!(applied.code, 0, "stdout:\n{}\nstderr:\n{}", applied.stdout, applied.stderr);
     assert_eq!(cloud_len(&w), 3, "a was adopted, not created again");
-    let state = LocalBackend::new(w.path("s.state.json")).load().unwrap().unwrap();
+    let state = LocalBackend::new(w.path("spec.state.json")).load().unwrap().unwrap();
     assert!(state.pending.is_empty(), "{state:?}");
     assert_eq!(state.resources.len(), 3, "{state:?}");
     // The replan is empty.
-    w.run(&["plan", "s.toml", "--detailed-exitcode"]).ok();
+    w.run(&["plan", "spec.toml", "--detailed-exitcode"]).ok();
 }

@@ -30,6 +30,7 @@ use crate::graph::ResourceGraph;
 use crate::orphans::{self, Ownership};
 use crate::plan::{self as diff, Plan};
 use crate::refresh::{refresh, settle_pending, Drift};
+use crate::review::Review;
 use crate::{Diagnostics, Providers, Redactor, Resource};
 
 /// An error of a hook, in the provider side's own words.
@@ -69,6 +70,13 @@ pub trait Hooks: Send + Sync {
     /// skips it: checks that stop the run before anything changes.
     async fn before_apply(&self, _plan: &Plan) -> Result<(), HookError> {
         Ok(())
+    }
+
+    /// What a reviewer reads beside the plan's changes (risks, cost,
+    /// parts: see [`crate::review`]), hung on every plan `plan` makes. The
+    /// engine carries it without reading it.
+    fn review(&self, _plan: &Plan) -> Review {
+        Review::default()
     }
 }
 
@@ -211,6 +219,7 @@ pub async fn plan(ws: &Workspace, desired: Desired, req: &PlanRequest) -> Result
         let found = orphans::find(&graph, &state, &providers, ownership).await?;
         orphans::add_to_plan(&mut plan, found, &graph, &state);
     }
+    plan.review = ws.hooks.review(&plan);
     Ok(Planned { plan, state, drift, settled, providers, redactor: desired.redactor })
 }
 

@@ -120,17 +120,25 @@ async fn find_id(c: &Clients, kind: Kind, address: &str, inputs: &Attrs) -> Resu
                 .map(str::to_string)
         }
         Kind::SecurityGroupRule => {
-            let group = attrs::req_str(inputs, "security_group_id")?.to_string();
-            let out = c
-                .call("DescribeSecurityGroupRules", Retry::Standard, || {
-                    c.ec2.describe_security_group_rules().filters(filter("group-id", [group.clone()])).send()
-                })
-                .await?;
-            out.security_group_rules()
-                .iter()
-                .find(|r| tagged(r.tags(), address, inputs))
-                .and_then(|r| r.security_group_rule_id())
-                .map(str::to_string)
+            // Rule ids and tags through DescribeTags: the rules API is
+            // outside the seed's policies. First the rules with this address,
+            // then every tag of each, for the ownership check. One rule per
+            // CIDR: every id.
+            let by_address = vec![filter("key", [ADDRESS_TAG]), filter("value", [tags::filter_pattern(address)])];
+            let candidates: Vec<String> =
+                crate::security_group_rule::rule_tags(c, by_address).await?.into_keys().collect();
+            let mut ids: Vec<String> = if candidates.is_empty() {
+                Vec::new()
+            } else {
+                crate::security_group_rule::rule_tags(c, vec![filter("resource-id", candidates)])
+                    .await?
+                    .into_iter()
+                    .filter(|(_, list)| tagged(list, address, inputs))
+                    .map(|(id, _)| id)
+                    .collect()
+            };
+            ids.sort();
+            (!ids.is_empty()).then(|| ids.join(","))
         }
         Kind::LaunchTemplate => {
             let name = attrs::req_str(inputs, "name")?.to_string();

@@ -36,7 +36,8 @@ pub(crate) fn ours(found: &Tags, new: &NewResource) -> bool {
 
 /// Who holds a name, for the message.
 pub(crate) fn owner(found: &Tags) -> String {
-    let clusters: std::collections::BTreeSet<&str> = tags::ownership(found)
+    let ownership = tags::ownership(found);
+    let clusters: std::collections::BTreeSet<&str> = ownership
         .keys()
         .filter_map(|k| {
             k.strip_prefix("kubernetes.io/cluster/").or(k.strip_prefix("sigs.k8s.io/cluster-api-provider-aws/cluster/"))

@@ -204,7 +204,7 @@ impl AwsProvider {
     }
 
     /// Room for the Elastic IPs, VPCs, NAT gateways and instances `needs` counts.
-    async fn capacity_checks(&self, needs: &Needs) -> Result<Vec<Check>, ProviderError> {
+    pub async fn capacity_checks(&self, needs: &Needs) -> Result<Vec<Check>, ProviderError> {
         let c = &*self.clients;
         let mut checks = Vec::new();
 

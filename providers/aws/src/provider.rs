@@ -50,12 +50,21 @@ pub struct AwsSettings {
 #[derive(Debug, Clone)]
 pub struct AwsProvider {
     pub(crate) clients: Arc<Clients>,
+    /// The Price List API client, with the same credentials and endpoint.
+    pricing: Option<Arc<crate::pricing::Pricing>>,
 }
 
 impl AwsProvider {
     /// Resolve credentials (keys, profile, then the role if one is given)
     /// and build the clients.
     pub async fn connect(settings: AwsSettings) -> Result<AwsProvider, ProviderError> {
+        let named = match &settings.profile {
+            Some(p) => Some((p.clone(), "named by [account] profile in the spec")),
+            None => std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty()).map(|p| (p, "from AWS_PROFILE")),
+        };
+        if let Some((profile, from)) = &named {
+            crate::profile::check_exists(profile, from).map_err(ProviderError::new)?;
+        }
         let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(settings.region.clone()));
         if let Some(profile) = &settings.profile {
             // A profile named in the spec wins over keys in the environment
@@ -124,7 +133,16 @@ impl AwsProvider {
     /// A provider over an already loaded SDK configuration (no credential
     /// check). For callers that configure the SDK themselves.
     pub fn from_sdk_config(sdk: &SdkConfig) -> AwsProvider {
-        AwsProvider { clients: Arc::new(Clients::new(sdk)) }
+        AwsProvider { clients: Arc::new(Clients::new(sdk)), pricing: Some(Arc::new(crate::pricing::Pricing::new(sdk))) }
+    }
+
+    /// The on-demand Linux price of `instance_type` in `region`: the AWS
+    /// Price List API's, else skyplan's dated table's (see `pricing.rs`).
+    pub async fn on_demand_price(&self, region: &str, instance_type: &str) -> Result<crate::pricing::Price, String> {
+        match &self.pricing {
+            Some(pricing) => pricing.on_demand(region, instance_type).await,
+            None => Err("this provider has no Price List API client".to_string()),
+        }
     }
 
     /// AWS API requests sent so far, per operation, named like IAM actions
@@ -137,7 +155,7 @@ impl AwsProvider {
     pub fn with_rate_limits(self, limits: &RateLimits) -> AwsProvider {
         let mut clients = (*self.clients).clone();
         clients.limiter = Limiter::new(limits);
-        AwsProvider { clients: Arc::new(clients) }
+        AwsProvider { clients: Arc::new(clients), ..self }
     }
 
     /// The requests sent again so far, by reason, and the creates whose
@@ -148,7 +166,7 @@ impl AwsProvider {
 
     #[cfg(test)]
     pub(crate) fn from_clients(clients: Clients) -> AwsProvider {
-        AwsProvider { clients: Arc::new(clients) }
+        AwsProvider { clients: Arc::new(clients), pricing: None }
     }
 }
 
@@ -323,6 +341,7 @@ impl Provider for AwsProvider {
                 .collect();
             notes.push(format!("waited for the rate limit (--rate-limit): {}", each.join("; ")));
         }
+        notes.extend(self.clients.skipped());
         notes
     }
 

@@ -67,9 +67,13 @@ pub(crate) fn all<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Ta
     pairs.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
+/// On the AWS rules of an `aws_security_group_rule`: what the rule is
+/// (`security_group_rule.rs`), so an orphan found by its tags can be read.
+pub(crate) const RULE_TAG: &str = "skyplan:rule";
+
 /// Tags the user does not own: ours and AWS's.
 pub(crate) fn is_reserved(key: &str) -> bool {
-    key == ADDRESS_TAG || key.starts_with("aws:")
+    key == ADDRESS_TAG || key == RULE_TAG || key.starts_with("aws:")
 }
 
 /// The `tags` attribute (absent: none). Values must be strings.
