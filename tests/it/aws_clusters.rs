@@ -159,3 +159,83 @@ fn a_name_another_cluster_holds_is_refused_before_any_change_and_never_adopted()
     assert_eq!(cloud.census(), census);
     w.run(&["plan", "a.toml", "--detailed-exitcode"]).ok();
 }
+
+/// The control-plane instances of cluster `name` that are running.
+fn running_control_plane(cloud: &Cloud, name: &str) -> Vec<String> {
+    cloud.rt.block_on(async {
+        let owned = aws_sdk_ec2::types::Filter::builder()
+            .name(format!("tag:kubernetes.io/cluster/{name}"))
+            .values("owned")
+            .build();
+        let running = aws_sdk_ec2::types::Filter::builder().name("instance-state-name").values("running").build();
+        let out = cloud.ec2.describe_instances().filters(owned).filters(running).send().await.unwrap();
+        let mut ids: Vec<String> = out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .filter(|i| {
+                i.tags().iter().any(|t| {
+                    t.key() == Some("skyplan:address")
+                        && t.value().is_some_and(|v| v.starts_with("aws_instance.control_plane["))
+                })
+            })
+            .map(|i| i.instance_id().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    })
+}
+
+/// Issue 14, case 2: a renamed cluster is replaced in one apply (new
+/// names for every named resource), the replan is empty, nothing of the old
+/// name is left, and the API path works at the end: the new load balancer
+/// fronts exactly the running control-plane nodes, whose group admits 6443
+/// from the load balancer's group. Checked with the SDK directly.
+#[test]
+fn a_renamed_cluster_converges_in_one_apply_with_its_api_path_intact() {
+    let emulator = Emulator::start();
+    let cloud = Cloud::new(&emulator);
+    let w = workdir(&emulator);
+    w.write("c.toml", &cluster("ren-a", "worker"));
+    w.run(&["apply", "c.toml", "--auto-approve"]).ok();
+    let census = cloud.census();
+
+    w.write("c.toml", &cluster("ren-b", "worker"));
+    let run = w.run(&["apply", "c.toml", "--auto-approve"]).ok();
+    assert!(!run.stderr.contains("not started"), "{}", run.stderr);
+    w.run(&["plan", "c.toml", "--detailed-exitcode"]).ok();
+
+    assert_eq!(
+        resources_of(&cloud, "ren-a").values().map(Vec::len).sum::<usize>(),
+        0,
+        "{:?}",
+        resources_of(&cloud, "ren-a")
+    );
+    let now = resources_of(&cloud, "ren-b");
+    for (kind, count) in [("launch template", 1), ("auto scaling group", 1), ("load balancer", 1), ("vpc", 1)] {
+        assert_eq!(now[kind].len(), count, "{kind}: {now:?}");
+    }
+    assert_eq!(cloud.census(), census, "the same resources under new names, nothing left over");
+
+    // The API path: the balancer fronts the running control plane, which
+    // admits 6443 from the balancer's group.
+    let nodes = running_control_plane(&cloud, "ren-b");
+    assert_eq!(nodes.len(), 3, "{nodes:?}");
+    cloud.rt.block_on(async {
+        let out = cloud.elb.describe_load_balancers().load_balancer_names("ren-b-apiserver").send().await.unwrap();
+        let [lb] = out.load_balancer_descriptions() else { panic!("expected the API load balancer") };
+        let mut fronted: Vec<String> =
+            lb.instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect();
+        fronted.sort();
+        assert_eq!(fronted, nodes);
+        let lb_groups: Vec<&str> = lb.security_groups().iter().map(String::as_str).collect();
+        let name = aws_sdk_ec2::types::Filter::builder().name("group-name").values("ren-b-control-plane").build();
+        let groups = cloud.ec2.describe_security_groups().filters(name).send().await.unwrap();
+        let [cp] = groups.security_groups() else { panic!("expected the control plane's group") };
+        let admits = cp.ip_permissions().iter().any(|p| {
+            p.from_port() == Some(6443)
+                && p.user_id_group_pairs().iter().any(|g| g.group_id().is_some_and(|id| lb_groups.contains(&id)))
+        });
+        assert!(admits, "the control plane admits 6443 from the load balancer: {:?}", cp.ip_permissions());
+    });
+}
