@@ -230,6 +230,20 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
                 after.insert(attr.clone(), known.unwrap_or_else(unknown));
             }
 
+            // A rolling replacement makes its new object while the old one
+            // runs. It cannot when something it depends on is replaced old
+            // first: the new object needs that one's new object, which waits
+            // for its old one to go, which waits for this one's old object.
+            // Then this one is replaced old first too.
+            let rolling_group = node.resource.rolling_group.clone().filter(|_| {
+                action == Action::Replace
+                    && !node.dependencies.iter().any(|d| {
+                        let planned = graph.index_of(d).and_then(|i| planned[i]);
+                        planned
+                            .is_some_and(|p| p.action == Action::Replace && changes[p.change].rolling_group.is_none())
+                    })
+            });
+
             planned[n] = Some(Planned { action, change: changes.len() });
             changes.push(Change {
                 address: address.clone(),
@@ -244,7 +258,7 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
                 dependencies: node.dependencies.clone(),
                 prior_dependencies: prior.map(|p| parse_addresses(&p.dependencies)).unwrap_or_default(),
                 orphan: false,
-                rolling_group: node.resource.rolling_group.clone().filter(|_| action == Action::Replace),
+                rolling_group,
                 deposed: false,
             });
         }

@@ -92,6 +92,25 @@ pub struct Owned {
     pub attributes: Attrs,
 }
 
+/// A resource a plan is about to create, as far as its attributes are known
+/// at plan time (references to what is not created yet are unknown).
+#[derive(Debug, Clone)]
+pub struct NewResource {
+    pub address: Address,
+    pub kind: String,
+    pub attrs: Attrs,
+}
+
+/// A name a plan is about to use that something not this cluster's (or not
+/// skyplan's) already holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameConflict {
+    pub address: Address,
+    /// What holds it, for the user: "launch template `adv-a-b-w`
+    /// (lt-0abc), tagged as cluster adv-a's (created for ...)".
+    pub message: String,
+}
+
 #[async_trait]
 pub trait Provider: Send + Sync {
     /// A short name for messages and the state (`sim`, `aws`).
@@ -148,6 +167,15 @@ pub trait Provider: Send + Sync {
         _tags: &BTreeMap<String, String>,
         _known: &BTreeSet<String>,
     ) -> Result<Vec<Owned>, ProviderError> {
+        Ok(Vec::new())
+    }
+
+    /// Of `creates`, those whose name (where the cloud makes names unique:
+    /// launch templates, auto scaling groups, load balancers, security
+    /// groups in a VPC) is already held by something this cluster did not
+    /// create. Checked at plan time so that such a plan fails before any
+    /// change instead of half-way; default: nothing to check.
+    async fn name_conflicts(&self, _creates: &[NewResource]) -> Result<Vec<NameConflict>, ProviderError> {
         Ok(Vec::new())
     }
 

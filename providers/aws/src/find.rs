@@ -4,8 +4,11 @@
 //! that tag; where the emulator or the API makes a tag filter unreliable, by
 //! the create's inputs (the NAT gateway's subnet, the rule's group) and the
 //! tag checked here; where the name is the identity (ELB, auto scaling
-//! group, launch template), by name. The resource is then read exactly as a
-//! refresh reads it.
+//! group, launch template), by name. Whatever the lookup, a hit counts only
+//! when it carries the address tag with exactly this address and exactly
+//! the ownership tags the create gave it (`tags::made_for`): a resource of
+//! the same name or address that another cluster made is never adopted.
+//! The resource is then read exactly as a refresh reads it.
 
 //!
 //! How each kind looks itself up is that kind's `AwsKind::find_id`

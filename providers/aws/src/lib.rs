@@ -40,6 +40,7 @@ mod error;
 mod find;
 mod kinds;
 mod lost;
+mod names;
 mod owned;
 pub mod permissions;
 pub mod placement;

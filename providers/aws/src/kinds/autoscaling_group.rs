@@ -45,6 +45,24 @@ use crate::wait::{self, Poll};
 
 use super::{AwsKind, Hit};
 
+/// The groups DescribeAutoScalingGroups answers for `name`, each as its
+/// name and every tag.
+async fn by_name(c: &Clients, name: &str) -> Result<Vec<(String, Tags)>, ProviderError> {
+    let out = c
+        .call("DescribeAutoScalingGroups", Retry::Standard, || {
+            c.autoscaling.describe_auto_scaling_groups().auto_scaling_group_names(name).send()
+        })
+        .await?;
+    Ok(out
+        .auto_scaling_groups()
+        .iter()
+        .filter_map(|g| {
+            let found = tags::all(g.tags().iter().filter_map(|t| Some((t.key()?, t.value().unwrap_or("")))));
+            Some((g.auto_scaling_group_name()?.to_string(), found))
+        })
+        .collect())
+}
+
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_autoscaling_group",
     fields: &[
@@ -223,14 +241,24 @@ impl AwsKind for Kind {
         .await
     }
 
-    async fn find_id(&self, c: &Clients, _address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
-        let name = attrs::req_str(inputs, "name")?.to_string();
-        let out = c
-            .call("DescribeAutoScalingGroups", Retry::Standard, || {
-                c.autoscaling.describe_auto_scaling_groups().auto_scaling_group_names(name.clone()).send()
-            })
-            .await?;
-        Ok(out.auto_scaling_groups().first().and_then(|g| g.auto_scaling_group_name()).map(str::to_string))
+    async fn find_id(&self, c: &Clients, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
+        let name = attrs::req_str(inputs, "name")?;
+        // The name alone is no proof: another cluster may hold it.
+        let named = by_name(c, name).await?;
+        Ok(named.into_iter().find(|(_, found)| tags::made_for(found, address, inputs)).map(|(name, _)| name))
+    }
+
+    fn unique_name(&self) -> Option<&'static str> {
+        Some("auto scaling group")
+    }
+
+    async fn name_holder(
+        &self,
+        c: &Clients,
+        name: &str,
+        _attrs: &Attrs,
+    ) -> Result<Option<(String, Tags)>, ProviderError> {
+        Ok(by_name(c, name).await?.into_iter().find(|(n, _)| n == name))
     }
 
     async fn list_owned(&self, c: &Clients, owner: &Tags) -> Result<Vec<Hit>, ApiError> {

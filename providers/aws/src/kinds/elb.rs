@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancing::types::{
     ConnectionSettings, CrossZoneLoadBalancing, HealthCheck, Instance, Listener, LoadBalancerAttributes,
-    LoadBalancerDescription,
+    LoadBalancerDescription, TagDescription,
 };
 use serde_json::{json, Value};
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
@@ -50,6 +50,27 @@ const HEALTH_CHECK: &[Field] = &[
 
 /// How many names one ELB DescribeTags takes.
 const TAG_NAMES: usize = 20;
+
+/// The tags of the load balancer named `name`, as DescribeTags describes
+/// them; None when there is no such load balancer.
+async fn tags_by_name(c: &Clients, name: &str) -> Result<Option<Vec<TagDescription>>, ProviderError> {
+    match c
+        .call("DescribeLoadBalancers", Retry::Standard, || {
+            c.elb.describe_load_balancers().load_balancer_names(name).send()
+        })
+        .await
+    {
+        Ok(out) if out.load_balancer_descriptions().is_empty() => Ok(None),
+        Ok(_) => {
+            let out = c
+                .call("DescribeTags", Retry::Standard, || c.elb.describe_tags().load_balancer_names(name).send())
+                .await?;
+            Ok(Some(out.tag_descriptions().to_vec()))
+        }
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
 
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_elb",
@@ -283,20 +304,30 @@ impl AwsKind for Kind {
         }
     }
 
-    async fn find_id(&self, c: &Clients, _address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
-        let name = attrs::req_str(inputs, "name")?.to_string();
-        match c
-            .call("DescribeLoadBalancers", Retry::Standard, || {
-                c.elb.describe_load_balancers().load_balancer_names(name.clone()).send()
-            })
-            .await
-        {
-            Ok(out) => {
-                Ok(out.load_balancer_descriptions().first().and_then(|l| l.load_balancer_name()).map(str::to_string))
-            }
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+    async fn find_id(&self, c: &Clients, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
+        let name = attrs::req_str(inputs, "name")?;
+        // The name alone is no proof: another cluster may hold it.
+        let Some(described) = tags_by_name(c, name).await? else { return Ok(None) };
+        let ours = described.iter().any(|d| {
+            let found = tags::all(d.tags().iter().map(|t| (t.key(), t.value().unwrap_or(""))));
+            d.load_balancer_name() == Some(name) && tags::made_for(&found, address, inputs)
+        });
+        Ok(ours.then(|| name.to_string()))
+    }
+
+    fn unique_name(&self) -> Option<&'static str> {
+        Some("load balancer")
+    }
+
+    async fn name_holder(
+        &self,
+        c: &Clients,
+        name: &str,
+        _attrs: &Attrs,
+    ) -> Result<Option<(String, Tags)>, ProviderError> {
+        let Some(described) = tags_by_name(c, name).await? else { return Ok(None) };
+        let found = described.iter().flat_map(|d| d.tags()).map(|t| (t.key(), t.value().unwrap_or("")));
+        Ok(Some((name.to_string(), tags::all(found))))
     }
 
     async fn list_owned(&self, c: &Clients, _owner: &Tags) -> Result<Vec<Hit>, ApiError> {

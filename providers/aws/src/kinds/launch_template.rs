@@ -34,6 +34,28 @@ use crate::tags::{self, Tags};
 
 use super::{hit, owner_filters, AwsKind, Hit};
 
+/// The templates named `name` (one at most: names are unique in a
+/// region), each as its id and every tag.
+async fn by_name(c: &Clients, name: &str) -> Result<Vec<(String, Tags)>, ProviderError> {
+    match c
+        .call("DescribeLaunchTemplates", Retry::Standard, || {
+            c.ec2.describe_launch_templates().launch_template_names(name).send()
+        })
+        .await
+    {
+        Ok(out) => Ok(out
+            .launch_templates()
+            .iter()
+            .map(|t| {
+                let found = tags::all(t.tags().iter().filter_map(|t| Some((t.key()?, t.value().unwrap_or("")))));
+                (t.launch_template_id().unwrap_or_default().to_string(), found)
+            })
+            .collect()),
+        Err(e) if e.is_not_found() => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_launch_template",
     fields: &[
@@ -168,18 +190,24 @@ impl AwsKind for Kind {
         }
     }
 
-    async fn find_id(&self, c: &Clients, _address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
-        let name = attrs::req_str(inputs, "name")?.to_string();
-        match c
-            .call("DescribeLaunchTemplates", Retry::Standard, || {
-                c.ec2.describe_launch_templates().launch_template_names(name.clone()).send()
-            })
-            .await
-        {
-            Ok(out) => Ok(out.launch_templates().first().and_then(|t| t.launch_template_id()).map(str::to_string)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+    async fn find_id(&self, c: &Clients, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
+        let name = attrs::req_str(inputs, "name")?;
+        // The name alone is no proof: another cluster may hold it.
+        let named = by_name(c, name).await?;
+        Ok(named.into_iter().find(|(_, found)| tags::made_for(found, address, inputs)).map(|(id, _)| id))
+    }
+
+    fn unique_name(&self) -> Option<&'static str> {
+        Some("launch template")
+    }
+
+    async fn name_holder(
+        &self,
+        c: &Clients,
+        name: &str,
+        _attrs: &Attrs,
+    ) -> Result<Option<(String, Tags)>, ProviderError> {
+        Ok(by_name(c, name).await?.into_iter().next())
     }
 
     async fn list_owned(&self, c: &Clients, owner: &Tags) -> Result<Vec<Hit>, ApiError> {

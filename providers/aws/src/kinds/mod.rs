@@ -104,6 +104,26 @@ pub(crate) trait AwsKind: Send + Sync {
     fn joins_ids(&self) -> bool {
         false
     }
+
+    /// What a person calls this kind ("launch template") when AWS makes its
+    /// names unique (in a region, or in a VPC for security groups), so that
+    /// a plan's names are checked for conflicts (`names.rs`); None when
+    /// its names are not unique.
+    fn unique_name(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Who holds `name` now, for the name-conflict check: its id (the name,
+    /// where the name is the id) and every tag; None when nothing does, or
+    /// when `attrs` do not say yet where to look (a VPC still to be made).
+    async fn name_holder(
+        &self,
+        _c: &Clients,
+        _name: &str,
+        _attrs: &Attrs,
+    ) -> Result<Option<(String, Tags)>, ProviderError> {
+        Ok(None)
+    }
 }
 
 /// One resource a listing found: its id and every tag.
@@ -135,9 +155,10 @@ fn address_filter(address: &str) -> Filter {
     filter(&format!("tag:{ADDRESS_TAG}"), [tags::filter_pattern(address)])
 }
 
-/// Whether an EC2 resource with these tags was made for `address`.
-fn tagged(list: &[Tag], address: &str, _inputs: &Attrs) -> bool {
-    list.iter().any(|t| t.key() == Some(ADDRESS_TAG) && t.value() == Some(address))
+/// Whether an EC2 resource with these tags is the one made for `address`
+/// with `inputs` (`tags::made_for`).
+fn tagged(list: &[Tag], address: &str, inputs: &Attrs) -> bool {
+    tags::made_for(&tags::all(list.iter().filter_map(|t| Some((t.key()?, t.value().unwrap_or(""))))), address, inputs)
 }
 
 #[cfg(test)]
@@ -164,5 +185,48 @@ mod tests {
         let none = Attrs::new();
         assert!(tagged(&tags, "aws_subnet.private[us-east-1c]", &none));
         assert!(!tagged(&tags, "aws_subnet.private(us-east-1c)", &none), "only the exact address counts");
+    }
+
+    fn tag(k: &str, v: &str) -> Tag {
+        Tag::builder().key(k).value(v).build()
+    }
+
+    #[test]
+    fn another_clusters_resource_at_the_same_address_or_name_is_not_ours() {
+        let inputs: Attrs = serde_json::from_value(serde_json::json!({"name": "adv-a-b-w", "tags": {
+            "Name": "adv-a-b-w",
+            "kubernetes.io/cluster/adv-a-b": "owned",
+            "sigs.k8s.io/cluster-api-provider-aws/cluster/adv-a-b": "owned",
+        }}))
+        .unwrap();
+        let ours = [
+            tag(ADDRESS_TAG, "aws_launch_template.pool[w]"),
+            tag("kubernetes.io/cluster/adv-a-b", "owned"),
+            tag("sigs.k8s.io/cluster-api-provider-aws/cluster/adv-a-b", "owned"),
+            tag("Name", "changed out of band"),
+        ];
+        assert!(tagged(&ours, "aws_launch_template.pool[w]", &inputs));
+        // The case: the same name, made by cluster adv-a for its pool b-w.
+        let theirs = [
+            tag(ADDRESS_TAG, "aws_launch_template.pool[b-w]"),
+            tag("kubernetes.io/cluster/adv-a", "owned"),
+            tag("sigs.k8s.io/cluster-api-provider-aws/cluster/adv-a", "owned"),
+        ];
+        assert!(!tagged(&theirs, "aws_launch_template.pool[w]", &inputs));
+        // The same address in another cluster.
+        let same_address = [
+            tag(ADDRESS_TAG, "aws_launch_template.pool[w]"),
+            tag("kubernetes.io/cluster/adv-a", "owned"),
+            tag("sigs.k8s.io/cluster-api-provider-aws/cluster/adv-a", "owned"),
+        ];
+        assert!(!tagged(&same_address, "aws_launch_template.pool[w]", &inputs));
+        // A second cluster's tag added to ours: no longer only ours.
+        let mut shared = ours.to_vec();
+        shared.push(tag("kubernetes.io/cluster/adv-a", "owned"));
+        assert!(!tagged(&shared, "aws_launch_template.pool[w]", &inputs));
+        // Missing one of the two ownership tags.
+        assert!(!tagged(&ours[..2], "aws_launch_template.pool[w]", &inputs));
+        // An untagged spec's resource is not another cluster's.
+        assert!(!tagged(&same_address, "aws_launch_template.pool[w]", &Attrs::new()));
     }
 }

@@ -186,6 +186,30 @@ impl AwsKind for Kind {
             .map(str::to_string))
     }
 
+    fn unique_name(&self) -> Option<&'static str> {
+        Some("security group")
+    }
+
+    /// Names are unique in a VPC: none is held in one not made yet.
+    async fn name_holder(
+        &self,
+        c: &Clients,
+        name: &str,
+        attrs: &Attrs,
+    ) -> Result<Option<(String, Tags)>, ProviderError> {
+        let Some(vpc) = attrs::known_str(attrs, "vpc_id") else { return Ok(None) };
+        let filters = vec![filter("group-name", [name]), filter("vpc-id", [vpc])];
+        let out = c
+            .call("DescribeSecurityGroups", Retry::Standard, || {
+                c.ec2.describe_security_groups().set_filters(Some(filters.clone())).send()
+            })
+            .await?;
+        Ok(out.security_groups().iter().find(|g| g.group_name() == Some(name) && g.vpc_id() == Some(vpc)).map(|g| {
+            let found = tags::all(g.tags().iter().filter_map(|t| Some((t.key()?, t.value().unwrap_or("")))));
+            (g.group_id().unwrap_or_default().to_string(), found)
+        }))
+    }
+
     async fn list_owned(&self, c: &Clients, owner: &Tags) -> Result<Vec<Hit>, ApiError> {
         c.paginate(
             "DescribeSecurityGroups",

@@ -201,14 +201,21 @@ impl AwsKind for Kind {
 
     async fn find_id(&self, c: &Clients, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
         // Rule ids and tags through DescribeTags: the rules API is
-        // outside the seed's policies. One rule per CIDR: every id.
+        // outside the seed's policies. First the rules with this address,
+        // then every tag of each, for the ownership check. One rule per
+        // CIDR: every id.
         let by_address = vec![filter("key", [ADDRESS_TAG]), filter("value", [tags::filter_pattern(address)])];
-        let mut ids: Vec<String> = rule_tags(c, by_address)
-            .await?
-            .into_iter()
-            .filter(|(_, list)| tagged(list, address, inputs))
-            .map(|(id, _)| id)
-            .collect();
+        let candidates: Vec<String> = rule_tags(c, by_address).await?.into_keys().collect();
+        let mut ids: Vec<String> = if candidates.is_empty() {
+            Vec::new()
+        } else {
+            rule_tags(c, vec![filter("resource-id", candidates)])
+                .await?
+                .into_iter()
+                .filter(|(_, list)| tagged(list, address, inputs))
+                .map(|(id, _)| id)
+                .collect()
+        };
         ids.sort();
         Ok((!ids.is_empty()).then(|| ids.join(",")))
     }
