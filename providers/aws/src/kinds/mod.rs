@@ -9,8 +9,9 @@
 //! (`NatGatewayState`, `InstanceStateName`). Each file defines a unit
 //! struct `Kind` implementing [`AwsKind`]; [`KINDS`] lists them. The
 //! provider's dispatch (`provider.rs`), the lost-create lookup (`find.rs`,
-//! `lost.rs`) and the orphan listing (`owned.rs`) all go through [`KINDS`]:
-//! adding a kind is one file here and one line in [`KINDS`].
+//! `lost.rs`), the orphan listing (`owned.rs`) and the name-conflict check
+//! (`names.rs`) all go through [`KINDS`]:
+//! adding a kind is one file here and its name in the `registry!` list.
 //!
 //! What is not here: the plumbing every kind uses (clients, calls, retry,
 //! tags, errors, waits, in the crate's root), which never imports a kind.
@@ -26,36 +27,34 @@ use crate::ec2util::filter;
 use crate::error::ApiError;
 use crate::tags::{self, Tags, ADDRESS_TAG};
 
-mod autoscaling_group;
-mod eip;
-mod elb;
 mod ingress;
-mod instance;
-mod internet_gateway;
-mod launch_template;
-mod nat_gateway;
-mod route_table;
-mod security_group;
-mod security_group_rule;
-mod subnet;
-mod vpc;
 
-/// The registry: every kind the provider serves, in the order the
-/// vocabulary lists them (docs/aws-resources.md), which is also the order
-/// orphans are reported in.
-pub(crate) static KINDS: &[&dyn AwsKind] = &[
-    &vpc::Kind,
-    &subnet::Kind,
-    &internet_gateway::Kind,
-    &eip::Kind,
-    &nat_gateway::Kind,
-    &route_table::Kind,
-    &security_group::Kind,
-    &security_group_rule::Kind,
-    &instance::Kind,
-    &elb::Kind,
-    &launch_template::Kind,
-    &autoscaling_group::Kind,
+/// Declares each kind's module (`kinds/<kind>.rs`) and lists its `Kind` in
+/// [`KINDS`]: one name per kind.
+macro_rules! registry {
+    ($($kind:ident),* $(,)?) => {
+        $(mod $kind;)*
+
+        /// The registry: every kind the provider serves, in the order the
+        /// vocabulary lists them (docs/aws-resources.md), which is also the
+        /// order orphans are reported in.
+        pub(crate) static KINDS: &[&dyn AwsKind] = &[$(&$kind::Kind),*];
+    };
+}
+
+registry![
+    vpc,
+    subnet,
+    internet_gateway,
+    eip,
+    nat_gateway,
+    route_table,
+    security_group,
+    security_group_rule,
+    instance,
+    elb,
+    launch_template,
+    autoscaling_group,
 ];
 
 /// The kind serving resource type `name` (`aws_vpc`).
