@@ -31,6 +31,10 @@ use crate::retry::{self, Backoff, Retry, RetryPolicy};
 /// The regions whose endpoint serves the Price List API.
 pub const PRICING_REGIONS: [&str; 2] = ["us-east-1", "ap-south-1"];
 
+/// How [`Source::Table`]'s `why` begins when the API could not be asked at
+/// all (denied, unreachable): asking it again in the same run is no use.
+pub const NOT_ASKED: &str = "the AWS Price List API could not be asked";
+
 /// Where an on-demand price came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -75,7 +79,10 @@ impl Pricing {
                     .build(),
             )
             .build();
-        let endpoint = match sdk.endpoint_url() {
+        // Where the SDK sends it: the service's own endpoint setting
+        // (`AWS_ENDPOINT_URL_PRICING`), else the shared one, else AWS's.
+        let own = std::env::var("AWS_ENDPOINT_URL_PRICING").ok().filter(|u| !u.is_empty());
+        let endpoint = match own.as_deref().or(sdk.endpoint_url()) {
             Some(url) => url.to_string(),
             None => format!("https://api.pricing.{region}.amazonaws.com"),
         };
@@ -96,14 +103,14 @@ impl Pricing {
         let why = match self.price_list(region, instance_type).await {
             Ok(Some(usd_per_hour)) => return Ok(Price { usd_per_hour, source: Source::PriceList }),
             Ok(None) => format!("the AWS Price List API has no on-demand Linux price for {instance_type} in {region}"),
-            Err(e) => format!("the AWS Price List API could not be asked: {}", first_line(&e.to_string())),
+            Err(e) => format!("{NOT_ASKED}: {}", first_line(&e.to_string())),
         };
         let table = skyplan_aws_blueprint::prices::table();
+        let as_of = table.as_of_for(region).to_string();
         match table.on_demand(region, instance_type) {
-            Some(usd_per_hour) => Ok(Price { usd_per_hour, source: Source::Table { as_of: table.as_of.clone(), why } }),
+            Some(usd_per_hour) => Ok(Price { usd_per_hour, source: Source::Table { as_of, why } }),
             None => Err(format!(
-                "{why}, and skyplan's price table (as of {}) has no price for {instance_type} in {region}",
-                table.as_of
+                "{why}, and skyplan's price table (as of {as_of}) has no price for {instance_type} in {region}"
             )),
         }
     }
@@ -319,7 +326,7 @@ mod tests {
         assert_eq!(price.usd_per_hour, 0.096);
         match price.source {
             Source::Table { as_of, why } => {
-                assert_eq!(as_of, skyplan_aws_blueprint::prices::table().as_of);
+                assert_eq!(as_of, skyplan_aws_blueprint::prices::table().as_of_for("us-east-1"));
                 assert!(why.contains("has no on-demand Linux price for m5.large in us-east-1"), "{why}");
             }
             other => panic!("{other:?}"),
