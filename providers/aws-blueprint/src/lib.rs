@@ -71,6 +71,9 @@ pub struct AwsSpec {
     pub region: Option<String>,
     /// The worker pools on the spot market ([`spot_pools`]).
     pub spot_pools: Vec<SpotPool>,
+    /// The on-demand prices looked up for this run ([`AwsSpec::parse_with`];
+    /// none when parsed offline).
+    pub prices: prices::LookedUp,
 }
 
 impl AwsSpec {
@@ -78,11 +81,23 @@ impl AwsSpec {
         AwsSpec::parse(Source::read(path)?)
     }
 
+    /// Offline: nothing looked up in the cloud, so a spot pool whose
+    /// on-demand price neither the spec nor the price table gives has an
+    /// unknown max price (`validate`, `graph`, `policy`, a saved plan's
+    /// spec). `plan` and `apply` ask the Price List API for the prices
+    /// [`prices::needed`] and parse again with [`AwsSpec::parse_with`].
     pub fn parse(source: Source) -> Result<AwsSpec, Diagnostics> {
+        AwsSpec::parse_with(source, &prices::LookedUp::default())
+    }
+
+    /// [`AwsSpec::parse`] with the on-demand prices looked up for this run
+    /// (online: then a spot pool's price that neither the lookup, the spec
+    /// nor the table has is an error at its key).
+    pub fn parse_with(source: Source, looked_up: &prices::LookedUp) -> Result<AwsSpec, Diagnostics> {
         let mut spec: Spec<SpecFile> = Spec::parse_with(source)?;
         let located = |errs: Vec<SpecError>| spec.source.diagnostics(&errs);
-        let expanded = expand(&spec.file).map_err(located)?;
-        let spot_pools = spot_pools(&spec.file).map_err(located)?;
+        let expanded = expand_with(&spec.file, looked_up).map_err(located)?;
+        let spot_pools = spot_pools_with(&spec.file, looked_up).map_err(located)?;
         let sensitive = sensitive_values(&spec.file);
         let ownership = cluster_ownership(&spec.file);
         let region = spec.file.cluster.as_ref().map(|c| c.region.clone());
@@ -90,7 +105,7 @@ impl AwsSpec {
         let mut resources = std::mem::take(&mut spec.resources);
         complete_raw(&spec.file, &mut resources);
         resources.extend(expanded);
-        Ok(AwsSpec { spec, resources, sensitive, ownership, region, spot_pools })
+        Ok(AwsSpec { spec, resources, sensitive, ownership, region, spot_pools, prices: looked_up.clone() })
     }
 
     /// The path of the spec file, for messages.
@@ -185,8 +200,8 @@ pub fn sensitive_values(spec: &SpecFile) -> Vec<String> {
 
 /// The plan's review: its risks to the running cluster, its parts, and
 /// (for a `[cluster]` spec) its monthly cost, instances priced from
-/// `instances` when given (the Price List API's), else from the shipped
-/// table for the cluster's region.
+/// `instances` when given for the cluster's region (see
+/// [`cost::InstancePrices::for_run`]), else from the shipped table.
 pub fn review(spec: &SpecFile, plan: &skyplan_engine::plan::Plan, instances: Option<cost::InstancePrices>) -> Review {
     let cost = region(spec).map(|region| {
         let prices =
