@@ -199,34 +199,39 @@ async fn look_up_prices(
 
     let mut looked_up = prices::LookedUp { online: true, as_of: prices::today(), ..Default::default() };
     let aws = connect_aws(spec).await?;
-    for (region, instance_type) in needed {
-        let table = prices::table();
-        let fallback = match table.on_demand(region, instance_type) {
-            Some(_) => format!(
-                "the on-demand price of {instance_type} in {region} comes from skyplan's price table as of {}",
-                table.as_of_for(region)
-            ),
-            None => format!("skyplan's price table has no on-demand price for {instance_type} in {region} either"),
-        };
-        match aws.on_demand_price(region, instance_type).await {
+    let table = prices::table();
+    for (i, (region, instance_type)) in needed.iter().enumerate() {
+        let why = match aws.on_demand_price(region, instance_type).await {
             Ok(price) => match price.source {
                 Source::PriceList => {
                     looked_up.prices.insert((region.clone(), instance_type.clone()), price.usd_per_hour);
+                    continue;
                 }
-                Source::Table { why, .. } => {
-                    ui.note(&format!("{why}; {fallback}"));
-                    if why.starts_with(skyplan_aws::pricing::NOT_ASKED) {
-                        break;
-                    }
-                }
+                Source::Table { why, .. } => why,
             },
-            Err(why) => {
-                ui.note(&why);
-                if why.starts_with(skyplan_aws::pricing::NOT_ASKED) {
-                    break;
-                }
-            }
+            // Neither has it: the validation's error at the pool follows.
+            Err(why) => why,
+        };
+        if !why.starts_with(skyplan_aws::pricing::NOT_ASKED) {
+            // The API has no such product: this type alone falls back.
+            ui.note(&match table.on_demand(region, instance_type) {
+                Some(_) => format!(
+                    "{why}; its on-demand price comes from skyplan's price table as of {}",
+                    table.as_of_for(region)
+                ),
+                None => why,
+            });
+            continue;
         }
+        // Denied or unreachable: no use asking again; one note for every
+        // price still to find.
+        let rest: Vec<&str> = needed[i..].iter().map(|(_, t)| t.as_str()).collect();
+        ui.note(&format!(
+            "{why}; the on-demand prices of {} in {region} come from skyplan's price table as of {}",
+            rest.join(", "),
+            table.as_of_for(region)
+        ));
+        break;
     }
     Ok(looked_up)
 }

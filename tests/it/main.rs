@@ -21,6 +21,8 @@ mod aws_kill;
 #[cfg(feature = "aws")]
 mod aws_orphans;
 #[cfg(feature = "aws")]
+mod aws_pricing;
+#[cfg(feature = "aws")]
 mod aws_provider;
 #[cfg(feature = "aws")]
 mod aws_roll;
