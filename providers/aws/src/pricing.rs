@@ -150,8 +150,17 @@ impl Pricing {
                     request.send().await.map_err(|e| {
                         let mut err = ApiError::from_sdk("GetProducts", e);
                         err.service = Some("pricing");
-                        if err.status.is_none() {
-                            err.endpoint = Some(self.endpoint.clone());
+                        match err.status {
+                            None => err.endpoint = Some(self.endpoint.clone()),
+                            // AWS answers errors with a code; an answer without
+                            // one (the emulator's HTML 500 page) is an endpoint
+                            // that has no Price List API. Said plainly, not as
+                            // the SDK's account of the unreadable body.
+                            Some(status) if err.code.is_none() => err.message = format!(
+                                "{} answered HTTP {status} without an AWS error: it does not serve the Price List API",
+                                self.endpoint
+                            ),
+                            Some(_) => {}
                         }
                         err
                     })
@@ -348,6 +357,47 @@ mod tests {
         let Source::Table { why, .. } = price.source else { panic!("{price:?}") };
         assert!(why.starts_with("the AWS Price List API could not be asked: pricing:GetProducts failed"), "{why}");
         assert!(why.contains(&closed), "names the endpoint: {why}");
+    }
+
+    /// An endpoint without the Price List API (the emulator answers every
+    /// GetProducts with an HTML 500 page): the table's price, and a reason
+    /// a person can read, not the SDK's Debug form of the response.
+    #[tokio::test]
+    async fn an_endpoint_without_the_api_falls_back_saying_so_plainly() {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                }
+                let _ = reader.read_exact(&mut vec![0; length]);
+                let page = "<!doctype html>\n<title>500 Internal Server Error</title>\n";
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 500 INTERNAL SERVER ERROR\r\nContent-Type: text/html\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{page}",
+                    page.len()
+                );
+            }
+        });
+        let pricing = client(&url, "us-east-1").await;
+        let price = pricing.on_demand("us-east-1", "m5.xlarge").await.unwrap();
+        assert_eq!(price.usd_per_hour, 0.192);
+        let Source::Table { why, .. } = price.source else { panic!("{price:?}") };
+        assert_eq!(
+            why,
+            format!("{NOT_ASKED}: GetProducts failed: {url} answered HTTP 500 without an AWS error: it does not serve the Price List API")
+        );
     }
 
     #[test]
