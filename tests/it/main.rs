@@ -11,6 +11,8 @@ mod support;
 #[cfg(feature = "aws")]
 mod aws_cli;
 #[cfg(feature = "aws")]
+mod aws_denied;
+#[cfg(feature = "aws")]
 mod aws_errors;
 #[cfg(feature = "aws")]
 mod aws_faults;
