@@ -156,10 +156,13 @@ impl Pricing {
                             // one (the emulator's HTML 500 page) is an endpoint
                             // that has no Price List API. Said plainly, not as
                             // the SDK's account of the unreadable body.
-                            Some(status) if err.code.is_none() => err.message = format!(
-                                "{} answered HTTP {status} without an AWS error: it does not serve the Price List API",
-                                self.endpoint
-                            ),
+                            Some(status) if err.code.is_none() => {
+                                let endpoint = &self.endpoint;
+                                err.message = format!(
+                                    "{endpoint} answered HTTP {status} without an AWS error: \
+                                     it does not serve the Price List API"
+                                );
+                            }
                             Some(_) => {}
                         }
                         err
