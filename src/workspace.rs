@@ -224,13 +224,19 @@ async fn look_up_prices(
             continue;
         }
         // Denied or unreachable: no use asking again; one note for every
-        // price still to find.
-        let rest: Vec<&str> = needed[i..].iter().map(|(_, t)| t.as_str()).collect();
-        ui.note(&format!(
-            "{why}; the on-demand prices of {} in {region} come from skyplan's price table as of {}",
-            rest.join(", "),
-            table.as_of_for(region)
-        ));
+        // price still to find (those the table lacks get the validation's
+        // error at their pool).
+        let from_table: Vec<&str> =
+            needed[i..].iter().filter(|(r, t)| table.on_demand(r, t).is_some()).map(|(_, t)| t.as_str()).collect();
+        ui.note(&if from_table.is_empty() {
+            why
+        } else {
+            format!(
+                "{why}; the on-demand prices of {} in {region} come from skyplan's price table as of {}",
+                from_table.join(", "),
+                table.as_of_for(region)
+            )
+        });
         break;
     }
     Ok(looked_up)

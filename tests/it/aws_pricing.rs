@@ -261,12 +261,13 @@ fn neither_the_api_nor_the_table_has_a_price_it_is_an_error_at_the_pool() {
     let api = FakePriceList::start(|_| Reply::Products(vec![]));
     let w = workdir(&emulator, &api.url);
     w.write("spot.toml", &spot_in("af-south-1"));
+    let line = 1 + spot_in("af-south-1").lines().position(|l| l.starts_with("spot = {")).unwrap();
     for args in [vec!["plan", "spot.toml"], vec!["apply", "spot.toml", "--auto-approve"]] {
         let run = w.run(&args).code(1);
         assert!(
-            run.stderr.contains(
-                "spot.toml:41:1: node_pool[2].spot.on_demand_price: skyplan's on-demand price table (as of 2026-07-20) has no price for m5.xlarge in af-south-1"
-            ),
+            run.stderr.contains(&format!(
+                "spot.toml:{line}:1: node_pool[2].spot.on_demand_price: skyplan's on-demand price table (as of 2026-07-20) has no price for m5.xlarge in af-south-1"
+            )),
             "{args:?}:\n{}",
             run.stderr
         );
@@ -278,6 +279,20 @@ fn neither_the_api_nor_the_table_has_a_price_it_is_an_error_at_the_pool() {
         );
         assert!(!w.exists("spot.state.json"), "{args:?} wrote a state");
     }
+    // Unreachable and not in the table: the note says why, without claiming the table has it.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let elsewhere = workdir(&emulator, &closed);
+    elsewhere.write("spot.toml", &spot_in("af-south-1"));
+    let run = elsewhere.run(&["plan", "spot.toml"]).code(1);
+    let notes = price_notes(&run.stderr);
+    assert_eq!(notes.len(), 1, "{}", run.stderr);
+    assert!(notes[0].starts_with("note: the AWS Price List API could not be asked: "), "{}", notes[0]);
+    assert!(notes[0].contains(&closed), "{}", notes[0]);
+    assert!(!notes[0].contains("come from skyplan's price table"), "{}", notes[0]);
+    assert!(run.stderr.contains("node_pool[2].spot.on_demand_price: "), "{}", run.stderr);
     // On-demand price in the spec: nothing is asked.
     let asked = api.requests().len();
     w.write(
