@@ -95,7 +95,7 @@ fn inventory(emulator: &Emulator, rt: &tokio::runtime::Runtime) -> BTreeMap<&'st
             .reservations()
             .iter()
             .flat_map(|r| r.instances())
-            .filter(|i| i.state().and_then(|s| s.name()).is_none_or(|n| n.as_str() != "terminated"))
+            .filter(|i| i.state().and_then(|s| s.name()).map(|n| n.as_str()) != Some("terminated"))
             .map(|i| i.instance_id())
             .collect();
         out.insert("instances", ids(running));
@@ -207,6 +207,7 @@ fn preflight_names_each_missing_action_and_apply_changes_nothing() {
     }
     if w.exists("spot.state.json") {
         let state = w.json("spot.state.json");
-        assert!(state["resources"].as_object().is_none_or(|r| r.is_empty()), "{state}");
+        let recorded = state["resources"].as_object().map(|r| r.len()).unwrap_or(0);
+        assert_eq!(recorded, 0, "{state}");
     }
 }
