@@ -799,6 +799,34 @@ mod tests {
         assert_eq!(given.azs, ["us-east-1a", "us-east-1b", "us-east-1c"]);
     }
 
+    /// A spec parses offline (validate, graph, policy, a saved plan's spec):
+    /// a spot pool whose price neither the spec nor the table gives has its
+    /// max price unknown; with the prices looked up for a run, the pool
+    /// takes the Price List API's, and the spec keeps them for the cost.
+    #[test]
+    fn a_spec_parses_offline_then_with_the_prices_of_the_run() {
+        let text = with_spot_pool().replace(", on_demand_price = 0.192", "").replace("us-east-1", "af-south-1");
+        let source = || skyplan_engine::Source { path: "spec.toml".into(), text: text.clone() };
+        let offline = AwsSpec::parse(source()).unwrap();
+        let template = find(&offline.resources, "aws_launch_template.pool[spot]");
+        assert_eq!(template.attrs["spot_max_price"], skyplan_engine::UNKNOWN);
+        assert_eq!(offline.spot_pools[0].on_demand_source, PriceSource::Pending);
+        assert_eq!(prices::needed(&offline.spec.file), [("af-south-1".to_string(), "m5.xlarge".to_string())]);
+
+        let mut looked_up = prices::LookedUp { online: true, as_of: "2026-12-02".into(), ..Default::default() };
+        let online = AwsSpec::parse_with(source(), &looked_up).unwrap_err().to_string();
+        assert!(
+            online.contains("node_pool[") && online.contains("has no price for m5.xlarge in af-south-1"),
+            "{online}"
+        );
+        looked_up.prices.insert(("af-south-1".into(), "m5.xlarge".into()), 0.25);
+        let priced = AwsSpec::parse_with(source(), &looked_up).unwrap();
+        let template = find(&priced.resources, "aws_launch_template.pool[spot]");
+        assert_eq!(template.attrs["spot_max_price"], "0.15");
+        assert_eq!(priced.spot_pools[0].on_demand_source, PriceSource::PriceList);
+        assert_eq!(priced.prices, looked_up);
+    }
+
     #[test]
     fn worker_pools_are_a_launch_template_and_an_auto_scaling_group() {
         let out = expand(&parse(&with_spot_pool())).unwrap();
