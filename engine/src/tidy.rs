@@ -11,6 +11,8 @@
 //! - The binary (`src/`) does not route on resource-type names or prefixes
 //!   (`"aws_"`, `"sim_resource"`): which types a provider serves is that
 //!   provider crate's knowledge.
+//! - `providers/aws`'s plumbing imports none of its kinds and nothing that
+//!   sits above them (the registry, the provider).
 //! - No crate of the workspace has an import circle between its modules:
 //!   among the modules of one parent, `use crate::…`, `super::…` and inline
 //!   `crate::…` paths form no cycle. No crate is skipped.
@@ -636,6 +638,42 @@ fn no_crate_has_an_import_circle_between_its_modules() {
     assert!(
         problems.is_empty(),
         "import circles (move the shared type to the module it belongs to; see docs/architecture.md):\n{}",
+        problems.join("\n")
+    );
+}
+
+/// The modules of `providers/aws` that sit above its kinds: the registry
+/// itself and what reaches the kinds through it.
+const AWS_ABOVE_THE_KINDS: &[&str] =
+    &["kinds", "provider", "find", "owned", "lost", "names", "preflight", "placement", "permissions"];
+
+/// `providers/aws` in layers: its plumbing (clients, calls, retry, tags,
+/// errors, waits, ...) imports no kind and nothing above the kinds, so the
+/// kinds can use all of it and the provider reaches kinds only through the
+/// registry (docs/architecture.md).
+#[test]
+fn the_aws_plumbing_imports_no_kind_and_not_the_provider() {
+    let src = root().join("providers/aws/src");
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for (file, code) in product_code(&src) {
+        let own = module_path(&src, &file);
+        match own.first() {
+            None => continue, // lib.rs declares them all
+            Some(top) if AWS_ABOVE_THE_KINDS.contains(&top.as_str()) => continue,
+            Some(_) => checked += 1,
+        }
+        for (line, path) in module_paths_used(&code, &own) {
+            if path.first().is_some_and(|m| AWS_ABOVE_THE_KINDS.contains(&m.as_str())) {
+                problems.push(format!("{}:{line} uses {}", relative(&file), path.join("::")));
+            }
+        }
+    }
+    assert!(checked >= 10, "only {checked} plumbing modules of providers/aws were read");
+    assert!(
+        problems.is_empty(),
+        "providers/aws's plumbing must not import a kind or what sits above the kinds; move what it needs \
+         down into the plumbing:\n{}",
         problems.join("\n")
     );
 }
