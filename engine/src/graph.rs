@@ -195,6 +195,11 @@ impl ResourceGraph {
         self.index.get(address).map(|&i| &self.nodes[i])
     }
 
+    /// The position of `address` in [`ResourceGraph::nodes`].
+    pub fn index_of(&self, address: &Address) -> Option<usize> {
+        self.index.get(address).copied()
+    }
+
     pub fn len(&self) -> usize {
         self.nodes.len()
     }

@@ -11,6 +11,7 @@ pub mod apply;
 pub mod dag;
 pub mod diagnostic;
 pub mod graph;
+pub mod names;
 pub mod ops;
 pub mod orphans;
 pub mod plan;
@@ -35,7 +36,9 @@ mod tidy;
 
 pub use address::Address;
 pub use diagnostic::{Diagnostic, Diagnostics, Location};
-pub use provider::{OpContext, Owned, Provider, ProviderError, Providers, ReadRequest, Schema};
+pub use provider::{
+    NameConflict, NewResource, OpContext, Owned, Provider, ProviderError, Providers, ReadRequest, Schema,
+};
 pub use redact::Redactor;
 pub use resource::Resource;
 pub use spec::{Source, Spec, SpecError};

@@ -185,7 +185,7 @@ subnet = "${test_subnet.a.id}"
                 dependencies: vec!["test_vpc.main".into()],
             },
         );
-        *fake.tagged.lock().unwrap() = vec![
+        *fake.cloud.lock().unwrap() = vec![
             owned("test_vpc.main", "f-1"),      // recorded
             owned("test_subnet.a", "f-2"),      // what the interrupted create made: adopted
             owned("test_instance.old", "f-4"),  // an address the spec no longer has
@@ -196,7 +196,7 @@ subnet = "${test_subnet.a.id}"
         settle_pending(&mut state, &providers, &crate::Redactor::default()).await.unwrap();
         assert_eq!(state.resources["test_subnet.a"].id, "f-2", "adopted before orphans are looked for");
         // A duplicate made for the same address is an orphan all the same.
-        fake.tagged.lock().unwrap().push(owned("test_subnet.a", "f-3"));
+        fake.cloud.lock().unwrap().push(owned("test_subnet.a", "f-3"));
 
         let found = find(&g, &state, &providers, &ownership(&["vpc-own"])).await.unwrap();
         let ids: Vec<(String, &str)> =
@@ -221,7 +221,7 @@ subnet = "${test_subnet.a.id}"
         let mut state = State::new();
         recorded(&mut state, "test_vpc.main", "f-1", &[]);
         recorded(&mut state, "test_subnet.a", "f-2", &["test_vpc.main"]);
-        *fake.tagged.lock().unwrap() = vec![owned("test_subnet.a", "f-3"), owned("test_instance.x", "f-4")];
+        *fake.cloud.lock().unwrap() = vec![owned("test_subnet.a", "f-3"), owned("test_instance.x", "f-4")];
         let found = find(&g, &state, &providers, &ownership(&[])).await.unwrap();
 
         // Any other plan reports them and changes nothing for them.
@@ -277,7 +277,7 @@ subnet = "${test_subnet.a.id}"
         let mut state = State::new();
         recorded(&mut state, "test_vpc.main", "f-1", &[]);
         recorded(&mut state, "test_subnet.a", "f-2", &["test_vpc.main"]);
-        *fake.tagged.lock().unwrap() = vec![owned("test_subnet.a", "f-3")];
+        *fake.cloud.lock().unwrap() = vec![owned("test_subnet.a", "f-3")];
         let found = find(&g, &state, &providers, &ownership(&[])).await.unwrap();
         let mut plan = diff(&g, &state, true);
         add_to_plan(&mut plan, found, &g, &state);

@@ -66,6 +66,7 @@ pub async fn run(global: &Global, ui: &Ui, args: ApplyArgs) -> Result<ExitCode> 
         ..ApplyRequest::default()
     };
     let stop = request.stop.clone();
+    let stopped = request.stop.clone();
     let interrupts = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!("\nInterrupt received: starting nothing new, waiting for running operations to finish (Ctrl-C again to exit now).");
@@ -89,7 +90,9 @@ pub async fn run(global: &Global, ui: &Ui, args: ApplyArgs) -> Result<ExitCode> 
         Outcome::Cancelled => bail!("{operation} cancelled: only 'yes' approves"),
         Outcome::Applied(report) => report,
     };
-    let interrupted = !report.not_started.is_empty();
+    // Only a signal stops the walk with operations not started (a failed
+    // save stops it too, and is a failure).
+    let interrupted = stopped.load(Ordering::SeqCst) && !report.not_started.is_empty();
     summarize(ui, &report, destroy);
     ui.requests(&providers);
     Ok(if interrupted && report.failed.is_empty() {

@@ -35,7 +35,12 @@ pub async fn run(global: &Global, ui: &Ui, spec_path: &Path) -> Result<ExitCode>
         println!("{} creates nothing on AWS: nothing to check.", spec_path.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let passed = check(ui, &spec, &resources, Scope::Full).await?;
+    // Room is needed only for what apply would create: on a cluster that
+    // exists, its own addresses, VPC and instances are not counted against it.
+    let recorded = workspace::load_state(&*workspace::backend(&state_path)?)?;
+    let to_create: Vec<skyplan_engine::Resource> =
+        resources.iter().filter(|r| !recorded.resources.contains_key(&r.address.to_string())).cloned().collect();
+    let passed = check(ui, &spec, &resources, &to_create, Scope::Full).await?;
     if passed {
         println!("\nReady: apply will find everything it needs.");
         return Ok(ExitCode::SUCCESS);
@@ -50,7 +55,7 @@ pub async fn before_apply(ui: &Ui, spec: &AwsSpec) -> Result<()> {
     if !resources.iter().any(|r| skyplan_aws_blueprint::is_aws_type(&r.address.kind)) {
         return Ok(());
     }
-    if check(ui, spec, resources, Scope::Existence).await? {
+    if check(ui, spec, resources, resources, Scope::Existence).await? {
         return Ok(());
     }
     anyhow::bail!(
@@ -72,16 +77,31 @@ enum Scope {
 /// Run the checks, print the table (and on failure, each problem on
 /// stderr); whether every check passed.
 #[cfg(feature = "aws")]
-async fn check(ui: &Ui, spec: &AwsSpec, resources: &[skyplan_engine::Resource], scope: Scope) -> Result<bool> {
+async fn check(
+    ui: &Ui,
+    spec: &AwsSpec,
+    resources: &[skyplan_engine::Resource],
+    to_create: &[skyplan_engine::Resource],
+    scope: Scope,
+) -> Result<bool> {
     use skyplan_aws::preflight::Needs;
 
     let zones = spec.spec.file.placement.as_ref().map(|p| p.azs.clone()).unwrap_or_default();
-    let needs = Needs::of(resources, &zones);
     let aws = workspace::connect_aws(spec).await?;
     let mut checks = match scope {
-        Scope::Full => aws.preflight(&needs).await?,
-        Scope::Existence => aws.existence_checks(&needs).await?,
+        Scope::Full => {
+            // What must exist: everything the spec names; what needs room:
+            // what apply creates.
+            let mut checks = aws.existence_checks(&Needs::of(resources, &zones)).await?;
+            checks.extend(aws.capacity_checks(&Needs::of(to_create, &zones)).await?);
+            checks
+        }
+        Scope::Existence => aws.existence_checks(&Needs::of(resources, &zones)).await?,
     };
+    if scope == Scope::Full {
+        // `apply` checks names in its plan (`names::check`), for what it creates.
+        checks.extend(aws.name_checks(resources).await?);
+    }
     if let (Scope::Full, Some(placement)) = (scope, workspace::static_placement(spec)) {
         checks.extend(aws.check_placement(&placement).await?);
     }

@@ -3,6 +3,7 @@
 //! and, with the AWS provider built in, tests against local moto servers.
 
 mod bad_input;
+mod day2;
 mod policy;
 mod review;
 mod sim;
@@ -10,6 +11,8 @@ mod support;
 
 #[cfg(feature = "aws")]
 mod aws_cli;
+#[cfg(feature = "aws")]
+mod aws_clusters;
 #[cfg(feature = "aws")]
 mod aws_denied;
 #[cfg(feature = "aws")]

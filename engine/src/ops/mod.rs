@@ -208,6 +208,12 @@ pub async fn plan(ws: &Workspace, desired: Desired, req: &PlanRequest) -> Result
         drift.extend(found);
     }
     let mut plan = diff::diff(&graph, &state, req.destroy);
+    // A plan whose operations wait on each other is refused before any change.
+    crate::apply::check_order(&plan)?;
+    if !req.destroy {
+        // A name another cluster holds fails here, not half-way through apply.
+        crate::names::check(&plan, &providers).await?;
+    }
     // After settling, so what an interrupted run made is adopted, not orphaned.
     if let Some(ownership) = desired.ownership.as_ref().filter(|_| req.refresh) {
         let found = orphans::find(&graph, &state, &providers, ownership).await?;

@@ -158,14 +158,24 @@ impl Check {
                 self.fail(path, "tag values may be at most 256 characters", "shorten the value");
             }
         }
-        let room = tags::AWS_MAX_TAGS - tags::BLUEPRINT_TAGS;
+        // Every cluster has the classic API load balancer, which carries the
+        // cluster's tags and takes the fewest (10, against 50 elsewhere):
+        // found here, not after half the cluster is made.
+        let room = tags::CLASSIC_ELB_MAX_TAGS - tags::CLASSIC_ELB_BLUEPRINT_TAGS;
         if cluster.tags.len() > room {
             self.fail(
                 "cluster.tags",
-                format!("{} tags is too many", cluster.tags.len()),
                 format!(
-                    "AWS allows 50 tags a resource and the blueprint adds up to {}: keep at most {room}",
-                    tags::BLUEPRINT_TAGS
+                    "{} tags is too many: the API load balancer would carry {}",
+                    cluster.tags.len(),
+                    cluster.tags.len() + tags::CLASSIC_ELB_BLUEPRINT_TAGS
+                ),
+                format!(
+                    "a classic load balancer takes at most {} tags (Elastic Load Balancing API Reference, \
+                     AddTags; its user guide says 50, the safe reading is taken) and the blueprint adds {} \
+                     (Name, two ownership tags, skyplan:address): keep at most {room}",
+                    tags::CLASSIC_ELB_MAX_TAGS,
+                    tags::CLASSIC_ELB_BLUEPRINT_TAGS
                 ),
             );
         }
@@ -1307,6 +1317,14 @@ mod tests {
         only_error(&demo_with("team = \"platform\"", &format!("team = \"{}\"", "v".repeat(257))), "cluster.tags.team");
         let many: Vec<String> = (0..45).map(|i| format!("t{i} = \"v\"")).collect();
         only_error(&demo_with("team = \"platform\"", &many.join(", ")), "cluster.tags");
+        // The issue's case: 44 tags passed, and the load balancer was refused
+        // (`TooManyTags`) after 15 resources were made. 6 fit, 7 do not.
+        let tags = |n: usize| (0..n).map(|i| format!("t{i} = \"v\"")).collect::<Vec<_>>().join(", ");
+        ok(&demo_with("team = \"platform\"", &tags(6)));
+        let e = only_error(&demo_with("team = \"platform\"", &tags(7)), "cluster.tags");
+        let text = format!("{} {}", e.message, e.help.clone().unwrap_or_default());
+        assert!(text.contains("at most 10 tags (Elastic Load Balancing API Reference"), "{text}");
+        assert!(text.contains("keep at most 6"), "{text}");
         only_error(&demo_with("ssh_key_name = \"ops\"", "ssh_key_name = \"\""), "cluster.ssh_key_name");
     }
 

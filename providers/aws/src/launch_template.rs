@@ -46,6 +46,7 @@ pub(crate) const SPEC: KindSpec = KindSpec {
         TAGS,
     ],
     computed: &["id", "latest_version", "resolved_ami"],
+    exclusive: true,
 };
 
 /// The attributes that go into a version (all but `name` and `tags`).

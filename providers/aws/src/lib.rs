@@ -36,6 +36,7 @@ mod ec2util;
 mod error;
 mod find;
 mod lost;
+mod names;
 mod owned;
 pub mod permissions;
 pub mod placement;

@@ -20,7 +20,9 @@ use aws_config::profile::ProfileFileCredentialsProvider;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use skyplan_engine::{Address, Attrs, OpContext, Owned, Provider, ProviderError, ReadRequest, Schema};
+use skyplan_engine::{
+    Address, Attrs, NameConflict, NewResource, OpContext, Owned, Provider, ProviderError, ReadRequest, Schema,
+};
 
 use crate::attrs::KindSpec;
 use crate::calls::Retries;
@@ -391,6 +393,10 @@ impl Provider for AwsProvider {
         known: &BTreeSet<String>,
     ) -> Result<Vec<Owned>, ProviderError> {
         crate::owned::owned(&self.clients, kinds, tags, known).await
+    }
+
+    async fn name_conflicts(&self, creates: &[NewResource]) -> Result<Vec<NameConflict>, ProviderError> {
+        crate::names::conflicts(&self.clients, creates).await
     }
 
     async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
