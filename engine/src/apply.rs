@@ -294,10 +294,31 @@ fn operations(changes: &[Change]) -> (Vec<Op>, Vec<Vec<usize>>) {
                     let dels: Vec<usize> = dependent_deletes(dependent).into_iter().filter(|&d| d != i).collect();
                     if !dels.is_empty() {
                         deps[i].extend(dels);
+                    } else if dependent.action == Action::Update && dependent.holding.contains(&change.address) {
+                        // The cloud keeps it while the dependent names it.
+                        deps[i].push(apply_op[&dependent.address]);
                     } else if dependent.action == Action::Update && change.action == Action::Delete {
                         soft.push((i, apply_op[&dependent.address]));
                     }
                 }
+            }
+        }
+    }
+    // Room first: a create of an exclusive kind waits for the plan's other
+    // deletes of that kind (a new subnet's range may be an old one's).
+    // Not a soft edge: without it the create fails half-way, so a plan
+    // that cannot wait for the room is refused by `check_order` instead.
+    let mut deletes_of: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        if op.kind == OpKind::Delete && !op.deposed {
+            deletes_of.entry(changes[op.change].kind.as_str()).or_default().push(i);
+        }
+    }
+    for (i, op) in ops.iter().enumerate() {
+        let change = &changes[op.change];
+        if op.kind == OpKind::Create && change.exclusive && !rolls(change) {
+            for &d in deletes_of.get(change.kind.as_str()).into_iter().flatten() {
+                deps[i].push(d);
             }
         }
     }

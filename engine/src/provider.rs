@@ -23,6 +23,16 @@ pub struct Schema {
     /// Attributes the provider computes (always including `id`): references
     /// may name them, and they are unknown until the resource exists.
     pub computed: BTreeSet<String>,
+    /// Attributes naming other resources (by id) that the cloud will not
+    /// delete while this resource names them (an instance's subnet and
+    /// security groups): such a resource is deleted only once this one has
+    /// moved off it or is gone, and when it is replaced old first, this one
+    /// is replaced with it.
+    pub holds: BTreeSet<String>,
+    /// The cloud keeps values of this kind exclusive (names, address
+    /// ranges): in a plan that deletes some of them, creates of the kind
+    /// wait for those deletes where an order allows (room first).
+    pub exclusive: bool,
 }
 
 /// Something that happened during one operation, for progress display.

@@ -56,12 +56,19 @@ impl Provider for Fake {
         kind.starts_with("test_")
     }
     fn schema(&self, _kind: &str, attrs: &Attrs) -> Schema {
-        let replace_on = attrs
-            .get("replace_on")
-            .and_then(Value::as_array)
-            .map(|l| l.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-            .unwrap_or_default();
-        Schema { replace_on, computed: BTreeSet::from(["id".to_string(), "arn".to_string()]) }
+        let list = |name: &str| -> BTreeSet<String> {
+            attrs
+                .get(name)
+                .and_then(Value::as_array)
+                .map(|l| l.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .unwrap_or_default()
+        };
+        Schema {
+            replace_on: list("replace_on"),
+            computed: BTreeSet::from(["id".to_string(), "arn".to_string()]),
+            holds: list("holds"),
+            exclusive: attrs.get("exclusive").and_then(Value::as_bool).unwrap_or(false),
+        }
     }
     async fn create(&self, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
         self.log.lock().unwrap().push(format!("create {}", ctx.address));

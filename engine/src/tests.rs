@@ -424,6 +424,39 @@ async fn a_rolling_group_on_something_replaced_old_first_is_replaced_old_first()
     assert!(!diff(&nodes("10.0.1.0/24", "v2"), &state, false).has_changes());
 }
 
+/// Something that holds what is replaced old first (a load balancer on a
+/// subnet the cloud will not delete under it) cannot move off it in place:
+/// it is replaced too, before it, and the run converges.
+#[tokio::test]
+async fn what_holds_a_resource_replaced_old_first_is_replaced_before_it() {
+    let fake = Arc::new(Fake::default());
+    let graph = |cidr: &str| {
+        let text = format!(
+            "[resource.test_net.a]\ncidr = \"{cidr}\"\nreplace_on = [\"cidr\"]\n\
+             [resource.test_lb.api]\nnet = \"${{test_net.a.id}}\"\nholds = [\"net\"]\n\
+             [resource.test_route.r]\nnet = \"${{test_net.a.id}}\"\n"
+        );
+        ResourceGraph::build(crate::testing::spec(&text).resources, &providers(&fake)).unwrap()
+    };
+    let (state, report) = run(&diff(&graph("10.0.0.0/24"), &State::new(), false), State::new(), &fake).await;
+    assert!(report.is_success(), "{report:?}");
+
+    let plan = diff(&graph("10.0.1.0/24"), &state, false);
+    let action = |a: &str| plan.changes.iter().find(|c| c.address.to_string() == a).unwrap();
+    assert_eq!(action("test_lb.api").action, Action::Replace, "{:?}", actions(&plan));
+    assert_eq!(action("test_lb.api").replace_because, ["net"]);
+    assert_eq!(action("test_route.r").action, Action::Update, "what only names it is updated in place");
+    crate::apply::check_order(&plan).expect("some order applies it");
+    fake.log.lock().unwrap().clear();
+    let (state, report) = run(&plan, state, &fake).await;
+    assert!(report.is_success(), "{report:?}");
+    let log = fake.log.lock().unwrap().clone();
+    let at = |entry: &str| log.iter().position(|l| l == entry).unwrap_or_else(|| panic!("{entry}: {log:?}"));
+    assert!(at("delete test_lb.api") < at("delete test_net.a"), "{log:?}");
+    assert!(at("create test_net.a") < at("create test_lb.api"), "{log:?}");
+    assert!(!diff(&graph("10.0.1.0/24"), &state, false).has_changes());
+}
+
 /// A run stopped between a rolling replacement's create and its old
 /// object's delete leaves the old object in the state's `deposed`; the next
 /// plan deletes it (and nothing else).

@@ -3,6 +3,7 @@
 //! and, with the AWS provider built in, tests against local moto servers.
 
 mod bad_input;
+mod day2;
 mod policy;
 mod review;
 mod sim;

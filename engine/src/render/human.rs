@@ -292,6 +292,8 @@ mod tests {
             orphan: false,
             rolling_group: None,
             deposed: false,
+            holding: vec![],
+            exclusive: false,
         }
     }
 

@@ -322,6 +322,8 @@ pub(crate) mod test_plan {
             orphan: false,
             rolling_group: None,
             deposed: false,
+            holding: vec![],
+            exclusive: false,
         }
     }
 

@@ -74,10 +74,11 @@ pub(crate) const SPEC: KindSpec = KindSpec {
         Field::new("min_size", Ty::Int).required(),
         Field::new("max_size", Ty::Int).required(),
         Field::new("desired_capacity", Ty::Int),
-        Field::new("vpc_zone_identifier", Ty::StrList).required(),
+        Field::new("vpc_zone_identifier", Ty::StrList).required().holds(),
         TAGS,
     ],
     computed: &["id", "arn"],
+    exclusive: true,
 };
 
 /// `aws_autoscaling_group` in the registry (`kinds/mod.rs`).

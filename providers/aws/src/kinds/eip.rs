@@ -25,7 +25,8 @@ use crate::wait::{self, Poll};
 
 use super::{address_filter, hit, owner_filters, tagged, AwsKind, Hit};
 
-pub(crate) const SPEC: KindSpec = KindSpec { kind: "aws_eip", fields: &[TAGS], computed: &["id", "public_ip"] };
+pub(crate) const SPEC: KindSpec =
+    KindSpec { kind: "aws_eip", fields: &[TAGS], computed: &["id", "public_ip"], exclusive: false };
 
 /// `aws_eip` in the registry (`kinds/mod.rs`).
 pub(crate) struct Kind;

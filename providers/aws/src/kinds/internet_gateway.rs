@@ -22,8 +22,12 @@ use crate::tags::{self, Tags};
 
 use super::{address_filter, hit, owner_filters, tagged, AwsKind, Hit};
 
-pub(crate) const SPEC: KindSpec =
-    KindSpec { kind: "aws_internet_gateway", fields: &[Field::new("vpc_id", Ty::Str), TAGS], computed: &["id"] };
+pub(crate) const SPEC: KindSpec = KindSpec {
+    kind: "aws_internet_gateway",
+    fields: &[Field::new("vpc_id", Ty::Str).holds(), TAGS],
+    computed: &["id"],
+    exclusive: false,
+};
 
 /// `aws_internet_gateway` in the registry (`kinds/mod.rs`).
 pub(crate) struct Kind;

@@ -71,6 +71,7 @@ pub(crate) const SPEC: KindSpec = KindSpec {
         TAGS,
     ],
     computed: &["id", "latest_version", "resolved_ami"],
+    exclusive: true,
 };
 
 /// `aws_launch_template` in the registry (`kinds/mod.rs`).

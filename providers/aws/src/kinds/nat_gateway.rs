@@ -29,11 +29,12 @@ use super::{hit, owner_filters, tagged, AwsKind, Hit};
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_nat_gateway",
     fields: &[
-        Field::new("subnet_id", Ty::Str).required().replace(),
-        Field::new("allocation_id", Ty::Str).required().replace(),
+        Field::new("subnet_id", Ty::Str).required().replace().holds(),
+        Field::new("allocation_id", Ty::Str).required().replace().holds(),
         TAGS,
     ],
     computed: &["id"],
+    exclusive: false,
 };
 
 /// `aws_nat_gateway` in the registry (`kinds/mod.rs`).

@@ -32,12 +32,13 @@ const ROUTE: &[Field] = &[
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_route_table",
     fields: &[
-        Field::new("vpc_id", Ty::Str).required().replace(),
+        Field::new("vpc_id", Ty::Str).required().replace().holds(),
         Field::new("routes", Ty::Objects(ROUTE)).default("[]"),
         Field::new("subnet_ids", Ty::StrList).default("[]"),
         TAGS,
     ],
     computed: &["id"],
+    exclusive: false,
 };
 
 /// `aws_route_table` in the registry (`kinds/mod.rs`).

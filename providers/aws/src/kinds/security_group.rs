@@ -50,11 +50,12 @@ pub(crate) const SPEC: KindSpec = KindSpec {
     fields: &[
         Field::new("name", Ty::Str).required().replace(),
         Field::new("description", Ty::Str).required().replace(),
-        Field::new("vpc_id", Ty::Str).required().replace(),
-        Field::new("ingress", Ty::Objects(RULE)).default("[]"),
+        Field::new("vpc_id", Ty::Str).required().replace().holds(),
+        Field::new("ingress", Ty::Objects(RULE)).default("[]").holds(),
         TAGS,
     ],
     computed: &["id"],
+    exclusive: true,
 };
 
 /// `aws_security_group` in the registry (`kinds/mod.rs`).

@@ -43,11 +43,12 @@ pub(crate) const SPEC: KindSpec = KindSpec {
         Field::new("from_port", Ty::Int).required().replace(),
         Field::new("to_port", Ty::Int).required().replace(),
         Field::new("cidr_blocks", Ty::StrList).replace(),
-        Field::new("source_security_group_id", Ty::Str).replace(),
+        Field::new("source_security_group_id", Ty::Str).replace().holds(),
         Field::new("description", Ty::Str).replace(),
         TAGS,
     ],
     computed: &["id"],
+    exclusive: false,
 };
 
 /// `aws_security_group_rule` in the registry (`kinds/mod.rs`).

@@ -21,13 +21,14 @@ use super::{address_filter, hit, owner_filters, tagged, AwsKind, Hit};
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_subnet",
     fields: &[
-        Field::new("vpc_id", Ty::Str).required().replace(),
+        Field::new("vpc_id", Ty::Str).required().replace().holds(),
         Field::new("cidr_block", Ty::Str).required().replace(),
         Field::new("availability_zone", Ty::Str).required().replace(),
         Field::new("map_public_ip_on_launch", Ty::Bool).default("false"),
         TAGS,
     ],
     computed: &["id"],
+    exclusive: true,
 };
 
 /// `aws_subnet` in the registry (`kinds/mod.rs`).

@@ -32,6 +32,7 @@ pub(crate) const SPEC: KindSpec = KindSpec {
         TAGS,
     ],
     computed: &["id"],
+    exclusive: false,
 };
 
 /// `aws_vpc` in the registry (`kinds/mod.rs`).
