@@ -45,6 +45,9 @@ pub const AUTOSCALING_SIZE_MAX: u32 = i32::MAX as u32;
 // their own (`tests::the_longest_names_and_most_tags_fit_every_kinds_limits`).
 const _: () = assert!(CLUSTER_NAME_MAX + 1 + POOL_NAME_MAX <= crate::names::LAUNCH_TEMPLATE_NAME_MAX);
 const _: () = assert!(CLUSTER_NAME_MAX + 1 + POOL_NAME_MAX <= crate::names::AUTOSCALING_GROUP_NAME_MAX);
+// Every resource carries the cluster's tags; the load balancer takes the
+// fewest, so capping the cluster's tags by its room caps them for all.
+const _: () = assert!(tags::CLASSIC_ELB_MAX_TAGS <= tags::RESOURCE_MAX_TAGS);
 
 /// Check the cluster tables of `spec` and build the cluster they describe.
 /// `Ok(None)` when the spec has no cluster tables at all.
