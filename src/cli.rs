@@ -147,6 +147,13 @@ pub enum Command {
         #[arg(long)]
         with_optional: bool,
     },
+    /// The applied cluster's outputs (API endpoint, Kubernetes version, VPC, bastion address)
+    Output {
+        spec: PathBuf,
+        /// Print them as one JSON object
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,11 +16,16 @@
 //! - a replace in a rolling group is create-before-destroy: the create of
 //!   the new X (which records the old object as deposed), then the delete
 //!   of the old X, which waits for the update of each dependent that moves
-//!   to the new X and the delete of each that goes. The group's replaces run
+//!   to the new X (one whose configuration refers to X: a dependent only
+//!   ordered after X by `depends_on` does not hold the old X) and the delete
+//!   of each that goes. The group's replaces run
 //!   one at a time in address order: each create waits for the previous
 //!   member's old object to be deleted (an order added only where it closes
 //!   no cycle, so a dependent that needs every new member at once still
-//!   gets them);
+//!   gets them). A member that depends on another member of its group (join
+//!   order: `control_plane[1]` after `control_plane[0]`) does not hold back
+//!   the delete of that one's old object: the group's order already runs it
+//!   after;
 //! - a deposed object left by an interrupted run is deleted before anything
 //!   else is done to its address.
 
@@ -281,10 +286,17 @@ fn operations(changes: &[Change]) -> (Vec<Op>, Vec<Vec<usize>>) {
                 // and after what used it has moved on or gone.
                 deps[i].push(apply_op[&change.address]);
                 for dependent in prior_dependents.get(&change.address).into_iter().flatten() {
+                    if rolls(dependent) && dependent.rolling_group == change.rolling_group {
+                        // A later member of the same group (a control plane
+                        // that joins after this one): the group's order
+                        // already runs it after this one is done. Waiting
+                        // for its old object here would wait on itself.
+                        continue;
+                    }
                     let dels = dependent_deletes(dependent);
                     if !dels.is_empty() {
                         deps[i].extend(dels);
-                    } else if dependent.action == Action::Update {
+                    } else if dependent.action == Action::Update && refers_to(dependent, &change.address) {
                         deps[i].push(apply_op[&dependent.address]);
                     }
                 }
@@ -344,6 +356,16 @@ fn operations(changes: &[Change]) -> (Vec<Op>, Vec<Vec<usize>>) {
         d.dedup();
     }
     (ops, deps)
+}
+
+/// Whether `dependent`'s configuration names `address` (a reference to one
+/// of its attributes), rather than only coming after it (`depends_on`):
+/// only then does its update move it off `address`'s old object. An
+/// unreadable reference counts as naming it.
+fn refers_to(dependent: &Change, address: &Address) -> bool {
+    dependent.config.as_ref().is_some_and(|attrs| {
+        attrs.values().any(|v| value::references(v).map_or(true, |refs| refs.iter().any(|r| &r.target == address)))
+    })
 }
 
 /// Whether task `from` waits, directly or through others, for task `to`.

@@ -103,6 +103,9 @@ impl Provider for Fake {
     async fn update(&self, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
         self.log.lock().unwrap().push(format!("update {}", ctx.address));
         self.sent.lock().unwrap().push(attrs.clone());
+        if attrs.get("fail").and_then(Value::as_str) == Some("update") {
+            return Err(ProviderError::new("update boom"));
+        }
         let mut out = attrs.clone();
         out.insert("id".into(), prior["id"].clone());
         out.insert("arn".into(), prior["arn"].clone());

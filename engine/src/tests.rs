@@ -356,6 +356,94 @@ async fn a_rolling_group_is_replaced_one_at_a_time_new_before_old() {
     assert!(!diff(&v2, &state, false).has_changes());
 }
 
+/// Members that depend on each other (each control plane joins after the
+/// one before it) still roll one at a time, new before old: the order
+/// between members is the group's, not a wait of the earlier member's old
+/// object for the later one's.
+#[tokio::test]
+async fn a_rolling_group_whose_members_join_in_order_still_rolls_one_at_a_time() {
+    let fake = Arc::new(Fake::default());
+    let chained = |image: &str, members: u32| {
+        let mut text = String::from("[resource.test_lb.api]\n");
+        for n in 0..members {
+            text.push_str(&format!(
+                "[resource.test_node.cp{n}]\nimage = \"{image}\"\nreplace_on = [\"image\"]\nlb = \"${{test_lb.api.id}}\"\n"
+            ));
+        }
+        let mut resources = crate::testing::spec(&text).resources;
+        for r in resources.iter_mut().filter(|r| r.address.kind == "test_node") {
+            r.rolling_group = Some("control-plane".into());
+            let n: u32 = r.address.name.trim_start_matches("cp").parse().unwrap();
+            if n > 0 {
+                r.depends_on.push(crate::address::Address::new("test_node", format!("cp{}", n - 1)));
+            }
+        }
+        ResourceGraph::build(resources, &providers(&fake)).unwrap()
+    };
+    let (state, report) = run(&diff(&chained("v1", 3), &State::new(), false), State::new(), &fake).await;
+    assert!(report.is_success(), "{report:?}");
+    let plan = diff(&chained("v2", 3), &state, false);
+    assert_eq!(plan.summary.replace, 3);
+    assert!(plan.changes.iter().filter(|c| c.action == Action::Replace).all(|c| c.rolling_group.is_some()));
+    crate::apply::check_order(&plan).expect("some order applies it");
+    fake.log.lock().unwrap().clear();
+    let (state, report) = run(&plan, state, &fake).await;
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(
+        fake.log.lock().unwrap().clone(),
+        [
+            "create test_node.cp0",
+            "delete test_node.cp0",
+            "create test_node.cp1",
+            "delete test_node.cp1",
+            "create test_node.cp2",
+            "delete test_node.cp2",
+        ]
+    );
+    assert!(state.deposed.is_empty());
+
+    // Shrinking deletes the last member first, one at a time.
+    let plan = diff(&chained("v2", 1), &state, false);
+    assert_eq!(plan.summary.delete, 2);
+    fake.log.lock().unwrap().clear();
+    let (_, report) = run(&plan, state, &fake).await;
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(fake.log.lock().unwrap().clone(), ["delete test_node.cp2", "delete test_node.cp1"]);
+}
+
+/// A dependent that only comes after a member (`depends_on`: workers join
+/// once the first control plane is there) does not hold the member's old
+/// object: its failed update leaves no old node behind.
+#[tokio::test]
+async fn a_dependent_ordered_after_a_rolling_member_does_not_hold_its_old_object() {
+    let fake = Arc::new(Fake::default());
+    let nodes = |image: &str, group: &str| {
+        let mut text = String::new();
+        for n in 0..2 {
+            text.push_str(&format!("[resource.test_node.cp{n}]\nimage = \"{image}\"\nreplace_on = [\"image\"]\n"));
+        }
+        text.push_str(&format!("[resource.test_group.workers]\n{group}\ndepends_on = [\"test_node.cp0\"]\n"));
+        let mut resources = crate::testing::spec(&text).resources;
+        for r in resources.iter_mut().filter(|r| r.address.kind == "test_node") {
+            r.rolling_group = Some("control-plane".into());
+        }
+        ResourceGraph::build(resources, &providers(&fake)).unwrap()
+    };
+    let (state, report) = run(&diff(&nodes("v1", "size = 1"), &State::new(), false), State::new(), &fake).await;
+    assert!(report.is_success(), "{report:?}");
+    let plan = diff(&nodes("v2", "size = 2\nfail = \"update\""), &state, false);
+    assert_eq!((plan.summary.replace, plan.summary.update), (2, 1), "{:?}", actions(&plan));
+    fake.log.lock().unwrap().clear();
+    let (state, report) = run(&plan, state, &fake).await;
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert_eq!(report.failed[0].0, Address::new("test_group", "workers"));
+    let log = fake.log.lock().unwrap().clone();
+    for n in 0..2 {
+        assert!(log.contains(&format!("delete test_node.cp{n}")), "{log:?}");
+    }
+    assert!(state.deposed.is_empty(), "no old node left behind: {:?}", state.deposed);
+}
+
 /// A balancer that lists every node needs all new ones before it can
 /// update: the one-at-a-time order yields (no deadlock), every new node still
 /// comes before its old one, and each old one goes only after the balancer

@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod hooks;
 pub mod inspect;
+pub mod output;
 pub mod plan;
 pub mod policy;
 pub mod preflight;
@@ -52,5 +53,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Preflight { spec } => preflight::run(global, &ui, &spec).await,
         Command::Unlock { lock_id } => state::unlock(global, &lock_id),
         Command::Policy { spec, split, with_optional } => policy::run(global, &spec, split.as_deref(), with_optional),
+        Command::Output { spec, json } => output::run(global, &spec, json),
     }
 }

@@ -79,6 +79,91 @@ fn moto_server() -> PathBuf {
     path
 }
 
+/// Images cluster-api publishes, as the emulator knows them besides its own
+/// (MOTO_AMIS_PATH, docs/testing.md): (id, name, owner, architecture,
+/// creation date). Two builds of one version (the newer wins), an arm64
+/// build, another version, and a newer image of another owner (a decoy).
+pub const CAPA_IMAGES: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "ami-0ca9a00000000001",
+        "capa-ami-ubuntu-22.04-v1.30.4-1717000000",
+        "819546954734",
+        "x86_64",
+        "2024-05-29T16:26:40.000Z",
+    ),
+    (
+        "ami-0ca9a00000000002",
+        "capa-ami-ubuntu-22.04-v1.30.4-1727000000",
+        "819546954734",
+        "x86_64",
+        "2024-09-22T10:13:20.000Z",
+    ),
+    (
+        "ami-0ca9a00000000003",
+        "capa-ami-ubuntu-22.04-arm64-v1.30.4-1727000000",
+        "819546954734",
+        "arm64",
+        "2024-09-22T10:13:20.000Z",
+    ),
+    (
+        "ami-0ca9a00000000004",
+        "capa-ami-ubuntu-24.04-v1.31.4-1730000000",
+        "819546954734",
+        "x86_64",
+        "2024-10-27T03:33:20.000Z",
+    ),
+    (
+        "ami-0ca9a00000000005",
+        "capa-ami-ubuntu-22.04-v1.30.4-1799999999",
+        "111122223333",
+        "x86_64",
+        "2027-01-15T08:53:19.000Z",
+    ),
+];
+
+/// The image list every emulator starts with: moto's own (its default list
+/// and each region's latest Amazon images, which MOTO_AMIS_PATH would
+/// otherwise replace) plus [`CAPA_IMAGES`]. Written once per test process.
+fn images_file() -> PathBuf {
+    static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!("skyplan-moto-amis-{}.json", std::process::id()));
+        let capa: Vec<serde_json::Value> = CAPA_IMAGES
+            .iter()
+            .map(|(id, name, owner, arch, created)| {
+                serde_json::json!({
+                    "ami_id": id, "name": name, "owner_id": owner, "architecture": arch, "creation_date": created,
+                    "state": "available", "public": true, "virtualization_type": "hvm", "hypervisor": "xen",
+                    "root_device_type": "ebs", "root_device_name": "/dev/sda1", "image_type": "machine",
+                    "sriov": "simple", "description": "Cluster API node image (test)",
+                })
+            })
+            .collect();
+        let script = r#"
+import glob, gzip, json, os, sys
+import moto
+base = os.path.join(os.path.dirname(moto.__file__), "ec2", "resources")
+images = json.load(gzip.open(os.path.join(base, "amis.json.gz")))
+seen = {i["ami_id"] for i in images}
+for path in sorted(glob.glob(os.path.join(base, "latest_amis", "*.json.gz"))):
+    for image in json.load(gzip.open(path)):
+        if image["ami_id"] not in seen:
+            seen.add(image["ami_id"])
+            images.append(image)
+images.extend(json.loads(sys.argv[2]))
+json.dump(images, open(sys.argv[1], "w"))
+"#;
+        let python = moto_server().with_file_name("python");
+        let out = Command::new(&python)
+            .args(["-c", script, path.to_str().unwrap(), &serde_json::Value::Array(capa).to_string()])
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e}", python.display()));
+        assert!(out.status.success(), "writing the emulator's images: {}", String::from_utf8_lossy(&out.stderr));
+        path
+    })
+    .clone()
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port").port()
 }
@@ -195,6 +280,7 @@ impl Emulator {
     }
 
     fn launch(program: PathBuf, leading_args: &[&std::ffi::OsStr], record: bool) -> Emulator {
+        let images = images_file();
         let mut last_error = String::new();
         // A port found free can be taken before the server binds it: try again then.
         for _ in 0..3 {
@@ -210,6 +296,7 @@ impl Emulator {
             let child = command
                 .args(leading_args)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env("MOTO_AMIS_PATH", &images)
                 .stdin(Stdio::null())
                 .stdout(log_file.try_clone().expect("log file handle"))
                 .stderr(log_file)

@@ -10,6 +10,8 @@ mod sim;
 mod support;
 
 #[cfg(feature = "aws")]
+mod aws_boot;
+#[cfg(feature = "aws")]
 mod aws_cli;
 #[cfg(feature = "aws")]
 mod aws_clusters;

@@ -81,7 +81,19 @@ pub struct Pool {
     pub disk_gib: u32,
     /// An `ami-...` id, or [`AUTO_AMI`].
     pub ami: String,
+    /// `ami_owner`, else [`CAPA_AMI_OWNER`].
+    pub ami_owner: String,
+    /// `ami_name`, else [`CAPA_AMI_NAME`].
+    pub ami_name: String,
 }
+
+/// Who publishes cluster-api's node images (the CNCF's account).
+pub const CAPA_AMI_OWNER: &str = "819546954734";
+/// The names of cluster-api's node images: `{os}`, `{os_version}` and
+/// `{kubernetes_version}` (without a leading `v`) are filled in from the
+/// profile's os and k8s packs; `?` takes the `v` image-builder puts before
+/// the version, `*` the build timestamp.
+pub const CAPA_AMI_NAME: &str = "capa-ami-{os}-{os_version}-?{kubernetes_version}-*";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ControlPlane {

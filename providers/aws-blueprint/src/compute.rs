@@ -3,7 +3,12 @@
 //! group for each worker pool.
 //!
 //! Instances wait (`depends_on`) for the route tables of their subnets, so
-//! that cloud-init on a new node finds its way out to the internet.
+//! that cloud-init on a new node finds its way out to the internet. The
+//! load balancer comes before the first control plane (each instance names
+//! it), every other control-plane instance is launched after the one before
+//! it (`control_plane[N]` depends on `control_plane[N-1]`: kubeadm joins
+//! etcd one member at a time), and worker pools' groups after
+//! `control_plane[0]`.
 //!
 //! Control-plane instances register themselves with the API load balancer
 //! (`load_balancer`) rather than the load balancer listing them, and form
@@ -21,6 +26,8 @@ use serde_json::{json, Value};
 use skyplan_engine::{Address, Resource};
 
 use crate::bootstrap::{self, KubeadmRole, NodeInputs};
+use crate::model::Layer;
+
 use crate::cluster::{Cluster, Pool, WorkerPool, AUTO_AMI, BASTION_DISK_GIB};
 use crate::network::Network;
 use crate::security::SecurityGroups;
@@ -78,8 +85,13 @@ pub fn expand(cluster: &Cluster, network: &Network, groups: &SecurityGroups) -> 
             "tags": tags::to_value(tags.resource(&format!("control-plane-{index}"), None)),
         });
         set_key_name(&mut attrs, cluster);
+        set_image_lookup(&mut attrs, cluster, pool);
         let mut instance = resource(address, attrs);
         instance.depends_on = network.private_routes.get(az).cloned().into_iter().collect();
+        if index > 0 {
+            // Control planes join etcd one at a time: parallel joins break it.
+            instance.depends_on.push(Address::keyed("aws_instance", "control_plane", (index - 1).to_string()));
+        }
         instance.rolling_group = Some(CONTROL_PLANE_ROLLING_GROUP.to_string());
         out.push(instance);
     }
@@ -100,6 +112,45 @@ fn round_robin(pool: &Pool) -> impl Iterator<Item = (u32, &String)> {
 fn set_key_name(attrs: &mut Value, cluster: &Cluster) {
     if let Some(key) = &cluster.ssh_key_name {
         attrs["key_name"] = json!(key);
+    }
+}
+
+/// A pool without `ami` runs the newest image cluster-api publishes for the
+/// profile's os pack and Kubernetes version: `ami_lookup` tells the provider
+/// which (owner, name pattern, the instance type's architecture). Without
+/// an os or a k8s pack there is nothing to look up: Amazon Linux ("auto").
+fn set_image_lookup(attrs: &mut Value, cluster: &Cluster, pool: &Pool) {
+    if let Some(lookup) = image_lookup(cluster, pool) {
+        attrs["ami_lookup"] = lookup;
+    }
+}
+
+pub(crate) fn image_lookup(cluster: &Cluster, pool: &Pool) -> Option<Value> {
+    if pool.ami != AUTO_AMI {
+        return None;
+    }
+    let packs = &cluster.profile.as_ref()?.packs;
+    let os = packs.iter().find(|p| p.layer == Layer::Os)?;
+    let k8s = packs.iter().find(|p| p.layer == Layer::K8s)?;
+    let name = pool
+        .ami_name
+        .replace("{os}", &os.name.to_ascii_lowercase())
+        .replace("{os_version}", &os.version)
+        .replace("{kubernetes_version}", k8s.version.trim_start_matches('v'));
+    Some(json!({"owner": pool.ami_owner, "name": name, "architecture": architecture(&pool.instance_type)}))
+}
+
+/// The CPU architecture of an instance type, as images name it: `arm64`
+/// for Graviton (a `g` among the letters after the generation: m6g, c7gn,
+/// r8gd, t4g, im4gn; and a1), `x86_64` otherwise (g5, p4d, m7i-flex).
+pub fn architecture(instance_type: &str) -> &'static str {
+    let family = instance_type.split('.').next().unwrap_or_default();
+    let after_series = family.trim_start_matches(|c: char| c.is_ascii_lowercase());
+    let attributes = after_series.trim_start_matches(|c: char| c.is_ascii_digit());
+    if family == "a1" || attributes.split('-').next().unwrap_or_default().contains('g') {
+        "arm64"
+    } else {
+        "x86_64"
     }
 }
 
@@ -162,6 +213,7 @@ fn worker_pool(cluster: &Cluster, network: &Network, groups: &SecurityGroups, wo
         "tags": pool_tags,
     });
     set_key_name(&mut attrs, cluster);
+    set_image_lookup(&mut attrs, cluster, pool);
     if let Some(spot) = &worker.spot {
         attrs["spot_max_price"] = json!(spot.max_price);
     }
@@ -181,5 +233,74 @@ fn worker_pool(cluster: &Cluster, network: &Network, groups: &SecurityGroups, wo
         }),
     );
     group.depends_on = network.private_routes_in(&pool.azs);
+    // Workers join a control plane that is there.
+    group.depends_on.push(Address::keyed("aws_instance", "control_plane", "0"));
     [launch_template, group]
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::fixtures::{self, demo_with, parse};
+
+    fn find(text: &str, address: &str) -> Resource {
+        let out = crate::expand(&parse(text)).unwrap();
+        out.into_iter().find(|r| r.address.to_string() == address).unwrap_or_else(|| panic!("no {address}"))
+    }
+
+    #[test]
+    fn pools_without_ami_look_up_the_cluster_api_image_of_their_os_and_version() {
+        let lookup = json!({
+            "owner": "819546954734",
+            "name": "capa-ami-ubuntu-22.04-?1.30.4-*",
+            "architecture": "x86_64",
+        });
+        let cp = find(fixtures::DEMO, "aws_instance.control_plane[0]");
+        assert_eq!((cp.attrs["ami"].clone(), cp.attrs["ami_lookup"].clone()), (json!("auto"), lookup.clone()));
+        let lt = find(fixtures::DEMO, "aws_launch_template.pool[worker]");
+        assert_eq!((lt.attrs["image_id"].clone(), lt.attrs["ami_lookup"].clone()), (json!("auto"), lookup));
+        let bastion = find(fixtures::DEMO, "aws_instance.bastion");
+        assert!(!bastion.attrs.contains_key("ami_lookup"), "the bastion runs Amazon Linux");
+
+        // An explicit ami wins; owner and name format can be overridden.
+        let pinned = demo_with("instance_type = \"m5.large\"", "instance_type = \"m5.large\"\nami = \"ami-0abc\"");
+        assert!(!find(&pinned, "aws_instance.control_plane[0]").attrs.contains_key("ami_lookup"));
+        let own = demo_with(
+            "instance_type = \"m5.xlarge\"",
+            "instance_type = \"m7g.xlarge\"\nami_owner = \"123456789012\"\nami_name = \"mine-{os}{os_version}-k{kubernetes_version}\"",
+        );
+        assert_eq!(
+            find(&own, "aws_launch_template.pool[worker]").attrs["ami_lookup"],
+            json!({"owner": "123456789012", "name": "mine-ubuntu22.04-k1.30.4", "architecture": "arm64"})
+        );
+        // No os pack: nothing to look up, Amazon Linux as before.
+        let no_os = fixtures::STATIC;
+        assert!(!find(no_os, "aws_instance.control_plane[0]").attrs.contains_key("ami_lookup"));
+    }
+
+    #[test]
+    fn control_planes_launch_one_after_the_other_and_workers_after_the_first() {
+        let out = crate::expand(&parse(fixtures::DEMO)).unwrap();
+        let deps = |a: &str| -> Vec<String> {
+            out.iter().find(|r| r.address.to_string() == a).unwrap().depends_on.iter().map(|d| d.to_string()).collect()
+        };
+        assert!(!deps("aws_instance.control_plane[0]").iter().any(|d| d.starts_with("aws_instance")));
+        assert!(deps("aws_instance.control_plane[1]").contains(&"aws_instance.control_plane[0]".to_string()));
+        assert!(deps("aws_instance.control_plane[2]").contains(&"aws_instance.control_plane[1]".to_string()));
+        assert!(deps("aws_autoscaling_group.pool[worker]").contains(&"aws_instance.control_plane[0]".to_string()));
+        let cp0 = find(fixtures::DEMO, "aws_instance.control_plane[0]");
+        assert_eq!(cp0.attrs["load_balancer"], "${aws_elb.apiserver.id}", "the load balancer comes first");
+    }
+
+    #[test]
+    fn graviton_instance_types_are_arm64() {
+        for arm in ["m6g.large", "c7gn.xlarge", "r8gd.2xlarge", "t4g.micro", "im4gn.large", "a1.medium", "g5g.xlarge"] {
+            assert_eq!(architecture(arm), "arm64", "{arm}");
+        }
+        for x86 in ["m5.large", "g5.xlarge", "g4dn.xlarge", "p4d.24xlarge", "m7i-flex.large", "t3.micro", "c5n.large"] {
+            assert_eq!(architecture(x86), "x86_64", "{x86}");
+        }
+    }
 }

@@ -51,6 +51,7 @@ use skyplan_engine::{Address, Diagnostics, Reference, Resource, Source, Spec, Sp
 
 use crate::model::SpecFile;
 pub use cluster::PriceSource;
+pub use compute::architecture;
 
 /// An AWS spec, read and validated once per run: everything a command
 /// needs from it. Invalid input is reported at file:line:column.
@@ -218,6 +219,42 @@ pub fn region(spec: &SpecFile) -> Option<String> {
         Ok(Some(cluster)) => Some(cluster.region),
         _ => None,
     }
+}
+
+/// What `skyplan output` says about a cluster besides what the state holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterFacts {
+    pub name: String,
+    /// The k8s pack's version, when the profile has one.
+    pub kubernetes_version: Option<String>,
+    pub api_port: u16,
+    /// A static placement's VPC (a dynamic one's is `aws_vpc.main`).
+    pub static_vpc_id: Option<String>,
+    pub bastion: bool,
+}
+
+/// The facts of the spec's cluster; `None` without `[cluster]`. Errors as
+/// [`expand`] reports them.
+pub fn cluster_facts(spec: &SpecFile) -> Result<Option<ClusterFacts>, Vec<SpecError>> {
+    let Some(cluster) = validate::validate(spec)? else {
+        return Ok(None);
+    };
+    let kubernetes_version = cluster
+        .profile
+        .as_ref()
+        .and_then(|p| p.packs.iter().find(|pack| pack.layer == crate::model::Layer::K8s))
+        .map(|pack| pack.version.clone());
+    let static_vpc_id = match &cluster.placement {
+        cluster::Placement::Static { vpc_id, .. } => Some(vpc_id.clone()),
+        cluster::Placement::Dynamic { .. } => None,
+    };
+    Ok(Some(ClusterFacts {
+        name: cluster.name.clone(),
+        kubernetes_version,
+        api_port: cluster.api_port,
+        static_vpc_id,
+        bastion: cluster.bastion.is_some(),
+    }))
 }
 
 /// A worker pool on the spot market, as `plan` reports it next to the
@@ -849,7 +886,7 @@ mod tests {
             (2.into(), 10.into(), 2.into())
         );
         assert_eq!(group.attrs["vpc_zone_identifier"].as_array().unwrap().len(), 3);
-        assert_eq!(group.depends_on.len(), 3);
+        assert_eq!(group.depends_on.len(), 4, "three route tables and control_plane[0]");
     }
 
     #[test]
@@ -866,7 +903,7 @@ mod tests {
         assert_eq!(find(&out, "aws_elb.apiserver").attrs["subnets"], serde_json::json!(["subnet-pa", "subnet-pb"]));
         let group = find(&out, "aws_autoscaling_group.pool[w]");
         assert_eq!(group.attrs["vpc_zone_identifier"], serde_json::json!(["subnet-qb"]));
-        assert!(group.depends_on.is_empty());
+        assert_eq!(group.depends_on, vec![Address::keyed("aws_instance", "control_plane", "0")]);
         for r in &out {
             let refs: Vec<_> = r.attrs.values().flat_map(|v| references(v).unwrap()).collect();
             assert!(refs.iter().all(|x| !["aws_vpc", "aws_subnet"].contains(&x.target.kind.as_str())), "{}", r.address);

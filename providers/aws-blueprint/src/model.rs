@@ -139,6 +139,10 @@ pub struct NodePool {
     pub azs: Option<Vec<String>>,
     pub disk_gib: Option<u32>,
     pub ami: Option<String>,
+    /// Where a pool without `ami` finds its image: the owner and the name
+    /// format of cluster-api's published images by default.
+    pub ami_owner: Option<String>,
+    pub ami_name: Option<String>,
     pub spot: Option<Spot>,
 }
 

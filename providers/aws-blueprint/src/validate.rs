@@ -587,6 +587,26 @@ impl Check {
                 "write an id such as ami-0a1b2c3d4e5f67890, or leave ami out to use the region's default image",
             );
         }
+        if let Some(owner) = &pool.ami_owner {
+            let ok = (owner.len() == 12 && owner.bytes().all(|b| b.is_ascii_digit()))
+                || ["amazon", "self", "aws-marketplace"].contains(&owner.as_str());
+            if !ok {
+                self.fail(
+                    format!("{key}.ami_owner"),
+                    format!("{owner:?} is not an image owner"),
+                    "use a 12-digit AWS account id (cluster-api's is 819546954734), amazon, self or aws-marketplace",
+                );
+            }
+        }
+        if let Some(name) = &pool.ami_name {
+            if name.trim().is_empty() {
+                self.fail(
+                    format!("{key}.ami_name"),
+                    "the image name format is empty",
+                    format!("write a pattern such as {CAPA_AMI_NAME:?}, or leave ami_name out"),
+                );
+            }
+        }
         (self.errors.len() == before).then(|| Pool {
             name: pool.name.clone(),
             size: pool.size,
@@ -594,6 +614,8 @@ impl Check {
             azs,
             disk_gib,
             ami,
+            ami_owner: pool.ami_owner.clone().unwrap_or_else(|| CAPA_AMI_OWNER.to_string()),
+            ami_name: pool.ami_name.clone().unwrap_or_else(|| CAPA_AMI_NAME.to_string()),
         })
     }
 
@@ -1024,8 +1046,19 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_image_source_is_checked() {
+        let cp = "instance_type = \"m5.large\"";
+        only_error(&demo_with(cp, &format!("{cp}\nami_owner = \"cncf\"")), "node_pool[0].ami_owner");
+        only_error(&demo_with(cp, &format!("{cp}\nami_name = \" \"")), "node_pool[0].ami_name");
+        let cluster = ok(&demo_with(cp, &format!("{cp}\nami_owner = \"self\"")));
+        assert_eq!(cluster.control_plane.pool.ami_owner, "self");
+        assert_eq!(cluster.workers[0].pool.ami_name, CAPA_AMI_NAME);
+    }
+
     /// The one error of `text`, which must be at `key` and say what to do.
     #[track_caller]
+
     fn only_error(text: &str, key: &str) -> SpecError {
         let errors = errors(text);
         assert_eq!(errors.len(), 1, "{errors:#?}");

@@ -3,7 +3,11 @@
 //! a root volume size must be given for).
 //!
 //! "auto" is the newest available x86_64 Amazon Linux 2023 image owned by
-//! Amazon in the region ([`AUTO_NAME_PATTERN`]). The attribute stays "auto"
+//! Amazon in the region ([`AUTO_NAME_PATTERN`]), or, when the resource has an
+//! `ami_lookup = { owner, name, architecture }` (the blueprint's cluster-api
+//! images for a pool: owner `819546954734`, names such as
+//! `capa-ami-ubuntu-22.04-?1.30.4-*`), the newest available hvm image of
+//! that owner, name pattern and architecture. The attribute stays "auto"
 //! in the state; the image actually used is recorded as `resolved_ami`, so
 //! a newer image does not replace running instances on the next plan.
 
@@ -29,6 +33,69 @@ pub(crate) fn reads_as_auto(prior: &serde_json::Map<String, serde_json::Value>, 
         }
 }
 
+/// Which images "auto" picks from, when not Amazon Linux.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Lookup {
+    pub owner: String,
+    /// A name pattern: `*` any characters, `?` exactly one.
+    pub name: String,
+    pub architecture: String,
+}
+
+/// The `ami_lookup` table of a resource's attributes.
+pub(crate) const LOOKUP_FIELDS: &[crate::attrs::Field] = &[
+    crate::attrs::Field::new("owner", crate::attrs::Ty::Str).required(),
+    crate::attrs::Field::new("name", crate::attrs::Ty::Str).required(),
+    crate::attrs::Field::new("architecture", crate::attrs::Ty::Str).required(),
+];
+
+impl Lookup {
+    pub fn from_attrs(attrs: &serde_json::Map<String, serde_json::Value>) -> Result<Option<Lookup>, ProviderError> {
+        let Some(table) = attrs.get("ami_lookup").filter(|v| !v.is_null()) else { return Ok(None) };
+        let table = table
+            .as_object()
+            .ok_or_else(|| ProviderError::new(format!("`ami_lookup` must be a table, not {table}")))?;
+        let field = |k: &str| {
+            table
+                .get(k)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+                .ok_or_else(|| ProviderError::new(format!("`ami_lookup.{k}` is required")))
+        };
+        Ok(Some(Lookup { owner: field("owner")?, name: field("name")?, architecture: field("architecture")? }))
+    }
+}
+
+/// The image "auto" stands for with `lookup`: the newest available hvm
+/// image of its owner, name and architecture; an error naming all three
+/// when there is none.
+pub(crate) async fn newest_published(c: &Clients, lookup: &Lookup) -> Result<Image, ProviderError> {
+    let out = c
+        .call("DescribeImages", Retry::Standard, || {
+            c.ec2
+                .describe_images()
+                .owners(&lookup.owner)
+                .filters(filter("name", [lookup.name.clone()]))
+                .filters(filter("architecture", [lookup.architecture.clone()]))
+                .filters(filter("state", ["available"]))
+                .filters(filter("virtualization-type", ["hvm"]))
+                .send()
+        })
+        .await?;
+    let image = newest(out.images()).ok_or_else(|| {
+        ProviderError::new(format!(
+            "found no available {} image named {} owned by {} in this region; cluster-api publishes \
+             images for recent Kubernetes versions only: pick a published version, set `ami` on the pool, \
+             or `ami_owner`/`ami_name` to where your images are",
+            lookup.architecture, lookup.name, lookup.owner
+        ))
+    })?;
+    Ok(Image {
+        id: image.image_id().unwrap_or_default().to_string(),
+        root_device_name: image.root_device_name().map(str::to_string),
+    })
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Image {
     pub id: String,
@@ -44,9 +111,18 @@ fn newest(images: &[Ec2Image]) -> Option<&Ec2Image> {
     })
 }
 
-/// The image to launch for `ami` ("auto" or an id). For an explicit id the
+/// The image to launch for `ami` ("auto", with or without a `lookup`, or
+/// an id). For an explicit id the
 /// image is only described when `need_root_device` (one call saved).
-pub(crate) async fn resolve(c: &Clients, ami: &str, need_root_device: bool) -> Result<Image, ProviderError> {
+pub(crate) async fn resolve(
+    c: &Clients,
+    ami: &str,
+    need_root_device: bool,
+    lookup: Option<&Lookup>,
+) -> Result<Image, ProviderError> {
+    if let (AUTO, Some(lookup)) = (ami, lookup) {
+        return newest_published(c, lookup).await;
+    }
     if ami != AUTO {
         if !need_root_device {
             return Ok(Image { id: ami.to_string(), root_device_name: None });

@@ -50,8 +50,10 @@ impl Check {
 pub struct Needs {
     pub azs: BTreeSet<String>,
     pub key_names: BTreeSet<String>,
-    /// Image ids, or "auto".
+    /// Image ids, or "auto" (Amazon Linux).
     pub images: BTreeSet<String>,
+    /// "auto" images of a given source: (owner, name pattern, architecture).
+    pub image_lookups: BTreeSet<(String, String, String)>,
     pub elastic_ips: usize,
     pub vpcs: usize,
     pub nat_gateways_per_az: BTreeMap<String, usize>,
@@ -85,11 +87,11 @@ impl Needs {
                 }
                 "aws_instance" => {
                     needs.instances += 1;
-                    needs.images.extend(str_attr(a, "ami").map(str::to_string));
+                    needs.image(str_attr(a, "ami"), a);
                     needs.key_names.extend(str_attr(a, "key_name").map(str::to_string));
                 }
                 "aws_launch_template" => {
-                    needs.images.extend(str_attr(a, "image_id").map(str::to_string));
+                    needs.image(str_attr(a, "image_id"), a);
                     needs.key_names.extend(str_attr(a, "key_name").map(str::to_string));
                 }
                 "aws_autoscaling_group" => {
@@ -99,6 +101,20 @@ impl Needs {
             }
         }
         needs
+    }
+}
+
+impl Needs {
+    fn image(&mut self, image: Option<&str>, attrs: &Attrs) {
+        let Some(image) = image else { return };
+        match ami::Lookup::from_attrs(attrs) {
+            Ok(Some(l)) if image == ami::AUTO => {
+                self.image_lookups.insert((l.owner, l.name, l.architecture));
+            }
+            _ => {
+                self.images.insert(image.to_string());
+            }
+        }
     }
 }
 
@@ -188,12 +204,26 @@ impl AwsProvider {
         }
 
         for image in &needs.images {
-            let (ok, detail) = match ami::resolve(c, image, true).await {
+            let (ok, detail) = match ami::resolve(c, image, true, None).await {
                 Ok(found) => (true, found.id),
                 Err(e) => (false, e.message),
             };
             let problem = (!ok).then(|| detail.clone());
             checks.push(Check::new(format!("image {image}"), "exists", if ok { detail } else { "no".into() }, problem));
+        }
+        for (owner, name, architecture) in &needs.image_lookups {
+            let lookup = ami::Lookup { owner: owner.clone(), name: name.clone(), architecture: architecture.clone() };
+            let (ok, detail) = match ami::newest_published(c, &lookup).await {
+                Ok(found) => (true, found.id),
+                Err(e) => (false, e.message),
+            };
+            let problem = (!ok).then(|| detail.clone());
+            checks.push(Check::new(
+                format!("image {name} ({architecture}, owner {owner})"),
+                "exists",
+                if ok { detail } else { "no".into() },
+                problem,
+            ));
         }
         Ok(checks)
     }

@@ -415,6 +415,7 @@ mod tests {
             schema("aws_instance").replace_on,
             set(&[
                 "ami",
+                "ami_lookup",
                 "associate_public_ip_address",
                 "instance_type",
                 "key_name",

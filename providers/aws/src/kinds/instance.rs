@@ -42,6 +42,7 @@ pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_instance",
     fields: &[
         Field::new("ami", Ty::Str).required().replace(),
+        Field::new("ami_lookup", Ty::Object(ami::LOOKUP_FIELDS)).replace(),
         Field::new("instance_type", Ty::Str).required().replace(),
         Field::new("subnet_id", Ty::Str).required().replace().holds(),
         Field::new("vpc_security_group_ids", Ty::StrList).default("[]").holds(),
@@ -75,7 +76,8 @@ impl AwsKind for Kind {
         let root_size = attrs::opt_i32(attrs, "root_volume_size_gib")?;
         let public_ip = attrs::opt_bool(attrs, "associate_public_ip_address")?;
         let tags = tags::for_create(attrs, &ctx.address)?;
-        let image = ami::resolve(c, ami_attr, root_size.is_some()).await?;
+        let lookup = ami::Lookup::from_attrs(attrs)?;
+        let image = ami::resolve(c, ami_attr, root_size.is_some(), lookup.as_ref()).await?;
         let root_device = match (root_size, &image.root_device_name) {
             (None, _) => None,
             (Some(size), Some(device)) => Some(
@@ -197,7 +199,7 @@ impl AwsKind for Kind {
                     live.insert("load_balancer".into(), if there { json!(lb) } else { Value::Null });
                 }
                 // Not returned by DescribeInstances: as recorded.
-                for echoed in ["user_data", "associate_public_ip_address"] {
+                for echoed in ["user_data", "associate_public_ip_address", "ami_lookup"] {
                     if let Some(v) = req.prior.get(echoed) {
                         live.insert(echoed.into(), v.clone());
                     }

@@ -7,7 +7,7 @@
 //! version is never changed (ModifyLaunchTemplate is outside the seed's
 //! policies, docs/iam.md): it stays version 1, and nothing relies on it. `image_id = "auto"` is resolved at create
 //! (see `ami.rs`) and kept across versions unless `image_id` itself
-//! changes; the image used is `resolved_ami`. `spot_max_price` present means
+//! (or its `ami_lookup`) changes; the image used is `resolved_ami`. `spot_max_price` present means
 //! the spot market at that price. Create and new versions pass the
 //! operation's ClientToken. Reads describe the templates in one call and
 //! each template's latest version with one call each.
@@ -61,6 +61,7 @@ pub(crate) const SPEC: KindSpec = KindSpec {
     fields: &[
         Field::new("name", Ty::Str).required().replace(),
         Field::new("image_id", Ty::Str).required(),
+        Field::new("ami_lookup", Ty::Object(ami::LOOKUP_FIELDS)),
         Field::new("instance_type", Ty::Str).required(),
         Field::new("key_name", Ty::Str),
         Field::new("vpc_security_group_ids", Ty::StrList).default("[]"),
@@ -228,6 +229,7 @@ impl AwsKind for Kind {
 /// The attributes that go into a version (all but `name` and `tags`).
 const VERSIONED: &[&str] = &[
     "image_id",
+    "ami_lookup",
     "instance_type",
     "key_name",
     "vpc_security_group_ids",
@@ -290,11 +292,11 @@ async fn image_for(c: &Clients, prior: Option<&Attrs>, attrs: &Attrs) -> Result<
     let image_id = attrs::req_str(attrs, "image_id")?;
     let need_root = attrs::opt_int(attrs, "root_volume_size_gib")?.is_some();
     let kept = prior
-        .filter(|p| p.get("image_id") == attrs.get("image_id"))
+        .filter(|p| p.get("image_id") == attrs.get("image_id") && p.get("ami_lookup") == attrs.get("ami_lookup"))
         .and_then(|p| attrs::opt_str(p, "resolved_ami").ok().flatten());
     match kept {
-        Some(resolved) if image_id == ami::AUTO => ami::resolve(c, resolved, need_root).await,
-        _ => ami::resolve(c, image_id, need_root).await,
+        Some(resolved) if image_id == ami::AUTO => ami::resolve(c, resolved, need_root, None).await,
+        _ => ami::resolve(c, image_id, need_root, ami::Lookup::from_attrs(attrs)?.as_ref()).await,
     }
 }
 
@@ -350,6 +352,10 @@ pub(crate) fn data_attrs(prior: &Attrs, data: &ResponseLaunchTemplateData) -> At
     live.insert("image_id".into(), json!(if auto { ami::AUTO } else { image }));
     live.insert("resolved_ami".into(), json!(image));
     live.insert("instance_type".into(), json!(data.instance_type().map(|t| t.as_str())));
+    // Not part of the launch data: as written.
+    if let Some(lookup) = prior.get("ami_lookup") {
+        live.insert("ami_lookup".into(), lookup.clone());
+    }
     live.insert("key_name".into(), json!(data.key_name()));
     live.insert(
         "vpc_security_group_ids".into(),
