@@ -47,7 +47,7 @@ pub async fn run(global: &Global, ui: &Ui, args: ApplyArgs) -> Result<ExitCode> 
         // no cloud calls at all.
         ui.require_terminal(operation)?;
     }
-    let (ws, _lock, planned) =
+    let (ws, _lock, planned, applied) =
         if saved { load_saved(global, ui, &args).await? } else { plan(global, ui, &args).await? };
     let destroy = planned.plan.destroy;
     let providers = planned.providers.clone();
@@ -85,6 +85,9 @@ pub async fn run(global: &Global, ui: &Ui, args: ApplyArgs) -> Result<ExitCode> 
                 println!("No changes in {}; nothing to apply.", args.target.display());
             }
             ui.requests(&providers);
+            if !destroy {
+                print_outputs(&applied)?;
+            }
             return Ok(ExitCode::SUCCESS);
         }
         Outcome::Cancelled => bail!("{operation} cancelled: only 'yes' approves"),
@@ -95,6 +98,9 @@ pub async fn run(global: &Global, ui: &Ui, args: ApplyArgs) -> Result<ExitCode> 
     let interrupted = stopped.load(Ordering::SeqCst) && !report.not_started.is_empty();
     summarize(ui, &report, destroy);
     ui.requests(&providers);
+    if report.is_success() && !destroy {
+        print_outputs(&applied)?;
+    }
     Ok(if interrupted && report.failed.is_empty() {
         ExitCode::from(130)
     } else if report.is_success() {
@@ -105,7 +111,7 @@ pub async fn run(global: &Global, ui: &Ui, args: ApplyArgs) -> Result<ExitCode> 
 }
 
 /// `apply SPEC` and `destroy SPEC`: plan it, and show the plan.
-async fn plan(global: &Global, ui: &Ui, args: &ApplyArgs) -> Result<(Workspace, Lock, Planned)> {
+async fn plan(global: &Global, ui: &Ui, args: &ApplyArgs) -> Result<(Workspace, Lock, Planned, Applied)> {
     let operation = if args.destroy { "destroy" } else { "apply" };
     let spec = Arc::new(if args.destroy {
         AwsSpec::load(&args.target)?
@@ -120,11 +126,11 @@ async fn plan(global: &Global, ui: &Ui, args: &ApplyArgs) -> Result<(Workspace, 
     let planned = ops::plan(&ws, workspace::desired_of(&spec), &request).await.map_err(workspace::ops_error)?;
     drift_notes(ui, &planned.drift);
     print!("{}", human::plan(&planned.plan, ui.style()));
-    Ok((ws, lock, planned))
+    Ok((ws, lock, planned, Applied { spec, state_path }))
 }
 
 /// `apply PLANFILE`: exactly the saved plan, refused if the state moved on.
-async fn load_saved(global: &Global, ui: &Ui, args: &ApplyArgs) -> Result<(Workspace, Lock, Planned)> {
+async fn load_saved(global: &Global, ui: &Ui, args: &ApplyArgs) -> Result<(Workspace, Lock, Planned, Applied)> {
     let file = PlanFile::load(&args.target)?;
     let spec = Arc::new(AwsSpec::parse(Source { path: file.spec_path.clone(), text: file.spec_text.clone() })?);
     let state_path = match &global.state {
@@ -136,7 +142,23 @@ async fn load_saved(global: &Global, ui: &Ui, args: &ApplyArgs) -> Result<(Works
     let redactor = workspace::desired_of(&spec).redactor;
     let planned = ops::plan_saved(&ws, saved, redactor).await.map_err(workspace::ops_error)?;
     drift_notes(ui, &planned.drift);
-    Ok((ws, lock, planned))
+    Ok((ws, lock, planned, Applied { spec, state_path }))
+}
+
+/// The spec applied and where its state is: for the outputs printed at the end.
+struct Applied {
+    spec: Arc<AwsSpec>,
+    state_path: PathBuf,
+}
+
+/// A cluster's outputs (`skyplan output`), after an apply that finished.
+fn print_outputs(applied: &Applied) -> Result<()> {
+    let state = workspace::load_state(workspace::backend(&applied.state_path)?.as_ref())?;
+    if let Some(outputs) = super::output::outputs(&applied.spec, &state)? {
+        println!("\nOutputs:\n");
+        print!("{}", super::output::human(&outputs));
+    }
+    Ok(())
 }
 
 fn summarize(ui: &Ui, report: &ApplyReport, destroy: bool) {

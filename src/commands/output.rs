@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use serde_json::{json, Map, Value};
-use skyplan_engine::Spec;
+use skyplan_aws_blueprint::AwsSpec;
 use skyplan_state::State;
 
 use crate::cli::Global;
@@ -15,8 +15,10 @@ use crate::workspace;
 
 /// The outputs in the order they are printed; `None` without `[cluster]`.
 /// Values the state does not hold yet (nothing applied) are null.
-pub fn outputs(spec: &Spec, state: &State) -> Result<Option<Map<String, Value>>> {
-    let Some(facts) = skyplan_aws_blueprint::cluster_facts(&spec.file).map_err(|e| spec.source.diagnostics(&e))? else {
+pub fn outputs(spec: &AwsSpec, state: &State) -> Result<Option<Map<String, Value>>> {
+    let Some(facts) =
+        skyplan_aws_blueprint::cluster_facts(&spec.spec.file).map_err(|e| spec.spec.source.diagnostics(&e))?
+    else {
         return Ok(None);
     };
     let attr = |address: &str, name: &str| -> Option<String> {
@@ -51,7 +53,7 @@ pub fn human(outputs: &Map<String, Value>) -> String {
 }
 
 pub fn run(global: &Global, spec_path: &Path, as_json: bool) -> Result<ExitCode> {
-    let spec = Spec::load(spec_path)?;
+    let spec = AwsSpec::load(spec_path)?;
     let state_path = workspace::state_path(global, Some(spec_path))?;
     let backend = workspace::backend(&state_path)?;
     let state = workspace::load_state(backend.as_ref())?;

@@ -25,7 +25,7 @@ fn nodes_run_the_newest_published_image_and_output_reports_the_cluster() {
     let emulator = Emulator::start();
     let w = workdir(&emulator);
     w.write("demo.toml", &example());
-    w.run(&["apply", "demo.toml", "--auto-approve"]).ok();
+    let applied = w.run(&["apply", "demo.toml", "--auto-approve"]).ok();
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let config = rt.block_on(emulator.sdk_config());
@@ -64,6 +64,14 @@ fn nodes_run_the_newest_published_image_and_output_reports_the_cluster() {
     assert_eq!(output["vpc_id"], state["resources"]["aws_vpc.main"]["id"]);
     assert_eq!(output["bastion_public_ip"], state["resources"]["aws_instance.bastion"]["attributes"]["public_ip"]);
     assert!(output["bastion_public_ip"].as_str().is_some_and(|ip| !ip.is_empty()));
+
+    // apply ended with the same outputs.
+    let outputs = applied.stdout.split("\nOutputs:\n").nth(1).unwrap_or_else(|| panic!("{}", applied.stdout));
+    let printed = |name: &str| {
+        outputs.lines().find_map(|l| l.split_once(" = ").filter(|(k, _)| k.trim() == name).map(|(_, v)| v.to_string()))
+    };
+    assert_eq!(printed("api_endpoint"), Some(format!("https://{dns}:6443")), "{outputs}");
+    assert_eq!(printed("kubernetes_version").as_deref(), Some("1.30.4"), "{outputs}");
 
     w.run(&["plan", "demo.toml", "--detailed-exitcode"]).ok();
 

@@ -1058,7 +1058,6 @@ mod tests {
 
     /// The one error of `text`, which must be at `key` and say what to do.
     #[track_caller]
-
     fn only_error(text: &str, key: &str) -> SpecError {
         let errors = errors(text);
         assert_eq!(errors.len(), 1, "{errors:#?}");
