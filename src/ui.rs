@@ -4,13 +4,13 @@
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use skyplan_engine::{Address, Providers};
 
 use anyhow::{bail, Result};
-use skyplan_engine::apply::{Event, EventSink};
+use skyplan_engine::apply::{Event, EventSink, OpKind};
 use skyplan_engine::render::Style;
 
 use crate::cli::{ColorChoice, Global};
@@ -36,6 +36,10 @@ impl Ui {
 
     pub fn note(&self, message: &str) {
         eprintln!("{} {message}", self.style().bold("note:"));
+    }
+
+    pub fn warn(&self, message: &str) {
+        eprintln!("{} {message}", self.style().yellow(&self.style().bold("warning:")));
     }
 
     /// What each provider has to say about reaching its cloud (requests
@@ -83,42 +87,154 @@ impl Ui {
     }
 
     /// Progress for apply and destroy: a live spinner per running resource
-    /// on a terminal, plain lines (like Terraform's) otherwise.
-    pub fn progress(&self) -> EventSink {
+    /// on a terminal, plain lines (like Terraform's) otherwise, or JSON
+    /// events (`--json`). Off a terminal, an operation still running gets a
+    /// line at least every [`HEARTBEAT`].
+    pub fn progress(&self, json: bool) -> Reporter {
         let style = self.style();
-        if std::io::stdout().is_terminal() {
-            return live_progress(style);
+        if json {
+            let sink = crate::events::sink();
+            return Reporter { events: sink, bars: None };
         }
-        Arc::new(move |event: &Event| match event {
+        if std::io::stdout().is_terminal() {
+            let bars = MultiProgress::new();
+            return Reporter { events: live_progress(style, bars.clone()), bars: Some(bars) };
+        }
+        let still = Arc::new(move |address: &Address, op: OpKind, elapsed: Duration| {
+            println!(
+                "{}: Still {}... [{} elapsed]",
+                style.bold(&address.to_string()),
+                op.verb().to_lowercase(),
+                secs(elapsed)
+            )
+        });
+        let running = Heartbeat::start(HEARTBEAT, still);
+        let events: EventSink = Arc::new(move |event: &Event| {
+            running.track(event);
+            match event {
+                Event::Started { address, op } => {
+                    println!("{}: {}...", style.bold(&address.to_string()), op.verb())
+                }
+                Event::Progress { address, op, message, elapsed } => {
+                    println!(
+                        "{}: Still {}... [{} elapsed] {message}",
+                        style.bold(&address.to_string()),
+                        op.verb().to_lowercase(),
+                        secs(*elapsed)
+                    )
+                }
+                Event::Finished { address, op, id, elapsed } => {
+                    let id = id.as_ref().map(|i| format!(" [id={i}]")).unwrap_or_default();
+                    println!("{}: {} after {}{id}", style.bold(&address.to_string()), op.done(), secs(*elapsed));
+                }
+                Event::Failed { address, op, error } => {
+                    eprintln!("{}: {} failed: {error}", style.red(&address.to_string()), op.noun())
+                }
+                Event::Skipped { address, .. } => {
+                    eprintln!("{}: skipped: a resource it depends on was not applied", address)
+                }
+            }
+        });
+        Reporter { events, bars: None }
+    }
+}
+
+/// How often, at least, a running operation gets a progress line when
+/// stdout is not a terminal (Terraform's "Still creating... [10s elapsed]").
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// Where apply's events go, and the live spinners if there are any.
+pub struct Reporter {
+    pub events: EventSink,
+    bars: Option<MultiProgress>,
+}
+
+impl Reporter {
+    /// A message on stderr that leaves no spinner frame behind: above the
+    /// spinners when there are some.
+    pub fn say(&self, message: &str) {
+        match &self.bars {
+            Some(bars) => bars.suspend(|| eprintln!("{message}")),
+            None => eprintln!("{message}"),
+        }
+    }
+
+    /// Take the spinners off the screen (before exiting mid-run).
+    pub fn clear(&self) {
+        if let Some(bars) = &self.bars {
+            let _ = bars.clear();
+        }
+    }
+}
+
+/// A running operation, for the heartbeat: when it started and when it
+/// last had a line.
+struct Running {
+    op: OpKind,
+    started: Instant,
+    last: Instant,
+}
+
+/// The operations running now. A thread gives each one silent for the
+/// heartbeat interval a line; it ends once the last handle is dropped.
+#[derive(Clone)]
+pub struct Heartbeat {
+    running: Arc<Mutex<HashMap<Address, Running>>>,
+}
+
+pub type StillRunning = Arc<dyn Fn(&Address, OpKind, Duration) + Send + Sync>;
+
+impl Heartbeat {
+    pub fn start(every: Duration, still: StillRunning) -> Heartbeat {
+        let running: Arc<Mutex<HashMap<Address, Running>>> = Arc::default();
+        let weak = Arc::downgrade(&running);
+        let tick = (every / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        std::thread::spawn(move || loop {
+            std::thread::sleep(tick);
+            let Some(running) = weak.upgrade() else { return };
+            let now = Instant::now();
+            let due: Vec<(Address, OpKind, Duration)> = running
+                .lock()
+                .expect("running operations")
+                .iter_mut()
+                .filter(|(_, r)| now.duration_since(r.last) >= every)
+                .map(|(a, r)| {
+                    r.last = now;
+                    (a.clone(), r.op, now.duration_since(r.started))
+                })
+                .collect();
+            drop(running);
+            for (address, op, elapsed) in due {
+                still(&address, op, elapsed);
+            }
+        });
+        Heartbeat { running }
+    }
+
+    /// Follow one apply event: a start adds the operation, a line about it
+    /// resets its clock, an end removes it.
+    pub fn track(&self, event: &Event) {
+        let mut running = self.running.lock().expect("running operations");
+        let now = Instant::now();
+        match event {
             Event::Started { address, op } => {
-                println!("{}: {}...", style.bold(&address.to_string()), op.verb())
+                running.insert(address.clone(), Running { op: *op, started: now, last: now });
             }
-            Event::Progress { address, op, message, elapsed } => {
-                println!(
-                    "{}: Still {}... [{} elapsed] {message}",
-                    style.bold(&address.to_string()),
-                    op.verb().to_lowercase(),
-                    secs(*elapsed)
-                )
+            Event::Progress { address, .. } => {
+                if let Some(r) = running.get_mut(address) {
+                    r.last = now;
+                }
             }
-            Event::Finished { address, op, id, elapsed } => {
-                let id = id.as_ref().map(|i| format!(" [id={i}]")).unwrap_or_default();
-                println!("{}: {} after {}{id}", style.bold(&address.to_string()), op.done(), secs(*elapsed));
+            Event::Finished { address, .. } | Event::Failed { address, .. } | Event::Skipped { address, .. } => {
+                running.remove(address);
             }
-            Event::Failed { address, op, error } => {
-                eprintln!("{}: {} failed: {error}", style.red(&address.to_string()), op.noun())
-            }
-            Event::Skipped { address, .. } => {
-                eprintln!("{}: skipped: a resource it depends on was not applied", address)
-            }
-        })
+        }
     }
 }
 
 /// One spinner per running operation showing what it is doing and for how
 /// long; finished operations leave one line above the spinners.
-fn live_progress(style: Style) -> EventSink {
-    let bars = MultiProgress::new();
+fn live_progress(style: Style, bars: MultiProgress) -> EventSink {
     let running: Mutex<HashMap<Address, ProgressBar>> = Mutex::new(HashMap::new());
     let spinner =
         ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg} [{elapsed}]").expect("valid template");
@@ -158,7 +274,7 @@ fn live_progress(style: Style) -> EventSink {
     })
 }
 
-fn secs(d: Duration) -> String {
+pub fn secs(d: Duration) -> String {
     if d.as_secs() >= 1 {
         format!("{}s", d.as_secs())
     } else {

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use std::collections::BTreeSet;
+
+use anyhow::{anyhow, bail, Context, Result};
 use skyplan_aws_blueprint::PriceSource;
 use skyplan_engine::graph::ResourceGraph;
 use skyplan_engine::orphans;
@@ -14,7 +16,7 @@ use skyplan_engine::plan::{self, Plan};
 use skyplan_engine::planfile::{self, PlanFile};
 use skyplan_engine::refresh::{refresh, settle_pending, Drift};
 use skyplan_engine::render::{human, json};
-use skyplan_engine::{Providers, Redactor, Spec};
+use skyplan_engine::{Address, Providers, Redactor, Spec};
 use skyplan_state::{Backend, State};
 
 use crate::cli::Global;
@@ -28,7 +30,63 @@ pub struct PlanOptions {
     pub detailed_exitcode: bool,
     pub refresh: bool,
     pub destroy: bool,
+    pub selection: Selection,
 }
+
+/// What `--target`, `--replace` and `--refresh-only` ask of a plan.
+#[derive(Debug, Default, Clone)]
+pub struct Selection {
+    pub targets: BTreeSet<Address>,
+    pub replace: BTreeSet<Address>,
+    pub refresh_only: bool,
+}
+
+impl Selection {
+    pub fn from_flags(targets: &[String], replace: &[String], refresh_only: bool) -> Result<Selection> {
+        let parse = |flag: &str, list: &[String]| -> Result<BTreeSet<Address>> {
+            list.iter()
+                .map(|a| {
+                    a.parse::<Address>().map_err(|e| {
+                        anyhow!("--{flag} {a}: {e}; write an address as TYPE.NAME or TYPE.NAME[KEY]")
+                    })
+                })
+                .collect()
+        };
+        Ok(Selection { targets: parse("target", targets)?, replace: parse("replace", replace)?, refresh_only })
+    }
+
+    /// Check that every address named exists where it must: a target in the
+    /// spec or the state, a resource to replace in both. A near miss gets a
+    /// "did you mean".
+    fn check(&self, graph: &ResourceGraph, state: &State) -> Result<()> {
+        let mut known: Vec<String> = graph.nodes().iter().map(|n| n.resource.address.to_string()).collect();
+        known.extend(state.resources.keys().cloned());
+        let hint = |a: &Address| {
+            skyplan_engine::diagnostic::did_you_mean(&a.to_string(), known.iter().map(String::as_str))
+                .map(|m| format!(" (did you mean {m}?)"))
+                .unwrap_or_default()
+        };
+        for a in &self.targets {
+            if graph.get(a).is_none() && !state.resources.contains_key(&a.to_string()) {
+                bail!("--target {a}: no such resource in the spec or the state{}", hint(a));
+            }
+        }
+        for a in &self.replace {
+            if graph.get(a).is_none() {
+                bail!("--replace {a}: no such resource in the spec{}", hint(a));
+            }
+            if !state.resources.contains_key(&a.to_string()) {
+                bail!("--replace {a}: not in the state yet, so there is nothing to replace; the plan creates it");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Terraform's warning whenever `--target` shapes a plan.
+pub const TARGET_WARNING: &str = "Resource targeting is in effect: the plan may not cover every change the spec \
+     needs, and may not say what the rest would do. Use --target for exceptional cases (recovering from a mistake, \
+     working around a limitation), not routine operations.";
 
 /// Everything a plan was made from, held (with the lock) until applied.
 pub struct Planned {
@@ -46,6 +104,9 @@ pub struct Planned {
     pub plan: Plan,
     /// The spec's sensitive values, masked in what apply records.
     pub redactor: Redactor,
+    /// What refresh found changed outside skyplan (`--refresh-only` shows
+    /// it as the plan, and records it).
+    pub drift: Vec<Drift>,
 }
 
 /// Check the spec, lock and load the state, refresh it, and diff.
@@ -57,8 +118,13 @@ pub async fn make_plan(
     destroy: bool,
     do_refresh: bool,
     tag_subnets: bool,
+    selection: &Selection,
 ) -> Result<Planned> {
+    if selection.refresh_only && !do_refresh {
+        bail!("--refresh-only and --no-refresh contradict each other: a refresh-only plan is the refresh");
+    }
     let mut spec = Spec::load(spec_path)?;
+    crate::diagnostics::warn_about(&spec, ui.style());
     let resources = workspace::take_resources(&mut spec)?;
     let state_path = workspace::state_path(global, Some(spec_path))?;
     let backend = workspace::backend(&state_path)?;
@@ -70,7 +136,8 @@ pub async fn make_plan(
     kinds.extend(state.pending.values().map(|p| p.kind.as_str()));
     let providers = workspace::providers(&spec, &state_path, &kinds).await?;
     let redactor = workspace::redactor(&spec);
-    let graph = ResourceGraph::build(resources, &providers)?.with_redactor(redactor.clone());
+    let graph =
+        ResourceGraph::build(resources, &providers).map_err(|d| spec.source.place(d))?.with_redactor(redactor.clone());
     if !destroy {
         // An existing VPC and subnets must be fit before anything is planned
         // into them; destroy only removes what skyplan made, so it skips this.
@@ -86,26 +153,108 @@ pub async fn make_plan(
         state = refreshed;
         drift.extend(found);
     }
-    for d in drift {
-        ui.note(&match d {
-            Drift::Deleted(a) => format!("{a} was deleted outside skyplan; the plan creates it again"),
-            Drift::Changed(a, attrs) => format!("{a} changed outside skyplan: {}", attrs.join(", ")),
-            Drift::Adopted(a, id) => format!("{a} ({id}) was created by an interrupted run; adopted into the state"),
-            Drift::NotCreated(a) => format!("{a}: a create that did not complete had left nothing behind"),
+    if !selection.refresh_only {
+        for d in &drift {
+            ui.note(&describe_drift(d, false));
+        }
+    }
+    selection.check(&graph, &state)?;
+    if selection.refresh_only {
+        // Nothing to do in the cloud: the plan is the refreshed state.
+        let plan = Plan {
+            destroy: false,
+            lineage: state.lineage.clone(),
+            serial: state.serial,
+            changes: Vec::new(),
+            summary: Default::default(),
+            orphans: Vec::new(),
+        };
+        return Ok(Planned {
+            spec,
+            state_path,
+            backend,
+            _lock: lock,
+            state,
+            settled,
+            providers,
+            plan,
+            redactor,
+            drift,
         });
     }
-    let mut plan = plan::diff(&graph, &state, destroy);
+    let mut plan = plan::diff_replacing(&graph, &state, destroy, &selection.replace);
     // After settling, so what an interrupted run made is adopted, not orphaned.
     if let Some(ownership) = workspace::ownership(&spec).filter(|_| do_refresh) {
         let found = orphans::find(&graph, &state, &providers, &ownership).await?;
         orphans::add_to_plan(&mut plan, found, &graph, &state);
     }
-    Ok(Planned { spec, state_path, backend, _lock: lock, state, settled, providers, plan, redactor })
+    if !selection.targets.is_empty() {
+        plan::target(&mut plan, &selection.targets);
+    }
+    Ok(Planned { spec, state_path, backend, _lock: lock, state, settled, providers, plan, redactor, drift })
+}
+
+/// One drift finding for people; `refresh_only` says what is recorded
+/// rather than what the plan does about it.
+pub fn describe_drift(d: &Drift, refresh_only: bool) -> String {
+    match d {
+        Drift::Deleted(a) if refresh_only => format!("{a} was deleted outside skyplan; the state forgets it"),
+        Drift::Deleted(a) => format!("{a} was deleted outside skyplan; the plan creates it again"),
+        Drift::Changed(a, attrs) => format!("{a} changed outside skyplan: {}", attrs.join(", ")),
+        Drift::Adopted(a, id) => format!("{a} ({id}) was created by an interrupted run; adopted into the state"),
+        Drift::NotCreated(a) => format!("{a}: a create that did not complete had left nothing behind"),
+    }
+}
+
+/// The human plan of a refresh-only run: what changed outside skyplan.
+pub fn refresh_only_text(drift: &[Drift], ui: &Ui) -> String {
+    let style = ui.style();
+    if drift.is_empty() {
+        return format!("{} The cloud still matches the state.\n", style.bold("No changes."));
+    }
+    let mut out = String::from("Objects have changed outside of skyplan:\n\n");
+    for d in drift {
+        out.push_str(&format!("  {} {}\n", style.yellow("~"), describe_drift(d, true)));
+    }
+    out.push_str(
+        "\nThis is a refresh-only plan: skyplan will not undo these changes. Applying it records them in the state \
+         without changing anything in the cloud.\n",
+    );
+    out
+}
+
+/// `plan --json`'s view of drift.
+pub fn drift_json(drift: &[Drift]) -> serde_json::Value {
+    drift
+        .iter()
+        .map(|d| match d {
+            Drift::Deleted(a) => serde_json::json!({"address": a.to_string(), "change": "deleted"}),
+            Drift::Changed(a, attrs) => {
+                serde_json::json!({"address": a.to_string(), "change": "changed", "attributes": attrs})
+            }
+            Drift::Adopted(a, id) => serde_json::json!({"address": a.to_string(), "change": "adopted", "id": id}),
+            Drift::NotCreated(a) => serde_json::json!({"address": a.to_string(), "change": "not-created"}),
+        })
+        .collect()
 }
 
 pub async fn run(global: &Global, ui: &Ui, opts: PlanOptions) -> Result<ExitCode> {
-    let planned = make_plan(global, ui, &opts.spec, "plan", opts.destroy, opts.refresh, false).await?;
+    let planned =
+        make_plan(global, ui, &opts.spec, "plan", opts.destroy, opts.refresh, false, &opts.selection).await?;
     let plan = &planned.plan;
+    if opts.selection.refresh_only {
+        if opts.json {
+            let mut out = json::plan(plan);
+            out["refresh_only"] = true.into();
+            out["resource_drift"] = drift_json(&planned.drift);
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        } else {
+            print!("{}", refresh_only_text(&planned.drift, ui));
+        }
+        ui.requests(&planned.providers);
+        let changed = !planned.drift.is_empty();
+        return Ok(if opts.detailed_exitcode && changed { ExitCode::from(2) } else { ExitCode::SUCCESS });
+    }
     // Spot pools' prices are about creating them: not shown for --destroy.
     let spot = if opts.destroy { Vec::new() } else { workspace::spot_status(&planned.spec, opts.refresh).await? };
     if opts.json {
@@ -117,6 +266,9 @@ pub async fn run(global: &Global, ui: &Ui, opts: PlanOptions) -> Result<ExitCode
     } else {
         print!("{}", human::plan(plan, ui.style()));
         print!("{}", spot_section(&spot));
+    }
+    if !opts.selection.targets.is_empty() {
+        ui.warn(TARGET_WARNING);
     }
     if let Some(out) = &opts.out {
         let file = PlanFile {

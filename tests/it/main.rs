@@ -3,6 +3,7 @@
 //! and, with the AWS provider built in, tests against local moto servers.
 
 mod bad_input;
+mod cli;
 mod policy;
 mod sim;
 mod support;
@@ -11,6 +12,8 @@ mod support;
 mod aws_cli;
 #[cfg(feature = "aws")]
 mod aws_faults;
+#[cfg(feature = "aws")]
+mod aws_import;
 #[cfg(feature = "aws")]
 mod aws_kill;
 #[cfg(feature = "aws")]
