@@ -1,6 +1,6 @@
-//! Errors about input, printed as a compiler prints them: the message, the
-//! place (`--> file:line:column`), the source line with a caret under the
-//! token, and the help; or as JSON for `--json` commands.
+//! Errors about input, printed as a compiler prints them: the place
+//! (`file:line:column:`) and the message, the source line with a caret
+//! under the token, and the help; or as JSON for `--json` commands.
 
 use std::fmt::Write;
 
@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use skyplan_engine::{Diagnostic, Location};
 
 use skyplan_engine::render::Style;
-use skyplan_engine::Spec;
+use skyplan_aws_blueprint::AwsSpec;
 
 /// One diagnostic for people. The source line is read from the file the
 /// location names; when it cannot be, the location alone is printed.
@@ -17,8 +17,9 @@ pub fn render(d: &Diagnostic, severity: &str, style: Style) -> String {
     let mut out = String::new();
     match &d.location {
         Location::File { path, line, column } => {
-            let _ = writeln!(out, "{label} {}", d.message);
-            let _ = writeln!(out, "  --> {}:{line}:{column}", path.display());
+            // `file:line:column: message` on the first line, as compilers
+            // and editors expect it, then the line itself.
+            let _ = writeln!(out, "{label} {}:{line}:{column}: {}", path.display(), d.message);
             if let Some(text) = std::fs::read_to_string(path).ok().and_then(|t| t.lines().nth(line - 1).map(str::to_string)) {
                 let number = line.to_string();
                 let pad = " ".repeat(number.len());
@@ -51,15 +52,16 @@ pub fn render(d: &Diagnostic, severity: &str, style: Style) -> String {
 /// Keys on a raw resource that look like a misspelt meta-argument
 /// (`depend_on` for `depends_on`): kept as attributes, since a raw
 /// resource may hold any, but most likely a mistake worth a warning.
-pub fn lint(spec: &Spec) -> Vec<Diagnostic> {
+pub fn lint(spec: &AwsSpec) -> Vec<Diagnostic> {
     const META: &[&str] = &["depends_on"];
+    let source = &spec.spec.source;
     let mut warnings = Vec::new();
     for r in &spec.resources {
         for key in r.attrs.keys() {
             let Some(meant) = skyplan_engine::diagnostic::did_you_mean(key, META.iter().copied()) else { continue };
             let path = format!("resource.{}.{}.{key}", r.address.kind, r.address.name);
-            let location = match spec.source.locate(&path) {
-                Some((line, column)) => Location::File { path: spec.source.path.clone(), line, column },
+            let location = match source.locate(&path) {
+                Some((line, column)) => Location::File { path: source.path.clone(), line, column },
                 None => Location::Address(r.address.clone()),
             };
             warnings.push(
@@ -75,7 +77,7 @@ pub fn lint(spec: &Spec) -> Vec<Diagnostic> {
 }
 
 /// Print the spec's warnings on stderr.
-pub fn warn_about(spec: &Spec, style: Style) {
+pub fn warn_about(spec: &AwsSpec, style: Style) {
     for w in lint(spec) {
         eprint!("{}", render(&w, "warning", style));
     }

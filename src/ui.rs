@@ -15,6 +15,7 @@ use skyplan_engine::render::Style;
 
 use crate::cli::{ColorChoice, Global};
 
+#[derive(Clone)]
 pub struct Ui {
     pub color: bool,
     pub verbose: u8,

@@ -3,7 +3,6 @@
 //! play. Commands in `commands/` call these and print; they decide nothing
 //! about resources themselves.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 #[cfg(feature = "aws")]
@@ -12,62 +11,28 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use skyplan_engine::graph::ResourceGraph;
-use skyplan_engine::orphans::Ownership;
-use skyplan_engine::{Diagnostics, Providers, Redactor, Resource, Spec};
+use std::collections::BTreeSet;
+
+use skyplan_aws_blueprint::AwsSpec;
+use skyplan_engine::ops::{Desired, HookError, Hooks, OpsError, Workspace};
+use skyplan_engine::plan::Plan;
+use skyplan_engine::{Providers, Redactor};
 use skyplan_state::{Backend, LocalBackend, LockInfo, State, StateError};
 
 use crate::cli::Global;
 
-/// Raw resources plus what the cluster blueprint expands `[cluster]` into.
-pub fn resources(spec: &Spec) -> Result<Vec<Resource>, Diagnostics> {
-    let mut resources = spec.resources.clone();
-    let expanded = skyplan_aws_blueprint::expand(&spec.file).map_err(|errs| spec.source.diagnostics(&errs))?;
-    resources.extend(expanded);
-    Ok(resources)
-}
-
-/// [`resources`], moving the spec's raw resources out instead of copying
-/// them (a spec may hold many thousands); `spec.resources` is left empty.
-pub fn take_resources(spec: &mut Spec) -> Result<Vec<Resource>, Diagnostics> {
-    let expanded = skyplan_aws_blueprint::expand(&spec.file).map_err(|errs| spec.source.diagnostics(&errs))?;
-    let mut resources = std::mem::take(&mut spec.resources);
-    resources.extend(expanded);
-    Ok(resources)
-}
-
-/// The spec's sensitive values, to mask in everything shown or stored.
-pub fn redactor(spec: &Spec) -> Redactor {
-    Redactor::new(skyplan_aws_blueprint::sensitive_values(&spec.file))
-}
-
 /// Parse, expand and build the graph: every check that needs no cloud call
 /// (no credentials are looked up either).
 pub fn desired(spec_path: &Path, state_path: &Path, style: skyplan_engine::render::Style) -> Result<ResourceGraph> {
-    let mut spec = Spec::load(spec_path)?;
+    let mut spec = AwsSpec::load(spec_path)?;
     crate::diagnostics::warn_about(&spec, style);
-    let resources = take_resources(&mut spec)?;
+    let resources = std::mem::take(&mut spec.resources);
     let sim = skyplan_sim::SimProvider::open(&sim_cloud_path(state_path))?;
     let mut providers = Providers::new().with(Arc::new(sim));
     if resources.iter().any(|r| r.address.kind.starts_with("aws_")) {
         providers = with_aws_offline(providers, &spec)?;
     }
-    Ok(ResourceGraph::build(resources, &providers).map_err(|d| spec.source.place(d))?)
-}
-
-/// What marks the resources of the spec's cluster (its ownership tags), and
-/// the ids it uses without owning them (a static placement's VPC and
-/// subnets, which carry the cluster's `owned` tag too): `plan` and
-/// `destroy` look for orphans by it. None without a `[cluster]`.
-pub fn ownership(spec: &Spec) -> Option<Ownership> {
-    let cluster = spec.file.cluster.as_ref()?;
-    let mut keep = BTreeSet::new();
-    if let Some(placement) = &spec.file.placement {
-        keep.extend(placement.vpc_id.iter().cloned());
-        for subnet in &placement.subnet {
-            keep.extend([subnet.public.clone(), subnet.private.clone()]);
-        }
-    }
-    Some(Ownership { tags: skyplan_aws_blueprint::ownership(&cluster.name), keep })
+    Ok(ResourceGraph::build(resources, &providers).map_err(|d| spec.spec.source.place(d))?)
 }
 
 /// Where the state is: `--state`, else `<spec stem>.state.json` beside the
@@ -222,7 +187,7 @@ pub fn set_rate_limits(flags: &[String]) -> Result<()> {
 
 /// Providers for the given resource types: the simulated cloud always, AWS
 /// when an `aws_*` type is in play (desired or in the state).
-pub async fn providers(spec: &Spec, state_path: &Path, kinds: &[&str]) -> Result<Providers> {
+pub async fn providers(spec: &AwsSpec, state_path: &Path, kinds: &[&str]) -> Result<Providers> {
     let sim = skyplan_sim::SimProvider::open(&sim_cloud_path(state_path))?;
     let providers = Providers::new().with(Arc::new(sim));
     if kinds.iter().any(|k| k.starts_with("aws_")) {
@@ -232,7 +197,7 @@ pub async fn providers(spec: &Spec, state_path: &Path, kinds: &[&str]) -> Result
 }
 
 #[cfg(feature = "aws")]
-async fn with_aws(providers: Providers, spec: &Spec) -> Result<Providers> {
+async fn with_aws(providers: Providers, spec: &AwsSpec) -> Result<Providers> {
     Ok(providers.with(Arc::new(connect_aws(spec).await?)))
 }
 
@@ -275,8 +240,8 @@ pub struct AzSpot {
 /// `read_prices` (DescribeSpotPriceHistory through the AWS provider). A
 /// failed read is reported in the result, not as an error: the plan stands
 /// without it.
-pub async fn spot_status(spec: &Spec, read_prices: bool) -> Result<Vec<SpotStatus>> {
-    let pools = skyplan_aws_blueprint::spot_pools(&spec.file).map_err(|errs| spec.source.diagnostics(&errs))?;
+pub async fn spot_status(spec: &AwsSpec, read_prices: bool) -> Result<Vec<SpotStatus>> {
+    let pools = spec.spot_pools.clone();
     if pools.is_empty() {
         return Ok(Vec::new());
     }
@@ -289,7 +254,7 @@ pub async fn spot_status(spec: &Spec, read_prices: bool) -> Result<Vec<SpotStatu
 }
 
 #[cfg(feature = "aws")]
-async fn read_spot_prices(spec: &Spec, pools: &[skyplan_aws_blueprint::SpotPool]) -> Vec<SpotPrices> {
+async fn read_spot_prices(spec: &AwsSpec, pools: &[skyplan_aws_blueprint::SpotPool]) -> Vec<SpotPrices> {
     let aws = match connect_aws(spec).await {
         Ok(aws) => aws,
         Err(e) => return pools.iter().map(|_| SpotPrices::Failed(e.to_string())).collect(),
@@ -315,32 +280,30 @@ async fn read_spot_prices(spec: &Spec, pools: &[skyplan_aws_blueprint::SpotPool]
 }
 
 #[cfg(not(feature = "aws"))]
-async fn read_spot_prices(_spec: &Spec, _pools: &[skyplan_aws_blueprint::SpotPool]) -> Vec<SpotPrices> {
+async fn read_spot_prices(_spec: &AwsSpec, _pools: &[skyplan_aws_blueprint::SpotPool]) -> Vec<SpotPrices> {
     Vec::new()
 }
 
 #[cfg(feature = "aws")]
-fn with_aws_offline(providers: Providers, spec: &Spec) -> Result<Providers> {
+fn with_aws_offline(providers: Providers, spec: &AwsSpec) -> Result<Providers> {
     Ok(providers.with(Arc::new(skyplan_aws::AwsProvider::offline(&region(spec)?))))
 }
 
 #[cfg(not(feature = "aws"))]
-fn with_aws_offline(providers: Providers, _spec: &Spec) -> Result<Providers> {
+fn with_aws_offline(providers: Providers, _spec: &AwsSpec) -> Result<Providers> {
     Ok(providers)
 }
 
 /// The region of a spec's AWS resources: `[cluster] region`, else the SDK's
 /// AWS_REGION.
 #[cfg(feature = "aws")]
-fn region(spec: &Spec) -> Result<String> {
-    spec.file
-        .cluster
-        .as_ref()
-        .map(|c| c.region.clone())
+fn region(spec: &AwsSpec) -> Result<String> {
+    spec.region
+        .clone()
         .or_else(|| std::env::var("AWS_REGION").ok())
         .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
         .ok_or_else(|| {
-            anyhow!("{}: aws_* resources need a region: set [cluster] region or AWS_REGION", spec.source.path.display())
+            anyhow!("{}: aws_* resources need a region: set [cluster] region or AWS_REGION", spec.path().display())
         })
 }
 
@@ -354,11 +317,11 @@ fn region(spec: &Spec) -> Result<String> {
 /// credentials are resolved once and every request shares one rate limiter
 /// and one request count.
 #[cfg(feature = "aws")]
-pub async fn connect_aws(spec: &Spec) -> Result<skyplan_aws::AwsProvider> {
+pub async fn connect_aws(spec: &AwsSpec) -> Result<skyplan_aws::AwsProvider> {
     static AWS: tokio::sync::OnceCell<skyplan_aws::AwsProvider> = tokio::sync::OnceCell::const_new();
     let aws = AWS
         .get_or_try_init(|| async {
-            let file = &spec.file;
+            let file = &spec.spec.file;
             let region = region(spec)?;
             let account = file.account.clone().unwrap_or_default();
             let settings = skyplan_aws::AwsSettings {
@@ -379,7 +342,7 @@ pub async fn connect_aws(spec: &Spec) -> Result<skyplan_aws::AwsProvider> {
 }
 
 #[cfg(not(feature = "aws"))]
-async fn with_aws(providers: Providers, _spec: &Spec) -> Result<Providers> {
+async fn with_aws(providers: Providers, _spec: &AwsSpec) -> Result<Providers> {
     // Without the AWS provider, aws_* types are reported as unserved by the
     // graph check, naming each resource.
     Ok(providers)
@@ -387,13 +350,13 @@ async fn with_aws(providers: Providers, _spec: &Spec) -> Result<Providers> {
 
 /// `[placement] mode = "static"`, as the AWS provider checks it.
 #[cfg(feature = "aws")]
-pub fn static_placement(spec: &Spec) -> Option<skyplan_aws::placement::StaticPlacement> {
-    let placement = spec.file.placement.as_ref()?;
-    if placement.mode != skyplan_engine::spec::PlacementMode::Static {
+pub fn static_placement(spec: &AwsSpec) -> Option<skyplan_aws::placement::StaticPlacement> {
+    let placement = spec.spec.file.placement.as_ref()?;
+    if placement.mode != skyplan_aws_blueprint::model::PlacementMode::Static {
         return None;
     }
     Some(skyplan_aws::placement::StaticPlacement {
-        cluster: spec.file.cluster.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
+        cluster: spec.spec.file.cluster.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
         vpc_id: placement.vpc_id.clone().unwrap_or_default(),
         subnets: placement.subnet.iter().map(|s| (s.az.clone(), s.public.clone(), s.private.clone())).collect(),
     })
@@ -403,7 +366,7 @@ pub fn static_placement(spec: &Spec) -> Option<skyplan_aws::placement::StaticPla
 /// subnets (after adding missing subnet tags when `tag_subnets`), and stop
 /// with every problem when one is not ready. No-op for dynamic placement.
 #[cfg(feature = "aws")]
-pub async fn check_static_placement(spec: &Spec, ui: &crate::ui::Ui, tag_subnets: bool) -> Result<()> {
+pub async fn check_static_placement(spec: &AwsSpec, ui: &crate::ui::Ui, tag_subnets: bool) -> Result<()> {
     let Some(placement) = static_placement(spec) else { return Ok(()) };
     let aws = connect_aws(spec).await?;
     if tag_subnets {
@@ -417,14 +380,89 @@ pub async fn check_static_placement(spec: &Spec, ui: &crate::ui::Ui, tag_subnets
     }
     bail!(
         "{}: the static placement is not ready, so nothing was changed:\n  - {}",
-        spec.source.path.display(),
+        spec.path().display(),
         problems.join("\n  - ")
     )
 }
 
 #[cfg(not(feature = "aws"))]
-pub async fn check_static_placement(_spec: &Spec, _ui: &crate::ui::Ui, _tag_subnets: bool) -> Result<()> {
+pub async fn check_static_placement(_spec: &AwsSpec, _ui: &crate::ui::Ui, _tag_subnets: bool) -> Result<()> {
     Ok(())
+}
+
+/// The provider side of a run for the specs this binary reads: the
+/// providers (the simulated cloud, AWS when an `aws_*` type is in play),
+/// an AWS static placement's checks before planning, and AWS preflight's
+/// existence checks before applying. The engine's `ops` calls these
+/// through [`Hooks`] without knowing what they check.
+pub struct SpecHooks {
+    spec: Arc<AwsSpec>,
+    state_path: PathBuf,
+    ui: crate::ui::Ui,
+    /// Static placement: add missing load-balancer tags to the public
+    /// subnets before checking them (`apply --tag-subnets`).
+    pub tag_subnets: bool,
+}
+
+impl SpecHooks {
+    pub fn new(spec: Arc<AwsSpec>, state_path: &Path, ui: &crate::ui::Ui) -> SpecHooks {
+        SpecHooks { spec, state_path: state_path.to_path_buf(), ui: ui.clone(), tag_subnets: false }
+    }
+}
+
+#[async_trait::async_trait]
+impl Hooks for SpecHooks {
+    async fn providers(&self, kinds: &BTreeSet<String>) -> Result<Providers, HookError> {
+        let kinds: Vec<&str> = kinds.iter().map(String::as_str).collect();
+        providers(&self.spec, &self.state_path, &kinds).await.map_err(hook_error)
+    }
+
+    async fn before_plan(&self) -> Result<(), HookError> {
+        check_static_placement(&self.spec, &self.ui, self.tag_subnets).await.map_err(hook_error)
+    }
+
+    async fn before_apply(&self, _plan: &Plan) -> Result<(), HookError> {
+        crate::commands::preflight::before_apply(&self.ui, &self.spec).await.map_err(hook_error)
+    }
+}
+
+fn hook_error(e: anyhow::Error) -> HookError {
+    format!("{e:#}").into()
+}
+
+/// The engine's [`Desired`] of a spec.
+pub fn desired_of(spec: &AwsSpec) -> Desired {
+    Desired {
+        resources: spec.resources.clone(),
+        redactor: Redactor::new(spec.sensitive.clone()),
+        ownership: spec.ownership.clone(),
+    }
+}
+
+/// A run's [`Workspace`] on the state at `state_path`, locked for
+/// `operation` until the returned [`Lock`] is dropped.
+pub fn open(global: &Global, state_path: &Path, operation: &str, hooks: SpecHooks) -> Result<(Workspace, Lock)> {
+    let backend = backend(state_path)?;
+    let lock = Lock::acquire(&backend, operation, global.lock_timeout)?;
+    let ws = Workspace { backend, state_location: state_path.display().to_string(), hooks: Arc::new(hooks) };
+    Ok((ws, lock))
+}
+
+/// An engine error as the CLI reports it (diagnostics one per line).
+pub fn ops_error(e: OpsError) -> anyhow::Error {
+    ops_error_in(e, None)
+}
+
+/// [`ops_error`], with a spec's graph errors placed at its lines and columns.
+pub fn ops_error_in(e: OpsError, spec: Option<&AwsSpec>) -> anyhow::Error {
+    if let (OpsError::Spec(d), Some(spec)) = (&e, spec) {
+        return spec.spec.source.place(d.clone()).into();
+    }
+    match e {
+        OpsError::Spec(d) => d.into(),
+        OpsError::State(e) => e.into(),
+        other => anyhow!("{other}"),
+    }
 }
 
 #[cfg(test)]

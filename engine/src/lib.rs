@@ -11,6 +11,7 @@ pub mod apply;
 pub mod dag;
 pub mod diagnostic;
 pub mod graph;
+pub mod ops;
 pub mod orphans;
 pub mod plan;
 pub mod planfile;

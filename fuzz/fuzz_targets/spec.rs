@@ -3,6 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use skyplan_aws_blueprint::model::SpecFile;
 use skyplan_engine::spec::{Source, Spec};
 use skyplan_engine::value;
 
@@ -14,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = source.locate(key);
     }
     let _ = value::references(&serde_json::Value::String(text.to_string()));
-    if let Ok(spec) = Spec::parse(source) {
+    if let Ok(spec) = Spec::<SpecFile>::parse_with(source) {
         for resource in &spec.resources {
             for v in resource.attrs.values() {
                 let _ = value::references(v);

@@ -1,24 +1,26 @@
-//! `skyplan apply SPEC|PLANFILE` and `skyplan destroy SPEC`: plan (or load a
-//! saved plan), get approval, run the executor with progress, report.
+//! `skyplan apply SPEC|PLANFILE` and `skyplan destroy SPEC`: flags ->
+//! `ops::plan` (or `ops::plan_saved`) -> `ops::apply`, the one path of both
+//! kinds of apply; this file shows the plan, asks for approval, turns
+//! Ctrl-C into the request's stop flag and reports.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
-use skyplan_engine::apply::{self, ApplyOptions, ApplyReport, OpKind};
-use skyplan_engine::plan::Plan;
+use skyplan_aws_blueprint::AwsSpec;
+use skyplan_engine::apply::{ApplyReport, OpKind};
+use skyplan_engine::ops::{self, ApplyRequest, Outcome, PlanRequest, Planned, SavedPlan, Workspace};
 use skyplan_engine::planfile::PlanFile;
 use skyplan_engine::render::human;
-use skyplan_engine::{Providers, Redactor, Source, Spec};
-use skyplan_state::{Backend, State, Writer};
+use skyplan_engine::Source;
 
-use super::plan::{make_plan, Selection};
-use super::preflight;
+use super::plan::{describe_drift, drift_json, drift_notes, refresh_only_text, Selection, TARGET_WARNING};
+use skyplan_engine::refresh::Drift;
 use crate::cli::Global;
 use crate::ui::Ui;
-use crate::workspace::{self, Lock};
+use crate::workspace::{self, Lock, SpecHooks};
 
 pub struct ApplyArgs {
     pub target: PathBuf,
@@ -38,219 +40,46 @@ pub async fn run(global: &Global, ui: &Ui, args: ApplyArgs) -> Result<ExitCode> 
     if args.parallelism == 0 {
         bail!("--parallelism must be at least 1");
     }
+    let operation = if args.destroy { "destroy" } else { "apply" };
     let saved = !args.destroy && PlanFile::sniff(&args.target);
-    if saved && (!args.selection.targets.is_empty() || !args.selection.replace.is_empty() || args.selection.refresh_only)
-    {
+    let selection = &args.selection;
+    if saved && (!selection.targets.is_empty() || !selection.replace.is_empty() || selection.refresh_only) {
         bail!("--target, --replace and --refresh-only shape a plan: give them to `plan`, not to `apply PLANFILE`");
     }
-    if args.json && !args.auto_approve && !saved {
+    if args.json && !args.auto_approve {
         bail!("--json needs --auto-approve: a JSON stream has no one to answer the approval prompt");
     }
     if args.json {
         crate::events::version();
     }
-    if !args.auto_approve && !saved {
+    if !args.auto_approve {
         // Refuse before planning, so a pipeline that forgot the flag makes
         // no cloud calls at all.
-        ui.require_terminal(if args.destroy { "destroy" } else { "apply" })?;
+        ui.require_terminal(operation)?;
     }
-    if saved {
-        return apply_saved(global, ui, &args).await;
+    let (ws, _lock, planned) =
+        if saved { load_saved(global, ui, &args).await? } else { plan(global, ui, &args).await? };
+    if selection.refresh_only {
+        return record_refresh(ui, &args, &ws, planned).await;
     }
-    let operation = if args.destroy { "destroy" } else { "apply" };
-    let planned =
-        make_plan(global, ui, &args.target, operation, args.destroy, true, args.tag_subnets, &args.selection).await?;
-    if args.selection.refresh_only {
-        return record_refresh(ui, &args, planned);
-    }
-    if args.json {
-        crate::events::planned_changes(&planned.plan);
-    } else {
-        print!("{}", human::plan(&planned.plan, ui.style()));
-    }
-    if !args.selection.targets.is_empty() {
-        if args.json {
-            crate::events::warning("Resource targeting is in effect", super::plan::TARGET_WARNING);
-        } else {
-            ui.warn(super::plan::TARGET_WARNING);
-        }
-    }
-    if planned.plan.has_changes() && !args.destroy && !args.skip_preflight {
-        preflight::before_apply(ui, &planned.spec).await?;
-    }
-    if !planned.plan.has_changes() {
-        // Adopted resources must be recorded even with nothing to do; and a
-        // killed run's journal is folded in, so the state file alone is
-        // complete again.
-        if planned.settled || planned.backend.has_unfolded_changes() {
-            let mut state = planned.state.clone();
-            state.serial += 1;
-            planned.backend.persist(&state)?;
-        }
-        if args.json {
-            crate::events::change_summary(&ApplyReport::default(), operation);
-        }
-        ui.requests(&planned.providers);
-        return Ok(ExitCode::SUCCESS);
-    }
-    if !args.auto_approve {
-        let question = if args.destroy { "destroy all these resources" } else { "perform these actions" };
-        if !ui.approve(question)? {
-            bail!("{operation} cancelled: only 'yes' approves");
-        }
-    }
-    let run = Run { parallelism: args.parallelism, destroy: args.destroy, redactor: planned.redactor, json: args.json };
-    execute(ui, &planned.plan, planned.state, &planned.providers, planned.backend, run).await
-}
-
-/// `apply --refresh-only`: record what changed outside skyplan, after
-/// approval, and change nothing in the cloud.
-fn record_refresh(ui: &Ui, args: &ApplyArgs, planned: super::plan::Planned) -> Result<ExitCode> {
-    if args.json {
-        for d in &planned.drift {
-            let (address, text) = match d {
-                skyplan_engine::refresh::Drift::Deleted(a)
-                | skyplan_engine::refresh::Drift::Changed(a, _)
-                | skyplan_engine::refresh::Drift::Adopted(a, _)
-                | skyplan_engine::refresh::Drift::NotCreated(a) => (a, super::plan::describe_drift(d, true)),
-            };
-            crate::events::emit(
-                "resource_drift",
-                "info",
-                &text,
-                serde_json::json!({"address": address.to_string(), "change": super::plan::drift_json(std::slice::from_ref(d))[0]}),
-            );
-        }
-    } else {
-        print!("{}", super::plan::refresh_only_text(&planned.drift, ui));
-    }
-    if planned.drift.is_empty() && !planned.settled && !planned.backend.has_unfolded_changes() {
-        ui.requests(&planned.providers);
-        return Ok(ExitCode::SUCCESS);
-    }
-    if !args.auto_approve && !ui.approve("record these changes in the state")? {
-        bail!("apply cancelled: only 'yes' approves");
-    }
-    let mut state = planned.state.clone();
-    state.serial += 1;
-    planned.backend.persist(&state)?;
-    if args.json {
-        crate::events::emit(
-            "refresh_complete",
-            "info",
-            &format!("Refresh complete! {} changes recorded in the state.", planned.drift.len()),
-            serde_json::json!({"recorded": planned.drift.len()}),
-        );
-    } else {
-        println!(
-            "\n{} {} change{} recorded in the state; nothing was changed in the cloud.",
-            ui.style().green(&ui.style().bold("Refresh complete!")),
-            planned.drift.len(),
-            if planned.drift.len() == 1 { "" } else { "s" }
-        );
-    }
-    ui.requests(&planned.providers);
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `apply PLANFILE`: exactly the saved plan, refused if the state moved on.
-async fn apply_saved(global: &Global, ui: &Ui, args: &ApplyArgs) -> Result<ExitCode> {
-    let file = PlanFile::load(&args.target)?;
-    let spec = Spec::parse(Source { path: file.spec_path.clone(), text: file.spec_text.clone() })?;
-    let state_path = match &global.state {
-        Some(_) => workspace::state_path(global, None)?,
-        None => PathBuf::from(&file.state),
-    };
-    let backend = workspace::backend(&state_path)?;
-    let _lock = Lock::acquire(&backend, "apply", global.lock_timeout)?;
-    let state = match backend.load()? {
-        Some(state) => state,
-        // A plan made before any state existed applies to a new state of
-        // the same lineage.
-        None if file.plan.serial == 0 => State { lineage: file.plan.lineage.clone(), ..State::new() },
-        None => bail!(
-            "{} is stale: it was made against serial {} of a state that no longer exists at {}",
-            args.target.display(),
-            file.plan.serial,
-            state_path.display()
-        ),
-    };
-    check_fresh(&file.plan, &state, &args.target, &state_path)?;
-    let mut kinds: Vec<&str> = file.plan.changes.iter().map(|c| c.kind.as_str()).collect();
-    kinds.extend(state.resources.values().map(|r| r.kind.as_str()));
-    let providers = workspace::providers(&spec, &state_path, &kinds).await?;
-    if !file.plan.has_changes() {
-        if args.json {
-            crate::events::change_summary(&ApplyReport::default(), "apply");
-        } else {
-            println!("No changes in {}; nothing to apply.", args.target.display());
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    if args.json {
-        crate::events::planned_changes(&file.plan);
-    }
-    if !file.plan.destroy && !args.skip_preflight {
-        preflight::before_apply(ui, &spec).await?;
-    }
-    let run = Run {
+    let destroy = planned.plan.destroy;
+    let providers = planned.providers.clone();
+    let approve: Option<ops::Approval> = (!args.auto_approve).then(|| {
+        let ui = ui.clone();
+        let question = if destroy { "destroy all these resources" } else { "perform these actions" };
+        Arc::new(move |_: &skyplan_engine::plan::Plan| ui.approve(question).map_err(|e| format!("{e:#}").into()))
+            as ops::Approval
+    });
+    let reporter = Arc::new(ui.progress(args.json));
+    let request = ApplyRequest {
         parallelism: args.parallelism,
-        destroy: file.plan.destroy,
-        redactor: workspace::redactor(&spec),
-        json: args.json,
-    };
-    execute(ui, &file.plan, state, &providers, backend, run).await
-}
-
-fn check_fresh(plan: &Plan, state: &State, plan_path: &Path, state_path: &Path) -> Result<()> {
-    if plan.lineage != state.lineage {
-        bail!(
-            "{} is stale: it was made for state lineage {}, but {} has lineage {} (a different state); nothing was changed. Run plan again.",
-            plan_path.display(),
-            plan.lineage,
-            state_path.display(),
-            state.lineage
-        );
-    }
-    if plan.serial != state.serial {
-        bail!(
-            "{} is stale: it was made against state serial {}, but {} is now at serial {}; nothing was changed. Run plan again.",
-            plan_path.display(),
-            plan.serial,
-            state_path.display(),
-            state.serial
-        );
-    }
-    Ok(())
-}
-
-/// How to run a plan.
-struct Run {
-    parallelism: usize,
-    destroy: bool,
-    redactor: Redactor,
-    json: bool,
-}
-
-async fn execute(
-    ui: &Ui,
-    plan: &Plan,
-    state: State,
-    providers: &Providers,
-    backend: Arc<dyn Backend>,
-    run: Run,
-) -> Result<ExitCode> {
-    let Run { parallelism, destroy, redactor, json } = run;
-    let writer = Writer::start(backend, state.clone());
-    let reporter = Arc::new(ui.progress(json));
-    let options = ApplyOptions {
-        parallelism,
-        stop: Default::default(),
+        skip_preflight: args.skip_preflight,
+        approve,
         events: reporter.events.clone(),
         before_recording: crash_hook(),
-        redactor,
+        ..ApplyRequest::default()
     };
-    let stop = options.stop.clone();
+    let stop = request.stop.clone();
     let interrupts = {
         let reporter = reporter.clone();
         tokio::spawn(async move {
@@ -266,26 +95,46 @@ async fn execute(
             }
         })
     };
-    let report = apply::apply(plan, &state, providers, &writer, options).await;
+    let outcome = ops::apply(&ws, planned, request).await;
     interrupts.abort();
     reporter.clear();
     drop(reporter);
+    let report = match outcome.map_err(workspace::ops_error)? {
+        Outcome::NothingToDo { .. } => {
+            if args.json {
+                crate::events::change_summary(&ApplyReport::default(), operation);
+            } else if saved {
+                println!("No changes in {}; nothing to apply.", args.target.display());
+            }
+            ui.requests(&providers);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Outcome::Cancelled => bail!("{operation} cancelled: only 'yes' approves"),
+        Outcome::Applied(report) => report,
+    };
     let interrupted = !report.not_started.is_empty();
-    writer.finish().await?;
-    if json {
-        crate::events::change_summary(&report, if destroy { "destroy" } else { "apply" });
+    if args.json {
+        crate::events::change_summary(&report, operation);
         for (address, op, error) in &report.failed {
             crate::events::emit(
                 "diagnostic",
                 "error",
                 &format!("{address}: {} failed: {error}", op.noun()),
-                serde_json::json!({"address": address.to_string(), "diagnostic": {"severity": "error", "summary": format!("{} failed", op.noun()), "detail": error, "address": address.to_string()}}),
+                serde_json::json!({
+                    "address": address.to_string(),
+                    "diagnostic": {
+                        "severity": "error",
+                        "summary": format!("{} failed", op.noun()),
+                        "detail": error,
+                        "address": address.to_string(),
+                    },
+                }),
             );
         }
     } else {
         summarize(ui, &report, destroy);
     }
-    ui.requests(providers);
+    ui.requests(&providers);
     Ok(if interrupted && report.failed.is_empty() {
         ExitCode::from(130)
     } else if report.is_success() {
@@ -293,6 +142,108 @@ async fn execute(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `apply SPEC` and `destroy SPEC`: plan it, and show the plan.
+async fn plan(global: &Global, ui: &Ui, args: &ApplyArgs) -> Result<(Workspace, Lock, Planned)> {
+    let operation = if args.destroy { "destroy" } else { "apply" };
+    let spec = Arc::new(AwsSpec::load(&args.target)?);
+    crate::diagnostics::warn_about(&spec, ui.style());
+    let state_path = workspace::state_path(global, Some(&args.target))?;
+    let mut hooks = SpecHooks::new(spec.clone(), &state_path, ui);
+    hooks.tag_subnets = args.tag_subnets;
+    let (ws, lock) = workspace::open(global, &state_path, operation, hooks)?;
+    let request = args.selection.request(args.destroy, true);
+    let planned = ops::plan(&ws, workspace::desired_of(&spec), &request)
+        .await
+        .map_err(|e| workspace::ops_error_in(e, Some(&spec)))?;
+    if args.selection.refresh_only {
+        return Ok((ws, lock, planned));
+    }
+    drift_notes(ui, &planned.drift);
+    if args.json {
+        crate::events::planned_changes(&planned.plan);
+    } else {
+        print!("{}", human::plan(&planned.plan, ui.style()));
+    }
+    if !args.selection.targets.is_empty() {
+        if args.json {
+            crate::events::warning("Resource targeting is in effect", TARGET_WARNING);
+        } else {
+            ui.warn(TARGET_WARNING);
+        }
+    }
+    Ok((ws, lock, planned))
+}
+
+/// `apply PLANFILE`: exactly the saved plan, refused if the state moved on.
+async fn load_saved(global: &Global, ui: &Ui, args: &ApplyArgs) -> Result<(Workspace, Lock, Planned)> {
+    let file = PlanFile::load(&args.target)?;
+    let spec = Arc::new(AwsSpec::parse(Source { path: file.spec_path.clone(), text: file.spec_text.clone() })?);
+    let state_path = match &global.state {
+        Some(_) => workspace::state_path(global, None)?,
+        None => PathBuf::from(&file.state),
+    };
+    let (ws, lock) = workspace::open(global, &state_path, "apply", SpecHooks::new(spec.clone(), &state_path, ui))?;
+    let saved = SavedPlan { plan: file.plan, name: args.target.display().to_string() };
+    let redactor = workspace::desired_of(&spec).redactor;
+    let planned = ops::plan_saved(&ws, saved, redactor).await.map_err(workspace::ops_error)?;
+    drift_notes(ui, &planned.drift);
+    if args.json {
+        crate::events::planned_changes(&planned.plan);
+    }
+    Ok((ws, lock, planned))
+}
+
+/// `apply --refresh-only`: show what changed outside skyplan and, once
+/// approved, record it; nothing changes in the cloud.
+async fn record_refresh(ui: &Ui, args: &ApplyArgs, ws: &Workspace, planned: Planned) -> Result<ExitCode> {
+    let drift = planned.drift.clone();
+    let providers = planned.providers.clone();
+    if args.json {
+        for d in &drift {
+            let address = match d {
+                Drift::Deleted(a) | Drift::Changed(a, _) | Drift::Adopted(a, _) | Drift::NotCreated(a) => a,
+            };
+            crate::events::emit(
+                "resource_drift",
+                "info",
+                &describe_drift(d, true),
+                serde_json::json!({
+                    "address": address.to_string(),
+                    "change": drift_json(std::slice::from_ref(d))[0],
+                }),
+            );
+        }
+    } else {
+        print!("{}", refresh_only_text(&drift, ui));
+    }
+    if !drift.is_empty() && !args.auto_approve && !ui.approve("record these changes in the state")? {
+        bail!("apply cancelled: only 'yes' approves");
+    }
+    // An empty plan: ops::apply records the refreshed state (the request's
+    // refresh-only plan marks it to be saved) and calls no provider.
+    match ops::apply(ws, planned, ApplyRequest::default()).await.map_err(workspace::ops_error)? {
+        Outcome::NothingToDo { .. } => {}
+        _ => bail!("a refresh-only plan had changes to apply; nothing was applied"),
+    }
+    if args.json {
+        crate::events::emit(
+            "refresh_complete",
+            "info",
+            &format!("Refresh complete! {} changes recorded in the state.", drift.len()),
+            serde_json::json!({"recorded": drift.len()}),
+        );
+    } else {
+        println!(
+            "\n{} {} change{} recorded in the state; nothing was changed in the cloud.",
+            ui.style().green(&ui.style().bold("Refresh complete!")),
+            drift.len(),
+            if drift.len() == 1 { "" } else { "s" }
+        );
+    }
+    ui.requests(&providers);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn summarize(ui: &Ui, report: &ApplyReport, destroy: bool) {

@@ -1,27 +1,23 @@
-//! `skyplan plan`: spec -> graph -> (refresh) -> diff, printed for review,
-//! optionally saved for `apply PLANFILE`. Also the planning step that
-//! `apply SPEC` and `destroy` share.
+//! `skyplan plan`: flags -> `ops::plan` -> the plan printed for review,
+//! optionally saved for `apply PLANFILE`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use std::collections::BTreeSet;
 
-use anyhow::{anyhow, bail, Context, Result};
-use skyplan_aws_blueprint::PriceSource;
-use skyplan_engine::graph::ResourceGraph;
-use skyplan_engine::orphans;
-use skyplan_engine::plan::{self, Plan};
+use anyhow::{anyhow, Context, Result};
+use skyplan_aws_blueprint::{AwsSpec, PriceSource};
+use skyplan_engine::ops::{self, PlanRequest};
 use skyplan_engine::planfile::{self, PlanFile};
-use skyplan_engine::refresh::{refresh, settle_pending, Drift};
+use skyplan_engine::refresh::Drift;
 use skyplan_engine::render::{human, json};
-use skyplan_engine::{Address, Providers, Redactor, Spec};
-use skyplan_state::{Backend, State};
+use skyplan_engine::Address;
 
 use crate::cli::Global;
 use crate::ui::Ui;
-use crate::workspace::{self, Lock, SpotPrices, SpotStatus};
+use crate::workspace::{self, SpecHooks, SpotPrices, SpotStatus};
 
 pub struct PlanOptions {
     pub spec: PathBuf,
@@ -55,31 +51,15 @@ impl Selection {
         Ok(Selection { targets: parse("target", targets)?, replace: parse("replace", replace)?, refresh_only })
     }
 
-    /// Check that every address named exists where it must: a target in the
-    /// spec or the state, a resource to replace in both. A near miss gets a
-    /// "did you mean".
-    fn check(&self, graph: &ResourceGraph, state: &State) -> Result<()> {
-        let mut known: Vec<String> = graph.nodes().iter().map(|n| n.resource.address.to_string()).collect();
-        known.extend(state.resources.keys().cloned());
-        let hint = |a: &Address| {
-            skyplan_engine::diagnostic::did_you_mean(&a.to_string(), known.iter().map(String::as_str))
-                .map(|m| format!(" (did you mean {m}?)"))
-                .unwrap_or_default()
-        };
-        for a in &self.targets {
-            if graph.get(a).is_none() && !state.resources.contains_key(&a.to_string()) {
-                bail!("--target {a}: no such resource in the spec or the state{}", hint(a));
-            }
+    /// The plan request of these flags.
+    pub fn request(&self, destroy: bool, refresh: bool) -> PlanRequest {
+        PlanRequest {
+            destroy,
+            refresh,
+            targets: self.targets.clone(),
+            replace: self.replace.clone(),
+            refresh_only: self.refresh_only,
         }
-        for a in &self.replace {
-            if graph.get(a).is_none() {
-                bail!("--replace {a}: no such resource in the spec{}", hint(a));
-            }
-            if !state.resources.contains_key(&a.to_string()) {
-                bail!("--replace {a}: not in the state yet, so there is nothing to replace; the plan creates it");
-            }
-        }
-        Ok(())
     }
 }
 
@@ -88,110 +68,11 @@ pub const TARGET_WARNING: &str = "Resource targeting is in effect: the plan may 
      needs, and may not say what the rest would do. Use --target for exceptional cases (recovering from a mistake, \
      working around a limitation), not routine operations.";
 
-/// Everything a plan was made from, held (with the lock) until applied.
-pub struct Planned {
-    pub spec: Spec,
-    pub state_path: PathBuf,
-    pub backend: Arc<dyn Backend>,
-    /// Held until the plan has been applied (released on drop).
-    pub _lock: Lock,
-    /// The state as refreshed (what the plan was diffed against).
-    pub state: State,
-    /// Whether settling an interrupted run's creates changed the state, so
-    /// it must be saved even when there is nothing to apply.
-    pub settled: bool,
-    pub providers: Providers,
-    pub plan: Plan,
-    /// The spec's sensitive values, masked in what apply records.
-    pub redactor: Redactor,
-    /// What refresh found changed outside skyplan (`--refresh-only` shows
-    /// it as the plan, and records it).
-    pub drift: Vec<Drift>,
-}
-
-/// Check the spec, lock and load the state, refresh it, and diff.
-pub async fn make_plan(
-    global: &Global,
-    ui: &Ui,
-    spec_path: &Path,
-    operation: &str,
-    destroy: bool,
-    do_refresh: bool,
-    tag_subnets: bool,
-    selection: &Selection,
-) -> Result<Planned> {
-    if selection.refresh_only && !do_refresh {
-        bail!("--refresh-only and --no-refresh contradict each other: a refresh-only plan is the refresh");
+/// What settling and refreshing found, as notes before the plan.
+pub fn drift_notes(ui: &Ui, drift: &[Drift]) {
+    for d in drift {
+        ui.note(&describe_drift(d, false));
     }
-    let mut spec = Spec::load(spec_path)?;
-    crate::diagnostics::warn_about(&spec, ui.style());
-    let resources = workspace::take_resources(&mut spec)?;
-    let state_path = workspace::state_path(global, Some(spec_path))?;
-    let backend = workspace::backend(&state_path)?;
-    let lock = Lock::acquire(&backend, operation, global.lock_timeout)?;
-    let state = workspace::load_state(backend.as_ref())?;
-
-    let mut kinds: Vec<&str> = resources.iter().map(|r| r.address.kind.as_str()).collect();
-    kinds.extend(state.resources.values().map(|r| r.kind.as_str()));
-    kinds.extend(state.pending.values().map(|p| p.kind.as_str()));
-    let providers = workspace::providers(&spec, &state_path, &kinds).await?;
-    let redactor = workspace::redactor(&spec);
-    let graph =
-        ResourceGraph::build(resources, &providers).map_err(|d| spec.source.place(d))?.with_redactor(redactor.clone());
-    if !destroy {
-        // An existing VPC and subnets must be fit before anything is planned
-        // into them; destroy only removes what skyplan made, so it skips this.
-        workspace::check_static_placement(&spec, ui, tag_subnets).await?;
-    }
-
-    let mut state = state;
-    let mut drift = settle_pending(&mut state, &providers, &redactor).await?;
-    // What settling changed is written even if the plan turns out empty.
-    let settled = !drift.is_empty();
-    if do_refresh && !state.resources.is_empty() {
-        let (refreshed, found) = refresh(state, &providers, &redactor).await?;
-        state = refreshed;
-        drift.extend(found);
-    }
-    if !selection.refresh_only {
-        for d in &drift {
-            ui.note(&describe_drift(d, false));
-        }
-    }
-    selection.check(&graph, &state)?;
-    if selection.refresh_only {
-        // Nothing to do in the cloud: the plan is the refreshed state.
-        let plan = Plan {
-            destroy: false,
-            lineage: state.lineage.clone(),
-            serial: state.serial,
-            changes: Vec::new(),
-            summary: Default::default(),
-            orphans: Vec::new(),
-        };
-        return Ok(Planned {
-            spec,
-            state_path,
-            backend,
-            _lock: lock,
-            state,
-            settled,
-            providers,
-            plan,
-            redactor,
-            drift,
-        });
-    }
-    let mut plan = plan::diff_replacing(&graph, &state, destroy, &selection.replace);
-    // After settling, so what an interrupted run made is adopted, not orphaned.
-    if let Some(ownership) = workspace::ownership(&spec).filter(|_| do_refresh) {
-        let found = orphans::find(&graph, &state, &providers, &ownership).await?;
-        orphans::add_to_plan(&mut plan, found, &graph, &state);
-    }
-    if !selection.targets.is_empty() {
-        plan::target(&mut plan, &selection.targets);
-    }
-    Ok(Planned { spec, state_path, backend, _lock: lock, state, settled, providers, plan, redactor, drift })
 }
 
 /// One drift finding for people; `refresh_only` says what is recorded
@@ -239,8 +120,14 @@ pub fn drift_json(drift: &[Drift]) -> serde_json::Value {
 }
 
 pub async fn run(global: &Global, ui: &Ui, opts: PlanOptions) -> Result<ExitCode> {
-    let planned =
-        make_plan(global, ui, &opts.spec, "plan", opts.destroy, opts.refresh, false, &opts.selection).await?;
+    let spec = Arc::new(AwsSpec::load(&opts.spec)?);
+    crate::diagnostics::warn_about(&spec, ui.style());
+    let state_path = workspace::state_path(global, Some(&opts.spec))?;
+    let (ws, _lock) = workspace::open(global, &state_path, "plan", SpecHooks::new(spec.clone(), &state_path, ui))?;
+    let request = opts.selection.request(opts.destroy, opts.refresh);
+    let planned = ops::plan(&ws, workspace::desired_of(&spec), &request)
+        .await
+        .map_err(|e| workspace::ops_error_in(e, Some(&spec)))?;
     let plan = &planned.plan;
     if opts.selection.refresh_only {
         if opts.json {
@@ -255,8 +142,9 @@ pub async fn run(global: &Global, ui: &Ui, opts: PlanOptions) -> Result<ExitCode
         let changed = !planned.drift.is_empty();
         return Ok(if opts.detailed_exitcode && changed { ExitCode::from(2) } else { ExitCode::SUCCESS });
     }
+    drift_notes(ui, &planned.drift);
     // Spot pools' prices are about creating them: not shown for --destroy.
-    let spot = if opts.destroy { Vec::new() } else { workspace::spot_status(&planned.spec, opts.refresh).await? };
+    let spot = if opts.destroy { Vec::new() } else { workspace::spot_status(&spec, opts.refresh).await? };
     if opts.json {
         let mut out = json::plan(plan);
         if !spot.is_empty() {
@@ -276,8 +164,8 @@ pub async fn run(global: &Global, ui: &Ui, opts: PlanOptions) -> Result<ExitCode
             format_version: planfile::FORMAT_VERSION,
             skyplan_version: env!("CARGO_PKG_VERSION").to_string(),
             spec_path: std::path::absolute(&opts.spec).unwrap_or_else(|_| opts.spec.clone()),
-            spec_text: planned.spec.source.text.clone(),
-            state: planned.state_path.display().to_string(),
+            spec_text: spec.spec.source.text.clone(),
+            state: state_path.display().to_string(),
             plan: plan.clone(),
         };
         skyplan_state::write_atomic(out, &file.to_bytes())

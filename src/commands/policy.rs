@@ -10,18 +10,17 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use skyplan_aws_blueprint::policy::{self, PolicyDocument, MANAGED_POLICY_LIMIT};
-use skyplan_engine::Spec;
+use skyplan_aws_blueprint::AwsSpec;
 
 use crate::cli::Global;
-use crate::workspace;
 
 /// The names `--split` writes: skyplan-policy-1.json, -2.json, ...
 const SPLIT_PREFIX: &str = "skyplan-policy-";
 
 pub fn run(global: &Global, spec_path: &Path, split: Option<&Path>) -> Result<ExitCode> {
-    let spec = Spec::load(spec_path)?;
-    let resources = workspace::resources(&spec)?;
-    let mut doc = policy::policy_for(&spec.file, &resources).map_err(|errs| spec.source.diagnostics(&errs))?;
+    let spec = AwsSpec::load(spec_path)?;
+    let mut doc =
+        policy::policy_for(&spec.spec.file, &spec.resources).map_err(|errs| spec.spec.source.diagnostics(&errs))?;
     if let Some(url) = global.state.as_deref().filter(|s| s.starts_with("s3://")) {
         // The state lives in S3: the runs need that bucket too.
         let (bucket, key) = url

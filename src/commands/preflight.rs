@@ -10,16 +10,16 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use skyplan_aws_blueprint::AwsSpec;
 use skyplan_engine::graph::ResourceGraph;
-use skyplan_engine::Spec;
 
 use crate::cli::Global;
 use crate::ui::Ui;
 use crate::workspace;
 
 pub async fn run(global: &Global, ui: &Ui, spec_path: &Path) -> Result<ExitCode> {
-    let spec = Spec::load(spec_path)?;
-    let resources = workspace::resources(&spec)?;
+    let spec = AwsSpec::load(spec_path)?;
+    let resources = spec.resources.clone();
     let state_path = workspace::state_path(global, Some(spec_path))?;
     let kinds: Vec<&str> = resources.iter().map(|r| r.address.kind.as_str()).collect();
     let providers = workspace::providers(&spec, &state_path, &kinds).await?;
@@ -39,18 +39,18 @@ pub async fn run(global: &Global, ui: &Ui, spec_path: &Path) -> Result<ExitCode>
 
 /// Before `apply` changes anything: the existence checks of `spec`. Prints
 /// the preflight table and returns an error when one fails.
-pub async fn before_apply(ui: &Ui, spec: &Spec) -> Result<()> {
-    let resources = workspace::resources(spec)?;
+pub async fn before_apply(ui: &Ui, spec: &AwsSpec) -> Result<()> {
+    let resources = &spec.resources;
     if !resources.iter().any(|r| r.address.kind.starts_with("aws_")) {
         return Ok(());
     }
-    if check(ui, spec, &resources, Scope::Existence).await? {
+    if check(ui, spec, resources, Scope::Existence).await? {
         return Ok(());
     }
     anyhow::bail!(
         "preflight failed: nothing was changed (`skyplan preflight {}` shows every check; --skip-preflight \
          applies without these checks)",
-        spec.source.path.display()
+        spec.path().display()
     )
 }
 
@@ -66,10 +66,10 @@ enum Scope {
 /// Run the checks, print the table (and on failure, each problem on
 /// stderr); whether every check passed.
 #[cfg(feature = "aws")]
-async fn check(ui: &Ui, spec: &Spec, resources: &[skyplan_engine::Resource], scope: Scope) -> Result<bool> {
+async fn check(ui: &Ui, spec: &AwsSpec, resources: &[skyplan_engine::Resource], scope: Scope) -> Result<bool> {
     use skyplan_aws::preflight::Needs;
 
-    let zones = spec.file.placement.as_ref().map(|p| p.azs.clone()).unwrap_or_default();
+    let zones = spec.spec.file.placement.as_ref().map(|p| p.azs.clone()).unwrap_or_default();
     let needs = Needs::of(resources, &zones);
     let aws = workspace::connect_aws(spec).await?;
     let mut checks = match scope {
@@ -126,6 +126,6 @@ async fn check(ui: &Ui, spec: &Spec, resources: &[skyplan_engine::Resource], sco
 }
 
 #[cfg(not(feature = "aws"))]
-async fn check(_ui: &Ui, _spec: &Spec, _resources: &[skyplan_engine::Resource], _scope: Scope) -> Result<bool> {
+async fn check(_ui: &Ui, _spec: &AwsSpec, _resources: &[skyplan_engine::Resource], _scope: Scope) -> Result<bool> {
     anyhow::bail!("this build has no AWS support (built without the `aws` feature)")
 }

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
-use skyplan_engine::{Address, ReadRequest, Source, Spec};
+use skyplan_aws_blueprint::AwsSpec;
+use skyplan_engine::{Address, ReadRequest, Source};
 use skyplan_state::{Mutation, ResourceState, Writer};
 
 use super::inspect::print_attributes;
@@ -95,17 +96,16 @@ fn parse_address(text: &str) -> Result<Address> {
 pub async fn import(global: &Global, spec_path: Option<&Path>, address: &str, id: &str) -> Result<ExitCode> {
     let parsed = parse_address(address)?;
     let spec = match spec_path {
-        Some(path) => Spec::load(path)?,
+        Some(path) => AwsSpec::load(path)?,
         // No spec: AWS settings from the environment, as the SDK reads them.
-        None => Spec::parse(Source { path: PathBuf::from("(no spec)"), text: String::new() })?,
+        None => AwsSpec::parse(Source { path: PathBuf::from("(no spec)"), text: String::new() })?,
     };
     // What the spec says of it: the read reports these attributes (a
     // provider reports the ones it was asked about), so the next plan can
     // compare them.
     let mut prior = skyplan_engine::Attrs::new();
     if spec_path.is_some() {
-        let mut spec = spec.clone();
-        let resources = workspace::take_resources(&mut spec)?;
+        let resources = &spec.resources;
         if let Some(r) = resources.iter().find(|r| r.address == parsed) {
             prior = r.attrs.clone();
         } else {
@@ -113,7 +113,7 @@ pub async fn import(global: &Global, spec_path: Option<&Path>, address: &str, id
             let hint = skyplan_engine::diagnostic::did_you_mean(address, names.iter().map(String::as_str))
                 .map(|m| format!(" (did you mean {m}?)"))
                 .unwrap_or_default();
-            bail!("{address} is not in {}{hint}: declare it in the spec first, then import it", spec.source.path.display());
+            bail!("{address} is not in {}{hint}: declare it in the spec first, then import it", spec.path().display());
         }
     }
     let state_path = workspace::state_path(global, spec_path)?;
@@ -136,7 +136,7 @@ pub async fn import(global: &Global, spec_path: Option<&Path>, address: &str, id
     let Some(mut attributes) = read.into_iter().next().flatten() else {
         bail!("{address}: {} has no {} with id {id}; nothing was imported", provider.name(), parsed.kind);
     };
-    workspace::redactor(&spec).attrs(&mut attributes);
+    skyplan_engine::Redactor::new(spec.sensitive.clone()).attrs(&mut attributes);
     let record = ResourceState {
         kind: parsed.kind.clone(),
         provider: provider.name().to_string(),

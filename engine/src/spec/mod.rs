@@ -1,16 +1,22 @@
-//! Reading a spec: TOML text -> typed [`SpecFile`] -> desired [`Resource`]s.
+//! Reading a spec: TOML text -> raw [`Resource`]s plus the top-level tables
+//! a provider crate contributes.
 //!
 //! This module owns the file format and its errors (file, line, column).
-//! It does not expand `[cluster]` into cloud resources: that is a
-//! blueprint's job (the AWS one lives with the AWS provider), which reports
-//! problems as [`SpecError`]s with key paths that [`Source::locate`] places.
+//! It knows one table itself, `[resource.TYPE.NAME]`. Every other top-level
+//! table belongs to a provider crate, which names them with a serde type
+//! (`T` of [`Spec::parse_with`]): its keys and types are checked by serde
+//! with the same file:line:column errors, and a table no one declared is an
+//! error. The engine does not know what those tables mean: expanding them
+//! into resources is a blueprint's job (the AWS one is
+//! `skyplan-aws-blueprint`), which reports problems as [`SpecError`]s with
+//! key paths that [`Source::locate`] places.
 
-pub mod model;
-
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-pub use model::*;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::address::{is_ident, Address};
@@ -45,15 +51,29 @@ impl SpecError {
     }
 }
 
-/// A parsed spec: the typed file plus its raw resources.
+/// A parsed spec: its raw resources plus the tables of type `T` a provider
+/// crate contributed (none by default).
 #[derive(Debug, Clone)]
-pub struct Spec {
+pub struct Spec<T = NoTables> {
     pub source: Source,
-    /// The typed file. Its `resource` tables are moved into `resources`
-    /// (not copied: a spec may hold many thousands), so it is left empty.
-    pub file: SpecFile,
+    /// The provider crate's top-level tables, typed.
+    pub file: T,
     /// The `[resource.TYPE.NAME]` tables, with `depends_on` taken out.
     pub resources: Vec<Resource>,
+}
+
+/// A spec format with no tables but `[resource.TYPE.NAME]`: any other
+/// top-level key is an error.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoTables {}
+
+/// The engine's own table, read apart from the provider crate's ones.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResourceTables {
+    #[serde(default)]
+    resource: BTreeMap<String, BTreeMap<String, Attrs>>,
 }
 
 impl Source {
@@ -211,12 +231,24 @@ fn parse_key_path(key: &str) -> Vec<(String, Option<usize>)> {
 }
 
 impl Spec {
+    /// A spec of raw resources only.
     pub fn load(path: &Path) -> Result<Spec, Diagnostics> {
         Spec::parse(Source::read(path)?)
     }
 
     pub fn parse(source: Source) -> Result<Spec, Diagnostics> {
-        let mut file: SpecFile = toml::from_str(&source.text).map_err(|e| {
+        Spec::parse_with(source)
+    }
+}
+
+impl<T: DeserializeOwned> Spec<T> {
+    /// A spec whose top-level tables besides `resource` are `T`'s.
+    pub fn load_with(path: &Path) -> Result<Spec<T>, Diagnostics> {
+        Spec::parse_with(Source::read(path)?)
+    }
+
+    pub fn parse_with(source: Source) -> Result<Spec<T>, Diagnostics> {
+        let toml_error = |e: toml::de::Error| {
             let location = match e.span() {
                 Some(span) => {
                     let (line, column) = source.line_col(span.start);
@@ -227,10 +259,21 @@ impl Spec {
             let message = e.message().trim().to_string();
             let help = crate::diagnostic::toml_hint(&message);
             Diagnostic::new(location, message).with_help(help)
-        })?;
+        };
+        // One parse, split at the top level: `resource` is the engine's, the
+        // rest the provider crate's. Both halves keep the spans of the text.
+        let root = toml::de::DeTable::parse(&source.text).map_err(toml_error)?;
+        let span = root.span();
+        let (ours, theirs): (Vec<_>, Vec<_>) =
+            root.into_inner().into_iter().partition(|(k, _)| k.get_ref() == "resource");
+        let half = |entries: Vec<_>| {
+            toml::de::Deserializer::from(toml::Spanned::new(span.clone(), entries.into_iter().collect()))
+        };
+        let file = T::deserialize(half(theirs)).map_err(toml_error)?;
+        let tables = ResourceTables::deserialize(half(ours)).map_err(toml_error)?;
         let mut errors = Vec::new();
         let mut resources = Vec::new();
-        for (kind, by_name) in std::mem::take(&mut file.resource) {
+        for (kind, by_name) in tables.resource {
             for (name, attrs) in by_name {
                 if !is_ident(&kind) || !is_ident(&name) {
                     errors.push(SpecError::new(
@@ -314,21 +357,68 @@ mod tests {
         assert_eq!(spec.resources.len(), 2);
         assert_eq!(spec.resources[1].depends_on, vec![Address::new("sim_resource", "a")]);
         assert!(!spec.resources[1].attrs.contains_key("depends_on"));
-        assert!(spec.file.cluster.is_none());
+    }
+
+    /// A provider crate's tables, as the AWS blueprint's are declared.
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Tables {
+        cluster: Option<Cluster>,
+        #[serde(default)]
+        node_pool: Vec<Pool>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Cluster {
+        name: String,
+        region: String,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Pool {
+        name: String,
+        size: u32,
+    }
+
+    fn parse_tables(text: &str) -> Result<Spec<Tables>, Diagnostics> {
+        Spec::parse_with(Source { path: "spec.toml".into(), text: text.to_string() })
+    }
+
+    #[test]
+    fn contributed_tables_beside_raw_resources() {
+        let spec =
+            parse_tables("[cluster]\nname = \"demo\"\nregion = \"r\"\n[resource.sim_resource.a]\nsize = 1\n").unwrap();
+        assert_eq!(spec.file.cluster.unwrap().name, "demo");
+        assert_eq!(spec.resources.len(), 1);
     }
 
     #[test]
     fn unknown_key_names_line_and_column() {
-        let err = parse("[cluster]\nname = \"demo\"\nregion = \"us-east-1\"\nflavour = 1\n").unwrap_err();
+        let err = parse_tables("[cluster]\nname = \"demo\"\nregion = \"us-east-1\"\nflavour = 1\n").unwrap_err();
         let text = err.to_string();
         assert!(text.starts_with("spec.toml:4:1:"), "{text}");
         assert!(text.contains("flavour"), "{text}");
     }
 
     #[test]
+    fn undeclared_table_is_an_error_at_its_line() {
+        let err = parse("[resource.sim_resource.a]\nsize = 1\n\n[cluster]\nname = \"demo\"\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("spec.toml:4:"), "{text}");
+        assert!(text.contains("cluster"), "{text}");
+    }
+
+    #[test]
     fn wrong_type_names_line_and_column() {
-        let err = parse("[[node_pool]]\nname = \"w\"\nsize = \"three\"\ninstance_type = \"m5.large\"\n").unwrap_err();
+        let err = parse_tables("[[node_pool]]\nname = \"w\"\nsize = \"three\"\n").unwrap_err();
         assert!(err.to_string().starts_with("spec.toml:3:8:"), "{err}");
+        let err = parse("[resource]\nsim_resource = 3\n").unwrap_err();
+        assert!(err.to_string().starts_with("spec.toml:2:"), "{err}");
     }
 
     #[test]

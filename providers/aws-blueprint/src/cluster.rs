@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use skyplan_engine::spec::Layer;
+use crate::model::Layer;
 use skyplan_engine::Attrs;
 
 use crate::cidr::Ipv4Cidr;

@@ -22,6 +22,7 @@
 mod cidr;
 mod cluster;
 mod compute;
+pub mod model;
 mod names;
 mod network;
 pub mod policy;
@@ -33,11 +34,76 @@ mod validate;
 
 pub use tags::ownership;
 
-use serde_json::Value;
-use skyplan_engine::spec::SpecFile;
-use skyplan_engine::{Address, Reference, Resource, SpecError};
+use std::collections::BTreeSet;
+use std::path::Path;
 
+use serde_json::Value;
+use skyplan_engine::orphans::Ownership;
+use skyplan_engine::{Address, Diagnostics, Reference, Resource, Source, Spec, SpecError};
+
+use crate::model::SpecFile;
 pub use cluster::PriceSource;
+
+/// An AWS spec, read and validated once per run: everything a command
+/// needs from it. Invalid input is reported at file:line:column.
+#[derive(Debug, Clone)]
+pub struct AwsSpec {
+    /// The file as read (its source, for error locations, and the AWS
+    /// tables). Its raw resources were moved into `resources`.
+    pub spec: Spec<SpecFile>,
+    /// The raw `[resource.TYPE.NAME]` resources, then what `[cluster]`
+    /// expands into.
+    pub resources: Vec<Resource>,
+    /// The values to mask everywhere ([`sensitive_values`]).
+    pub sensitive: Vec<String>,
+    /// What marks the cluster's resources, for the orphan search; None
+    /// without a `[cluster]`.
+    pub ownership: Option<Ownership>,
+    /// `[cluster] region`, when written.
+    pub region: Option<String>,
+    /// The worker pools on the spot market ([`spot_pools`]).
+    pub spot_pools: Vec<SpotPool>,
+}
+
+impl AwsSpec {
+    pub fn load(path: &Path) -> Result<AwsSpec, Diagnostics> {
+        AwsSpec::parse(Source::read(path)?)
+    }
+
+    pub fn parse(source: Source) -> Result<AwsSpec, Diagnostics> {
+        let mut spec: Spec<SpecFile> = Spec::parse_with(source)?;
+        let located = |errs: Vec<SpecError>| spec.source.diagnostics(&errs);
+        let expanded = expand(&spec.file).map_err(located)?;
+        let spot_pools = spot_pools(&spec.file).map_err(located)?;
+        let sensitive = sensitive_values(&spec.file);
+        let ownership = cluster_ownership(&spec.file);
+        let region = spec.file.cluster.as_ref().map(|c| c.region.clone());
+        // Moved, not copied: a spec may hold many thousands.
+        let mut resources = std::mem::take(&mut spec.resources);
+        resources.extend(expanded);
+        Ok(AwsSpec { spec, resources, sensitive, ownership, region, spot_pools })
+    }
+
+    /// The path of the spec file, for messages.
+    pub fn path(&self) -> &Path {
+        &self.spec.source.path
+    }
+}
+
+/// The cluster's two `owned` tags, and the ids it uses without owning them
+/// (a static placement's VPC and subnets, which carry the cluster's `owned`
+/// tag too). None without a `[cluster]`.
+fn cluster_ownership(spec: &SpecFile) -> Option<Ownership> {
+    let cluster = spec.cluster.as_ref()?;
+    let mut keep = BTreeSet::new();
+    if let Some(placement) = &spec.placement {
+        keep.extend(placement.vpc_id.iter().cloned());
+        for subnet in &placement.subnet {
+            keep.extend([subnet.public.clone(), subnet.private.clone()]);
+        }
+    }
+    Some(Ownership { tags: ownership(&cluster.name), keep })
+}
 
 /// Expand the `[cluster]`-related tables of a spec into raw AWS resources,
 /// sorted by address. `Ok(vec![])` when the spec has no `[cluster]` (and no
@@ -133,7 +199,8 @@ fn reference(address: &Address, attr: &str) -> String {
 pub(crate) mod fixtures {
     //! Specs for the unit tests, parsed the way the CLI parses them.
 
-    use skyplan_engine::spec::{Source, Spec, SpecFile};
+    use crate::model::SpecFile;
+    use skyplan_engine::spec::{Source, Spec};
 
     /// A 3-AZ dynamic cluster: bastion, 3 control-plane nodes, one worker
     /// pool, tags, a profile with an override.
@@ -230,7 +297,7 @@ azs = ["eu-west-1b"]
 
     pub fn parse(text: &str) -> SpecFile {
         let source = Source { path: "spec.toml".into(), text: text.to_string() };
-        match Spec::parse(source) {
+        match Spec::<SpecFile>::parse_with(source) {
             Ok(spec) => spec.file,
             Err(e) => panic!("test spec does not parse: {e}\n{text}"),
         }

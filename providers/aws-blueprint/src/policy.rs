@@ -12,9 +12,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
+use crate::model::{PlacementMode, SpecFile};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use skyplan_engine::spec::{PlacementMode, SpecFile};
 use skyplan_engine::{Resource, SpecError};
 
 /// The policy language version every document carries.
@@ -709,7 +709,7 @@ mod tests {
         let scoped = |text: &str| {
             let spec = parse(text);
             let mut resources = crate::expand(&spec).unwrap();
-            resources.extend(skyplan_engine::Spec::parse(source(text)).unwrap().resources);
+            resources.extend(skyplan_engine::Spec::<SpecFile>::parse_with(source(text)).unwrap().resources);
             let doc = policy_for(&spec, &resources).unwrap();
             doc.statements
                 .into_iter()
@@ -747,7 +747,7 @@ mod tests {
         assert!(doc.statements.iter().all(|s| s.action != ["iam:CreateServiceLinkedRole"] || s.condition.is_some()));
 
         let only_network = "[resource.aws_vpc.main]\ncidr_block = \"10.0.0.0/16\"\n";
-        let spec = skyplan_engine::Spec::parse(source(only_network)).unwrap();
+        let spec = skyplan_engine::Spec::<SpecFile>::parse_with(source(only_network)).unwrap();
         let doc = policy_for(&spec.file, &spec.resources).unwrap();
         assert!(!doc.actions().iter().any(|a| a.starts_with("iam:") || a.starts_with("autoscaling:")));
         assert!(doc.actions().contains("ec2:CreateVpc"));
@@ -779,7 +779,7 @@ mod tests {
         assert_eq!(no_bastion.actions().len(), with_bastion);
 
         let sim = "[resource.sim_resource.a]\nsize = 3\n";
-        let spec = skyplan_engine::Spec::parse(source(sim)).unwrap();
+        let spec = skyplan_engine::Spec::<SpecFile>::parse_with(source(sim)).unwrap();
         let doc = policy_for(&spec.file, &spec.resources).unwrap();
         assert!(doc.statements.is_empty(), "the simulated cloud needs no AWS permission: {doc:?}");
     }
@@ -787,7 +787,7 @@ mod tests {
     #[test]
     fn an_unknown_aws_type_is_an_error_at_its_table() {
         let text = "[resource.aws_s3_bucket.logs]\nbucket = \"x\"\n";
-        let spec = skyplan_engine::Spec::parse(source(text)).unwrap();
+        let spec = skyplan_engine::Spec::<SpecFile>::parse_with(source(text)).unwrap();
         let errs = policy_for(&spec.file, &spec.resources).unwrap_err();
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].key, "resource.aws_s3_bucket.logs");

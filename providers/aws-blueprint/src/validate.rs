@@ -12,8 +12,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::model::{self as spec, NodePool, SpecFile};
 use serde_json::Value;
-use skyplan_engine::spec::{self, NodePool, SpecFile};
 use skyplan_engine::{Attrs, SpecError};
 
 use crate::cidr::{CidrError, Ipv4Cidr};

@@ -1,4 +1,6 @@
-//! The spec's typed model: every key of the contract's TOML, nothing else.
+//! The AWS spec's typed model: every key of the contract's TOML besides
+//! `[resource.TYPE.NAME]` (the engine's), nothing else. The engine reads
+//! these tables for us (`Spec::<SpecFile>::parse_with`).
 //!
 //! Unknown keys are rejected by serde (`deny_unknown_fields`), which the
 //! parser turns into a file:line:column error. Defaults that depend on
@@ -9,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::value::Attrs;
+use skyplan_engine::Attrs;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,10 +24,6 @@ pub struct SpecFile {
     pub profile: Option<Profile>,
     #[serde(default)]
     pub node_pool: Vec<NodePool>,
-    /// `[resource.TYPE.NAME]` raw resources, as read; `Spec::parse` moves
-    /// them into `Spec::resources`.
-    #[serde(default)]
-    pub resource: BTreeMap<String, BTreeMap<String, Attrs>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
