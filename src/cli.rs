@@ -162,7 +162,9 @@ pub enum Command {
         json: bool,
     },
     /// The resource graph and its dependency layers
-    #[command(after_help = "Examples:\n  skyplan graph cluster.toml\n  skyplan graph cluster.toml --format dot | dot -Tsvg > graph.svg")]
+    #[command(
+        after_help = "Examples:\n  skyplan graph cluster.toml\n  skyplan graph cluster.toml --format dot | dot -Tsvg > graph.svg"
+    )]
     Graph {
         #[arg(help = SPEC_HELP)]
         spec: PathBuf,
@@ -202,7 +204,9 @@ pub enum Command {
         lock_id: String,
     },
     /// The IAM policy the plan needs (least privilege); no cloud calls
-    #[command(after_help = "Examples:\n  skyplan policy cluster.toml\n  skyplan policy cluster.toml --split policies/")]
+    #[command(
+        after_help = "Examples:\n  skyplan policy cluster.toml\n  skyplan policy cluster.toml --split policies/"
+    )]
     Policy {
         #[arg(help = SPEC_HELP)]
         spec: PathBuf,
@@ -294,6 +298,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// docs/cli.md: every command's `--help`, generated from the clap
 /// structures above (its examples included), so it cannot drift from them.
+#[cfg(test)]
 pub fn reference() -> String {
     use clap::CommandFactory;
     let mut root = Cli::command();

@@ -7,23 +7,27 @@ use std::fmt::Write;
 use serde_json::{json, Value};
 use skyplan_engine::{Diagnostic, Location};
 
-use skyplan_engine::render::Style;
 use skyplan_aws_blueprint::AwsSpec;
+use skyplan_engine::render::Style;
 
 /// One diagnostic for people. The source line is read from the file the
 /// location names; when it cannot be, the location alone is printed.
 pub fn render(d: &Diagnostic, severity: &str, style: Style) -> String {
-    let label = if severity == "error" { style.red(&style.bold("error:")) } else { style.yellow(&style.bold("warning:")) };
+    let label =
+        if severity == "error" { style.red(&style.bold("error:")) } else { style.yellow(&style.bold("warning:")) };
     let mut out = String::new();
     match &d.location {
         Location::File { path, line, column } => {
             // `file:line:column: message` on the first line, as compilers
             // and editors expect it, then the line itself.
             let _ = writeln!(out, "{label} {}:{line}:{column}: {}", path.display(), d.message);
-            if let Some(text) = std::fs::read_to_string(path).ok().and_then(|t| t.lines().nth(line - 1).map(str::to_string)) {
+            if let Some(text) =
+                std::fs::read_to_string(path).ok().and_then(|t| t.lines().nth(line - 1).map(str::to_string))
+            {
                 let number = line.to_string();
                 let pad = " ".repeat(number.len());
-                let before: String = text.chars().take(column.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+                let before: String =
+                    text.chars().take(column.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
                 let width = token_width(&text, *column);
                 let _ = writeln!(out, "{pad} |");
                 let _ = writeln!(out, "{number} | {text}");
@@ -90,11 +94,7 @@ fn token_width(line: &str, column: usize) -> usize {
     match rest.first() {
         None => 1,
         Some('"') => rest[1..].iter().position(|&c| c == '"').map_or(rest.len(), |end| end + 2),
-        Some(_) => rest
-            .iter()
-            .take_while(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
-            .count()
-            .max(1),
+        Some(_) => rest.iter().take_while(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.')).count().max(1),
     }
 }
 

@@ -110,9 +110,11 @@ pub fn did_you_mean<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a st
 /// of: a, b)` and serde's `unknown field `X`, expected one of `a`, `b``
 /// (also `unknown variant`).
 pub fn suggestion(message: &str) -> Option<String> {
-    for (marker, list_start) in
-        [("unknown attribute `", "expected one of: "), ("unknown field `", "expected one of "), ("unknown variant `", "expected one of ")]
-    {
+    for (marker, list_start) in [
+        ("unknown attribute `", "expected one of: "),
+        ("unknown field `", "expected one of "),
+        ("unknown variant `", "expected one of "),
+    ] {
         let Some(at) = message.find(marker) else { continue };
         let rest = &message[at + marker.len()..];
         let wrong = &rest[..rest.find('`')?];
@@ -148,7 +150,11 @@ pub fn toml_hint(message: &str) -> String {
     if m.contains("invalid table header") || m.contains("`]`") {
         return "a table header is a dotted key in brackets: [resource.TYPE.NAME] or [[node_pool]]".to_string();
     }
-    if m.contains("expected `.`, `=`") || m.contains("expected `=`") || m.contains("invalid key") || m.contains("invalid unquoted key") {
+    if m.contains("expected `.`, `=`")
+        || m.contains("expected `=`")
+        || m.contains("invalid key")
+        || m.contains("invalid unquoted key")
+    {
         return "a line is `key = value`: a bare key (letters, digits, `_`, `-`) or a quoted one, then `=`, then a value".to_string();
     }
     if m.contains("expected") && (m.contains("value") || m.contains("`,`")) {
@@ -172,7 +178,11 @@ mod tests {
             Some("did you mean `flavour`?")
         );
         assert_eq!(suggestion("unknown field `zzzz`, expected one of `name`"), None);
-        assert!(toml_hint("invalid string\nexpected `\"`").contains("double quotes"), "{}", toml_hint("invalid string"));
+        assert!(
+            toml_hint("invalid string\nexpected `\"`").contains("double quotes"),
+            "{}",
+            toml_hint("invalid string")
+        );
         assert!(toml_hint("expected `.`, `=`").contains("key = value"));
     }
 

@@ -116,7 +116,8 @@ impl ResourceGraph {
                         None => {
                             let wanted = r.target.to_string();
                             let names: Vec<String> = index.keys().map(|a: &Address| a.to_string()).collect();
-                            let help = match crate::diagnostic::did_you_mean(&wanted, names.iter().map(String::as_str)) {
+                            let help = match crate::diagnostic::did_you_mean(&wanted, names.iter().map(String::as_str))
+                            {
                                 Some(m) => format!("did you mean {m}?"),
                                 None => "declare that resource, or fix the reference".to_string(),
                             };

@@ -11,16 +11,16 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use skyplan_aws_blueprint::AwsSpec;
 use skyplan_engine::apply::{ApplyReport, OpKind};
-use skyplan_engine::ops::{self, ApplyRequest, Outcome, PlanRequest, Planned, SavedPlan, Workspace};
+use skyplan_engine::ops::{self, ApplyRequest, Outcome, Planned, SavedPlan, Workspace};
 use skyplan_engine::planfile::PlanFile;
 use skyplan_engine::render::human;
 use skyplan_engine::Source;
 
 use super::plan::{describe_drift, drift_json, drift_notes, refresh_only_text, Selection, TARGET_WARNING};
-use skyplan_engine::refresh::Drift;
 use crate::cli::Global;
 use crate::ui::Ui;
 use crate::workspace::{self, Lock, SpecHooks};
+use skyplan_engine::refresh::Drift;
 
 pub struct ApplyArgs {
     pub target: PathBuf,

@@ -14,8 +14,8 @@ use anyhow::Result;
 use clap::CommandFactory;
 
 use crate::cli::{Cli, Command, Shell};
-use plan::Selection;
 use crate::ui::Ui;
+use plan::Selection;
 
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let global = &cli.global;

@@ -42,9 +42,8 @@ impl Selection {
         let parse = |flag: &str, list: &[String]| -> Result<BTreeSet<Address>> {
             list.iter()
                 .map(|a| {
-                    a.parse::<Address>().map_err(|e| {
-                        anyhow!("--{flag} {a}: {e}; write an address as TYPE.NAME or TYPE.NAME[KEY]")
-                    })
+                    a.parse::<Address>()
+                        .map_err(|e| anyhow!("--{flag} {a}: {e}; write an address as TYPE.NAME or TYPE.NAME[KEY]"))
                 })
                 .collect()
         };

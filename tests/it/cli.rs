@@ -101,10 +101,11 @@ fn refresh_only_records_drift_and_changes_nothing_in_the_cloud() {
 
     // Someone changes the net in the console.
     let net = id_of(&w, "sim_resource.net");
-    sim(&w).rewrite(|c| {
-        c.resources.get_mut(&net).unwrap().attrs.insert("cidr".into(), "10.9.0.0/16".into());
-    })
-    .unwrap();
+    sim(&w)
+        .rewrite(|c| {
+            c.resources.get_mut(&net).unwrap().attrs.insert("cidr".into(), "10.9.0.0/16".into());
+        })
+        .unwrap();
     let cloud = std::fs::read(w.path("spec.state.json.sim.json")).unwrap();
     let state = std::fs::read(w.path("spec.state.json")).unwrap();
 
@@ -141,7 +142,13 @@ fn state_mv_renames_an_address_without_touching_the_cloud() {
     assert_eq!(deps, &serde_json::json!(["sim_resource.network"]), "dependents follow the move");
     assert_eq!(std::fs::read(w.path("spec.state.json.sim.json")).unwrap(), cloud);
     // With the spec renamed too, nothing is left to do.
-    w.write("spec.toml", &SPEC.replace("sim_resource.net]", "sim_resource.network]").replace("sim_resource.net.id", "sim_resource.network.id").replace("\"sim_resource.net\"", "\"sim_resource.network\""));
+    w.write(
+        "spec.toml",
+        &SPEC
+            .replace("sim_resource.net]", "sim_resource.network]")
+            .replace("sim_resource.net.id", "sim_resource.network.id")
+            .replace("\"sim_resource.net\"", "\"sim_resource.network\""),
+    );
     w.run(&["plan", "spec.toml", "--detailed-exitcode"]).ok();
 
     let taken = w.run(&["state", "mv", "sim_resource.node", "sim_resource.subnet"]).code(1);

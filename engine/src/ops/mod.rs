@@ -271,7 +271,11 @@ fn check_selection(req: &PlanRequest, graph: &ResourceGraph, state: &State) -> R
         if graph.get(a).is_none() {
             errors.push(problem("replace", a, "no such resource in the spec"));
         } else if !state.resources.contains_key(&a.to_string()) {
-            errors.push(problem("replace", a, "not in the state yet, so there is nothing to replace; the plan creates it"));
+            errors.push(problem(
+                "replace",
+                a,
+                "not in the state yet, so there is nothing to replace; the plan creates it",
+            ));
         }
     }
     if errors.is_empty() {

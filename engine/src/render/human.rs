@@ -160,8 +160,10 @@ fn attr_line(out: &mut String, sign: &str, name: &str, v: &Value, note: &str, _s
             for (k, x) in map {
                 let _ = writeln!(out, "          {sign} {:width$} = {}", map_key(k), compact(x));
             }
-            out.push_str("        }
-");
+            out.push_str(
+                "        }
+",
+            );
             return;
         }
     }
