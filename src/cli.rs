@@ -105,7 +105,7 @@ pub enum Command {
     )]
     Apply {
         /// A spec, or a plan file from `plan --out`
-        #[arg(value_name = "SPEC|PLANFILE")]
+        #[arg(id = "spec_or_plan", value_name = "SPEC|PLANFILE")]
         target: PathBuf,
         /// Do not ask for confirmation
         #[arg(long)]
