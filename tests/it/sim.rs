@@ -468,25 +468,25 @@ fn ctrl_c_starts_nothing_new_finishes_running_work_and_exits_130() {
 fn a_saved_plan_after_an_interrupted_apply_settles_the_create_and_converges() {
     let w = Workdir::new();
     w.write(
-        "s.toml",
+        "spec.toml",
         "[resource.sim_resource.a]\nsize = 1\n\n[resource.sim_resource.b]\nparent = \"${sim_resource.a.id}\"\n\n[resource.sim_resource.c]\nparent = \"${sim_resource.b.id}\"\n",
     );
     let crashed = w
-        .command(&["apply", "s.toml", "--auto-approve"])
+        .command(&["apply", "spec.toml", "--auto-approve"])
         .env("SKYPLAN_CRASH_BEFORE_RECORDING", "sim_resource.a")
         .output()
         .unwrap();
     assert!(!crashed.status.success(), "the hook aborts the run");
     assert_eq!(cloud_len(&w), 1, "a was created in the cloud, not recorded");
 
-    let planned = w.run(&["plan", "s.toml", "--out", "p.plan"]).ok();
+    let planned = w.run(&["plan", "spec.toml", "--out", "p.plan"]).ok();
     assert!(planned.stdout.contains("2 to add"), "{}", planned.stdout);
     let applied = w.run(&["apply", "p.plan", "--auto-approve"]);
     assert_eq!(applied.code, 0, "stdout:\n{}\nstderr:\n{}", applied.stdout, applied.stderr);
     assert_eq!(cloud_len(&w), 3, "a was adopted, not created again");
-    let state = LocalBackend::new(w.path("s.state.json")).load().unwrap().unwrap();
+    let state = LocalBackend::new(w.path("spec.state.json")).load().unwrap().unwrap();
     assert!(state.pending.is_empty(), "{state:?}");
     assert_eq!(state.resources.len(), 3, "{state:?}");
     // The replan is empty.
-    w.run(&["plan", "s.toml", "--detailed-exitcode"]).ok();
+    w.run(&["plan", "spec.toml", "--detailed-exitcode"]).ok();
 }
