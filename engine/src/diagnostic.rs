@@ -98,7 +98,7 @@ pub fn did_you_mean<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a st
         }
         let score = strsim::jaro_winkler(wrong, c);
         let close = score >= 0.8 || strsim::levenshtein(wrong, c) <= wrong.len().min(c.len()) / 4 + 1;
-        if close && best.map_or(true, |(s, _)| score > s) {
+        if close && best.is_none_or(|(s, _)| score > s) {
             best = Some((score, c));
         }
     }
