@@ -316,23 +316,6 @@ fn without_address(error: String, address: &Address) -> String {
     }
 }
 
-#[cfg(test)]
-mod message_tests {
-    use super::*;
-
-    #[test]
-    fn errors_do_not_repeat_their_address() {
-        let a: Address = "aws_instance.control_plane[0]".parse().unwrap();
-        let strip = |e: &str| without_address(e.to_string(), &a);
-        assert_eq!(strip("creating aws_instance.control_plane[0]: capacity"), "capacity");
-        assert_eq!(strip("aws_instance.control_plane[0]: capacity"), "capacity");
-        assert_eq!(strip("capacity"), "capacity");
-        // Mid-sentence mentions stay.
-        let kept = "the subnet of aws_instance.control_plane[0]: gone";
-        assert_eq!(strip(kept), kept);
-    }
-}
-
 static TOKEN_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A token unique to one operation, usable as an AWS ClientToken (<= 64 ASCII).
@@ -586,5 +569,22 @@ async fn run_op(shared: &Shared, index: usize, op: &Op, slot: dag::Release) -> b
             });
             true
         }
+    }
+}
+
+#[cfg(test)]
+mod message_tests {
+    use super::*;
+
+    #[test]
+    fn errors_do_not_repeat_their_address() {
+        let a: Address = "aws_instance.control_plane[0]".parse().unwrap();
+        let strip = |e: &str| without_address(e.to_string(), &a);
+        assert_eq!(strip("creating aws_instance.control_plane[0]: capacity"), "capacity");
+        assert_eq!(strip("aws_instance.control_plane[0]: capacity"), "capacity");
+        assert_eq!(strip("capacity"), "capacity");
+        // Mid-sentence mentions stay.
+        let kept = "the subnet of aws_instance.control_plane[0]: gone";
+        assert_eq!(strip(kept), kept);
     }
 }
