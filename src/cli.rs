@@ -51,6 +51,14 @@ pub enum ColorChoice {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShowFormat {
+    Text,
+    Json,
+    Markdown,
+    Html,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum GraphFormat {
     Text,
     Dot,
@@ -160,6 +168,10 @@ pub enum Command {
         /// Print as JSON
         #[arg(long)]
         json: bool,
+        /// A saved plan for review: a pull-request comment (markdown) or
+        /// one self-contained page (html)
+        #[arg(long, value_enum, conflicts_with = "json")]
+        format: Option<ShowFormat>,
     },
     /// The resource graph and its dependency layers
     #[command(
@@ -214,6 +226,10 @@ pub enum Command {
         /// DIR/skyplan-policy-1.json, -2.json, ...
         #[arg(long, value_name = "DIR")]
         split: Option<PathBuf>,
+        /// Add the optional features' actions (beyond the seed's policies),
+        /// each in a statement whose Sid says what it enables
+        #[arg(long)]
+        with_optional: bool,
     },
     /// A shell completion script on stdout
     #[command(
@@ -351,8 +367,8 @@ mod tests {
         }
         let mut cmd = Cli::command();
         cmd.build();
-        cmd.debug_assert();
         check(&cmd, "skyplan");
+        cmd.debug_assert();
     }
 
     /// docs/cli.md is the help, as generated now.

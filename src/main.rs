@@ -30,7 +30,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_logging(cli.global.verbose);
+    init_logging(cli.global.verbose, cli.global.color);
     let ui = ui::Ui::new(&cli.global);
     let json = cli.command.json_output();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -59,18 +59,42 @@ fn main() -> ExitCode {
     }
 }
 
-/// `-v` logs skyplan's own crates at info, `-vv` at debug, on stderr; the
-/// libraries under them (the AWS SDK, its HTTP stack) stay at warn, since
-/// their debug output includes request details. `RUST_LOG` overrides.
-fn init_logging(verbose: u8) {
-    let level = match verbose {
-        0 => "warn",
-        1 => "warn,skyplan=info,skyplan_engine=info,skyplan_state=info,skyplan_state_s3=info,skyplan_aws=info,skyplan_sim=info",
-        _ => "warn,skyplan=debug,skyplan_engine=debug,skyplan_state=debug,skyplan_state_s3=debug,skyplan_aws=debug,skyplan_sim=debug",
+/// skyplan's own crates, for the log filter.
+const OWN_CRATES: [&str; 6] =
+    ["skyplan", "skyplan_engine", "skyplan_state", "skyplan_state_s3", "skyplan_aws", "skyplan_sim"];
+
+/// Logs on stderr. Without `-v` only skyplan's own warnings: the libraries
+/// under it (the AWS SDK, its HTTP stack) say nothing, since skyplan turns
+/// their failures into its own errors (`WARN aws_runtime::...` lines were
+/// noise before the real message). `-v` adds skyplan's info and the
+/// libraries' warnings, `-vv` skyplan's debug; the libraries never go below
+/// warn, since their debug output includes request details. `RUST_LOG`
+/// overrides. Colored as `--color` says, judged on stderr.
+fn init_logging(verbose: u8, color: cli::ColorChoice) {
+    let (others, own) = match verbose {
+        0 => ("off", "warn"),
+        1 => ("warn", "info"),
+        _ => ("warn", "debug"),
+    };
+    let level: String = std::iter::once(others.to_string())
+        .chain(OWN_CRATES.iter().map(|c| format!("{c}={own}")))
+        .collect::<Vec<_>>()
+        .join(",");
+    let ansi = match color {
+        cli::ColorChoice::Always => true,
+        cli::ColorChoice::Never => false,
+        cli::ColorChoice::Auto => {
+            std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none()
+        }
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .without_time()
+        .try_init();
 }
 
 /// Rust ignores SIGPIPE, so printing to a closed pipe (`skyplan state list |

@@ -11,11 +11,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use skyplan_engine::graph::ResourceGraph;
-use std::collections::BTreeSet;
 
 use skyplan_aws_blueprint::AwsSpec;
-use skyplan_engine::ops::{Desired, HookError, Hooks, OpsError, Workspace};
-use skyplan_engine::plan::Plan;
+use skyplan_engine::ops::{Desired, Hooks, OpsError, Workspace};
 use skyplan_engine::{Providers, Redactor};
 use skyplan_state::{Backend, LocalBackend, LockInfo, State, StateError};
 
@@ -29,7 +27,7 @@ pub fn desired(spec_path: &Path, state_path: &Path, style: skyplan_engine::rende
     let resources = std::mem::take(&mut spec.resources);
     let sim = skyplan_sim::SimProvider::open(&sim_cloud_path(state_path))?;
     let mut providers = Providers::new().with(Arc::new(sim));
-    if resources.iter().any(|r| r.address.kind.starts_with("aws_")) {
+    if resources.iter().any(|r| skyplan_aws_blueprint::is_aws_type(&r.address.kind)) {
         providers = with_aws_offline(providers, &spec)?;
     }
     Ok(ResourceGraph::build(resources, &providers).map_err(|d| spec.spec.source.place(d))?)
@@ -186,11 +184,11 @@ pub fn set_rate_limits(flags: &[String]) -> Result<()> {
 }
 
 /// Providers for the given resource types: the simulated cloud always, AWS
-/// when an `aws_*` type is in play (desired or in the state).
+/// when an AWS type is in play (desired or in the state).
 pub async fn providers(spec: &AwsSpec, state_path: &Path, kinds: &[&str]) -> Result<Providers> {
     let sim = skyplan_sim::SimProvider::open(&sim_cloud_path(state_path))?;
     let providers = Providers::new().with(Arc::new(sim));
-    if kinds.iter().any(|k| k.starts_with("aws_")) {
+    if kinds.iter().any(|k| skyplan_aws_blueprint::is_aws_type(k)) {
         return with_aws(providers, spec).await;
     }
     Ok(providers)
@@ -221,8 +219,11 @@ pub struct SpotStatus {
 pub enum SpotPrices {
     /// `--no-refresh`, or a build without AWS: the cloud was not asked.
     NotRead,
-    /// AWS could not be asked (no permission, no network): why.
+    /// AWS could not be asked (no network, an error): why.
     Failed(String),
+    /// AWS denied the optional `ec2:DescribeSpotPriceHistory`: skipped,
+    /// said once for all pools (`skyplan_aws::spot::SKIPPED`).
+    Skipped,
     Read(Vec<AzSpot>),
 }
 
@@ -262,7 +263,8 @@ async fn read_spot_prices(spec: &AwsSpec, pools: &[skyplan_aws_blueprint::SpotPo
     let mut out = Vec::new();
     for pool in pools {
         out.push(match aws.spot_prices(&pool.instance_type, &pool.azs).await {
-            Ok(prices) => SpotPrices::Read(
+            Ok(None) => SpotPrices::Skipped,
+            Ok(Some(prices)) => SpotPrices::Read(
                 prices
                     .into_iter()
                     .map(|p| AzSpot {
@@ -390,46 +392,6 @@ pub async fn check_static_placement(_spec: &AwsSpec, _ui: &crate::ui::Ui, _tag_s
     Ok(())
 }
 
-/// The provider side of a run for the specs this binary reads: the
-/// providers (the simulated cloud, AWS when an `aws_*` type is in play),
-/// an AWS static placement's checks before planning, and AWS preflight's
-/// existence checks before applying. The engine's `ops` calls these
-/// through [`Hooks`] without knowing what they check.
-pub struct SpecHooks {
-    spec: Arc<AwsSpec>,
-    state_path: PathBuf,
-    ui: crate::ui::Ui,
-    /// Static placement: add missing load-balancer tags to the public
-    /// subnets before checking them (`apply --tag-subnets`).
-    pub tag_subnets: bool,
-}
-
-impl SpecHooks {
-    pub fn new(spec: Arc<AwsSpec>, state_path: &Path, ui: &crate::ui::Ui) -> SpecHooks {
-        SpecHooks { spec, state_path: state_path.to_path_buf(), ui: ui.clone(), tag_subnets: false }
-    }
-}
-
-#[async_trait::async_trait]
-impl Hooks for SpecHooks {
-    async fn providers(&self, kinds: &BTreeSet<String>) -> Result<Providers, HookError> {
-        let kinds: Vec<&str> = kinds.iter().map(String::as_str).collect();
-        providers(&self.spec, &self.state_path, &kinds).await.map_err(hook_error)
-    }
-
-    async fn before_plan(&self) -> Result<(), HookError> {
-        check_static_placement(&self.spec, &self.ui, self.tag_subnets).await.map_err(hook_error)
-    }
-
-    async fn before_apply(&self, _plan: &Plan) -> Result<(), HookError> {
-        crate::commands::preflight::before_apply(&self.ui, &self.spec).await.map_err(hook_error)
-    }
-}
-
-fn hook_error(e: anyhow::Error) -> HookError {
-    format!("{e:#}").into()
-}
-
 /// The engine's [`Desired`] of a spec.
 pub fn desired_of(spec: &AwsSpec) -> Desired {
     Desired {
@@ -441,7 +403,12 @@ pub fn desired_of(spec: &AwsSpec) -> Desired {
 
 /// A run's [`Workspace`] on the state at `state_path`, locked for
 /// `operation` until the returned [`Lock`] is dropped.
-pub fn open(global: &Global, state_path: &Path, operation: &str, hooks: SpecHooks) -> Result<(Workspace, Lock)> {
+pub fn open(
+    global: &Global,
+    state_path: &Path,
+    operation: &str,
+    hooks: impl Hooks + 'static,
+) -> Result<(Workspace, Lock)> {
     let backend = backend(state_path)?;
     let lock = Lock::acquire(&backend, operation, global.lock_timeout)?;
     let ws = Workspace { backend, state_location: state_path.display().to_string(), hooks: Arc::new(hooks) };

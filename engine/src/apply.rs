@@ -166,6 +166,45 @@ pub fn schedule(plan: &Plan, providers: &Providers) -> Schedule {
     Schedule { ops, deps, priority }
 }
 
+/// The operations of `plan` that could never start because they wait on
+/// themselves (through each other), each as "create ADDRESS" / "delete
+/// ADDRESS"; empty when some order applies the whole plan.
+pub fn blocked(plan: &Plan) -> Vec<String> {
+    let (ops, deps) = operations(&plan.changes);
+    dag::blocked(&deps)
+        .into_iter()
+        .map(|i| {
+            let op = &ops[i];
+            let verb = match op.kind {
+                OpKind::Create => "create",
+                OpKind::Update => "update",
+                OpKind::Delete if op.deposed => "delete (deposed)",
+                OpKind::Delete => "delete",
+            };
+            format!("{verb} {}", plan.changes[op.change].address)
+        })
+        .collect()
+}
+
+/// A plan must be one some order applies: refused here, before any change,
+/// when its operations wait on each other (the executor would stop with
+/// them left and nothing running).
+pub fn check_order(plan: &Plan) -> Result<(), crate::Diagnostics> {
+    let blocked = blocked(plan);
+    if blocked.is_empty() {
+        return Ok(());
+    }
+    Err(crate::Diagnostic::new(
+        crate::Location::None,
+        format!(
+            "no order can apply this plan: these operations wait on each other: {}; nothing was changed \
+             (apply the change in two steps, or report this plan as a skyplan bug)",
+            blocked.join(", ")
+        ),
+    )
+    .into())
+}
+
 /// Whether a change is a create-before-destroy replacement.
 fn rolls(c: &Change) -> bool {
     c.action == Action::Replace && c.rolling_group.is_some()
@@ -255,10 +294,31 @@ fn operations(changes: &[Change]) -> (Vec<Op>, Vec<Vec<usize>>) {
                     let dels: Vec<usize> = dependent_deletes(dependent).into_iter().filter(|&d| d != i).collect();
                     if !dels.is_empty() {
                         deps[i].extend(dels);
+                    } else if dependent.action == Action::Update && dependent.holding.contains(&change.address) {
+                        // The cloud keeps it while the dependent names it.
+                        deps[i].push(apply_op[&dependent.address]);
                     } else if dependent.action == Action::Update && change.action == Action::Delete {
                         soft.push((i, apply_op[&dependent.address]));
                     }
                 }
+            }
+        }
+    }
+    // Room first: a create of an exclusive kind waits for the plan's other
+    // deletes of that kind (a new subnet's range may be an old one's).
+    // Not a soft edge: without it the create fails half-way, so a plan
+    // that cannot wait for the room is refused by `check_order` instead.
+    let mut deletes_of: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        if op.kind == OpKind::Delete && !op.deposed {
+            deletes_of.entry(changes[op.change].kind.as_str()).or_default().push(i);
+        }
+    }
+    for (i, op) in ops.iter().enumerate() {
+        let change = &changes[op.change];
+        if op.kind == OpKind::Create && change.exclusive && !rolls(change) {
+            for &d in deletes_of.get(change.kind.as_str()).into_iter().flatten() {
+                deps[i].push(d);
             }
         }
     }
@@ -355,6 +415,22 @@ pub async fn apply(
     options: ApplyOptions,
 ) -> ApplyReport {
     let Schedule { ops, deps, priority } = schedule(plan, providers);
+    let stuck = dag::blocked(&deps);
+    if !stuck.is_empty() {
+        // Never walked: it would stop half-way with these left and nothing
+        // running. Callers check this at plan time (`check_order`).
+        let mut report = ApplyReport::default();
+        let error = format!("no order can apply this plan: {}; nothing was changed", blocked(plan).join(", "));
+        for (i, op) in ops.iter().enumerate() {
+            let address = plan.changes[op.change].address.clone();
+            if stuck.contains(&i) {
+                report.failed.push((address, op.kind, error.clone()));
+            } else {
+                report.skipped.push((address, op.kind));
+            }
+        }
+        return report;
+    }
 
     let live =
         state.resources.iter().filter_map(|(a, r)| Some((a.parse::<Address>().ok()?, r.attributes.clone()))).collect();
@@ -408,6 +484,27 @@ pub async fn apply(
         }
     }
     report
+}
+
+/// A create that failed: its recorded intent is settled now, so the next run
+/// does not take the failure for an interrupted create and adopt whatever it
+/// finds. The provider looks for what the create made (an error answer
+/// usually means nothing: the cloud refused it; a create of several calls
+/// may have made the resource before a later call failed). Nothing found:
+/// the intent is forgotten. Found, or the lookup failed: the intent stays,
+/// and the next run adopts what the provider's lookup finds, which is only
+/// ever what this create made (`Provider::find`).
+async fn settle_failed_create(
+    shared: &Shared,
+    provider: &dyn crate::provider::Provider,
+    change: &Change,
+    inputs: &Attrs,
+) {
+    if let Ok(None) = provider.find(&change.kind, &change.address, inputs).await {
+        // If this commit fails, the intent stays: the next run settles it
+        // the same way.
+        let _ = shared.writer.commit(vec![Mutation::Settle(change.address.to_string())]).await;
+    }
 }
 
 /// Run one operation. Once the cloud has done it, its parallelism slot is
@@ -527,6 +624,10 @@ async fn run_op(shared: &Shared, index: usize, op: &Op, slot: dag::Release) -> b
             };
             let attributes = match result {
                 Ok(a) => a,
+                Err(e) if op.kind == OpKind::Create => {
+                    settle_failed_create(shared, provider.as_ref(), change, &resolved).await;
+                    return fail(e.message);
+                }
                 Err(e) => return fail(e.message),
             };
             slot.release();

@@ -77,6 +77,27 @@ impl Release {
     }
 }
 
+/// The tasks that can never start because they wait, directly or through
+/// others, on themselves: what is left once every task whose dependencies
+/// can all finish is taken away. Empty for an acyclic graph. A walk of a
+/// graph with such tasks would stop with them left and nothing running.
+pub fn blocked(deps: &[Vec<usize>]) -> Vec<usize> {
+    let dependents = dependents(deps);
+    let mut waiting: Vec<usize> = deps.iter().map(Vec::len).collect();
+    let mut stack: Vec<usize> = (0..deps.len()).filter(|&i| waiting[i] == 0).collect();
+    let mut done = vec![false; deps.len()];
+    while let Some(i) = stack.pop() {
+        done[i] = true;
+        for &d in &dependents[i] {
+            waiting[d] -= 1;
+            if waiting[d] == 0 {
+                stack.push(d);
+            }
+        }
+    }
+    (0..deps.len()).filter(|&i| !done[i]).collect()
+}
+
 /// Run every task once its dependencies succeeded. `run(i, release)` returns
 /// whether task i succeeded; a failure skips everything that depends on it
 /// while independent tasks go on. At most `parallelism` tasks hold a slot at
@@ -238,19 +259,25 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn critical_path_first_under_a_bound() {
-        // One worker slot: a long chain (0 -> 1, 100 ms each) and a short task 2
-        // (10 ms). Starting the chain first finishes at 200 ms + 10 ms either
-        // way with one slot, but with two slots and three roots the long root
-        // must not wait behind the short ones.
-        let deps = vec![vec![], vec![0], vec![], vec![]];
-        let cost = [100, 100, 10, 10];
+        // Two slots, two short roots (0 and 1, 10 ms each) and a long chain
+        // (2 -> 3, 100 ms each) listed LAST, so index order would start the
+        // short ones first and finish at 210 ms. Longest path first starts
+        // the chain at once: 200 ms.
+        let deps = vec![vec![], vec![], vec![], vec![2]];
+        let cost = [10, 10, 100, 100];
         let prio = remaining_path_costs(&deps, &cost);
         let start = Instant::now();
-        walk(&deps, &prio, 2, never(), move |i, _| async move {
-            tokio::time::sleep(Duration::from_millis(cost[i])).await;
-            true
+        let started: Arc<Mutex<Vec<usize>>> = Arc::default();
+        let s = started.clone();
+        walk(&deps, &prio, 2, never(), move |i, _| {
+            s.lock().unwrap().push(i);
+            async move {
+                tokio::time::sleep(Duration::from_millis(cost[i])).await;
+                true
+            }
         })
         .await;
+        assert_eq!(started.lock().unwrap()[0], 2, "the chain's head starts first");
         assert_eq!(start.elapsed(), Duration::from_millis(200));
     }
 
@@ -278,6 +305,13 @@ mod tests {
         .await;
         let log = log.lock().unwrap();
         assert_eq!(*log, vec![(0, Duration::ZERO), (1, Duration::from_millis(10)), (2, Duration::from_millis(60))]);
+    }
+
+    #[test]
+    fn blocked_tasks_are_those_on_or_behind_a_cycle() {
+        assert!(blocked(&[vec![], vec![0], vec![1]]).is_empty());
+        // 1 and 2 wait on each other, 3 waits on 2; 0 is free.
+        assert_eq!(blocked(&[vec![], vec![0, 2], vec![1], vec![2]]), vec![1, 2, 3]);
     }
 
     #[tokio::test]

@@ -67,7 +67,7 @@ impl ResourceGraph {
                         &resource.address,
                         format!("no provider serves resource type `{}`", resource.address.kind),
                     )
-                    .with_help("known types: sim_resource and the aws_* types of docs/aws-resources.md"),
+                    .with_help("check the spelling; docs/spec.md lists the resource types skyplan serves"),
                 );
                 continue;
             };
@@ -214,6 +214,11 @@ impl ResourceGraph {
 
     pub fn get(&self, address: &Address) -> Option<&Node> {
         self.index.get(address).map(|&i| &self.nodes[i])
+    }
+
+    /// The position of `address` in [`ResourceGraph::nodes`].
+    pub fn index_of(&self, address: &Address) -> Option<usize> {
+        self.index.get(address).copied()
     }
 
     pub fn len(&self) -> usize {

@@ -11,6 +11,7 @@ pub mod apply;
 pub mod dag;
 pub mod diagnostic;
 pub mod graph;
+pub mod names;
 pub mod ops;
 pub mod orphans;
 pub mod plan;
@@ -20,6 +21,7 @@ pub mod redact;
 pub mod refresh;
 pub mod render;
 pub mod resource;
+pub mod review;
 pub mod spec;
 pub mod value;
 
@@ -29,10 +31,14 @@ mod proptests;
 mod testing;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tidy;
 
 pub use address::Address;
 pub use diagnostic::{Diagnostic, Diagnostics, Location};
-pub use provider::{OpContext, Owned, Provider, ProviderError, Providers, ReadRequest, Schema};
+pub use provider::{
+    NameConflict, NewResource, OpContext, Owned, Provider, ProviderError, Providers, ReadRequest, Schema,
+};
 pub use redact::Redactor;
 pub use resource::Resource;
 pub use spec::{Source, Spec, SpecError};

@@ -15,12 +15,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
 use skyplan_state::State;
 
-use crate::address::Address;
 use crate::diagnostic::{Diagnostic, Diagnostics, Location};
 use crate::graph::ResourceGraph;
+pub use crate::plan::Orphan;
 use crate::plan::{parse_addresses, Change, Plan};
 use crate::provider::Providers;
 use crate::value::Attrs;
@@ -33,17 +32,6 @@ pub struct Ownership {
     /// Ids never reported or deleted, whatever they carry: resources the
     /// spec uses but does not own (a given VPC and subnets).
     pub keep: BTreeSet<String>,
-}
-
-/// One orphan, as a plan reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Orphan {
-    /// The address it was created for (not one the state records for it).
-    pub address: Address,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub provider: String,
-    pub id: String,
 }
 
 /// An orphan and its attributes as read, enough to delete it.
@@ -135,6 +123,7 @@ mod tests {
     use skyplan_state::{Backend, LocalBackend, PendingCreate, ResourceState, Writer};
 
     use super::*;
+    use crate::address::Address;
     use crate::apply::{apply, ApplyOptions};
     use crate::plan::diff;
     use crate::provider::Owned;
@@ -196,7 +185,7 @@ subnet = "${test_subnet.a.id}"
                 dependencies: vec!["test_vpc.main".into()],
             },
         );
-        *fake.tagged.lock().unwrap() = vec![
+        *fake.cloud.lock().unwrap() = vec![
             owned("test_vpc.main", "f-1"),      // recorded
             owned("test_subnet.a", "f-2"),      // what the interrupted create made: adopted
             owned("test_instance.old", "f-4"),  // an address the spec no longer has
@@ -207,7 +196,7 @@ subnet = "${test_subnet.a.id}"
         settle_pending(&mut state, &providers, &crate::Redactor::default()).await.unwrap();
         assert_eq!(state.resources["test_subnet.a"].id, "f-2", "adopted before orphans are looked for");
         // A duplicate made for the same address is an orphan all the same.
-        fake.tagged.lock().unwrap().push(owned("test_subnet.a", "f-3"));
+        fake.cloud.lock().unwrap().push(owned("test_subnet.a", "f-3"));
 
         let found = find(&g, &state, &providers, &ownership(&["vpc-own"])).await.unwrap();
         let ids: Vec<(String, &str)> =
@@ -232,7 +221,7 @@ subnet = "${test_subnet.a.id}"
         let mut state = State::new();
         recorded(&mut state, "test_vpc.main", "f-1", &[]);
         recorded(&mut state, "test_subnet.a", "f-2", &["test_vpc.main"]);
-        *fake.tagged.lock().unwrap() = vec![owned("test_subnet.a", "f-3"), owned("test_instance.x", "f-4")];
+        *fake.cloud.lock().unwrap() = vec![owned("test_subnet.a", "f-3"), owned("test_instance.x", "f-4")];
         let found = find(&g, &state, &providers, &ownership(&[])).await.unwrap();
 
         // Any other plan reports them and changes nothing for them.
@@ -288,7 +277,7 @@ subnet = "${test_subnet.a.id}"
         let mut state = State::new();
         recorded(&mut state, "test_vpc.main", "f-1", &[]);
         recorded(&mut state, "test_subnet.a", "f-2", &["test_vpc.main"]);
-        *fake.tagged.lock().unwrap() = vec![owned("test_subnet.a", "f-3")];
+        *fake.cloud.lock().unwrap() = vec![owned("test_subnet.a", "f-3")];
         let found = find(&g, &state, &providers, &ownership(&[])).await.unwrap();
         let mut plan = diff(&g, &state, true);
         add_to_plan(&mut plan, found, &g, &state);

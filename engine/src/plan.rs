@@ -15,7 +15,7 @@ use skyplan_state::State;
 
 use crate::address::Address;
 use crate::graph::{Node, ResourceGraph};
-use crate::orphans::Orphan;
+use crate::review::Review;
 use crate::value::{contains_unknown, unknown, Attrs, Reference};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -79,6 +79,15 @@ pub struct Change {
     /// behind (the state's `deposed`), not of the address's current one.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deposed: bool,
+    /// Of `prior_dependencies`, those whose current objects this one holds
+    /// in the cloud (named through an attribute of [`Schema::holds`]):
+    /// their deletes wait for this one's update or delete.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holding: Vec<Address>,
+    /// Its kind's values are exclusive in the cloud ([`Schema::exclusive`]):
+    /// its create waits for the plan's deletes of the kind.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exclusive: bool,
 }
 
 impl Change {
@@ -106,6 +115,8 @@ impl Change {
             orphan: false,
             rolling_group: None,
             deposed: false,
+            holding: Vec::new(),
+            exclusive: false,
         }
     }
 }
@@ -140,6 +151,23 @@ pub struct Plan {
     /// them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orphans: Vec<Orphan>,
+    /// Risks, cost and parts, filled by whoever knows the resources
+    /// (see [`crate::review`]); empty until then.
+    #[serde(default, skip_serializing_if = "Review::is_empty")]
+    pub review: Review,
+}
+
+/// One orphan, as a plan reports it (found and deleted by
+/// [`crate::orphans`]). Part of the plan's data, so it lives with the plan:
+/// `orphans` depends on `plan`, never the reverse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Orphan {
+    /// The address it was created for (not one the state records for it).
+    pub address: Address,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub provider: String,
+    pub id: String,
 }
 
 impl Plan {
@@ -209,6 +237,61 @@ pub fn diff_replacing(graph: &ResourceGraph, state: &State, destroy: bool, repla
                 }
             };
 
+            // What the current object holds in the cloud, of what it
+            // depended on: those deletes wait for this one to move off.
+            let holding: Vec<Address> = match prior {
+                Some(prior) if !node.schema.holds.is_empty() => parse_addresses(&prior.dependencies)
+                    .into_iter()
+                    .filter(|d| {
+                        let Some(held) = state.resources.get(&d.to_string()) else { return false };
+                        node.schema.holds.iter().any(|k| {
+                            prior
+                                .attributes
+                                .get(k)
+                                .or_else(|| prior.inputs.get(k))
+                                .is_some_and(|v| names_id(v, &held.id))
+                        })
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            // An update cannot move off something replaced old first: that
+            // one's new object (which the update names) comes only after its
+            // old one is gone, and the cloud keeps the old one while this
+            // names it. Then this one is replaced too, before it.
+            let (action, replace_because) = {
+                let forced: Vec<String> = if action == Action::Update {
+                    holding
+                        .iter()
+                        .filter(|d| node.dependencies.contains(d))
+                        .filter(|d| {
+                            graph.index_of(d).and_then(|i| planned[i]).is_some_and(|p| {
+                                p.action == Action::Replace && changes[p.change].rolling_group.is_none()
+                            })
+                        })
+                        .flat_map(|d| {
+                            let id = &state.resources[&d.to_string()].id;
+                            let before = before.as_ref();
+                            node.schema
+                                .holds
+                                .iter()
+                                .filter(move |k| before.and_then(|b| b.get(*k)).is_some_and(|v| names_id(v, id)))
+                                .cloned()
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                if forced.is_empty() {
+                    (action, replace_because)
+                } else {
+                    let mut because = forced;
+                    because.sort();
+                    because.dedup();
+                    (Action::Replace, because)
+                }
+            };
+
             let mut after = resolved;
             for attr in &node.schema.computed {
                 if after.contains_key(attr) {
@@ -221,6 +304,20 @@ pub fn diff_replacing(graph: &ResourceGraph, state: &State, destroy: bool, repla
                 };
                 after.insert(attr.clone(), known.unwrap_or_else(unknown));
             }
+
+            // A rolling replacement makes its new object while the old one
+            // runs. It cannot when something it depends on is replaced old
+            // first: the new object needs that one's new object, which waits
+            // for its old one to go, which waits for this one's old object.
+            // Then this one is replaced old first too.
+            let rolling_group = node.resource.rolling_group.clone().filter(|_| {
+                action == Action::Replace
+                    && !node.dependencies.iter().any(|d| {
+                        let planned = graph.index_of(d).and_then(|i| planned[i]);
+                        planned
+                            .is_some_and(|p| p.action == Action::Replace && changes[p.change].rolling_group.is_none())
+                    })
+            });
 
             planned[n] = Some(Planned { action, change: changes.len() });
             changes.push(Change {
@@ -236,8 +333,10 @@ pub fn diff_replacing(graph: &ResourceGraph, state: &State, destroy: bool, repla
                 dependencies: node.dependencies.clone(),
                 prior_dependencies: prior.map(|p| parse_addresses(&p.dependencies)).unwrap_or_default(),
                 orphan: false,
-                rolling_group: node.resource.rolling_group.clone().filter(|_| action == Action::Replace),
+                rolling_group,
                 deposed: false,
+                holding,
+                exclusive: node.schema.exclusive,
             });
         }
     }
@@ -282,7 +381,15 @@ pub fn diff_replacing(graph: &ResourceGraph, state: &State, destroy: bool, repla
     let mut slots: Vec<Option<Change>> = changes.into_iter().map(Some).collect();
     let changes: Vec<Change> = order.into_iter().map(|i| slots[i].take().expect("each index once")).collect();
     let summary = summarize(&changes);
-    Plan { destroy, lineage: state.lineage.clone(), serial: state.serial, changes, summary, orphans: Vec::new() }
+    Plan {
+        destroy,
+        lineage: state.lineage.clone(),
+        serial: state.serial,
+        changes,
+        summary,
+        orphans: Vec::new(),
+        review: Review::default(),
+    }
 }
 
 /// Keep only the changes to `targets` and what they need (`--target`): for
@@ -368,6 +475,16 @@ fn resolve_node(node: &Node, lookup: &mut dyn FnMut(usize) -> Value) -> Attrs {
 
 /// The value a reference (with its target's node index) will have, as far
 /// as the plan knows it.
+/// Whether `value` names `id` (itself, or in a list or table).
+fn names_id(value: &Value, id: &str) -> bool {
+    match value {
+        Value::String(s) => s == id,
+        Value::Array(items) => items.iter().any(|v| names_id(v, id)),
+        Value::Object(map) => map.values().any(|v| names_id(v, id)),
+        _ => false,
+    }
+}
+
 fn lookup_planned(nodes: &[Node], planned: &[Option<Planned>], changes: &[Change], r: &(Reference, usize)) -> Value {
     let (r, target) = (&r.0, r.1);
     let Some(Planned { action, change: i }) = planned.get(target).copied().flatten() else {

@@ -63,15 +63,31 @@ fn render(slots: &[Option<Gen>]) -> String {
     out
 }
 
-async fn run(text: &str, state: State, fake: &Arc<Fake>) -> State {
+/// Settle what an interrupted run left, plan and apply, as `apply` does.
+async fn run_once(text: &str, state: State, fake: &Arc<Fake>) -> (State, crate::apply::ApplyReport) {
+    let providers = crate::Providers::new().with(fake.clone());
+    let mut state = state;
+    crate::refresh::settle_pending(&mut state, &providers, &crate::Redactor::default()).await.unwrap();
     let g = graph(text, fake.clone()).expect("generated specs are valid");
     let plan = diff(&g, &state, false);
     let dir = tempfile::tempdir().unwrap();
     let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.path().join("s.json")));
     let writer = Writer::start(backend, state.clone());
-    let report = apply(&plan, &state, &crate::Providers::new().with(fake.clone()), &writer, ApplyOptions::new(3)).await;
+    let report = apply(&plan, &state, &providers, &writer, ApplyOptions::new(3)).await;
+    (writer.finish().await.unwrap(), report)
+}
+
+/// What the cloud holds is exactly what the state records.
+fn assert_cloud_is_the_state(fake: &Fake, state: &State) {
+    let recorded: BTreeSet<String> = state.resources.values().map(|r| r.id.clone()).collect();
+    assert_eq!(fake.ids(), recorded, "the cloud's ids must be the state's");
+}
+
+async fn run(text: &str, state: State, fake: &Arc<Fake>) -> State {
+    let (state, report) = run_once(text, state, fake).await;
     assert!(report.is_success(), "{report:?}");
-    writer.finish().await.unwrap()
+    assert_cloud_is_the_state(fake, &state);
+    state
 }
 
 proptest! {
@@ -101,6 +117,35 @@ proptest! {
                 assert_eq!(deps, node.dependencies);
             }
             assert!(!diff(&g, &state, false).has_changes(), "a second plan must be empty");
+        });
+    }
+
+    /// The same with a crash: the second apply dies right after the cloud
+    /// made its `crash`-th create, before the state recorded it. Applying
+    /// again adopts what was made, converges in that one run, and the cloud
+    /// holds exactly what the state records, with nothing left over.
+    #[test]
+    fn a_crash_at_any_create_then_one_apply_converges(
+        first in spec_strategy(),
+        second in spec_strategy(),
+        crash in 0usize..12,
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let fake = Arc::new(Fake::default());
+            let (a, b) = (render(&first), render(&second));
+            let state = run(&a, State::new(), &fake).await;
+            *fake.crash_after.lock().unwrap() = Some(crash);
+            let (state, _) = run_once(&b, state, &fake).await;
+            let crashed = fake.crash_after.lock().unwrap().is_none();
+            *fake.crash_after.lock().unwrap() = None;
+            if crashed {
+                assert_eq!(state.pending.len(), 1, "the crashed create's intent is kept");
+            }
+            let state = run(&b, state, &fake).await;
+            assert!(state.pending.is_empty());
+            let g = graph(&b, fake.clone()).unwrap();
+            assert!(!diff(&g, &state, false).has_changes(), "one apply after the crash converges");
         });
     }
 }

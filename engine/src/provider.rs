@@ -23,6 +23,16 @@ pub struct Schema {
     /// Attributes the provider computes (always including `id`): references
     /// may name them, and they are unknown until the resource exists.
     pub computed: BTreeSet<String>,
+    /// Attributes naming other resources (by id) that the cloud will not
+    /// delete while this resource names them (an instance's subnet and
+    /// security groups): such a resource is deleted only once this one has
+    /// moved off it or is gone, and when it is replaced old first, this one
+    /// is replaced with it.
+    pub holds: BTreeSet<String>,
+    /// The cloud keeps values of this kind exclusive (names, address
+    /// ranges): in a plan that deletes some of them, creates of the kind
+    /// wait for those deletes where an order allows (room first).
+    pub exclusive: bool,
 }
 
 /// Something that happened during one operation, for progress display.
@@ -92,6 +102,25 @@ pub struct Owned {
     pub attributes: Attrs,
 }
 
+/// A resource a plan is about to create, as far as its attributes are known
+/// at plan time (references to what is not created yet are unknown).
+#[derive(Debug, Clone)]
+pub struct NewResource {
+    pub address: Address,
+    pub kind: String,
+    pub attrs: Attrs,
+}
+
+/// A name a plan is about to use that something not this cluster's (or not
+/// skyplan's) already holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameConflict {
+    pub address: Address,
+    /// What holds it, for the user: "launch template `adv-a-b-w`
+    /// (lt-0abc), tagged as cluster adv-a's (created for ...)".
+    pub message: String,
+}
+
 #[async_trait]
 pub trait Provider: Send + Sync {
     /// A short name for messages and the state (`sim`, `aws`).
@@ -148,6 +177,15 @@ pub trait Provider: Send + Sync {
         _tags: &BTreeMap<String, String>,
         _known: &BTreeSet<String>,
     ) -> Result<Vec<Owned>, ProviderError> {
+        Ok(Vec::new())
+    }
+
+    /// Of `creates`, those whose name (where the cloud makes names unique:
+    /// launch templates, auto scaling groups, load balancers, security
+    /// groups in a VPC) is already held by something this cluster did not
+    /// create. Checked at plan time so that such a plan fails before any
+    /// change instead of half-way; default: nothing to check.
+    async fn name_conflicts(&self, _creates: &[NewResource]) -> Result<Vec<NameConflict>, ProviderError> {
         Ok(Vec::new())
     }
 

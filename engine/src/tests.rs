@@ -167,6 +167,7 @@ async fn removed_resources_are_deleted_and_failures_skip_dependents() {
     assert_eq!(report.failed[0].2, "boom");
     assert_eq!(report.skipped.len(), 1);
     assert_eq!(state.resources.keys().collect::<Vec<_>>(), ["test_a.c"], "the independent part is recorded");
+    assert!(state.pending.is_empty(), "a create the cloud refused made nothing: no intent is left to adopt");
 
     // Fix the spec and remove c: a and b are created, c is deleted.
     let g2 = graph("[resource.test_a.a]\n[resource.test_a.b]\nx = \"${test_a.a.id}\"\n", fake.clone()).unwrap();
@@ -378,6 +379,84 @@ async fn a_rolling_group_whose_dependent_needs_every_member_still_runs() {
     assert!(state.deposed.is_empty());
 }
 
+/// A rolling group whose nodes live on something replaced old first (a
+/// subnet whose range changes) cannot make a new node before the old one
+/// goes: the plan replaces those nodes old first, some order applies it,
+/// and it converges in one run.
+#[tokio::test]
+async fn a_rolling_group_on_something_replaced_old_first_is_replaced_old_first() {
+    let fake = Arc::new(Fake::default());
+    let nodes = |cidr: &str, image: &str| {
+        let mut text = format!("[resource.test_net.a]\ncidr = \"{cidr}\"\nreplace_on = [\"cidr\"]\n");
+        for n in 0..2 {
+            text.push_str(&format!(
+                "[resource.test_node.cp{n}]\nimage = \"{image}\"\nnet = \"${{test_net.a.id}}\"\nreplace_on = [\"image\", \"net\"]\n"
+            ));
+        }
+        let mut resources = crate::testing::spec(&text).resources;
+        for r in resources.iter_mut().filter(|r| r.address.kind == "test_node") {
+            r.rolling_group = Some("control-plane".into());
+        }
+        ResourceGraph::build(resources, &providers(&fake)).unwrap()
+    };
+    let (state, report) = run(&diff(&nodes("10.0.0.0/24", "v1"), &State::new(), false), State::new(), &fake).await;
+    assert!(report.is_success(), "{report:?}");
+
+    // Only the image: the group rolls, new node first.
+    let plan = diff(&nodes("10.0.0.0/24", "v2"), &state, false);
+    assert!(plan.changes.iter().filter(|c| c.action == Action::Replace).all(|c| c.rolling_group.is_some()));
+
+    // The net too: old first, and an order exists.
+    let plan = diff(&nodes("10.0.1.0/24", "v2"), &state, false);
+    assert_eq!(plan.summary.replace, 3, "{:?}", actions(&plan));
+    assert!(plan.changes.iter().all(|c| c.rolling_group.is_none()), "{:?}", actions(&plan));
+    crate::apply::check_order(&plan).expect("some order applies it");
+    fake.log.lock().unwrap().clear();
+    let (state, report) = run(&plan, state, &fake).await;
+    assert!(report.is_success(), "{report:?}");
+    let log = fake.log.lock().unwrap().clone();
+    let at = |entry: &str| log.iter().position(|l| l == entry).unwrap_or_else(|| panic!("{entry}: {log:?}"));
+    for n in 0..2 {
+        assert!(at(&format!("delete test_node.cp{n}")) < at("delete test_net.a"), "{log:?}");
+        assert!(at("create test_net.a") < at(&format!("create test_node.cp{n}")), "{log:?}");
+    }
+    assert!(state.deposed.is_empty());
+    assert!(!diff(&nodes("10.0.1.0/24", "v2"), &state, false).has_changes());
+}
+
+/// Something that holds what is replaced old first (a load balancer on a
+/// subnet the cloud will not delete under it) cannot move off it in place:
+/// it is replaced too, before it, and the run converges.
+#[tokio::test]
+async fn what_holds_a_resource_replaced_old_first_is_replaced_before_it() {
+    let fake = Arc::new(Fake::default());
+    let graph = |cidr: &str| {
+        let text = format!(
+            "[resource.test_net.a]\ncidr = \"{cidr}\"\nreplace_on = [\"cidr\"]\n\
+             [resource.test_lb.api]\nnet = \"${{test_net.a.id}}\"\nholds = [\"net\"]\n\
+             [resource.test_route.r]\nnet = \"${{test_net.a.id}}\"\n"
+        );
+        ResourceGraph::build(crate::testing::spec(&text).resources, &providers(&fake)).unwrap()
+    };
+    let (state, report) = run(&diff(&graph("10.0.0.0/24"), &State::new(), false), State::new(), &fake).await;
+    assert!(report.is_success(), "{report:?}");
+
+    let plan = diff(&graph("10.0.1.0/24"), &state, false);
+    let action = |a: &str| plan.changes.iter().find(|c| c.address.to_string() == a).unwrap();
+    assert_eq!(action("test_lb.api").action, Action::Replace, "{:?}", actions(&plan));
+    assert_eq!(action("test_lb.api").replace_because, ["net"]);
+    assert_eq!(action("test_route.r").action, Action::Update, "what only names it is updated in place");
+    crate::apply::check_order(&plan).expect("some order applies it");
+    fake.log.lock().unwrap().clear();
+    let (state, report) = run(&plan, state, &fake).await;
+    assert!(report.is_success(), "{report:?}");
+    let log = fake.log.lock().unwrap().clone();
+    let at = |entry: &str| log.iter().position(|l| l == entry).unwrap_or_else(|| panic!("{entry}: {log:?}"));
+    assert!(at("delete test_lb.api") < at("delete test_net.a"), "{log:?}");
+    assert!(at("create test_net.a") < at("create test_lb.api"), "{log:?}");
+    assert!(!diff(&graph("10.0.1.0/24"), &state, false).has_changes());
+}
+
 /// A run stopped between a rolling replacement's create and its old
 /// object's delete leaves the old object in the state's `deposed`; the next
 /// plan deletes it (and nothing else).
@@ -452,7 +531,8 @@ async fn an_interrupted_rolling_create_adopts_the_new_object_and_deposes_the_old
     let mut made = inputs.clone();
     made.insert("id".into(), json!("f-new"));
     made.insert("arn".into(), json!("arn:f-new"));
-    *fake.found.lock().unwrap() = Some(made);
+    let address = Address::new("test_node", "cp0");
+    fake.cloud.lock().unwrap().push(crate::Owned { address, kind: "test_node".into(), attributes: made });
 
     crate::refresh::settle_pending(&mut state, &providers(&fake), &Redactor::default()).await.unwrap();
     assert_eq!(state.resources["test_node.cp0"].id, "f-new");
@@ -461,4 +541,21 @@ async fn an_interrupted_rolling_create_adopts_the_new_object_and_deposes_the_old
     let deposed: Vec<_> = plan.changes.iter().filter(|c| c.deposed).collect();
     assert_eq!(deposed.len(), 1);
     assert_eq!(deposed[0].before.as_ref().unwrap()["id"], json!(old.id));
+}
+
+/// A create that made its object and then failed keeps its intent, and the
+/// next run adopts exactly that object; a refused one leaves nothing to
+/// adopt, even when the cloud holds something else at the same address
+/// under other tags (which the provider's `find` does not return).
+#[tokio::test]
+async fn a_failed_create_keeps_its_intent_only_when_the_cloud_made_something() {
+    let fake = Arc::new(Fake::default());
+    let spec = "[resource.test_a.made]\nfail = \"after_create\"\n[resource.test_a.refused]\nfail = \"create\"\n";
+    let g = graph(spec, fake.clone()).unwrap();
+    let (mut state, report) = run(&diff(&g, &State::new(), false), State::new(), &fake).await;
+    assert_eq!(report.failed.len(), 2, "{report:?}");
+    assert_eq!(state.pending.keys().collect::<Vec<_>>(), ["test_a.made"]);
+    let drift = crate::refresh::settle_pending(&mut state, &providers(&fake), &Redactor::default()).await.unwrap();
+    assert_eq!(drift, [crate::refresh::Drift::Adopted(Address::new("test_a", "made"), "f-1".into())]);
+    assert_eq!(fake.ids(), state.resources.values().map(|r| r.id.clone()).collect());
 }

@@ -18,8 +18,9 @@ use skyplan_engine::Source;
 
 use super::plan::{describe_drift, drift_json, drift_notes, refresh_only_text, Selection, TARGET_WARNING};
 use crate::cli::Global;
+use crate::commands::hooks::SpecHooks;
 use crate::ui::Ui;
-use crate::workspace::{self, Lock, SpecHooks};
+use crate::workspace::{self, Lock};
 use skyplan_engine::refresh::Drift;
 
 pub struct ApplyArgs {
@@ -41,18 +42,21 @@ pub async fn run(global: &Global, ui: &Ui, args: ApplyArgs) -> Result<ExitCode> 
         bail!("--parallelism must be at least 1");
     }
     let operation = if args.destroy { "destroy" } else { "apply" };
+    // A saved plan was the review (contract, "Saved plans"): it applies
+    // without asking, on a terminal or not.
     let saved = !args.destroy && PlanFile::sniff(&args.target);
+    let auto_approve = args.auto_approve || saved;
     let selection = &args.selection;
     if saved && (!selection.targets.is_empty() || !selection.replace.is_empty() || selection.refresh_only) {
         bail!("--target, --replace and --refresh-only shape a plan: give them to `plan`, not to `apply PLANFILE`");
     }
-    if args.json && !args.auto_approve {
+    if args.json && !auto_approve {
         bail!("--json needs --auto-approve: a JSON stream has no one to answer the approval prompt");
     }
     if args.json {
         crate::events::version();
     }
-    if !args.auto_approve {
+    if !auto_approve {
         // Refuse before planning, so a pipeline that forgot the flag makes
         // no cloud calls at all.
         ui.require_terminal(operation)?;
@@ -64,7 +68,7 @@ pub async fn run(global: &Global, ui: &Ui, args: ApplyArgs) -> Result<ExitCode> 
     }
     let destroy = planned.plan.destroy;
     let providers = planned.providers.clone();
-    let approve: Option<ops::Approval> = (!args.auto_approve).then(|| {
+    let approve: Option<ops::Approval> = (!auto_approve).then(|| {
         let ui = ui.clone();
         let question = if destroy { "destroy all these resources" } else { "perform these actions" };
         Arc::new(move |_: &skyplan_engine::plan::Plan| ui.approve(question).map_err(|e| format!("{e:#}").into()))
@@ -80,6 +84,7 @@ pub async fn run(global: &Global, ui: &Ui, args: ApplyArgs) -> Result<ExitCode> 
         ..ApplyRequest::default()
     };
     let stop = request.stop.clone();
+    let stopped = request.stop.clone();
     let interrupts = {
         let reporter = reporter.clone();
         tokio::spawn(async move {
@@ -112,7 +117,9 @@ pub async fn run(global: &Global, ui: &Ui, args: ApplyArgs) -> Result<ExitCode> 
         Outcome::Cancelled => bail!("{operation} cancelled: only 'yes' approves"),
         Outcome::Applied(report) => report,
     };
-    let interrupted = !report.not_started.is_empty();
+    // Only a signal stops the walk with operations not started (a failed
+    // save stops it too, and is a failure).
+    let interrupted = stopped.load(Ordering::SeqCst) && !report.not_started.is_empty();
     if args.json {
         crate::events::change_summary(&report, operation);
         for (address, op, error) in &report.failed {

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use serde_json::json;
 use skyplan_engine::planfile::PlanFile;
-use skyplan_engine::render::{human, json};
+use skyplan_engine::render::{html, human, json, markdown};
 
-use crate::cli::{Global, GraphFormat};
+use crate::cli::{Global, GraphFormat, ShowFormat};
 use crate::ui::Ui;
 use crate::workspace;
 
@@ -43,17 +43,30 @@ pub async fn graph(global: &Global, ui: &Ui, spec: &Path, format: GraphFormat) -
     Ok(ExitCode::SUCCESS)
 }
 
-/// The state (no argument) or a saved plan.
-pub fn show(global: &Global, ui: &Ui, planfile: Option<&Path>, as_json: bool) -> Result<ExitCode> {
+/// The state (no argument) or a saved plan, the latter also for review
+/// (`--format markdown|html`).
+pub fn show(
+    global: &Global,
+    ui: &Ui,
+    planfile: Option<&Path>,
+    as_json: bool,
+    format: Option<ShowFormat>,
+) -> Result<ExitCode> {
+    let format = format.unwrap_or(if as_json { ShowFormat::Json } else { ShowFormat::Text });
     if let Some(path) = planfile {
         let file = PlanFile::load(path)?;
-        if as_json {
-            println!("{}", serde_json::to_string_pretty(&json::plan(&file.plan))?);
-        } else {
-            print!("{}", human::plan(&file.plan, ui.style()));
+        match format {
+            ShowFormat::Json => println!("{}", serde_json::to_string_pretty(&json::plan(&file.plan))?),
+            ShowFormat::Text => print!("{}", human::plan(&file.plan, ui.style())),
+            ShowFormat::Markdown => print!("{}", markdown::plan(&file.plan)),
+            ShowFormat::Html => print!("{}", html::plan(&file.plan)),
         }
         return Ok(ExitCode::SUCCESS);
     }
+    if matches!(format, ShowFormat::Markdown | ShowFormat::Html) {
+        anyhow::bail!("--format markdown and html show a saved plan: skyplan show PLANFILE --format ...");
+    }
+    let as_json = matches!(format, ShowFormat::Json);
     let state_path = workspace::state_path(global, None)?;
     let backend = workspace::backend(&state_path)?;
     let state = workspace::load_state(backend.as_ref())?;

@@ -1,6 +1,7 @@
 //! One module per command: turn flags into options, call the engine, print.
 
 pub mod apply;
+pub mod hooks;
 pub mod inspect;
 pub mod plan;
 pub mod policy;
@@ -61,13 +62,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             };
             apply::run(global, &ui, args).await
         }
-        Command::Show { planfile, json } => inspect::show(global, &ui, planfile.as_deref(), json),
+        Command::Show { planfile, json, format } => inspect::show(global, &ui, planfile.as_deref(), json, format),
         Command::Graph { spec, format } => inspect::graph(global, &ui, &spec, format).await,
         Command::State(command) => state::run(global, command).await,
         Command::Import { address, id, spec } => state::import(global, spec.as_deref(), &address, &id).await,
         Command::Preflight { spec } => preflight::run(global, &ui, &spec).await,
         Command::Unlock { lock_id } => state::unlock(global, &lock_id),
-        Command::Policy { spec, split } => policy::run(global, &spec, split.as_deref()),
+        Command::Policy { spec, split, with_optional } => policy::run(global, &spec, split.as_deref(), with_optional),
         Command::Completion { shell } => {
             let shell = match shell {
                 Shell::Bash => clap_complete::Shell::Bash,

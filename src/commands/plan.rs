@@ -16,8 +16,9 @@ use skyplan_engine::render::{human, json};
 use skyplan_engine::Address;
 
 use crate::cli::Global;
+use crate::commands::hooks::SpecHooks;
 use crate::ui::Ui;
-use crate::workspace::{self, SpecHooks, SpotPrices, SpotStatus};
+use crate::workspace::{self, SpotPrices, SpotStatus};
 
 pub struct PlanOptions {
     pub spec: PathBuf,
@@ -182,6 +183,8 @@ fn price_source(source: &PriceSource) -> String {
     match source {
         PriceSource::Spec => "on_demand_price in the spec".to_string(),
         PriceSource::Table { as_of } => format!("skyplan's price table as of {as_of}"),
+        PriceSource::PriceList => "the AWS Price List API".to_string(),
+        PriceSource::Pending => "not looked up".to_string(),
     }
 }
 
@@ -193,6 +196,12 @@ fn spot_section(spot: &[SpotStatus]) -> String {
     }
     let mut out =
         String::from("\nSpot pools (an auto scaling group starts once the spot price is within its max in one AZ):\n");
+    if spot.iter().any(|s| matches!(s.prices, SpotPrices::Skipped)) {
+        out.push_str(&format!(
+            "  current spot prices skipped (apply does not wait for them either): {}\n",
+            spot_skipped_reason()
+        ));
+    }
     for s in spot {
         let p = &s.pool;
         out.push_str(&format!(
@@ -207,6 +216,7 @@ fn spot_section(spot: &[SpotStatus]) -> String {
         match &s.prices {
             SpotPrices::NotRead => out.push_str("    current spot prices not read (--no-refresh)\n"),
             SpotPrices::Failed(why) => out.push_str(&format!("    could not read the current spot prices: {why}\n")),
+            SpotPrices::Skipped => {}
             SpotPrices::Read(azs) => {
                 let each: Vec<String> = azs
                     .iter()
@@ -228,6 +238,17 @@ fn spot_section(spot: &[SpotStatus]) -> String {
     out
 }
 
+/// Why spot prices were skipped: AWS denied the optional action.
+#[cfg(feature = "aws")]
+fn spot_skipped_reason() -> &'static str {
+    skyplan_aws::spot::SKIPPED
+}
+
+#[cfg(not(feature = "aws"))]
+fn spot_skipped_reason() -> &'static str {
+    "AWS denied ec2:DescribeSpotPriceHistory"
+}
+
 /// `plan --json`'s `spot` field.
 fn spot_json(spot: &[SpotStatus]) -> serde_json::Value {
     let pools: Vec<serde_json::Value> = spot
@@ -243,6 +264,8 @@ fn spot_json(spot: &[SpotStatus]) -> serde_json::Value {
                 "on_demand_price_source": match &p.on_demand_source {
                     PriceSource::Spec => "spec",
                     PriceSource::Table { .. } => "price_table",
+                    PriceSource::PriceList => "price_list_api",
+                    PriceSource::Pending => "pending",
                 },
             });
             if let PriceSource::Table { as_of } = &p.on_demand_source {
@@ -253,6 +276,10 @@ fn spot_json(spot: &[SpotStatus]) -> serde_json::Value {
                 SpotPrices::Failed(why) => {
                     v["azs"] = serde_json::Value::Null;
                     v["error"] = why.as_str().into();
+                }
+                SpotPrices::Skipped => {
+                    v["azs"] = serde_json::Value::Null;
+                    v["skipped"] = spot_skipped_reason().into();
                 }
                 SpotPrices::Read(azs) => {
                     v["azs"] = azs

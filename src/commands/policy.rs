@@ -1,6 +1,7 @@
 //! `skyplan policy`: the IAM policy a spec's plan, apply and destroy need,
-//! printed as one document; with `--split DIR`, also written as managed
-//! policies that fit AWS's size limit. Parses and expands the spec, nothing
+//! printed as one document, inside the seed's policies; `--with-optional`
+//! adds the optional features' statements; with `--split DIR`, also
+//! written as managed policies that fit AWS's size limit. Parses and expands the spec, nothing
 //! more: no provider, no credentials, no cloud call. What goes into the
 //! policy is `skyplan_aws_blueprint::policy`'s decision.
 
@@ -17,10 +18,13 @@ use crate::cli::Global;
 /// The names `--split` writes: skyplan-policy-1.json, -2.json, ...
 const SPLIT_PREFIX: &str = "skyplan-policy-";
 
-pub fn run(global: &Global, spec_path: &Path, split: Option<&Path>) -> Result<ExitCode> {
+pub fn run(global: &Global, spec_path: &Path, split: Option<&Path>, with_optional: bool) -> Result<ExitCode> {
     let spec = AwsSpec::load(spec_path)?;
     let mut doc =
         policy::policy_for(&spec.spec.file, &spec.resources).map_err(|errs| spec.spec.source.diagnostics(&errs))?;
+    if with_optional {
+        doc.statements.extend(policy::optional_statements(&spec.resources));
+    }
     if let Some(url) = global.state.as_deref().filter(|s| s.starts_with("s3://")) {
         // The state lives in S3: the runs need that bucket too.
         let (bucket, key) = url

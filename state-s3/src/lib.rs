@@ -277,6 +277,9 @@ impl Backend for S3Backend {
 }
 
 #[cfg(test)]
+mod conformance_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

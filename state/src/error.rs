@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::backend::LockInfo;
+use crate::lock::LockInfo;
 
 /// An error from a state [`Backend`](crate::Backend) or the
 /// [`Writer`](crate::Writer).

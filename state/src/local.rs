@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::backend::{Backend, LockInfo};
+use crate::backend::Backend;
 use crate::error::StateError;
-use crate::model::{random_id, State, FORMAT_VERSION};
-use crate::writer::Mutation;
+use crate::lock::LockInfo;
+use crate::model::{random_id, Mutation, State, FORMAT_VERSION};
 
 /// How often [`LocalBackend::lock`] retries while someone else holds the lock.
 const LOCK_POLL: Duration = Duration::from_millis(100);
@@ -537,6 +537,19 @@ mod tests {
         assert!(!backend.backup_path().exists());
         let text = err.to_string();
         (err, text)
+    }
+
+    #[test]
+    fn passes_the_backend_conformance_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("demo.state.json");
+        let open = || Box::new(LocalBackend::new(path.clone())) as Box<dyn Backend>;
+        let backup = LocalBackend::new(path.clone()).backup_path();
+        let read_backup = || {
+            let bytes = fs::read(&backup).ok()?;
+            Some(parse_state(&backup, &backup, &bytes).expect("the backup is valid state"))
+        };
+        crate::conformance::run(&crate::conformance::Subject { open: &open, read_backup: &read_backup });
     }
 
     #[test]

@@ -138,6 +138,26 @@ fn fallback_random_bytes() -> [u8; 16] {
     out
 }
 
+/// One change to the state's resources.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mutation {
+    /// Insert or replace the resource at this address.
+    Upsert(String, ResourceState),
+    /// Remove the resource at this address (nothing if it is absent).
+    Remove(String),
+    /// Record that a create of this address is about to be sent. An
+    /// `Upsert` of the address (the create's result) clears it.
+    Intend(String, PendingCreate),
+    /// Forget a recorded intent (the create is known to have made nothing).
+    Settle(String),
+    /// Keep the object an address had before a create-before-destroy
+    /// replacement, until [`Mutation::DeleteDeposed`].
+    Depose(String, ResourceState),
+    /// The deposed object of this address is deleted.
+    DeleteDeposed(String),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,27 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::Backend;
 use crate::error::StateError;
-use crate::model::{PendingCreate, ResourceState, State};
-
-/// One change to the state's resources.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mutation {
-    /// Insert or replace the resource at this address.
-    Upsert(String, ResourceState),
-    /// Remove the resource at this address (nothing if it is absent).
-    Remove(String),
-    /// Record that a create of this address is about to be sent. An
-    /// `Upsert` of the address (the create's result) clears it.
-    Intend(String, PendingCreate),
-    /// Forget a recorded intent (the create is known to have made nothing).
-    Settle(String),
-    /// Keep the object an address had before a create-before-destroy
-    /// replacement, until [`Mutation::DeleteDeposed`].
-    Depose(String, ResourceState),
-    /// The deposed object of this address is deleted.
-    DeleteDeposed(String),
-}
+use crate::model::{Mutation, State};
 
 enum Command {
     Commit(Vec<Mutation>, oneshot::Sender<Result<(), StateError>>),
@@ -185,8 +165,9 @@ pub(crate) fn apply(state: &mut State, mutation: Mutation) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::LockInfo;
     use crate::local::LocalBackend;
+    use crate::lock::LockInfo;
+    use crate::model::ResourceState;
     use serde_json::{json, Map};
     use std::io::{BufRead, BufReader};
     use std::path::{Path, PathBuf};

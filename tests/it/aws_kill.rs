@@ -32,8 +32,8 @@ enum Kill {
 pub(crate) struct Cloud {
     pub rt: tokio::runtime::Runtime,
     pub ec2: aws_sdk_ec2::Client,
-    elb: aws_sdk_elasticloadbalancing::Client,
-    asg: aws_sdk_autoscaling::Client,
+    pub elb: aws_sdk_elasticloadbalancing::Client,
+    pub asg: aws_sdk_autoscaling::Client,
 }
 
 pub(crate) type Census = BTreeMap<&'static str, usize>;

@@ -293,10 +293,11 @@ fn a_profile_change_versions_the_launch_template_and_never_claims_a_roll_the_end
     assert!(applied.stderr.contains("was not moved to launch template version 2"), "{}", applied.stderr);
 
     rt.block_on(async {
-        // The template has a second version, now its default, with the new value.
+        // The template has a second version with the new value; its default
+        // stays 1 (no ModifyLaunchTemplate: the group names the version).
         let lts = ec2.describe_launch_templates().launch_template_ids(&template_id).send().await.unwrap();
         let lt = &lts.launch_templates()[0];
-        assert_eq!((lt.default_version_number(), lt.latest_version_number()), (Some(2), Some(2)));
+        assert_eq!((lt.default_version_number(), lt.latest_version_number()), (Some(1), Some(2)));
         let v2 = ec2
             .describe_launch_template_versions()
             .launch_template_id(&template_id)

@@ -193,8 +193,8 @@ fn normalized(stdout: &str) -> Vec<Value> {
         .lines()
         .map(|line| {
             let mut v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
-            let stamp = v["@timestamp"].as_str().expect("every line has a timestamp");
-            humantime::parse_rfc3339(stamp).expect("RFC 3339 timestamps");
+            let stamp = v["@timestamp"].as_str().expect("every line has a timestamp").to_string();
+            humantime::parse_rfc3339(&stamp).expect("RFC 3339 timestamps");
             v["@timestamp"] = "T".into();
             let message = v["@message"].as_str().unwrap().to_string();
             v["@message"] = message.split(" after ").next().unwrap().into();
@@ -205,7 +205,7 @@ fn normalized(stdout: &str) -> Vec<Value> {
             if let Some(hook) = v.get_mut("hook").and_then(Value::as_object_mut) {
                 if let Some(started) = hook.get("started_at") {
                     let started = humantime::parse_rfc3339(started.as_str().unwrap()).unwrap();
-                    assert!(started <= humantime::parse_rfc3339(stamp).unwrap(), "starts before it ends");
+                    assert!(started <= humantime::parse_rfc3339(&stamp).unwrap(), "starts before it ends");
                     hook.insert("started_at".into(), "T".into());
                 }
                 if hook.contains_key("elapsed_seconds") {

@@ -10,6 +10,13 @@
 //! environment), or through the environment with [`Emulator::env`] (for the
 //! CLI binary, or `AwsProvider::connect`). What the emulator does not do like
 //! AWS, and which tests cover that instead: docs/testing.md.
+//!
+//! [`Emulator::start_enforcing_iam`] runs moto through scripts/moto-iam.py
+//! instead, with IAM enforcement on: every request is judged against the
+//! policies of the IAM user whose access key signed it. [`Emulator::iam_user`]
+//! turns policy documents into such a user's [`Keys`]; the emulator's own
+//! identity ([`Emulator::env`], [`Emulator::sdk_config`], [`Emulator::clients`])
+//! is then an administrator (`*` on `*`), for the test's own checks.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -25,6 +32,27 @@ pub struct Emulator {
     child: Child,
     port: u16,
     log: PathBuf,
+    /// Who [`Self::env`], [`Self::sdk_config`] and [`Self::clients`] sign as.
+    keys: Keys,
+}
+
+/// An access key pair. `session_token` only for the fake keys of an
+/// emulator without IAM enforcement.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+impl Keys {
+    fn fake() -> Keys {
+        Keys {
+            access_key_id: "testing".into(),
+            secret_access_key: "testing".into(),
+            session_token: Some("testing".into()),
+        }
+    }
 }
 
 fn moto_server() -> PathBuf {
@@ -44,12 +72,19 @@ fn free_port() -> u16 {
 
 /// One HTTP/1.1 request; the status code of the answer.
 fn http(port: u16, method: &str, path: &str) -> std::io::Result<u16> {
+    http_with_body(port, method, path, "")
+}
+
+/// One HTTP/1.1 request with a `text/plain` body; the status code.
+fn http_with_body(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<u16> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: text/plain\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )?;
     let mut head = [0u8; 12];
     stream.read_exact(&mut head)?;
@@ -60,7 +95,28 @@ fn http(port: u16, method: &str, path: &str) -> std::io::Result<u16> {
 impl Emulator {
     /// Start a server and wait until it answers (at most 30 s).
     pub fn start() -> Emulator {
-        let program = moto_server();
+        Emulator::launch(moto_server(), &[])
+    }
+
+    /// Start moto through scripts/moto-iam.py (moto judging IAM as AWS
+    /// does: docs/testing.md), create an administrator (`*` on `*`), switch
+    /// enforcement on, and sign as that administrator from then on. Users
+    /// with other policies: [`Self::iam_user`].
+    pub fn start_enforcing_iam() -> Emulator {
+        let launcher = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/moto-iam.py");
+        let python = moto_server().with_file_name("python");
+        let mut emulator = Emulator::launch(python, &[launcher.as_os_str()]);
+        let admin = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]
+        });
+        emulator.keys = emulator.iam_user("skyplan-test-admin", &[admin]);
+        let status = http_with_body(emulator.port, "POST", "/moto-api/reset-auth", "0").expect("reset-auth");
+        assert_eq!(status, 200, "switching IAM enforcement on (POST /moto-api/reset-auth 0)");
+        emulator
+    }
+
+    fn launch(program: PathBuf, leading_args: &[&std::ffi::OsStr]) -> Emulator {
         let mut last_error = String::new();
         // A port found free can be taken before the server binds it: try again then.
         for _ in 0..3 {
@@ -68,13 +124,14 @@ impl Emulator {
             let log = std::env::temp_dir().join(format!("skyplan-moto-{port}.log"));
             let log_file = std::fs::File::create(&log).expect("emulator log file");
             let child = Command::new(&program)
+                .args(leading_args)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdin(Stdio::null())
                 .stdout(log_file.try_clone().expect("log file handle"))
                 .stderr(log_file)
                 .spawn()
                 .unwrap_or_else(|e| panic!("could not start {}: {e}", program.display()));
-            let mut emulator = Emulator { child, port, log };
+            let mut emulator = Emulator { child, port, log, keys: Keys::fake() };
             match emulator.wait_ready(Duration::from_secs(30)) {
                 Ok(()) => return emulator,
                 Err(e) => last_error = e,
@@ -113,11 +170,18 @@ impl Emulator {
     /// The environment that points the SDK's default chain (and so the CLI
     /// and `AwsProvider::connect`) at this emulator with fake keys.
     pub fn env(&self) -> Vec<(&'static str, String)> {
+        self.env_as(&self.keys)
+    }
+
+    /// [`Self::env`] signing with `keys` (an IAM user's, from
+    /// [`Self::iam_user`]). `AWS_SESSION_TOKEN` is set empty when the keys
+    /// have none, so one inherited from the caller cannot leak in.
+    pub fn env_as(&self, keys: &Keys) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ENDPOINT_URL", self.url()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-            ("AWS_SESSION_TOKEN", "testing".into()),
+            ("AWS_ACCESS_KEY_ID", keys.access_key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY", keys.secret_access_key.clone()),
+            ("AWS_SESSION_TOKEN", keys.session_token.clone().unwrap_or_default()),
             ("AWS_REGION", REGION.into()),
             ("AWS_EC2_METADATA_DISABLED", "true".into()),
         ]
@@ -126,7 +190,18 @@ impl Emulator {
     /// An SDK configuration for this emulator that reads nothing from the
     /// environment, so tests with different emulators can run side by side.
     pub async fn sdk_config(&self) -> SdkConfig {
-        let keys = aws_credential_types::Credentials::new("testing", "testing", None, None, "emulator");
+        self.sdk_config_as(&self.keys).await
+    }
+
+    /// [`Self::sdk_config`] signing with `keys`.
+    pub async fn sdk_config_as(&self, keys: &Keys) -> SdkConfig {
+        let keys = aws_credential_types::Credentials::new(
+            keys.access_key_id.clone(),
+            keys.secret_access_key.clone(),
+            keys.session_token.clone(),
+            None,
+            "emulator",
+        );
         aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(REGION))
             .endpoint_url(self.url())
@@ -150,6 +225,64 @@ impl Emulator {
     }
 }
 
+impl Emulator {
+    /// A new IAM user holding exactly `documents` (IAM policy documents), as
+    /// customer managed policies attached to it (CreatePolicy +
+    /// AttachUserPolicy), and an access key of it. A document over AWS's
+    /// managed policy size is split into several that allow the same
+    /// (`policy::split`). Works with enforcement on or off: the calls are
+    /// signed as this emulator's own identity. Names must be unique per
+    /// emulator. (Made with boto3 from ./.venv: scripts/moto-iam-user.py.)
+    pub fn iam_user(&self, name: &str, documents: &[serde_json::Value]) -> Keys {
+        use skyplan_aws_blueprint::policy::{self, PolicyDocument};
+        let mut texts = Vec::new();
+        for doc in documents {
+            let text = serde_json::to_string(doc).expect("a policy document serializes");
+            if text.chars().filter(|c| !c.is_whitespace()).count() <= policy::MANAGED_POLICY_LIMIT {
+                texts.push(text);
+                continue;
+            }
+            let parsed: PolicyDocument = serde_json::from_value(doc.clone())
+                .unwrap_or_else(|e| panic!("a policy over the managed policy size must be one skyplan can split: {e}"));
+            for part in policy::split(&parsed, policy::MANAGED_POLICY_LIMIT) {
+                texts.push(serde_json::to_string(&part).expect("a policy document serializes"));
+            }
+        }
+        let (keys, attached) = self.create_iam_user(name, &texts);
+        assert_eq!(attached, texts.len(), "user {name}: every policy attached");
+        keys
+    }
+
+    /// scripts/moto-iam-user.py: the user, its policies and access key,
+    /// signed as this emulator's identity; the keys and how many policies
+    /// the user holds (read back with ListAttachedUserPolicies).
+    fn create_iam_user(&self, name: &str, documents: &[String]) -> (Keys, usize) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/moto-iam-user.py");
+        let mut child = Command::new(moto_server().with_file_name("python"))
+            .arg(&script)
+            .args([&self.url(), name])
+            .envs(self.env_as(&self.keys))
+            .env_remove("AWS_PROFILE")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not run {}: {e}", script.display()));
+        let docs: Vec<serde_json::Value> =
+            documents.iter().map(|t| serde_json::from_str(t).expect("a policy document")).collect();
+        child.stdin.take().unwrap().write_all(&serde_json::to_vec(&docs).unwrap()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "creating IAM user {name}: {}", String::from_utf8_lossy(&out.stderr));
+        let made: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the script's JSON answer");
+        let keys = Keys {
+            access_key_id: made["AccessKeyId"].as_str().unwrap().to_string(),
+            secret_access_key: made["SecretAccessKey"].as_str().unwrap().to_string(),
+            session_token: None,
+        };
+        (keys, made["Policies"].as_u64().unwrap() as usize)
+    }
+}
+
 impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -165,4 +298,64 @@ fn aws_emulator_starts_answers_resets_and_stops_on_drop() {
     emulator.reset();
     drop(emulator);
     assert!(http(port, "GET", "/moto-api/").is_err(), "the server is gone after drop");
+}
+
+/// The harness itself: with enforcement on, a user may make exactly the
+/// calls its policy allows (moto answers a denied EC2 call `AccessDenied`,
+/// AWS `UnauthorizedOperation`), a policy
+/// over the managed policy size still grants all of it, and the
+/// administrator may do anything.
+#[test]
+fn an_iam_enforcing_emulator_denies_what_a_policy_does_not_allow() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emulator = Emulator::start_enforcing_iam();
+    let describe_vpcs = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["ec2:DescribeVpcs"], "Resource": "*"}]
+    });
+    let reader = emulator.iam_user("reader", &[describe_vpcs]);
+    // More actions than one managed policy holds: split, all granted.
+    let mut many: Vec<String> = (0..300).map(|i| format!("ec2:DescribeNothingNumber{i:03}")).collect();
+    many.push("ec2:DescribeSubnets".into());
+    let big = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": many, "Resource": "*"}]
+    });
+    let big_user = emulator.iam_user("big", std::slice::from_ref(&big));
+    let parts = skyplan_aws_blueprint::policy::split(
+        &serde_json::from_value(big).unwrap(),
+        skyplan_aws_blueprint::policy::MANAGED_POLICY_LIMIT,
+    );
+    assert!(parts.len() > 1, "the big policy is over one managed policy's size");
+    rt.block_on(async {
+        let as_reader = aws_sdk_ec2::Client::new(&emulator.sdk_config_as(&reader).await);
+        as_reader.describe_vpcs().send().await.expect("DescribeVpcs is allowed");
+        let denied = as_reader.describe_subnets().send().await.expect_err("DescribeSubnets is not allowed");
+        let code = denied.as_service_error().and_then(|e| aws_sdk_ec2::error::ProvideErrorMetadata::code(e));
+        // moto answers EC2's denials as `AccessDenied`; AWS as `UnauthorizedOperation`.
+        assert!(matches!(code, Some("AccessDenied" | "UnauthorizedOperation")), "{denied:?}");
+        // A description with spaces: moto's own SigV4 check would refuse the SDK's signature.
+        let denied = as_reader
+            .create_security_group()
+            .group_name("web")
+            .description("a group with spaces")
+            .send()
+            .await
+            .expect_err("CreateSecurityGroup is not allowed");
+        let code = denied.as_service_error().and_then(|e| aws_sdk_ec2::error::ProvideErrorMetadata::code(e));
+        // moto answers EC2's denials as `AccessDenied`; AWS as `UnauthorizedOperation`.
+        assert!(matches!(code, Some("AccessDenied" | "UnauthorizedOperation")), "{denied:?}");
+
+        let as_big = aws_sdk_ec2::Client::new(&emulator.sdk_config_as(&big_user).await);
+        as_big.describe_subnets().send().await.expect("the last action of a split policy is granted");
+        as_big.describe_vpcs().send().await.expect_err("DescribeVpcs is not granted to `big`");
+
+        let ec2 = aws_sdk_ec2::Client::new(&emulator.sdk_config().await);
+        ec2.create_security_group()
+            .group_name("web")
+            .description("a group with spaces")
+            .send()
+            .await
+            .expect("the administrator may do anything");
+    });
 }

@@ -4,14 +4,22 @@
 
 mod bad_input;
 mod cli;
+mod day2;
 mod policy;
+mod review;
 mod sim;
 mod support;
 
 #[cfg(feature = "aws")]
 mod aws_cli;
 #[cfg(feature = "aws")]
+mod aws_clusters;
+#[cfg(feature = "aws")]
+mod aws_errors;
+#[cfg(feature = "aws")]
 mod aws_faults;
+#[cfg(feature = "aws")]
+mod aws_iam;
 #[cfg(feature = "aws")]
 mod aws_import;
 #[cfg(feature = "aws")]
@@ -22,6 +30,8 @@ mod aws_orphans;
 mod aws_provider;
 #[cfg(feature = "aws")]
 mod aws_roll;
+#[cfg(feature = "aws")]
+mod contract;
 #[cfg(feature = "aws")]
 mod emulator;
 #[cfg(feature = "aws")]

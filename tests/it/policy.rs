@@ -158,3 +158,32 @@ fn state_in_s3_adds_the_bucket_permissions() {
     let text = doc.to_string();
     assert!(text.contains("arn:aws:s3:::team-state/demo.state.json.lock") && text.contains("s3:ListBucket"), "{text}");
 }
+
+/// `--with-optional` adds each optional action in a statement of its own
+/// whose Sid says what it enables; without it, nothing beyond the seed.
+#[test]
+fn with_optional_adds_the_spot_price_statement_with_its_sid() {
+    let w = offline();
+    w.write("spot.toml", include_str!("../../examples/spot-pool.toml"));
+    let plain: Value = serde_json::from_str(&w.run(&["policy", "spot.toml"]).ok().stdout).unwrap();
+    assert!(!actions(&plain).contains("ec2:DescribeSpotPriceHistory"));
+    assert!(plain["Statement"].as_array().unwrap().iter().all(|s| s.get("Sid").is_none()));
+
+    let with: Value = serde_json::from_str(&w.run(&["policy", "spot.toml", "--with-optional"]).ok().stdout).unwrap();
+    let optional: Vec<&Value> =
+        with["Statement"].as_array().unwrap().iter().filter(|s| s.get("Sid").is_some()).collect();
+    assert_eq!(optional.len(), 1, "{with}");
+    assert_eq!(optional[0]["Sid"], "OptionalSpotPricesInPlanAndSpotWaitInApply");
+    assert_eq!(optional[0]["Action"], serde_json::json!(["ec2:DescribeSpotPriceHistory"]));
+    assert_eq!(optional[0]["Resource"], "*");
+    let mut rest = actions(&with);
+    rest.remove("ec2:DescribeSpotPriceHistory");
+    assert_eq!(rest, actions(&plain), "the rest is the same");
+
+    // A spec without auto scaling groups has no optional statement.
+    w.write("static.toml", STATIC);
+    let doc: Value = serde_json::from_str(&w.run(&["policy", "static.toml", "--with-optional"]).ok().stdout).unwrap();
+    let has_asg = actions(&doc).contains("autoscaling:CreateAutoScalingGroup");
+    let sids = doc["Statement"].as_array().unwrap().iter().filter(|s| s.get("Sid").is_some()).count();
+    assert_eq!(sids, usize::from(has_asg));
+}

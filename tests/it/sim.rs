@@ -120,7 +120,11 @@ fn saved_plan_applies_exactly_and_stale_plans_are_refused() {
     assert_eq!(serde_json::from_str::<Value>(&shown.stdout).unwrap()["summary"]["create"], 4);
     // The spec changes after planning: apply uses the saved plan, not the spec.
     w.write("spec.toml", &SPEC.replace("size = 3", "size = 9"));
-    w.run(&["apply", "first.plan", "--auto-approve"]).ok();
+    // No --auto-approve and stdin is /dev/null (Workdir::command): a saved
+    // plan was the review, so it applies without asking (contract, "Saved plans").
+    let applied = w.run(&["apply", "first.plan"]).ok();
+    assert!(applied.stdout.contains("Apply complete! Resources: 4 added"), "{}", applied.stdout);
+    assert!(!applied.stderr.contains("approval"), "{}", applied.stderr);
     assert_eq!(w.json("spec.state.json")["resources"]["sim_resource.node"]["inputs"]["size"], 3);
     let mode = std::fs::metadata(w.path("first.plan"))
         .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
@@ -129,7 +133,7 @@ fn saved_plan_applies_exactly_and_stale_plans_are_refused() {
 
     // Applying it again: the state moved on, so it is stale.
     let before = std::fs::read(w.path("spec.state.json")).unwrap();
-    let stale = w.run(&["apply", "first.plan", "--auto-approve"]).code(1);
+    let stale = w.run(&["apply", "first.plan"]).code(1);
     assert!(stale.stderr.contains("is stale"), "{}", stale.stderr);
     assert_eq!(std::fs::read(w.path("spec.state.json")).unwrap(), before, "a refused plan changes nothing");
 
@@ -230,7 +234,8 @@ fn apply_without_approval_on_a_pipe_is_refused_before_any_work() {
         out.stderr
     );
     assert!(!w.exists("spec.state.json") && !w.exists("spec.state.json.sim.json"));
-    w.run(&["destroy", "spec.toml"]).code(1);
+    let destroy = w.run(&["destroy", "spec.toml"]).code(1);
+    assert!(destroy.stderr.contains("refusing to destroy without approval"), "{}", destroy.stderr);
 }
 
 #[test]

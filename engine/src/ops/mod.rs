@@ -30,6 +30,7 @@ use crate::graph::ResourceGraph;
 use crate::orphans::{self, Ownership};
 use crate::plan::{self as diff, Plan};
 use crate::refresh::{refresh, settle_pending, Drift};
+use crate::review::Review;
 use crate::{Address, Diagnostic, Diagnostics, Location, Providers, Redactor, Resource};
 
 /// An error of a hook, in the provider side's own words.
@@ -69,6 +70,13 @@ pub trait Hooks: Send + Sync {
     /// skips it: checks that stop the run before anything changes.
     async fn before_apply(&self, _plan: &Plan) -> Result<(), HookError> {
         Ok(())
+    }
+
+    /// What a reviewer reads beside the plan's changes (risks, cost,
+    /// parts: see [`crate::review`]), hung on every plan `plan` makes. The
+    /// engine carries it without reading it.
+    fn review(&self, _plan: &Plan) -> Review {
+        Review::default()
     }
 }
 
@@ -233,6 +241,7 @@ pub async fn plan(ws: &Workspace, desired: Desired, req: &PlanRequest) -> Result
             changes: Vec::new(),
             summary: Default::default(),
             orphans: Vec::new(),
+            review: Review::default(),
         };
         let settled = settled || !drift.is_empty();
         return Ok(Planned { plan, state, drift, settled, providers, redactor: desired.redactor });
@@ -246,6 +255,13 @@ pub async fn plan(ws: &Workspace, desired: Desired, req: &PlanRequest) -> Result
     if !req.targets.is_empty() {
         diff::target(&mut plan, &req.targets);
     }
+    // A plan whose operations wait on each other is refused before any change.
+    crate::apply::check_order(&plan)?;
+    if !req.destroy {
+        // A name another cluster holds fails here, not half-way through apply.
+        crate::names::check(&plan, &providers).await?;
+    }
+    plan.review = ws.hooks.review(&plan);
     Ok(Planned { plan, state, drift, settled, providers, redactor: desired.redactor })
 }
 

@@ -9,13 +9,50 @@ use similar::{ChangeTag, TextDiff};
 
 use super::Style;
 use crate::plan::{Action, Change, Plan};
+use crate::review::{money, money_change};
 use crate::value::UNKNOWN;
 
-/// The whole plan as text, then the orphans it found.
+/// The whole plan as text, then the orphans it found, then its cost.
 pub fn plan(plan: &Plan, style: Style) -> String {
     let mut out = changes(plan, style);
     orphans(&mut out, plan, style);
+    cost(&mut out, plan);
     out
+}
+
+/// What the plan does to the running system, one line per kind and
+/// message, naming the kind and its addresses (before the summary line).
+fn risks(out: &mut String, plan: &Plan, style: Style) {
+    let grouped = plan.review.risks_grouped();
+    if grouped.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n{}", style.bold("Risks to the running cluster:"));
+    for (kind, message, addresses) in grouped {
+        let _ = writeln!(out, "  {} {}: {message}", style.yellow(&format!("{kind:<20}")), addresses.join(", "));
+    }
+}
+
+/// The monthly estimate before and after, its change, and where the prices
+/// came from (with no changes too: the cluster's running cost).
+fn cost(out: &mut String, plan: &Plan) {
+    let Some(cost) = &plan.review.cost else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "\nMonthly cost estimate ({} h): {} before, {} after ({} a month).",
+        cost.hours_per_month,
+        money(cost.monthly_before),
+        money(cost.monthly_after),
+        money_change(cost.change())
+    );
+    for s in &cost.sources {
+        let _ = writeln!(out, "  {} priced from {}, as of {}.", s.prices, s.source, s.as_of);
+    }
+    for u in &cost.unpriced {
+        let _ = writeln!(out, "  Not priced: {u}.");
+    }
 }
 
 /// Resources tagged as the cluster's that the state does not record: a
@@ -57,6 +94,7 @@ fn changes(plan: &Plan, style: Style) -> String {
         out.push('\n');
         render_change(&mut out, change, style);
     }
+    risks(&mut out, plan, style);
     let s = plan.summary;
     let _ = writeln!(
         out,
@@ -67,6 +105,14 @@ fn changes(plan: &Plan, style: Style) -> String {
         s.replace,
         s.delete
     );
+    out
+}
+
+/// One change as the human plan shows it, without colour: the reports'
+/// folded attribute diffs.
+pub fn change_text(change: &Change) -> String {
+    let mut out = String::new();
+    render_change(&mut out, change, Style { color: false });
     out
 }
 
@@ -272,11 +318,21 @@ mod tests {
             orphan: false,
             rolling_group: None,
             deposed: false,
+            holding: vec![],
+            exclusive: false,
         }
     }
 
     fn plan_of(changes: Vec<Change>, summary: Summary) -> Plan {
-        Plan { destroy: false, lineage: "l".into(), serial: 1, changes, summary, orphans: Vec::new() }
+        Plan {
+            destroy: false,
+            lineage: "l".into(),
+            serial: 1,
+            changes,
+            summary,
+            orphans: Vec::new(),
+            review: Default::default(),
+        }
     }
 
     const PLAIN: Style = Style { color: false };
@@ -334,6 +390,48 @@ mod tests {
         let golden = include_str!("testdata/maps.txt");
         assert_eq!(text, golden, "the plan differs from engine/src/render/testdata/maps.txt:\n{text}");
         assert!(!text.contains("EOT"), "{text}");
+    }
+
+    #[test]
+    fn risks_come_before_the_summary_and_the_cost_ends_the_plan() {
+        use crate::review::{Cost, PriceSource, Review, Risk};
+        let mut p = plan_of(
+            vec![change(Action::Replace, Some(json!({"zone": "a"})), Some(json!({"zone": "b"})))],
+            Summary { replace: 1, ..Summary::default() },
+        );
+        p.review = Review {
+            risks: vec![Risk {
+                kind: "zone-move".into(),
+                address: "sim_resource.a".into(),
+                message: "it moves.".into(),
+            }],
+            cost: Some(Cost {
+                currency: "USD".into(),
+                hours_per_month: 730.0,
+                basis: "on-demand prices (spot pools at their max)".into(),
+                monthly_before: 1000.0,
+                monthly_after: 950.5,
+                items: Vec::new(),
+                sources: vec![PriceSource {
+                    prices: "all".into(),
+                    source: "a table".into(),
+                    as_of: "2026-01-01".into(),
+                }],
+                unpriced: vec!["x: no price".into()],
+            }),
+            parts: Vec::new(),
+        };
+        let text = plan(&p, PLAIN);
+        let risk = text.find("  zone-move            sim_resource.a: it moves.\n").expect(&text);
+        let summary = text.find("Plan: 0 to add, 0 to change, 1 to replace, 0 to destroy.").expect(&text);
+        assert!(risk < summary, "{text}");
+        assert!(
+            text.ends_with(
+                "Monthly cost estimate (730 h): $1,000.00 before, $950.50 after (-$49.50 a month).\n  \
+                 all priced from a table, as of 2026-01-01.\n  Not priced: x: no price.\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Rendering plans and apply progress for people (`human`) and pipelines
 //! (`json`). Nothing here decides anything; it only shows.
 
+pub mod html;
 pub mod human;
 pub mod json;
+pub mod markdown;
 
 /// ANSI styling, on or off.
 #[derive(Debug, Clone, Copy)]

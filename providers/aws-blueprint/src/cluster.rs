@@ -117,6 +117,11 @@ pub enum PriceSource {
     Spec,
     /// skyplan's price table (`data/on-demand-prices.toml`), of this date.
     Table { as_of: String },
+    /// The AWS Price List API, asked for this run.
+    PriceList,
+    /// Not known without asking AWS (`validate`, `graph`: no cloud calls);
+    /// `plan` asks the Price List API. The max price is unknown until then.
+    Pending,
 }
 
 /// The cluster profile with overrides merged in.

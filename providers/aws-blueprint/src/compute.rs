@@ -13,16 +13,18 @@
 //! API keeps answering. Growing the pool adds registered nodes and touches
 //! none of the others; shrinking deregisters each node before terminating it. The
 //! network and security groups come in as references (`network.rs`,
-//! `security.rs`); the user data is rendered by `userdata.rs`.
+//! `security.rs`); the user data is rendered by `bootstrap/` (kubeadm init
+//! on control plane 0, join everywhere else) and refers to the load
+//! balancer's DNS name, so the load balancer comes first.
 
 use serde_json::{json, Value};
 use skyplan_engine::{Address, Resource};
 
+use crate::bootstrap::{self, KubeadmRole, NodeInputs};
 use crate::cluster::{Cluster, Pool, WorkerPool, AUTO_AMI, BASTION_DISK_GIB};
 use crate::network::Network;
 use crate::security::SecurityGroups;
 use crate::tags::{self, Tags};
-use crate::userdata::{self, Role};
 use crate::{names, reference, resource};
 
 /// The API load balancer's health check: every 10 s, 5 s to answer; two
@@ -52,16 +54,18 @@ pub fn expand(cluster: &Cluster, network: &Network, groups: &SecurityGroups) -> 
     }
 
     let control_plane = &cluster.control_plane;
-    let user_data = userdata::render(
-        cluster,
-        &control_plane.pool.name,
-        Role::ControlPlane { allow_workloads: control_plane.allow_workloads },
-    );
     let elb = apiserver_elb(cluster, network, groups);
     let elb_name = reference(&elb.address, "id");
+    let endpoint = reference(&elb.address, "dns_name");
     for (index, az) in round_robin(&control_plane.pool) {
         let address = Address::keyed("aws_instance", "control_plane", index.to_string());
         let pool = &control_plane.pool;
+        let node = NodeInputs {
+            role: if index == 0 { KubeadmRole::Init } else { KubeadmRole::JoinControlPlane },
+            pool: pool.name.clone(),
+            no_workloads: !control_plane.allow_workloads,
+        };
+        let user_data = bootstrap::blueprint_user_data(cluster, &node, &endpoint);
         let mut attrs = json!({
             "ami": pool.ami,
             "instance_type": pool.instance_type,
@@ -148,7 +152,11 @@ fn worker_pool(cluster: &Cluster, network: &Network, groups: &SecurityGroups, wo
         "image_id": pool.ami,
         "instance_type": pool.instance_type,
         "vpc_security_group_ids": [groups.node],
-        "user_data": userdata::render(cluster, &pool.name, Role::Worker),
+        "user_data": bootstrap::blueprint_user_data(
+            cluster,
+            &NodeInputs { role: KubeadmRole::JoinWorker, pool: pool.name.clone(), no_workloads: false },
+            &reference(&Address::new("aws_elb", "apiserver"), "dns_name"),
+        ),
         "root_volume_size_gib": pool.disk_gib,
         "instance_tags": pool_tags,
         "tags": pool_tags,

@@ -13,23 +13,30 @@
 //!   or the existing VPC and subnets of a static placement.
 //! - `security.rs`: the four security groups and their rules.
 //! - `compute.rs`: bastion, control-plane instances, API ELB, worker pools;
-//!   `userdata.rs` renders their cloud-init.
+//!   `bootstrap/` renders what their nodes boot with (PKI, token,
+//!   kubeadm configuration, user data).
 //! - `tags.rs` owns the tag conventions; `names.rs` the AWS resource names.
+//!
+//! For review, [`review()`]: the risks of a plan to the running cluster
+//! (`review.rs`), its monthly cost (`cost.rs`, prices from `data/`) and
+//! the parts of the cluster its addresses belong to.
 //!
 //! Beside the expansion, [`policy`]: the least-privilege IAM policy for the
 //! resources of a spec, from the table in `data/iam-actions.toml`.
 
+pub mod bootstrap;
 mod cidr;
 mod cluster;
 mod compute;
+pub mod cost;
 pub mod model;
 mod names;
 mod network;
 pub mod policy;
 pub mod prices;
+pub mod review;
 mod security;
 mod tags;
-mod userdata;
 mod validate;
 
 pub use tags::ownership;
@@ -39,6 +46,7 @@ use std::path::Path;
 
 use serde_json::Value;
 use skyplan_engine::orphans::Ownership;
+use skyplan_engine::review::Review;
 use skyplan_engine::{Address, Diagnostics, Reference, Resource, Source, Spec, SpecError};
 
 use crate::model::SpecFile;
@@ -80,6 +88,7 @@ impl AwsSpec {
         let region = spec.file.cluster.as_ref().map(|c| c.region.clone());
         // Moved, not copied: a spec may hold many thousands.
         let mut resources = std::mem::take(&mut spec.resources);
+        complete_raw(&spec.file, &mut resources);
         resources.extend(expanded);
         Ok(AwsSpec { spec, resources, sensitive, ownership, region, spot_pools })
     }
@@ -105,20 +114,53 @@ fn cluster_ownership(spec: &SpecFile) -> Option<Ownership> {
     Some(Ownership { tags: ownership(&cluster.name), keep })
 }
 
+/// Whether a resource type is one of AWS's (`aws_vpc`, `aws_instance`, ...):
+/// which types the AWS provider serves is this crate's knowledge, so the
+/// binary asks here instead of matching type names itself.
+pub fn is_aws_type(kind: &str) -> bool {
+    kind.starts_with("aws_")
+}
+
 /// Expand the `[cluster]`-related tables of a spec into raw AWS resources,
 /// sorted by address. `Ok(vec![])` when the spec has no `[cluster]` (and no
 /// other cluster tables). On invalid input, every problem found, each with
 /// the key path of the offending value and a help line.
 pub fn expand(spec: &SpecFile) -> Result<Vec<Resource>, Vec<SpecError>> {
-    let Some(cluster) = validate::validate(spec)? else {
+    // Nothing looked up, yet a price must be known: the spec's or the table's.
+    expand_with(spec, &prices::LookedUp { online: true, ..prices::LookedUp::default() })
+}
+
+/// [`expand`] with on-demand prices looked up for this run (see
+/// [`prices::LookedUp`]; a spot pool's max price without one and outside
+/// the table is unknown offline, an error online).
+pub fn expand_with(spec: &SpecFile, looked_up: &prices::LookedUp) -> Result<Vec<Resource>, Vec<SpecError>> {
+    let Some(cluster) = validate::validate_with(spec, looked_up)? else {
         return Ok(Vec::new());
     };
     let (mut out, network) = network::expand(&cluster);
     let (groups_out, groups) = security::expand(&cluster, &network);
     out.extend(groups_out);
     out.extend(compute::expand(&cluster, &network, &groups));
+    let too_large = bootstrap::check_user_data_size(&out);
+    if !too_large.is_empty() {
+        return Err(too_large);
+    }
     out.sort_by(|a, b| a.address.cmp(&b.address));
     Ok(out)
+}
+
+/// Fill in what a raw resource may leave out: a `[resource.aws_security_group.NAME]`
+/// without `name` gets [`names::raw_security_group`]'s, derived from the
+/// cluster's name and the address (contract, "Permissions"). Call on the
+/// spec's raw resources before building the graph.
+pub fn complete_raw(spec: &SpecFile, resources: &mut [Resource]) {
+    let cluster = spec.cluster.as_ref().map(|c| c.name.as_str());
+    for r in resources.iter_mut().filter(|r| r.address.kind == "aws_security_group") {
+        if !matches!(r.attrs.get("name"), Some(v) if !v.is_null()) {
+            let name = names::raw_security_group(cluster, &r.address.name);
+            r.attrs.insert("name".into(), Value::String(name));
+        }
+    }
 }
 
 /// The values a spec marks sensitive (its packs' `sensitive` keys), as the
@@ -130,7 +172,7 @@ pub fn sensitive_values(spec: &SpecFile) -> Vec<String> {
     };
     let mut out = Vec::new();
     for secret in cluster.profile.iter().flat_map(|p| &p.packs).flat_map(|p| &p.secrets) {
-        let quoted = userdata::scalar(secret);
+        let quoted = bootstrap::yaml::scalar(secret);
         if let Some(inner) = quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
             if inner != secret {
                 out.push(inner.to_string());
@@ -139,6 +181,28 @@ pub fn sensitive_values(spec: &SpecFile) -> Vec<String> {
         out.push(secret.clone());
     }
     out
+}
+
+/// The plan's review: its risks to the running cluster, its parts, and
+/// (for a `[cluster]` spec) its monthly cost, instances priced from
+/// `instances` when given (the Price List API's), else from the shipped
+/// table for the cluster's region.
+pub fn review(spec: &SpecFile, plan: &skyplan_engine::plan::Plan, instances: Option<cost::InstancePrices>) -> Review {
+    let cost = region(spec).map(|region| {
+        let prices =
+            instances.filter(|p| p.region == region).unwrap_or_else(|| cost::InstancePrices::from_table(&region));
+        cost::cost(plan, &prices)
+    });
+    Review { risks: review::risks(plan), cost, parts: review::parts(plan) }
+}
+
+/// The region of a `[cluster]` spec (None without one, or when it does not
+/// validate).
+pub fn region(spec: &SpecFile) -> Option<String> {
+    match validate::validate(spec) {
+        Ok(Some(cluster)) => Some(cluster.region),
+        _ => None,
+    }
 }
 
 /// A worker pool on the spot market, as `plan` reports it next to the
@@ -160,7 +224,12 @@ pub struct SpotPool {
 /// The spot pools of a spec, in the file's order (none without `[cluster]`).
 /// Errors as [`expand`] reports them.
 pub fn spot_pools(spec: &SpecFile) -> Result<Vec<SpotPool>, Vec<SpecError>> {
-    let Some(cluster) = validate::validate(spec)? else {
+    spot_pools_with(spec, &prices::LookedUp { online: true, ..prices::LookedUp::default() })
+}
+
+/// [`spot_pools`] with on-demand prices looked up for this run.
+pub fn spot_pools_with(spec: &SpecFile, looked_up: &prices::LookedUp) -> Result<Vec<SpotPool>, Vec<SpecError>> {
+    let Some(cluster) = validate::validate_with(spec, looked_up)? else {
         return Ok(Vec::new());
     };
     Ok(cluster
@@ -465,7 +534,7 @@ mod tests {
     /// says are computed.
     #[test]
     fn every_reference_points_into_the_output() {
-        let computed = ["id", "latest_version"];
+        let computed = ["id", "latest_version", "dns_name"];
         let mut specs: Vec<String> = vec![fixtures::DEMO.into(), fixtures::STATIC.into()];
         specs.push(demo_with("[bastion]", "[bastion]\nenabled = false"));
         specs.extend(examples().into_iter().map(|(_, text)| text));
@@ -724,7 +793,9 @@ mod tests {
         assert_eq!(template.attrs["image_id"], "auto");
         assert_eq!(template.attrs["vpc_security_group_ids"], serde_json::json!(["${aws_security_group.node.id}"]));
         assert_eq!(template.attrs["instance_tags"], template.attrs["tags"]);
-        assert!(template.attrs["user_data"].as_str().unwrap().contains("role: worker\n"));
+        let user_data = template.attrs["user_data"].as_str().unwrap();
+        assert!(user_data.contains("readonly ROLE='worker'\n"), "{user_data}");
+        assert!(user_data.contains("node-labels: \"skyplan.io/pool=spot\""), "{user_data}");
         assert!(!find(&out, "aws_launch_template.pool[worker]").attrs.contains_key("spot_max_price"));
         let group = find(&out, "aws_autoscaling_group.pool[spot]");
         assert_eq!(group.attrs["name"], "demo-spot");

@@ -33,6 +33,30 @@ pub fn apiserver_elb(cluster: &str) -> String {
     format!("{prefix}-{hash}")
 }
 
+/// AWS's limit on a security group's name.
+pub const SECURITY_GROUP_NAME_MAX: usize = 255;
+
+/// The name of a raw `[resource.aws_security_group.NAME]` written without
+/// one: `skyplan-<cluster>-<NAME>` (`skyplan-<NAME>` in a spec without a
+/// cluster), as Terraform names an unnamed group `terraform-...`. The fixed
+/// prefix keeps it from starting with `sg-` (which AWS refuses) and apart
+/// from the cluster's own `<cluster>-<role>` groups; it is deterministic, so
+/// every plan derives the same name. Resource names hold only letters,
+/// digits, `_` and `-`, all allowed in a group name; a name over AWS's 255
+/// characters is cut and ends in 8 hex digits of a hash of the whole.
+pub fn raw_security_group(cluster: Option<&str>, name: &str) -> String {
+    let full = match cluster {
+        Some(cluster) => format!("skyplan-{cluster}-{name}"),
+        None => format!("skyplan-{name}"),
+    };
+    if full.len() <= SECURITY_GROUP_NAME_MAX {
+        return full;
+    }
+    let hash = format!("{:08x}", fnv1a_32(full.as_bytes()));
+    // ASCII only (see above), so byte slicing is on a character boundary.
+    format!("{}-{hash}", &full[..SECURITY_GROUP_NAME_MAX - 1 - hash.len()])
+}
+
 /// FNV-1a, 32 bits: tiny and, unlike std's hasher, fixed forever, which a
 /// name stored in the cloud needs.
 fn fnv1a_32(bytes: &[u8]) -> u32 {
@@ -42,6 +66,19 @@ fn fnv1a_32(bytes: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raw_security_groups_get_a_derived_name_within_aws_limits() {
+        assert_eq!(raw_security_group(Some("demo"), "monitoring"), "skyplan-demo-monitoring");
+        assert_eq!(raw_security_group(None, "monitoring"), "skyplan-monitoring");
+        // A cluster called `sg` must not give a name AWS refuses.
+        assert!(!raw_security_group(Some("sg"), "x").starts_with("sg-"));
+        let long = "n".repeat(300);
+        let a = raw_security_group(Some("demo"), &long);
+        assert_eq!(a.len(), SECURITY_GROUP_NAME_MAX);
+        assert_eq!(a, raw_security_group(Some("demo"), &long), "deterministic");
+        assert_ne!(a, raw_security_group(Some("demo"), &format!("{long}m")), "long names still differ");
+    }
 
     #[test]
     fn short_names_are_plain() {

@@ -38,6 +38,10 @@ pub struct PolicyDocument {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct Statement {
+    /// What the statement is for: only on the optional features' statements
+    /// (`--with-optional`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     pub effect: Effect,
     /// Sorted, without duplicates.
     pub action: Vec<String>,
@@ -144,6 +148,51 @@ pub fn policy_for(spec: &SpecFile, resources: &[Resource]) -> Result<PolicyDocum
     Ok(grants.into_document())
 }
 
+/// An optional feature (data/iam-actions.toml `[optional.*]`): actions
+/// beyond the seed's policies that skyplan skips, saying so, when AWS
+/// denies them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptionalFeature {
+    /// The resource type whose operations use it.
+    pub kind: String,
+    /// The Sid of its statement.
+    pub sid: String,
+    pub actions: Vec<String>,
+    /// What it enables, and what is lost without it (docs/iam.md).
+    pub enables: String,
+    pub lost: String,
+}
+
+/// Every optional feature, by name.
+pub fn optional_features() -> &'static BTreeMap<String, OptionalFeature> {
+    &table().optional
+}
+
+/// `--with-optional`: a statement for each optional feature whose type
+/// the resources use, on `"*"`, with the feature's Sid. Kept apart from
+/// [`policy_for`]'s statements so each says what it enables.
+pub fn optional_statements(resources: &[Resource]) -> Vec<Statement> {
+    let kinds: BTreeSet<&str> = resources.iter().map(|r| r.address.kind.as_str()).collect();
+    table()
+        .optional
+        .values()
+        .filter(|f| kinds.contains(f.kind.as_str()))
+        .map(|f| {
+            let mut action = f.actions.clone();
+            action.sort();
+            action.dedup();
+            Statement {
+                sid: Some(f.sid.clone()),
+                effect: Effect::Allow,
+                action,
+                resource: vec!["*".into()],
+                condition: None,
+            }
+        })
+        .collect()
+}
+
 /// What keeping the state in `s3://BUCKET/KEY` needs: read, replace and
 /// delete the state, its `.backup` and its `.lock` objects, and list the
 /// bucket (without `s3:ListBucket`, reading a missing key answers 403
@@ -152,12 +201,14 @@ pub fn state_in_s3(bucket: &str, key: &str) -> Vec<Statement> {
     let object = |suffix: &str| format!("arn:aws:s3:::{bucket}/{key}{suffix}");
     vec![
         Statement {
+            sid: None,
             effect: Effect::Allow,
             action: vec!["s3:DeleteObject".into(), "s3:GetObject".into(), "s3:PutObject".into()],
             resource: vec![object(""), object(".backup"), object(".lock")],
             condition: None,
         },
         Statement {
+            sid: None,
             effect: Effect::Allow,
             action: vec!["s3:ListBucket".into()],
             resource: vec![format!("arn:aws:s3:::{bucket}")],
@@ -257,6 +308,7 @@ impl Grants {
             .0
             .into_iter()
             .map(|((_, resource, condition), actions)| Statement {
+                sid: None,
                 effect: Effect::Allow,
                 action: actions.into_iter().collect(),
                 resource,
@@ -309,6 +361,8 @@ fn table() -> &'static ActionTable {
 #[derive(Debug, Deserialize)]
 struct ActionTable {
     run: RunActions,
+    #[serde(default)]
+    optional: BTreeMap<String, OptionalFeature>,
     /// `aws_vpc`, `aws_subnet`, ...: every other table.
     #[serde(flatten)]
     kinds: BTreeMap<String, KindActions>,
@@ -406,21 +460,26 @@ mod tests {
     use super::*;
     use crate::fixtures::{self, demo_with, edit, parse};
 
-    /// Actions the table needs that none of the seed's four policies has.
-    /// Keep this short: each is an API the AWS provider calls.
-    const NOT_IN_SEED: &[(&str, &str)] = &[
-        (
-            "ec2:DescribeSecurityGroupRules",
-            "security groups are read rule by rule (ids and tags), which tells the rules of \
-             aws_security_group_rule resources from a group's own; the seed predates that API",
-        ),
-        ("ec2:ModifyLaunchTemplate", "a launch data change makes its new version the template's default"),
-        (
-            "ec2:DescribeSpotPriceHistory",
-            "plan shows, and apply waits for, the spot price of spot pools against their max price (On-Spot)",
-        ),
-        ("ec2:ReplaceRoute", "a route whose target changes is replaced in place"),
-    ];
+    /// The seed's four policies (data/seed-policies.json, a copy of the
+    /// seed's JSON) as documents.
+    fn seed_documents() -> Vec<PolicyDocument> {
+        let seed: Value = serde_json::from_str(include_str!("../data/seed-policies.json")).unwrap();
+        let policies = seed["policies"].as_object().unwrap();
+        assert_eq!(policies.len(), 4, "Controller, Control Plane, Nodes, Deployment");
+        policies
+            .values()
+            .map(|p| {
+                let mut p = p.clone();
+                // Actions and resources as lists, as this module writes them.
+                for s in p["Statement"].as_array_mut().unwrap() {
+                    if let Value::String(one) = &s["Action"] {
+                        s["Action"] = Value::Array(vec![Value::String(one.clone())]);
+                    }
+                }
+                serde_json::from_value(p).unwrap()
+            })
+            .collect()
+    }
 
     fn seed_actions() -> BTreeSet<String> {
         let seed: Value = serde_json::from_str(include_str!("../data/seed-policies.json")).unwrap();
@@ -459,6 +518,47 @@ mod tests {
             }
         }
         out
+    }
+
+    /// Every optional feature's actions, with the feature's name.
+    fn optional_actions() -> Vec<(String, String)> {
+        table().optional.iter().flat_map(|(name, f)| f.actions.iter().map(|a| (name.clone(), a.clone()))).collect()
+    }
+
+    /// Whether `pattern` (IAM's `*` and `?`) matches `text`, read literally.
+    fn glob(pattern: &str, text: &str) -> bool {
+        let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+        let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+        while ti < t.len() {
+            if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+                pi += 1;
+                ti += 1;
+            } else if pi < p.len() && p[pi] == '*' {
+                star = Some(pi);
+                mark = ti;
+                pi += 1;
+            } else if let Some(s) = star {
+                pi = s + 1;
+                mark += 1;
+                ti = mark;
+            } else {
+                return false;
+            }
+        }
+        p[pi..].iter().all(|c| *c == '*')
+    }
+
+    /// Whether one of `docs`' statements allows `action` on everything
+    /// `resource` names (a seed pattern that matches the printed pattern read
+    /// literally: `*` printed needs `*` in the seed) under the same
+    /// condition or none. moto cannot judge resources or conditions
+    /// (docs/testing.md): this is where they are checked.
+    fn granted(docs: &[PolicyDocument], action: &str, resource: &str, condition: &Option<Condition>) -> bool {
+        docs.iter().flat_map(|d| &d.statements).any(|s| {
+            s.action.iter().any(|a| glob(a, action))
+                && s.resource.iter().any(|r| glob(r, resource))
+                && (s.condition.is_none() || &s.condition == condition)
+        })
     }
 
     fn policy(text: &str) -> PolicyDocument {
@@ -514,20 +614,100 @@ mod tests {
         }
     }
 
+    /// The contract: every command works with exactly the seed's union.
     #[test]
-    fn every_action_is_in_the_seeds_policies_or_explained() {
+    fn every_action_the_table_asks_for_is_in_the_seeds_policies() {
         let seed = seed_actions();
-        let used: BTreeSet<String> = table_actions().into_iter().map(|(_, a)| a).collect();
         for (row, action) in table_actions() {
             assert!(
-                seed.contains(&action) || NOT_IN_SEED.iter().any(|(a, _)| *a == action),
-                "{row}: {action} is in none of the seed's four policies; if it is needed, add it to NOT_IN_SEED with why"
+                seed.contains(&action),
+                "{row}: {action} is in none of the seed's four policies; do the work with seed actions, \
+                 or make it an [optional.*] feature that is skipped when denied"
             );
         }
-        for (action, why) in NOT_IN_SEED {
-            assert!(!seed.contains(*action), "{action} is in the seed after all: remove it from NOT_IN_SEED");
-            assert!(used.contains(*action), "{action} ({why}) is no longer in the table: remove it from NOT_IN_SEED");
+    }
+
+    #[test]
+    fn optional_features_are_beyond_the_seed_and_say_what_they_enable() {
+        let seed = seed_actions();
+        let required: BTreeSet<String> = table_actions().into_iter().map(|(_, a)| a).collect();
+        let t = table();
+        assert!(!t.optional.is_empty());
+        for (name, f) in &t.optional {
+            assert!(t.kinds.contains_key(&f.kind), "optional.{name}: no type {}", f.kind);
+            assert!(
+                !f.sid.is_empty() && f.sid.chars().all(|c| c.is_ascii_alphanumeric()),
+                "optional.{name}: Sid {:?}",
+                f.sid
+            );
+            assert!(!f.enables.is_empty() && !f.lost.is_empty(), "optional.{name}");
+            for a in &f.actions {
+                assert!(!seed.contains(a), "optional.{name}: {a} is in the seed: make it a required action");
+                assert!(!required.contains(a), "optional.{name}: {a} is also required by a phase");
+            }
         }
+        let with_pools = policy(&example("spot-pool.toml"));
+        assert!(!with_pools.actions().contains("ec2:DescribeSpotPriceHistory"), "not without --with-optional");
+    }
+
+    /// `policy` prints, for every example, only what the seed's union
+    /// grants: each action on each resource, under its condition.
+    #[test]
+    fn every_action_policy_prints_for_every_example_is_granted_by_the_seed() {
+        let seed = seed_documents();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            let doc = policy(&std::fs::read_to_string(&path).unwrap());
+            assert!(!doc.statements.is_empty(), "{}", path.display());
+            for s in &doc.statements {
+                for action in &s.action {
+                    for resource in &s.resource {
+                        assert!(
+                            granted(&seed, action, resource, &s.condition),
+                            "{}: {action} on {resource} ({:?}) is not granted by the seed's policies",
+                            path.display(),
+                            s.condition
+                        );
+                    }
+                }
+            }
+            checked += 1;
+        }
+        assert!(checked >= 4, "the examples: {checked}");
+        // With a role to assume, too.
+        let arn = "arn:aws:iam::123456789012:role/SpectroCloudRole";
+        let text = format!("{}\n[account]\nrole_arn = \"{arn}\"\nexternal_id = \"from-the-ui\"\n", fixtures::DEMO);
+        for s in policy(&text).statements {
+            for a in &s.action {
+                assert!(granted(&seed, a, &s.resource[0], &s.condition), "{a}");
+            }
+        }
+        // The check can fail: an optional action is not granted.
+        assert!(!granted(&seed, "ec2:DescribeSpotPriceHistory", "*", &None));
+        assert!(!granted(&seed, "autoscaling:CreateAutoScalingGroup", "*", &None), "the seed scopes it to groups");
+    }
+
+    #[test]
+    fn optional_statements_name_what_they_enable_only_for_the_types_used() {
+        let spec = parse(&example("spot-pool.toml"));
+        let resources = crate::expand(&spec).unwrap();
+        let optional = optional_statements(&resources);
+        assert_eq!(optional.len(), 1);
+        assert_eq!(optional[0].sid.as_deref(), Some("OptionalSpotPricesInPlanAndSpotWaitInApply"));
+        assert_eq!(optional[0].action, ["ec2:DescribeSpotPriceHistory"]);
+        let json = serde_json::to_value(&optional[0]).unwrap();
+        assert_eq!(json["Sid"], "OptionalSpotPricesInPlanAndSpotWaitInApply");
+        let only_network = "[resource.aws_vpc.main]\ncidr_block = \"10.0.0.0/16\"\n";
+        let spec = skyplan_engine::Spec::<SpecFile>::parse_with(source(only_network)).unwrap();
+        assert!(optional_statements(&spec.resources).is_empty());
+        // Required statements carry no Sid.
+        let doc = policy(fixtures::DEMO);
+        assert!(serde_json::to_string(&doc).unwrap().find("Sid").is_none());
     }
 
     /// Keeps the table and docs/aws-resources.md (what the provider serves)
@@ -569,7 +749,8 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../aws/src");
         let t = table();
         let op = |action: &String| action.split_once(':').map(|(_, o)| o.to_string()).unwrap();
-        let anywhere: BTreeSet<String> = table_actions().iter().map(|(_, a)| op(a)).collect();
+        let anywhere: BTreeSet<String> =
+            table_actions().iter().chain(&optional_actions()).map(|(_, a)| op(a)).collect();
         for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
             let path = entry.unwrap().path();
             if path.extension().is_none_or(|e| e != "rs") {
@@ -841,12 +1022,19 @@ mod tests {
         let actions: Vec<String> = (0..400).map(|i| format!("ec2:DescribeSomethingNumber{i:03}")).collect();
         let doc = PolicyDocument::new(vec![
             Statement {
+                sid: None,
                 effect: Effect::Allow,
                 action: vec!["autoscaling:X".into()],
                 resource: vec!["*".into()],
                 condition: None,
             },
-            Statement { effect: Effect::Allow, action: actions, resource: vec!["*".into()], condition: None },
+            Statement {
+                sid: None,
+                effect: Effect::Allow,
+                action: actions,
+                resource: vec!["*".into()],
+                condition: None,
+            },
         ]);
         assert!(doc.size() > MANAGED_POLICY_LIMIT);
         let parts = split(&doc, MANAGED_POLICY_LIMIT);
@@ -857,6 +1045,7 @@ mod tests {
         assert_eq!(grants(&parts), grants(&[doc]));
         // A limit below one action's document still terminates, one action a document.
         let tiny = PolicyDocument::new(vec![Statement {
+            sid: None,
             effect: Effect::Allow,
             action: vec!["ec2:A".into(), "ec2:B".into()],
             resource: vec!["*".into()],

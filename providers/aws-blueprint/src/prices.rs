@@ -1,7 +1,8 @@
 //! The on-demand price table shipped as data (`data/on-demand-prices.toml`):
 //! Linux on-demand USD per hour by region and instance type, with the date
 //! and source of its prices. A spot pool without `on_demand_price` takes
-//! its on-demand price from here (see `validate.rs`).
+//! its on-demand price from here (see `validate.rs`) when the AWS Price
+//! List API, asked first by `plan` and `apply` ([`LookedUp`]), has none.
 //!
 //! What is not here: current prices. The table is dated; the spot price
 //! itself is read from AWS at plan and apply time (the AWS provider).
@@ -28,10 +29,49 @@ impl PriceTable {
         self.prices.get(region)?.get(instance_type).copied()
     }
 
+    /// Every price of one region (instance type -> USD per hour).
+    pub fn region(&self, region: &str) -> Option<&BTreeMap<String, f64>> {
+        self.prices.get(region)
+    }
+
     /// The regions the table covers.
     pub fn regions(&self) -> impl Iterator<Item = &str> {
         self.prices.keys().map(String::as_str)
     }
+}
+
+/// On-demand prices looked up in the cloud for one run (the AWS Price List
+/// API, asked by the caller: the blueprint makes no cloud call), used before
+/// the table for spot pools without `on_demand_price`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LookedUp {
+    /// Whether this run could ask the cloud (`plan`, `apply`): then a price
+    /// that neither the spec, the lookup nor the table has is an error.
+    /// Without (`validate`, `graph`), such a max price is left unknown.
+    pub online: bool,
+    /// (region, instance type) -> USD per hour.
+    pub prices: BTreeMap<(String, String), f64>,
+}
+
+impl LookedUp {
+    pub fn get(&self, region: &str, instance_type: &str) -> Option<f64> {
+        self.prices.get(&(region.to_string(), instance_type.to_string())).copied()
+    }
+}
+
+/// The (region, instance type) of every spot pool of `spec` that gives no
+/// `on_demand_price`: what a run asks the Price List API for.
+pub fn needed(spec: &crate::model::SpecFile) -> Vec<(String, String)> {
+    let Some(cluster) = &spec.cluster else { return Vec::new() };
+    let mut out: Vec<(String, String)> = spec
+        .node_pool
+        .iter()
+        .filter(|p| p.spot.as_ref().is_some_and(|s| s.on_demand_price.is_none()))
+        .map(|p| (cluster.region.clone(), p.instance_type.clone()))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The shipped table, parsed once.
@@ -76,6 +116,7 @@ mod tests {
         assert_eq!(t.on_demand("us-east-1", "m5.xlarge"), Some(0.192));
         assert_eq!(t.on_demand("us-east-1", "no.such"), None);
         assert_eq!(t.on_demand("xx-nowhere-1", "m5.xlarge"), None);
-        assert_eq!(t.regions().collect::<Vec<_>>(), ["us-east-1"]);
+        assert_eq!(t.regions().collect::<Vec<_>>(), ["us-east-1", "us-gov-east-1", "us-gov-west-1"]);
+        assert_eq!(t.on_demand("us-gov-west-1", "m5.xlarge"), Some(0.242));
     }
 }

@@ -49,12 +49,18 @@ pub fn reserved(key: &str) -> Option<&'static str> {
     }
 }
 
-/// How many tags the blueprint adds at most (Name, two ownership tags, two
-/// subnet role tags) plus the provider's `skyplan:address`.
-pub const BLUEPRINT_TAGS: usize = 6;
+/// A classic load balancer takes at most 10 tags: the Elastic Load
+/// Balancing API Reference (version 2012-06-01), AddTags: "Each load
+/// balancer can have a maximum of 10 tags". The Classic Load Balancer user
+/// guide says 50; the safe reading is taken (the emulator refuses an 11th
+/// tag with `TooManyTags`, as the API reference says). Other resources take
+/// 50, of which the blueprint adds at most 6 (Name, two ownership tags, two
+/// subnet role tags, `skyplan:address`): the load balancer's limit binds.
+pub const CLASSIC_ELB_MAX_TAGS: usize = 10;
 
-/// AWS allows at most 50 user tags on a resource.
-pub const AWS_MAX_TAGS: usize = 50;
+/// What the blueprint and the provider add to the API load balancer's
+/// tags: Name, the two ownership tags and `skyplan:address`.
+pub const CLASSIC_ELB_BLUEPRINT_TAGS: usize = 4;
 
 /// Which kind of subnet, for the discovery tags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

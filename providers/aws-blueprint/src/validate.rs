@@ -35,7 +35,12 @@ pub const POOL_NAME_MAX: usize = 63;
 /// Check the cluster tables of `spec` and build the cluster they describe.
 /// `Ok(None)` when the spec has no cluster tables at all.
 pub fn validate(spec: &SpecFile) -> Result<Option<Cluster>, Vec<SpecError>> {
-    let mut check = Check::default();
+    validate_with(spec, &prices::LookedUp::default())
+}
+
+/// [`validate`], with on-demand prices looked up for this run.
+pub fn validate_with(spec: &SpecFile, looked_up: &prices::LookedUp) -> Result<Option<Cluster>, Vec<SpecError>> {
+    let mut check = Check { looked_up: looked_up.clone(), ..Check::default() };
     let Some(cluster) = &spec.cluster else {
         check.orphan_tables(spec);
         return check.finish(None);
@@ -77,6 +82,7 @@ pub fn validate(spec: &SpecFile) -> Result<Option<Cluster>, Vec<SpecError>> {
 #[derive(Default)]
 struct Check {
     errors: Vec<SpecError>,
+    looked_up: prices::LookedUp,
 }
 
 impl Check {
@@ -152,14 +158,24 @@ impl Check {
                 self.fail(path, "tag values may be at most 256 characters", "shorten the value");
             }
         }
-        let room = tags::AWS_MAX_TAGS - tags::BLUEPRINT_TAGS;
+        // Every cluster has the classic API load balancer, which carries the
+        // cluster's tags and takes the fewest (10, against 50 elsewhere):
+        // found here, not after half the cluster is made.
+        let room = tags::CLASSIC_ELB_MAX_TAGS - tags::CLASSIC_ELB_BLUEPRINT_TAGS;
         if cluster.tags.len() > room {
             self.fail(
                 "cluster.tags",
-                format!("{} tags is too many", cluster.tags.len()),
                 format!(
-                    "AWS allows 50 tags a resource and the blueprint adds up to {}: keep at most {room}",
-                    tags::BLUEPRINT_TAGS
+                    "{} tags is too many: the API load balancer would carry {}",
+                    cluster.tags.len(),
+                    cluster.tags.len() + tags::CLASSIC_ELB_BLUEPRINT_TAGS
+                ),
+                format!(
+                    "a classic load balancer takes at most {} tags (Elastic Load Balancing API Reference, \
+                     AddTags; its user guide says 50, the safe reading is taken) and the blueprint adds {} \
+                     (Name, two ownership tags, skyplan:address): keep at most {room}",
+                    tags::CLASSIC_ELB_MAX_TAGS,
+                    tags::CLASSIC_ELB_BLUEPRINT_TAGS
                 ),
             );
         }
@@ -625,9 +641,11 @@ impl Check {
         let table = prices::table();
         let price = match spot.on_demand_price {
             // The region has its own error when it is not valid.
-            None => match table.on_demand(region?, instance_type) {
-                Some(p) => Some((p, PriceSource::Table { as_of: table.as_of.clone() })),
-                None => {
+            None => match (self.looked_up.get(region?, instance_type), table.on_demand(region?, instance_type)) {
+                (Some(p), _) => Some((p, PriceSource::PriceList)),
+                (None, Some(p)) => Some((p, PriceSource::Table { as_of: table.as_of.clone() })),
+                (None, None) if !self.looked_up.online => Some((0.0, PriceSource::Pending)),
+                (None, None) => {
                     self.fail(
                         format!("{key}.spot.on_demand_price"),
                         format!(
@@ -636,7 +654,7 @@ impl Check {
                             region.unwrap_or_default()
                         ),
                         format!(
-                            "set on_demand_price to the instance type's Linux on-demand price in USD per hour in this region (e.g. 0.192 for m5.xlarge in us-east-1); the table covers {}",
+                            "the AWS Price List API (pricing:GetProducts) gave none either; set on_demand_price to the instance type's Linux on-demand price in USD per hour in this region (e.g. 0.192 for m5.xlarge in us-east-1); the table covers {}",
                             table.regions().collect::<Vec<_>>().join(", ")
                         ),
                     );
@@ -657,6 +675,15 @@ impl Check {
             return None;
         }
         let (on_demand_price, on_demand_source) = price?;
+        if on_demand_source == PriceSource::Pending {
+            let max_price = skyplan_engine::UNKNOWN.to_string();
+            return Some(Spot {
+                max_price,
+                max_price_percent: spot.max_price_percent,
+                on_demand_price,
+                on_demand_source,
+            });
+        }
         let max_price = spot_max_price(spot.max_price_percent, on_demand_price);
         if max_price == "0" {
             self.fail(
@@ -727,6 +754,7 @@ impl Check {
                 Pack { name: pack.name.clone(), layer: pack.layer, version: pack.version.clone(), values, secrets }
             })
             .collect();
+        self.kubernetes_pack(profile, &packs);
         // Stable: packs of one layer keep the file's order.
         packs.sort_by_key(|p| p.layer);
         Profile { name: profile.name.clone(), packs }
@@ -734,6 +762,54 @@ impl Check {
 }
 
 impl Check {
+    /// The pack of layer `k8s`, which kubeadm's configuration comes from
+    /// (bootstrap/kubeadm.rs): at most one, a Kubernetes version kubeadm's
+    /// config API serves, and pod and service networks that are CIDRs.
+    /// `packs` are the merged packs in the file's order.
+    fn kubernetes_pack(&mut self, profile: &spec::Profile, packs: &[Pack]) {
+        let mut seen: Option<usize> = None;
+        for (i, pack) in packs.iter().enumerate().filter(|(_, p)| p.layer == spec::Layer::K8s) {
+            if let Some(first) = seen {
+                self.fail(
+                    format!("profile.pack[{i}].layer"),
+                    format!("a second pack of layer \"k8s\" (profile.pack[{first}] is one)"),
+                    "a cluster runs one Kubernetes: keep one pack of layer \"k8s\"",
+                );
+                continue;
+            }
+            seen = Some(i);
+            if !pack.version.trim().is_empty() {
+                if let Err(message) = crate::bootstrap::KubernetesVersion::parse(&pack.version) {
+                    self.fail(
+                        format!("profile.pack[{i}].version"),
+                        message,
+                        "use a Kubernetes release that cluster-api publishes images for, e.g. version = \"1.30.4\"",
+                    );
+                }
+            }
+            for key in ["pod_cidr", "service_cidr"] {
+                let Some(value) = pack.values.get(key) else { continue };
+                let overridden = profile.overrides.get(&pack.name).is_some_and(|o| o.contains_key(key));
+                let path = if overridden {
+                    format!("profile.override.{}.{key}", pack.name)
+                } else {
+                    format!("profile.pack[{i}].values.{key}")
+                };
+                let valid = value.as_str().is_some_and(|s| s.parse::<Ipv4Cidr>().is_ok());
+                if !valid {
+                    self.fail(
+                        path,
+                        format!("{key} must be an IPv4 CIDR block, not {value}"),
+                        format!(
+                            "write it as a string, e.g. {key} = \"{}\"",
+                            if key == "pod_cidr" { "192.168.0.0/16" } else { "10.96.0.0/12" }
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
     /// The merged values that `pack.sensitive` names. Each must be a string
     /// long enough to be masked wherever it appears (engine/src/redact.rs).
     fn secrets(&mut self, key: &str, pack: &spec::Pack, values: &Attrs) -> Vec<String> {
@@ -843,8 +919,14 @@ mod tests {
     use super::*;
     use crate::fixtures::{self, demo_with, parse};
 
+    /// As `plan` validates: online, with no price looked up (so a spot pool
+    /// outside the table is an error, as when the Price List API has none).
+    fn online() -> prices::LookedUp {
+        prices::LookedUp { online: true, ..prices::LookedUp::default() }
+    }
+
     fn errors(text: &str) -> Vec<SpecError> {
-        match validate(&parse(text)) {
+        match validate_with(&parse(text), &online()) {
             Ok(_) => panic!("expected errors for:\n{text}"),
             Err(errors) => errors,
         }
@@ -862,7 +944,7 @@ mod tests {
     }
 
     fn ok(text: &str) -> Cluster {
-        match validate(&parse(text)) {
+        match validate_with(&parse(text), &online()) {
             Ok(Some(cluster)) => cluster,
             other => panic!("{other:#?}"),
         }
@@ -1098,6 +1180,19 @@ mod tests {
         assert!(e.message.contains("x9.huge in us-east-1"), "{}", e.message);
         assert!(e.message.contains(&prices::table().as_of), "{}", e.message);
         assert!(e.help.unwrap().contains("set on_demand_price"));
+        // Offline (validate, graph), the same pool is valid with its max price unknown until plan.
+        let offline = validate(&parse(&unknown)).unwrap().unwrap();
+        let pending = offline.workers[0].spot.as_ref().unwrap();
+        assert_eq!(
+            (pending.max_price.as_str(), &pending.on_demand_source),
+            (skyplan_engine::UNKNOWN, &PriceSource::Pending)
+        );
+        // A price the Price List API gave comes before the table, and says so.
+        let mut looked_up = online();
+        looked_up.prices.insert(("us-east-1".into(), "x9.huge".into()), 2.0);
+        let priced = validate_with(&parse(&unknown), &looked_up).unwrap().unwrap();
+        let priced = priced.workers[0].spot.as_ref().unwrap();
+        assert_eq!((priced.max_price.as_str(), &priced.on_demand_source), ("1.2", &PriceSource::PriceList));
         only_error(&spot("max_price_percent = 60, on_demand_price = 0.0"), "node_pool[1].spot.on_demand_price");
         only_error(&spot("max_price_percent = 60, on_demand_price = -1.0"), "node_pool[1].spot.on_demand_price");
         only_error(&spot("max_price_percent = 60, on_demand_price = nan"), "node_pool[1].spot.on_demand_price");
@@ -1220,6 +1315,14 @@ mod tests {
         only_error(&demo_with("team = \"platform\"", &format!("team = \"{}\"", "v".repeat(257))), "cluster.tags.team");
         let many: Vec<String> = (0..45).map(|i| format!("t{i} = \"v\"")).collect();
         only_error(&demo_with("team = \"platform\"", &many.join(", ")), "cluster.tags");
+        // The issue's case: 44 tags passed, and the load balancer was refused
+        // (`TooManyTags`) after 15 resources were made. 6 fit, 7 do not.
+        let tags = |n: usize| (0..n).map(|i| format!("t{i} = \"v\"")).collect::<Vec<_>>().join(", ");
+        ok(&demo_with("team = \"platform\"", &tags(6)));
+        let e = only_error(&demo_with("team = \"platform\"", &tags(7)), "cluster.tags");
+        let text = format!("{} {}", e.message, e.help.clone().unwrap_or_default());
+        assert!(text.contains("at most 10 tags (Elastic Load Balancing API Reference"), "{text}");
+        assert!(text.contains("keep at most 6"), "{text}");
         only_error(&demo_with("ssh_key_name = \"ops\"", "ssh_key_name = \"\""), "cluster.ssh_key_name");
     }
 
@@ -1256,5 +1359,24 @@ mod tests {
             let (line, _) = source.locate(key).unwrap_or_else(|| panic!("{key} is not located"));
             assert_eq!(lines[line - 1], expected_line, "{key}");
         }
+    }
+
+    #[test]
+    fn the_k8s_pack_must_name_a_kubeadm_version_and_cidr_networks() {
+        let demo = fixtures::DEMO;
+        let e = only_error(&demo.replace("version = \"1.30.4\"", "version = \"1.21.3\""), "profile.pack[2].version");
+        assert!(e.message.contains("older than kubeadm's v1beta3"), "{e:#?}");
+        only_error(&demo.replace("version = \"1.30.4\"", "version = \"latest\""), "profile.pack[2].version");
+        let e = only_error(
+            &demo.replace("pod_cidr = \"172.16.0.0/16\"", "pod_cidr = \"172.16.0.0\""),
+            "profile.override.kubernetes.pod_cidr",
+        );
+        assert!(e.message.contains("IPv4 CIDR"), "{e:#?}");
+        only_error(
+            &demo.replace("service_cidr = \"10.96.0.0/12\"", "service_cidr = 12"),
+            "profile.pack[2].values.service_cidr",
+        );
+        let twice = demo.replace("name = \"calico\"\nlayer = \"cni\"", "name = \"calico\"\nlayer = \"k8s\"");
+        only_error(&twice.replace("version = \"3.28.0\"", "version = \"1.31.0\""), "profile.pack[2].layer");
     }
 }

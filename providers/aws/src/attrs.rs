@@ -41,13 +41,16 @@ pub(crate) struct Field {
     pub ty: Ty,
     pub required: bool,
     pub replace: bool,
+    /// AWS refuses to delete what this attribute names while this resource
+    /// names it (the engine's `Schema::holds`).
+    pub holds: bool,
     /// The value an absent attribute means, as JSON text.
     pub default: Option<&'static str>,
 }
 
 impl Field {
     pub const fn new(name: &'static str, ty: Ty) -> Self {
-        Field { name, ty, required: false, replace: false, default: None }
+        Field { name, ty, required: false, replace: false, holds: false, default: None }
     }
     pub const fn required(mut self) -> Self {
         self.required = true;
@@ -55,6 +58,10 @@ impl Field {
     }
     pub const fn replace(mut self) -> Self {
         self.replace = true;
+        self
+    }
+    pub const fn holds(mut self) -> Self {
+        self.holds = true;
         self
     }
     pub const fn default(mut self, json: &'static str) -> Self {
@@ -71,6 +78,9 @@ pub(crate) struct KindSpec {
     pub kind: &'static str,
     pub fields: &'static [Field],
     pub computed: &'static [&'static str],
+    /// Names or address ranges AWS keeps exclusive (the engine's
+    /// `Schema::exclusive`).
+    pub exclusive: bool,
 }
 
 impl KindSpec {
@@ -78,6 +88,8 @@ impl KindSpec {
         Schema {
             replace_on: self.fields.iter().filter(|f| f.replace).map(|f| f.name.to_string()).collect(),
             computed: self.computed.iter().map(|s| s.to_string()).collect(),
+            holds: self.fields.iter().filter(|f| f.holds).map(|f| f.name.to_string()).collect(),
+            exclusive: self.exclusive,
         }
     }
 
@@ -361,6 +373,7 @@ mod tests {
             TAGS,
         ],
         computed: &["id", "arn"],
+        exclusive: false,
     };
 
     fn attrs(v: Value) -> Attrs {

@@ -46,14 +46,17 @@ pub(crate) const SPEC: KindSpec = KindSpec {
     fields: &[
         Field::new("name", Ty::Str).required().replace(),
         Field::new("launch_template_id", Ty::Str).required(),
-        Field::new("launch_template_version", Ty::Str).default("\"$Default\""),
+        // `$Latest`, never `$Default`: a template change is a new version and
+        // the default version never moves (launch_template.rs).
+        Field::new("launch_template_version", Ty::Str).default("\"$Latest\""),
         Field::new("min_size", Ty::Int).required(),
         Field::new("max_size", Ty::Int).required(),
         Field::new("desired_capacity", Ty::Int),
-        Field::new("vpc_zone_identifier", Ty::StrList).required(),
+        Field::new("vpc_zone_identifier", Ty::StrList).required().holds(),
         TAGS,
     ],
     computed: &["id", "arn"],
+    exclusive: true,
 };
 
 /// The share of the group kept in service during an instance refresh, and
@@ -67,7 +70,7 @@ pub(crate) const REFRESH_PATIENCE_MINUTES: u64 = 60;
 fn template(attrs: &Attrs) -> Result<LaunchTemplateSpecification, ProviderError> {
     Ok(LaunchTemplateSpecification::builder()
         .launch_template_id(attrs::req_str(attrs, "launch_template_id")?)
-        .version(attrs::opt_str(attrs, "launch_template_version")?.unwrap_or("$Default"))
+        .version(attrs::opt_str(attrs, "launch_template_version")?.unwrap_or("$Latest"))
         .build())
 }
 
@@ -218,7 +221,7 @@ async fn refresh_instances(
     name: &str,
     template: LaunchTemplateSpecification,
 ) -> Result<(), ProviderError> {
-    let version = template.version().unwrap_or("$Default").to_string();
+    let version = template.version().unwrap_or("$Latest").to_string();
     let preferences = RefreshPreferences::builder()
         .min_healthy_percentage(REFRESH_MIN_HEALTHY_PERCENT)
         .max_healthy_percentage(REFRESH_MAX_HEALTHY_PERCENT)

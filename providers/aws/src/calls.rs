@@ -24,9 +24,17 @@ use aws_smithy_types::config_bag::ConfigBag;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ApiCallCounter {
     counts: Arc<Mutex<BTreeMap<String, u64>>>,
+    /// The last endpoint (scheme, host, port) each service's requests went
+    /// to, by IAM prefix: errors without an answer name it.
+    endpoints: Arc<Mutex<BTreeMap<String, String>>>,
 }
 
 impl ApiCallCounter {
+    /// Where requests of `service` (IAM prefix: `ec2`) last went.
+    pub fn endpoint(&self, service: &str) -> Option<String> {
+        self.endpoints.lock().expect("endpoint lock").get(service).cloned()
+    }
+
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
         self.counts.lock().expect("counter lock").clone()
     }
@@ -83,6 +91,24 @@ impl Intercept for ApiCallCounter {
                 tracing::debug!("{action} HTTP {} request id {id}", response.status().as_u16());
             }
             None => tracing::debug!("{action}: no response"),
+        }
+        Ok(())
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(meta) = cfg.load::<Metadata>() {
+            let uri = context.request().uri();
+            // `https://ec2.us-east-1.amazonaws.com/?Action=...` -> up to the path.
+            let origin = match uri.find("://") {
+                Some(i) => uri[..i + 3 + uri[i + 3..].find('/').unwrap_or(uri.len() - i - 3)].to_string(),
+                None => uri.to_string(),
+            };
+            self.endpoints.lock().expect("endpoint lock").insert(iam_prefix(meta.service()), origin);
         }
         Ok(())
     }

@@ -71,6 +71,9 @@ pub(crate) struct Clients {
     /// Lost answers of non-idempotent calls made through this value (see
     /// [`Clients::scoped`]).
     lost: Arc<AtomicU64>,
+    /// What an optional feature skipped, and why (AWS denied an optional
+    /// action): each said once, in the provider's notes.
+    skipped: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
 impl Clients {
@@ -109,7 +112,19 @@ impl Clients {
             limiter: Limiter::new(&RateLimits::default()),
             retries: RetryStats::default(),
             lost: Arc::default(),
+            skipped: Arc::default(),
         }
+    }
+
+    /// Record what an optional feature skipped (said once, however many
+    /// operations skip it).
+    pub fn skip_once(&self, what: String) {
+        self.skipped.lock().expect("skipped features").insert(what);
+    }
+
+    /// What optional features skipped so far, each once.
+    pub fn skipped(&self) -> Vec<String> {
+        self.skipped.lock().expect("skipped features").iter().cloned().collect()
     }
 
     /// The same clients (counters and rate limiter shared) with their own
@@ -173,7 +188,14 @@ impl Clients {
             let sent = send();
             async move {
                 self.limiter.acquire(service).await;
-                sent.await.map_err(|e| ApiError::from_sdk(operation, e))
+                sent.await.map_err(|e| {
+                    let mut err = ApiError::from_sdk(operation, e);
+                    err.service = service.map(|s| s.name());
+                    if err.status.is_none() {
+                        err.endpoint = err.service.and_then(|s| self.calls.endpoint(s));
+                    }
+                    err
+                })
             }
         })
         .await;

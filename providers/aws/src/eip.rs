@@ -21,7 +21,8 @@ use crate::retry::{self, Retry};
 use crate::tags;
 use crate::wait::{self, Poll};
 
-pub(crate) const SPEC: KindSpec = KindSpec { kind: "aws_eip", fields: &[TAGS], computed: &["id", "public_ip"] };
+pub(crate) const SPEC: KindSpec =
+    KindSpec { kind: "aws_eip", fields: &[TAGS], computed: &["id", "public_ip"], exclusive: false };
 
 fn non_empty(s: Option<&str>) -> Option<&str> {
     s.filter(|s| !s.is_empty())

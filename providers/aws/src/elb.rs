@@ -50,8 +50,8 @@ pub(crate) const SPEC: KindSpec = KindSpec {
     fields: &[
         Field::new("name", Ty::Str).required().replace(),
         Field::new("internal", Ty::Bool).replace().default("false"),
-        Field::new("subnets", Ty::StrList).required(),
-        Field::new("security_groups", Ty::StrList).default("[]"),
+        Field::new("subnets", Ty::StrList).required().holds(),
+        Field::new("security_groups", Ty::StrList).default("[]").holds(),
         Field::new("listeners", Ty::Objects(LISTENER)).required(),
         Field::new("health_check", Ty::Object(HEALTH_CHECK)),
         Field::new("cross_zone_load_balancing", Ty::Bool),
@@ -60,6 +60,7 @@ pub(crate) const SPEC: KindSpec = KindSpec {
         TAGS,
     ],
     computed: &["id", "dns_name"],
+    exclusive: true,
 };
 
 /// AWS's rule for classic load balancer names.

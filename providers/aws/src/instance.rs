@@ -39,8 +39,8 @@ pub(crate) const SPEC: KindSpec = KindSpec {
     fields: &[
         Field::new("ami", Ty::Str).required().replace(),
         Field::new("instance_type", Ty::Str).required().replace(),
-        Field::new("subnet_id", Ty::Str).required().replace(),
-        Field::new("vpc_security_group_ids", Ty::StrList).default("[]"),
+        Field::new("subnet_id", Ty::Str).required().replace().holds(),
+        Field::new("vpc_security_group_ids", Ty::StrList).default("[]").holds(),
         Field::new("key_name", Ty::Str).replace(),
         Field::new("user_data", Ty::Str).replace(),
         Field::new("root_volume_size_gib", Ty::Int).replace(),
@@ -49,6 +49,7 @@ pub(crate) const SPEC: KindSpec = KindSpec {
         TAGS,
     ],
     computed: &["id", "private_ip", "public_ip", "resolved_ami"],
+    exclusive: false,
 };
 
 fn state(i: &Instance) -> &str {

@@ -19,8 +19,12 @@ use crate::error::ApiError;
 use crate::retry::{self, Retry};
 use crate::tags;
 
-pub(crate) const SPEC: KindSpec =
-    KindSpec { kind: "aws_internet_gateway", fields: &[Field::new("vpc_id", Ty::Str), TAGS], computed: &["id"] };
+pub(crate) const SPEC: KindSpec = KindSpec {
+    kind: "aws_internet_gateway",
+    fields: &[Field::new("vpc_id", Ty::Str).holds(), TAGS],
+    computed: &["id"],
+    exclusive: false,
+};
 
 async fn attach(c: &Clients, id: &str, vpc_id: &str) -> Result<(), ApiError> {
     c.call("AttachInternetGateway", Retry::AfterCreate, || {

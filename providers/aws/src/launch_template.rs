@@ -1,14 +1,16 @@
 //! `aws_launch_template`: what a worker pool's auto scaling group launches.
 //!
 //! Any change but `name` and `tags` creates a new version with the whole
-//! desired data and makes it the default; `latest_version` (a string, as
-//! auto scaling takes versions) then changes, which is how a group that
-//! refers to it learns to roll. `image_id = "auto"` is resolved at create
+//! desired data; `latest_version` (a string, as auto scaling takes
+//! versions) then changes, and the auto scaling group names that version
+//! explicitly, which is how it learns to roll. The template's default
+//! version is never changed (ModifyLaunchTemplate is outside the seed's
+//! policies, docs/iam.md): it stays version 1, and nothing relies on it. `image_id = "auto"` is resolved at create
 //! (see `ami.rs`) and kept across versions unless `image_id` itself
 //! changes; the image used is `resolved_ami`. `spot_max_price` present means
 //! the spot market at that price. Create and new versions pass the
 //! operation's ClientToken. Reads describe the templates in one call and
-//! each template's default version with one call each.
+//! each template's latest version with one call each.
 
 use std::collections::HashMap;
 
@@ -24,7 +26,7 @@ use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
 use crate::ami::{self, Image};
 use crate::attrs::{self, Field, KindSpec, Ty, TAGS};
 use crate::clients::Clients;
-use crate::ec2util::{client_token, created_but, FILTER_CHUNK};
+use crate::ec2util::{client_token, FILTER_CHUNK};
 use crate::error::ApiError;
 use crate::retry::Retry;
 use crate::tags;
@@ -44,6 +46,7 @@ pub(crate) const SPEC: KindSpec = KindSpec {
         TAGS,
     ],
     computed: &["id", "latest_version", "resolved_ami"],
+    exclusive: true,
 };
 
 /// The attributes that go into a version (all but `name` and `tags`).
@@ -176,10 +179,10 @@ async fn describe_existing(c: &Clients, ids: &[String]) -> Result<Vec<LaunchTemp
     }
 }
 
-async fn default_version(c: &Clients, id: &str) -> Result<Option<LaunchTemplateVersion>, ApiError> {
+async fn latest_version(c: &Clients, id: &str) -> Result<Option<LaunchTemplateVersion>, ApiError> {
     let out = c
         .call("DescribeLaunchTemplateVersions", Retry::Standard, || {
-            c.ec2.describe_launch_template_versions().launch_template_id(id).versions("$Default").send()
+            c.ec2.describe_launch_template_versions().launch_template_id(id).versions("$Latest").send()
         })
         .await;
     match out {
@@ -250,7 +253,7 @@ pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option
             continue;
         };
         let id = lt.launch_template_id().unwrap_or_default();
-        let Some(version) = default_version(c, id).await? else {
+        let Some(version) = latest_version(c, id).await? else {
             out.push(None);
             continue;
         };
@@ -291,11 +294,6 @@ pub(crate) async fn update(c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &
             .and_then(LaunchTemplateVersion::version_number)
             .ok_or_else(|| ProviderError::new("CreateLaunchTemplateVersion returned no version number"))?
             .to_string();
-        c.call("ModifyLaunchTemplate", Retry::AfterCreate, || {
-            c.ec2.modify_launch_template().launch_template_id(id).default_version(&version).send()
-        })
-        .await
-        .map_err(|e| created_but(&format!("version {version} of {id}"), &ctx.address, e))?;
         result.insert("latest_version".into(), json!(version));
         result.insert("resolved_ami".into(), json!(image.id));
     }
@@ -434,14 +432,13 @@ mod request_tests {
     }
 
     #[tokio::test]
-    async fn a_change_makes_a_new_default_version_a_tag_change_does_not() {
+    async fn a_change_makes_a_new_version_a_tag_change_does_not() {
         let fake = FakeAws::new(|req| {
             match req.action.as_str() {
             "CreateLaunchTemplateVersion" => ec2_ok(
                 "CreateLaunchTemplateVersion",
                 "<launchTemplateVersion><launchTemplateId>lt-1</launchTemplateId><versionNumber>2</versionNumber></launchTemplateVersion>",
             ),
-            "ModifyLaunchTemplate" => ec2_ok("ModifyLaunchTemplate", "<launchTemplate><launchTemplateId>lt-1</launchTemplateId></launchTemplate>"),
             "CreateTags" => ec2_ok("CreateTags", "<return>true</return>"),
             other => panic!("unexpected call {other}"),
         }
@@ -455,10 +452,9 @@ mod request_tests {
         assert_eq!(out["latest_version"], json!("2"));
         assert_eq!(out["resolved_ami"], json!("ami-1"), "the image stays while image_id stays auto");
         let sent = fake.sent();
-        assert_eq!(fake.actions(), ["CreateLaunchTemplateVersion", "ModifyLaunchTemplate"]);
+        assert_eq!(fake.actions(), ["CreateLaunchTemplateVersion"], "the default version is never changed");
         assert_eq!(sent[0].param("LaunchTemplateData.ImageId"), Some("ami-1"));
         assert_eq!(sent[0].param("ClientToken"), Some("apply-10-lt"));
-        assert_eq!(sent[1].param("SetDefaultVersion"), Some("2"));
 
         let tagged =
             json!({"name": "demo-worker", "image_id": "auto", "instance_type": "m5.xlarge", "tags": {"team": "a"}});

@@ -18,7 +18,11 @@
 //! - `ratelimit.rs`: a token bucket per service that every request passes;
 //! - `tags.rs`: tag conventions (the `skyplan:address` tag) and tag diffs;
 //! - `attrs.rs`: attribute tables, validation, typed access, read shaping;
-//! - `ami.rs`, `blockers.rs`, `ec2util.rs`, `calls.rs`, `error.rs`: helpers.
+//! - `error.rs`: one failed call, and the sentence a person can act on;
+//! - `permissions.rs`: which actions this identity may call (EC2 DryRun);
+//! - `pricing.rs`: on-demand prices from the Price List API, else the table;
+//! - `profile.rs`: a named profile that does not exist, said so;
+//! - `ami.rs`, `blockers.rs`, `ec2util.rs`, `calls.rs`: helpers.
 //!
 //! Architecture invariant: the engine never sees an SDK type; this crate
 //! speaks to it only through `skyplan_engine::Provider` and `Attrs`.
@@ -32,9 +36,13 @@ mod ec2util;
 mod error;
 mod find;
 mod lost;
+mod names;
 mod owned;
+pub mod permissions;
 pub mod placement;
 pub mod preflight;
+pub mod pricing;
+mod profile;
 mod provider;
 pub mod ratelimit;
 mod retry;

@@ -26,11 +26,12 @@ use crate::wait::{self, Poll};
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_nat_gateway",
     fields: &[
-        Field::new("subnet_id", Ty::Str).required().replace(),
-        Field::new("allocation_id", Ty::Str).required().replace(),
+        Field::new("subnet_id", Ty::Str).required().replace().holds(),
+        Field::new("allocation_id", Ty::Str).required().replace().holds(),
         TAGS,
     ],
     computed: &["id"],
+    exclusive: false,
 };
 
 fn state(nat: &NatGateway) -> &str {

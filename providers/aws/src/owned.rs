@@ -129,19 +129,21 @@ async fn list(c: &Clients, kind: Kind, owner: &BTreeMap<String, String>) -> Resu
             .await?
         }
         Kind::SecurityGroupRule => {
-            c.paginate(
-                "DescribeSecurityGroupRules",
-                Retry::Standard,
-                |token| c.ec2.describe_security_group_rules().set_filters(f()).set_next_token(token).send(),
-                |page| {
-                    page.security_group_rules()
-                        .iter()
-                        .filter_map(|r| hit(r.security_group_rule_id(), r.tags()))
-                        .collect()
-                },
-                |page| page.next_token(),
-            )
-            .await?
+            // DescribeTags (the rules API is outside the seed's policies):
+            // the rules carrying one ownership tag (DescribeTags filters
+            // match one tag at a time), then all their tags.
+            let first = match owner.iter().next() {
+                Some((k, v)) => vec![filter("key", [k.as_str()]), filter("value", [tags::filter_pattern(v)])],
+                None => vec![filter("key", [ADDRESS_TAG])],
+            };
+            let tagged = crate::security_group_rule::rule_tags(c, first).await?;
+            let ids: Vec<String> = tagged.into_keys().collect();
+            let mut hits = Vec::new();
+            for chunk in ids.chunks(crate::ec2util::FILTER_CHUNK) {
+                let all = crate::security_group_rule::rule_tags(c, vec![filter("resource-id", chunk.to_vec())]).await?;
+                hits.extend(all.iter().filter_map(|(id, list)| hit(Some(id.as_str()), list)));
+            }
+            hits
         }
         Kind::Instance => {
             let mut filters = ec2_filters(owner);

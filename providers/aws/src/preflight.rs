@@ -103,6 +103,37 @@ impl Needs {
 }
 
 impl AwsProvider {
+    /// The names `resources` use where AWS makes names unique (launch
+    /// templates, auto scaling groups, load balancers, security groups in a
+    /// given VPC): each is free or held by this cluster's own resource.
+    /// One row per name; a name another owner holds fails, naming it.
+    pub async fn name_checks(&self, resources: &[Resource]) -> Result<Vec<Check>, ProviderError> {
+        let creates: Vec<skyplan_engine::NewResource> = resources
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.address.kind.as_str(),
+                    "aws_launch_template" | "aws_autoscaling_group" | "aws_elb" | "aws_security_group"
+                )
+            })
+            .map(|r| skyplan_engine::NewResource {
+                address: r.address.clone(),
+                kind: r.address.kind.clone(),
+                attrs: r.attrs.clone(),
+            })
+            .collect();
+        let conflicts = crate::names::conflicts(&self.clients, &creates).await?;
+        let mut checks = Vec::new();
+        for new in &creates {
+            let Some(name) = str_attr(&new.attrs, "name") else { continue };
+            let problem =
+                conflicts.iter().find(|c| c.address == new.address).map(|c| format!("{}: {}", c.address, c.message));
+            let available = if problem.is_some() { "taken" } else { "free or this cluster's" };
+            checks.push(Check::new(format!("name of {}", new.address), name, available, problem));
+        }
+        Ok(checks)
+    }
+
     /// Check `needs` against the account and region: what must exist, then
     /// capacity. Read-only calls.
     pub async fn preflight(&self, needs: &Needs) -> Result<Vec<Check>, ProviderError> {
@@ -173,7 +204,7 @@ impl AwsProvider {
     }
 
     /// Room for the Elastic IPs, VPCs, NAT gateways and instances `needs` counts.
-    async fn capacity_checks(&self, needs: &Needs) -> Result<Vec<Check>, ProviderError> {
+    pub async fn capacity_checks(&self, needs: &Needs) -> Result<Vec<Check>, ProviderError> {
         let c = &*self.clients;
         let mut checks = Vec::new();
 

@@ -20,7 +20,9 @@ use aws_config::profile::ProfileFileCredentialsProvider;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use skyplan_engine::{Address, Attrs, OpContext, Owned, Provider, ProviderError, ReadRequest, Schema};
+use skyplan_engine::{
+    Address, Attrs, NameConflict, NewResource, OpContext, Owned, Provider, ProviderError, ReadRequest, Schema,
+};
 
 use crate::attrs::KindSpec;
 use crate::calls::Retries;
@@ -48,12 +50,21 @@ pub struct AwsSettings {
 #[derive(Debug, Clone)]
 pub struct AwsProvider {
     pub(crate) clients: Arc<Clients>,
+    /// The Price List API client, with the same credentials and endpoint.
+    pricing: Option<Arc<crate::pricing::Pricing>>,
 }
 
 impl AwsProvider {
     /// Resolve credentials (keys, profile, then the role if one is given)
     /// and build the clients.
     pub async fn connect(settings: AwsSettings) -> Result<AwsProvider, ProviderError> {
+        let named = match &settings.profile {
+            Some(p) => Some((p.clone(), "named by [account] profile in the spec")),
+            None => std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty()).map(|p| (p, "from AWS_PROFILE")),
+        };
+        if let Some((profile, from)) = &named {
+            crate::profile::check_exists(profile, from).map_err(ProviderError::new)?;
+        }
         let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(settings.region.clone()));
         if let Some(profile) = &settings.profile {
             // A profile named in the spec wins over keys in the environment
@@ -122,7 +133,16 @@ impl AwsProvider {
     /// A provider over an already loaded SDK configuration (no credential
     /// check). For callers that configure the SDK themselves.
     pub fn from_sdk_config(sdk: &SdkConfig) -> AwsProvider {
-        AwsProvider { clients: Arc::new(Clients::new(sdk)) }
+        AwsProvider { clients: Arc::new(Clients::new(sdk)), pricing: Some(Arc::new(crate::pricing::Pricing::new(sdk))) }
+    }
+
+    /// The on-demand Linux price of `instance_type` in `region`: the AWS
+    /// Price List API's, else skyplan's dated table's (see `pricing.rs`).
+    pub async fn on_demand_price(&self, region: &str, instance_type: &str) -> Result<crate::pricing::Price, String> {
+        match &self.pricing {
+            Some(pricing) => pricing.on_demand(region, instance_type).await,
+            None => Err("this provider has no Price List API client".to_string()),
+        }
     }
 
     /// AWS API requests sent so far, per operation, named like IAM actions
@@ -135,7 +155,7 @@ impl AwsProvider {
     pub fn with_rate_limits(self, limits: &RateLimits) -> AwsProvider {
         let mut clients = (*self.clients).clone();
         clients.limiter = Limiter::new(limits);
-        AwsProvider { clients: Arc::new(clients) }
+        AwsProvider { clients: Arc::new(clients), ..self }
     }
 
     /// The requests sent again so far, by reason, and the creates whose
@@ -146,7 +166,7 @@ impl AwsProvider {
 
     #[cfg(test)]
     pub(crate) fn from_clients(clients: Clients) -> AwsProvider {
-        AwsProvider { clients: Arc::new(clients) }
+        AwsProvider { clients: Arc::new(clients), pricing: None }
     }
 }
 
@@ -321,6 +341,7 @@ impl Provider for AwsProvider {
                 .collect();
             notes.push(format!("waited for the rate limit (--rate-limit): {}", each.join("; ")));
         }
+        notes.extend(self.clients.skipped());
         notes
     }
 
@@ -372,6 +393,10 @@ impl Provider for AwsProvider {
         known: &BTreeSet<String>,
     ) -> Result<Vec<Owned>, ProviderError> {
         crate::owned::owned(&self.clients, kinds, tags, known).await
+    }
+
+    async fn name_conflicts(&self, creates: &[NewResource]) -> Result<Vec<NameConflict>, ProviderError> {
+        crate::names::conflicts(&self.clients, creates).await
     }
 
     async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {

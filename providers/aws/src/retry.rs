@@ -107,7 +107,8 @@ pub(crate) const IDEMPOTENT_MAKERS: &[&str] = &["AttachLoadBalancerToSubnets", "
 /// A failure after which AWS may or may not have done what was asked: no
 /// answer at all, or a 5xx other than throttling.
 pub(crate) fn is_lost(err: &ApiError) -> bool {
-    if err.has_code(THROTTLING) {
+    // No connection was made, so nothing was sent: a sure "not done".
+    if err.has_code(THROTTLING) || err.unreachable {
         return false;
     }
     match (err.code.as_deref(), err.status) {
@@ -227,6 +228,7 @@ where
     Fut: Future<Output = Result<T, ApiError>>,
 {
     let mut attempt = 0;
+    let start = Instant::now();
     loop {
         match call().await {
             Ok(value) => return Ok(value),
@@ -234,19 +236,28 @@ where
                 stats.lost_answer();
                 return Err(err);
             }
-            Err(err) if is_retryable(&err, retry) => {
-                if attempt + 1 >= policy.max_attempts {
+            Err(mut err) if is_retryable(&err, retry) => {
+                let delay = policy.backoff.delay(attempt);
+                let out_of_patience = err.unreachable && start.elapsed() + delay > UNREACHABLE_PATIENCE;
+                if attempt + 1 >= policy.max_attempts || out_of_patience {
                     stats.gave_up();
+                    err.gave_up = Some((attempt + 1, start.elapsed()));
                     return Err(err);
                 }
                 stats.retried(reason(&err));
-                tokio::time::sleep(policy.backoff.delay(attempt)).await;
+                tokio::time::sleep(delay).await;
                 attempt += 1;
             }
             Err(err) => return Err(err),
         }
     }
 }
+
+/// How long a call keeps trying when no connection can be made at all
+/// (refused, no such host): a blip clears in seconds, while a wrong
+/// endpoint or a network that is down never does, and the user should
+/// hear so within about ten seconds, not after a minute of silence.
+pub(crate) const UNREACHABLE_PATIENCE: Duration = Duration::from_secs(8);
 
 /// Run a delete step, retrying while AWS says something still depends on the
 /// resource ([`BLOCKED`]), for at most `limit`. Progress goes to `ctx`. The
@@ -378,6 +389,42 @@ mod tests {
         let bound: Duration = (0..policy.max_attempts - 1).map(|a| policy.backoff.ceiling(a)).sum();
         assert!(start.elapsed() <= bound, "{:?} > {bound:?}", start.elapsed());
         assert!(bound <= Duration::from_secs(100), "the whole retry stays under two minutes: {bound:?}");
+    }
+
+    /// Nobody at the endpoint: the call gives up within about ten seconds
+    /// (not the minute and a half of the full policy), even for a create
+    /// (nothing was sent), and the error says how long it tried.
+    #[tokio::test(start_paused = true)]
+    async fn an_unreachable_endpoint_gives_up_within_seconds() {
+        let calls = AtomicU32::new(0);
+        let start = Instant::now();
+        let stats = RetryStats::default();
+        let out: Result<(), _> = run_counted(&RetryPolicy::default(), Retry::Standard, false, &stats, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(ApiError { unreachable: true, ..ApiError::new("CreateVpc", None, "connection refused", None) })
+        })
+        .await;
+        let e = out.unwrap_err();
+        assert!(start.elapsed() <= UNREACHABLE_PATIENCE, "{:?}", start.elapsed());
+        assert!(calls.load(Ordering::SeqCst) > 1, "a blip still gets retries");
+        assert_eq!(stats.snapshot().lost_answers, 0, "a refused connection sent nothing");
+        let (tries, _) = e.gave_up.expect("gave up");
+        assert_eq!(tries, calls.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_that_does_not_clear_names_the_service_and_how_long() {
+        let out: Result<(), _> = run(&RetryPolicy::default(), Retry::Standard, || async {
+            Err(ApiError { service: Some("ec2"), ..err("RequestLimitExceeded") })
+        })
+        .await;
+        let text = out.unwrap_err().to_string();
+        assert!(
+            text.starts_with("ec2:Op failed: ec2 kept throttling the requests (RequestLimitExceeded) for "),
+            "{text}"
+        );
+        assert!(text.contains(" s over 10 tries"), "{text}");
+        assert!(text.contains("--rate-limit"), "{text}");
     }
 
     /// A create whose answer is lost is not sent again (it could make a

@@ -29,12 +29,13 @@ const ROUTE: &[Field] = &[
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_route_table",
     fields: &[
-        Field::new("vpc_id", Ty::Str).required().replace(),
+        Field::new("vpc_id", Ty::Str).required().replace().holds(),
         Field::new("routes", Ty::Objects(ROUTE)).default("[]"),
         Field::new("subnet_ids", Ty::StrList).default("[]"),
         TAGS,
     ],
     computed: &["id"],
+    exclusive: false,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,41 +125,49 @@ pub(crate) fn route_changes(prior: &[Route], desired: &[Route]) -> Vec<RouteChan
     changes
 }
 
-async fn apply_route(c: &Clients, id: &str, change: &RouteChange) -> Result<(), ApiError> {
+async fn create_route(c: &Clients, id: &str, r: &Route) -> Result<(), ApiError> {
+    c.call("CreateRoute", Retry::AfterCreate, || {
+        let call = c.ec2.create_route().route_table_id(id).destination_cidr_block(&r.destination);
+        match &r.target {
+            Target::Gateway(g) => call.gateway_id(g),
+            Target::NatGateway(n) => call.nat_gateway_id(n),
+        }
+        .send()
+    })
+    .await?;
+    Ok(())
+}
+
+async fn delete_route(c: &Clients, id: &str, dest: &str) -> Result<(), ApiError> {
+    let deleted = c
+        .call("DeleteRoute", Retry::Standard, || {
+            c.ec2.delete_route().route_table_id(id).destination_cidr_block(dest).send()
+        })
+        .await;
+    match deleted {
+        Err(e) if !e.is_not_found() => Err(e),
+        _ => Ok(()),
+    }
+}
+
+async fn apply_route(c: &Clients, id: &str, change: &RouteChange) -> Result<(), ProviderError> {
     match change {
-        RouteChange::Create(r) => {
-            c.call("CreateRoute", Retry::AfterCreate, || {
-                let call = c.ec2.create_route().route_table_id(id).destination_cidr_block(&r.destination);
-                match &r.target {
-                    Target::Gateway(g) => call.gateway_id(g),
-                    Target::NatGateway(n) => call.nat_gateway_id(n),
-                }
-                .send()
-            })
-            .await?;
-        }
+        RouteChange::Create(r) => create_route(c, id, r).await?,
+        // A new target: DeleteRoute + CreateRoute. ReplaceRoute would keep
+        // the route through the change, but it is outside the seed's
+        // policies (docs/iam.md); traffic to the destination stops between
+        // the two calls.
         RouteChange::Replace(r) => {
-            c.call("ReplaceRoute", Retry::AfterCreate, || {
-                let call = c.ec2.replace_route().route_table_id(id).destination_cidr_block(&r.destination);
-                match &r.target {
-                    Target::Gateway(g) => call.gateway_id(g),
-                    Target::NatGateway(n) => call.nat_gateway_id(n),
-                }
-                .send()
-            })
-            .await?;
+            delete_route(c, id, &r.destination).await?;
+            create_route(c, id, r).await.map_err(|e| {
+                ProviderError::new(format!(
+                    "the route to {} of {id} was deleted to change its target, then {e}; \
+                     the next apply creates it again",
+                    r.destination
+                ))
+            })?;
         }
-        RouteChange::Delete(dest) => {
-            let deleted = c
-                .call("DeleteRoute", Retry::Standard, || {
-                    c.ec2.delete_route().route_table_id(id).destination_cidr_block(dest).send()
-                })
-                .await;
-            match deleted {
-                Err(e) if !e.is_not_found() => return Err(e),
-                _ => {}
-            }
-        }
+        RouteChange::Delete(dest) => delete_route(c, id, dest).await?,
     }
     Ok(())
 }
@@ -456,6 +465,50 @@ mod request_tests {
             fake.actions(),
             ["CreateRouteTable", "CreateRoute", "CreateRoute", "CreateRoute", "AssociateRouteTable"]
         );
+    }
+
+    /// A route whose target changes is deleted and created again (the
+    /// seed's policies grant DeleteRoute and CreateRoute, not ReplaceRoute).
+    #[tokio::test]
+    async fn a_new_target_is_delete_route_then_create_route() {
+        let fake = FakeAws::new(|req| match req.action.as_str() {
+            "DeleteRoute" => ec2_ok("DeleteRoute", "<return>true</return>"),
+            "CreateRoute" => ec2_ok("CreateRoute", "<return>true</return>"),
+            other => panic!("unexpected call {other}"),
+        });
+        let c = fake.clients().await;
+        let (ctx, _) = recording_ctx(Address::keyed("aws_route_table", "private", "us-east-1a"), "t");
+        let prior = json!({"id": "rtb-1", "vpc_id": "vpc-1", "subnet_ids": ["subnet-1"],
+                           "routes": [{"destination_cidr_block": "0.0.0.0/0", "nat_gateway_id": "nat-a"}]});
+        let desired = json!({"vpc_id": "vpc-1", "subnet_ids": ["subnet-1"],
+                             "routes": [{"destination_cidr_block": "0.0.0.0/0", "nat_gateway_id": "nat-b"}]});
+        update(&c, &ctx, prior.as_object().unwrap(), desired.as_object().unwrap()).await.unwrap();
+        assert_eq!(fake.actions(), ["DeleteRoute", "CreateRoute"]);
+        let sent = fake.sent();
+        assert_eq!(sent[0].param("DestinationCidrBlock"), Some("0.0.0.0/0"));
+        assert_eq!(sent[1].param("NatGatewayId"), Some("nat-b"));
+    }
+
+    /// When the create after the delete fails, the error says the route is
+    /// gone and that the next apply makes it.
+    #[tokio::test]
+    async fn a_failed_recreate_says_the_route_is_gone() {
+        let fake = FakeAws::new(|req| match req.action.as_str() {
+            "DeleteRoute" => ec2_ok("DeleteRoute", "<return>true</return>"),
+            "CreateRoute" => {
+                ec2_error(400, "InvalidParameterValue", "route table and gateway are in different networks")
+            }
+            other => panic!("unexpected call {other}"),
+        });
+        let c = fake.clients().await;
+        let (ctx, _) = recording_ctx(Address::new("aws_route_table", "public"), "t");
+        let prior = json!({"id": "rtb-1", "vpc_id": "vpc-1", "subnet_ids": [],
+                           "routes": [{"destination_cidr_block": "0.0.0.0/0", "gateway_id": "igw-1"}]});
+        let desired = json!({"vpc_id": "vpc-1", "subnet_ids": [],
+                             "routes": [{"destination_cidr_block": "0.0.0.0/0", "gateway_id": "igw-x"}]});
+        let err = update(&c, &ctx, prior.as_object().unwrap(), desired.as_object().unwrap()).await.unwrap_err();
+        assert!(err.message.starts_with("the route to 0.0.0.0/0 of rtb-1 was deleted to change its target, then CreateRoute failed: InvalidParameterValue"), "{}", err.message);
+        assert!(err.message.contains("the next apply creates it again"), "{}", err.message);
     }
 
     #[tokio::test]

@@ -11,11 +11,13 @@
 //! A group written without `ingress` does not manage its rules: neither
 //! read nor update looks at them (its rules are `aws_security_group_rule`
 //! resources). A group written with `ingress` reports every live rule but
-//! those made by `aws_security_group_rule` resources (tagged with their
-//! address), so the two kinds can even share a group without fighting.
-//! Live rules come from DescribeSecurityGroups' permissions (the rules API
-//! is used only for the tags: the emulator drops descriptions there). The
-//! atom model is shared with `security_group_rule.rs`.
+//! those made by `aws_security_group_rule` resources (which record what
+//! they are in their `skyplan:rule` tag, read with DescribeTags), so the
+//! two kinds can even share a group without fighting. Live rules come from
+//! DescribeSecurityGroups' permissions; the rules API
+//! (DescribeSecurityGroupRules) is outside the seed's policies and never
+//! called (docs/iam.md). The atom model is shared with
+//! `security_group_rule.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -29,7 +31,7 @@ use crate::clients::Clients;
 use crate::ec2util::{created_but, describe_by_id, filter, FILTER_CHUNK};
 use crate::error::ApiError;
 use crate::retry::Retry;
-use crate::tags::{self, ADDRESS_TAG};
+use crate::tags;
 
 const RULE: &[Field] = &[
     Field::new("protocol", Ty::Str).required(),
@@ -46,11 +48,12 @@ pub(crate) const SPEC: KindSpec = KindSpec {
     fields: &[
         Field::new("name", Ty::Str).required().replace(),
         Field::new("description", Ty::Str).required().replace(),
-        Field::new("vpc_id", Ty::Str).required().replace(),
-        Field::new("ingress", Ty::Objects(RULE)).default("[]"),
+        Field::new("vpc_id", Ty::Str).required().replace().holds(),
+        Field::new("ingress", Ty::Objects(RULE)).default("[]").holds(),
         TAGS,
     ],
     computed: &["id"],
+    exclusive: true,
 };
 
 /// Where traffic an atom allows comes from.
@@ -334,29 +337,33 @@ pub(crate) async fn revoke(c: &Clients, group_id: &str, atoms: &[Atom]) -> Resul
     Ok(())
 }
 
-/// Every ingress rule of the given groups, by group id.
-pub(crate) async fn describe_rules(
-    c: &Clients,
-    filter_name: &str,
-    ids: Vec<String>,
-) -> Result<Vec<SecurityGroupRule>, ApiError> {
-    c.paginate(
-        "DescribeSecurityGroupRules",
-        Retry::Standard,
-        |token| {
-            c.ec2.describe_security_group_rules().filters(filter(filter_name, ids.clone())).set_next_token(token).send()
-        },
-        |page| page.security_group_rules().iter().filter(|r| r.is_egress() != Some(true)).cloned().collect(),
-        |page| page.next_token(),
-    )
-    .await
-}
-
-/// Whether a live rule belongs to an `aws_security_group_rule` resource.
-fn owned_by_rule_resource(rule: &SecurityGroupRule) -> bool {
-    rule.tags()
-        .iter()
-        .any(|t| t.key() == Some(ADDRESS_TAG) && t.value().is_some_and(|v| v.starts_with("aws_security_group_rule.")))
+/// The live ingress atoms of the given groups, by group id, as
+/// DescribeSecurityGroups reports them (descriptions included). A group
+/// that is gone is absent.
+pub(crate) async fn group_atoms(c: &Clients, group_ids: Vec<String>) -> Result<HashMap<String, Vec<Atom>>, ApiError> {
+    let mut atoms: HashMap<String, Vec<Atom>> = HashMap::new();
+    for ids in group_ids.chunks(FILTER_CHUNK) {
+        let groups = c
+            .paginate(
+                "DescribeSecurityGroups",
+                Retry::Standard,
+                |token| {
+                    c.ec2
+                        .describe_security_groups()
+                        .filters(filter("group-id", ids.to_vec()))
+                        .set_next_token(token)
+                        .send()
+                },
+                |page| page.security_groups().to_vec(),
+                |page| page.next_token(),
+            )
+            .await?;
+        for g in groups {
+            let id = g.group_id().unwrap_or_default();
+            atoms.insert(id.to_string(), g.ip_permissions().iter().flat_map(|p| permission_atoms(p, id)).collect());
+        }
+    }
+    Ok(atoms)
 }
 
 pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
@@ -400,24 +407,19 @@ pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option
         |page| page.next_token(),
     )
     .await?;
-    // Which live rules belong to rule resources (by their address tag), for
-    // the groups whose ingress is managed here: those are left out.
+    // The rules of rule resources on the groups whose ingress is managed
+    // here: those are left out.
     let managed: Vec<String> = reqs
         .iter()
         .filter(|r| manages_ingress(&r.prior))
         .filter_map(|r| attrs::id(&r.prior).ok().map(str::to_string))
         .filter(|id| groups.contains_key(id))
         .collect();
-    let mut owned_elsewhere: HashMap<String, Vec<Atom>> = HashMap::new();
-    for ids in managed.chunks(FILTER_CHUNK) {
-        for rule in describe_rules(c, "group-id", ids.to_vec()).await? {
-            if let (Some(g), true) = (rule.group_id(), owned_by_rule_resource(&rule)) {
-                if let Some(atom) = live_atom(&rule, g) {
-                    owned_elsewhere.entry(g.to_string()).or_default().push(atom);
-                }
-            }
-        }
-    }
+    let owned_elsewhere = if managed.is_empty() {
+        HashMap::new()
+    } else {
+        crate::security_group_rule::rule_atoms_on(c, &managed).await?
+    };
     Ok(reqs
         .iter()
         .map(|req| {
@@ -679,25 +681,20 @@ mod read_tests {
         </securityGroupInfo>";
 
     /// The control-plane group manages its ingress; the rule from the node
-    /// group belongs to an `aws_security_group_rule` (tagged) and is left
-    /// out. The node group has no `ingress`: its rules are not looked at.
+    /// group belongs to an `aws_security_group_rule` (its `skyplan:rule`
+    /// tag, through DescribeTags) and is left out. The node group has no
+    /// `ingress`: its rules are not looked at. No rules API (outside the
+    /// seed's policies).
     #[tokio::test]
     async fn read_reports_managed_ingress_only_and_skips_rule_resources() {
         let fake = FakeAws::new(|req| match req.action.as_str() {
             "DescribeSecurityGroups" => ec2_ok("DescribeSecurityGroups", GROUPS),
-            "DescribeSecurityGroupRules" => {
-                assert_eq!(req.values("Filter.1.Value.", ""), ["sg-cp"], "rules only of groups that manage ingress");
+            "DescribeTags" => {
+                assert_eq!(req.values("Filter.2.Value.", ""), ["sg-cp *"], "rules only of groups that manage ingress");
                 ec2_ok(
-                    "DescribeSecurityGroupRules",
-                    "<securityGroupRuleSet>\
-                     <item><securityGroupRuleId>sgr-1</securityGroupRuleId><groupId>sg-cp</groupId><isEgress>false</isEgress>\
-                       <ipProtocol>tcp</ipProtocol><fromPort>22</fromPort><toPort>22</toPort>\
-                       <referencedGroupInfo><groupId>sg-bastion</groupId></referencedGroupInfo></item>\
-                     <item><securityGroupRuleId>sgr-2</securityGroupRuleId><groupId>sg-cp</groupId><isEgress>false</isEgress>\
-                       <ipProtocol>-1</ipProtocol><fromPort>-1</fromPort><toPort>-1</toPort>\
-                       <referencedGroupInfo><groupId>sg-node</groupId></referencedGroupInfo>\
-                       <tagSet><item><key>skyplan:address</key><value>aws_security_group_rule.cp_from_node</value></item></tagSet></item>\
-                     </securityGroupRuleSet>",
+                    "DescribeTags",
+                    "<tagSet><item><resourceId>sgr-2</resourceId><resourceType>security-group-rule</resourceType>\
+                     <key>skyplan:rule</key><value>sg-cp -1 0 0 sg-node</value></item></tagSet>",
                 )
             }
             other => panic!("unexpected call {other}"),
@@ -721,7 +718,7 @@ mod read_tests {
         let out = read(&c, &reqs).await.unwrap();
         assert_eq!(out[0].as_ref(), Some(&reqs[0].prior), "the description comes from the group's permissions");
         assert_eq!(out[1].as_ref(), Some(&reqs[1].prior), "no `ingress` written, none reported");
-        assert_eq!(fake.actions(), ["DescribeSecurityGroups", "DescribeSecurityGroupRules"]);
+        assert_eq!(fake.actions(), ["DescribeSecurityGroups", "DescribeTags"]);
     }
 
     #[test]

@@ -13,6 +13,11 @@
 //!
 //! What is not here: the max price itself (the blueprint computes it, the
 //! launch template carries it: `launch_template.rs`).
+//!
+//! `ec2:DescribeSpotPriceHistory` is an optional permission: the seed's
+//! policies do not grant it (docs/iam.md). When AWS denies it, `plan` shows
+//! no prices and `apply` does not wait; each says so once ([`SKIPPED`]) and
+//! goes on. The spot market itself never launches above the max price.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -103,6 +108,18 @@ fn duration(d: Duration) -> String {
     }
 }
 
+/// The IAM action the spot prices need, which the seed's policies lack.
+pub const ACTION: &str = "ec2:DescribeSpotPriceHistory";
+
+/// Why spot prices were not read, when AWS denied [`ACTION`].
+pub const SKIPPED: &str = "AWS denied ec2:DescribeSpotPriceHistory, an optional permission \
+    (`skyplan policy SPEC --with-optional` adds it); the spot market never launches above a pool's max price";
+
+/// Whether AWS refused the call for lack of permission.
+pub(crate) fn denied(e: &ApiError) -> bool {
+    e.has_code(&["UnauthorizedOperation", "AccessDenied", "AccessDeniedException"])
+}
+
 /// The latest Linux spot price of `instance_type` in each of `azs`, in the
 /// order given.
 pub(crate) async fn current_prices(c: &Clients, instance_type: &str, azs: &[String]) -> Result<Vec<AzPrice>, ApiError> {
@@ -144,9 +161,17 @@ pub(crate) async fn current_prices(c: &Clients, instance_type: &str, azs: &[Stri
 
 impl AwsProvider {
     /// The current Linux spot price of `instance_type` in each of `azs`
-    /// (for `plan`'s spot section).
-    pub async fn spot_prices(&self, instance_type: &str, azs: &[String]) -> Result<Vec<AzPrice>, ProviderError> {
-        Ok(current_prices(&self.clients, instance_type, azs).await?)
+    /// (for `plan`'s spot section); `None` when AWS denies [`ACTION`].
+    pub async fn spot_prices(
+        &self,
+        instance_type: &str,
+        azs: &[String],
+    ) -> Result<Option<Vec<AzPrice>>, ProviderError> {
+        match current_prices(&self.clients, instance_type, azs).await {
+            Ok(prices) => Ok(Some(prices)),
+            Err(e) if denied(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// How long creating a spot pool's auto scaling group waits for its
@@ -168,7 +193,7 @@ struct SpotLaunch {
 /// version, and the AZs of its subnets; `None` for an on-demand template.
 async fn spot_launch(c: &Clients, attrs: &Attrs) -> Result<Option<SpotLaunch>, ProviderError> {
     let template = attrs::req_str(attrs, "launch_template_id")?;
-    let version = attrs::opt_str(attrs, "launch_template_version")?.unwrap_or("$Default");
+    let version = attrs::opt_str(attrs, "launch_template_version")?.unwrap_or("$Latest");
     let versions = c
         .call("DescribeLaunchTemplateVersions", Retry::AfterCreate, || {
             c.ec2.describe_launch_template_versions().launch_template_id(template).versions(version).send()
@@ -220,7 +245,15 @@ pub(crate) async fn wait_until_in_range(c: &Clients, ctx: &OpContext, attrs: &At
     let wait = c.spot_wait;
     let deadline = Instant::now() + wait.bound;
     loop {
-        let prices = current_prices(c, instance_type, azs).await?;
+        let prices = match current_prices(c, instance_type, azs).await {
+            Ok(prices) => prices,
+            Err(e) if denied(&e) => {
+                c.skip_once(format!("skipped the wait for spot prices within the max: {SKIPPED}"));
+                ctx.report("not waiting for the spot price: no permission to read it (see the note at the end)");
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
         let ok: Vec<&AzPrice> = prices.iter().filter(|p| p.within(max_price)).collect();
         if !ok.is_empty() {
             let ok: Vec<AzPrice> = ok.into_iter().cloned().collect();

@@ -18,13 +18,14 @@ use crate::tags;
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_subnet",
     fields: &[
-        Field::new("vpc_id", Ty::Str).required().replace(),
+        Field::new("vpc_id", Ty::Str).required().replace().holds(),
         Field::new("cidr_block", Ty::Str).required().replace(),
         Field::new("availability_zone", Ty::Str).required().replace(),
         Field::new("map_public_ip_on_launch", Ty::Bool).default("false"),
         TAGS,
     ],
     computed: &["id"],
+    exclusive: true,
 };
 
 async fn set_map_public_ip(c: &Clients, id: &str, value: bool) -> Result<(), ApiError> {

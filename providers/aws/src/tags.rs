@@ -40,9 +40,40 @@ pub(crate) fn filter_pattern(value: &str) -> String {
     value.chars().map(|c| if matches!(c, '[' | ']' | '*' | '?' | '\\') { '?' } else { c }).collect()
 }
 
+/// Whether `key` is a cluster ownership tag (`kubernetes.io/cluster/<name>`,
+/// `sigs.k8s.io/cluster-api-provider-aws/cluster/<name>`): the tags that say
+/// which cluster a resource belongs to.
+pub(crate) fn is_ownership(key: &str) -> bool {
+    key.starts_with("kubernetes.io/cluster/") || key.starts_with("sigs.k8s.io/cluster-api-provider-aws/cluster/")
+}
+
+/// The ownership tags among `tags`.
+pub(crate) fn ownership(tags: &Tags) -> Tags {
+    tags.iter().filter(|(k, _)| is_ownership(k)).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// Whether a resource carrying `found` (every tag, ours included) is the one
+/// skyplan created for `address` with `inputs`: it carries the address tag
+/// with exactly that address, and exactly the ownership tags the inputs
+/// give it (another cluster's resource at the same address, or one of the
+/// same name, carries other ones). A name or an address alone never counts.
+pub(crate) fn made_for(found: &Tags, address: &str, inputs: &Attrs) -> bool {
+    let wanted = from_attrs(inputs, "tags").map(|t| ownership(&t)).unwrap_or_default();
+    found.get(ADDRESS_TAG).map(String::as_str) == Some(address) && ownership(found) == wanted
+}
+
+/// Every tag, ours and AWS's included, as one map.
+pub(crate) fn all<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Tags {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// On the AWS rules of an `aws_security_group_rule`: what the rule is
+/// (`security_group_rule.rs`), so an orphan found by its tags can be read.
+pub(crate) const RULE_TAG: &str = "skyplan:rule";
+
 /// Tags the user does not own: ours and AWS's.
 pub(crate) fn is_reserved(key: &str) -> bool {
-    key == ADDRESS_TAG || key.starts_with("aws:")
+    key == ADDRESS_TAG || key == RULE_TAG || key.starts_with("aws:")
 }
 
 /// The `tags` attribute (absent: none). Values must be strings.

@@ -29,6 +29,7 @@ pub(crate) const SPEC: KindSpec = KindSpec {
         TAGS,
     ],
     computed: &["id"],
+    exclusive: false,
 };
 
 async fn set_dns(c: &Clients, id: &str, attribute: VpcAttributeName, value: bool) -> Result<(), ApiError> {

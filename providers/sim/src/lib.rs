@@ -238,7 +238,7 @@ impl Provider for SimProvider {
             .and_then(Value::as_array)
             .map(|l| l.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
             .unwrap_or_default();
-        Schema { replace_on, computed: BTreeSet::from(["id".to_string()]) }
+        Schema { replace_on, computed: BTreeSet::from(["id".to_string()]), holds: BTreeSet::new(), exclusive: false }
     }
 
     fn validate(&self, _address: &Address, attrs: &Attrs) -> Vec<String> {

@@ -1,0 +1,143 @@
+# skyplan node bootstrap (docs/bootstrap.md). cloud-init runs it once, from
+# runcmd: it reads this cluster's secrets from AWS Secrets Manager with the
+# instance profile, writes the CAs (control planes) and the kubeadm
+# configuration, and runs kubeadm init or join. A second run (a reboot, a
+# rerun by hand) finds the sentinel and changes nothing.
+#
+# What it deletes: the init lock secret (the initializing control plane
+# only, before kubeadm init, so that no second cluster is ever initialized
+# behind the same endpoint), and, on exit, the rendered kubeadm configuration
+# that holds the token. The PKI and join secrets stay: every later node
+# (a replaced control plane, an auto scaling group's next worker) needs them.
+
+readonly CONFIG_DIR=/etc/skyplan
+readonly STATE_DIR=/var/lib/skyplan
+readonly SENTINEL=$STATE_DIR/bootstrap.done
+readonly PKI_DIR=/etc/kubernetes/pki
+readonly KUBEADM_CONFIG=/run/kubeadm/kubeadm.yaml
+# Secrets Manager may be unreachable for a while after boot (instance
+# profile propagation, the NAT route): retry each call.
+readonly ATTEMPTS=${SKYPLAN_ATTEMPTS:-30}
+readonly RETRY_SECONDS=${SKYPLAN_RETRY_SECONDS:-10}
+# AWS CLI v2 would page its output on a terminal (a rerun by hand).
+export AWS_PAGER=""
+
+log() {
+    printf 'skyplan-bootstrap: %s\n' "$*" >&2
+}
+
+fail() {
+    log "FAILED: $*"
+    exit 1
+}
+
+if [[ -e $SENTINEL ]]; then
+    log "this node bootstrapped before ($SENTINEL exists); nothing to do"
+    exit 0
+fi
+
+ERR=$(mktemp)
+cleanup() {
+    rm -f "$KUBEADM_CONFIG" "$ERR"
+}
+trap cleanup EXIT
+
+# aws_call ARGS...: one Secrets Manager call, retried. Its output on stdout.
+# Returns 3 at once when the secret does not exist (or is being deleted:
+# force-deleting takes a few seconds), 1 after the last attempt.
+aws_call() {
+    local attempt=1 out
+    while true; do
+        if out=$(aws secretsmanager --region "$REGION" --output text "$@" 2>"$ERR"); then
+            printf '%s' "$out"
+            return 0
+        fi
+        if grep -q -e 'ResourceNotFoundException' -e 'marked for deletion' "$ERR"; then
+            return 3
+        fi
+        log "attempt $attempt of $ATTEMPTS failed: $(tr '\n' ' ' <"$ERR")"
+        if ((attempt >= ATTEMPTS)); then
+            return 1
+        fi
+        attempt=$((attempt + 1))
+        sleep "$RETRY_SECONDS"
+    done
+}
+
+# read_secret ID FIELD: the SecretString or SecretBinary (base64) of a secret.
+read_secret() {
+    aws_call get-secret-value --secret-id "$1" --query "$2"
+}
+
+mode=$ROLE
+if [[ $ROLE == init ]]; then
+    status=0
+    read_secret "$INIT_LOCK_SECRET" Name >/dev/null || status=$?
+    case $status in
+        0)
+            aws_call delete-secret --secret-id "$INIT_LOCK_SECRET" --force-delete-without-recovery >/dev/null ||
+                fail "could not delete the init lock $INIT_LOCK_SECRET (the instance profile needs secretsmanager:DeleteSecret on aws.cluster.x-k8s.io/*); not initializing, so that no second cluster starts"
+            log "took the init lock $INIT_LOCK_SECRET: this node initializes the cluster"
+            ;;
+        3)
+            log "the init lock $INIT_LOCK_SECRET is gone: the cluster was initialized before; joining it as a control plane"
+            mode=control-plane
+            ;;
+        *)
+            fail "could not read the init lock $INIT_LOCK_SECRET (the instance profile needs secretsmanager:GetSecretValue on aws.cluster.x-k8s.io/*, and the node a route to Secrets Manager)"
+            ;;
+    esac
+fi
+
+if [[ $mode != worker ]]; then
+    pki=$(read_secret "$PKI_SECRET" SecretBinary) ||
+        fail "could not read the cluster CAs from secret $PKI_SECRET (missing, or not readable with the instance profile)"
+    mkdir -p "$PKI_DIR"
+    base64 -d <<<"$pki" | tar --extract --file=- --directory="$PKI_DIR" --no-same-owner --same-permissions ||
+        fail "secret $PKI_SECRET is not the archive of CAs skyplan writes"
+    unset pki
+    log "wrote the cluster CAs to $PKI_DIR"
+fi
+
+join=$(read_secret "$JOIN_SECRET" SecretString) ||
+    fail "could not read the bootstrap token from secret $JOIN_SECRET (missing, or not readable with the instance profile)"
+token=
+hash=
+while IFS='=' read -r key value; do
+    case $key in
+        token) token=$value ;;
+        ca-cert-hash) hash=$value ;;
+    esac
+done <<<"$join"
+unset join
+[[ $token =~ ^[a-z0-9]{6}\.[a-z0-9]{16}$ ]] || fail "secret $JOIN_SECRET holds no bootstrap token"
+[[ $hash =~ ^sha256:[0-9a-f]{64}$ ]] || fail "secret $JOIN_SECRET holds no CA certificate hash"
+
+case $mode in
+    init)
+        verb="init"
+        template=$CONFIG_DIR/kubeadm-init.yaml
+        ;;
+    control-plane)
+        verb="join"
+        template=$CONFIG_DIR/kubeadm-join-control-plane.yaml
+        ;;
+    *)
+        verb="join"
+        template=$CONFIG_DIR/kubeadm-join.yaml
+        ;;
+esac
+config=$(<"$template")
+config=${config//__SKYPLAN_BOOTSTRAP_TOKEN__/$token}
+config=${config//__SKYPLAN_CA_CERT_HASH__/$hash}
+mkdir -p "${KUBEADM_CONFIG%/*}"
+printf '%s\n' "$config" >"$KUBEADM_CONFIG"
+unset config token hash
+
+log "running kubeadm $verb --config $KUBEADM_CONFIG ($template)"
+kubeadm "$verb" --config "$KUBEADM_CONFIG" ||
+    fail "kubeadm $verb exited with status $? (its output is above; /var/log/cloud-init-output.log keeps it)"
+
+mkdir -p "$STATE_DIR"
+date -u +%Y-%m-%dT%H:%M:%SZ >"$SENTINEL"
+log "kubeadm $verb succeeded"

@@ -1,0 +1,356 @@
+//! On-demand EC2 prices in any region, from the AWS Price List API
+//! (`pricing:GetProducts`, granted by the seed's Deployment policy), with
+//! skyplan's dated table (`skyplan_aws_blueprint::prices`) as the fallback.
+//!
+//! The API: one service endpoint that answers for every region, reachable in
+//! us-east-1 and ap-south-1 only ([`PRICING_REGIONS`]). GetProducts with
+//! `ServiceCode = AmazonEC2` and term-match filters on the instance type,
+//! the region code and the Linux / shared tenancy / no pre-installed
+//! software / used capacity attributes answers with `PriceList`: a list of
+//! *JSON documents as strings*, one per product, each holding
+//! `terms.OnDemand.<offer>.priceDimensions.<rate>.pricePerUnit.USD`.
+//! [`parse_price_list`] reads that shape; the tests serve it from a fake
+//! server on 127.0.0.1 (the emulator has no pricing API).
+//!
+//! The API: [`Pricing::on_demand`] (region, instance type) -> [`Price`], a
+//! price in USD per hour and where it came from; the API's price when it
+//! answers with one, else the table's, with why the API was not used.
+
+use std::time::Duration;
+
+use aws_config::{Region, SdkConfig};
+use aws_sdk_pricing::types::{Filter, FilterType};
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
+use serde_json::Value;
+
+use crate::calls::RetryStats;
+use crate::error::ApiError;
+use crate::retry::{self, Backoff, Retry, RetryPolicy};
+
+/// The regions whose endpoint serves the Price List API.
+pub const PRICING_REGIONS: [&str; 2] = ["us-east-1", "ap-south-1"];
+
+/// Where an on-demand price came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The AWS Price List API, asked just now.
+    PriceList,
+    /// skyplan's table as of `as_of` (`YYYY-MM-DD`), because the API could
+    /// not be used: `why`.
+    Table { as_of: String, why: String },
+}
+
+/// An on-demand Linux price in USD per hour.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Price {
+    pub usd_per_hour: f64,
+    pub source: Source,
+}
+
+/// A Price List API client.
+#[derive(Debug, Clone)]
+pub struct Pricing {
+    client: aws_sdk_pricing::Client,
+    retry: RetryPolicy,
+    /// Where requests go, for errors without an answer.
+    endpoint: String,
+}
+
+impl Pricing {
+    /// A client with `sdk`'s credentials and endpoint, in the pricing
+    /// region nearest `sdk`'s region (ap-south-1 for `ap-*`, else
+    /// us-east-1). Prices are a convenience: few quick tries, short
+    /// timeouts, then the table.
+    pub fn new(sdk: &SdkConfig) -> Pricing {
+        let near = sdk.region().map(|r| r.as_ref().starts_with("ap-")).unwrap_or(false);
+        let region = if near { PRICING_REGIONS[1] } else { PRICING_REGIONS[0] };
+        let config = aws_sdk_pricing::config::Builder::from(sdk)
+            .region(Region::new(region))
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(Duration::from_secs(20))
+                    .build(),
+            )
+            .build();
+        let endpoint = match sdk.endpoint_url() {
+            Some(url) => url.to_string(),
+            None => format!("https://api.pricing.{region}.amazonaws.com"),
+        };
+        Pricing {
+            endpoint,
+            client: aws_sdk_pricing::Client::from_conf(config),
+            retry: RetryPolicy {
+                max_attempts: 3,
+                backoff: Backoff { base: Duration::from_millis(250), cap: Duration::from_secs(2) },
+            },
+        }
+    }
+
+    /// The on-demand Linux price of `instance_type` in `region`: the Price
+    /// List API's, else the table's (saying why the API's was not used).
+    /// `Err` only when neither has one; the message says both.
+    pub async fn on_demand(&self, region: &str, instance_type: &str) -> Result<Price, String> {
+        let why = match self.price_list(region, instance_type).await {
+            Ok(Some(usd_per_hour)) => return Ok(Price { usd_per_hour, source: Source::PriceList }),
+            Ok(None) => format!("the AWS Price List API has no on-demand Linux price for {instance_type} in {region}"),
+            Err(e) => format!("the AWS Price List API could not be asked: {}", first_line(&e.to_string())),
+        };
+        let table = skyplan_aws_blueprint::prices::table();
+        match table.on_demand(region, instance_type) {
+            Some(usd_per_hour) => Ok(Price { usd_per_hour, source: Source::Table { as_of: table.as_of.clone(), why } }),
+            None => Err(format!(
+                "{why}, and skyplan's price table (as of {}) has no price for {instance_type} in {region}",
+                table.as_of
+            )),
+        }
+    }
+
+    /// The API's answer alone: `Ok(None)` when it knows no such product.
+    pub(crate) async fn price_list(&self, region: &str, instance_type: &str) -> Result<Option<f64>, ApiError> {
+        let term = |field: &str, value: &str| {
+            Filter::builder()
+                .r#type(FilterType::TermMatch)
+                .field(field)
+                .value(value)
+                .build()
+                .expect("type, field and value are set")
+        };
+        let filters = [
+            term("instanceType", instance_type),
+            term("regionCode", region),
+            term("operatingSystem", "Linux"),
+            term("tenancy", "Shared"),
+            term("preInstalledSw", "NA"),
+            term("capacitystatus", "Used"),
+            term("licenseModel", "No License required"),
+        ];
+        let stats = RetryStats::default();
+        let mut token: Option<String> = None;
+        let mut documents = Vec::new();
+        loop {
+            let page = retry::run_counted(&self.retry, Retry::Standard, true, &stats, || {
+                let request = self
+                    .client
+                    .get_products()
+                    .service_code("AmazonEC2")
+                    .format_version("aws_v1")
+                    .set_filters(Some(filters.to_vec()))
+                    .set_next_token(token.clone());
+                async move {
+                    request.send().await.map_err(|e| {
+                        let mut err = ApiError::from_sdk("GetProducts", e);
+                        err.service = Some("pricing");
+                        if err.status.is_none() {
+                            err.endpoint = Some(self.endpoint.clone());
+                        }
+                        err
+                    })
+                }
+            })
+            .await?;
+            documents.extend(page.price_list().iter().cloned());
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        parse_price_list(&documents).map_err(|message| ApiError {
+            service: Some("pricing"),
+            ..ApiError::new("GetProducts", None, message, Some(200))
+        })
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
+}
+
+/// The hourly USD price in GetProducts' `PriceList` (each entry a product
+/// as a JSON string): every on-demand price dimension priced per hour
+/// (`Hrs`). `Ok(None)` for an empty list; the lowest non-zero price when the
+/// filters matched several products (AWS lists reserved-capacity variants
+/// at $0). An entry that is not such a document is an error.
+pub fn parse_price_list(documents: &[String]) -> Result<Option<f64>, String> {
+    let mut best: Option<f64> = None;
+    for text in documents {
+        let doc: Value = serde_json::from_str(text).map_err(|e| format!("a PriceList entry is not JSON: {e}"))?;
+        let offers = doc
+            .pointer("/terms/OnDemand")
+            .and_then(Value::as_object)
+            .ok_or("a PriceList entry has no terms.OnDemand")?;
+        for offer in offers.values() {
+            let dimensions = offer.get("priceDimensions").and_then(Value::as_object).into_iter().flatten();
+            for (_, dimension) in dimensions {
+                if dimension.get("unit").and_then(Value::as_str) != Some("Hrs") {
+                    continue;
+                }
+                let usd = dimension.pointer("/pricePerUnit/USD").and_then(Value::as_str).ok_or("a price has no USD")?;
+                let usd: f64 = usd.parse().map_err(|_| format!("{usd:?} is not a price"))?;
+                if usd > 0.0 && !matches!(best, Some(b) if b <= usd) {
+                    best = Some(usd);
+                }
+            }
+        }
+    }
+    Ok(best)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One product as GetProducts lists it (abridged from a real answer:
+    /// the fields the parser reads, in their real nesting).
+    pub(crate) fn product(instance_type: &str, region: &str, usd: &str) -> String {
+        serde_json::json!({
+            "product": {
+                "productFamily": "Compute Instance",
+                "attributes": {"instanceType": instance_type, "regionCode": region, "operatingSystem": "Linux",
+                               "tenancy": "Shared", "preInstalledSw": "NA", "capacitystatus": "Used"},
+                "sku": "ABCDEF"
+            },
+            "serviceCode": "AmazonEC2",
+            "terms": {"OnDemand": {"ABCDEF.JRTCKXETXF": {
+                "priceDimensions": {"ABCDEF.JRTCKXETXF.6YS6EN2CT7": {
+                    "unit": "Hrs", "description": format!("${usd} per On Demand Linux {instance_type} Instance Hour"),
+                    "pricePerUnit": {"USD": usd}, "rateCode": "ABCDEF.JRTCKXETXF.6YS6EN2CT7"
+                }},
+                "sku": "ABCDEF", "effectiveDate": "2026-11-01T00:00:00Z", "offerTermCode": "JRTCKXETXF"
+            }}},
+            "version": "20261101000000", "publicationDate": "2026-11-01T00:00:00Z"
+        })
+        .to_string()
+    }
+
+    /// A Price List endpoint on 127.0.0.1: answers every GetProducts with
+    /// `answer(request body)` in the real response shape (`PriceList` a list
+    /// of JSON strings), and records the bodies it got.
+    struct FakePriceList {
+        url: String,
+        bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    }
+
+    impl FakePriceList {
+        fn start(answer: fn(&str) -> Vec<String>) -> FakePriceList {
+            use std::io::{BufRead, BufReader, Read, Write};
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let seen = bodies.clone();
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(mut stream) = stream else { return };
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let (mut length, mut target) = (0usize, String::new());
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                            break;
+                        }
+                        let lower = line.to_ascii_lowercase();
+                        if let Some(v) = lower.strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap();
+                        }
+                        if let Some(v) = lower.strip_prefix("x-amz-target:") {
+                            target = v.trim().to_string();
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    let body = String::from_utf8(body).unwrap();
+                    assert_eq!(target, "awspricelistservice.getproducts");
+                    let out = serde_json::json!({"FormatVersion": "aws_v1", "PriceList": answer(&body)}).to_string();
+                    seen.lock().unwrap().push(body);
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\r\n{out}",
+                        out.len()
+                    );
+                }
+            });
+            FakePriceList { url, bodies }
+        }
+    }
+
+    async fn client(endpoint: &str, region: &str) -> Pricing {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .endpoint_url(endpoint)
+            .credentials_provider(aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "test"))
+            .load()
+            .await;
+        Pricing::new(&sdk)
+    }
+
+    #[tokio::test]
+    async fn asks_the_price_list_api_with_the_linux_on_demand_filters() {
+        let server = FakePriceList::start(|body| {
+            if body.contains("\"eu-west-1\"") && body.contains("\"m5.xlarge\"") {
+                vec![product("m5.xlarge", "eu-west-1", "0.2140000000")]
+            } else {
+                vec![]
+            }
+        });
+        let pricing = client(&server.url, "eu-west-1").await;
+        let price = pricing.on_demand("eu-west-1", "m5.xlarge").await.unwrap();
+        assert_eq!(price, Price { usd_per_hour: 0.214, source: Source::PriceList });
+        let body: Value = serde_json::from_str(&server.bodies.lock().unwrap()[0]).unwrap();
+        assert_eq!(body["ServiceCode"], "AmazonEC2");
+        for (field, value) in [
+            ("instanceType", "m5.xlarge"),
+            ("regionCode", "eu-west-1"),
+            ("operatingSystem", "Linux"),
+            ("tenancy", "Shared"),
+            ("preInstalledSw", "NA"),
+            ("capacitystatus", "Used"),
+        ] {
+            let filters = body["Filters"].as_array().unwrap();
+            assert!(
+                filters.iter().any(|f| f["Field"] == field && f["Value"] == value && f["Type"] == "TERM_MATCH"),
+                "{field}={value} in {body}"
+            );
+        }
+
+        // A product the API does not list: the table's price, saying why.
+        let price = pricing.on_demand("us-east-1", "m5.large").await.unwrap();
+        assert_eq!(price.usd_per_hour, 0.096);
+        match price.source {
+            Source::Table { as_of, why } => {
+                assert_eq!(as_of, skyplan_aws_blueprint::prices::table().as_of);
+                assert!(why.contains("has no on-demand Linux price for m5.large in us-east-1"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Neither knows it: an error naming both.
+        let e = pricing.on_demand("us-east-1", "no.such").await.unwrap_err();
+        assert!(e.contains("Price List API has no") && e.contains("price table"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_price_list_api_falls_back_to_the_table() {
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", l.local_addr().unwrap())
+        };
+        let pricing = client(&closed, "us-east-1").await;
+        let price = pricing.on_demand("us-east-1", "m5.xlarge").await.unwrap();
+        assert_eq!(price.usd_per_hour, 0.192);
+        let Source::Table { why, .. } = price.source else { panic!("{price:?}") };
+        assert!(why.starts_with("the AWS Price List API could not be asked: pricing:GetProducts failed"), "{why}");
+        assert!(why.contains(&closed), "names the endpoint: {why}");
+    }
+
+    #[test]
+    fn reads_the_hourly_price_from_json_strings() {
+        assert_eq!(parse_price_list(&[product("m5.xlarge", "eu-west-1", "0.2140000000")]), Ok(Some(0.214)));
+        assert_eq!(parse_price_list(&[]), Ok(None));
+        // A $0 variant beside the real price: the real one.
+        let two = [product("m5.xlarge", "eu-west-1", "0.0000000000"), product("m5.xlarge", "eu-west-1", "0.214")];
+        assert_eq!(parse_price_list(&two), Ok(Some(0.214)));
+        assert!(parse_price_list(&["{not json".to_string()]).unwrap_err().contains("not JSON"));
+        assert!(parse_price_list(&["{}".to_string()]).unwrap_err().contains("terms.OnDemand"));
+    }
+}
