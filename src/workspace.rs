@@ -183,6 +183,89 @@ pub fn set_rate_limits(flags: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The spec as `plan` and `apply` use it: parsed and checked offline first
+/// (a broken spec makes no cloud call), then, when a spot pool gives no
+/// `on_demand_price`, parsed again with the on-demand prices the AWS Price
+/// List API gave for this run ([`look_up_prices`]). A price neither the
+/// API nor the dated table has is then an error at the pool's key.
+pub async fn load_priced(spec_path: &Path, ui: &crate::ui::Ui) -> Result<AwsSpec> {
+    let spec = AwsSpec::load(spec_path)?;
+    let needed = skyplan_aws_blueprint::prices::needed(&spec.spec.file);
+    if needed.is_empty() {
+        return Ok(spec);
+    }
+    let looked_up = look_up_prices(&spec, &needed, ui).await?;
+    Ok(AwsSpec::parse_with(spec.spec.source.clone(), &looked_up)?)
+}
+
+/// Ask the Price List API (through the AWS provider) for each (region,
+/// instance type) of `needed`. When it cannot be asked (denied,
+/// unreachable) or has no price, say so once, naming the table and its date
+/// the prices come from instead, and ask no more after a failure: the
+/// validation falls back on the table by itself.
+#[cfg(feature = "aws")]
+async fn look_up_prices(
+    spec: &AwsSpec,
+    needed: &[(String, String)],
+    ui: &crate::ui::Ui,
+) -> Result<skyplan_aws_blueprint::prices::LookedUp> {
+    use skyplan_aws::pricing::Source;
+    use skyplan_aws_blueprint::prices;
+
+    let mut looked_up = prices::LookedUp { online: true, as_of: prices::today(), ..Default::default() };
+    let aws = connect_aws(spec).await?;
+    let table = prices::table();
+    for (i, (region, instance_type)) in needed.iter().enumerate() {
+        let why = match aws.on_demand_price(region, instance_type).await {
+            Ok(price) => match price.source {
+                Source::PriceList => {
+                    looked_up.prices.insert((region.clone(), instance_type.clone()), price.usd_per_hour);
+                    continue;
+                }
+                Source::Table { why, .. } => why,
+            },
+            // Neither has it: the validation's error at the pool follows.
+            Err(why) => why,
+        };
+        if !why.starts_with(skyplan_aws::pricing::NOT_ASKED) {
+            // The API has no such product: this type alone falls back.
+            ui.note(&match table.on_demand(region, instance_type) {
+                Some(_) => format!(
+                    "{why}; its on-demand price comes from skyplan's price table as of {}",
+                    table.as_of_for(region)
+                ),
+                None => why,
+            });
+            continue;
+        }
+        // Denied or unreachable: no use asking again; one note for every
+        // price still to find (those the table lacks get the validation's
+        // error at their pool).
+        let from_table: Vec<&str> =
+            needed[i..].iter().filter(|(r, t)| table.on_demand(r, t).is_some()).map(|(_, t)| t.as_str()).collect();
+        ui.note(&if from_table.is_empty() {
+            why
+        } else {
+            format!(
+                "{why}; the on-demand prices of {} in {region} come from skyplan's price table as of {}",
+                from_table.join(", "),
+                table.as_of_for(region)
+            )
+        });
+        break;
+    }
+    Ok(looked_up)
+}
+
+#[cfg(not(feature = "aws"))]
+async fn look_up_prices(
+    _spec: &AwsSpec,
+    _needed: &[(String, String)],
+    _ui: &crate::ui::Ui,
+) -> Result<skyplan_aws_blueprint::prices::LookedUp> {
+    Ok(skyplan_aws_blueprint::prices::LookedUp { online: true, ..Default::default() })
+}
+
 /// Providers for the given resource types: the simulated cloud always, AWS
 /// when an AWS type is in play (desired or in the state).
 pub async fn providers(spec: &AwsSpec, state_path: &Path, kinds: &[&str]) -> Result<Providers> {

@@ -154,7 +154,11 @@ pub async fn run(global: &Global, ui: &Ui, args: ApplyArgs) -> Result<ExitCode> 
 /// `apply SPEC` and `destroy SPEC`: plan it, and show the plan.
 async fn plan(global: &Global, ui: &Ui, args: &ApplyArgs) -> Result<(Workspace, Lock, Planned)> {
     let operation = if args.destroy { "destroy" } else { "apply" };
-    let spec = Arc::new(AwsSpec::load(&args.target)?);
+    let spec = Arc::new(if args.destroy {
+        AwsSpec::load(&args.target)?
+    } else {
+        workspace::load_priced(&args.target, ui).await?
+    });
     crate::diagnostics::warn_about(&spec, ui.style());
     let state_path = workspace::state_path(global, Some(&args.target))?;
     let mut hooks = SpecHooks::new(spec.clone(), &state_path, ui);

@@ -55,9 +55,15 @@ impl Hooks for SpecHooks {
     }
 
     /// The blueprint's review: risks, parts, and the cost with instance
-    /// prices from the shipped table.
+    /// prices the Price List API gave for this run (the spot pools'), else
+    /// from the shipped table.
     fn review(&self, plan: &Plan) -> skyplan_engine::review::Review {
-        skyplan_aws_blueprint::review(&self.spec.spec.file, plan, None)
+        let instances = self
+            .spec
+            .region
+            .as_deref()
+            .map(|region| skyplan_aws_blueprint::cost::InstancePrices::for_run(region, &self.spec.prices));
+        skyplan_aws_blueprint::review(&self.spec.spec.file, plan, instances)
     }
 }
 

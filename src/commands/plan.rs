@@ -120,7 +120,12 @@ pub fn drift_json(drift: &[Drift]) -> serde_json::Value {
 }
 
 pub async fn run(global: &Global, ui: &Ui, opts: PlanOptions) -> Result<ExitCode> {
-    let spec = Arc::new(AwsSpec::load(&opts.spec)?);
+    // Spot pools' on-demand prices are about creating them: not asked for --destroy.
+    let spec = Arc::new(if opts.destroy {
+        AwsSpec::load(&opts.spec)?
+    } else {
+        workspace::load_priced(&opts.spec, ui).await?
+    });
     crate::diagnostics::warn_about(&spec, ui.style());
     let state_path = workspace::state_path(global, Some(&opts.spec))?;
     let (ws, _lock) = workspace::open(global, &state_path, "plan", SpecHooks::new(spec.clone(), &state_path, ui))?;

@@ -28,14 +28,14 @@ fn seed_policies() -> Vec<Value> {
 }
 
 /// What `skyplan policy` prints for the spec in `w` (no credentials needed).
-fn printed_policy(w: &Workdir, spec: &str, extra: &[&str]) -> Value {
+pub(crate) fn printed_policy(w: &Workdir, spec: &str, extra: &[&str]) -> Value {
     let mut args = vec!["policy", spec];
     args.extend(extra);
     serde_json::from_str(&w.run(&args).ok().stdout).expect("policy prints one JSON document")
 }
 
 /// A workdir whose skyplan runs sign as `keys`.
-fn workdir_as(emulator: &Emulator, keys: &Keys) -> Workdir {
+pub(crate) fn workdir_as(emulator: &Emulator, keys: &Keys) -> Workdir {
     let mut w = Workdir::new();
     w.env = emulator.env_as(keys).into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     w
@@ -57,7 +57,7 @@ fn skip_notes(run: &Run) -> usize {
     all.matches("AWS denied ec2:DescribeSpotPriceHistory").count()
 }
 
-const SPOT: &str = include_str!("../../examples/spot-pool.toml");
+pub(crate) const SPOT: &str = include_str!("../../examples/spot-pool.toml");
 
 /// The dynamic spot spec, as `who`: plan, apply, no-op plan, a change (a
 /// pool resized, the bastion's SSH sources changed), an orphan security

@@ -15,6 +15,8 @@ mod aws_cli;
 #[cfg(feature = "aws")]
 mod aws_clusters;
 #[cfg(feature = "aws")]
+mod aws_denied;
+#[cfg(feature = "aws")]
 mod aws_errors;
 #[cfg(feature = "aws")]
 mod aws_faults;
@@ -26,6 +28,8 @@ mod aws_import;
 mod aws_kill;
 #[cfg(feature = "aws")]
 mod aws_orphans;
+#[cfg(feature = "aws")]
+mod aws_pricing;
 #[cfg(feature = "aws")]
 mod aws_provider;
 #[cfg(feature = "aws")]

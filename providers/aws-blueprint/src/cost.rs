@@ -13,7 +13,7 @@
 //! or from the Price List API when the CLI reached it); the other prices
 //! from `data/service-prices.toml`. Nothing here calls AWS.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use serde::Deserialize;
@@ -27,13 +27,17 @@ use crate::prices;
 pub const HOURS_PER_MONTH: f64 = 730.0;
 
 /// On-demand USD per hour of instance types in one region, and where they
-/// came from.
+/// came from: the shipped table (`source`, `as_of`), except the types in
+/// `from_price_list`, whose prices the AWS Price List API gave on
+/// `price_list_as_of`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstancePrices {
     pub region: String,
     pub prices: BTreeMap<String, f64>,
     pub source: String,
     pub as_of: String,
+    pub from_price_list: BTreeSet<String>,
+    pub price_list_as_of: String,
 }
 
 impl InstancePrices {
@@ -43,9 +47,26 @@ impl InstancePrices {
         InstancePrices {
             region: region.to_string(),
             prices: table.region(region).cloned().unwrap_or_default(),
-            source: format!("skyplan's price table ({})", table.source),
-            as_of: table.as_of.clone(),
+            source: format!("skyplan's price table ({})", table.source_for(region)),
+            as_of: table.as_of_for(region).to_string(),
+            from_price_list: BTreeSet::new(),
+            price_list_as_of: String::new(),
         }
+    }
+
+    /// The prices of a run: those the Price List API gave for `region`
+    /// (`looked_up`, the same answers the spot pools' max prices use) over
+    /// the table's.
+    pub fn for_run(region: &str, looked_up: &prices::LookedUp) -> InstancePrices {
+        let mut out = InstancePrices::from_table(region);
+        for ((r, instance_type), usd) in &looked_up.prices {
+            if r == region {
+                out.prices.insert(instance_type.clone(), *usd);
+                out.from_price_list.insert(instance_type.clone());
+            }
+        }
+        out.price_list_as_of = looked_up.as_of.clone();
+        out
     }
 }
 
@@ -122,11 +143,20 @@ pub fn cost(plan: &Plan, instances: &InstancePrices) -> Cost {
     let mut unpriced = pricer.unpriced;
     unpriced.sort();
     unpriced.dedup();
-    let mut sources = vec![PriceSource {
-        prices: "instances".to_string(),
+    let mut sources = Vec::new();
+    let from_api = &instances.from_price_list;
+    if !from_api.is_empty() {
+        sources.push(PriceSource {
+            prices: format!("instances of type {}", from_api.iter().cloned().collect::<Vec<_>>().join(", ")),
+            source: "the AWS Price List API".to_string(),
+            as_of: instances.price_list_as_of.clone(),
+        });
+    }
+    sources.push(PriceSource {
+        prices: if from_api.is_empty() { "instances" } else { "other instances" }.to_string(),
         source: instances.source.clone(),
         as_of: instances.as_of.clone(),
-    }];
+    });
     sources.push(PriceSource {
         prices: "NAT gateways, the load balancer, public IPv4 addresses and volumes".to_string(),
         source: format!("skyplan's price table ({})", services.source),
@@ -408,15 +438,44 @@ mod tests {
             None,
             Some(json!({"instance_type": "m5.large", "root_volume_size_gib": 10})),
         )]);
-        let c = cost(&p, &InstancePrices::from_table("eu-north-1"));
+        let c = cost(&p, &InstancePrices::from_table("af-south-1"));
         assert_eq!(c.monthly_after, 0.0);
         assert_eq!(
             c.unpriced,
             [
-                "aws_instance.x: no on-demand price for m5.large in eu-north-1",
-                "aws_instance.x: no price for volumes in eu-north-1"
+                "aws_instance.x: no on-demand price for m5.large in af-south-1",
+                "aws_instance.x: no price for volumes in af-south-1"
             ]
         );
+    }
+
+    /// The Price List API's answers of the run price their types, and the
+    /// sources say which prices came from where and of what date.
+    #[test]
+    fn prices_the_api_gave_come_before_the_table_and_are_named() {
+        let p = plan(vec![
+            change("aws_instance.a", Action::Create, None, Some(json!({"instance_type": "m5.xlarge"}))),
+            change("aws_instance.b", Action::Create, None, Some(json!({"instance_type": "m5.large"}))),
+        ]);
+        let mut looked_up = prices::LookedUp { online: true, as_of: "2026-12-02".into(), ..Default::default() };
+        looked_up.prices.insert(("us-east-1".into(), "m5.xlarge".into()), 0.2);
+        looked_up.prices.insert(("eu-west-1".into(), "m5.large".into()), 9.0);
+        let c = cost(&p, &InstancePrices::for_run("us-east-1", &looked_up));
+        // 0.2 x 730 from the API; m5.large 0.096 x 730 from the table (the
+        // eu-west-1 answer is another region's).
+        assert_eq!(item(&c, "aws_instance.a").monthly_after, 146.0);
+        assert_eq!(item(&c, "aws_instance.b").monthly_after, 70.08);
+        assert_eq!(c.sources[0].prices, "instances of type m5.xlarge");
+        assert_eq!(
+            (c.sources[0].source.as_str(), c.sources[0].as_of.as_str()),
+            ("the AWS Price List API", "2026-12-02")
+        );
+        assert_eq!(c.sources[1].prices, "other instances");
+        assert_eq!(c.sources[1].as_of, prices::table().as_of_for("us-east-1"));
+        // Nothing looked up: the table alone, as before.
+        let c = cost(&p, &InstancePrices::for_run("us-east-1", &prices::LookedUp::default()));
+        assert_eq!(c.sources[0].prices, "instances");
+        assert_eq!(item(&c, "aws_instance.a").monthly_after, 140.16);
     }
 
     #[test]

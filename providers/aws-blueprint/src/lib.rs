@@ -71,6 +71,9 @@ pub struct AwsSpec {
     pub region: Option<String>,
     /// The worker pools on the spot market ([`spot_pools`]).
     pub spot_pools: Vec<SpotPool>,
+    /// The on-demand prices looked up for this run ([`AwsSpec::parse_with`];
+    /// none when parsed offline).
+    pub prices: prices::LookedUp,
 }
 
 impl AwsSpec {
@@ -78,11 +81,23 @@ impl AwsSpec {
         AwsSpec::parse(Source::read(path)?)
     }
 
+    /// Offline: nothing looked up in the cloud, so a spot pool whose
+    /// on-demand price neither the spec nor the price table gives has an
+    /// unknown max price (`validate`, `graph`, `policy`, a saved plan's
+    /// spec). `plan` and `apply` ask the Price List API for the prices
+    /// [`prices::needed`] and parse again with [`AwsSpec::parse_with`].
     pub fn parse(source: Source) -> Result<AwsSpec, Diagnostics> {
+        AwsSpec::parse_with(source, &prices::LookedUp::default())
+    }
+
+    /// [`AwsSpec::parse`] with the on-demand prices looked up for this run
+    /// (online: then a spot pool's price that neither the lookup, the spec
+    /// nor the table has is an error at its key).
+    pub fn parse_with(source: Source, looked_up: &prices::LookedUp) -> Result<AwsSpec, Diagnostics> {
         let mut spec: Spec<SpecFile> = Spec::parse_with(source)?;
         let located = |errs: Vec<SpecError>| spec.source.diagnostics(&errs);
-        let expanded = expand(&spec.file).map_err(located)?;
-        let spot_pools = spot_pools(&spec.file).map_err(located)?;
+        let expanded = expand_with(&spec.file, looked_up).map_err(located)?;
+        let spot_pools = spot_pools_with(&spec.file, looked_up).map_err(located)?;
         let sensitive = sensitive_values(&spec.file);
         let ownership = cluster_ownership(&spec.file);
         let region = spec.file.cluster.as_ref().map(|c| c.region.clone());
@@ -90,7 +105,7 @@ impl AwsSpec {
         let mut resources = std::mem::take(&mut spec.resources);
         complete_raw(&spec.file, &mut resources);
         resources.extend(expanded);
-        Ok(AwsSpec { spec, resources, sensitive, ownership, region, spot_pools })
+        Ok(AwsSpec { spec, resources, sensitive, ownership, region, spot_pools, prices: looked_up.clone() })
     }
 
     /// The path of the spec file, for messages.
@@ -185,8 +200,8 @@ pub fn sensitive_values(spec: &SpecFile) -> Vec<String> {
 
 /// The plan's review: its risks to the running cluster, its parts, and
 /// (for a `[cluster]` spec) its monthly cost, instances priced from
-/// `instances` when given (the Price List API's), else from the shipped
-/// table for the cluster's region.
+/// `instances` when given for the cluster's region (see
+/// [`cost::InstancePrices::for_run`]), else from the shipped table.
 pub fn review(spec: &SpecFile, plan: &skyplan_engine::plan::Plan, instances: Option<cost::InstancePrices>) -> Review {
     let cost = region(spec).map(|region| {
         let prices =
@@ -782,6 +797,34 @@ mod tests {
         let [given] = &spot_pools(&parse(&with_spot_pool())).unwrap()[..] else { panic!("one spot pool") };
         assert_eq!(given.on_demand_source, PriceSource::Spec);
         assert_eq!(given.azs, ["us-east-1a", "us-east-1b", "us-east-1c"]);
+    }
+
+    /// A spec parses offline (validate, graph, policy, a saved plan's spec):
+    /// a spot pool whose price neither the spec nor the table gives has its
+    /// max price unknown; with the prices looked up for a run, the pool
+    /// takes the Price List API's, and the spec keeps them for the cost.
+    #[test]
+    fn a_spec_parses_offline_then_with_the_prices_of_the_run() {
+        let text = with_spot_pool().replace(", on_demand_price = 0.192", "").replace("us-east-1", "af-south-1");
+        let source = || skyplan_engine::Source { path: "spec.toml".into(), text: text.clone() };
+        let offline = AwsSpec::parse(source()).unwrap();
+        let template = find(&offline.resources, "aws_launch_template.pool[spot]");
+        assert_eq!(template.attrs["spot_max_price"], skyplan_engine::UNKNOWN);
+        assert_eq!(offline.spot_pools[0].on_demand_source, PriceSource::Pending);
+        assert_eq!(prices::needed(&offline.spec.file), [("af-south-1".to_string(), "m5.xlarge".to_string())]);
+
+        let mut looked_up = prices::LookedUp { online: true, as_of: "2026-12-02".into(), ..Default::default() };
+        let online = AwsSpec::parse_with(source(), &looked_up).unwrap_err().to_string();
+        assert!(
+            online.contains("node_pool[") && online.contains("has no price for m5.xlarge in af-south-1"),
+            "{online}"
+        );
+        looked_up.prices.insert(("af-south-1".into(), "m5.xlarge".into()), 0.25);
+        let priced = AwsSpec::parse_with(source(), &looked_up).unwrap();
+        let template = find(&priced.resources, "aws_launch_template.pool[spot]");
+        assert_eq!(template.attrs["spot_max_price"], "0.15");
+        assert_eq!(priced.spot_pools[0].on_demand_source, PriceSource::PriceList);
+        assert_eq!(priced.prices, looked_up);
     }
 
     #[test]

@@ -81,7 +81,9 @@ impl PolicyDocument {
 /// The policy `skyplan plan`, `apply` and `destroy` need for the given
 /// resources (the spec's raw resources plus what [`crate::expand`] made of
 /// its `[cluster]`): the rows of data/iam-actions.toml for the AWS types
-/// present, all four phases, plus the run-wide actions the spec calls for.
+/// present, all four phases, plus the run-wide actions the spec calls for
+/// (the Price List API's `pricing:GetProducts` when a spot pool gives no
+/// `on_demand_price`).
 ///
 /// Statements: one per service on `"*"`; the auto scaling group actions
 /// IAM can limit, on the groups of this cluster (`<cluster>-*`); creating
@@ -118,6 +120,9 @@ pub fn policy_for(spec: &SpecFile, resources: &[Resource]) -> Result<PolicyDocum
     let static_placement = spec.placement.as_ref().is_some_and(|p| p.mode == PlacementMode::Static);
     if spec.cluster.is_some() && static_placement {
         grants.everywhere(&table.run.static_placement);
+    }
+    if !crate::prices::needed(spec).is_empty() {
+        grants.everywhere(&table.run.price_list);
     }
     if resources.iter().any(names_a_key_pair) {
         grants.everywhere(&table.run.key_pair);
@@ -374,6 +379,7 @@ struct RunActions {
     always: Vec<String>,
     key_pair: Vec<String>,
     assume_role: Vec<String>,
+    price_list: Vec<String>,
     static_placement: Vec<String>,
 }
 
@@ -507,6 +513,7 @@ mod tests {
             ("run.always", &t.run.always),
             ("run.key_pair", &t.run.key_pair),
             ("run.assume_role", &t.run.assume_role),
+            ("run.price_list", &t.run.price_list),
             ("run.static_placement", &t.run.static_placement),
         ];
         let mut out: Vec<(String, String)> =
@@ -943,6 +950,21 @@ mod tests {
         assert_eq!(sts.len(), 1);
         assert_eq!(sts[0].action, ["sts:AssumeRole"]);
         assert_eq!(sts[0].resource, [arn]);
+    }
+
+    /// A spot pool without `on_demand_price` has its price asked of the
+    /// Price List API: `pricing:GetProducts` (a seed action), only then.
+    #[test]
+    fn the_price_list_api_only_for_a_spot_pool_without_its_price() {
+        let spot = example("spot-pool.toml");
+        assert!(policy(&spot).actions().contains("pricing:GetProducts"));
+        let priced = edit(
+            &spot,
+            "spot = { max_price_percent = 60 }",
+            "spot = { max_price_percent = 60, on_demand_price = 0.192 }",
+        );
+        assert!(!policy(&priced).actions().contains("pricing:GetProducts"));
+        assert!(!policy(fixtures::DEMO).actions().contains("pricing:GetProducts"));
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The on-demand price table shipped as data (`data/on-demand-prices.toml`):
 //! Linux on-demand USD per hour by region and instance type, with the date
-//! and source of its prices. A spot pool without `on_demand_price` takes
-//! its on-demand price from here (see `validate.rs`) when the AWS Price
-//! List API, asked first by `plan` and `apply` ([`LookedUp`]), has none.
+//! and source of each region's prices (regions come from different
+//! sources, of different dates: [`PriceTable::as_of_for`]). A spot pool
+//! without `on_demand_price` takes its on-demand price from here (see
+//! `validate.rs`) when the AWS Price List API, asked first by `plan` and
+//! `apply` ([`LookedUp`]), has none.
 //!
 //! What is not here: current prices. The table is dated; the spot price
 //! itself is read from AWS at plan and apply time (the AWS provider).
@@ -19,8 +21,21 @@ pub struct PriceTable {
     pub as_of: String,
     /// Where they were taken from.
     pub source: String,
+    /// Regions whose prices have another date and source than `as_of` and
+    /// `source`, by a name for that provenance.
+    #[serde(default)]
+    provenance: BTreeMap<String, Provenance>,
     /// region -> instance type -> USD per hour.
     prices: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+/// The date and source of some regions' prices.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Provenance {
+    as_of: String,
+    source: String,
+    regions: Vec<String>,
 }
 
 impl PriceTable {
@@ -32,6 +47,21 @@ impl PriceTable {
     /// Every price of one region (instance type -> USD per hour).
     pub fn region(&self, region: &str) -> Option<&BTreeMap<String, f64>> {
         self.prices.get(region)
+    }
+
+    /// The day `region`'s prices were taken (`YYYY-MM-DD`): its
+    /// provenance's, else the table's `as_of`.
+    pub fn as_of_for(&self, region: &str) -> &str {
+        self.provenance_of(region).map_or(&self.as_of, |p| &p.as_of)
+    }
+
+    /// Where `region`'s prices were taken from.
+    pub fn source_for(&self, region: &str) -> &str {
+        self.provenance_of(region).map_or(&self.source, |p| &p.source)
+    }
+
+    fn provenance_of(&self, region: &str) -> Option<&Provenance> {
+        self.provenance.values().find(|p| p.regions.iter().any(|r| r == region))
     }
 
     /// The regions the table covers.
@@ -51,6 +81,8 @@ pub struct LookedUp {
     pub online: bool,
     /// (region, instance type) -> USD per hour.
     pub prices: BTreeMap<(String, String), f64>,
+    /// The day the prices were asked for (`YYYY-MM-DD`, [`today`]).
+    pub as_of: String,
 }
 
 impl LookedUp {
@@ -72,6 +104,12 @@ pub fn needed(spec: &crate::model::SpecFile) -> Vec<(String, String)> {
     out.sort();
     out.dedup();
     out
+}
+
+/// Today's date in UTC (`YYYY-MM-DD`): the date of prices asked for now.
+pub fn today() -> String {
+    let now = time::OffsetDateTime::now_utc().date();
+    format!("{:04}-{:02}-{:02}", now.year(), u8::from(now.month()), now.day())
 }
 
 /// The shipped table, parsed once.
@@ -97,6 +135,15 @@ mod tests {
             t.as_of
         );
         assert!(!t.source.trim().is_empty());
+        for (name, p) in &t.provenance {
+            assert!(p.as_of.len() == 10 && p.as_of.as_bytes()[4] == b'-', "{name}: as_of {:?}", p.as_of);
+            assert!(!p.source.trim().is_empty() && !p.regions.is_empty(), "{name}");
+            for region in &p.regions {
+                assert!(t.prices.contains_key(region), "{name} names {region}, which has no prices");
+                let claimed = t.provenance.values().filter(|q| q.regions.contains(region)).count();
+                assert_eq!(claimed, 1, "{region} has {claimed} provenances");
+            }
+        }
         for (region, types) in &t.prices {
             assert!(!types.is_empty(), "{region} has no prices");
             for (instance_type, price) in types {
@@ -116,7 +163,55 @@ mod tests {
         assert_eq!(t.on_demand("us-east-1", "m5.xlarge"), Some(0.192));
         assert_eq!(t.on_demand("us-east-1", "no.such"), None);
         assert_eq!(t.on_demand("xx-nowhere-1", "m5.xlarge"), None);
-        assert_eq!(t.regions().collect::<Vec<_>>(), ["us-east-1", "us-gov-east-1", "us-gov-west-1"]);
         assert_eq!(t.on_demand("us-gov-west-1", "m5.xlarge"), Some(0.242));
+    }
+
+    /// The common commercial regions carry the types of the examples and the
+    /// contract (the GPU type where its price is known), each region dated
+    /// by its own provenance.
+    #[test]
+    fn the_common_regions_are_in_the_table_with_their_own_date() {
+        let t = table();
+        let regions = [
+            "us-east-1",
+            "us-east-2",
+            "us-west-1",
+            "us-west-2",
+            "ca-central-1",
+            "eu-west-1",
+            "eu-west-2",
+            "eu-west-3",
+            "eu-central-1",
+            "eu-north-1",
+            "ap-south-1",
+            "ap-southeast-1",
+            "ap-southeast-2",
+            "ap-northeast-1",
+            "ap-northeast-2",
+            "sa-east-1",
+        ];
+        for region in regions {
+            for instance_type in ["t3.micro", "m5.large", "m5.xlarge"] {
+                assert!(t.on_demand(region, instance_type).is_some(), "{instance_type} in {region}");
+            }
+            // Within a family, each size is twice the one below.
+            let (large, xlarge) = (t.on_demand(region, "m5.large").unwrap(), t.on_demand(region, "m5.xlarge").unwrap());
+            assert!((xlarge - 2.0 * large).abs() < 1e-9, "{region}: m5.xlarge {xlarge} vs m5.large {large}");
+        }
+        assert_eq!(t.on_demand("us-west-2", "g4dn.xlarge"), Some(0.526));
+        assert_eq!(t.on_demand("eu-west-1", "m5.xlarge"), Some(0.214));
+        assert_eq!(t.as_of_for("us-east-1"), t.as_of);
+        assert_eq!(t.as_of_for("us-gov-west-1"), t.as_of);
+        assert_eq!(t.as_of_for("eu-west-1"), "2025-01-01");
+        assert!(t.source_for("eu-west-1").contains("not checked against a live source"));
+        assert_eq!(t.source_for("us-east-1"), t.source);
+        // Outside the table: the Price List API or on_demand_price.
+        assert_eq!(t.on_demand("af-south-1", "m5.xlarge"), None);
+    }
+
+    #[test]
+    fn today_is_a_date() {
+        let d = today();
+        assert!(d.len() == 10 && d.starts_with("20") && d.as_bytes()[4] == b'-' && d.as_bytes()[7] == b'-', "{d}");
     }
 }

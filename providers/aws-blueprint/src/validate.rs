@@ -626,9 +626,11 @@ impl Check {
         spot_ok.then_some(WorkerPool { pool, min, max, spot })
     }
 
-    /// A spot pool's max price: `max_price_percent` of `on_demand_price`, or
-    /// of the price table's on-demand price for the instance type in the
-    /// region when the spec gives none.
+    /// A spot pool's max price: `max_price_percent` of `on_demand_price`, or,
+    /// when the spec gives none, of the on-demand price the caller looked up
+    /// in the AWS Price List API for this run, else of the price table's for
+    /// the instance type in the region. Offline (nothing looked up, as for
+    /// `validate`) a price neither has is pending: the max price is unknown.
     fn spot(&mut self, key: &str, spot: &spec::Spot, instance_type: &str, region: Option<&str>) -> Option<Spot> {
         let before = self.errors.len();
         if !(1..=100).contains(&spot.max_price_percent) {
@@ -643,14 +645,14 @@ impl Check {
             // The region has its own error when it is not valid.
             None => match (self.looked_up.get(region?, instance_type), table.on_demand(region?, instance_type)) {
                 (Some(p), _) => Some((p, PriceSource::PriceList)),
-                (None, Some(p)) => Some((p, PriceSource::Table { as_of: table.as_of.clone() })),
+                (None, Some(p)) => Some((p, PriceSource::Table { as_of: table.as_of_for(region?).to_string() })),
                 (None, None) if !self.looked_up.online => Some((0.0, PriceSource::Pending)),
                 (None, None) => {
                     self.fail(
                         format!("{key}.spot.on_demand_price"),
                         format!(
                             "skyplan's on-demand price table (as of {}) has no price for {instance_type} in {}",
-                            table.as_of,
+                            table.as_of_for(region.unwrap_or_default()),
                             region.unwrap_or_default()
                         ),
                         format!(

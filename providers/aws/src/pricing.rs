@@ -31,6 +31,10 @@ use crate::retry::{self, Backoff, Retry, RetryPolicy};
 /// The regions whose endpoint serves the Price List API.
 pub const PRICING_REGIONS: [&str; 2] = ["us-east-1", "ap-south-1"];
 
+/// How [`Source::Table`]'s `why` begins when the API could not be asked at
+/// all (denied, unreachable): asking it again in the same run is no use.
+pub const NOT_ASKED: &str = "the AWS Price List API could not be asked";
+
 /// Where an on-demand price came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -75,7 +79,10 @@ impl Pricing {
                     .build(),
             )
             .build();
-        let endpoint = match sdk.endpoint_url() {
+        // Where the SDK sends it: the service's own endpoint setting
+        // (`AWS_ENDPOINT_URL_PRICING`), else the shared one, else AWS's.
+        let own = std::env::var("AWS_ENDPOINT_URL_PRICING").ok().filter(|u| !u.is_empty());
+        let endpoint = match own.as_deref().or(sdk.endpoint_url()) {
             Some(url) => url.to_string(),
             None => format!("https://api.pricing.{region}.amazonaws.com"),
         };
@@ -96,14 +103,14 @@ impl Pricing {
         let why = match self.price_list(region, instance_type).await {
             Ok(Some(usd_per_hour)) => return Ok(Price { usd_per_hour, source: Source::PriceList }),
             Ok(None) => format!("the AWS Price List API has no on-demand Linux price for {instance_type} in {region}"),
-            Err(e) => format!("the AWS Price List API could not be asked: {}", first_line(&e.to_string())),
+            Err(e) => format!("{NOT_ASKED}: {}", first_line(&e.to_string())),
         };
         let table = skyplan_aws_blueprint::prices::table();
+        let as_of = table.as_of_for(region).to_string();
         match table.on_demand(region, instance_type) {
-            Some(usd_per_hour) => Ok(Price { usd_per_hour, source: Source::Table { as_of: table.as_of.clone(), why } }),
+            Some(usd_per_hour) => Ok(Price { usd_per_hour, source: Source::Table { as_of, why } }),
             None => Err(format!(
-                "{why}, and skyplan's price table (as of {}) has no price for {instance_type} in {region}",
-                table.as_of
+                "{why}, and skyplan's price table (as of {as_of}) has no price for {instance_type} in {region}"
             )),
         }
     }
@@ -143,8 +150,20 @@ impl Pricing {
                     request.send().await.map_err(|e| {
                         let mut err = ApiError::from_sdk("GetProducts", e);
                         err.service = Some("pricing");
-                        if err.status.is_none() {
-                            err.endpoint = Some(self.endpoint.clone());
+                        match err.status {
+                            None => err.endpoint = Some(self.endpoint.clone()),
+                            // AWS answers errors with a code; an answer without
+                            // one (the emulator's HTML 500 page) is an endpoint
+                            // that has no Price List API. Said plainly, not as
+                            // the SDK's account of the unreadable body.
+                            Some(status) if err.code.is_none() => {
+                                let endpoint = &self.endpoint;
+                                err.message = format!(
+                                    "{endpoint} answered HTTP {status} without an AWS error: \
+                                     it does not serve the Price List API"
+                                );
+                            }
+                            Some(_) => {}
                         }
                         err
                     })
@@ -319,7 +338,7 @@ mod tests {
         assert_eq!(price.usd_per_hour, 0.096);
         match price.source {
             Source::Table { as_of, why } => {
-                assert_eq!(as_of, skyplan_aws_blueprint::prices::table().as_of);
+                assert_eq!(as_of, skyplan_aws_blueprint::prices::table().as_of_for("us-east-1"));
                 assert!(why.contains("has no on-demand Linux price for m5.large in us-east-1"), "{why}");
             }
             other => panic!("{other:?}"),
@@ -341,6 +360,47 @@ mod tests {
         let Source::Table { why, .. } = price.source else { panic!("{price:?}") };
         assert!(why.starts_with("the AWS Price List API could not be asked: pricing:GetProducts failed"), "{why}");
         assert!(why.contains(&closed), "names the endpoint: {why}");
+    }
+
+    /// An endpoint without the Price List API (the emulator answers every
+    /// GetProducts with an HTML 500 page): the table's price, and a reason
+    /// a person can read, not the SDK's Debug form of the response.
+    #[tokio::test]
+    async fn an_endpoint_without_the_api_falls_back_saying_so_plainly() {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                }
+                let _ = reader.read_exact(&mut vec![0; length]);
+                let page = "<!doctype html>\n<title>500 Internal Server Error</title>\n";
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 500 INTERNAL SERVER ERROR\r\nContent-Type: text/html\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{page}",
+                    page.len()
+                );
+            }
+        });
+        let pricing = client(&url, "us-east-1").await;
+        let price = pricing.on_demand("us-east-1", "m5.xlarge").await.unwrap();
+        assert_eq!(price.usd_per_hour, 0.192);
+        let Source::Table { why, .. } = price.source else { panic!("{price:?}") };
+        assert_eq!(
+            why,
+            format!("{NOT_ASKED}: GetProducts failed: {url} answered HTTP 500 without an AWS error: it does not serve the Price List API")
+        );
     }
 
     #[test]
