@@ -137,11 +137,18 @@ pub async fn import(global: &Global, spec_path: Option<&Path>, address: &str, id
         bail!("{address}: {} has no {} with id {id}; nothing was imported", provider.name(), parsed.kind);
     };
     skyplan_engine::Redactor::new(spec.sensitive.clone()).attrs(&mut attributes);
+    // Recorded as if applied with what the cloud holds for the attributes
+    // the spec names: what refresh watches for drift.
+    let inputs = attributes
+        .iter()
+        .filter(|(k, _)| *k != "id" && request.prior.contains_key(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let record = ResourceState {
         kind: parsed.kind.clone(),
         provider: provider.name().to_string(),
         id: id.to_string(),
-        inputs: Default::default(),
+        inputs,
         attributes,
         dependencies: Vec::new(),
     };
