@@ -322,7 +322,7 @@ pub fn reference() -> String {
     let mut out = String::from(
         "# The skyplan command line\n\n\
          Every command and flag with its description and examples, exactly as `skyplan help COMMAND` prints \
-         them. Generated from the source: `cargo test --no-default-features --bin skyplan cli_md` fails when \
+         them. Generated from the source: `cargo test --workspace --bin skyplan cli_md` fails when \
          this file and the help differ, and rewrites it when run with `SKYPLAN_BLESS=1`.\n\n\
          Durations (`--lock-timeout`, `--spot-wait`) take seconds (`30`) or a number with a unit \
          (`30s`, `5m`, `1h30m`). Machine-readable progress (`apply --json`, `destroy --json`): \
@@ -353,7 +353,7 @@ mod tests {
             let after = cmd.get_after_help().map(|h| h.to_string()).unwrap_or_default();
             if !cmd.has_subcommands() {
                 assert!(after.contains("Example"), "{path} has no example");
-                assert!(after.contains(&format!("skyplan {}", cmd.get_name())), "{path}'s example does not run it");
+                assert!(after.contains(path), "{path}'s example does not run it");
             }
             for arg in cmd.get_arguments() {
                 if matches!(arg.get_id().as_str(), "help" | "version") {
@@ -382,7 +382,7 @@ mod tests {
         let written = std::fs::read_to_string(path).unwrap_or_default();
         assert!(
             written == generated,
-            "docs/cli.md differs from the help; regenerate it: SKYPLAN_BLESS=1 cargo test --no-default-features --bin skyplan cli_md"
+            "docs/cli.md differs from the help; regenerate it: SKYPLAN_BLESS=1 cargo test --workspace --bin skyplan cli_md"
         );
         for command in ["plan", "apply", "destroy", "import", "state mv", "completion", "man"] {
             assert!(written.contains(&format!("## skyplan {command}\n")), "{command}");

@@ -17,7 +17,7 @@ use skyplan_engine::apply::{ApplyReport, Event, EventSink, OpKind};
 use skyplan_engine::plan::{Action, Plan};
 use skyplan_engine::{Address, Diagnostics};
 
-use crate::ui::{Heartbeat, HEARTBEAT};
+use crate::heartbeat::{secs, Heartbeat, HEARTBEAT};
 
 /// The stream's format version (the `version` line's `ui`).
 pub const UI_VERSION: &str = "1.0";
@@ -180,7 +180,7 @@ fn sink_every(every: Duration) -> EventSink {
                     now,
                     "apply_complete",
                     "info",
-                    &format!("{addr}: {} after {}{id_text}", op.done(), crate::ui::secs(*elapsed)),
+                    &format!("{addr}: {} after {}{id_text}", op.done(), secs(*elapsed)),
                     json!({
                         "address": addr,
                         "hook": {
@@ -231,7 +231,7 @@ fn sink_every(every: Duration) -> EventSink {
 
 fn progress(address: &Address, op: OpKind, elapsed: Duration, message: Option<&str>) {
     let addr = address.to_string();
-    let mut text = format!("{addr}: Still {}... [{} elapsed]", op.verb().to_lowercase(), crate::ui::secs(elapsed));
+    let mut text = format!("{addr}: Still {}... [{} elapsed]", op.verb().to_lowercase(), secs(elapsed));
     if let Some(m) = message {
         text.push(' ');
         text.push_str(m);

@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod diagnostics;
 mod events;
+mod heartbeat;
 mod ui;
 mod workspace;
 

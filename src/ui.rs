@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use skyplan_engine::{Address, Providers};
@@ -14,6 +14,7 @@ use skyplan_engine::apply::{Event, EventSink, OpKind};
 use skyplan_engine::render::Style;
 
 use crate::cli::{ColorChoice, Global};
+use crate::heartbeat::{secs, Heartbeat, HEARTBEAT};
 
 #[derive(Clone)]
 pub struct Ui {
@@ -140,10 +141,6 @@ impl Ui {
     }
 }
 
-/// How often, at least, a running operation gets a progress line when
-/// stdout is not a terminal (Terraform's "Still creating... [10s elapsed]").
-pub const HEARTBEAT: Duration = Duration::from_secs(10);
-
 /// Where apply's events go, and the live spinners if there are any.
 pub struct Reporter {
     pub events: EventSink,
@@ -164,71 +161,6 @@ impl Reporter {
     pub fn clear(&self) {
         if let Some(bars) = &self.bars {
             let _ = bars.clear();
-        }
-    }
-}
-
-/// A running operation, for the heartbeat: when it started and when it
-/// last had a line.
-struct Running {
-    op: OpKind,
-    started: Instant,
-    last: Instant,
-}
-
-/// The operations running now. A thread gives each one silent for the
-/// heartbeat interval a line; it ends once the last handle is dropped.
-#[derive(Clone)]
-pub struct Heartbeat {
-    running: Arc<Mutex<HashMap<Address, Running>>>,
-}
-
-pub type StillRunning = Arc<dyn Fn(&Address, OpKind, Duration) + Send + Sync>;
-
-impl Heartbeat {
-    pub fn start(every: Duration, still: StillRunning) -> Heartbeat {
-        let running: Arc<Mutex<HashMap<Address, Running>>> = Arc::default();
-        let weak = Arc::downgrade(&running);
-        let tick = (every / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
-        std::thread::spawn(move || loop {
-            std::thread::sleep(tick);
-            let Some(running) = weak.upgrade() else { return };
-            let now = Instant::now();
-            let due: Vec<(Address, OpKind, Duration)> = running
-                .lock()
-                .expect("running operations")
-                .iter_mut()
-                .filter(|(_, r)| now.duration_since(r.last) >= every)
-                .map(|(a, r)| {
-                    r.last = now;
-                    (a.clone(), r.op, now.duration_since(r.started))
-                })
-                .collect();
-            drop(running);
-            for (address, op, elapsed) in due {
-                still(&address, op, elapsed);
-            }
-        });
-        Heartbeat { running }
-    }
-
-    /// Follow one apply event: a start adds the operation, a line about it
-    /// resets its clock, an end removes it.
-    pub fn track(&self, event: &Event) {
-        let mut running = self.running.lock().expect("running operations");
-        let now = Instant::now();
-        match event {
-            Event::Started { address, op } => {
-                running.insert(address.clone(), Running { op: *op, started: now, last: now });
-            }
-            Event::Progress { address, .. } => {
-                if let Some(r) = running.get_mut(address) {
-                    r.last = now;
-                }
-            }
-            Event::Finished { address, .. } | Event::Failed { address, .. } | Event::Skipped { address, .. } => {
-                running.remove(address);
-            }
         }
     }
 }
@@ -273,12 +205,4 @@ fn live_progress(style: Style, bars: MultiProgress) -> EventSink {
             let _ = bars.println(format!("{address}: skipped: a resource it depends on was not applied"));
         }
     })
-}
-
-pub fn secs(d: Duration) -> String {
-    if d.as_secs() >= 1 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
 }
