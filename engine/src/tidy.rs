@@ -11,11 +11,11 @@
 //! - The binary (`src/`) does not route on resource-type names or prefixes
 //!   (`"aws_"`, `"sim_resource"`): which types a provider serves is that
 //!   provider crate's knowledge.
+//! - `providers/aws`'s plumbing imports none of its kinds and nothing that
+//!   sits above them (the registry, the provider).
 //! - No crate of the workspace has an import circle between its modules:
 //!   among the modules of one parent, `use crate::…`, `super::…` and inline
-//!   `crate::…` paths form no cycle. The known exception is `providers/aws`,
-//!   whose modules import each other in one circle until its kind registry
-//!   lands (issue 13); it is the only crate skipped.
+//!   `crate::…` paths form no cycle. No crate is skipped.
 //!
 //! The scan reads code with comments removed, and leaves out test code
 //! (`#[cfg(test)] mod … { … }` and modules declared `#[cfg(test)]`): test
@@ -25,10 +25,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-
-/// Crates skipped by the import-circle check, with why.
-const CIRCLE_EXCEPTIONS: &[(&str, &str)] =
-    &[("providers/aws", "its modules import each other in one circle until its kind registry lands (issue 13)")];
 
 /// Words that are AWS concepts, matched against the words of identifiers
 /// and string literals (`vpc_id` and `VpcId` both hold `vpc`).
@@ -634,9 +630,6 @@ fn no_crate_has_an_import_circle_between_its_modules() {
     let mut problems = Vec::new();
     let mut checked = 0;
     for (dir, _) in workspace_members() {
-        if CIRCLE_EXCEPTIONS.iter().any(|(d, _)| *d == dir) {
-            continue;
-        }
         let src = root().join(&dir).join("src");
         problems.extend(import_circles(&src).into_iter().map(|c| format!("{dir}: {c}")));
         checked += 1;
@@ -649,17 +642,40 @@ fn no_crate_has_an_import_circle_between_its_modules() {
     );
 }
 
-/// The known exception is still one: when providers/aws loses its circle,
-/// this fails, so that the exception is removed rather than forgotten.
+/// The modules of `providers/aws` that sit above its kinds: the registry
+/// itself and what reaches the kinds through it.
+const AWS_ABOVE_THE_KINDS: &[&str] =
+    &["kinds", "provider", "find", "owned", "lost", "names", "preflight", "placement", "permissions"];
+
+/// `providers/aws` in layers: its plumbing (clients, calls, retry, tags,
+/// errors, waits, ...) imports no kind and nothing above the kinds, so the
+/// kinds can use all of it and the provider reaches kinds only through the
+/// registry (docs/architecture.md).
 #[test]
-fn the_circle_exception_is_still_needed() {
-    for (dir, why) in CIRCLE_EXCEPTIONS {
-        assert!(
-            !import_circles(&root().join(dir).join("src")).is_empty(),
-            "{dir} has no import circle any more: remove it from CIRCLE_EXCEPTIONS in engine/src/tidy.rs \
-             and from docs/architecture.md (it was excepted because {why})"
-        );
+fn the_aws_plumbing_imports_no_kind_and_not_the_provider() {
+    let src = root().join("providers/aws/src");
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for (file, code) in product_code(&src) {
+        let own = module_path(&src, &file);
+        match own.first() {
+            None => continue, // lib.rs declares them all
+            Some(top) if AWS_ABOVE_THE_KINDS.contains(&top.as_str()) => continue,
+            Some(_) => checked += 1,
+        }
+        for (line, path) in module_paths_used(&code, &own) {
+            if path.first().is_some_and(|m| AWS_ABOVE_THE_KINDS.contains(&m.as_str())) {
+                problems.push(format!("{}:{line} uses {}", relative(&file), path.join("::")));
+            }
+        }
     }
+    assert!(checked >= 10, "only {checked} plumbing modules of providers/aws were read");
+    assert!(
+        problems.is_empty(),
+        "providers/aws's plumbing must not import a kind or what sits above the kinds; move what it needs \
+         down into the plumbing:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]

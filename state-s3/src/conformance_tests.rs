@@ -115,3 +115,66 @@ fn s3_backend_passes_the_backend_conformance_suite() {
     };
     run(&Subject { open: &open, read_backup: &read_backup });
 }
+
+/// A backend on `moto` whose endpoint and keys are given here, not read from
+/// the environment (the conformance test sets that for itself, in parallel).
+fn backend_on(moto: &Moto, key: &str) -> S3Backend {
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(moto.url())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .force_path_style(true)
+        .build();
+    S3Backend {
+        bucket: LOCK_BUCKET.into(),
+        key: key.into(),
+        client: aws_sdk_s3::Client::from_conf(config),
+        runtime: Some(runtime),
+        persisted: std::sync::Mutex::new(false),
+    }
+}
+
+const LOCK_BUCKET: &str = "skyplan-lock-races";
+
+/// `unlock` reads the lock, checks its id, then deletes it only if its ETag
+/// is still the one read (`If-Match`). Here another run releases the lock
+/// and takes it again inside that window: the stale ETag deletes nothing,
+/// and the new holder's lock stays. Released and not taken again: nothing
+/// to release, and nothing is created.
+#[test]
+fn unlock_with_a_stale_etag_deletes_nothing() {
+    use skyplan_state::{LockInfo, StateError};
+
+    let moto = Moto::start();
+    let (a, b) = (backend_on(&moto, KEY), backend_on(&moto, KEY));
+    a.block(a.client.create_bucket().bucket(LOCK_BUCKET).send()).expect("create the test bucket");
+
+    let first = LockInfo::new("apply");
+    let second = LockInfo::new("apply");
+    a.lock(&first, Duration::ZERO).expect("a free lock");
+    let raced = a.unlock_between(&first.id, || {
+        b.unlock(&first.id).expect("the other run releases the lock it read");
+        b.lock(&second, Duration::ZERO).expect("and takes it again");
+    });
+    match raced {
+        Err(StateError::LockIo { cause, .. }) => {
+            assert!(cause.to_string().contains("nothing was deleted"), "{cause}")
+        }
+        other => panic!("an unlock whose lock changed after it was read must fail, got {other:?}"),
+    }
+    assert_eq!(a.current_lock().unwrap(), Some(second.clone()), "the new holder's lock is still there");
+    assert_eq!(b.current_lock().unwrap(), Some(second.clone()));
+
+    // Released in the window and not taken again: nothing to release.
+    let gone = a.unlock_between(&second.id, || b.unlock(&second.id).expect("released by the other run"));
+    assert!(matches!(gone, Err(StateError::NotLocked { .. })), "{gone:?}");
+    assert_eq!(a.current_lock().unwrap(), None);
+
+    // With nothing in the window, the holder's unlock releases its own lock.
+    a.lock(&first, Duration::ZERO).expect("a free lock");
+    a.unlock(&first.id).expect("unlock with the held id and an unchanged lock");
+    assert_eq!(b.current_lock().unwrap(), None);
+}

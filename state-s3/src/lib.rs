@@ -239,6 +239,23 @@ impl Backend for S3Backend {
     }
 
     fn unlock(&self, lock_id: &str) -> Result<(), StateError> {
+        self.unlock_between(lock_id, || {})
+    }
+
+    fn current_lock(&self) -> Result<Option<LockInfo>, StateError> {
+        match self.read_lock()? {
+            None => Ok(None),
+            Some((Ok(info), _)) => Ok(Some(info)),
+            Some((Err(detail), _)) => Err(StateError::LockUnreadable { path: self.url(".lock"), detail }),
+        }
+    }
+}
+
+impl S3Backend {
+    /// [`Backend::unlock`], with `between` run after the lock is read and
+    /// before it is deleted: the window in which another run may release
+    /// it and take it again (tests make that happen there).
+    fn unlock_between(&self, lock_id: &str, between: impl FnOnce()) -> Result<(), StateError> {
         let (held, etag) = match self.read_lock()? {
             None => return Err(StateError::NotLocked { state: self.describe() }),
             Some((Err(detail), _)) => return Err(StateError::LockUnreadable { path: self.url(".lock"), detail }),
@@ -247,31 +264,38 @@ impl Backend for S3Backend {
         if held.id != lock_id {
             return Err(StateError::LockMismatch { requested: lock_id.to_string(), held: Box::new(held) });
         }
+        between();
         // Delete only the lock we read: if it was released and taken by
         // another run in between, its ETag differs and nothing is deleted.
+        let Some(etag) = etag else {
+            return Err(StateError::LockIo {
+                path: self.url(".lock"),
+                cause: io_error(
+                    "S3 answered the lock without an ETag, so it cannot be released safely; nothing was deleted",
+                ),
+            });
+        };
         let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), self.object(".lock"));
         let result = self.block(async move {
-            let mut request = client.delete_object().bucket(bucket).key(key);
-            if let Some(etag) = etag {
-                request = request.if_match(etag);
-            }
-            request.send().await.map(|_| ()).map_err(|e| (status(&e), describe(&e)))
+            client
+                .delete_object()
+                .bucket(bucket)
+                .key(key)
+                .if_match(etag)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| (status(&e), describe(&e)))
         });
         match result {
             Ok(()) => Ok(()),
+            // Released by another run in between: there is nothing to release.
+            Err((Some(404), _)) => Err(StateError::NotLocked { state: self.describe() }),
             Err((Some(412), _)) => Err(StateError::LockIo {
                 path: self.url(".lock"),
                 cause: io_error("the lock changed while it was being released; nothing was deleted"),
             }),
             Err((_, e)) => Err(StateError::LockIo { path: self.url(".lock"), cause: io_error(e) }),
-        }
-    }
-
-    fn current_lock(&self) -> Result<Option<LockInfo>, StateError> {
-        match self.read_lock()? {
-            None => Ok(None),
-            Some((Ok(info), _)) => Ok(Some(info)),
-            Some((Err(detail), _)) => Err(StateError::LockUnreadable { path: self.url(".lock"), detail }),
         }
     }
 }

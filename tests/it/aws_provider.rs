@@ -766,12 +766,28 @@ async fn a_spot_worker_pool() {
 /// Tests that change the process environment run one at a time.
 static ENV_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The access keys that signed the recorded requests to `service`, each once,
+/// in order; the requests must exist.
+fn signers(emulator: &Emulator, service: &str) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for r in emulator.recorded().into_iter().filter(|r| r.service == service) {
+        if !keys.contains(&r.access_key_id) {
+            keys.push(r.access_key_id);
+        }
+    }
+    assert!(!keys.is_empty(), "no {service} request was recorded: {:?}", emulator.recorded());
+    keys
+}
+
 /// `AwsProvider::connect` through the SDK's default chain (AWS_ENDPOINT_URL
 /// and keys in the environment, as the CLI gets them), through a named
-/// profile, and through STS AssumeRole with an external id.
+/// profile, and through STS AssumeRole with an external id. moto accepts any
+/// key, so a call succeeding proves nothing about who made it: the
+/// emulator's recorder shows the access key that signed each request, and
+/// its STS data which role an assumed key belongs to.
 #[tokio::test]
 async fn connect_with_keys_a_profile_or_a_role() {
-    let emulator = Emulator::start();
+    let emulator = Emulator::start_recording();
     let dir = tempfile::tempdir().unwrap();
     let credentials = dir.path().join("credentials");
     std::fs::write(
@@ -792,6 +808,8 @@ async fn connect_with_keys_a_profile_or_a_role() {
     let keys = AwsProvider::connect(settings.clone()).await.expect("connect with keys");
     let vpc = keys.create(&ctx("aws_vpc.main"), &attrs(json!({"cidr_block": "10.9.0.0/16"}))).await.unwrap();
     assert!(vpc["id"].as_str().unwrap().starts_with("vpc-"));
+    assert_eq!(signers(&emulator, "ec2"), ["testing"], "the environment's keys signed every EC2 call");
+    emulator.clear_recording();
 
     let profile = AwsProvider::connect(AwsSettings { profile: Some("skyplan-test".into()), ..settings.clone() })
         .await
@@ -800,6 +818,10 @@ async fn connect_with_keys_a_profile_or_a_role() {
         .read(&[ReadRequest { address: "aws_vpc.main".parse().unwrap(), kind: "aws_vpc".into(), prior: vpc.clone() }])
         .await;
     assert!(read.unwrap()[0].is_some());
+    let all: Vec<String> = emulator.recorded().into_iter().map(|r| r.access_key_id).collect();
+    assert!(!all.is_empty() && all.iter().all(|k| k == "profilekey"), "the profile's key signed every call: {all:?}");
+    assert_eq!(signers(&emulator, "ec2"), ["profilekey"]);
+    emulator.clear_recording();
     let missing = AwsProvider::connect(AwsSettings { profile: Some("no-such-profile".into()), ..settings.clone() })
         .await
         .unwrap_err();
@@ -817,6 +839,22 @@ async fn connect_with_keys_a_profile_or_a_role() {
         .await;
     assert!(read.unwrap()[0].is_some());
     assert!(role.api_calls().contains_key("ec2:DescribeVpcs"), "{:?}", role.api_calls());
+    // The role was assumed with the default chain's keys, and every EC2 call
+    // was signed with the key STS issued for exactly that role and external
+    // id, carrying that session's token.
+    assert_eq!(signers(&emulator, "sts"), ["testing"], "AssumeRole is signed with the caller's own keys");
+    let ec2_keys = signers(&emulator, "ec2");
+    assert_eq!(ec2_keys.len(), 1, "one identity made the EC2 calls: {ec2_keys:?}");
+    let sts = emulator.get_json("/moto-api/data.json");
+    let assumed = sts["sts"]["AssumedRole"]
+        .as_array()
+        .and_then(|roles| roles.iter().find(|r| r["access_key_id"] == ec2_keys[0].as_str()))
+        .unwrap_or_else(|| panic!("{} is not a key STS issued for an assumed role: {}", ec2_keys[0], sts["sts"]));
+    assert_eq!(assumed["role_arn"], "arn:aws:iam::123456789012:role/SpectroCloudRole");
+    assert_eq!(assumed["external_id"], "from-the-ui");
+    let tokens: Vec<Option<String>> =
+        emulator.recorded().into_iter().filter(|r| r.service == "ec2").map(|r| r.session_token).collect();
+    assert!(tokens.iter().all(|t| t.as_deref() == assumed["session_token"].as_str()), "{tokens:?}");
 
     // STS refusing (here: not answering): the error says the keys were
     // found, the role was not assumed, and what its trust policy must allow.

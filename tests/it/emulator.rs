@@ -34,6 +34,19 @@ pub struct Emulator {
     log: PathBuf,
     /// Who [`Self::env`], [`Self::sdk_config`] and [`Self::clients`] sign as.
     keys: Keys,
+    /// Where moto's recorder writes each request it is sent
+    /// ([`Self::start_recording`]).
+    recording: Option<PathBuf>,
+}
+
+/// One request the emulator was sent, as its recorder saw it: who signed it
+/// (the access key in the SigV4 credential scope), for which service, with
+/// which session token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    pub access_key_id: String,
+    pub service: String,
+    pub session_token: Option<String>,
 }
 
 /// An access key pair. `session_token` only for the fake keys of an
@@ -95,7 +108,72 @@ fn http_with_body(port: u16, method: &str, path: &str, body: &str) -> std::io::R
 impl Emulator {
     /// Start a server and wait until it answers (at most 30 s).
     pub fn start() -> Emulator {
-        Emulator::launch(moto_server(), &[])
+        Emulator::launch(moto_server(), &[], false)
+    }
+
+    /// [`Self::start`], with moto's recorder on (`MOTO_RECORDER_FILEPATH`
+    /// and `POST /moto-api/recorder/start-recording`): [`Self::recorded`]
+    /// says who signed each request, which fake keys cannot show otherwise
+    /// (moto accepts any key).
+    pub fn start_recording() -> Emulator {
+        let emulator = Emulator::launch(moto_server(), &[], true);
+        let status = http(emulator.port, "POST", "/moto-api/recorder/start-recording").expect("start recording");
+        assert_eq!(status, 200, "POST /moto-api/recorder/start-recording");
+        emulator
+    }
+
+    /// Every request recorded since the start or the last
+    /// [`Self::clear_recording`], in order.
+    pub fn recorded(&self) -> Vec<Recorded> {
+        let path = self.recording.as_ref().expect("an emulator started with start_recording");
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        text.lines()
+            .map(|line| {
+                let entry: serde_json::Value = serde_json::from_str(line).expect("a recorded request is JSON");
+                let header = |name: &str| {
+                    entry["headers"]
+                        .as_object()
+                        .and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
+                        .and_then(|(_, v)| v.as_str())
+                        .map(str::to_string)
+                };
+                let authorization = header("Authorization").unwrap_or_default();
+                // `AWS4-HMAC-SHA256 Credential=KEY/DATE/REGION/SERVICE/aws4_request, ...`
+                let scope: Vec<&str> = authorization
+                    .split("Credential=")
+                    .nth(1)
+                    .and_then(|rest| rest.split(',').next())
+                    .unwrap_or_default()
+                    .split('/')
+                    .collect();
+                Recorded {
+                    access_key_id: scope.first().unwrap_or(&"").to_string(),
+                    service: scope.get(3).unwrap_or(&"").to_string(),
+                    session_token: header("X-Amz-Security-Token"),
+                }
+            })
+            .collect()
+    }
+
+    /// Forget what was recorded so far (`POST /moto-api/recorder/reset-recording`).
+    pub fn clear_recording(&self) {
+        let status = http(self.port, "POST", "/moto-api/recorder/reset-recording").expect("reset recording");
+        assert_eq!(status, 200, "POST /moto-api/recorder/reset-recording");
+    }
+
+    /// The body of `GET path` on the emulator's own API (`/moto-api/data.json`:
+    /// everything its backends hold, STS's assumed roles included).
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n", self.port).unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).expect("read the answer");
+        let answer = String::from_utf8_lossy(&answer);
+        let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+        assert!(head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"), "GET {path}: {head}");
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path} is not JSON ({e}): {body}"))
     }
 
     /// Start moto through scripts/moto-iam.py (moto judging IAM as AWS
@@ -105,7 +183,7 @@ impl Emulator {
     pub fn start_enforcing_iam() -> Emulator {
         let launcher = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/moto-iam.py");
         let python = moto_server().with_file_name("python");
-        let mut emulator = Emulator::launch(python, &[launcher.as_os_str()]);
+        let mut emulator = Emulator::launch(python, &[launcher.as_os_str()], false);
         let admin = serde_json::json!({
             "Version": "2012-10-17",
             "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]
@@ -116,14 +194,20 @@ impl Emulator {
         emulator
     }
 
-    fn launch(program: PathBuf, leading_args: &[&std::ffi::OsStr]) -> Emulator {
+    fn launch(program: PathBuf, leading_args: &[&std::ffi::OsStr], record: bool) -> Emulator {
         let mut last_error = String::new();
         // A port found free can be taken before the server binds it: try again then.
         for _ in 0..3 {
             let port = free_port();
             let log = std::env::temp_dir().join(format!("skyplan-moto-{port}.log"));
             let log_file = std::fs::File::create(&log).expect("emulator log file");
-            let child = Command::new(&program)
+            let recording = record.then(|| std::env::temp_dir().join(format!("skyplan-moto-{port}.requests.jsonl")));
+            let mut command = Command::new(&program);
+            if let Some(path) = &recording {
+                let _ = std::fs::remove_file(path);
+                command.env("MOTO_RECORDER_FILEPATH", path);
+            }
+            let child = command
                 .args(leading_args)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdin(Stdio::null())
@@ -131,7 +215,7 @@ impl Emulator {
                 .stderr(log_file)
                 .spawn()
                 .unwrap_or_else(|e| panic!("could not start {}: {e}", program.display()));
-            let mut emulator = Emulator { child, port, log, keys: Keys::fake() };
+            let mut emulator = Emulator { child, port, log, keys: Keys::fake(), recording };
             match emulator.wait_ready(Duration::from_secs(30)) {
                 Ok(()) => return emulator,
                 Err(e) => last_error = e,
@@ -288,6 +372,9 @@ impl Drop for Emulator {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.log);
+        if let Some(path) = &self.recording {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 

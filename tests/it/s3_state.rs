@@ -54,6 +54,22 @@ impl Team {
         })
     }
 
+    fn s3(&self) -> (tokio::runtime::Runtime, aws_sdk_s3::Client) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let config = rt.block_on(self.emulator.sdk_config());
+        (rt, aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build()))
+    }
+
+    fn put(&self, key: &str, bytes: Vec<u8>) {
+        let (rt, s3) = self.s3();
+        rt.block_on(s3.put_object().bucket(BUCKET).key(key).body(bytes.into()).send()).unwrap();
+    }
+
+    fn delete(&self, key: &str) {
+        let (rt, s3) = self.s3();
+        rt.block_on(s3.delete_object().bucket(BUCKET).key(key).send()).unwrap();
+    }
+
     fn state(&self) -> serde_json::Value {
         serde_json::from_slice(&self.object("clusters/demo.state.json").expect("state object")).unwrap()
     }
@@ -162,4 +178,78 @@ fn twenty_alternating_applies_never_lose_a_serial() {
     let backup: serde_json::Value =
         serde_json::from_slice(&team.object("clusters/demo.state.json.backup").unwrap()).unwrap();
     assert_eq!(backup["resources"].as_object().unwrap().len(), 19, ".backup is the state before the last run");
+}
+
+/// `--lock-timeout SECS`: a run that finds the lock held polls until the
+/// holder releases it, then runs; when the holder never releases, it gives
+/// up after the timeout naming the holder, having changed nothing.
+#[test]
+fn lock_timeout_waits_until_the_holder_releases_and_gives_up_after_it() {
+    let team = Team::new();
+    let lock_key = "clusters/demo.state.json.lock";
+    let apply = ["apply", "demo.toml", "--state", STATE, "--auto-approve", "--lock-timeout"];
+
+    // A real holder: another runner's apply. The waiting one starts once
+    // it has the lock and finishes after it, with nothing left to do.
+    let spec = slow_spec(3, 1000);
+    let (a, b) = (team.runner(&spec), team.runner(&spec));
+    let holder = a
+        .command(&["apply", "demo.toml", "--state", STATE, "--auto-approve", "--parallelism", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while team.object(lock_key).is_none() {
+        assert!(Instant::now() < deadline, "the first run never took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let waiter =
+        b.command(&[&apply[..], &["60"]].concat()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (holder, waiter) = (holder.wait_with_output().unwrap(), waiter.wait_with_output().unwrap());
+    assert!(holder.status.success(), "{}", String::from_utf8_lossy(&holder.stderr));
+    assert!(waiter.status.success(), "the waiting run gets the lock: {}", String::from_utf8_lossy(&waiter.stderr));
+    assert!(String::from_utf8_lossy(&waiter.stdout).contains("No changes"), "it ran after the holder finished");
+    assert_eq!(team.sim_resources(), 3);
+    assert!(team.object(lock_key).is_none());
+
+    // A holder that never lets go (a lock another runner left): the run
+    // gives up after the timeout, names it, and changes nothing.
+    let c = team.runner(&slow_spec(5, 0));
+    let held = serde_json::json!({
+        "id": "held-by-runner-7",
+        "holder": "ci@runner-7",
+        "pid": 4242,
+        "operation": "apply",
+        "created": "2026-03-01T12:00:00Z",
+    });
+    let held = serde_json::to_vec_pretty(&held).unwrap();
+    team.put(lock_key, held.clone());
+    let serial = team.state()["serial"].clone();
+    let start = Instant::now();
+    let refused = c.run(&[&apply[..], &["2"]].concat()).code(1);
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_secs(2), "gave up after {waited:?}, before the 2 s timeout");
+    assert!(waited < Duration::from_secs(20), "gave up only after {waited:?}");
+    assert!(
+        refused.stderr.contains("held-by-runner-7") && refused.stderr.contains("ci@runner-7"),
+        "names the holder: {}",
+        refused.stderr
+    );
+    assert_eq!(team.object(lock_key), Some(held.clone()), "the holder's lock is untouched");
+    assert_eq!(team.sim_resources(), 3, "nothing was created");
+    assert_eq!(team.state()["serial"], serial, "nothing was saved");
+
+    // The same holder, released while the run waits: the run starts then.
+    let mut waiting =
+        c.command(&[&apply[..], &["60"]].concat()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(waiting.try_wait().unwrap().is_none(), "the run waits while the lock is held");
+    assert_eq!(team.sim_resources(), 3, "and starts nothing");
+    assert_eq!(team.object(lock_key), Some(held), "nor touches the lock");
+    team.delete(lock_key);
+    let done = waiting.wait_with_output().unwrap();
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    assert_eq!(team.sim_resources(), 5, "it applied once the holder released");
+    assert!(team.object(lock_key).is_none(), "and released its own lock");
 }

@@ -495,3 +495,96 @@ fn a_saved_plan_after_an_interrupted_apply_settles_the_create_and_converges() {
     // The replan is empty.
     w.run(&["plan", "spec.toml", "--detailed-exitcode"]).ok();
 }
+
+/// docs/state.md, "a failed save stops the run", driven through `apply`
+/// with a save that fails for real: the run's file-size limit
+/// (RLIMIT_FSIZE, 4 KiB, SIGXFSZ ignored so the write answers EFBIG) stops
+/// the state's journal part-way through the second apply. Nothing starts
+/// after the failed save, the error says so, the state on disk is the last
+/// good save, the lock is released, and the next apply converges.
+#[test]
+fn a_failed_save_stops_the_apply_keeps_the_last_good_state_and_releases_the_lock() {
+    use std::collections::BTreeSet;
+    use std::os::unix::process::CommandExt;
+
+    let (layers, width) = (8, 4);
+    let full = slow_spec(layers, width).replace("delay_ms = 150", "delay_ms = 10");
+    let w = Workdir::new();
+    // A first apply without a limit: the last good save before the failing run.
+    w.write("spec.toml", &slow_spec(1, width).replace("delay_ms = 150", "delay_ms = 10"));
+    w.run(&["apply", "spec.toml", "--auto-approve"]).ok();
+    let before = LocalBackend::new(w.path("spec.state.json")).load().unwrap().unwrap();
+    assert_eq!(before.resources.len(), width);
+
+    w.write("spec.toml", &full);
+    let mut cmd = w.command(&["apply", "spec.toml", "--auto-approve", "--parallelism", "2"]);
+    // SAFETY: only async-signal-safe calls (setrlimit, signal) between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: 4096, rlim_max: 4096 };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    // stdout (progress) and stderr (failures) into one pipe, so the order of
+    // the lines is the order of the events.
+    let (mut reader, writer) = std::io::pipe().unwrap();
+    cmd.stdout(writer.try_clone().unwrap()).stderr(writer);
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd);
+    let mut output = String::new();
+    reader.read_to_string(&mut output).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{output}");
+    assert!(output.contains("File too large"), "the save failed on the size limit, not elsewhere:\n{output}");
+    assert!(
+        output.contains("error: state not saved") && output.contains("no further changes will be saved"),
+        "the error says the state was not saved:\n{output}"
+    );
+
+    // Nothing starts after the first failed save.
+    let lines: Vec<&str> = output.lines().collect();
+    let first_failure = lines
+        .iter()
+        .position(|l| l.contains("the state could not be saved"))
+        .unwrap_or_else(|| panic!("an operation reports the failed save:\n{output}"));
+    let started_after: Vec<&&str> = lines[first_failure..].iter().filter(|l| l.contains("Creating...")).collect();
+    assert!(started_after.is_empty(), "started after the failed save: {started_after:?}\n{output}");
+    assert!(output.contains("skipped"), "later layers are not started:\n{output}");
+
+    // The lock is released, not left to be reclaimed as a dead pid's.
+    assert!(!w.exists("spec.state.json.lock"), "the lock file is gone after the failed apply");
+
+    // The state on disk is the last good save: what was reported complete
+    // (saved before the report), and the intents of the creates whose result
+    // could not be saved. Nothing else.
+    let state = LocalBackend::new(w.path("spec.state.json")).load().unwrap().unwrap();
+    let address_of = |l: &str| l.split(':').next().unwrap().trim().to_string();
+    let completed: BTreeSet<String> =
+        lines.iter().filter(|l| l.contains("Creation complete")).map(|l| address_of(l)).collect();
+    let unsaved: BTreeSet<String> =
+        lines.iter().filter(|l| l.contains("but the state could not be saved")).map(|l| address_of(l)).collect();
+    let recorded: BTreeSet<String> = state.resources.keys().cloned().collect();
+    let expected: BTreeSet<String> = before.resources.keys().cloned().chain(completed.iter().cloned()).collect();
+    assert_eq!(recorded, expected, "the state holds exactly what was saved before the failure");
+    assert!(recorded.len() > width && recorded.len() < layers * width, "failed part-way: {}", recorded.len());
+    assert_eq!(state.pending.keys().cloned().collect::<BTreeSet<_>>(), unsaved, "intents recorded before the call");
+    assert!(state.serial > before.serial);
+    // Everything in the cloud is recorded, or has its intent recorded.
+    let cloud = sim(&w).snapshot();
+    for (id, object) in &cloud.resources {
+        let known = state.resources.get(&object.address).is_some_and(|r| &r.id == id)
+            || state.pending.contains_key(&object.address);
+        assert!(known, "{} ({id}) made in the cloud with nothing in the state", object.address);
+    }
+
+    // Without the limit, the next apply adopts what the failed run made and
+    // converges with exactly one of each.
+    let again = w.run(&["apply", "spec.toml", "--auto-approve"]).ok();
+    assert!(again.stdout.contains("Apply complete!"), "{}", again.stdout);
+    assert_eq!(cloud_len(&w), layers * width);
+    w.run(&["plan", "spec.toml", "--detailed-exitcode"]).ok();
+}

@@ -7,6 +7,12 @@
 
 /// AWS's limit on a classic load balancer's name.
 pub const ELB_NAME_MAX: usize = 32;
+/// AWS's limit on a launch template's name (Amazon EC2 API Reference,
+/// CreateLaunchTemplate, LaunchTemplateName: 3 to 128 characters).
+pub const LAUNCH_TEMPLATE_NAME_MAX: usize = 128;
+/// AWS's limit on an auto scaling group's name (Auto Scaling API Reference,
+/// CreateAutoScalingGroup, AutoScalingGroupName: 1 to 255 characters).
+pub const AUTOSCALING_GROUP_NAME_MAX: usize = 255;
 
 /// `<cluster>-<role>`, e.g. `demo-control-plane` for a security group.
 pub fn security_group(cluster: &str, role: &str) -> String {

@@ -58,6 +58,10 @@ pub fn reserved(key: &str) -> Option<&'static str> {
 /// subnet role tags, `skyplan:address`): the load balancer's limit binds.
 pub const CLASSIC_ELB_MAX_TAGS: usize = 10;
 
+/// Tags on any other resource the blueprint makes: 50 (Amazon EC2 User
+/// Guide, "Tag restrictions"; Auto Scaling: 50 per group).
+pub const RESOURCE_MAX_TAGS: usize = 50;
+
 /// What the blueprint and the provider add to the API load balancer's
 /// tags: Name, the two ownership tags and `skyplan:address`.
 pub const CLASSIC_ELB_BLUEPRINT_TAGS: usize = 4;

@@ -31,6 +31,23 @@ pub const LARGEST_VPC_PREFIX: u8 = 16;
 pub const DISK_GIB: std::ops::RangeInclusive<u32> = 8..=16384;
 /// Pool names become node label values, which Kubernetes limits to 63.
 pub const POOL_NAME_MAX: usize = 63;
+/// Cluster names prefix every AWS name and tag the blueprint derives.
+pub const CLUSTER_NAME_MAX: usize = 32;
+/// Addresses AWS keeps in every subnet: the first four and the last (Amazon
+/// VPC User Guide, "Subnet CIDR blocks").
+pub const SUBNET_RESERVED_ADDRESSES: u64 = 5;
+/// An auto scaling group's sizes are 32-bit integers in the Auto Scaling API
+/// (CreateAutoScalingGroup: MinSize, MaxSize, DesiredCapacity).
+pub const AUTOSCALING_SIZE_MAX: u32 = i32::MAX as u32;
+
+// The names derived from the cluster's and a pool's names are within AWS's
+// limits for every valid cluster and pool name, so they need no check of
+// their own (`tests::the_longest_names_and_most_tags_fit_every_kinds_limits`).
+const _: () = assert!(CLUSTER_NAME_MAX + 1 + POOL_NAME_MAX <= crate::names::LAUNCH_TEMPLATE_NAME_MAX);
+const _: () = assert!(CLUSTER_NAME_MAX + 1 + POOL_NAME_MAX <= crate::names::AUTOSCALING_GROUP_NAME_MAX);
+// Every resource carries the cluster's tags; the load balancer takes the
+// fewest, so capping the cluster's tags by its room caps them for all.
+const _: () = assert!(tags::CLASSIC_ELB_MAX_TAGS <= tags::RESOURCE_MAX_TAGS);
 
 /// Check the cluster tables of `spec` and build the cluster they describe.
 /// `Ok(None)` when the spec has no cluster tables at all.
@@ -58,6 +75,9 @@ pub fn validate_with(spec: &SpecFile, looked_up: &prices::LookedUp) -> Result<Op
     let region = region_ok.then_some(cluster.region.as_str());
     let (control_plane, workers) = check.node_pools(&spec.node_pool, &azs, region);
     let profile = spec.profile.as_ref().map(|p| check.profile(p));
+    if let (Some(Placement::Dynamic { vpc_cidr }), Some(control_plane)) = (&placement, &control_plane) {
+        check.subnet_room(*vpc_cidr, &azs, control_plane, &workers);
+    }
 
     let built = match (placement, control_plane) {
         (Some(placement), Some(control_plane)) => Some(Cluster {
@@ -124,11 +144,22 @@ impl Check {
     /// `[cluster]`; returns whether the region is valid (AZs are checked
     /// against it only then, to avoid one error per AZ).
     fn cluster(&mut self, cluster: &spec::Cluster) -> bool {
-        if !is_name(&cluster.name, 32) {
+        if !is_name(&cluster.name, CLUSTER_NAME_MAX) {
             self.fail(
                 "cluster.name",
                 format!("{:?} is not a valid cluster name", cluster.name),
                 "use 1 to 32 characters: lowercase letters, digits and `-`, starting with a letter (it prefixes AWS names and tags)",
+            );
+        } else if crate::names::security_group(&cluster.name, "node").starts_with("sg-") {
+            self.fail(
+                "cluster.name",
+                format!(
+                    "{:?} would name the cluster's security groups `{}`: AWS refuses security group names \
+                     starting with `sg-` (Amazon EC2 API Reference, CreateSecurityGroup, GroupName)",
+                    cluster.name,
+                    crate::names::security_group(&cluster.name, "node")
+                ),
+                "choose a cluster name that is not `sg` and does not start with `sg-`",
             );
         }
         let region_ok = is_region(&cluster.region);
@@ -616,6 +647,15 @@ impl Check {
                 format!("max ({max}) is smaller than size ({})", pool.size),
                 "set min <= size <= max (min and max default to size)",
             );
+        } else if max > AUTOSCALING_SIZE_MAX {
+            self.fail(
+                format!("{key}.{}", if pool.max.is_some() { "max" } else { "size" }),
+                format!(
+                    "{max} nodes is more than an auto scaling group can hold: its sizes are 32-bit integers \
+                     (Auto Scaling API Reference, CreateAutoScalingGroup, MaxSize: at most {AUTOSCALING_SIZE_MAX})"
+                ),
+                "use a smaller max, or split the nodes over several pools",
+            );
         }
         let spot = match &pool.spot {
             None => None,
@@ -624,6 +664,56 @@ impl Check {
         let spot_ok = pool.spot.is_none() || spot.is_some();
         let pool = common?;
         spot_ok.then_some(WorkerPool { pool, min, max, spot })
+    }
+
+    /// Dynamic placement: every node of a pool lives in the private subnet of
+    /// one of its AZs, so each AZ's private subnet must have an address for
+    /// the most nodes the pools can put there: the control-plane nodes
+    /// placed there (round robin over its AZs) and, for each worker pool, its
+    /// max spread evenly over its AZs (auto scaling balances its AZs),
+    /// rounded up. Found here rather than when a scale-up fails with
+    /// `InsufficientFreeAddressesInSubnet`. (The NAT gateways, the load
+    /// balancer and the bastion use the public subnets.)
+    fn subnet_room(
+        &mut self,
+        vpc_cidr: Ipv4Cidr,
+        azs: &[String],
+        control_plane: &ControlPlane,
+        workers: &[WorkerPool],
+    ) {
+        let prefix = vpc_cidr.split_prefix(2 * azs.len());
+        let Some(room) = 1u64.checked_shl(32 - prefix).map(|n| n.saturating_sub(SUBNET_RESERVED_ADDRESSES)) else {
+            return; // too small a VPC: reported by vpc_cidr
+        };
+        for az in azs {
+            let cp = &control_plane.pool;
+            let mut demand: Vec<(String, u64)> = Vec::new();
+            let placed = (0..cp.size).zip(cp.azs.iter().cycle()).filter(|(_, a)| *a == az).count() as u64;
+            if placed > 0 {
+                demand.push((format!("{} control-plane nodes", placed), placed));
+            }
+            for w in workers.iter().filter(|w| w.pool.azs.contains(az)) {
+                let here = u64::from(w.max).div_ceil(w.pool.azs.len() as u64);
+                demand.push((
+                    format!("{here} of pool {:?} (max {} over {} AZs)", w.pool.name, w.max, w.pool.azs.len()),
+                    here,
+                ));
+            }
+            let total: u64 = demand.iter().map(|(_, n)| n).sum();
+            if total > room {
+                let parts: Vec<String> = demand.into_iter().map(|(what, _)| what).collect();
+                self.fail(
+                    "placement.vpc_cidr",
+                    format!(
+                        "{vpc_cidr} gives each private subnet a /{prefix}, {room} usable addresses (AWS keeps \
+                         {SUBNET_RESERVED_ADDRESSES} in every subnet: Amazon VPC User Guide, Subnet CIDR blocks), \
+                         but the pools can put {total} nodes in {az}'s: {}",
+                        parts.join(", ")
+                    ),
+                    "use a larger placement.vpc_cidr (a smaller prefix number), or lower the pools' max",
+                );
+            }
+        }
     }
 
     /// A spot pool's max price: `max_price_percent` of `on_demand_price`, or,
@@ -919,7 +1009,7 @@ mod tests {
     use skyplan_engine::spec::Source;
 
     use super::*;
-    use crate::fixtures::{self, demo_with, parse};
+    use crate::fixtures::{self, demo_with, edit, parse};
 
     /// As `plan` validates: online, with no price looked up (so a spot pool
     /// outside the table is an error, as when the Price List API has none).
@@ -1326,6 +1416,120 @@ mod tests {
         assert!(text.contains("at most 10 tags (Elastic Load Balancing API Reference"), "{text}");
         assert!(text.contains("keep at most 6"), "{text}");
         only_error(&demo_with("ssh_key_name = \"ops\"", "ssh_key_name = \"\""), "cluster.ssh_key_name");
+    }
+
+    #[test]
+    fn security_group_names_may_not_start_with_sg() {
+        for bad in ["sg", "sg-prod"] {
+            let e = only_error(&demo_with("name = \"demo\"", &format!("name = {bad:?}")), "cluster.name");
+            assert!(e.message.contains(&format!("`{bad}-node`")), "{}", e.message);
+            assert!(
+                e.message.contains("starting with `sg-` (Amazon EC2 API Reference, CreateSecurityGroup"),
+                "{}",
+                e.message
+            );
+        }
+        for fine in ["sgx", "prod-sg", "s-g"] {
+            ok(&demo_with("name = \"demo\"", &format!("name = {fine:?}")));
+        }
+    }
+
+    /// A worker pool in one AZ of a /24 VPC over three AZs: each private
+    /// subnet is a /27 (the next power of two above 6 subnets is 8), 27
+    /// usable addresses; the AZ also holds one of the three control-plane
+    /// nodes.
+    #[test]
+    fn pool_sizes_fit_the_private_subnets() {
+        let small = |max: u32| {
+            let text = demo_with(
+                "max = 6\ninstance_type = \"m5.xlarge\"",
+                &format!("max = {max}\ninstance_type = \"m5.xlarge\"\nazs = [\"us-east-1b\"]"),
+            );
+            edit(
+                &text,
+                "azs = [\"us-east-1a\", \"us-east-1b\", \"us-east-1c\"]",
+                "azs = [\"us-east-1a\", \"us-east-1b\", \"us-east-1c\"]\nvpc_cidr = \"10.0.0.0/24\"",
+            )
+        };
+        ok(&small(26));
+        let e = only_error(&small(27), "placement.vpc_cidr");
+        for part in [
+            "/27, 27 usable addresses",
+            "AWS keeps 5 in every subnet: Amazon VPC User Guide, Subnet CIDR blocks",
+            "28 nodes in us-east-1b's",
+            "1 control-plane nodes, 27 of pool \"worker\" (max 27 over 1 AZs)",
+        ] {
+            assert!(e.message.contains(part), "{part}: {}", e.message);
+        }
+        // Spread over three AZs, a max is divided among them, rounded up:
+        // 26 per AZ (78 = 3 x 26) plus a control-plane node fit, 79 does not.
+        let spread = |max: u32| edit(&small(max), "\nazs = [\"us-east-1b\"]", "");
+        ok(&spread(78));
+        let keys: Vec<String> = errors(&spread(79)).into_iter().map(|e| e.key).collect();
+        assert_eq!(keys, ["placement.vpc_cidr"; 3], "one per AZ");
+        // The default /16 leaves room for far more.
+        ok(&demo_with("max = 6", "max = 20000"));
+    }
+
+    #[test]
+    fn pool_sizes_fit_the_auto_scaling_api() {
+        let static_with = |lines: &str| edit(fixtures::STATIC, "size = 2\n", &format!("size = 2\n{lines}\n"));
+        ok(&static_with(&format!("max = {AUTOSCALING_SIZE_MAX}")));
+        let e = only_error(&static_with(&format!("max = {}", u64::from(AUTOSCALING_SIZE_MAX) + 1)), "node_pool[1].max");
+        assert!(e.message.contains("Auto Scaling API Reference, CreateAutoScalingGroup, MaxSize"), "{}", e.message);
+    }
+
+    /// The longest valid cluster and pool names and the most cluster tags
+    /// give names and tag sets within each kind's AWS limit, as the const
+    /// assertions above say for the names.
+    #[test]
+    fn the_longest_names_and_most_tags_fit_every_kinds_limits() {
+        let cluster = "a".repeat(CLUSTER_NAME_MAX);
+        let pool = format!("w{}", "p".repeat(POOL_NAME_MAX - 1));
+        let room = tags::CLASSIC_ELB_MAX_TAGS - tags::CLASSIC_ELB_BLUEPRINT_TAGS;
+        let user_tags: Vec<String> =
+            (0..room).map(|i| format!("\"{}{i}\" = \"{}\"", "k".repeat(120), "v".repeat(256))).collect();
+        let text = edit(
+            &edit(
+                &demo_with("name = \"demo\"", &format!("name = \"{cluster}\"")),
+                "team = \"platform\"",
+                &user_tags.join(", "),
+            ),
+            "name = \"worker\"",
+            &format!("name = \"{pool}\""),
+        );
+        let resources = crate::expand(&parse(&text)).unwrap_or_else(|e| panic!("{e:#?}"));
+        let mut seen = BTreeSet::new();
+        for r in &resources {
+            let kind = r.address.kind.as_str();
+            if let Some(name) = r.attrs.get("name").and_then(Value::as_str) {
+                let max = match kind {
+                    "aws_launch_template" => crate::names::LAUNCH_TEMPLATE_NAME_MAX,
+                    "aws_autoscaling_group" => crate::names::AUTOSCALING_GROUP_NAME_MAX,
+                    "aws_security_group" => crate::names::SECURITY_GROUP_NAME_MAX,
+                    "aws_elb" => crate::names::ELB_NAME_MAX,
+                    other => panic!("a name on {other}: add its limit here"),
+                };
+                assert!(name.len() <= max, "{} name {name:?} over {max}", r.address);
+                assert!(kind != "aws_security_group" || !name.starts_with("sg-"), "{name}");
+                seen.insert(kind);
+            }
+            for field in ["tags", "instance_tags"] {
+                let Some(tags) = r.attrs.get(field).and_then(Value::as_object) else { continue };
+                // The provider adds `skyplan:address`.
+                let max = if kind == "aws_elb" { tags::CLASSIC_ELB_MAX_TAGS } else { tags::RESOURCE_MAX_TAGS };
+                assert!(tags.len() < max, "{} {field}: {} tags and skyplan:address, over {max}", r.address, tags.len());
+                for (k, v) in tags {
+                    assert!(k.chars().count() <= 128, "{} tag key {k}", r.address);
+                    assert!(v.as_str().is_some_and(|v| v.chars().count() <= 256), "{} tag {k} = {v}", r.address);
+                }
+            }
+        }
+        assert_eq!(
+            seen.into_iter().collect::<Vec<_>>(),
+            ["aws_autoscaling_group", "aws_elb", "aws_launch_template", "aws_security_group"],
+            "every named kind was checked"
+        );
     }
 
     #[test]

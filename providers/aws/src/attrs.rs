@@ -223,6 +223,12 @@ fn bad(name: &str, expected: &str, v: &Value) -> ProviderError {
     ProviderError::new(format!("`{name}` must be {expected}, not {v}"))
 }
 
+/// A string attribute known at plan time: present, not unknown, no
+/// reference left in it.
+pub(crate) fn known_str<'a>(attrs: &'a Attrs, name: &str) -> Option<&'a str> {
+    attrs.get(name).and_then(|v| v.as_str()).filter(|s| !s.contains("${") && *s != skyplan_engine::UNKNOWN)
+}
+
 pub(crate) fn req_str<'a>(attrs: &'a Attrs, name: &str) -> Result<&'a str, ProviderError> {
     match attrs.get(name) {
         Some(Value::String(s)) => Ok(s),

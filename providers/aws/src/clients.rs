@@ -26,8 +26,7 @@ use crate::calls::{ApiCallCounter, RetryStats};
 use crate::error::ApiError;
 use crate::ratelimit::{Limiter, RateLimits, Service};
 use crate::retry::{self, Backoff, Retry, RetryPolicy};
-use crate::spot::SpotWait;
-use crate::wait::Patience;
+use crate::wait::{Patience, SpotWait};
 
 /// How long the provider waits for AWS, per situation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

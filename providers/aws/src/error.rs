@@ -40,6 +40,19 @@ pub(crate) struct ApiError {
     pub gave_up: Option<(u32, std::time::Duration)>,
 }
 
+/// AWS's codes for "slow down".
+pub(crate) const THROTTLING: &[&str] = &[
+    "RequestLimitExceeded",
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "EC2ThrottledException",
+    "SlowDown",
+];
+
 /// AWS's codes for "this identity may not call this action".
 pub(crate) const DENIED: &[&str] = &[
     "AccessDenied",
@@ -215,7 +228,7 @@ impl fmt::Display for ApiError {
             let what = if self.unreachable { "could not reach AWS" } else { "no answer from AWS" };
             return write!(f, "{} failed: {what}{place}: {}{tries}{help}", self.action(), self.message);
         }
-        if let (true, Some((n, took))) = (crate::retry::THROTTLING.contains(&self.code()), self.gave_up) {
+        if let (true, Some((n, took))) = (THROTTLING.contains(&self.code()), self.gave_up) {
             return write!(
                 f,
                 "{} failed: {} kept throttling the requests ({}) for {:.0} s over {n} tries: {}\n  \

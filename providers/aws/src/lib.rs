@@ -1,28 +1,31 @@
 //! skyplan's AWS provider: every `aws_*` resource type of
 //! docs/aws-resources.md, through the AWS SDK for Rust.
 //!
-//! One file per AWS kind (`vpc.rs`, `subnet.rs`, ..., `autoscaling_group.rs`),
-//! each holding that kind's attribute table, create, batched read, in-place
-//! update and delete. Around them:
+//! Three layers, each importing only the ones below it:
 //!
-//! - `provider.rs`: [`AwsProvider`] (connect, credentials, the `Provider`
-//!   trait, dispatch by type, batched reads by kind);
-//! - `clients.rs`: the SDK clients and the one way to call them;
-//! - `retry.rs`, `wait.rs`: retrying throttling and eventual consistency,
-//!   waiting out dependencies on delete, waiting for states; all on tokio's
-//!   clock, tested with paused time;
-//! - `spot.rs`: current spot prices and the wait for one in range before a
-//!   spot pool's group is created;
-//! - `lost.rs`: a create or update whose answer was lost looks the resource
-//!   up before trying again, so no retry makes a duplicate;
-//! - `ratelimit.rs`: a token bucket per service that every request passes;
-//! - `tags.rs`: tag conventions (the `skyplan:address` tag) and tag diffs;
-//! - `attrs.rs`: attribute tables, validation, typed access, read shaping;
-//! - `error.rs`: one failed call, and the sentence a person can act on;
-//! - `permissions.rs`: which actions this identity may call (EC2 DryRun);
-//! - `pricing.rs`: on-demand prices from the Price List API, else the table;
-//! - `profile.rs`: a named profile that does not exist, said so;
-//! - `ami.rs`, `blockers.rs`, `ec2util.rs`, `calls.rs`: helpers.
+//! - `kinds/`: one file per AWS kind (`kinds/vpc.rs`, ...,
+//!   `kinds/autoscaling_group.rs`), each holding that kind's attribute
+//!   table, create, batched read, in-place update, delete, lookup by tag
+//!   after a lost create, orphan listing and typed live states, behind the
+//!   `AwsKind` trait; `kinds::KINDS` is the one registry;
+//! - above them, through the registry only: `provider.rs` ([`AwsProvider`]:
+//!   connect, credentials, the `Provider` trait, dispatch by type, batched
+//!   reads by kind), `lost.rs` (a create or update whose answer was lost
+//!   looks the resource up before trying again), `find.rs` (what an
+//!   interrupted create made), `owned.rs` (what carries a cluster's
+//!   ownership tags); and the checks the CLI runs through the provider:
+//!   `preflight.rs`, `placement.rs`, `permissions.rs`;
+//! - the plumbing, which imports no kind and not the provider:
+//!   `clients.rs` (the SDK clients and the one way to call them),
+//!   `retry.rs`, `wait.rs` (retrying throttling and eventual consistency,
+//!   waiting for states; on tokio's clock, tested with paused time),
+//!   `ratelimit.rs` (a token bucket per service), `tags.rs` (the
+//!   `skyplan:address` tag and tag diffs), `attrs.rs` (attribute tables,
+//!   validation, typed access, read shaping), `error.rs` (one failed call,
+//!   and the sentence a person can act on), `spot.rs` (spot prices and the
+//!   wait for one in range), `pricing.rs` (on-demand prices from the Price
+//!   List API, else the table), `profile.rs`, `ami.rs`, `blockers.rs`,
+//!   `ec2util.rs`, `calls.rs`.
 //!
 //! Architecture invariant: the engine never sees an SDK type; this crate
 //! speaks to it only through `skyplan_engine::Provider` and `Attrs`.
@@ -35,6 +38,7 @@ mod clients;
 mod ec2util;
 mod error;
 mod find;
+mod kinds;
 mod lost;
 mod names;
 mod owned;
@@ -51,19 +55,6 @@ mod tags;
 #[cfg(test)]
 mod testing;
 mod wait;
-
-mod autoscaling_group;
-mod eip;
-mod elb;
-mod instance;
-mod internet_gateway;
-mod launch_template;
-mod nat_gateway;
-mod route_table;
-mod security_group;
-mod security_group_rule;
-mod subnet;
-mod vpc;
 
 pub use calls::Retries;
 pub use provider::{AwsProvider, AwsSettings};

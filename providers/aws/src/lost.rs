@@ -24,12 +24,17 @@ use serde_json::Value;
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
 
 use crate::clients::Clients;
-use crate::provider::Kind;
+use crate::kinds::AwsKind;
 
 /// Rounds of create (or update) per operation, the first included.
 pub(crate) const ROUNDS: u32 = 4;
 
-pub(crate) async fn create(c: &Clients, kind: Kind, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+pub(crate) async fn create(
+    c: &Clients,
+    kind: &dyn AwsKind,
+    ctx: &OpContext,
+    attrs: &Attrs,
+) -> Result<Attrs, ProviderError> {
     let mut round = 0;
     loop {
         let scope = c.scoped();
@@ -60,7 +65,7 @@ pub(crate) async fn create(c: &Clients, kind: Kind, ctx: &OpContext, attrs: &Att
 
 pub(crate) async fn update(
     c: &Clients,
-    kind: Kind,
+    kind: &dyn AwsKind,
     ctx: &OpContext,
     prior: &Attrs,
     attrs: &Attrs,
@@ -76,7 +81,7 @@ pub(crate) async fn update(
         };
         tokio::time::sleep(c.retry.backoff.delay(round)).await;
         round += 1;
-        let request = ReadRequest { address: ctx.address.clone(), kind: kind.spec().kind.to_string(), prior };
+        let request = ReadRequest { address: ctx.address.clone(), kind: kind.name().to_string(), prior };
         match kind.read(c, &[request]).await?.into_iter().next().flatten() {
             Some(live) => {
                 ctx.report(format!(
@@ -139,6 +144,10 @@ mod tests {
         })
     }
 
+    fn vpc() -> &'static dyn AwsKind {
+        crate::kinds::get("aws_vpc").unwrap()
+    }
+
     fn desired() -> Attrs {
         json!({"cidr_block": "10.0.0.0/16"}).as_object().unwrap().clone()
     }
@@ -150,7 +159,7 @@ mod tests {
         let fake = vpc_endpoint(true);
         let c = fake.clients().await;
         let (ctx, reports) = recording_ctx(Address::new("aws_vpc", "main"), "tok");
-        let out = create(&c, Kind::Vpc, &ctx, &desired()).await.unwrap();
+        let out = create(&c, vpc(), &ctx, &desired()).await.unwrap();
         assert_eq!(out["id"], json!("vpc-1"));
         let actions = fake.actions();
         assert_eq!(actions.iter().filter(|a| *a == "CreateVpc").count(), 1, "{actions:?}");
@@ -172,7 +181,7 @@ mod tests {
         let fake = vpc_endpoint(false);
         let c = fake.clients().await;
         let (ctx, _) = recording_ctx(Address::new("aws_vpc", "main"), "tok");
-        let out = create(&c, Kind::Vpc, &ctx, &desired()).await.unwrap();
+        let out = create(&c, vpc(), &ctx, &desired()).await.unwrap();
         assert_eq!(out["id"], json!("vpc-1"));
         assert_eq!(fake.actions().iter().filter(|a| *a == "CreateVpc").count(), 2);
         let stats = c.retries.snapshot();

@@ -7,20 +7,15 @@
 //! creates is looked up, and one held by a resource that does not carry
 //! exactly this cluster's ownership tags is a conflict naming its owner.
 //! Names not known at plan time (a security group in a VPC still to be
-//! made) cannot be held by anyone and are skipped.
+//! made) cannot be held by anyone and are skipped. Which kinds have unique
+//! names, and how each looks a name up, is the kind's (`kinds/`).
 
-use aws_sdk_ec2::types::Filter;
-use skyplan_engine::{Attrs, NameConflict, NewResource, ProviderError};
+use skyplan_engine::{NameConflict, NewResource, ProviderError};
 
+use crate::attrs;
 use crate::clients::Clients;
-use crate::provider::Kind;
-use crate::retry::Retry;
+use crate::kinds;
 use crate::tags::{self, Tags, ADDRESS_TAG};
-
-/// A literal string attribute (not unknown, no reference left).
-fn literal<'a>(attrs: &'a Attrs, name: &str) -> Option<&'a str> {
-    attrs.get(name).and_then(|v| v.as_str()).filter(|s| !s.contains("${") && *s != skyplan_engine::UNKNOWN)
-}
 
 /// Whether a resource with `found` tags may hold the name of `new`: it is
 /// this cluster's (the same ownership tags, and some), or, for a spec with
@@ -67,92 +62,15 @@ fn conflict(new: &NewResource, what: &str, name: &str, id: &str, found: &Tags) -
     }
 }
 
-/// One create's conflict, if its name is held by something not ours.
+/// One create's conflict, if its name is held by something not ours. The
+/// kind says whether its names are unique and who holds one
+/// (`AwsKind::unique_name`, `AwsKind::name_holder`).
 async fn check_one(c: &Clients, new: &NewResource) -> Result<Option<NameConflict>, ProviderError> {
-    let Some(kind) = Kind::parse(&new.kind) else { return Ok(None) };
-    let Some(name) = literal(&new.attrs, "name").map(str::to_string) else { return Ok(None) };
-    let held: Option<(String, Tags)> = match kind {
-        Kind::LaunchTemplate => {
-            match c
-                .call("DescribeLaunchTemplates", Retry::Standard, || {
-                    c.ec2.describe_launch_templates().launch_template_names(name.clone()).send()
-                })
-                .await
-            {
-                Ok(out) => out.launch_templates().first().map(|t| {
-                    let found = tags::all(t.tags().iter().filter_map(|t| Some((t.key()?, t.value().unwrap_or("")))));
-                    (t.launch_template_id().unwrap_or_default().to_string(), found)
-                }),
-                Err(e) if e.is_not_found() => None,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Kind::AutoscalingGroup => {
-            let out = c
-                .call("DescribeAutoScalingGroups", Retry::Standard, || {
-                    c.autoscaling.describe_auto_scaling_groups().auto_scaling_group_names(name.clone()).send()
-                })
-                .await?;
-            out.auto_scaling_groups().iter().find(|g| g.auto_scaling_group_name() == Some(&name[..])).map(|g| {
-                let found = tags::all(g.tags().iter().filter_map(|t| Some((t.key()?, t.value().unwrap_or("")))));
-                (name.clone(), found)
-            })
-        }
-        Kind::Elb => {
-            match c
-                .call("DescribeLoadBalancers", Retry::Standard, || {
-                    c.elb.describe_load_balancers().load_balancer_names(name.clone()).send()
-                })
-                .await
-            {
-                Ok(out) if out.load_balancer_descriptions().is_empty() => None,
-                Ok(_) => {
-                    let out = c
-                        .call("DescribeTags", Retry::Standard, || {
-                            c.elb.describe_tags().load_balancer_names(name.clone()).send()
-                        })
-                        .await?;
-                    let found = out
-                        .tag_descriptions()
-                        .iter()
-                        .flat_map(|d| d.tags())
-                        .map(|t| (t.key(), t.value().unwrap_or("")));
-                    Some((name.clone(), tags::all(found)))
-                }
-                Err(e) if e.is_not_found() => None,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Kind::SecurityGroup => {
-            let Some(vpc) = literal(&new.attrs, "vpc_id").map(str::to_string) else { return Ok(None) };
-            let filters = vec![
-                Filter::builder().name("group-name").values(&name).build(),
-                Filter::builder().name("vpc-id").values(&vpc).build(),
-            ];
-            let out = c
-                .call("DescribeSecurityGroups", Retry::Standard, || {
-                    c.ec2.describe_security_groups().set_filters(Some(filters.clone())).send()
-                })
-                .await?;
-            out.security_groups()
-                .iter()
-                .find(|g| g.group_name() == Some(&name[..]) && g.vpc_id() == Some(&vpc[..]))
-                .map(|g| {
-                    let found = tags::all(g.tags().iter().filter_map(|t| Some((t.key()?, t.value().unwrap_or("")))));
-                    (g.group_id().unwrap_or_default().to_string(), found)
-                })
-        }
-        _ => None,
-    };
-    Ok(held.filter(|(_, found)| !ours(found, new)).map(|(id, found)| {
-        let what = match kind {
-            Kind::LaunchTemplate => "launch template",
-            Kind::AutoscalingGroup => "auto scaling group",
-            Kind::Elb => "load balancer",
-            _ => "security group",
-        };
-        conflict(new, what, &name, &id, &found)
-    }))
+    let Some(kind) = kinds::get(&new.kind) else { return Ok(None) };
+    let Some(what) = kind.unique_name() else { return Ok(None) };
+    let Some(name) = attrs::known_str(&new.attrs, "name") else { return Ok(None) };
+    let held = kind.name_holder(c, name, &new.attrs).await?;
+    Ok(held.filter(|(_, found)| !ours(found, new)).map(|(id, found)| conflict(new, what, name, &id, &found)))
 }
 
 /// Every create among `creates` whose name something not ours holds.
@@ -172,7 +90,7 @@ pub(crate) async fn conflicts(c: &Clients, creates: &[NewResource]) -> Result<Ve
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use skyplan_engine::Address;
+    use skyplan_engine::{Address, Attrs};
 
     use super::*;
 

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_ec2::types::AccountAttributeName;
+use aws_sdk_ec2::types::{AccountAttributeName, AvailabilityZoneState, InstanceStateName, NatGatewayState};
 use skyplan_engine::{Attrs, ProviderError, Resource};
 
 use crate::ami;
@@ -110,12 +110,7 @@ impl AwsProvider {
     pub async fn name_checks(&self, resources: &[Resource]) -> Result<Vec<Check>, ProviderError> {
         let creates: Vec<skyplan_engine::NewResource> = resources
             .iter()
-            .filter(|r| {
-                matches!(
-                    r.address.kind.as_str(),
-                    "aws_launch_template" | "aws_autoscaling_group" | "aws_elb" | "aws_security_group"
-                )
-            })
+            .filter(|r| crate::kinds::get(&r.address.kind).is_some_and(|k| k.unique_name().is_some()))
             .map(|r| skyplan_engine::NewResource {
                 address: r.address.clone(),
                 kind: r.address.kind.clone(),
@@ -156,7 +151,7 @@ impl AwsProvider {
         let available: BTreeSet<&str> = zones
             .availability_zones()
             .iter()
-            .filter(|z| z.state().map(|s| s.as_str()) == Some("available"))
+            .filter(|z| z.state() == Some(&AvailabilityZoneState::Available))
             .filter_map(|z| z.zone_name())
             .collect();
         for az in &needs.azs {
@@ -257,7 +252,8 @@ impl AwsProvider {
         if !needs.nat_gateways_per_az.is_empty() {
             let nats = c
                 .call("DescribeNatGateways", Retry::Standard, || {
-                    c.ec2.describe_nat_gateways().filter(filter("state", ["pending", "available"])).send()
+                    let counted = [NatGatewayState::Pending, NatGatewayState::Available];
+                    c.ec2.describe_nat_gateways().filter(filter("state", counted.iter().map(|s| s.as_str()))).send()
                 })
                 .await?;
             let subnet_ids: Vec<String> =
@@ -307,7 +303,11 @@ impl AwsProvider {
                 .and_then(|v| v.parse::<usize>().ok());
             let running = c
                 .call("DescribeInstances", Retry::Standard, || {
-                    c.ec2.describe_instances().filters(filter("instance-state-name", ["pending", "running"])).send()
+                    let counted = [InstanceStateName::Pending, InstanceStateName::Running];
+                    c.ec2
+                        .describe_instances()
+                        .filters(filter("instance-state-name", counted.iter().map(|s| s.as_str())))
+                        .send()
                 })
                 .await?;
             let in_use: usize = running.reservations().iter().map(|r| r.instances().len()).sum();

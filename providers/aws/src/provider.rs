@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::profile::ProfileFileCredentialsProvider;
@@ -24,14 +25,10 @@ use skyplan_engine::{
     Address, Attrs, NameConflict, NewResource, OpContext, Owned, Provider, ProviderError, ReadRequest, Schema,
 };
 
-use crate::attrs::KindSpec;
 use crate::calls::Retries;
 use crate::clients::Clients;
+use crate::kinds::{self, AwsKind};
 use crate::ratelimit::{Limiter, RateLimits};
-use crate::{
-    autoscaling_group, eip, elb, instance, internet_gateway, launch_template, nat_gateway, route_table, security_group,
-    security_group_rule, subnet, vpc,
-};
 
 /// Where and as whom to reach AWS. Everything absent falls back to the
 /// SDK's default chain (environment, shared config and credentials files).
@@ -170,150 +167,34 @@ impl AwsProvider {
     }
 }
 
-/// The resource types this provider serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Kind {
-    Vpc,
-    Subnet,
-    InternetGateway,
-    Eip,
-    NatGateway,
-    RouteTable,
-    SecurityGroup,
-    SecurityGroupRule,
-    Instance,
-    Elb,
-    LaunchTemplate,
-    AutoscalingGroup,
+/// Spot prices (`spot.rs`) through the provider.
+impl AwsProvider {
+    /// The current Linux spot price of `instance_type` in each of `azs`
+    /// (for `plan`'s spot section); `None` when AWS denies [`crate::spot::ACTION`].
+    pub async fn spot_prices(
+        &self,
+        instance_type: &str,
+        azs: &[String],
+    ) -> Result<Option<Vec<crate::spot::AzPrice>>, ProviderError> {
+        match crate::spot::current_prices(&self.clients, instance_type, azs).await {
+            Ok(prices) => Ok(Some(prices)),
+            Err(e) if crate::spot::denied(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// How long creating a spot pool's auto scaling group waits for its
+    /// spot price to come within the max (`apply --spot-wait`).
+    pub fn with_spot_wait(mut self, bound: Duration) -> Self {
+        std::sync::Arc::make_mut(&mut self.clients).spot_wait = crate::spot::SpotWait::bounded(bound);
+        self
+    }
 }
 
-impl Kind {
-    pub const ALL: [Kind; 12] = [
-        Kind::Vpc,
-        Kind::Subnet,
-        Kind::InternetGateway,
-        Kind::Eip,
-        Kind::NatGateway,
-        Kind::RouteTable,
-        Kind::SecurityGroup,
-        Kind::SecurityGroupRule,
-        Kind::Instance,
-        Kind::Elb,
-        Kind::LaunchTemplate,
-        Kind::AutoscalingGroup,
-    ];
-
-    pub fn spec(self) -> &'static KindSpec {
-        match self {
-            Kind::Vpc => &vpc::SPEC,
-            Kind::Subnet => &subnet::SPEC,
-            Kind::InternetGateway => &internet_gateway::SPEC,
-            Kind::Eip => &eip::SPEC,
-            Kind::NatGateway => &nat_gateway::SPEC,
-            Kind::RouteTable => &route_table::SPEC,
-            Kind::SecurityGroup => &security_group::SPEC,
-            Kind::SecurityGroupRule => &security_group_rule::SPEC,
-            Kind::Instance => &instance::SPEC,
-            Kind::Elb => &elb::SPEC,
-            Kind::LaunchTemplate => &launch_template::SPEC,
-            Kind::AutoscalingGroup => &autoscaling_group::SPEC,
-        }
-    }
-
-    pub fn parse(kind: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.spec().kind == kind)
-    }
-
-    pub(crate) fn of(address: &Address) -> Result<Kind, ProviderError> {
-        Kind::parse(&address.kind)
-            .ok_or_else(|| ProviderError::new(format!("the aws provider does not serve `{}`", address.kind)))
-    }
-
-    /// Checks beyond types that the table cannot express.
-    fn validate(self, attrs: &Attrs) -> Vec<String> {
-        match self {
-            Kind::SecurityGroup => security_group::validate(attrs),
-            Kind::SecurityGroupRule => security_group_rule::validate(attrs),
-            Kind::Elb => elb::validate(attrs),
-            Kind::RouteTable => route_table::validate(attrs),
-            _ => Vec::new(),
-        }
-    }
-
-    pub(crate) async fn create(self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-        match self {
-            Kind::Vpc => vpc::create(c, ctx, attrs).await,
-            Kind::Subnet => subnet::create(c, ctx, attrs).await,
-            Kind::InternetGateway => internet_gateway::create(c, ctx, attrs).await,
-            Kind::Eip => eip::create(c, ctx, attrs).await,
-            Kind::NatGateway => nat_gateway::create(c, ctx, attrs).await,
-            Kind::RouteTable => route_table::create(c, ctx, attrs).await,
-            Kind::SecurityGroup => security_group::create(c, ctx, attrs).await,
-            Kind::SecurityGroupRule => security_group_rule::create(c, ctx, attrs).await,
-            Kind::Instance => instance::create(c, ctx, attrs).await,
-            Kind::Elb => elb::create(c, ctx, attrs).await,
-            Kind::LaunchTemplate => launch_template::create(c, ctx, attrs).await,
-            Kind::AutoscalingGroup => autoscaling_group::create(c, ctx, attrs).await,
-        }
-    }
-
-    pub(crate) async fn update(
-        self,
-        c: &Clients,
-        ctx: &OpContext,
-        prior: &Attrs,
-        attrs: &Attrs,
-    ) -> Result<Attrs, ProviderError> {
-        match self {
-            Kind::Vpc => vpc::update(c, ctx, prior, attrs).await,
-            Kind::Subnet => subnet::update(c, ctx, prior, attrs).await,
-            Kind::InternetGateway => internet_gateway::update(c, ctx, prior, attrs).await,
-            Kind::Eip => eip::update(c, ctx, prior, attrs).await,
-            Kind::NatGateway => nat_gateway::update(c, ctx, prior, attrs).await,
-            Kind::RouteTable => route_table::update(c, ctx, prior, attrs).await,
-            Kind::SecurityGroup => security_group::update(c, ctx, prior, attrs).await,
-            Kind::SecurityGroupRule => security_group_rule::update(c, ctx, prior, attrs).await,
-            Kind::Instance => instance::update(c, ctx, prior, attrs).await,
-            Kind::Elb => elb::update(c, ctx, prior, attrs).await,
-            Kind::LaunchTemplate => launch_template::update(c, ctx, prior, attrs).await,
-            Kind::AutoscalingGroup => autoscaling_group::update(c, ctx, prior, attrs).await,
-        }
-    }
-
-    async fn delete(self, c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
-        match self {
-            Kind::Vpc => vpc::delete(c, ctx, prior).await,
-            Kind::Subnet => subnet::delete(c, ctx, prior).await,
-            Kind::InternetGateway => internet_gateway::delete(c, ctx, prior).await,
-            Kind::Eip => eip::delete(c, ctx, prior).await,
-            Kind::NatGateway => nat_gateway::delete(c, ctx, prior).await,
-            Kind::RouteTable => route_table::delete(c, ctx, prior).await,
-            Kind::SecurityGroup => security_group::delete(c, ctx, prior).await,
-            Kind::SecurityGroupRule => security_group_rule::delete(c, ctx, prior).await,
-            Kind::Instance => instance::delete(c, ctx, prior).await,
-            Kind::Elb => elb::delete(c, ctx, prior).await,
-            Kind::LaunchTemplate => launch_template::delete(c, ctx, prior).await,
-            Kind::AutoscalingGroup => autoscaling_group::delete(c, ctx, prior).await,
-        }
-    }
-
-    /// Read every request of this kind with one batched describe.
-    pub(crate) async fn read(self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-        match self {
-            Kind::Vpc => vpc::read(c, reqs).await,
-            Kind::Subnet => subnet::read(c, reqs).await,
-            Kind::InternetGateway => internet_gateway::read(c, reqs).await,
-            Kind::Eip => eip::read(c, reqs).await,
-            Kind::NatGateway => nat_gateway::read(c, reqs).await,
-            Kind::RouteTable => route_table::read(c, reqs).await,
-            Kind::SecurityGroup => security_group::read(c, reqs).await,
-            Kind::SecurityGroupRule => security_group_rule::read(c, reqs).await,
-            Kind::Instance => instance::read(c, reqs).await,
-            Kind::Elb => elb::read(c, reqs).await,
-            Kind::LaunchTemplate => launch_template::read(c, reqs).await,
-            Kind::AutoscalingGroup => autoscaling_group::read(c, reqs).await,
-        }
-    }
+/// The kind serving `address`'s type, or an error saying it is not served.
+fn kind_of(address: &Address) -> Result<&'static dyn AwsKind, ProviderError> {
+    kinds::get(&address.kind)
+        .ok_or_else(|| ProviderError::new(format!("the aws provider does not serve `{}`", address.kind)))
 }
 
 /// Prefix a kind's error with what the provider was doing.
@@ -346,15 +227,15 @@ impl Provider for AwsProvider {
     }
 
     fn serves(&self, kind: &str) -> bool {
-        Kind::parse(kind).is_some()
+        kinds::get(kind).is_some()
     }
 
     fn schema(&self, kind: &str, _attrs: &Attrs) -> Schema {
-        Kind::parse(kind).map(|k| k.spec().schema()).unwrap_or_default()
+        kinds::get(kind).map(|k| k.spec().schema()).unwrap_or_default()
     }
 
     fn validate(&self, address: &Address, attrs: &Attrs) -> Vec<String> {
-        match Kind::of(address) {
+        match kind_of(address) {
             Err(e) => vec![e.message],
             Ok(kind) => {
                 let mut errors = kind.spec().validate(attrs);
@@ -365,24 +246,24 @@ impl Provider for AwsProvider {
     }
 
     async fn create(&self, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-        let kind = Kind::of(&ctx.address)?;
+        let kind = kind_of(&ctx.address)?;
         // No "creating ADDRESS:" prefix on errors of create, update and
         // delete: the engine reports them under the address and operation.
         crate::lost::create(&self.clients, kind, ctx, attrs).await
     }
 
     async fn update(&self, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-        let kind = Kind::of(&ctx.address)?;
+        let kind = kind_of(&ctx.address)?;
         crate::lost::update(&self.clients, kind, ctx, prior, attrs).await
     }
 
     async fn delete(&self, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
-        let kind = Kind::of(&ctx.address)?;
+        let kind = kind_of(&ctx.address)?;
         kind.delete(&self.clients, ctx, prior).await
     }
 
     async fn find(&self, _kind: &str, address: &Address, inputs: &Attrs) -> Result<Option<Attrs>, ProviderError> {
-        let kind = Kind::of(address)?;
+        let kind = kind_of(address)?;
         crate::find::find(&self.clients, kind, address, inputs).await.map_err(|e| context("looking for", address, e))
     }
 
@@ -400,16 +281,17 @@ impl Provider for AwsProvider {
     }
 
     async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-        let mut groups: BTreeMap<Kind, (Vec<usize>, Vec<ReadRequest>)> = BTreeMap::new();
+        let mut groups: BTreeMap<&'static str, (Vec<usize>, Vec<ReadRequest>)> = BTreeMap::new();
         for (i, req) in requests.iter().enumerate() {
-            let kind = Kind::parse(&req.kind)
+            let kind = kinds::get(&req.kind)
                 .ok_or_else(|| ProviderError::new(format!("the aws provider does not serve `{}`", req.kind)))?;
-            let group = groups.entry(kind).or_default();
+            let group = groups.entry(kind.name()).or_default();
             group.0.push(i);
             group.1.push(req.clone());
         }
         let mut tasks = tokio::task::JoinSet::new();
-        for (kind, (indexes, reqs)) in groups {
+        for (name, (indexes, reqs)) in groups {
+            let kind = kinds::get(name).expect("grouped by a served kind");
             let clients = self.clients.clone();
             tasks.spawn(async move {
                 let out = kind.read(&clients, &reqs).await;
@@ -419,7 +301,7 @@ impl Provider for AwsProvider {
         let mut results: Vec<Option<Attrs>> = vec![None; requests.len()];
         while let Some(joined) = tasks.join_next().await {
             let (kind, indexes, out) = joined.map_err(|e| ProviderError::new(format!("reading AWS resources: {e}")))?;
-            let out = out.map_err(|e| ProviderError::new(format!("reading {}: {}", kind.spec().kind, e.message)))?;
+            let out = out.map_err(|e| ProviderError::new(format!("reading {}: {}", kind.name(), e.message)))?;
             for (i, attrs) in indexes.into_iter().zip(out) {
                 results[i] = attrs;
             }
@@ -498,9 +380,9 @@ mod tests {
 
     #[test]
     fn serves_every_kind_of_the_vocabulary_with_its_schema() {
-        let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.spec().kind).collect();
+        let names: Vec<&str> = kinds::KINDS.iter().map(|k| k.name()).collect();
         assert_eq!(
-            kinds,
+            names,
             [
                 "aws_vpc",
                 "aws_subnet",
@@ -516,12 +398,12 @@ mod tests {
                 "aws_autoscaling_group",
             ]
         );
-        for kind in Kind::ALL {
+        for kind in kinds::KINDS {
             let s = kind.spec().schema();
-            assert!(s.computed.contains("id"), "{kind:?} computes id");
-            assert!(!s.replace_on.contains("tags"), "{kind:?}: tags change in place");
+            assert!(s.computed.contains("id"), "{} computes id", kind.name());
+            assert!(!s.replace_on.contains("tags"), "{}: tags change in place", kind.name());
         }
-        let schema = |k: &str| Kind::parse(k).unwrap().spec().schema();
+        let schema = |k: &str| kinds::get(k).unwrap().spec().schema();
         let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<std::collections::BTreeSet<_>>();
         assert_eq!(schema("aws_vpc").replace_on, set(&["cidr_block"]));
         assert_eq!(schema("aws_subnet").replace_on, set(&["availability_zone", "cidr_block", "vpc_id"]));

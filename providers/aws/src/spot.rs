@@ -31,38 +31,13 @@ use crate::attrs;
 use crate::clients::Clients;
 use crate::ec2util::filter;
 use crate::error::ApiError;
-use crate::provider::AwsProvider;
 use crate::retry::Retry;
+pub use crate::wait::SpotWait;
 
 /// The product descriptions of Linux spot prices: AWS reports VPC-only
 /// accounts' prices as `Linux/UNIX`, older accounts' VPC prices as
 /// `Linux/UNIX (Amazon VPC)`.
 const LINUX: [&str; 2] = ["Linux/UNIX", "Linux/UNIX (Amazon VPC)"];
-
-/// How long `apply` waits for a spot price in range, and how often it looks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SpotWait {
-    /// Give up after this long; zero looks once and does not wait.
-    pub bound: Duration,
-    pub interval: Duration,
-}
-
-impl SpotWait {
-    /// The default bound of `apply --spot-wait`.
-    pub const DEFAULT_BOUND: Duration = Duration::from_secs(10 * 60);
-    /// Spot prices change a few times an hour at most.
-    pub const INTERVAL: Duration = Duration::from_secs(30);
-
-    pub fn bounded(bound: Duration) -> Self {
-        SpotWait { bound, interval: Self::INTERVAL }
-    }
-}
-
-impl Default for SpotWait {
-    fn default() -> Self {
-        SpotWait::bounded(Self::DEFAULT_BOUND)
-    }
-}
 
 /// The current spot price in one AZ; `None` when AWS reports none there
 /// (the instance type is not offered in that AZ).
@@ -157,29 +132,6 @@ pub(crate) async fn current_prices(c: &Clients, instance_type: &str, azs: &[Stri
         .iter()
         .map(|az| AzPrice { az: az.clone(), price: latest.get(az.as_str()).map(|(_, p)| p.to_string()) })
         .collect())
-}
-
-impl AwsProvider {
-    /// The current Linux spot price of `instance_type` in each of `azs`
-    /// (for `plan`'s spot section); `None` when AWS denies [`ACTION`].
-    pub async fn spot_prices(
-        &self,
-        instance_type: &str,
-        azs: &[String],
-    ) -> Result<Option<Vec<AzPrice>>, ProviderError> {
-        match current_prices(&self.clients, instance_type, azs).await {
-            Ok(prices) => Ok(Some(prices)),
-            Err(e) if denied(&e) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// How long creating a spot pool's auto scaling group waits for its
-    /// spot price to come within the max (`apply --spot-wait`).
-    pub fn with_spot_wait(mut self, bound: Duration) -> Self {
-        std::sync::Arc::make_mut(&mut self.clients).spot_wait = SpotWait::bounded(bound);
-        self
-    }
 }
 
 /// What the group will launch, when it is on the spot market.

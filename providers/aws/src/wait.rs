@@ -1,5 +1,6 @@
 //! Waiting for a resource to reach a state: NAT gateways `available`,
-//! instances `running` or `terminated`, auto scaling groups gone.
+//! instances `running` or `terminated`, auto scaling groups gone; and how
+//! long a spot pool waits for its price ([`SpotWait`], used by `spot.rs`).
 //!
 //! A waiter polls with backoff (first poll at once, then growing up to a
 //! cap), reports progress through the operation's [`OpContext`] when it
@@ -82,6 +83,31 @@ where
         }
         tokio::time::sleep(delay).await;
         attempt += 1;
+    }
+}
+
+/// How long `apply` waits for a spot price in range, and how often it looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpotWait {
+    /// Give up after this long; zero looks once and does not wait.
+    pub bound: Duration,
+    pub interval: Duration,
+}
+
+impl SpotWait {
+    /// The default bound of `apply --spot-wait`.
+    pub const DEFAULT_BOUND: Duration = Duration::from_secs(10 * 60);
+    /// Spot prices change a few times an hour at most.
+    pub const INTERVAL: Duration = Duration::from_secs(30);
+
+    pub fn bounded(bound: Duration) -> Self {
+        SpotWait { bound, interval: Self::INTERVAL }
+    }
+}
+
+impl Default for SpotWait {
+    fn default() -> Self {
+        SpotWait::bounded(Self::DEFAULT_BOUND)
     }
 }
 

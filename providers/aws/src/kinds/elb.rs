@@ -16,9 +16,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use async_trait::async_trait;
 use aws_sdk_elasticloadbalancing::types::{
     ConnectionSettings, CrossZoneLoadBalancing, HealthCheck, Instance, Listener, LoadBalancerAttributes,
-    LoadBalancerDescription,
+    LoadBalancerDescription, TagDescription,
 };
 use serde_json::{json, Value};
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
@@ -28,7 +29,9 @@ use crate::clients::Clients;
 use crate::ec2util::created_but;
 use crate::error::ApiError;
 use crate::retry::Retry;
-use crate::tags;
+use crate::tags::{self, Tags};
+
+use super::{AwsKind, Hit};
 
 const LISTENER: &[Field] = &[
     Field::new("lb_port", Ty::Int).required(),
@@ -44,6 +47,30 @@ const HEALTH_CHECK: &[Field] = &[
     Field::new("healthy_threshold", Ty::Int).required(),
     Field::new("unhealthy_threshold", Ty::Int).required(),
 ];
+
+/// How many names one ELB DescribeTags takes.
+const TAG_NAMES: usize = 20;
+
+/// The tags of the load balancer named `name`, as DescribeTags describes
+/// them; None when there is no such load balancer.
+async fn tags_by_name(c: &Clients, name: &str) -> Result<Option<Vec<TagDescription>>, ProviderError> {
+    match c
+        .call("DescribeLoadBalancers", Retry::Standard, || {
+            c.elb.describe_load_balancers().load_balancer_names(name).send()
+        })
+        .await
+    {
+        Ok(out) if out.load_balancer_descriptions().is_empty() => Ok(None),
+        Ok(_) => {
+            let out = c
+                .call("DescribeTags", Retry::Standard, || c.elb.describe_tags().load_balancer_names(name).send())
+                .await?;
+            Ok(Some(out.tag_descriptions().to_vec()))
+        }
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
 
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_elb",
@@ -62,6 +89,280 @@ pub(crate) const SPEC: KindSpec = KindSpec {
     computed: &["id", "dns_name"],
     exclusive: true,
 };
+
+/// `aws_elb` in the registry (`kinds/mod.rs`).
+pub(crate) struct Kind;
+
+#[async_trait]
+impl AwsKind for Kind {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    fn validate(&self, attrs: &Attrs) -> Vec<String> {
+        validate(attrs)
+    }
+
+    async fn create(&self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        let name = attrs::req_str(attrs, "name")?;
+        if let Some(problem) = name_problem(name) {
+            return Err(ProviderError::new(problem));
+        }
+        let internal = attrs::bool_or(attrs, "internal", false)?;
+        let wanted_listeners = listeners(attrs)?;
+        let subnets = attrs::str_list(attrs, "subnets")?;
+        let groups = attrs::str_list(attrs, "security_groups")?;
+        let tags = tags::for_create(attrs, &ctx.address)?;
+        let out = c
+            .call("CreateLoadBalancer", Retry::AfterCreate, || {
+                c.elb
+                    .create_load_balancer()
+                    .load_balancer_name(name)
+                    .set_listeners(Some(wanted_listeners.clone()))
+                    .set_subnets(Some(subnets.clone()))
+                    .set_security_groups((!groups.is_empty()).then(|| groups.clone()))
+                    .set_scheme(internal.then(|| "internal".to_string()))
+                    .set_tags(Some(tags::elb_tags(&tags)))
+                    .send()
+            })
+            .await?;
+        configure(c, name, None, attrs).await.map_err(|e| created_but(name, &ctx.address, e))?;
+        let mut result = attrs.clone();
+        result.insert("id".into(), json!(name));
+        result.insert("dns_name".into(), json!(out.dns_name()));
+        Ok(result)
+    }
+
+    async fn read(&self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
+        let mut names: Vec<String> = reqs.iter().filter_map(|r| attrs::id(&r.prior).ok().map(str::to_string)).collect();
+        names.sort();
+        names.dedup();
+        let mut found: HashMap<String, LoadBalancerDescription> = HashMap::new();
+        for chunk in names.chunks(20) {
+            for lb in describe_existing(c, chunk).await? {
+                if let Some(name) = lb.load_balancer_name() {
+                    found.insert(name.to_string(), lb);
+                }
+            }
+        }
+        let existing: Vec<String> = found.keys().cloned().collect();
+        let mut tags_by_name: HashMap<String, tags::Tags> = HashMap::new();
+        for chunk in existing.chunks(20) {
+            let out = c
+                .call("DescribeTags", Retry::Standard, || {
+                    c.elb.describe_tags().set_load_balancer_names(Some(chunk.to_vec())).send()
+                })
+                .await?;
+            for d in out.tag_descriptions() {
+                if let Some(name) = d.load_balancer_name() {
+                    tags_by_name.insert(name.to_string(), tags::from_elb(d.tags()));
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(reqs.len());
+        for req in reqs {
+            let Some(lb) = attrs::id(&req.prior).ok().and_then(|n| found.get(n)) else {
+                out.push(None);
+                continue;
+            };
+            let name = lb.load_balancer_name().unwrap_or_default();
+            let mut live = Attrs::new();
+            live.insert("id".into(), json!(name));
+            live.insert("name".into(), json!(name));
+            live.insert("dns_name".into(), json!(lb.dns_name()));
+            live.insert("internal".into(), json!(lb.scheme() == Some("internal")));
+            live.insert("subnets".into(), attrs::order_like(req.prior.get("subnets"), lb.subnets().to_vec()));
+            live.insert(
+                "security_groups".into(),
+                attrs::order_like(req.prior.get("security_groups"), lb.security_groups().to_vec()),
+            );
+            let prior_listeners = attrs::objects(&req.prior, "listeners").unwrap_or_default();
+            let live_listeners =
+                lb.listener_descriptions().iter().filter_map(|d| d.listener()).map(listener_attrs).collect();
+            live.insert("listeners".into(), attrs::objects_like(&prior_listeners, live_listeners, same_listener));
+            if let Some(hc) = lb.health_check() {
+                let same = health_check(&req.prior).ok().flatten().as_ref() == Some(hc);
+                let value = if same { req.prior["health_check"].clone() } else { health_check_attrs(hc) };
+                live.insert("health_check".into(), value);
+            }
+            if req.prior.contains_key("cross_zone_load_balancing") || req.prior.contains_key("idle_timeout") {
+                let a = c
+                    .call("DescribeLoadBalancerAttributes", Retry::Standard, || {
+                        c.elb.describe_load_balancer_attributes().load_balancer_name(name).send()
+                    })
+                    .await?;
+                if let Some(a) = a.load_balancer_attributes() {
+                    if let Some(cz) = a.cross_zone_load_balancing() {
+                        live.insert("cross_zone_load_balancing".into(), json!(cz.enabled()));
+                    }
+                    if let Some(cs) = a.connection_settings() {
+                        live.insert("idle_timeout".into(), json!(cs.idle_timeout()));
+                    }
+                }
+            }
+            if req.prior.contains_key("instances") {
+                let registered: Vec<String> =
+                    lb.instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect();
+                live.insert("instances".into(), attrs::order_like(req.prior.get("instances"), registered));
+            }
+            live.insert("tags".into(), tags::to_value(tags_by_name.get(name).unwrap_or(&tags::Tags::new())));
+            out.push(Some(SPEC.shape(&req.prior, live)));
+        }
+        Ok(out)
+    }
+
+    async fn update(
+        &self,
+        c: &Clients,
+        _ctx: &OpContext,
+        prior: &Attrs,
+        attrs: &Attrs,
+    ) -> Result<Attrs, ProviderError> {
+        let name = attrs::id(prior)?;
+        // Subnets: attach the new ones before detaching the old (a load balancer needs one).
+        let want = attrs::str_list(attrs, "subnets")?;
+        let had = attrs::str_list(prior, "subnets")?;
+        let attach: Vec<String> = want.iter().filter(|s| !had.contains(s)).cloned().collect();
+        let detach: Vec<String> = had.iter().filter(|s| !want.contains(s)).cloned().collect();
+        if !attach.is_empty() {
+            c.call("AttachLoadBalancerToSubnets", Retry::AfterCreate, || {
+                c.elb
+                    .attach_load_balancer_to_subnets()
+                    .load_balancer_name(name)
+                    .set_subnets(Some(attach.clone()))
+                    .send()
+            })
+            .await?;
+        }
+        if !detach.is_empty() {
+            c.call("DetachLoadBalancerFromSubnets", Retry::Standard, || {
+                c.elb
+                    .detach_load_balancer_from_subnets()
+                    .load_balancer_name(name)
+                    .set_subnets(Some(detach.clone()))
+                    .send()
+            })
+            .await?;
+        }
+        let groups = attrs::str_list(attrs, "security_groups")?;
+        if groups != attrs::str_list(prior, "security_groups")? && !groups.is_empty() {
+            c.call("ApplySecurityGroupsToLoadBalancer", Retry::AfterCreate, || {
+                c.elb
+                    .apply_security_groups_to_load_balancer()
+                    .load_balancer_name(name)
+                    .set_security_groups(Some(groups.clone()))
+                    .send()
+            })
+            .await?;
+        }
+        // Listeners, by load balancer port: a changed one is deleted and created again.
+        let before = listeners(prior)?;
+        let after = listeners(attrs)?;
+        let gone: Vec<i32> = before.iter().filter(|b| !after.contains(b)).map(Listener::load_balancer_port).collect();
+        let new: Vec<Listener> = after.iter().filter(|a| !before.contains(a)).cloned().collect();
+        if !gone.is_empty() {
+            c.call("DeleteLoadBalancerListeners", Retry::Standard, || {
+                c.elb
+                    .delete_load_balancer_listeners()
+                    .load_balancer_name(name)
+                    .set_load_balancer_ports(Some(gone.clone()))
+                    .send()
+            })
+            .await?;
+        }
+        if !new.is_empty() {
+            c.call("CreateLoadBalancerListeners", Retry::Standard, || {
+                c.elb.create_load_balancer_listeners().load_balancer_name(name).set_listeners(Some(new.clone())).send()
+            })
+            .await?;
+        }
+        configure(c, name, Some(prior), attrs).await?;
+        tags::update_elb(c, name, &tags::diff_attrs(prior, attrs)?).await?;
+        let mut result = attrs.clone();
+        result.insert("id".into(), json!(name));
+        result.insert("dns_name".into(), prior.get("dns_name").cloned().unwrap_or(Value::Null));
+        Ok(result)
+    }
+
+    async fn delete(&self, c: &Clients, _ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
+        let name = attrs::id(prior)?;
+        let Some(lb) = describe_existing(c, &[name.to_string()]).await?.into_iter().next() else {
+            return Ok(());
+        };
+        let registered: Vec<String> =
+            lb.instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect();
+        if !registered.is_empty() {
+            deregister_instances(c, name, &registered).await?;
+        }
+        match c
+            .call("DeleteLoadBalancer", Retry::Standard, || {
+                c.elb.delete_load_balancer().load_balancer_name(name).send()
+            })
+            .await
+        {
+            Err(e) if !e.is_not_found() => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    async fn find_id(&self, c: &Clients, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
+        let name = attrs::req_str(inputs, "name")?;
+        // The name alone is no proof: another cluster may hold it.
+        let Some(described) = tags_by_name(c, name).await? else { return Ok(None) };
+        let ours = described.iter().any(|d| {
+            let found = tags::all(d.tags().iter().map(|t| (t.key(), t.value().unwrap_or(""))));
+            d.load_balancer_name() == Some(name) && tags::made_for(&found, address, inputs)
+        });
+        Ok(ours.then(|| name.to_string()))
+    }
+
+    fn unique_name(&self) -> Option<&'static str> {
+        Some("load balancer")
+    }
+
+    async fn name_holder(
+        &self,
+        c: &Clients,
+        name: &str,
+        _attrs: &Attrs,
+    ) -> Result<Option<(String, Tags)>, ProviderError> {
+        let Some(described) = tags_by_name(c, name).await? else { return Ok(None) };
+        let found = described.iter().flat_map(|d| d.tags()).map(|t| (t.key(), t.value().unwrap_or("")));
+        Ok(Some((name.to_string(), tags::all(found))))
+    }
+
+    async fn list_owned(&self, c: &Clients, _owner: &Tags) -> Result<Vec<Hit>, ApiError> {
+        // No tag filter on classic ELB: every name, then their tags.
+        let names: Vec<String> = c
+            .paginate(
+                "DescribeLoadBalancers",
+                Retry::Standard,
+                |marker| c.elb.describe_load_balancers().set_marker(marker).send(),
+                |page| {
+                    page.load_balancer_descriptions()
+                        .iter()
+                        .filter_map(|l| l.load_balancer_name().map(str::to_string))
+                        .collect()
+                },
+                |page| page.next_marker(),
+            )
+            .await?;
+        let mut hits = Vec::new();
+        for chunk in names.chunks(TAG_NAMES) {
+            let out = c
+                .call("DescribeTags", Retry::Standard, || {
+                    c.elb.describe_tags().set_load_balancer_names(Some(chunk.to_vec())).send()
+                })
+                .await?;
+            for d in out.tag_descriptions() {
+                let Some(name) = d.load_balancer_name() else { continue };
+                let tags = d.tags().iter().map(|t| (t.key().to_string(), t.value().unwrap_or("").to_string()));
+                hits.push(Hit { id: name.to_string(), tags: tags.collect() });
+            }
+        }
+        Ok(hits)
+    }
+}
 
 /// AWS's rule for classic load balancer names.
 pub(crate) fn name_problem(name: &str) -> Option<String> {
@@ -256,36 +557,6 @@ pub(crate) async fn deregister_instances(c: &Clients, name: &str, ids: &[String]
     }
 }
 
-pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-    let name = attrs::req_str(attrs, "name")?;
-    if let Some(problem) = name_problem(name) {
-        return Err(ProviderError::new(problem));
-    }
-    let internal = attrs::bool_or(attrs, "internal", false)?;
-    let wanted_listeners = listeners(attrs)?;
-    let subnets = attrs::str_list(attrs, "subnets")?;
-    let groups = attrs::str_list(attrs, "security_groups")?;
-    let tags = tags::for_create(attrs, &ctx.address)?;
-    let out = c
-        .call("CreateLoadBalancer", Retry::AfterCreate, || {
-            c.elb
-                .create_load_balancer()
-                .load_balancer_name(name)
-                .set_listeners(Some(wanted_listeners.clone()))
-                .set_subnets(Some(subnets.clone()))
-                .set_security_groups((!groups.is_empty()).then(|| groups.clone()))
-                .set_scheme(internal.then(|| "internal".to_string()))
-                .set_tags(Some(tags::elb_tags(&tags)))
-                .send()
-        })
-        .await?;
-    configure(c, name, None, attrs).await.map_err(|e| created_but(name, &ctx.address, e))?;
-    let mut result = attrs.clone();
-    result.insert("id".into(), json!(name));
-    result.insert("dns_name".into(), json!(out.dns_name()));
-    Ok(result)
-}
-
 async fn describe(c: &Clients, names: &[String]) -> Result<Vec<LoadBalancerDescription>, ApiError> {
     c.paginate(
         "DescribeLoadBalancers",
@@ -314,166 +585,6 @@ async fn describe_existing(c: &Clients, names: &[String]) -> Result<Vec<LoadBala
             Ok(found)
         }
         other => other,
-    }
-}
-
-pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-    let mut names: Vec<String> = reqs.iter().filter_map(|r| attrs::id(&r.prior).ok().map(str::to_string)).collect();
-    names.sort();
-    names.dedup();
-    let mut found: HashMap<String, LoadBalancerDescription> = HashMap::new();
-    for chunk in names.chunks(20) {
-        for lb in describe_existing(c, chunk).await? {
-            if let Some(name) = lb.load_balancer_name() {
-                found.insert(name.to_string(), lb);
-            }
-        }
-    }
-    let existing: Vec<String> = found.keys().cloned().collect();
-    let mut tags_by_name: HashMap<String, tags::Tags> = HashMap::new();
-    for chunk in existing.chunks(20) {
-        let out = c
-            .call("DescribeTags", Retry::Standard, || {
-                c.elb.describe_tags().set_load_balancer_names(Some(chunk.to_vec())).send()
-            })
-            .await?;
-        for d in out.tag_descriptions() {
-            if let Some(name) = d.load_balancer_name() {
-                tags_by_name.insert(name.to_string(), tags::from_elb(d.tags()));
-            }
-        }
-    }
-    let mut out = Vec::with_capacity(reqs.len());
-    for req in reqs {
-        let Some(lb) = attrs::id(&req.prior).ok().and_then(|n| found.get(n)) else {
-            out.push(None);
-            continue;
-        };
-        let name = lb.load_balancer_name().unwrap_or_default();
-        let mut live = Attrs::new();
-        live.insert("id".into(), json!(name));
-        live.insert("name".into(), json!(name));
-        live.insert("dns_name".into(), json!(lb.dns_name()));
-        live.insert("internal".into(), json!(lb.scheme() == Some("internal")));
-        live.insert("subnets".into(), attrs::order_like(req.prior.get("subnets"), lb.subnets().to_vec()));
-        live.insert(
-            "security_groups".into(),
-            attrs::order_like(req.prior.get("security_groups"), lb.security_groups().to_vec()),
-        );
-        let prior_listeners = attrs::objects(&req.prior, "listeners").unwrap_or_default();
-        let live_listeners =
-            lb.listener_descriptions().iter().filter_map(|d| d.listener()).map(listener_attrs).collect();
-        live.insert("listeners".into(), attrs::objects_like(&prior_listeners, live_listeners, same_listener));
-        if let Some(hc) = lb.health_check() {
-            let same = health_check(&req.prior).ok().flatten().as_ref() == Some(hc);
-            let value = if same { req.prior["health_check"].clone() } else { health_check_attrs(hc) };
-            live.insert("health_check".into(), value);
-        }
-        if req.prior.contains_key("cross_zone_load_balancing") || req.prior.contains_key("idle_timeout") {
-            let a = c
-                .call("DescribeLoadBalancerAttributes", Retry::Standard, || {
-                    c.elb.describe_load_balancer_attributes().load_balancer_name(name).send()
-                })
-                .await?;
-            if let Some(a) = a.load_balancer_attributes() {
-                if let Some(cz) = a.cross_zone_load_balancing() {
-                    live.insert("cross_zone_load_balancing".into(), json!(cz.enabled()));
-                }
-                if let Some(cs) = a.connection_settings() {
-                    live.insert("idle_timeout".into(), json!(cs.idle_timeout()));
-                }
-            }
-        }
-        if req.prior.contains_key("instances") {
-            let registered: Vec<String> =
-                lb.instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect();
-            live.insert("instances".into(), attrs::order_like(req.prior.get("instances"), registered));
-        }
-        live.insert("tags".into(), tags::to_value(tags_by_name.get(name).unwrap_or(&tags::Tags::new())));
-        out.push(Some(SPEC.shape(&req.prior, live)));
-    }
-    Ok(out)
-}
-
-pub(crate) async fn update(
-    c: &Clients,
-    _ctx: &OpContext,
-    prior: &Attrs,
-    attrs: &Attrs,
-) -> Result<Attrs, ProviderError> {
-    let name = attrs::id(prior)?;
-    // Subnets: attach the new ones before detaching the old (a load balancer needs one).
-    let want = attrs::str_list(attrs, "subnets")?;
-    let had = attrs::str_list(prior, "subnets")?;
-    let attach: Vec<String> = want.iter().filter(|s| !had.contains(s)).cloned().collect();
-    let detach: Vec<String> = had.iter().filter(|s| !want.contains(s)).cloned().collect();
-    if !attach.is_empty() {
-        c.call("AttachLoadBalancerToSubnets", Retry::AfterCreate, || {
-            c.elb.attach_load_balancer_to_subnets().load_balancer_name(name).set_subnets(Some(attach.clone())).send()
-        })
-        .await?;
-    }
-    if !detach.is_empty() {
-        c.call("DetachLoadBalancerFromSubnets", Retry::Standard, || {
-            c.elb.detach_load_balancer_from_subnets().load_balancer_name(name).set_subnets(Some(detach.clone())).send()
-        })
-        .await?;
-    }
-    let groups = attrs::str_list(attrs, "security_groups")?;
-    if groups != attrs::str_list(prior, "security_groups")? && !groups.is_empty() {
-        c.call("ApplySecurityGroupsToLoadBalancer", Retry::AfterCreate, || {
-            c.elb
-                .apply_security_groups_to_load_balancer()
-                .load_balancer_name(name)
-                .set_security_groups(Some(groups.clone()))
-                .send()
-        })
-        .await?;
-    }
-    // Listeners, by load balancer port: a changed one is deleted and created again.
-    let before = listeners(prior)?;
-    let after = listeners(attrs)?;
-    let gone: Vec<i32> = before.iter().filter(|b| !after.contains(b)).map(Listener::load_balancer_port).collect();
-    let new: Vec<Listener> = after.iter().filter(|a| !before.contains(a)).cloned().collect();
-    if !gone.is_empty() {
-        c.call("DeleteLoadBalancerListeners", Retry::Standard, || {
-            c.elb
-                .delete_load_balancer_listeners()
-                .load_balancer_name(name)
-                .set_load_balancer_ports(Some(gone.clone()))
-                .send()
-        })
-        .await?;
-    }
-    if !new.is_empty() {
-        c.call("CreateLoadBalancerListeners", Retry::Standard, || {
-            c.elb.create_load_balancer_listeners().load_balancer_name(name).set_listeners(Some(new.clone())).send()
-        })
-        .await?;
-    }
-    configure(c, name, Some(prior), attrs).await?;
-    tags::update_elb(c, name, &tags::diff_attrs(prior, attrs)?).await?;
-    let mut result = attrs.clone();
-    result.insert("id".into(), json!(name));
-    result.insert("dns_name".into(), prior.get("dns_name").cloned().unwrap_or(Value::Null));
-    Ok(result)
-}
-
-pub(crate) async fn delete(c: &Clients, _ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
-    let name = attrs::id(prior)?;
-    let Some(lb) = describe_existing(c, &[name.to_string()]).await?.into_iter().next() else {
-        return Ok(());
-    };
-    let registered: Vec<String> = lb.instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect();
-    if !registered.is_empty() {
-        deregister_instances(c, name, &registered).await?;
-    }
-    match c
-        .call("DeleteLoadBalancer", Retry::Standard, || c.elb.delete_load_balancer().load_balancer_name(name).send())
-        .await
-    {
-        Err(e) if !e.is_not_found() => Err(e.into()),
-        _ => Ok(()),
     }
 }
 

@@ -1,60 +1,23 @@
-//! `aws_security_group`: a VPC security group and its ingress rules (egress
-//! stays AWS's default allow-all).
-//!
-//! Rules are compared as *atoms*: one protocol, port range, source (a CIDR,
-//! another group, or the group itself) and description each ([`Atom`]).
-//! The user's rule tables expand to atoms; AWS's rules are atoms already.
-//! An update revokes the atoms that went and authorizes the new ones
-//! ([`atom_changes`]); a read regroups the live atoms, giving back each
-//! prior rule table unchanged when all its atoms are there.
-//!
-//! A group written without `ingress` does not manage its rules: neither
-//! read nor update looks at them (its rules are `aws_security_group_rule`
-//! resources). A group written with `ingress` reports every live rule but
-//! those made by `aws_security_group_rule` resources (which record what
-//! they are in their `skyplan:rule` tag, read with DescribeTags), so the
-//! two kinds can even share a group without fighting. Live rules come from
-//! DescribeSecurityGroups' permissions; the rules API
-//! (DescribeSecurityGroupRules) is outside the seed's policies and never
-//! called (docs/iam.md). The atom model is shared with
-//! `security_group_rule.rs`.
+//! The ingress permission model that `aws_security_group` (its `ingress`
+//! tables) and `aws_security_group_rule` (one rule as a resource) share:
+//! rules compared as *atoms*, one protocol, port range, source (a CIDR,
+//! another group, or the group itself) and description each ([`Atom`]);
+//! the user's rule tables expand to atoms, AWS's permissions are atoms
+//! already. Here too: authorizing and revoking atoms on a group, and
+//! reading a group's live atoms (DescribeSecurityGroups). Neither kind's
+//! resource logic lives here; both kinds import this file, not each other.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use aws_sdk_ec2::types::{IpPermission, IpRange, ResourceType, SecurityGroup, SecurityGroupRule, UserIdGroupPair};
+use aws_sdk_ec2::types::{IpPermission, IpRange, SecurityGroupRule, UserIdGroupPair};
 use serde_json::{json, Value};
-use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
+use skyplan_engine::{Attrs, ProviderError};
 
-use crate::attrs::{self, Field, KindSpec, Ty, TAGS};
-use crate::blockers;
+use crate::attrs;
 use crate::clients::Clients;
-use crate::ec2util::{created_but, describe_by_id, filter, FILTER_CHUNK};
+use crate::ec2util::{filter, FILTER_CHUNK};
 use crate::error::ApiError;
 use crate::retry::Retry;
-use crate::tags;
-
-const RULE: &[Field] = &[
-    Field::new("protocol", Ty::Str).required(),
-    Field::new("from_port", Ty::Int).required(),
-    Field::new("to_port", Ty::Int).required(),
-    Field::new("cidr_blocks", Ty::StrList),
-    Field::new("source_security_group_ids", Ty::StrList),
-    Field::new("self", Ty::Bool),
-    Field::new("description", Ty::Str),
-];
-
-pub(crate) const SPEC: KindSpec = KindSpec {
-    kind: "aws_security_group",
-    fields: &[
-        Field::new("name", Ty::Str).required().replace(),
-        Field::new("description", Ty::Str).required().replace(),
-        Field::new("vpc_id", Ty::Str).required().replace().holds(),
-        Field::new("ingress", Ty::Objects(RULE)).default("[]").holds(),
-        TAGS,
-    ],
-    computed: &["id"],
-    exclusive: true,
-};
 
 /// Where traffic an atom allows comes from.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -249,27 +212,6 @@ pub(crate) fn regroup(prior_rules: &[&Attrs], live: Vec<Atom>) -> Value {
     Value::Array(out)
 }
 
-pub(crate) fn validate(attrs: &Attrs) -> Vec<String> {
-    let Ok(rules) = attrs::objects(attrs, "ingress") else {
-        return Vec::new();
-    };
-    let mut errors = Vec::new();
-    for (n, rule) in rules.iter().enumerate() {
-        let any = |k: &str| match rule.get(k) {
-            Some(Value::Array(items)) => !items.is_empty(),
-            Some(Value::Bool(b)) => *b,
-            Some(Value::String(_)) => true, // a reference
-            _ => false,
-        };
-        if !any("cidr_blocks") && !any("source_security_group_ids") && !any("self") {
-            errors.push(format!(
-                "`ingress[{n}]` allows nothing: give `cidr_blocks`, `source_security_group_ids` or `self = true`"
-            ));
-        }
-    }
-    errors
-}
-
 /// Authorize atoms on a group; a permission that already exists is fine.
 pub(crate) async fn authorize(
     c: &Clients,
@@ -364,113 +306,6 @@ pub(crate) async fn group_atoms(c: &Clients, group_ids: Vec<String>) -> Result<H
         }
     }
     Ok(atoms)
-}
-
-pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-    let name = attrs::req_str(attrs, "name")?;
-    let description = attrs::req_str(attrs, "description")?;
-    let vpc_id = attrs::req_str(attrs, "vpc_id")?;
-    let atoms = ingress_atoms(attrs)?;
-    let tags = tags::for_create(attrs, &ctx.address)?;
-    let out = c
-        .call("CreateSecurityGroup", Retry::AfterCreate, || {
-            c.ec2
-                .create_security_group()
-                .group_name(name)
-                .description(description)
-                .vpc_id(vpc_id)
-                .tag_specifications(tags::ec2_spec(ResourceType::SecurityGroup, &tags))
-                .send()
-        })
-        .await?;
-    let id = out.group_id().ok_or_else(|| ProviderError::new("CreateSecurityGroup returned no id"))?;
-    authorize(c, id, &atoms, None).await.map_err(|e| created_but(id, &ctx.address, e))?;
-    let mut result = attrs.clone();
-    result.insert("id".into(), json!(id));
-    Ok(result)
-}
-
-/// A group manages its ingress only when it is written with `ingress`;
-/// without, its rules are `aws_security_group_rule` resources' (or nobody's).
-fn manages_ingress(attrs: &Attrs) -> bool {
-    attrs.get("ingress").is_some_and(|v| !v.is_null())
-}
-
-pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-    let groups: HashMap<String, SecurityGroup> = describe_by_id(
-        c,
-        "DescribeSecurityGroups",
-        reqs,
-        |ids, token| c.ec2.describe_security_groups().filters(filter("group-id", ids)).set_next_token(token).send(),
-        |page| page.security_groups(),
-        |item| item.group_id(),
-        |page| page.next_token(),
-    )
-    .await?;
-    // The rules of rule resources on the groups whose ingress is managed
-    // here: those are left out.
-    let managed: Vec<String> = reqs
-        .iter()
-        .filter(|r| manages_ingress(&r.prior))
-        .filter_map(|r| attrs::id(&r.prior).ok().map(str::to_string))
-        .filter(|id| groups.contains_key(id))
-        .collect();
-    let owned_elsewhere = if managed.is_empty() {
-        HashMap::new()
-    } else {
-        crate::security_group_rule::rule_atoms_on(c, &managed).await?
-    };
-    Ok(reqs
-        .iter()
-        .map(|req| {
-            let id = attrs::id(&req.prior).ok()?;
-            let g = groups.get(id)?;
-            let mut out = Attrs::new();
-            out.insert("id".into(), json!(id));
-            out.insert("name".into(), json!(g.group_name()));
-            out.insert("description".into(), json!(g.description()));
-            out.insert("vpc_id".into(), json!(g.vpc_id()));
-            if manages_ingress(&req.prior) {
-                let others = owned_elsewhere.get(id).map(Vec::as_slice).unwrap_or_default();
-                let live: Vec<Atom> = g
-                    .ip_permissions()
-                    .iter()
-                    .flat_map(|p| permission_atoms(p, id))
-                    .filter(|a| !others.iter().any(|o| o.key() == a.key()))
-                    .collect();
-                let prior_rules = attrs::objects(&req.prior, "ingress").unwrap_or_default();
-                out.insert("ingress".into(), regroup(&prior_rules, live));
-            }
-            out.insert("tags".into(), tags::to_value(&tags::from_ec2(g.tags())));
-            Some(SPEC.shape(&req.prior, out))
-        })
-        .collect())
-}
-
-pub(crate) async fn update(
-    c: &Clients,
-    _ctx: &OpContext,
-    prior: &Attrs,
-    attrs: &Attrs,
-) -> Result<Attrs, ProviderError> {
-    let id = attrs::id(prior)?;
-    if manages_ingress(attrs) {
-        let (to_revoke, to_authorize) = atom_changes(&ingress_atoms(prior)?, &ingress_atoms(attrs)?);
-        revoke(c, id, &to_revoke).await?;
-        authorize(c, id, &to_authorize, None).await?;
-    }
-    tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
-    let mut result = attrs.clone();
-    result.insert("id".into(), Value::String(id.to_string()));
-    Ok(result)
-}
-
-pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
-    let id = attrs::id(prior)?;
-    blockers::delete_once_unused(c, ctx, "security group", "group-id", id, || {
-        c.call("DeleteSecurityGroup", Retry::Standard, || c.ec2.delete_security_group().group_id(id).send())
-    })
-    .await
 }
 
 #[cfg(test)]
@@ -576,164 +411,5 @@ mod tests {
         // A prior table with one atom missing is not given back as written.
         let partial = regroup(&[&written], vec![]);
         assert_eq!(partial, json!([]));
-    }
-
-    #[test]
-    fn a_rule_must_allow_something() {
-        let errs = validate(&obj(json!({"ingress": [{"protocol": "tcp", "from_port": 1, "to_port": 1}]})));
-        assert_eq!(errs.len(), 1);
-        assert!(errs[0].contains("`ingress[0]` allows nothing"));
-    }
-}
-
-#[cfg(test)]
-mod request_tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-
-    use serde_json::json;
-    use skyplan_engine::Address;
-
-    use super::*;
-    use crate::testing::{ec2_error, ec2_ok, recording_ctx, FakeAws};
-
-    /// The emulator deletes a group still in use; AWS answers
-    /// DependencyViolation until the ENIs using it are gone.
-    #[tokio::test(start_paused = true)]
-    async fn delete_retries_while_in_use_then_succeeds() {
-        let tries = Arc::new(AtomicUsize::new(0));
-        let t = tries.clone();
-        let fake = FakeAws::new(move |_| {
-            if t.fetch_add(1, Ordering::SeqCst) < 3 {
-                ec2_error(400, "DependencyViolation", "resource sg-1 has a dependent object")
-            } else {
-                ec2_ok("DeleteSecurityGroup", "<return>true</return>")
-            }
-        });
-        let c = fake.clients().await;
-        let (ctx, _) = recording_ctx(Address::new("aws_security_group", "node"), "t");
-        delete(&c, &ctx, json!({"id": "sg-1"}).as_object().unwrap()).await.unwrap();
-        assert_eq!(tries.load(Ordering::SeqCst), 4);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn delete_gives_up_after_its_limit_naming_what_uses_the_group() {
-        let fake = FakeAws::new(|req| match req.action.as_str() {
-            "DeleteSecurityGroup" => ec2_error(400, "DependencyViolation", "resource sg-1 has a dependent object"),
-            "DescribeNetworkInterfaces" => {
-                assert_eq!(req.param("Filter.1.Name"), Some("group-id"));
-                ec2_ok(
-                    "DescribeNetworkInterfaces",
-                    "<networkInterfaceSet><item><networkInterfaceId>eni-1</networkInterfaceId>\
-                     <description>ELB demo-apiserver</description></item></networkInterfaceSet>",
-                )
-            }
-            other => panic!("unexpected call {other}"),
-        });
-        let c = fake.clients().await;
-        let (ctx, _) = recording_ctx(Address::new("aws_security_group", "apiserver_lb"), "t");
-        let start = tokio::time::Instant::now();
-        let e = delete(&c, &ctx, json!({"id": "sg-1"}).as_object().unwrap()).await.unwrap_err();
-        assert!(e.message.contains("DependencyViolation"), "{}", e.message);
-        assert!(e.message.contains("eni-1 (ELB demo-apiserver)"), "{}", e.message);
-        assert!(start.elapsed() <= c.timeouts.blocked_delete);
-    }
-
-    #[tokio::test]
-    async fn update_revokes_and_authorizes_only_the_difference() {
-        let fake = FakeAws::new(|req| match req.action.as_str() {
-            "RevokeSecurityGroupIngress" => ec2_ok("RevokeSecurityGroupIngress", "<return>true</return>"),
-            "AuthorizeSecurityGroupIngress" => ec2_ok("AuthorizeSecurityGroupIngress", "<return>true</return>"),
-            other => panic!("unexpected call {other}"),
-        });
-        let c = fake.clients().await;
-        let (ctx, _) = recording_ctx(Address::new("aws_security_group", "bastion"), "t");
-        let prior = json!({"id": "sg-1", "name": "b", "description": "d", "vpc_id": "vpc-1", "ingress": [
-            {"protocol": "tcp", "from_port": 22, "to_port": 22, "cidr_blocks": ["203.0.113.0/24", "198.51.100.0/24"]}]});
-        let desired = json!({"name": "b", "description": "d", "vpc_id": "vpc-1", "ingress": [
-            {"protocol": "tcp", "from_port": 22, "to_port": 22, "cidr_blocks": ["203.0.113.0/24", "192.0.2.0/24"]}]});
-        update(&c, &ctx, prior.as_object().unwrap(), desired.as_object().unwrap()).await.unwrap();
-        let sent = fake.sent();
-        assert_eq!(fake.actions(), ["RevokeSecurityGroupIngress", "AuthorizeSecurityGroupIngress"]);
-        assert_eq!(sent[0].param("IpPermissions.1.IpRanges.1.CidrIp"), Some("198.51.100.0/24"));
-        assert_eq!(sent[1].param("IpPermissions.1.IpRanges.1.CidrIp"), Some("192.0.2.0/24"));
-        assert_eq!(sent[1].param("IpPermissions.1.FromPort"), Some("22"));
-    }
-}
-
-#[cfg(test)]
-mod read_tests {
-    use serde_json::json;
-    use skyplan_engine::Address;
-
-    use super::*;
-    use crate::testing::{ec2_ok, FakeAws};
-
-    const GROUPS: &str = "<securityGroupInfo>\
-        <item><groupId>sg-cp</groupId><groupName>cp</groupName><groupDescription>control plane</groupDescription><vpcId>vpc-1</vpcId>\
-          <ipPermissions>\
-            <item><ipProtocol>tcp</ipProtocol><fromPort>22</fromPort><toPort>22</toPort>\
-              <groups><item><groupId>sg-bastion</groupId><description>ssh from the bastion</description></item></groups></item>\
-            <item><ipProtocol>-1</ipProtocol><groups><item><groupId>sg-node</groupId></item></groups></item>\
-          </ipPermissions></item>\
-        <item><groupId>sg-node</groupId><groupName>node</groupName><groupDescription>nodes</groupDescription><vpcId>vpc-1</vpcId>\
-          <ipPermissions><item><ipProtocol>-1</ipProtocol><groups><item><groupId>sg-cp</groupId></item></groups></item></ipPermissions></item>\
-        </securityGroupInfo>";
-
-    /// The control-plane group manages its ingress; the rule from the node
-    /// group belongs to an `aws_security_group_rule` (its `skyplan:rule`
-    /// tag, through DescribeTags) and is left out. The node group has no
-    /// `ingress`: its rules are not looked at. No rules API (outside the
-    /// seed's policies).
-    #[tokio::test]
-    async fn read_reports_managed_ingress_only_and_skips_rule_resources() {
-        let fake = FakeAws::new(|req| match req.action.as_str() {
-            "DescribeSecurityGroups" => ec2_ok("DescribeSecurityGroups", GROUPS),
-            "DescribeTags" => {
-                assert_eq!(req.values("Filter.2.Value.", ""), ["sg-cp *"], "rules only of groups that manage ingress");
-                ec2_ok(
-                    "DescribeTags",
-                    "<tagSet><item><resourceId>sgr-2</resourceId><resourceType>security-group-rule</resourceType>\
-                     <key>skyplan:rule</key><value>sg-cp -1 0 0 sg-node</value></item></tagSet>",
-                )
-            }
-            other => panic!("unexpected call {other}"),
-        });
-        let c = fake.clients().await;
-        let cp = json!({"id": "sg-cp", "name": "cp", "description": "control plane", "vpc_id": "vpc-1", "ingress": [
-            {"protocol": "tcp", "from_port": 22, "to_port": 22, "source_security_group_ids": ["sg-bastion"], "description": "ssh from the bastion"}]});
-        let node = json!({"id": "sg-node", "name": "node", "description": "nodes", "vpc_id": "vpc-1"});
-        let reqs = [
-            ReadRequest {
-                address: Address::new("aws_security_group", "control_plane"),
-                kind: SPEC.kind.into(),
-                prior: cp.as_object().unwrap().clone(),
-            },
-            ReadRequest {
-                address: Address::new("aws_security_group", "node"),
-                kind: SPEC.kind.into(),
-                prior: node.as_object().unwrap().clone(),
-            },
-        ];
-        let out = read(&c, &reqs).await.unwrap();
-        assert_eq!(out[0].as_ref(), Some(&reqs[0].prior), "the description comes from the group's permissions");
-        assert_eq!(out[1].as_ref(), Some(&reqs[1].prior), "no `ingress` written, none reported");
-        assert_eq!(fake.actions(), ["DescribeSecurityGroups", "DescribeTags"]);
-    }
-
-    #[test]
-    fn permissions_expand_to_atoms_with_descriptions() {
-        let p = IpPermission::builder()
-            .ip_protocol("tcp")
-            .from_port(22)
-            .to_port(22)
-            .ip_ranges(IpRange::builder().cidr_ip("1.2.3.0/24").description("office").build())
-            .user_id_group_pairs(UserIdGroupPair::builder().group_id("sg-1").build())
-            .build();
-        let atoms = permission_atoms(&p, "sg-1");
-        assert_eq!(atoms.len(), 2);
-        assert_eq!(atoms[0].source, Source::Cidr("1.2.3.0/24".into()));
-        assert_eq!(atoms[0].description, "office");
-        assert_eq!(atoms[1].source, Source::SelfGroup);
     }
 }

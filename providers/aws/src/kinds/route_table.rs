@@ -9,7 +9,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_ec2::types::{ResourceType, RouteTable};
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{ResourceType, RouteTable, RouteTableAssociationStateCode};
 use serde_json::{json, Value};
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
 
@@ -18,7 +19,9 @@ use crate::clients::Clients;
 use crate::ec2util::{created_but, filter, id_chunks};
 use crate::error::ApiError;
 use crate::retry::{self, Retry};
-use crate::tags;
+use crate::tags::{self, Tags};
+
+use super::{address_filter, hit, owner_filters, tagged, AwsKind, Hit};
 
 const ROUTE: &[Field] = &[
     Field::new("destination_cidr_block", Ty::Str).required(),
@@ -37,6 +40,156 @@ pub(crate) const SPEC: KindSpec = KindSpec {
     computed: &["id"],
     exclusive: false,
 };
+
+/// `aws_route_table` in the registry (`kinds/mod.rs`).
+pub(crate) struct Kind;
+
+#[async_trait]
+impl AwsKind for Kind {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    fn validate(&self, attrs: &Attrs) -> Vec<String> {
+        validate(attrs)
+    }
+
+    async fn create(&self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        let vpc_id = attrs::req_str(attrs, "vpc_id")?;
+        let wanted_routes = routes(attrs)?;
+        let subnets = attrs::str_list(attrs, "subnet_ids")?;
+        let tags = tags::for_create(attrs, &ctx.address)?;
+        let out = c
+            .call("CreateRouteTable", Retry::AfterCreate, || {
+                c.ec2
+                    .create_route_table()
+                    .vpc_id(vpc_id)
+                    .tag_specifications(tags::ec2_spec(ResourceType::RouteTable, &tags))
+                    .send()
+            })
+            .await?;
+        let id = out
+            .route_table()
+            .and_then(RouteTable::route_table_id)
+            .ok_or_else(|| ProviderError::new("CreateRouteTable returned no id"))?;
+        for change in route_changes(&[], &wanted_routes) {
+            apply_route(c, id, &change).await.map_err(|e| created_but(id, &ctx.address, e))?;
+        }
+        for subnet in &subnets {
+            associate(c, id, subnet).await.map_err(|e| created_but(id, &ctx.address, e))?;
+        }
+        let mut result = attrs.clone();
+        result.insert("id".into(), json!(id));
+        Ok(result)
+    }
+
+    async fn read(&self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
+        let mut found: HashMap<String, RouteTable> = HashMap::new();
+        for ids in id_chunks(reqs) {
+            for rt in describe(c, ids).await? {
+                if let Some(id) = rt.route_table_id() {
+                    found.insert(id.to_string(), rt);
+                }
+            }
+        }
+        Ok(reqs
+            .iter()
+            .map(|req| {
+                let rt = attrs::id(&req.prior).ok().and_then(|id| found.get(id))?;
+                let prior_routes: Vec<&Attrs> = attrs::objects(&req.prior, "routes").unwrap_or_default();
+                let live: Vec<Attrs> = live_routes(rt).iter().map(Route::to_attrs).collect();
+                let same = |p: &Attrs, l: &Attrs| Route::parse(p).ok() == Route::parse(l).ok();
+                let mut out = Attrs::new();
+                out.insert("id".into(), json!(rt.route_table_id()));
+                out.insert("vpc_id".into(), json!(rt.vpc_id()));
+                out.insert("routes".into(), attrs::objects_like(&prior_routes, live, same));
+                let subnets = associations(rt).into_iter().map(|(s, _)| s).collect();
+                out.insert("subnet_ids".into(), attrs::order_like(req.prior.get("subnet_ids"), subnets));
+                out.insert("tags".into(), tags::to_value(&tags::from_ec2(rt.tags())));
+                Some(SPEC.shape(&req.prior, out))
+            })
+            .collect())
+    }
+
+    async fn update(
+        &self,
+        c: &Clients,
+        _ctx: &OpContext,
+        prior: &Attrs,
+        attrs: &Attrs,
+    ) -> Result<Attrs, ProviderError> {
+        let id = attrs::id(prior)?;
+        for change in route_changes(&routes(prior)?, &routes(attrs)?) {
+            apply_route(c, id, &change).await?;
+        }
+        let want = attrs::str_list(attrs, "subnet_ids")?;
+        if want != attrs::str_list(prior, "subnet_ids")? {
+            // Work from the live associations: their ids are needed to disassociate.
+            let live = describe(c, vec![id.to_string()]).await?;
+            let current = live.first().map(associations).unwrap_or_default();
+            for (subnet, association) in &current {
+                if !want.contains(subnet) {
+                    disassociate(c, association).await?;
+                }
+            }
+            for subnet in &want {
+                if !current.iter().any(|(s, _)| s == subnet) {
+                    associate(c, id, subnet).await?;
+                }
+            }
+        }
+        tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
+        let mut result = attrs.clone();
+        result.insert("id".into(), Value::String(id.to_string()));
+        Ok(result)
+    }
+
+    async fn delete(&self, c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
+        let id = attrs::id(prior)?;
+        let Some(rt) = describe(c, vec![id.to_string()]).await?.into_iter().next() else {
+            return Ok(());
+        };
+        for (_, association) in associations(&rt) {
+            disassociate(c, &association).await?;
+        }
+        let t = &c.timeouts;
+        let deleted =
+            retry::while_blocked(ctx, &format!("route table {id}"), t.blocked_delete, t.blocked_backoff, || {
+                c.call("DeleteRouteTable", Retry::Standard, || c.ec2.delete_route_table().route_table_id(id).send())
+            })
+            .await;
+        match deleted {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn find_id(&self, c: &Clients, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
+        let out = c
+            .call("DescribeRouteTables", Retry::Standard, || {
+                c.ec2.describe_route_tables().filters(address_filter(address)).send()
+            })
+            .await?;
+        Ok(out
+            .route_tables()
+            .iter()
+            .find(|x| tagged(x.tags(), address, inputs))
+            .and_then(|x| x.route_table_id())
+            .map(str::to_string))
+    }
+
+    async fn list_owned(&self, c: &Clients, owner: &Tags) -> Result<Vec<Hit>, ApiError> {
+        c.paginate(
+            "DescribeRouteTables",
+            Retry::Standard,
+            |token| c.ec2.describe_route_tables().set_filters(Some(owner_filters(owner))).set_next_token(token).send(),
+            |page| page.route_tables().iter().filter_map(|x| hit(x.route_table_id(), x.tags())).collect(),
+            |page| page.next_token(),
+        )
+        .await
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Target {
@@ -192,35 +345,6 @@ async fn disassociate(c: &Clients, association: &str) -> Result<(), ApiError> {
     }
 }
 
-pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-    let vpc_id = attrs::req_str(attrs, "vpc_id")?;
-    let wanted_routes = routes(attrs)?;
-    let subnets = attrs::str_list(attrs, "subnet_ids")?;
-    let tags = tags::for_create(attrs, &ctx.address)?;
-    let out = c
-        .call("CreateRouteTable", Retry::AfterCreate, || {
-            c.ec2
-                .create_route_table()
-                .vpc_id(vpc_id)
-                .tag_specifications(tags::ec2_spec(ResourceType::RouteTable, &tags))
-                .send()
-        })
-        .await?;
-    let id = out
-        .route_table()
-        .and_then(RouteTable::route_table_id)
-        .ok_or_else(|| ProviderError::new("CreateRouteTable returned no id"))?;
-    for change in route_changes(&[], &wanted_routes) {
-        apply_route(c, id, &change).await.map_err(|e| created_but(id, &ctx.address, e))?;
-    }
-    for subnet in &subnets {
-        associate(c, id, subnet).await.map_err(|e| created_but(id, &ctx.address, e))?;
-    }
-    let mut result = attrs.clone();
-    result.insert("id".into(), json!(id));
-    Ok(result)
-}
-
 async fn describe(c: &Clients, ids: Vec<String>) -> Result<Vec<RouteTable>, ApiError> {
     c.paginate(
         "DescribeRouteTables",
@@ -259,92 +383,12 @@ fn associations(rt: &RouteTable) -> Vec<(String, String)> {
         .filter(|a| a.main() != Some(true))
         .filter(|a| {
             !matches!(
-                a.association_state().and_then(|s| s.state()).map(|s| s.as_str()),
-                Some("disassociating" | "disassociated")
+                a.association_state().and_then(|s| s.state()),
+                Some(RouteTableAssociationStateCode::Disassociating | RouteTableAssociationStateCode::Disassociated)
             )
         })
         .filter_map(|a| Some((a.subnet_id()?.to_string(), a.route_table_association_id()?.to_string())))
         .collect()
-}
-
-pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-    let mut found: HashMap<String, RouteTable> = HashMap::new();
-    for ids in id_chunks(reqs) {
-        for rt in describe(c, ids).await? {
-            if let Some(id) = rt.route_table_id() {
-                found.insert(id.to_string(), rt);
-            }
-        }
-    }
-    Ok(reqs
-        .iter()
-        .map(|req| {
-            let rt = attrs::id(&req.prior).ok().and_then(|id| found.get(id))?;
-            let prior_routes: Vec<&Attrs> = attrs::objects(&req.prior, "routes").unwrap_or_default();
-            let live: Vec<Attrs> = live_routes(rt).iter().map(Route::to_attrs).collect();
-            let same = |p: &Attrs, l: &Attrs| Route::parse(p).ok() == Route::parse(l).ok();
-            let mut out = Attrs::new();
-            out.insert("id".into(), json!(rt.route_table_id()));
-            out.insert("vpc_id".into(), json!(rt.vpc_id()));
-            out.insert("routes".into(), attrs::objects_like(&prior_routes, live, same));
-            let subnets = associations(rt).into_iter().map(|(s, _)| s).collect();
-            out.insert("subnet_ids".into(), attrs::order_like(req.prior.get("subnet_ids"), subnets));
-            out.insert("tags".into(), tags::to_value(&tags::from_ec2(rt.tags())));
-            Some(SPEC.shape(&req.prior, out))
-        })
-        .collect())
-}
-
-pub(crate) async fn update(
-    c: &Clients,
-    _ctx: &OpContext,
-    prior: &Attrs,
-    attrs: &Attrs,
-) -> Result<Attrs, ProviderError> {
-    let id = attrs::id(prior)?;
-    for change in route_changes(&routes(prior)?, &routes(attrs)?) {
-        apply_route(c, id, &change).await?;
-    }
-    let want = attrs::str_list(attrs, "subnet_ids")?;
-    if want != attrs::str_list(prior, "subnet_ids")? {
-        // Work from the live associations: their ids are needed to disassociate.
-        let live = describe(c, vec![id.to_string()]).await?;
-        let current = live.first().map(associations).unwrap_or_default();
-        for (subnet, association) in &current {
-            if !want.contains(subnet) {
-                disassociate(c, association).await?;
-            }
-        }
-        for subnet in &want {
-            if !current.iter().any(|(s, _)| s == subnet) {
-                associate(c, id, subnet).await?;
-            }
-        }
-    }
-    tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
-    let mut result = attrs.clone();
-    result.insert("id".into(), Value::String(id.to_string()));
-    Ok(result)
-}
-
-pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
-    let id = attrs::id(prior)?;
-    let Some(rt) = describe(c, vec![id.to_string()]).await?.into_iter().next() else {
-        return Ok(());
-    };
-    for (_, association) in associations(&rt) {
-        disassociate(c, &association).await?;
-    }
-    let t = &c.timeouts;
-    let deleted = retry::while_blocked(ctx, &format!("route table {id}"), t.blocked_delete, t.blocked_backoff, || {
-        c.call("DeleteRouteTable", Retry::Standard, || c.ec2.delete_route_table().route_table_id(id).send())
-    })
-    .await;
-    match deleted {
-        Ok(_) => Ok(()),
-        Err(e) if e.is_not_found() => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 #[cfg(test)]
@@ -458,7 +502,7 @@ mod request_tests {
         let (ctx, _) = recording_ctx(Address::keyed("aws_route_table", "private", "us-east-1a"), "t");
         let attrs = json!({"vpc_id": "vpc-1", "routes": [{"destination_cidr_block": "0.0.0.0/0", "nat_gateway_id": "nat-1"}],
                            "subnet_ids": ["subnet-1"]});
-        let out = create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap();
+        let out = Kind.create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap();
         assert_eq!(out["id"], json!("rtb-1"));
         assert_eq!(tries.load(Ordering::SeqCst), 3);
         assert_eq!(
@@ -482,7 +526,7 @@ mod request_tests {
                            "routes": [{"destination_cidr_block": "0.0.0.0/0", "nat_gateway_id": "nat-a"}]});
         let desired = json!({"vpc_id": "vpc-1", "subnet_ids": ["subnet-1"],
                              "routes": [{"destination_cidr_block": "0.0.0.0/0", "nat_gateway_id": "nat-b"}]});
-        update(&c, &ctx, prior.as_object().unwrap(), desired.as_object().unwrap()).await.unwrap();
+        Kind.update(&c, &ctx, prior.as_object().unwrap(), desired.as_object().unwrap()).await.unwrap();
         assert_eq!(fake.actions(), ["DeleteRoute", "CreateRoute"]);
         let sent = fake.sent();
         assert_eq!(sent[0].param("DestinationCidrBlock"), Some("0.0.0.0/0"));
@@ -506,7 +550,7 @@ mod request_tests {
                            "routes": [{"destination_cidr_block": "0.0.0.0/0", "gateway_id": "igw-1"}]});
         let desired = json!({"vpc_id": "vpc-1", "subnet_ids": [],
                              "routes": [{"destination_cidr_block": "0.0.0.0/0", "gateway_id": "igw-x"}]});
-        let err = update(&c, &ctx, prior.as_object().unwrap(), desired.as_object().unwrap()).await.unwrap_err();
+        let err = Kind.update(&c, &ctx, prior.as_object().unwrap(), desired.as_object().unwrap()).await.unwrap_err();
         assert!(err.message.starts_with("the route to 0.0.0.0/0 of rtb-1 was deleted to change its target, then CreateRoute failed: InvalidParameterValue"), "{}", err.message);
         assert!(err.message.contains("the next apply creates it again"), "{}", err.message);
     }
@@ -529,7 +573,7 @@ mod request_tests {
         });
         let c = fake.clients().await;
         let (ctx, _) = recording_ctx(Address::new("aws_route_table", "public"), "t");
-        delete(&c, &ctx, json!({"id": "rtb-1"}).as_object().unwrap()).await.unwrap();
+        Kind.delete(&c, &ctx, json!({"id": "rtb-1"}).as_object().unwrap()).await.unwrap();
         assert_eq!(
             fake.actions(),
             ["DescribeRouteTables", "DisassociateRouteTable", "DisassociateRouteTable", "DeleteRouteTable"]

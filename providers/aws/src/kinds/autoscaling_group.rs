@@ -26,9 +26,10 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use aws_sdk_autoscaling::types::{
-    AutoScalingGroup, DesiredConfiguration, InstanceRefresh, LaunchTemplateSpecification, RefreshPreferences,
-    RefreshStrategy,
+    AutoScalingGroup, DesiredConfiguration, Filter as AsgFilter, InstanceRefresh, InstanceRefreshStatus,
+    LaunchTemplateSpecification, RefreshPreferences, RefreshStrategy,
 };
 use serde_json::{json, Value};
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
@@ -38,8 +39,29 @@ use crate::clients::Clients;
 use crate::ec2util::created_but;
 use crate::error::ApiError;
 use crate::retry::{self, Retry};
+use crate::spot;
+use crate::tags::{self, Tags, ADDRESS_TAG};
 use crate::wait::{self, Poll};
-use crate::{spot, tags};
+
+use super::{AwsKind, Hit};
+
+/// The groups DescribeAutoScalingGroups answers for `name`, each as its
+/// name and every tag.
+async fn by_name(c: &Clients, name: &str) -> Result<Vec<(String, Tags)>, ProviderError> {
+    let out = c
+        .call("DescribeAutoScalingGroups", Retry::Standard, || {
+            c.autoscaling.describe_auto_scaling_groups().auto_scaling_group_names(name).send()
+        })
+        .await?;
+    Ok(out
+        .auto_scaling_groups()
+        .iter()
+        .filter_map(|g| {
+            let found = tags::all(g.tags().iter().filter_map(|t| Some((t.key()?, t.value().unwrap_or("")))));
+            Some((g.auto_scaling_group_name()?.to_string(), found))
+        })
+        .collect())
+}
 
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_autoscaling_group",
@@ -58,6 +80,219 @@ pub(crate) const SPEC: KindSpec = KindSpec {
     computed: &["id", "arn"],
     exclusive: true,
 };
+
+/// `aws_autoscaling_group` in the registry (`kinds/mod.rs`).
+pub(crate) struct Kind;
+
+#[async_trait]
+impl AwsKind for Kind {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    async fn create(&self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        let name = attrs::req_str(attrs, "name")?;
+        let lt = template(attrs)?;
+        let zones = zone_identifier(attrs)?;
+        let min = attrs::req_i32(attrs, "min_size")?;
+        let max = attrs::req_i32(attrs, "max_size")?;
+        let desired = attrs::opt_i32(attrs, "desired_capacity")?;
+        let tags = tags::for_create(attrs, &ctx.address)?;
+        // A spot pool starts only once its spot price is within its max price.
+        spot::wait_until_in_range(c, ctx, attrs).await?;
+        c.call("CreateAutoScalingGroup", Retry::AfterCreate, || {
+            c.autoscaling
+                .create_auto_scaling_group()
+                .auto_scaling_group_name(name)
+                .launch_template(lt.clone())
+                .min_size(min)
+                .max_size(max)
+                .set_desired_capacity(desired)
+                .vpc_zone_identifier(&zones)
+                .set_tags(Some(tags::asg_tags(name, &tags)))
+                .send()
+        })
+        .await?;
+        let created = describe(c, &[name.to_string()]).await.map_err(|e| created_but(name, &ctx.address, e))?;
+        let mut result = attrs.clone();
+        result.insert("id".into(), json!(name));
+        result.insert("arn".into(), json!(created.first().and_then(|g| g.auto_scaling_group_arn())));
+        Ok(result)
+    }
+
+    async fn read(&self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
+        let mut names: Vec<String> = reqs.iter().filter_map(|r| attrs::id(&r.prior).ok().map(str::to_string)).collect();
+        names.sort();
+        names.dedup();
+        let mut found: HashMap<String, AutoScalingGroup> = HashMap::new();
+        // AWS takes at most 50 names per call.
+        for chunk in names.chunks(50) {
+            for g in describe(c, chunk).await? {
+                if let (Some(name), false) = (g.auto_scaling_group_name(), is_deleting(&g)) {
+                    found.insert(name.to_string(), g.clone());
+                }
+            }
+        }
+        Ok(reqs
+            .iter()
+            .map(|req| {
+                let g = attrs::id(&req.prior).ok().and_then(|n| found.get(n))?;
+                let mut live = Attrs::new();
+                live.insert("id".into(), json!(g.auto_scaling_group_name()));
+                live.insert("name".into(), json!(g.auto_scaling_group_name()));
+                live.insert("arn".into(), json!(g.auto_scaling_group_arn()));
+                let lt = g.launch_template();
+                live.insert("launch_template_id".into(), json!(lt.and_then(|t| t.launch_template_id())));
+                live.insert("launch_template_version".into(), json!(lt.and_then(|t| t.version())));
+                live.insert("min_size".into(), json!(g.min_size()));
+                live.insert("max_size".into(), json!(g.max_size()));
+                live.insert("desired_capacity".into(), json!(g.desired_capacity()));
+                let zones: Vec<String> = g
+                    .vpc_zone_identifier()
+                    .unwrap_or("")
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                live.insert(
+                    "vpc_zone_identifier".into(),
+                    attrs::order_like(req.prior.get("vpc_zone_identifier"), zones),
+                );
+                live.insert("tags".into(), tags::to_value(&tags::from_asg(g.tags())));
+                Some(SPEC.shape(&req.prior, live))
+            })
+            .collect())
+    }
+
+    async fn update(&self, c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        let name = attrs::id(prior)?;
+        let changed = |k: &str| SPEC.value_or_default(prior, k) != SPEC.value_or_default(attrs, k);
+        let template_changed = changed("launch_template_id") || changed("launch_template_version");
+        // A group that runs instances moves to a new template through an
+        // instance refresh; an empty one simply points at it.
+        let runs_instances = attrs::opt_i32(prior, "desired_capacity")?.unwrap_or(0) > 0;
+        let roll = template_changed && runs_instances;
+        let mut call = c.autoscaling.update_auto_scaling_group().auto_scaling_group_name(name);
+        let mut any = false;
+        if template_changed && !roll {
+            call = call.launch_template(template(attrs)?);
+            any = true;
+        }
+        if changed("min_size") {
+            call = call.min_size(attrs::req_i32(attrs, "min_size")?);
+            any = true;
+        }
+        if changed("max_size") {
+            call = call.max_size(attrs::req_i32(attrs, "max_size")?);
+            any = true;
+        }
+        if changed("desired_capacity") {
+            call = call.set_desired_capacity(attrs::opt_i32(attrs, "desired_capacity")?);
+            any = true;
+        }
+        if changed("vpc_zone_identifier") {
+            call = call.vpc_zone_identifier(zone_identifier(attrs)?);
+            any = true;
+        }
+        if any {
+            c.call("UpdateAutoScalingGroup", Retry::AfterCreate, || call.clone().send()).await?;
+        }
+        if roll {
+            refresh_instances(c, ctx, name, template(attrs)?).await?;
+        }
+        tags::update_asg(c, name, &tags::diff_attrs(prior, attrs)?).await?;
+        let mut result = attrs.clone();
+        result.insert("id".into(), json!(name));
+        result.insert("arn".into(), prior.get("arn").cloned().unwrap_or(Value::Null));
+        Ok(result)
+    }
+
+    async fn delete(&self, c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
+        let name = attrs::id(prior)?.to_string();
+        let t = &c.timeouts;
+        let deleted = retry::while_blocked(
+            ctx,
+            &format!("auto scaling group {name}"),
+            t.blocked_delete,
+            t.blocked_backoff,
+            || {
+                c.call("DeleteAutoScalingGroup", Retry::Standard, || {
+                    c.autoscaling.delete_auto_scaling_group().auto_scaling_group_name(&name).force_delete(true).send()
+                })
+            },
+        )
+        .await;
+        match deleted {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        wait::until(
+            ctx,
+            &format!("auto scaling group {name} and its instances to be deleted"),
+            t.autoscaling_group,
+            || async {
+                let found = describe(c, std::slice::from_ref(&name)).await?;
+                Ok(match found.first() {
+                    None => Poll::Ready(()),
+                    Some(g) => Poll::Pending(format!("{} instances left", g.instances().len())),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn find_id(&self, c: &Clients, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
+        let name = attrs::req_str(inputs, "name")?;
+        // The name alone is no proof: another cluster may hold it.
+        let named = by_name(c, name).await?;
+        Ok(named.into_iter().find(|(_, found)| tags::made_for(found, address, inputs)).map(|(name, _)| name))
+    }
+
+    fn unique_name(&self) -> Option<&'static str> {
+        Some("auto scaling group")
+    }
+
+    async fn name_holder(
+        &self,
+        c: &Clients,
+        name: &str,
+        _attrs: &Attrs,
+    ) -> Result<Option<(String, Tags)>, ProviderError> {
+        Ok(by_name(c, name).await?.into_iter().find(|(n, _)| n == name))
+    }
+
+    async fn list_owned(&self, c: &Clients, owner: &Tags) -> Result<Vec<Hit>, ApiError> {
+        let mut filters: Vec<AsgFilter> =
+            owner.iter().map(|(k, v)| AsgFilter::builder().name(format!("tag:{k}")).values(v).build()).collect();
+        filters.push(AsgFilter::builder().name("tag-key").values(ADDRESS_TAG).build());
+        c.paginate(
+            "DescribeAutoScalingGroups",
+            Retry::Standard,
+            |token| {
+                c.autoscaling
+                    .describe_auto_scaling_groups()
+                    .set_filters(Some(filters.clone()))
+                    .set_next_token(token)
+                    .send()
+            },
+            |page| {
+                page.auto_scaling_groups()
+                    .iter()
+                    .filter_map(|g| {
+                        let tags = g
+                            .tags()
+                            .iter()
+                            .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())));
+                        Some(Hit { id: g.auto_scaling_group_name()?.to_string(), tags: tags.collect() })
+                    })
+                    .collect()
+            },
+            |page| page.next_token(),
+        )
+        .await
+    }
+}
 
 /// The share of the group kept in service during an instance refresh, and
 /// the most it may grow to (new instances launch before old ones go).
@@ -97,120 +332,6 @@ async fn describe(c: &Clients, names: &[String]) -> Result<Vec<AutoScalingGroup>
 
 fn is_deleting(g: &AutoScalingGroup) -> bool {
     g.status().is_some_and(|s| s.starts_with("Delete"))
-}
-
-pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-    let name = attrs::req_str(attrs, "name")?;
-    let lt = template(attrs)?;
-    let zones = zone_identifier(attrs)?;
-    let min = attrs::req_i32(attrs, "min_size")?;
-    let max = attrs::req_i32(attrs, "max_size")?;
-    let desired = attrs::opt_i32(attrs, "desired_capacity")?;
-    let tags = tags::for_create(attrs, &ctx.address)?;
-    // A spot pool starts only once its spot price is within its max price.
-    spot::wait_until_in_range(c, ctx, attrs).await?;
-    c.call("CreateAutoScalingGroup", Retry::AfterCreate, || {
-        c.autoscaling
-            .create_auto_scaling_group()
-            .auto_scaling_group_name(name)
-            .launch_template(lt.clone())
-            .min_size(min)
-            .max_size(max)
-            .set_desired_capacity(desired)
-            .vpc_zone_identifier(&zones)
-            .set_tags(Some(tags::asg_tags(name, &tags)))
-            .send()
-    })
-    .await?;
-    let created = describe(c, &[name.to_string()]).await.map_err(|e| created_but(name, &ctx.address, e))?;
-    let mut result = attrs.clone();
-    result.insert("id".into(), json!(name));
-    result.insert("arn".into(), json!(created.first().and_then(|g| g.auto_scaling_group_arn())));
-    Ok(result)
-}
-
-pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-    let mut names: Vec<String> = reqs.iter().filter_map(|r| attrs::id(&r.prior).ok().map(str::to_string)).collect();
-    names.sort();
-    names.dedup();
-    let mut found: HashMap<String, AutoScalingGroup> = HashMap::new();
-    // AWS takes at most 50 names per call.
-    for chunk in names.chunks(50) {
-        for g in describe(c, chunk).await? {
-            if let (Some(name), false) = (g.auto_scaling_group_name(), is_deleting(&g)) {
-                found.insert(name.to_string(), g.clone());
-            }
-        }
-    }
-    Ok(reqs
-        .iter()
-        .map(|req| {
-            let g = attrs::id(&req.prior).ok().and_then(|n| found.get(n))?;
-            let mut live = Attrs::new();
-            live.insert("id".into(), json!(g.auto_scaling_group_name()));
-            live.insert("name".into(), json!(g.auto_scaling_group_name()));
-            live.insert("arn".into(), json!(g.auto_scaling_group_arn()));
-            let lt = g.launch_template();
-            live.insert("launch_template_id".into(), json!(lt.and_then(|t| t.launch_template_id())));
-            live.insert("launch_template_version".into(), json!(lt.and_then(|t| t.version())));
-            live.insert("min_size".into(), json!(g.min_size()));
-            live.insert("max_size".into(), json!(g.max_size()));
-            live.insert("desired_capacity".into(), json!(g.desired_capacity()));
-            let zones: Vec<String> = g
-                .vpc_zone_identifier()
-                .unwrap_or("")
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect();
-            live.insert("vpc_zone_identifier".into(), attrs::order_like(req.prior.get("vpc_zone_identifier"), zones));
-            live.insert("tags".into(), tags::to_value(&tags::from_asg(g.tags())));
-            Some(SPEC.shape(&req.prior, live))
-        })
-        .collect())
-}
-
-pub(crate) async fn update(c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-    let name = attrs::id(prior)?;
-    let changed = |k: &str| SPEC.value_or_default(prior, k) != SPEC.value_or_default(attrs, k);
-    let template_changed = changed("launch_template_id") || changed("launch_template_version");
-    // A group that runs instances moves to a new template through an
-    // instance refresh; an empty one simply points at it.
-    let runs_instances = attrs::opt_i32(prior, "desired_capacity")?.unwrap_or(0) > 0;
-    let roll = template_changed && runs_instances;
-    let mut call = c.autoscaling.update_auto_scaling_group().auto_scaling_group_name(name);
-    let mut any = false;
-    if template_changed && !roll {
-        call = call.launch_template(template(attrs)?);
-        any = true;
-    }
-    if changed("min_size") {
-        call = call.min_size(attrs::req_i32(attrs, "min_size")?);
-        any = true;
-    }
-    if changed("max_size") {
-        call = call.max_size(attrs::req_i32(attrs, "max_size")?);
-        any = true;
-    }
-    if changed("desired_capacity") {
-        call = call.set_desired_capacity(attrs::opt_i32(attrs, "desired_capacity")?);
-        any = true;
-    }
-    if changed("vpc_zone_identifier") {
-        call = call.vpc_zone_identifier(zone_identifier(attrs)?);
-        any = true;
-    }
-    if any {
-        c.call("UpdateAutoScalingGroup", Retry::AfterCreate, || call.clone().send()).await?;
-    }
-    if roll {
-        refresh_instances(c, ctx, name, template(attrs)?).await?;
-    }
-    tags::update_asg(c, name, &tags::diff_attrs(prior, attrs)?).await?;
-    let mut result = attrs.clone();
-    result.insert("id".into(), json!(name));
-    result.insert("arn".into(), prior.get("arn").cloned().unwrap_or(Value::Null));
-    Ok(result)
 }
 
 /// Replace the group's instances with ones launched from `template`, and
@@ -289,9 +410,14 @@ pub(crate) fn poll_refresh(r: Option<&InstanceRefresh>) -> Poll<()> {
     };
     let status = r.status().map(|s| s.as_str()).unwrap_or("unknown");
     let reason = r.status_reason().map(|m| format!(": {m}")).unwrap_or_default();
-    match status {
-        "Successful" => Poll::Ready(()),
-        "Failed" | "Cancelled" | "RollbackSuccessful" | "RollbackFailed" => {
+    match r.status() {
+        Some(InstanceRefreshStatus::Successful) => Poll::Ready(()),
+        Some(
+            InstanceRefreshStatus::Failed
+            | InstanceRefreshStatus::Cancelled
+            | InstanceRefreshStatus::RollbackSuccessful
+            | InstanceRefreshStatus::RollbackFailed,
+        ) => {
             Poll::Failed(format!("it ended {status}{reason}; the group stays on its previous launch template version"))
         }
         _ => {
@@ -305,36 +431,6 @@ pub(crate) fn poll_refresh(r: Option<&InstanceRefresh>) -> Poll<()> {
             Poll::Pending(now)
         }
     }
-}
-
-pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
-    let name = attrs::id(prior)?.to_string();
-    let t = &c.timeouts;
-    let deleted =
-        retry::while_blocked(ctx, &format!("auto scaling group {name}"), t.blocked_delete, t.blocked_backoff, || {
-            c.call("DeleteAutoScalingGroup", Retry::Standard, || {
-                c.autoscaling.delete_auto_scaling_group().auto_scaling_group_name(&name).force_delete(true).send()
-            })
-        })
-        .await;
-    match deleted {
-        Ok(_) => {}
-        Err(e) if e.is_not_found() => return Ok(()),
-        Err(e) => return Err(e.into()),
-    }
-    wait::until(
-        ctx,
-        &format!("auto scaling group {name} and its instances to be deleted"),
-        t.autoscaling_group,
-        || async {
-            let found = describe(c, std::slice::from_ref(&name)).await?;
-            Ok(match found.first() {
-                None => Poll::Ready(()),
-                Some(g) => Poll::Pending(format!("{} instances left", g.instances().len())),
-            })
-        },
-    )
-    .await
 }
 
 #[cfg(test)]
@@ -386,7 +482,7 @@ mod request_tests {
         });
         let c = fake.clients().await;
         let (ctx, reports) = recording_ctx(Address::keyed("aws_autoscaling_group", "pool", "worker"), "t");
-        delete(&c, &ctx, json!({"id": "demo-worker"}).as_object().unwrap()).await.unwrap();
+        Kind.delete(&c, &ctx, json!({"id": "demo-worker"}).as_object().unwrap()).await.unwrap();
         assert_eq!(polls.load(Ordering::SeqCst), 3);
         assert_eq!(
             *reports.lock().unwrap(),
@@ -425,7 +521,7 @@ mod request_tests {
         let attrs = json!({"name": "demo-worker", "launch_template_id": "lt-1", "launch_template_version": "3",
             "min_size": 1, "max_size": 3, "desired_capacity": 2, "vpc_zone_identifier": ["subnet-a", "subnet-b", "subnet-c"],
             "tags": {"Name": "demo-worker", "kubernetes.io/cluster/demo": "owned"}});
-        let out = create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap();
+        let out = Kind.create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap();
         assert_eq!(out["id"], json!("demo-worker"));
         assert!(out["arn"].as_str().unwrap().ends_with("autoScalingGroupName/demo-worker"));
         assert_eq!(
@@ -461,7 +557,7 @@ mod request_tests {
         desired.remove("arn");
         desired.insert("desired_capacity".into(), json!(5));
         desired.insert("launch_template_version".into(), json!("2"));
-        let out = update(&c, &ctx, prior.as_object().unwrap(), &desired).await.unwrap();
+        let out = Kind.update(&c, &ctx, prior.as_object().unwrap(), &desired).await.unwrap();
         assert_eq!(out["arn"], json!("arn:x"));
         let sent = fake.sent();
         assert_eq!(sent.len(), 1);
@@ -530,7 +626,7 @@ mod request_tests {
         let c = fake.clients().await;
         let (ctx, reports) = recording_ctx(Address::keyed("aws_autoscaling_group", "pool", "worker"), "t");
         let (prior, desired) = rolled();
-        let out = update(&c, &ctx, &prior, &desired).await.unwrap();
+        let out = Kind.update(&c, &ctx, &prior, &desired).await.unwrap();
         assert_eq!(out["launch_template_version"], json!("2"));
         assert_eq!(polls.load(Ordering::SeqCst), 5);
         let sent = fake.sent();
@@ -575,7 +671,7 @@ mod request_tests {
             let c = fake.clients().await;
             let (ctx, _) = recording_ctx(Address::keyed("aws_autoscaling_group", "pool", "worker"), "t");
             let (prior, desired) = rolled();
-            let err = update(&c, &ctx, &prior, &desired).await.unwrap_err();
+            let err = Kind.update(&c, &ctx, &prior, &desired).await.unwrap_err();
             assert!(err.message.contains(&format!("ended {status}: {reason}")), "{err}");
             assert!(err.message.contains("stays on its previous launch template version"), "{err}");
         }
@@ -596,7 +692,7 @@ mod request_tests {
         let (ctx, _) = recording_ctx(Address::keyed("aws_autoscaling_group", "pool", "worker"), "t");
         let (prior, desired) = rolled();
         let started = tokio::time::Instant::now();
-        let err = update(&c, &ctx, &prior, &desired).await.unwrap_err();
+        let err = Kind.update(&c, &ctx, &prior, &desired).await.unwrap_err();
         assert!(err.message.starts_with("timed out after 3600s waiting for instance refresh ir-1"), "{err}");
         assert!(err.message.contains("InProgress, 50% complete"), "{err}");
         assert!(started.elapsed() <= std::time::Duration::from_secs(REFRESH_PATIENCE_MINUTES * 60));
@@ -614,7 +710,7 @@ mod request_tests {
         let c = fake.clients().await;
         let (ctx, _) = recording_ctx(Address::keyed("aws_autoscaling_group", "pool", "worker"), "t");
         let (prior, desired) = rolled();
-        let err = update(&c, &ctx, &prior, &desired).await.unwrap_err();
+        let err = Kind.update(&c, &ctx, &prior, &desired).await.unwrap_err();
         assert!(err.message.starts_with("the endpoint does not implement instance refresh"), "{err}");
         assert!(err.message.contains("not moved to launch template version 2"), "{err}");
         assert!(fake.actions().iter().all(|a| a == "StartInstanceRefresh"), "{:?}", fake.actions());
@@ -622,7 +718,7 @@ mod request_tests {
         let busy =
             FakeAws::new(|_| asg_error("InstanceRefreshInProgress", "An Instance Refresh is already in progress"));
         let c = busy.clients().await;
-        let err = update(&c, &ctx, &prior, &desired).await.unwrap_err();
+        let err = Kind.update(&c, &ctx, &prior, &desired).await.unwrap_err();
         assert!(err.message.contains("already has an instance refresh in progress"), "{err}");
         assert_eq!(busy.actions(), ["StartInstanceRefresh"], "an answer, not retried");
     }

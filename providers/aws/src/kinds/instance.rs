@@ -18,21 +18,25 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use aws_sdk_ec2::types::{
-    BlockDeviceMapping, EbsBlockDevice, Instance, InstanceNetworkInterfaceSpecification, InstanceType, ResourceType,
+    BlockDeviceMapping, EbsBlockDevice, Instance, InstanceNetworkInterfaceSpecification, InstanceStateName,
+    InstanceType, ResourceType,
 };
 use serde_json::{json, Value};
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
 
+use super::elb;
 use crate::ami;
 use crate::attrs::{self, Field, KindSpec, Ty, TAGS};
 use crate::clients::Clients;
 use crate::ec2util::{client_token, created_but, filter, id_chunks, FILTER_CHUNK};
-use crate::elb;
 use crate::error::ApiError;
 use crate::retry::Retry;
-use crate::tags;
+use crate::tags::{self, Tags};
 use crate::wait::{self, Poll};
+
+use super::{address_filter, hit, owner_filters, tagged, AwsKind, Hit};
 
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_instance",
@@ -52,23 +56,286 @@ pub(crate) const SPEC: KindSpec = KindSpec {
     exclusive: false,
 };
 
-fn state(i: &Instance) -> &str {
-    i.state().and_then(|s| s.name()).map(|n| n.as_str()).unwrap_or("unknown")
+/// `aws_instance` in the registry (`kinds/mod.rs`).
+pub(crate) struct Kind;
+
+#[async_trait]
+impl AwsKind for Kind {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    async fn create(&self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        let ami_attr = attrs::req_str(attrs, "ami")?;
+        let instance_type = attrs::req_str(attrs, "instance_type")?;
+        let subnet_id = attrs::req_str(attrs, "subnet_id")?;
+        let groups = attrs::str_list(attrs, "vpc_security_group_ids")?;
+        let key_name = attrs::opt_str(attrs, "key_name")?;
+        let user_data = attrs::opt_str(attrs, "user_data")?.map(aws_smithy_types::base64::encode);
+        let root_size = attrs::opt_i32(attrs, "root_volume_size_gib")?;
+        let public_ip = attrs::opt_bool(attrs, "associate_public_ip_address")?;
+        let tags = tags::for_create(attrs, &ctx.address)?;
+        let image = ami::resolve(c, ami_attr, root_size.is_some()).await?;
+        let root_device = match (root_size, &image.root_device_name) {
+            (None, _) => None,
+            (Some(size), Some(device)) => Some(
+                BlockDeviceMapping::builder()
+                    .device_name(device)
+                    .ebs(EbsBlockDevice::builder().volume_size(size).delete_on_termination(true).build())
+                    .build(),
+            ),
+            (Some(_), None) => {
+                return Err(ProviderError::new(format!("AMI {} has no root device name to size", image.id)));
+            }
+        };
+        // A public IP choice goes on the network interface, and then the subnet and groups must too.
+        let interface = public_ip.map(|public| {
+            InstanceNetworkInterfaceSpecification::builder()
+                .device_index(0)
+                .subnet_id(subnet_id)
+                .set_groups(Some(groups.clone()))
+                .associate_public_ip_address(public)
+                .delete_on_termination(true)
+                .build()
+        });
+        let token = client_token(&ctx.client_token);
+        let out = c
+            .call("RunInstances", Retry::AfterCreate, || {
+                let mut run = c
+                    .ec2
+                    .run_instances()
+                    .image_id(&image.id)
+                    .instance_type(InstanceType::from(instance_type))
+                    .min_count(1)
+                    .max_count(1)
+                    .client_token(&token)
+                    .set_key_name(key_name.map(str::to_string))
+                    .set_user_data(user_data.clone())
+                    .set_block_device_mappings(root_device.clone().map(|d| vec![d]))
+                    .tag_specifications(tags::ec2_spec(ResourceType::Instance, &tags))
+                    .tag_specifications(tags::ec2_spec(ResourceType::Volume, &tags));
+                run = match &interface {
+                    Some(eni) => run.network_interfaces(eni.clone()),
+                    None => run.subnet_id(subnet_id).set_security_group_ids(Some(groups.clone())),
+                };
+                run.send()
+            })
+            .await?;
+        let id = out
+            .instances()
+            .first()
+            .and_then(Instance::instance_id)
+            .ok_or_else(|| ProviderError::new("RunInstances returned no instance"))?
+            .to_string();
+        let running = wait::until(ctx, &format!("instance {id} to be running"), c.timeouts.instance, || async {
+            let found = describe(c, vec![id.clone()], Retry::AfterCreate).await?;
+            Ok(poll_running(found.first()))
+        })
+        .await
+        .map_err(|e| created_but(&id, &ctx.address, e))?;
+        if let Some(lb) = attrs::opt_str(attrs, "load_balancer")? {
+            ctx.report(format!("registering {id} with load balancer {lb}"));
+            elb::register_instances(c, lb, std::slice::from_ref(&id))
+                .await
+                .map_err(|e| created_but(&id, &ctx.address, e))?;
+        }
+        let mut result = attrs.clone();
+        result.insert("id".into(), json!(id));
+        result.insert("private_ip".into(), json!(running.private_ip_address()));
+        result.insert("public_ip".into(), json!(running.public_ip_address()));
+        result.insert("resolved_ami".into(), json!(image.id));
+        Ok(result)
+    }
+
+    async fn read(&self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
+        let mut found: HashMap<String, Instance> = HashMap::new();
+        for ids in id_chunks(reqs) {
+            for i in describe(c, ids, Retry::Standard).await? {
+                if let Some(id) = i.instance_id() {
+                    if !is_gone(&i) {
+                        found.insert(id.to_string(), i);
+                    }
+                }
+            }
+        }
+        let volumes: Vec<String> = reqs
+            .iter()
+            .filter(|r| r.prior.contains_key("root_volume_size_gib"))
+            .filter_map(|r| found.get(attrs::id(&r.prior).ok()?))
+            .filter_map(|i| root_volume_id(i).map(str::to_string))
+            .collect();
+        let sizes = if volumes.is_empty() { HashMap::new() } else { root_volume_sizes(c, volumes).await? };
+        let mut balancers: Vec<String> =
+            reqs.iter().filter_map(|r| r.prior.get("load_balancer")?.as_str().map(str::to_string)).collect();
+        balancers.sort();
+        balancers.dedup();
+        let registered = if balancers.is_empty() { HashMap::new() } else { elb::registrations(c, &balancers).await? };
+        Ok(reqs
+            .iter()
+            .map(|req| {
+                let i = attrs::id(&req.prior).ok().and_then(|id| found.get(id))?;
+                let image = i.image_id().unwrap_or_default();
+                let ami = if ami::reads_as_auto(&req.prior, "ami", image) { ami::AUTO } else { image };
+                let groups = instance_groups(i);
+                let mut live = Attrs::new();
+                live.insert("id".into(), json!(i.instance_id()));
+                live.insert("ami".into(), json!(ami));
+                live.insert("resolved_ami".into(), json!(image));
+                live.insert("instance_type".into(), json!(i.instance_type().map(|t| t.as_str())));
+                live.insert("subnet_id".into(), json!(i.subnet_id()));
+                live.insert(
+                    "vpc_security_group_ids".into(),
+                    attrs::order_like(req.prior.get("vpc_security_group_ids"), groups),
+                );
+                live.insert("key_name".into(), json!(i.key_name()));
+                if let Some(size) = root_volume_id(i).and_then(|v| sizes.get(v)) {
+                    live.insert("root_volume_size_gib".into(), json!(size));
+                }
+                if let Some(lb) = req.prior.get("load_balancer").and_then(Value::as_str) {
+                    let id = i.instance_id().unwrap_or_default();
+                    let there = registered.get(lb).is_some_and(|ids| ids.iter().any(|r| r == id));
+                    live.insert("load_balancer".into(), if there { json!(lb) } else { Value::Null });
+                }
+                // Not returned by DescribeInstances: as recorded.
+                for echoed in ["user_data", "associate_public_ip_address"] {
+                    if let Some(v) = req.prior.get(echoed) {
+                        live.insert(echoed.into(), v.clone());
+                    }
+                }
+                live.insert("private_ip".into(), json!(i.private_ip_address()));
+                live.insert("public_ip".into(), json!(i.public_ip_address()));
+                live.insert("tags".into(), tags::to_value(&tags::from_ec2(i.tags())));
+                Some(SPEC.shape(&req.prior, live))
+            })
+            .collect())
+    }
+
+    async fn update(&self, c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        let id = attrs::id(prior)?;
+        let (had, want) = (attrs::opt_str(prior, "load_balancer")?, attrs::opt_str(attrs, "load_balancer")?);
+        if had != want {
+            let ids = [id.to_string()];
+            if let Some(lb) = want {
+                ctx.report(format!("registering {id} with load balancer {lb}"));
+                elb::register_instances(c, lb, &ids).await?;
+            }
+            if let Some(lb) = had {
+                ctx.report(format!("deregistering {id} from load balancer {lb}"));
+                elb::deregister_instances(c, lb, &ids).await?;
+            }
+        }
+        let groups = attrs::str_list(attrs, "vpc_security_group_ids")?;
+        if groups != attrs::str_list(prior, "vpc_security_group_ids")? {
+            c.call("ModifyInstanceAttribute", Retry::AfterCreate, || {
+                c.ec2.modify_instance_attribute().instance_id(id).set_groups(Some(groups.clone())).send()
+            })
+            .await?;
+        }
+        tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
+        let mut result = attrs.clone();
+        for computed in SPEC.computed {
+            result.insert(computed.to_string(), prior.get(*computed).cloned().unwrap_or(Value::Null));
+        }
+        Ok(result)
+    }
+
+    async fn delete(&self, c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
+        let id = attrs::id(prior)?.to_string();
+        if let Some(lb) = attrs::opt_str(prior, "load_balancer")? {
+            // Out of the load balancer first: no request goes to a node that is going away.
+            ctx.report(format!("deregistering {id} from load balancer {lb}"));
+            elb::deregister_instances(c, lb, std::slice::from_ref(&id)).await?;
+        }
+        let terminated = c
+            .call("TerminateInstances", Retry::Standard, || c.ec2.terminate_instances().instance_ids(&id).send())
+            .await;
+        match terminated {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        wait::until(ctx, &format!("instance {id} to be terminated"), c.timeouts.instance, || async {
+            let found = describe(c, vec![id.clone()], Retry::Standard).await?;
+            Ok(match found.first() {
+                None => Poll::Ready(()),
+                Some(i) if state_name(i) == Some(&InstanceStateName::Terminated) => Poll::Ready(()),
+                Some(i) => Poll::Pending(state(i).to_string()),
+            })
+        })
+        .await
+    }
+
+    async fn find_id(&self, c: &Clients, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
+        let out = c
+            .call("DescribeInstances", Retry::Standard, || {
+                c.ec2.describe_instances().filters(address_filter(address)).filters(live_filter()).send()
+            })
+            .await?;
+        let mut instances = out.reservations().iter().flat_map(|r| r.instances());
+        Ok(instances.find(|i| tagged(i.tags(), address, inputs)).and_then(|i| i.instance_id()).map(str::to_string))
+    }
+
+    async fn list_owned(&self, c: &Clients, owner: &Tags) -> Result<Vec<Hit>, ApiError> {
+        let mut filters = owner_filters(owner);
+        filters.push(live_filter());
+        c.paginate(
+            "DescribeInstances",
+            Retry::Standard,
+            |token| c.ec2.describe_instances().set_filters(Some(filters.clone())).set_next_token(token).send(),
+            |page| {
+                page.reservations()
+                    .iter()
+                    .flat_map(|r| r.instances())
+                    .filter(|i| is_live(i))
+                    .filter_map(|i| hit(i.instance_id(), i.tags()))
+                    .collect()
+            },
+            |page| page.next_token(),
+        )
+        .await
+    }
+}
+
+/// The states of an instance that exists and may run again: what a lookup
+/// by tag or an orphan listing counts.
+const LIVE: [InstanceStateName; 4] =
+    [InstanceStateName::Pending, InstanceStateName::Running, InstanceStateName::Stopping, InstanceStateName::Stopped];
+
+/// The states of an instance that is gone or going.
+const GONE: [InstanceStateName; 2] = [InstanceStateName::ShuttingDown, InstanceStateName::Terminated];
+
+fn state_name(i: &Instance) -> Option<&InstanceStateName> {
+    i.state().and_then(|s| s.name())
+}
+
+fn is_live(i: &Instance) -> bool {
+    state_name(i).is_some_and(|s| LIVE.contains(s))
 }
 
 fn is_gone(i: &Instance) -> bool {
-    matches!(state(i), "shutting-down" | "terminated")
+    state_name(i).is_some_and(|s| GONE.contains(s))
+}
+
+/// The EC2 filter that selects [`LIVE`] instances.
+fn live_filter() -> aws_sdk_ec2::types::Filter {
+    filter("instance-state-name", LIVE.iter().map(|s| s.as_str()))
+}
+
+/// The state for messages.
+fn state(i: &Instance) -> &str {
+    state_name(i).map(|n| n.as_str()).unwrap_or("unknown")
 }
 
 /// What `create` waits for: `running`.
 pub(crate) fn poll_running(i: Option<&Instance>) -> Poll<Instance> {
     match i {
         None => Poll::Pending("not visible yet".into()),
-        Some(i) => match state(i) {
-            "running" => Poll::Ready(i.clone()),
-            "pending" => Poll::Pending("pending".into()),
-            other => Poll::Failed(format!(
-                "it is {other}{}",
+        Some(i) => match state_name(i) {
+            Some(InstanceStateName::Running) => Poll::Ready(i.clone()),
+            Some(InstanceStateName::Pending) => Poll::Pending("pending".into()),
+            _ => Poll::Failed(format!(
+                "it is {}{}",
+                state(i),
                 i.state_reason().and_then(|r| r.message()).map(|m| format!(": {m}")).unwrap_or_default()
             )),
         },
@@ -84,88 +351,6 @@ async fn describe(c: &Clients, ids: Vec<String>, retry: Retry) -> Result<Vec<Ins
         |page| page.next_token(),
     )
     .await
-}
-
-pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-    let ami_attr = attrs::req_str(attrs, "ami")?;
-    let instance_type = attrs::req_str(attrs, "instance_type")?;
-    let subnet_id = attrs::req_str(attrs, "subnet_id")?;
-    let groups = attrs::str_list(attrs, "vpc_security_group_ids")?;
-    let key_name = attrs::opt_str(attrs, "key_name")?;
-    let user_data = attrs::opt_str(attrs, "user_data")?.map(aws_smithy_types::base64::encode);
-    let root_size = attrs::opt_i32(attrs, "root_volume_size_gib")?;
-    let public_ip = attrs::opt_bool(attrs, "associate_public_ip_address")?;
-    let tags = tags::for_create(attrs, &ctx.address)?;
-    let image = ami::resolve(c, ami_attr, root_size.is_some()).await?;
-    let root_device = match (root_size, &image.root_device_name) {
-        (None, _) => None,
-        (Some(size), Some(device)) => Some(
-            BlockDeviceMapping::builder()
-                .device_name(device)
-                .ebs(EbsBlockDevice::builder().volume_size(size).delete_on_termination(true).build())
-                .build(),
-        ),
-        (Some(_), None) => {
-            return Err(ProviderError::new(format!("AMI {} has no root device name to size", image.id)));
-        }
-    };
-    // A public IP choice goes on the network interface, and then the subnet and groups must too.
-    let interface = public_ip.map(|public| {
-        InstanceNetworkInterfaceSpecification::builder()
-            .device_index(0)
-            .subnet_id(subnet_id)
-            .set_groups(Some(groups.clone()))
-            .associate_public_ip_address(public)
-            .delete_on_termination(true)
-            .build()
-    });
-    let token = client_token(&ctx.client_token);
-    let out = c
-        .call("RunInstances", Retry::AfterCreate, || {
-            let mut run = c
-                .ec2
-                .run_instances()
-                .image_id(&image.id)
-                .instance_type(InstanceType::from(instance_type))
-                .min_count(1)
-                .max_count(1)
-                .client_token(&token)
-                .set_key_name(key_name.map(str::to_string))
-                .set_user_data(user_data.clone())
-                .set_block_device_mappings(root_device.clone().map(|d| vec![d]))
-                .tag_specifications(tags::ec2_spec(ResourceType::Instance, &tags))
-                .tag_specifications(tags::ec2_spec(ResourceType::Volume, &tags));
-            run = match &interface {
-                Some(eni) => run.network_interfaces(eni.clone()),
-                None => run.subnet_id(subnet_id).set_security_group_ids(Some(groups.clone())),
-            };
-            run.send()
-        })
-        .await?;
-    let id = out
-        .instances()
-        .first()
-        .and_then(Instance::instance_id)
-        .ok_or_else(|| ProviderError::new("RunInstances returned no instance"))?
-        .to_string();
-    let running = wait::until(ctx, &format!("instance {id} to be running"), c.timeouts.instance, || async {
-        let found = describe(c, vec![id.clone()], Retry::AfterCreate).await?;
-        Ok(poll_running(found.first()))
-    })
-    .await
-    .map_err(|e| created_but(&id, &ctx.address, e))?;
-    if let Some(lb) = attrs::opt_str(attrs, "load_balancer")? {
-        ctx.report(format!("registering {id} with load balancer {lb}"));
-        elb::register_instances(c, lb, std::slice::from_ref(&id))
-            .await
-            .map_err(|e| created_but(&id, &ctx.address, e))?;
-    }
-    let mut result = attrs.clone();
-    result.insert("id".into(), json!(id));
-    result.insert("private_ip".into(), json!(running.private_ip_address()));
-    result.insert("public_ip".into(), json!(running.public_ip_address()));
-    result.insert("resolved_ami".into(), json!(image.id));
-    Ok(result)
 }
 
 /// Root volume sizes by volume id, for the instances whose prior sets one.
@@ -214,123 +399,6 @@ fn instance_groups(i: &Instance) -> Vec<String> {
         .find(|n| n.attachment().and_then(|a| a.device_index()) == Some(0) || interfaces.len() == 1)
         .map(|n| n.groups().iter().filter_map(|g| g.group_id().map(str::to_string)).collect())
         .unwrap_or_default()
-}
-
-pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-    let mut found: HashMap<String, Instance> = HashMap::new();
-    for ids in id_chunks(reqs) {
-        for i in describe(c, ids, Retry::Standard).await? {
-            if let Some(id) = i.instance_id() {
-                if !is_gone(&i) {
-                    found.insert(id.to_string(), i);
-                }
-            }
-        }
-    }
-    let volumes: Vec<String> = reqs
-        .iter()
-        .filter(|r| r.prior.contains_key("root_volume_size_gib"))
-        .filter_map(|r| found.get(attrs::id(&r.prior).ok()?))
-        .filter_map(|i| root_volume_id(i).map(str::to_string))
-        .collect();
-    let sizes = if volumes.is_empty() { HashMap::new() } else { root_volume_sizes(c, volumes).await? };
-    let mut balancers: Vec<String> =
-        reqs.iter().filter_map(|r| r.prior.get("load_balancer")?.as_str().map(str::to_string)).collect();
-    balancers.sort();
-    balancers.dedup();
-    let registered = if balancers.is_empty() { HashMap::new() } else { elb::registrations(c, &balancers).await? };
-    Ok(reqs
-        .iter()
-        .map(|req| {
-            let i = attrs::id(&req.prior).ok().and_then(|id| found.get(id))?;
-            let image = i.image_id().unwrap_or_default();
-            let ami = if ami::reads_as_auto(&req.prior, "ami", image) { ami::AUTO } else { image };
-            let groups = instance_groups(i);
-            let mut live = Attrs::new();
-            live.insert("id".into(), json!(i.instance_id()));
-            live.insert("ami".into(), json!(ami));
-            live.insert("resolved_ami".into(), json!(image));
-            live.insert("instance_type".into(), json!(i.instance_type().map(|t| t.as_str())));
-            live.insert("subnet_id".into(), json!(i.subnet_id()));
-            live.insert(
-                "vpc_security_group_ids".into(),
-                attrs::order_like(req.prior.get("vpc_security_group_ids"), groups),
-            );
-            live.insert("key_name".into(), json!(i.key_name()));
-            if let Some(size) = root_volume_id(i).and_then(|v| sizes.get(v)) {
-                live.insert("root_volume_size_gib".into(), json!(size));
-            }
-            if let Some(lb) = req.prior.get("load_balancer").and_then(Value::as_str) {
-                let id = i.instance_id().unwrap_or_default();
-                let there = registered.get(lb).is_some_and(|ids| ids.iter().any(|r| r == id));
-                live.insert("load_balancer".into(), if there { json!(lb) } else { Value::Null });
-            }
-            // Not returned by DescribeInstances: as recorded.
-            for echoed in ["user_data", "associate_public_ip_address"] {
-                if let Some(v) = req.prior.get(echoed) {
-                    live.insert(echoed.into(), v.clone());
-                }
-            }
-            live.insert("private_ip".into(), json!(i.private_ip_address()));
-            live.insert("public_ip".into(), json!(i.public_ip_address()));
-            live.insert("tags".into(), tags::to_value(&tags::from_ec2(i.tags())));
-            Some(SPEC.shape(&req.prior, live))
-        })
-        .collect())
-}
-
-pub(crate) async fn update(c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-    let id = attrs::id(prior)?;
-    let (had, want) = (attrs::opt_str(prior, "load_balancer")?, attrs::opt_str(attrs, "load_balancer")?);
-    if had != want {
-        let ids = [id.to_string()];
-        if let Some(lb) = want {
-            ctx.report(format!("registering {id} with load balancer {lb}"));
-            elb::register_instances(c, lb, &ids).await?;
-        }
-        if let Some(lb) = had {
-            ctx.report(format!("deregistering {id} from load balancer {lb}"));
-            elb::deregister_instances(c, lb, &ids).await?;
-        }
-    }
-    let groups = attrs::str_list(attrs, "vpc_security_group_ids")?;
-    if groups != attrs::str_list(prior, "vpc_security_group_ids")? {
-        c.call("ModifyInstanceAttribute", Retry::AfterCreate, || {
-            c.ec2.modify_instance_attribute().instance_id(id).set_groups(Some(groups.clone())).send()
-        })
-        .await?;
-    }
-    tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
-    let mut result = attrs.clone();
-    for computed in SPEC.computed {
-        result.insert(computed.to_string(), prior.get(*computed).cloned().unwrap_or(Value::Null));
-    }
-    Ok(result)
-}
-
-pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
-    let id = attrs::id(prior)?.to_string();
-    if let Some(lb) = attrs::opt_str(prior, "load_balancer")? {
-        // Out of the load balancer first: no request goes to a node that is going away.
-        ctx.report(format!("deregistering {id} from load balancer {lb}"));
-        elb::deregister_instances(c, lb, std::slice::from_ref(&id)).await?;
-    }
-    let terminated =
-        c.call("TerminateInstances", Retry::Standard, || c.ec2.terminate_instances().instance_ids(&id).send()).await;
-    match terminated {
-        Ok(_) => {}
-        Err(e) if e.is_not_found() => return Ok(()),
-        Err(e) => return Err(e.into()),
-    }
-    wait::until(ctx, &format!("instance {id} to be terminated"), c.timeouts.instance, || async {
-        let found = describe(c, vec![id.clone()], Retry::Standard).await?;
-        Ok(match found.first() {
-            None => Poll::Ready(()),
-            Some(i) if state(i) == "terminated" => Poll::Ready(()),
-            Some(i) => Poll::Pending(state(i).to_string()),
-        })
-    })
-    .await
 }
 
 #[cfg(test)]
@@ -417,7 +485,7 @@ mod request_tests {
             "key_name": "ops", "user_data": "#!/bin/sh\necho hello\n", "root_volume_size_gib": 20,
             "associate_public_ip_address": true, "tags": {"Name": "demo-bastion"}
         });
-        let out = create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap();
+        let out = Kind.create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap();
         assert_eq!(out["id"], json!("i-1"));
         assert_eq!(out["ami"], json!("auto"), "the attribute stays auto");
         assert_eq!(out["resolved_ami"], json!("ami-new"), "the newest image");
@@ -455,14 +523,14 @@ mod request_tests {
         });
         let c = fake.clients().await;
         let (ctx, _) = recording_ctx(Address::new("aws_instance", "bastion"), "t");
-        delete(&c, &ctx, json!({"id": "i-1"}).as_object().unwrap()).await.unwrap();
+        Kind.delete(&c, &ctx, json!({"id": "i-1"}).as_object().unwrap()).await.unwrap();
         assert_eq!(polls.load(Ordering::SeqCst), 4);
 
         let gone = FakeAws::new(|_| {
             crate::testing::ec2_error(400, "InvalidInstanceID.NotFound", "The instance ID 'i-1' does not exist")
         });
         let c = gone.clients().await;
-        delete(&c, &ctx, json!({"id": "i-1"}).as_object().unwrap()).await.unwrap();
+        Kind.delete(&c, &ctx, json!({"id": "i-1"}).as_object().unwrap()).await.unwrap();
         assert_eq!(gone.actions(), ["TerminateInstances"], "not retried: on delete NotFound is an answer");
     }
 
@@ -509,7 +577,7 @@ mod request_tests {
         let (ctx, _) = recording_ctx(Address::keyed("aws_instance", "control_plane", "0"), "t");
         let attrs = json!({"ami": "ami-1", "instance_type": "m5.large", "subnet_id": "subnet-a",
             "vpc_security_group_ids": ["sg-cp"], "load_balancer": "demo-apiserver"});
-        let out = create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap();
+        let out = Kind.create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap();
         assert_eq!(out["load_balancer"], json!("demo-apiserver"));
         assert_eq!(fake.actions(), ["RunInstances", "DescribeInstances", "RegisterInstancesWithLoadBalancer"]);
 
@@ -520,7 +588,7 @@ mod request_tests {
             other => panic!("unexpected call {other}"),
         });
         let c = fake.clients().await;
-        delete(&c, &ctx, &out).await.unwrap();
+        Kind.delete(&c, &ctx, &out).await.unwrap();
         assert_eq!(fake.actions(), ["DeregisterInstancesFromLoadBalancer", "TerminateInstances", "DescribeInstances"]);
     }
 
@@ -551,7 +619,7 @@ mod request_tests {
             kind: "aws_instance".into(),
             prior: json!({"id": id, "load_balancer": "demo-apiserver"}).as_object().unwrap().clone(),
         };
-        let out = read(&c, &[req("i-1"), req("i-2")]).await.unwrap();
+        let out = Kind.read(&c, &[req("i-1"), req("i-2")]).await.unwrap();
         assert_eq!(out[0].as_ref().unwrap()["load_balancer"], json!("demo-apiserver"));
         assert_eq!(out[1].as_ref().unwrap().get("load_balancer"), Some(&Value::Null));
         assert_eq!(fake.actions().iter().filter(|a| *a == "DescribeLoadBalancers").count(), 1, "one call for both");

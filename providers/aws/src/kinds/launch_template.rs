@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use aws_sdk_ec2::types::{
     InstanceType, LaunchTemplate, LaunchTemplateBlockDeviceMappingRequest, LaunchTemplateEbsBlockDeviceRequest,
     LaunchTemplateInstanceMarketOptionsRequest, LaunchTemplateSpotMarketOptionsRequest,
@@ -29,7 +30,31 @@ use crate::clients::Clients;
 use crate::ec2util::{client_token, FILTER_CHUNK};
 use crate::error::ApiError;
 use crate::retry::Retry;
-use crate::tags;
+use crate::tags::{self, Tags};
+
+use super::{hit, owner_filters, AwsKind, Hit};
+
+/// The templates named `name` (one at most: names are unique in a
+/// region), each as its id and every tag.
+async fn by_name(c: &Clients, name: &str) -> Result<Vec<(String, Tags)>, ProviderError> {
+    match c
+        .call("DescribeLaunchTemplates", Retry::Standard, || {
+            c.ec2.describe_launch_templates().launch_template_names(name).send()
+        })
+        .await
+    {
+        Ok(out) => Ok(out
+            .launch_templates()
+            .iter()
+            .map(|t| {
+                let found = tags::all(t.tags().iter().filter_map(|t| Some((t.key()?, t.value().unwrap_or("")))));
+                (t.launch_template_id().unwrap_or_default().to_string(), found)
+            })
+            .collect()),
+        Err(e) if e.is_not_found() => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
+}
 
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_launch_template",
@@ -48,6 +73,157 @@ pub(crate) const SPEC: KindSpec = KindSpec {
     computed: &["id", "latest_version", "resolved_ami"],
     exclusive: true,
 };
+
+/// `aws_launch_template` in the registry (`kinds/mod.rs`).
+pub(crate) struct Kind;
+
+#[async_trait]
+impl AwsKind for Kind {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    async fn create(&self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        let name = attrs::req_str(attrs, "name")?;
+        let image = image_for(c, None, attrs).await?;
+        let data = launch_data(attrs, &image)?;
+        let tags = tags::for_create(attrs, &ctx.address)?;
+        let token = client_token(&ctx.client_token);
+        let out = c
+            .call("CreateLaunchTemplate", Retry::AfterCreate, || {
+                c.ec2
+                    .create_launch_template()
+                    .launch_template_name(name)
+                    .client_token(&token)
+                    .launch_template_data(data.clone())
+                    .tag_specifications(tags::ec2_spec(ResourceType::LaunchTemplate, &tags))
+                    .send()
+            })
+            .await?;
+        let lt =
+            out.launch_template().ok_or_else(|| ProviderError::new("CreateLaunchTemplate returned no template"))?;
+        let id = lt.launch_template_id().ok_or_else(|| ProviderError::new("CreateLaunchTemplate returned no id"))?;
+        let mut result = attrs.clone();
+        result.insert("id".into(), json!(id));
+        result.insert("latest_version".into(), json!(lt.latest_version_number().unwrap_or(1).to_string()));
+        result.insert("resolved_ami".into(), json!(image.id));
+        Ok(result)
+    }
+
+    async fn read(&self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
+        let mut ids: Vec<String> = reqs.iter().filter_map(|r| attrs::id(&r.prior).ok().map(str::to_string)).collect();
+        ids.sort();
+        ids.dedup();
+        let mut found: HashMap<String, LaunchTemplate> = HashMap::new();
+        for chunk in ids.chunks(FILTER_CHUNK) {
+            for lt in describe_existing(c, chunk).await? {
+                if let Some(id) = lt.launch_template_id() {
+                    found.insert(id.to_string(), lt);
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(reqs.len());
+        for req in reqs {
+            let Some(lt) = attrs::id(&req.prior).ok().and_then(|id| found.get(id)) else {
+                out.push(None);
+                continue;
+            };
+            let id = lt.launch_template_id().unwrap_or_default();
+            let Some(version) = latest_version(c, id).await? else {
+                out.push(None);
+                continue;
+            };
+            let mut live = version.launch_template_data().map(|d| data_attrs(&req.prior, d)).unwrap_or_default();
+            live.insert("id".into(), json!(id));
+            live.insert("name".into(), json!(lt.launch_template_name()));
+            live.insert("latest_version".into(), json!(lt.latest_version_number().map(|v| v.to_string())));
+            live.insert("tags".into(), tags::to_value(&tags::from_ec2(lt.tags())));
+            out.push(Some(SPEC.shape(&req.prior, live)));
+        }
+        Ok(out)
+    }
+
+    async fn update(&self, c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        let id = attrs::id(prior)?;
+        let mut result = attrs.clone();
+        result.insert("id".into(), json!(id));
+        for computed in ["latest_version", "resolved_ami"] {
+            result.insert(computed.into(), prior.get(computed).cloned().unwrap_or(Value::Null));
+        }
+        let versioned_change =
+            VERSIONED.iter().any(|k| SPEC.value_or_default(prior, k) != SPEC.value_or_default(attrs, k));
+        if versioned_change {
+            let image = image_for(c, Some(prior), attrs).await?;
+            let data = launch_data(attrs, &image)?;
+            let token = client_token(&ctx.client_token);
+            let out = c
+                .call("CreateLaunchTemplateVersion", Retry::AfterCreate, || {
+                    c.ec2
+                        .create_launch_template_version()
+                        .launch_template_id(id)
+                        .client_token(&token)
+                        .launch_template_data(data.clone())
+                        .send()
+                })
+                .await?;
+            let version = out
+                .launch_template_version()
+                .and_then(LaunchTemplateVersion::version_number)
+                .ok_or_else(|| ProviderError::new("CreateLaunchTemplateVersion returned no version number"))?
+                .to_string();
+            result.insert("latest_version".into(), json!(version));
+            result.insert("resolved_ami".into(), json!(image.id));
+        }
+        tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
+        Ok(result)
+    }
+
+    async fn delete(&self, c: &Clients, _ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
+        let id = attrs::id(prior)?;
+        match c
+            .call("DeleteLaunchTemplate", Retry::Standard, || {
+                c.ec2.delete_launch_template().launch_template_id(id).send()
+            })
+            .await
+        {
+            Err(e) if !e.is_not_found() => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    async fn find_id(&self, c: &Clients, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
+        let name = attrs::req_str(inputs, "name")?;
+        // The name alone is no proof: another cluster may hold it.
+        let named = by_name(c, name).await?;
+        Ok(named.into_iter().find(|(_, found)| tags::made_for(found, address, inputs)).map(|(id, _)| id))
+    }
+
+    fn unique_name(&self) -> Option<&'static str> {
+        Some("launch template")
+    }
+
+    async fn name_holder(
+        &self,
+        c: &Clients,
+        name: &str,
+        _attrs: &Attrs,
+    ) -> Result<Option<(String, Tags)>, ProviderError> {
+        Ok(by_name(c, name).await?.into_iter().next())
+    }
+
+    async fn list_owned(&self, c: &Clients, owner: &Tags) -> Result<Vec<Hit>, ApiError> {
+        c.paginate(
+            "DescribeLaunchTemplates",
+            Retry::Standard,
+            |token| {
+                c.ec2.describe_launch_templates().set_filters(Some(owner_filters(owner))).set_next_token(token).send()
+            },
+            |page| page.launch_templates().iter().filter_map(|t| hit(t.launch_template_id(), t.tags())).collect(),
+            |page| page.next_token(),
+        )
+        .await
+    }
+}
 
 /// The attributes that go into a version (all but `name` and `tags`).
 const VERSIONED: &[&str] = &[
@@ -120,32 +296,6 @@ async fn image_for(c: &Clients, prior: Option<&Attrs>, attrs: &Attrs) -> Result<
         Some(resolved) if image_id == ami::AUTO => ami::resolve(c, resolved, need_root).await,
         _ => ami::resolve(c, image_id, need_root).await,
     }
-}
-
-pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-    let name = attrs::req_str(attrs, "name")?;
-    let image = image_for(c, None, attrs).await?;
-    let data = launch_data(attrs, &image)?;
-    let tags = tags::for_create(attrs, &ctx.address)?;
-    let token = client_token(&ctx.client_token);
-    let out = c
-        .call("CreateLaunchTemplate", Retry::AfterCreate, || {
-            c.ec2
-                .create_launch_template()
-                .launch_template_name(name)
-                .client_token(&token)
-                .launch_template_data(data.clone())
-                .tag_specifications(tags::ec2_spec(ResourceType::LaunchTemplate, &tags))
-                .send()
-        })
-        .await?;
-    let lt = out.launch_template().ok_or_else(|| ProviderError::new("CreateLaunchTemplate returned no template"))?;
-    let id = lt.launch_template_id().ok_or_else(|| ProviderError::new("CreateLaunchTemplate returned no id"))?;
-    let mut result = attrs.clone();
-    result.insert("id".into(), json!(id));
-    result.insert("latest_version".into(), json!(lt.latest_version_number().unwrap_or(1).to_string()));
-    result.insert("resolved_ami".into(), json!(image.id));
-    Ok(result)
 }
 
 async fn describe_templates(c: &Clients, ids: &[String]) -> Result<Vec<LaunchTemplate>, ApiError> {
@@ -232,84 +382,6 @@ pub(crate) fn data_attrs(prior: &Attrs, data: &ResponseLaunchTemplateData) -> At
         .unwrap_or_default();
     live.insert("instance_tags".into(), tags::to_value(&instance_tags));
     live
-}
-
-pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-    let mut ids: Vec<String> = reqs.iter().filter_map(|r| attrs::id(&r.prior).ok().map(str::to_string)).collect();
-    ids.sort();
-    ids.dedup();
-    let mut found: HashMap<String, LaunchTemplate> = HashMap::new();
-    for chunk in ids.chunks(FILTER_CHUNK) {
-        for lt in describe_existing(c, chunk).await? {
-            if let Some(id) = lt.launch_template_id() {
-                found.insert(id.to_string(), lt);
-            }
-        }
-    }
-    let mut out = Vec::with_capacity(reqs.len());
-    for req in reqs {
-        let Some(lt) = attrs::id(&req.prior).ok().and_then(|id| found.get(id)) else {
-            out.push(None);
-            continue;
-        };
-        let id = lt.launch_template_id().unwrap_or_default();
-        let Some(version) = latest_version(c, id).await? else {
-            out.push(None);
-            continue;
-        };
-        let mut live = version.launch_template_data().map(|d| data_attrs(&req.prior, d)).unwrap_or_default();
-        live.insert("id".into(), json!(id));
-        live.insert("name".into(), json!(lt.launch_template_name()));
-        live.insert("latest_version".into(), json!(lt.latest_version_number().map(|v| v.to_string())));
-        live.insert("tags".into(), tags::to_value(&tags::from_ec2(lt.tags())));
-        out.push(Some(SPEC.shape(&req.prior, live)));
-    }
-    Ok(out)
-}
-
-pub(crate) async fn update(c: &Clients, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-    let id = attrs::id(prior)?;
-    let mut result = attrs.clone();
-    result.insert("id".into(), json!(id));
-    for computed in ["latest_version", "resolved_ami"] {
-        result.insert(computed.into(), prior.get(computed).cloned().unwrap_or(Value::Null));
-    }
-    let versioned_change = VERSIONED.iter().any(|k| SPEC.value_or_default(prior, k) != SPEC.value_or_default(attrs, k));
-    if versioned_change {
-        let image = image_for(c, Some(prior), attrs).await?;
-        let data = launch_data(attrs, &image)?;
-        let token = client_token(&ctx.client_token);
-        let out = c
-            .call("CreateLaunchTemplateVersion", Retry::AfterCreate, || {
-                c.ec2
-                    .create_launch_template_version()
-                    .launch_template_id(id)
-                    .client_token(&token)
-                    .launch_template_data(data.clone())
-                    .send()
-            })
-            .await?;
-        let version = out
-            .launch_template_version()
-            .and_then(LaunchTemplateVersion::version_number)
-            .ok_or_else(|| ProviderError::new("CreateLaunchTemplateVersion returned no version number"))?
-            .to_string();
-        result.insert("latest_version".into(), json!(version));
-        result.insert("resolved_ami".into(), json!(image.id));
-    }
-    tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
-    Ok(result)
-}
-
-pub(crate) async fn delete(c: &Clients, _ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
-    let id = attrs::id(prior)?;
-    match c
-        .call("DeleteLaunchTemplate", Retry::Standard, || c.ec2.delete_launch_template().launch_template_id(id).send())
-        .await
-    {
-        Err(e) if !e.is_not_found() => Err(e.into()),
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]
@@ -415,7 +487,7 @@ mod request_tests {
         let (ctx, _) = recording_ctx(Address::keyed("aws_launch_template", "pool", "worker"), "apply-9-lt");
         let attrs = json!({"name": "demo-worker", "image_id": "ami-1", "instance_type": "m5.xlarge",
             "spot_max_price": "0.1152", "tags": {"Name": "demo-worker"}});
-        let out = create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap();
+        let out = Kind.create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap();
         assert_eq!(out["id"], json!("lt-1"));
         assert_eq!(out["latest_version"], json!("1"), "a string, as auto scaling takes versions");
         let sent = fake.sent();
@@ -448,7 +520,7 @@ mod request_tests {
         let prior = json!({"id": "lt-1", "latest_version": "1", "resolved_ami": "ami-1", "name": "demo-worker",
             "image_id": "auto", "instance_type": "m5.xlarge"});
         let bigger = json!({"name": "demo-worker", "image_id": "auto", "instance_type": "m5.2xlarge"});
-        let out = update(&c, &ctx, prior.as_object().unwrap(), bigger.as_object().unwrap()).await.unwrap();
+        let out = Kind.update(&c, &ctx, prior.as_object().unwrap(), bigger.as_object().unwrap()).await.unwrap();
         assert_eq!(out["latest_version"], json!("2"));
         assert_eq!(out["resolved_ami"], json!("ami-1"), "the image stays while image_id stays auto");
         let sent = fake.sent();
@@ -458,7 +530,7 @@ mod request_tests {
 
         let tagged =
             json!({"name": "demo-worker", "image_id": "auto", "instance_type": "m5.xlarge", "tags": {"team": "a"}});
-        let out = update(&c, &ctx, prior.as_object().unwrap(), tagged.as_object().unwrap()).await.unwrap();
+        let out = Kind.update(&c, &ctx, prior.as_object().unwrap(), tagged.as_object().unwrap()).await.unwrap();
         assert_eq!(out["latest_version"], json!("1"));
         assert_eq!(fake.actions().last().map(String::as_str), Some("CreateTags"));
     }

@@ -11,7 +11,8 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_ec2::types::{NatGateway, ResourceType};
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{NatGateway, NatGatewayState, ResourceType};
 use serde_json::{json, Value};
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
 
@@ -20,8 +21,10 @@ use crate::clients::Clients;
 use crate::ec2util::{client_token, created_but, filter, id_chunks};
 use crate::error::ApiError;
 use crate::retry::Retry;
-use crate::tags;
+use crate::tags::{self, Tags};
 use crate::wait::{self, Poll};
+
+use super::{hit, owner_filters, tagged, AwsKind, Hit};
 
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_nat_gateway",
@@ -34,12 +37,179 @@ pub(crate) const SPEC: KindSpec = KindSpec {
     exclusive: false,
 };
 
-fn state(nat: &NatGateway) -> &str {
-    nat.state().map(|s| s.as_str()).unwrap_or("unknown")
+/// `aws_nat_gateway` in the registry (`kinds/mod.rs`).
+pub(crate) struct Kind;
+
+#[async_trait]
+impl AwsKind for Kind {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    async fn create(&self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        let subnet_id = attrs::req_str(attrs, "subnet_id")?;
+        let allocation_id = attrs::req_str(attrs, "allocation_id")?;
+        let tags = tags::for_create(attrs, &ctx.address)?;
+        let token = client_token(&ctx.client_token);
+        let out = c
+            .call("CreateNatGateway", Retry::AfterCreate, || {
+                c.ec2
+                    .create_nat_gateway()
+                    .subnet_id(subnet_id)
+                    .allocation_id(allocation_id)
+                    .client_token(&token)
+                    .tag_specifications(tags::ec2_spec(ResourceType::Natgateway, &tags))
+                    .send()
+            })
+            .await?;
+        let id = out
+            .nat_gateway()
+            .and_then(NatGateway::nat_gateway_id)
+            .ok_or_else(|| ProviderError::new("CreateNatGateway returned no id"))?
+            .to_string();
+        wait::until(ctx, &format!("NAT gateway {id} to be available"), c.timeouts.nat_gateway, || async {
+            let found = describe(c, vec![id.clone()], Retry::AfterCreate).await?;
+            Ok(poll_available(found.first()))
+        })
+        .await
+        .map_err(|e| created_but(&id, &ctx.address, e))?;
+        let mut result = attrs.clone();
+        result.insert("id".into(), json!(id));
+        Ok(result)
+    }
+
+    async fn read(&self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
+        let mut found: HashMap<String, NatGateway> = HashMap::new();
+        for ids in id_chunks(reqs) {
+            for n in describe(c, ids, Retry::Standard).await? {
+                if let Some(id) = n.nat_gateway_id() {
+                    found.insert(id.to_string(), n.clone());
+                }
+            }
+        }
+        Ok(reqs
+            .iter()
+            .map(|req| {
+                let n = attrs::id(&req.prior).ok().and_then(|id| found.get(id)).filter(|n| !is_gone(n))?;
+                let mut live = Attrs::new();
+                live.insert("id".into(), json!(n.nat_gateway_id()));
+                live.insert("subnet_id".into(), json!(n.subnet_id()));
+                let allocation = n.nat_gateway_addresses().iter().find_map(|a| a.allocation_id());
+                live.insert("allocation_id".into(), json!(allocation));
+                live.insert("tags".into(), tags::to_value(&tags::from_ec2(n.tags())));
+                Some(SPEC.shape(&req.prior, live))
+            })
+            .collect())
+    }
+
+    async fn update(
+        &self,
+        c: &Clients,
+        _ctx: &OpContext,
+        prior: &Attrs,
+        attrs: &Attrs,
+    ) -> Result<Attrs, ProviderError> {
+        let id = attrs::id(prior)?;
+        tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
+        let mut result = attrs.clone();
+        result.insert("id".into(), Value::String(id.to_string()));
+        Ok(result)
+    }
+
+    async fn delete(&self, c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
+        let id = attrs::id(prior)?.to_string();
+        // Describe first: deleting a gateway that is already gone is not an error.
+        let found = describe(c, vec![id.clone()], Retry::Standard).await?;
+        match found.first() {
+            None => return Ok(()),
+            Some(n) if in_state(n, &DELETED) => return Ok(()),
+            Some(n) if n.state() == Some(&NatGatewayState::Deleting) => {}
+            Some(_) => {
+                let deleted = c
+                    .call("DeleteNatGateway", Retry::Standard, || c.ec2.delete_nat_gateway().nat_gateway_id(&id).send())
+                    .await;
+                match deleted {
+                    Ok(_) => {}
+                    Err(e) if e.is_not_found() => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        wait::until(ctx, &format!("NAT gateway {id} to be deleted"), c.timeouts.nat_gateway, || async {
+            let found = describe(c, vec![id.clone()], Retry::Standard).await?;
+            Ok(match found.first() {
+                None => Poll::Ready(()),
+                Some(n) if in_state(n, &DELETED) => Poll::Ready(()),
+                Some(n) => Poll::Pending(state(n).to_string()),
+            })
+        })
+        .await
+    }
+
+    async fn find_id(&self, c: &Clients, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
+        // Tag filters on DescribeNatGateways are not honoured everywhere
+        // (the emulator ignores them): filter by subnet, check the tag.
+        let subnet = attrs::req_str(inputs, "subnet_id")?.to_string();
+        let out = c
+            .call("DescribeNatGateways", Retry::Standard, || {
+                c.ec2.describe_nat_gateways().filter(filter("subnet-id", [subnet.clone()])).send()
+            })
+            .await?;
+        Ok(out
+            .nat_gateways()
+            .iter()
+            .filter(|n| is_live(n))
+            .find(|n| tagged(n.tags(), address, inputs))
+            .and_then(|n| n.nat_gateway_id())
+            .map(str::to_string))
+    }
+
+    async fn list_owned(&self, c: &Clients, owner: &Tags) -> Result<Vec<Hit>, ApiError> {
+        let mut filters = owner_filters(owner);
+        filters.push(filter("state", LIVE.iter().map(|s| s.as_str())));
+        c.paginate(
+            "DescribeNatGateways",
+            Retry::Standard,
+            |token| c.ec2.describe_nat_gateways().set_filter(Some(filters.clone())).set_next_token(token).send(),
+            |page| {
+                page.nat_gateways()
+                    .iter()
+                    // The emulator ignores the state filter too.
+                    .filter(|n| is_live(n))
+                    .filter_map(|n| hit(n.nat_gateway_id(), n.tags()))
+                    .collect()
+            },
+            |page| page.next_token(),
+        )
+        .await
+    }
+}
+
+/// The states of a gateway that exists or is coming: what a lookup by tag
+/// or an orphan listing counts.
+const LIVE: [NatGatewayState; 2] = [NatGatewayState::Pending, NatGatewayState::Available];
+
+/// The states of a gateway that is gone or going, whatever AWS says next.
+const GONE: [NatGatewayState; 3] = [NatGatewayState::Deleting, NatGatewayState::Deleted, NatGatewayState::Failed];
+
+/// The states in which a delete has nothing left to do.
+const DELETED: [NatGatewayState; 2] = [NatGatewayState::Deleted, NatGatewayState::Failed];
+
+fn in_state(nat: &NatGateway, states: &[NatGatewayState]) -> bool {
+    nat.state().is_some_and(|s| states.contains(s))
+}
+
+fn is_live(nat: &NatGateway) -> bool {
+    in_state(nat, &LIVE)
 }
 
 fn is_gone(nat: &NatGateway) -> bool {
-    matches!(state(nat), "deleting" | "deleted" | "failed")
+    in_state(nat, &GONE)
+}
+
+/// The state for messages.
+fn state(nat: &NatGateway) -> &str {
+    nat.state().map(|s| s.as_str()).unwrap_or("unknown")
 }
 
 async fn describe(c: &Clients, ids: Vec<String>, retry: Retry) -> Result<Vec<NatGateway>, ApiError> {
@@ -59,11 +229,12 @@ async fn describe(c: &Clients, ids: Vec<String>, retry: Retry) -> Result<Vec<Nat
 pub(crate) fn poll_available(nat: Option<&NatGateway>) -> Poll<()> {
     match nat {
         None => Poll::Pending("not visible yet".into()),
-        Some(n) => match state(n) {
-            "available" => Poll::Ready(()),
-            "pending" => Poll::Pending("pending".into()),
-            other => Poll::Failed(format!(
-                "it is {other}{}",
+        Some(n) => match n.state() {
+            Some(NatGatewayState::Available) => Poll::Ready(()),
+            Some(NatGatewayState::Pending) => Poll::Pending("pending".into()),
+            _ => Poll::Failed(format!(
+                "it is {}{}",
+                state(n),
                 match (n.failure_code(), n.failure_message()) {
                     (Some(code), Some(msg)) => format!(": {code}: {msg}"),
                     (_, Some(msg)) => format!(": {msg}"),
@@ -72,105 +243,6 @@ pub(crate) fn poll_available(nat: Option<&NatGateway>) -> Poll<()> {
             )),
         },
     }
-}
-
-pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-    let subnet_id = attrs::req_str(attrs, "subnet_id")?;
-    let allocation_id = attrs::req_str(attrs, "allocation_id")?;
-    let tags = tags::for_create(attrs, &ctx.address)?;
-    let token = client_token(&ctx.client_token);
-    let out = c
-        .call("CreateNatGateway", Retry::AfterCreate, || {
-            c.ec2
-                .create_nat_gateway()
-                .subnet_id(subnet_id)
-                .allocation_id(allocation_id)
-                .client_token(&token)
-                .tag_specifications(tags::ec2_spec(ResourceType::Natgateway, &tags))
-                .send()
-        })
-        .await?;
-    let id = out
-        .nat_gateway()
-        .and_then(NatGateway::nat_gateway_id)
-        .ok_or_else(|| ProviderError::new("CreateNatGateway returned no id"))?
-        .to_string();
-    wait::until(ctx, &format!("NAT gateway {id} to be available"), c.timeouts.nat_gateway, || async {
-        let found = describe(c, vec![id.clone()], Retry::AfterCreate).await?;
-        Ok(poll_available(found.first()))
-    })
-    .await
-    .map_err(|e| created_but(&id, &ctx.address, e))?;
-    let mut result = attrs.clone();
-    result.insert("id".into(), json!(id));
-    Ok(result)
-}
-
-pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-    let mut found: HashMap<String, NatGateway> = HashMap::new();
-    for ids in id_chunks(reqs) {
-        for n in describe(c, ids, Retry::Standard).await? {
-            if let Some(id) = n.nat_gateway_id() {
-                found.insert(id.to_string(), n.clone());
-            }
-        }
-    }
-    Ok(reqs
-        .iter()
-        .map(|req| {
-            let n = attrs::id(&req.prior).ok().and_then(|id| found.get(id)).filter(|n| !is_gone(n))?;
-            let mut live = Attrs::new();
-            live.insert("id".into(), json!(n.nat_gateway_id()));
-            live.insert("subnet_id".into(), json!(n.subnet_id()));
-            let allocation = n.nat_gateway_addresses().iter().find_map(|a| a.allocation_id());
-            live.insert("allocation_id".into(), json!(allocation));
-            live.insert("tags".into(), tags::to_value(&tags::from_ec2(n.tags())));
-            Some(SPEC.shape(&req.prior, live))
-        })
-        .collect())
-}
-
-pub(crate) async fn update(
-    c: &Clients,
-    _ctx: &OpContext,
-    prior: &Attrs,
-    attrs: &Attrs,
-) -> Result<Attrs, ProviderError> {
-    let id = attrs::id(prior)?;
-    tags::update_ec2(c, id, &tags::diff_attrs(prior, attrs)?).await?;
-    let mut result = attrs.clone();
-    result.insert("id".into(), Value::String(id.to_string()));
-    Ok(result)
-}
-
-pub(crate) async fn delete(c: &Clients, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
-    let id = attrs::id(prior)?.to_string();
-    // Describe first: deleting a gateway that is already gone is not an error.
-    let found = describe(c, vec![id.clone()], Retry::Standard).await?;
-    match found.first() {
-        None => return Ok(()),
-        Some(n) if matches!(state(n), "deleted" | "failed") => return Ok(()),
-        Some(n) if state(n) == "deleting" => {}
-        Some(_) => {
-            let deleted = c
-                .call("DeleteNatGateway", Retry::Standard, || c.ec2.delete_nat_gateway().nat_gateway_id(&id).send())
-                .await;
-            match deleted {
-                Ok(_) => {}
-                Err(e) if e.is_not_found() => return Ok(()),
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-    wait::until(ctx, &format!("NAT gateway {id} to be deleted"), c.timeouts.nat_gateway, || async {
-        let found = describe(c, vec![id.clone()], Retry::Standard).await?;
-        Ok(match found.first() {
-            None => Poll::Ready(()),
-            Some(n) if matches!(state(n), "deleted" | "failed") => Poll::Ready(()),
-            Some(n) => Poll::Pending(state(n).to_string()),
-        })
-    })
-    .await
 }
 
 #[cfg(test)]
@@ -237,7 +309,7 @@ mod request_tests {
         let (ctx, reports) = recording_ctx(Address::keyed("aws_nat_gateway", "main", "us-east-1a"), "apply-1-nat");
         let attrs =
             json!({"subnet_id": "subnet-1", "allocation_id": "eipalloc-1", "tags": {"Name": "demo-nat-us-east-1a"}});
-        let out = create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap();
+        let out = Kind.create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap();
         assert_eq!(out["id"], json!("nat-1"));
         assert_eq!(out["subnet_id"], json!("subnet-1"));
 
@@ -275,7 +347,7 @@ mod request_tests {
         let c = fake.clients().await;
         let (ctx, _) = recording_ctx(Address::new("aws_nat_gateway", "main"), "t");
         let attrs = json!({"subnet_id": "subnet-1", "allocation_id": "eipalloc-1"});
-        let e = create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap_err();
+        let e = Kind.create(&c, &ctx, attrs.as_object().unwrap()).await.unwrap_err();
         assert!(e.message.contains("nat-1 was created but then"), "{}", e.message);
         assert!(e.message.contains("Network vpc-1 has no Internet gateway attached"), "{}", e.message);
     }
@@ -301,7 +373,7 @@ mod request_tests {
         let c = fake.clients().await;
         let (ctx, reports) = recording_ctx(Address::new("aws_nat_gateway", "main"), "t");
         let prior = json!({"id": "nat-1", "subnet_id": "subnet-1", "allocation_id": "eipalloc-1"});
-        delete(&c, &ctx, prior.as_object().unwrap()).await.unwrap();
+        Kind.delete(&c, &ctx, prior.as_object().unwrap()).await.unwrap();
         assert_eq!(
             fake.actions(),
             [
@@ -322,7 +394,7 @@ mod request_tests {
             )
         });
         let c = gone.clients().await;
-        delete(&c, &ctx, prior.as_object().unwrap()).await.unwrap();
+        Kind.delete(&c, &ctx, prior.as_object().unwrap()).await.unwrap();
         assert_eq!(gone.actions(), ["DescribeNatGateways"]);
     }
 }

@@ -19,17 +19,20 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag};
 use serde_json::{json, Value};
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
 
+use super::ingress::{self, Atom, Source};
 use crate::attrs::{self, Field, KindSpec, Ty, TAGS};
 use crate::clients::Clients;
 use crate::ec2util::{filter, FILTER_CHUNK};
 use crate::error::ApiError;
 use crate::retry::Retry;
-use crate::security_group::{self as sg, Atom, Source};
-use crate::tags;
+use crate::tags::{self, Tags, ADDRESS_TAG};
+
+use super::{hit, tagged, AwsKind, Hit};
 
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_security_group_rule",
@@ -47,6 +50,194 @@ pub(crate) const SPEC: KindSpec = KindSpec {
     computed: &["id"],
     exclusive: false,
 };
+
+/// `aws_security_group_rule` in the registry (`kinds/mod.rs`).
+pub(crate) struct Kind;
+
+#[async_trait]
+impl AwsKind for Kind {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    fn validate(&self, attrs: &Attrs) -> Vec<String> {
+        validate(attrs)
+    }
+
+    async fn create(&self, c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
+        let group_id = attrs::req_str(attrs, "security_group_id")?;
+        let wanted = atoms(attrs)?;
+        let mut tags = tags::for_create(attrs, &ctx.address)?;
+        if let Some(rule) = rule_tag(attrs)? {
+            tags.insert(tags::RULE_TAG.to_string(), rule);
+        }
+        let spec = tags::ec2_spec(ResourceType::SecurityGroupRule, &tags);
+        let created = ingress::authorize(c, group_id, &wanted, Some(spec.clone())).await?;
+        let made: Vec<Atom> = created.iter().filter_map(|r| ingress::live_atom(r, group_id)).collect();
+        let mut ids: Vec<String> =
+            created.iter().filter_map(|r| r.security_group_rule_id().map(str::to_string)).collect();
+        let existed: Vec<Atom> = wanted.iter().filter(|w| !made.iter().any(|m| m.key() == w.key())).cloned().collect();
+        if !existed.is_empty() && ids.len() < wanted.len() {
+            // Some existed already: their rule ids are only in the rules API,
+            // which the seed's policies do not grant. Take them over by
+            // authorizing them again, tagged as this rule.
+            ingress::revoke(c, group_id, &existed).await?;
+            let again = ingress::authorize(c, group_id, &existed, Some(spec)).await?;
+            ids.extend(again.iter().filter_map(|r| r.security_group_rule_id().map(str::to_string)));
+        }
+        if ids.is_empty() {
+            return Err(ProviderError::new(format!("AWS reported no rule id for the rule on {group_id}")));
+        }
+        let mut result = attrs.clone();
+        result.insert("id".into(), json!(ids.join(",")));
+        Ok(result)
+    }
+
+    async fn read(&self, c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
+        let mut all_ids: Vec<String> =
+            reqs.iter().filter_map(|r| attrs::id(&r.prior).ok()).flat_map(split_ids).collect();
+        all_ids.sort();
+        all_ids.dedup();
+        let tags = tags_of(c, &all_ids).await?;
+        // A prior without its group (an orphan found by its tags): what the
+        // rule is, from its `skyplan:rule` tag.
+        let resolved: Vec<ReadRequest> = reqs
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                if attrs::opt_str(&r.prior, "security_group_id").ok().flatten().is_none() {
+                    let recorded = attrs::id(&r.prior)
+                        .ok()
+                        .map(split_ids)
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|id| tags.get(id))
+                        .flat_map(|list| list.iter())
+                        .find(|t| t.key() == Some(tags::RULE_TAG))
+                        .and_then(|t| from_rule_tag(t.value().unwrap_or("")));
+                    for (k, v) in recorded.unwrap_or_default() {
+                        r.prior.insert(k, v);
+                    }
+                }
+                r
+            })
+            .collect();
+        let reqs = &resolved[..];
+        let mut group_ids: Vec<String> = reqs
+            .iter()
+            .filter_map(|r| attrs::opt_str(&r.prior, "security_group_id").ok().flatten())
+            .map(str::to_string)
+            .collect();
+        group_ids.sort();
+        group_ids.dedup();
+        let permissions = ingress::group_atoms(c, group_ids).await?;
+        Ok(reqs
+            .iter()
+            .map(|req| {
+                let group_id = attrs::opt_str(&req.prior, "security_group_id").ok().flatten()?;
+                let live = permissions.get(group_id)?;
+                let wanted = atoms(&req.prior).ok()?;
+                // The live permissions this rule is (descriptions as AWS has them).
+                let present: Vec<&Atom> =
+                    wanted.iter().filter_map(|w| live.iter().find(|l| l.key() == w.key())).collect();
+                let first = *present.first()?;
+                let ids = split_ids(attrs::id(&req.prior).ok()?);
+                let mut out = Attrs::new();
+                out.insert("id".into(), json!(ids.join(",")));
+                out.insert("security_group_id".into(), json!(group_id));
+                out.insert("type".into(), json!("ingress"));
+                for k in ["protocol", "from_port", "to_port"] {
+                    out.insert(k.into(), req.prior.get(k).cloned().unwrap_or(Value::Null));
+                }
+                match &first.source {
+                    Source::Group(g) => {
+                        out.insert("source_security_group_id".into(), json!(g));
+                    }
+                    Source::SelfGroup => {
+                        out.insert("source_security_group_id".into(), json!(group_id));
+                    }
+                    Source::Cidr(_) => {
+                        let cidrs: Vec<String> = present
+                            .iter()
+                            .filter_map(|a| if let Source::Cidr(c) = &a.source { Some(c.clone()) } else { None })
+                            .collect();
+                        out.insert("cidr_blocks".into(), attrs::order_like(req.prior.get("cidr_blocks"), cidrs));
+                    }
+                }
+                if !first.description.is_empty() || req.prior.contains_key("description") {
+                    out.insert("description".into(), json!(first.description));
+                }
+                let tagged: BTreeMap<String, String> =
+                    ids.iter().find_map(|id| tags.get(id)).map(|list| tags::from_ec2(list)).unwrap_or_default();
+                out.insert("tags".into(), tags::to_value(&tagged));
+                Some(SPEC.shape(&req.prior, out))
+            })
+            .collect())
+    }
+
+    async fn update(
+        &self,
+        c: &Clients,
+        _ctx: &OpContext,
+        prior: &Attrs,
+        attrs: &Attrs,
+    ) -> Result<Attrs, ProviderError> {
+        let id = attrs::id(prior)?;
+        let diff = tags::diff_attrs(prior, attrs)?;
+        for rule_id in split_ids(id) {
+            tags::update_ec2(c, &rule_id, &diff).await?;
+        }
+        let mut result = attrs.clone();
+        result.insert("id".into(), Value::String(id.to_string()));
+        Ok(result)
+    }
+
+    async fn delete(&self, c: &Clients, _ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
+        let group_id = attrs::req_str(prior, "security_group_id")?;
+        match ingress::revoke(c, group_id, &atoms(prior)?).await {
+            Err(e) if e.code() == "InvalidGroup.NotFound" => Ok(()),
+            other => other.map_err(Into::into),
+        }
+    }
+
+    async fn find_id(&self, c: &Clients, address: &str, inputs: &Attrs) -> Result<Option<String>, ProviderError> {
+        // Rule ids and tags through DescribeTags: the rules API is
+        // outside the seed's policies. First the rules with this address,
+        // then every tag of each, for the ownership check. One rule per
+        // CIDR: every id.
+        let by_address = vec![filter("key", [ADDRESS_TAG]), filter("value", [tags::filter_pattern(address)])];
+        let candidates: Vec<String> = rule_tags(c, by_address).await?.into_keys().collect();
+        let mut ids: Vec<String> = if candidates.is_empty() {
+            Vec::new()
+        } else {
+            rule_tags(c, vec![filter("resource-id", candidates)])
+                .await?
+                .into_iter()
+                .filter(|(_, list)| tagged(list, address, inputs))
+                .map(|(id, _)| id)
+                .collect()
+        };
+        ids.sort();
+        Ok((!ids.is_empty()).then(|| ids.join(",")))
+    }
+
+    async fn list_owned(&self, c: &Clients, owner: &Tags) -> Result<Vec<Hit>, ApiError> {
+        // DescribeTags (the rules API is outside the seed's policies): the
+        // rules carrying one ownership tag (DescribeTags filters match one
+        // tag at a time), then all their tags.
+        let first = match owner.iter().next() {
+            Some((k, v)) => vec![filter("key", [k.as_str()]), filter("value", [tags::filter_pattern(v)])],
+            None => vec![filter("key", [ADDRESS_TAG])],
+        };
+        let ids: Vec<String> = rule_tags(c, first).await?.into_keys().collect();
+        let all = tags_of(c, &ids).await?;
+        Ok(all.iter().filter_map(|(id, list)| hit(Some(id.as_str()), list)).collect())
+    }
+
+    fn joins_ids(&self) -> bool {
+        true
+    }
+}
 
 pub(crate) fn validate(attrs: &Attrs) -> Vec<String> {
     let mut errors = Vec::new();
@@ -80,7 +271,7 @@ fn atoms(attrs: &Attrs) -> Result<Vec<Atom>, ProviderError> {
     // A rule from its own group is a self rule, as the group's permissions
     // report it.
     let own = attrs::opt_str(attrs, "security_group_id")?.map(str::to_string);
-    Ok(sg::rule_atoms(&rule)?
+    Ok(ingress::rule_atoms(&rule)?
         .into_iter()
         .map(|mut a| {
             if matches!(&a.source, Source::Group(g) if Some(g) == own.as_ref()) {
@@ -186,138 +377,6 @@ async fn tags_of(c: &Clients, ids: &[String]) -> Result<HashMap<String, Vec<Tag>
     Ok(out)
 }
 
-pub(crate) async fn create(c: &Clients, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
-    let group_id = attrs::req_str(attrs, "security_group_id")?;
-    let wanted = atoms(attrs)?;
-    let mut tags = tags::for_create(attrs, &ctx.address)?;
-    if let Some(rule) = rule_tag(attrs)? {
-        tags.insert(tags::RULE_TAG.to_string(), rule);
-    }
-    let spec = tags::ec2_spec(ResourceType::SecurityGroupRule, &tags);
-    let created = sg::authorize(c, group_id, &wanted, Some(spec.clone())).await?;
-    let made: Vec<Atom> = created.iter().filter_map(|r| sg::live_atom(r, group_id)).collect();
-    let mut ids: Vec<String> = created.iter().filter_map(|r| r.security_group_rule_id().map(str::to_string)).collect();
-    let existed: Vec<Atom> = wanted.iter().filter(|w| !made.iter().any(|m| m.key() == w.key())).cloned().collect();
-    if !existed.is_empty() && ids.len() < wanted.len() {
-        // Some existed already: their rule ids are only in the rules API,
-        // which the seed's policies do not grant. Take them over by
-        // authorizing them again, tagged as this rule.
-        sg::revoke(c, group_id, &existed).await?;
-        let again = sg::authorize(c, group_id, &existed, Some(spec)).await?;
-        ids.extend(again.iter().filter_map(|r| r.security_group_rule_id().map(str::to_string)));
-    }
-    if ids.is_empty() {
-        return Err(ProviderError::new(format!("AWS reported no rule id for the rule on {group_id}")));
-    }
-    let mut result = attrs.clone();
-    result.insert("id".into(), json!(ids.join(",")));
-    Ok(result)
-}
-
-pub(crate) async fn read(c: &Clients, reqs: &[ReadRequest]) -> Result<Vec<Option<Attrs>>, ProviderError> {
-    let mut all_ids: Vec<String> = reqs.iter().filter_map(|r| attrs::id(&r.prior).ok()).flat_map(split_ids).collect();
-    all_ids.sort();
-    all_ids.dedup();
-    let tags = tags_of(c, &all_ids).await?;
-    // A prior without its group (an orphan found by its tags): what the
-    // rule is, from its `skyplan:rule` tag.
-    let resolved: Vec<ReadRequest> = reqs
-        .iter()
-        .map(|r| {
-            let mut r = r.clone();
-            if attrs::opt_str(&r.prior, "security_group_id").ok().flatten().is_none() {
-                let recorded = attrs::id(&r.prior)
-                    .ok()
-                    .map(split_ids)
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|id| tags.get(id))
-                    .flat_map(|list| list.iter())
-                    .find(|t| t.key() == Some(tags::RULE_TAG))
-                    .and_then(|t| from_rule_tag(t.value().unwrap_or("")));
-                for (k, v) in recorded.unwrap_or_default() {
-                    r.prior.insert(k, v);
-                }
-            }
-            r
-        })
-        .collect();
-    let reqs = &resolved[..];
-    let mut group_ids: Vec<String> = reqs
-        .iter()
-        .filter_map(|r| attrs::opt_str(&r.prior, "security_group_id").ok().flatten())
-        .map(str::to_string)
-        .collect();
-    group_ids.sort();
-    group_ids.dedup();
-    let permissions = sg::group_atoms(c, group_ids).await?;
-    Ok(reqs
-        .iter()
-        .map(|req| {
-            let group_id = attrs::opt_str(&req.prior, "security_group_id").ok().flatten()?;
-            let live = permissions.get(group_id)?;
-            let wanted = atoms(&req.prior).ok()?;
-            // The live permissions this rule is (descriptions as AWS has them).
-            let present: Vec<&Atom> = wanted.iter().filter_map(|w| live.iter().find(|l| l.key() == w.key())).collect();
-            let first = *present.first()?;
-            let ids = split_ids(attrs::id(&req.prior).ok()?);
-            let mut out = Attrs::new();
-            out.insert("id".into(), json!(ids.join(",")));
-            out.insert("security_group_id".into(), json!(group_id));
-            out.insert("type".into(), json!("ingress"));
-            for k in ["protocol", "from_port", "to_port"] {
-                out.insert(k.into(), req.prior.get(k).cloned().unwrap_or(Value::Null));
-            }
-            match &first.source {
-                Source::Group(g) => {
-                    out.insert("source_security_group_id".into(), json!(g));
-                }
-                Source::SelfGroup => {
-                    out.insert("source_security_group_id".into(), json!(group_id));
-                }
-                Source::Cidr(_) => {
-                    let cidrs: Vec<String> = present
-                        .iter()
-                        .filter_map(|a| if let Source::Cidr(c) = &a.source { Some(c.clone()) } else { None })
-                        .collect();
-                    out.insert("cidr_blocks".into(), attrs::order_like(req.prior.get("cidr_blocks"), cidrs));
-                }
-            }
-            if !first.description.is_empty() || req.prior.contains_key("description") {
-                out.insert("description".into(), json!(first.description));
-            }
-            let tagged: BTreeMap<String, String> =
-                ids.iter().find_map(|id| tags.get(id)).map(|list| tags::from_ec2(list)).unwrap_or_default();
-            out.insert("tags".into(), tags::to_value(&tagged));
-            Some(SPEC.shape(&req.prior, out))
-        })
-        .collect())
-}
-
-pub(crate) async fn update(
-    c: &Clients,
-    _ctx: &OpContext,
-    prior: &Attrs,
-    attrs: &Attrs,
-) -> Result<Attrs, ProviderError> {
-    let id = attrs::id(prior)?;
-    let diff = tags::diff_attrs(prior, attrs)?;
-    for rule_id in split_ids(id) {
-        tags::update_ec2(c, &rule_id, &diff).await?;
-    }
-    let mut result = attrs.clone();
-    result.insert("id".into(), Value::String(id.to_string()));
-    Ok(result)
-}
-
-pub(crate) async fn delete(c: &Clients, _ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
-    let group_id = attrs::req_str(prior, "security_group_id")?;
-    match sg::revoke(c, group_id, &atoms(prior)?).await {
-        Err(e) if e.code() == "InvalidGroup.NotFound" => Ok(()),
-        other => other.map_err(Into::into),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,13 +438,13 @@ mod tests {
             "tags": {"team": "a"}}));
         let address = skyplan_engine::Address::new("aws_security_group_rule", "kubelet");
         let req = |prior: Attrs| ReadRequest { address: address.clone(), kind: SPEC.kind.into(), prior };
-        let out = read(&c, &[req(recorded.clone())]).await.unwrap();
+        let out = Kind.read(&c, &[req(recorded.clone())]).await.unwrap();
         assert_eq!(out[0].as_ref(), Some(&recorded));
         assert_eq!(fake.actions(), ["DescribeTags", "DescribeSecurityGroups"]);
 
         let mut orphan: Attrs = SPEC.fields.iter().map(|f| (f.name.to_string(), Value::Null)).collect();
         orphan.insert("id".into(), json!("sgr-1"));
-        let found = read(&c, &[req(orphan)]).await.unwrap().remove(0).expect("the orphan is read from its tags");
+        let found = Kind.read(&c, &[req(orphan)]).await.unwrap().remove(0).expect("the orphan is read from its tags");
         assert_eq!(found["security_group_id"], json!("sg-cp"));
         assert_eq!(found["source_security_group_id"], json!("sg-node"));
         assert_eq!(found["from_port"], json!(10250));
@@ -401,7 +460,7 @@ mod tests {
             other => panic!("unexpected call {other}"),
         });
         let c = gone.clients().await;
-        assert_eq!(read(&c, &[req(recorded)]).await.unwrap(), [None]);
+        assert_eq!(Kind.read(&c, &[req(recorded)]).await.unwrap(), [None]);
     }
 
     /// Created with the address and rule tags; a permission that existed
@@ -430,7 +489,7 @@ mod tests {
         let (ctx, _) = recording_ctx(skyplan_engine::Address::new("aws_security_group_rule", "kubelet"), "t");
         let attrs = obj(json!({"security_group_id": "sg-cp", "type": "ingress", "protocol": "tcp",
             "from_port": 10250, "to_port": 10250, "source_security_group_id": "sg-node"}));
-        let out = create(&c, &ctx, &attrs).await.unwrap();
+        let out = Kind.create(&c, &ctx, &attrs).await.unwrap();
         assert_eq!(out["id"], json!("sgr-9"));
         assert_eq!(
             fake.actions(),
