@@ -5,6 +5,9 @@
 
 mod cli;
 mod commands;
+mod diagnostics;
+mod events;
+mod heartbeat;
 mod ui;
 mod workspace;
 
@@ -29,6 +32,8 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cli.global.verbose, cli.global.color);
+    let ui = ui::Ui::new(&cli.global);
+    let json = cli.command.json_output();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -38,13 +43,17 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(commands::run(cli)) {
         Ok(code) => code,
+        Err(err) if json => {
+            events::diagnostics(&err);
+            ExitCode::FAILURE
+        }
         Err(err) => {
             if let Some(diagnostics) = err.downcast_ref::<Diagnostics>() {
                 for d in &diagnostics.0 {
-                    eprintln!("error: {d}");
+                    eprint!("{}", diagnostics::render(d, "error", ui.style()));
                 }
             } else {
-                eprintln!("error: {err:#}");
+                eprintln!("{} {err:#}", ui.style().red(&ui.style().bold("error:")));
             }
             ExitCode::FAILURE
         }

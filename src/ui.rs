@@ -10,10 +10,11 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use skyplan_engine::{Address, Providers};
 
 use anyhow::{bail, Result};
-use skyplan_engine::apply::{Event, EventSink};
+use skyplan_engine::apply::{Event, EventSink, OpKind};
 use skyplan_engine::render::Style;
 
 use crate::cli::{ColorChoice, Global};
+use crate::heartbeat::{secs, Heartbeat, HEARTBEAT};
 
 #[derive(Clone)]
 pub struct Ui {
@@ -37,6 +38,10 @@ impl Ui {
 
     pub fn note(&self, message: &str) {
         eprintln!("{} {message}", self.style().bold("note:"));
+    }
+
+    pub fn warn(&self, message: &str) {
+        eprintln!("{} {message}", self.style().yellow(&self.style().bold("warning:")));
     }
 
     /// What each provider has to say about reaching its cloud (requests
@@ -84,42 +89,85 @@ impl Ui {
     }
 
     /// Progress for apply and destroy: a live spinner per running resource
-    /// on a terminal, plain lines (like Terraform's) otherwise.
-    pub fn progress(&self) -> EventSink {
+    /// on a terminal, plain lines (like Terraform's) otherwise, or JSON
+    /// events (`--json`). Off a terminal, an operation still running gets a
+    /// line at least every [`HEARTBEAT`].
+    pub fn progress(&self, json: bool) -> Reporter {
         let style = self.style();
-        if std::io::stdout().is_terminal() {
-            return live_progress(style);
+        if json {
+            let sink = crate::events::sink();
+            return Reporter { events: sink, bars: None };
         }
-        Arc::new(move |event: &Event| match event {
-            Event::Started { address, op } => {
-                println!("{}: {}...", style.bold(&address.to_string()), op.verb())
+        if std::io::stdout().is_terminal() {
+            let bars = MultiProgress::new();
+            return Reporter { events: live_progress(style, bars.clone()), bars: Some(bars) };
+        }
+        let still = Arc::new(move |address: &Address, op: OpKind, elapsed: Duration| {
+            println!(
+                "{}: Still {}... [{} elapsed]",
+                style.bold(&address.to_string()),
+                op.verb().to_lowercase(),
+                secs(elapsed)
+            )
+        });
+        let running = Heartbeat::start(HEARTBEAT, still);
+        let events: EventSink = Arc::new(move |event: &Event| {
+            running.track(event);
+            match event {
+                Event::Started { address, op } => {
+                    println!("{}: {}...", style.bold(&address.to_string()), op.verb())
+                }
+                Event::Progress { address, op, message, elapsed } => {
+                    println!(
+                        "{}: Still {}... [{} elapsed] {message}",
+                        style.bold(&address.to_string()),
+                        op.verb().to_lowercase(),
+                        secs(*elapsed)
+                    )
+                }
+                Event::Finished { address, op, id, elapsed } => {
+                    let id = id.as_ref().map(|i| format!(" [id={i}]")).unwrap_or_default();
+                    println!("{}: {} after {}{id}", style.bold(&address.to_string()), op.done(), secs(*elapsed));
+                }
+                Event::Failed { address, op, error } => {
+                    eprintln!("{}: {} failed: {error}", style.red(&address.to_string()), op.noun())
+                }
+                Event::Skipped { address, .. } => {
+                    eprintln!("{}: skipped: a resource it depends on was not applied", address)
+                }
             }
-            Event::Progress { address, op, message, elapsed } => {
-                println!(
-                    "{}: Still {}... [{} elapsed] {message}",
-                    style.bold(&address.to_string()),
-                    op.verb().to_lowercase(),
-                    secs(*elapsed)
-                )
-            }
-            Event::Finished { address, op, id, elapsed } => {
-                let id = id.as_ref().map(|i| format!(" [id={i}]")).unwrap_or_default();
-                println!("{}: {} after {}{id}", style.bold(&address.to_string()), op.done(), secs(*elapsed));
-            }
-            Event::Failed { address, op, error } => {
-                eprintln!("{}: {} failed: {error}", style.red(&address.to_string()), op.noun())
-            }
-            Event::Skipped { address, .. } => {
-                eprintln!("{}: skipped: a resource it depends on was not applied", address)
-            }
-        })
+        });
+        Reporter { events, bars: None }
+    }
+}
+
+/// Where apply's events go, and the live spinners if there are any.
+pub struct Reporter {
+    pub events: EventSink,
+    bars: Option<MultiProgress>,
+}
+
+impl Reporter {
+    /// A message on stderr that leaves no spinner frame behind: above the
+    /// spinners when there are some.
+    pub fn say(&self, message: &str) {
+        match &self.bars {
+            Some(bars) => bars.suspend(|| eprintln!("{message}")),
+            None => eprintln!("{message}"),
+        }
+    }
+
+    /// Take the spinners off the screen (before exiting mid-run).
+    pub fn clear(&self) {
+        if let Some(bars) = &self.bars {
+            let _ = bars.clear();
+        }
     }
 }
 
 /// One spinner per running operation showing what it is doing and for how
 /// long; finished operations leave one line above the spinners.
-fn live_progress(style: Style) -> EventSink {
-    let bars = MultiProgress::new();
+fn live_progress(style: Style, bars: MultiProgress) -> EventSink {
     let running: Mutex<HashMap<Address, ProgressBar>> = Mutex::new(HashMap::new());
     let spinner =
         ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg} [{elapsed}]").expect("valid template");
@@ -157,12 +205,4 @@ fn live_progress(style: Style) -> EventSink {
             let _ = bars.println(format!("{address}: skipped: a resource it depends on was not applied"));
         }
     })
-}
-
-fn secs(d: Duration) -> String {
-    if d.as_secs() >= 1 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
 }

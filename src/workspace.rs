@@ -21,15 +21,16 @@ use crate::cli::Global;
 
 /// Parse, expand and build the graph: every check that needs no cloud call
 /// (no credentials are looked up either).
-pub fn desired(spec_path: &Path, state_path: &Path) -> Result<ResourceGraph> {
+pub fn desired(spec_path: &Path, state_path: &Path, style: skyplan_engine::render::Style) -> Result<ResourceGraph> {
     let mut spec = AwsSpec::load(spec_path)?;
+    crate::diagnostics::warn_about(&spec, style);
     let resources = std::mem::take(&mut spec.resources);
     let sim = skyplan_sim::SimProvider::open(&sim_cloud_path(state_path))?;
     let mut providers = Providers::new().with(Arc::new(sim));
     if resources.iter().any(|r| skyplan_aws_blueprint::is_aws_type(&r.address.kind)) {
         providers = with_aws_offline(providers, &spec)?;
     }
-    Ok(ResourceGraph::build(resources, &providers)?)
+    Ok(ResourceGraph::build(resources, &providers).map_err(|d| spec.spec.source.place(d))?)
 }
 
 /// Where the state is: `--state`, else `<spec stem>.state.json` beside the
@@ -89,9 +90,9 @@ pub struct Lock {
 }
 
 impl Lock {
-    pub fn acquire(backend: &Arc<dyn Backend>, operation: &str, timeout_secs: u64) -> Result<Lock> {
+    pub fn acquire(backend: &Arc<dyn Backend>, operation: &str, timeout: Duration) -> Result<Lock> {
         let info = LockInfo::new(operation);
-        match backend.lock(&info, Duration::from_secs(timeout_secs)) {
+        match backend.lock(&info, timeout) {
             Ok(()) => {}
             Err(StateError::Locked(held)) if backend.lock_is_local() && held_by_dead_local_process(&held, &info) => {
                 // Its holder was killed on this machine: the lock protects
@@ -101,7 +102,7 @@ impl Lock {
                     held.id, held.holder, held.pid, held.operation
                 );
                 backend.unlock(&held.id)?;
-                backend.lock(&info, Duration::from_secs(timeout_secs))?;
+                backend.lock(&info, timeout)?;
             }
             Err(e) => return Err(e.into()),
         }
@@ -113,7 +114,21 @@ impl Lock {
 /// of locks on local disk; locks from other hosts, and every lock in a
 /// shared store, are released only by `skyplan unlock ID`.
 fn held_by_dead_local_process(held: &LockInfo, mine: &LockInfo) -> bool {
-    held.holder == mine.holder && held.pid != mine.pid && !Path::new(&format!("/proc/{}", held.pid)).exists()
+    held.holder == mine.holder && held.pid != mine.pid && !process_exists(held.pid)
+}
+
+/// Whether a process of this id exists, by sending it signal 0 (no signal
+/// is delivered; only existence and permission are checked). Works where
+/// there is no /proc (macOS). EPERM means it exists under another user.
+fn process_exists(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 only asks the kernel whether the process
+    // exists; it has no effect on it and no memory preconditions.
+    let answer = unsafe { libc::kill(pid, 0) };
+    answer == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 impl Drop for Lock {
@@ -485,9 +500,33 @@ pub fn open(
 
 /// An engine error as the CLI reports it (diagnostics one per line).
 pub fn ops_error(e: OpsError) -> anyhow::Error {
+    ops_error_in(e, None)
+}
+
+/// [`ops_error`], with a spec's graph errors placed at its lines and columns.
+pub fn ops_error_in(e: OpsError, spec: Option<&AwsSpec>) -> anyhow::Error {
+    if let (OpsError::Spec(d), Some(spec)) = (&e, spec) {
+        return spec.spec.source.place(d.clone()).into();
+    }
     match e {
         OpsError::Spec(d) => d.into(),
         OpsError::State(e) => e.into(),
         other => anyhow!("{other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::process_exists;
+
+    #[test]
+    fn signal_zero_tells_live_from_dead_processes() {
+        assert!(process_exists(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().expect("spawn true");
+        let pid = child.id();
+        child.wait().expect("wait");
+        // Reaped: the id is free (reuse within this instant is not expected).
+        assert!(!process_exists(pid));
+        assert!(!process_exists(0));
     }
 }

@@ -383,6 +383,21 @@ fn depends_on(deps: &[Vec<usize>], from: usize, to: usize) -> bool {
     false
 }
 
+/// An error without a leading mention of its own address (`ADDRESS: ...`
+/// or `creating ADDRESS: ...`): it is reported under the address already,
+/// and saying it twice reads as noise.
+fn without_address(error: String, address: &Address) -> String {
+    let name = address.to_string();
+    let Some(at) = error.find(&name) else { return error };
+    let prefix = &error[..at];
+    let rest = &error[at + name.len()..];
+    let short_prefix = prefix.is_empty() || (prefix.ends_with(' ') && !prefix.trim_end().contains(' '));
+    match rest.strip_prefix(": ") {
+        Some(rest) if short_prefix && !rest.is_empty() => rest.to_string(),
+        _ => error,
+    }
+}
+
 static TOKEN_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A token unique to one operation, usable as an AWS ClientToken (<= 64 ASCII).
@@ -523,6 +538,7 @@ async fn run_op(shared: &Shared, index: usize, op: &Op, slot: dag::Release) -> b
     let started = Instant::now();
     (shared.events)(&Event::Started { address: address.clone(), op: op.kind });
     let fail = |error: String| {
+        let error = without_address(error, address);
         let error = if shared.redactor.is_empty() { error } else { shared.redactor.text(&error) };
         shared.errors.lock().expect("errors").insert(index, error.clone());
         (shared.events)(&Event::Failed { address: address.clone(), op: op.kind, error });
@@ -676,5 +692,22 @@ async fn run_op(shared: &Shared, index: usize, op: &Op, slot: dag::Release) -> b
             });
             true
         }
+    }
+}
+
+#[cfg(test)]
+mod message_tests {
+    use super::*;
+
+    #[test]
+    fn errors_do_not_repeat_their_address() {
+        let a: Address = "aws_instance.control_plane[0]".parse().unwrap();
+        let strip = |e: &str| without_address(e.to_string(), &a);
+        assert_eq!(strip("creating aws_instance.control_plane[0]: capacity"), "capacity");
+        assert_eq!(strip("aws_instance.control_plane[0]: capacity"), "capacity");
+        assert_eq!(strip("capacity"), "capacity");
+        // Mid-sentence mentions stay.
+        let kept = "the subnet of aws_instance.control_plane[0]: gone";
+        assert_eq!(strip(kept), kept);
     }
 }

@@ -113,13 +113,22 @@ impl ResourceGraph {
                     // Unbound (an error below) until the graph is known good.
                     targets.push(usize::MAX);
                     match index.get(&r.target) {
-                        None => errors.push(
-                            Diagnostic::at_address(
-                                &resource.address,
-                                format!("{attr} refers to {r}, but there is no resource {}", r.target),
+                        None => {
+                            let wanted = r.target.to_string();
+                            let names: Vec<String> = index.keys().map(|a: &Address| a.to_string()).collect();
+                            let help = match crate::diagnostic::did_you_mean(&wanted, names.iter().map(String::as_str))
+                            {
+                                Some(m) => format!("did you mean {m}?"),
+                                None => "declare that resource, or fix the reference".to_string(),
+                            };
+                            errors.push(
+                                Diagnostic::at_address(
+                                    &resource.address,
+                                    format!("{attr} refers to {r}, but there is no resource {}", r.target),
+                                )
+                                .with_help(help),
                             )
-                            .with_help("declare that resource, or fix the reference"),
-                        ),
+                        }
                         Some(&j) => {
                             let target = &nodes[j];
                             if !target.resource.attrs.contains_key(&r.attr) && !target.schema.computed.contains(&r.attr)
@@ -128,16 +137,20 @@ impl ResourceGraph {
                                     target.resource.attrs.keys().chain(target.schema.computed.iter()).collect();
                                 known.sort();
                                 known.dedup();
+                                let close = crate::diagnostic::did_you_mean(&r.attr, known.iter().map(|s| s.as_str()));
                                 errors.push(
                                     Diagnostic::at_address(
                                         &resource.address,
                                         format!("{attr} refers to {r}, but {} has no attribute `{}`", r.target, r.attr),
                                     )
-                                    .with_help(format!(
-                                        "{} has: {}",
-                                        r.target,
-                                        known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-                                    )),
+                                    .with_help(match close {
+                                        Some(m) => format!("did you mean {}.{m}?", r.target),
+                                        None => format!(
+                                            "{} has: {}",
+                                            r.target,
+                                            known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                                        ),
+                                    }),
                                 );
                             }
                             *targets.last_mut().expect("just pushed") = j;
@@ -151,10 +164,18 @@ impl ResourceGraph {
                     Some(&j) => {
                         deps.insert(j);
                     }
-                    None => errors.push(Diagnostic::at_address(
-                        &resource.address,
-                        format!("depends_on names {dep}, but there is no such resource"),
-                    )),
+                    None => {
+                        let wanted = dep.to_string();
+                        let names: Vec<String> = index.keys().map(|a: &Address| a.to_string()).collect();
+                        let mut d = Diagnostic::at_address(
+                            &resource.address,
+                            format!("depends_on names {dep}, but there is no such resource"),
+                        );
+                        if let Some(m) = crate::diagnostic::did_you_mean(&wanted, names.iter().map(String::as_str)) {
+                            d = d.with_help(format!("did you mean {m}?"));
+                        }
+                        errors.push(d)
+                    }
                 }
             }
             for &j in &deps {

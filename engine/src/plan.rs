@@ -7,6 +7,8 @@
 //! in the state but not in the spec are deleted. A plan is plain data: it is
 //! saved to a plan file and applied later exactly as it was reviewed.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use skyplan_state::State;
@@ -177,6 +179,13 @@ impl Plan {
 /// Diff the desired graph against the state. With `destroy`, every resource
 /// in the state is deleted and nothing is created.
 pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
+    diff_replacing(graph, state, destroy, &BTreeSet::new())
+}
+
+/// [`diff`], with the resources of `replace` replaced even when nothing
+/// about them changed (`--replace`); their dependents see their computed
+/// attributes as unknown, as with any replacement.
+pub fn diff_replacing(graph: &ResourceGraph, state: &State, destroy: bool, replace: &BTreeSet<Address>) -> Plan {
     let mut changes: Vec<Change> = Vec::with_capacity(graph.len() + state.resources.len());
     // What each node (by index) was planned as, for references from dependents.
     let nodes = graph.nodes();
@@ -217,7 +226,7 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
                         .filter(|k| node.schema.replace_on.contains(**k))
                         .map(|k| k.to_string())
                         .collect();
-                    let action = if !forcing.is_empty() {
+                    let action = if !forcing.is_empty() || replace.contains(address) {
                         Action::Replace
                     } else if !changed.is_empty() {
                         Action::Update
@@ -381,6 +390,43 @@ pub fn diff(graph: &ResourceGraph, state: &State, destroy: bool) -> Plan {
         orphans: Vec::new(),
         review: Review::default(),
     }
+}
+
+/// Keep only the changes to `targets` and what they need (`--target`): for
+/// a plan that creates and updates, what each target depends on, through
+/// the spec and the state; for a destroy, what depends on each target, so
+/// nothing is left pointing at a deleted resource. Orphans are left out
+/// unless targeted. Returns the addresses kept beyond the targets.
+pub fn target(plan: &mut Plan, targets: &BTreeSet<Address>) -> BTreeSet<Address> {
+    let mut keep: BTreeSet<Address> = targets.clone();
+    let mut edges: BTreeMap<&Address, Vec<&Address>> = BTreeMap::new();
+    for c in &plan.changes {
+        if plan.destroy {
+            // X's dependents are kept with X.
+            for d in &c.prior_dependencies {
+                edges.entry(d).or_default().push(&c.address);
+            }
+        } else {
+            let deps = edges.entry(&c.address).or_default();
+            deps.extend(c.dependencies.iter());
+            if c.action == Action::Delete {
+                deps.extend(c.prior_dependencies.iter());
+            }
+        }
+    }
+    let mut stack: Vec<Address> = targets.iter().cloned().collect();
+    while let Some(a) = stack.pop() {
+        for next in edges.get(&a).into_iter().flatten() {
+            if keep.insert((*next).clone()) {
+                stack.push((*next).clone());
+            }
+        }
+    }
+    plan.changes.retain(|c| keep.contains(&c.address) && (!c.orphan || targets.contains(&c.address)));
+    plan.orphans.retain(|o| targets.contains(&o.address));
+    plan.summary = summarize(&plan.changes);
+    keep.retain(|a| !targets.contains(a));
+    keep
 }
 
 /// The counts of a plan's changes by action.

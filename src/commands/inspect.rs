@@ -13,16 +13,16 @@ use crate::ui::Ui;
 use crate::workspace;
 
 /// Parse, expand and check the graph; no cloud calls, nothing written.
-pub async fn validate(global: &Global, spec: &Path) -> Result<ExitCode> {
+pub async fn validate(global: &Global, ui: &Ui, spec: &Path) -> Result<ExitCode> {
     let state_path = workspace::state_path(global, Some(spec))?;
-    let graph = workspace::desired(spec, &state_path)?;
+    let graph = workspace::desired(spec, &state_path, ui.style())?;
     println!("{} is valid: {} resources in {} dependency layers.", spec.display(), graph.len(), graph.layers().len());
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn graph(global: &Global, spec: &Path, format: GraphFormat) -> Result<ExitCode> {
+pub async fn graph(global: &Global, ui: &Ui, spec: &Path, format: GraphFormat) -> Result<ExitCode> {
     let state_path = workspace::state_path(global, Some(spec))?;
-    let graph = workspace::desired(spec, &state_path)?;
+    let graph = workspace::desired(spec, &state_path, ui.style())?;
     match format {
         GraphFormat::Dot => print!("{}", graph.to_dot()),
         GraphFormat::Text => {

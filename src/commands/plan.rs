@@ -5,12 +5,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use std::collections::BTreeSet;
+
+use anyhow::{anyhow, Context, Result};
 use skyplan_aws_blueprint::{AwsSpec, PriceSource};
 use skyplan_engine::ops::{self, PlanRequest};
 use skyplan_engine::planfile::{self, PlanFile};
 use skyplan_engine::refresh::Drift;
 use skyplan_engine::render::{human, json};
+use skyplan_engine::Address;
 
 use crate::cli::Global;
 use crate::commands::hooks::SpecHooks;
@@ -24,18 +27,96 @@ pub struct PlanOptions {
     pub detailed_exitcode: bool,
     pub refresh: bool,
     pub destroy: bool,
+    pub selection: Selection,
 }
+
+/// What `--target`, `--replace` and `--refresh-only` ask of a plan.
+#[derive(Debug, Default, Clone)]
+pub struct Selection {
+    pub targets: BTreeSet<Address>,
+    pub replace: BTreeSet<Address>,
+    pub refresh_only: bool,
+}
+
+impl Selection {
+    pub fn from_flags(targets: &[String], replace: &[String], refresh_only: bool) -> Result<Selection> {
+        let parse = |flag: &str, list: &[String]| -> Result<BTreeSet<Address>> {
+            list.iter()
+                .map(|a| {
+                    a.parse::<Address>()
+                        .map_err(|e| anyhow!("--{flag} {a}: {e}; write an address as TYPE.NAME or TYPE.NAME[KEY]"))
+                })
+                .collect()
+        };
+        Ok(Selection { targets: parse("target", targets)?, replace: parse("replace", replace)?, refresh_only })
+    }
+
+    /// The plan request of these flags.
+    pub fn request(&self, destroy: bool, refresh: bool) -> PlanRequest {
+        PlanRequest {
+            destroy,
+            refresh,
+            targets: self.targets.clone(),
+            replace: self.replace.clone(),
+            refresh_only: self.refresh_only,
+        }
+    }
+}
+
+/// Terraform's warning whenever `--target` shapes a plan.
+pub const TARGET_WARNING: &str = "Resource targeting is in effect: the plan may not cover every change the spec \
+     needs, and may not say what the rest would do. Use --target for exceptional cases (recovering from a mistake, \
+     working around a limitation), not routine operations.";
 
 /// What settling and refreshing found, as notes before the plan.
 pub fn drift_notes(ui: &Ui, drift: &[Drift]) {
     for d in drift {
-        ui.note(&match d {
-            Drift::Deleted(a) => format!("{a} was deleted outside skyplan; the plan creates it again"),
-            Drift::Changed(a, attrs) => format!("{a} changed outside skyplan: {}", attrs.join(", ")),
-            Drift::Adopted(a, id) => format!("{a} ({id}) was created by an interrupted run; adopted into the state"),
-            Drift::NotCreated(a) => format!("{a}: a create that did not complete had left nothing behind"),
-        });
+        ui.note(&describe_drift(d, false));
     }
+}
+
+/// One drift finding for people; `refresh_only` says what is recorded
+/// rather than what the plan does about it.
+pub fn describe_drift(d: &Drift, refresh_only: bool) -> String {
+    match d {
+        Drift::Deleted(a) if refresh_only => format!("{a} was deleted outside skyplan; the state forgets it"),
+        Drift::Deleted(a) => format!("{a} was deleted outside skyplan; the plan creates it again"),
+        Drift::Changed(a, attrs) => format!("{a} changed outside skyplan: {}", attrs.join(", ")),
+        Drift::Adopted(a, id) => format!("{a} ({id}) was created by an interrupted run; adopted into the state"),
+        Drift::NotCreated(a) => format!("{a}: a create that did not complete had left nothing behind"),
+    }
+}
+
+/// The human plan of a refresh-only run: what changed outside skyplan.
+pub fn refresh_only_text(drift: &[Drift], ui: &Ui) -> String {
+    let style = ui.style();
+    if drift.is_empty() {
+        return format!("{} The cloud still matches the state.\n", style.bold("No changes."));
+    }
+    let mut out = String::from("Objects have changed outside of skyplan:\n\n");
+    for d in drift {
+        out.push_str(&format!("  {} {}\n", style.yellow("~"), describe_drift(d, true)));
+    }
+    out.push_str(
+        "\nThis is a refresh-only plan: skyplan will not undo these changes. Applying it records them in the state \
+         without changing anything in the cloud.\n",
+    );
+    out
+}
+
+/// `plan --json`'s view of drift.
+pub fn drift_json(drift: &[Drift]) -> serde_json::Value {
+    drift
+        .iter()
+        .map(|d| match d {
+            Drift::Deleted(a) => serde_json::json!({"address": a.to_string(), "change": "deleted"}),
+            Drift::Changed(a, attrs) => {
+                serde_json::json!({"address": a.to_string(), "change": "changed", "attributes": attrs})
+            }
+            Drift::Adopted(a, id) => serde_json::json!({"address": a.to_string(), "change": "adopted", "id": id}),
+            Drift::NotCreated(a) => serde_json::json!({"address": a.to_string(), "change": "not-created"}),
+        })
+        .collect()
 }
 
 pub async fn run(global: &Global, ui: &Ui, opts: PlanOptions) -> Result<ExitCode> {
@@ -45,12 +126,28 @@ pub async fn run(global: &Global, ui: &Ui, opts: PlanOptions) -> Result<ExitCode
     } else {
         workspace::load_priced(&opts.spec, ui).await?
     });
+    crate::diagnostics::warn_about(&spec, ui.style());
     let state_path = workspace::state_path(global, Some(&opts.spec))?;
     let (ws, _lock) = workspace::open(global, &state_path, "plan", SpecHooks::new(spec.clone(), &state_path, ui))?;
-    let request = PlanRequest { destroy: opts.destroy, refresh: opts.refresh };
-    let planned = ops::plan(&ws, workspace::desired_of(&spec), &request).await.map_err(workspace::ops_error)?;
-    drift_notes(ui, &planned.drift);
+    let request = opts.selection.request(opts.destroy, opts.refresh);
+    let planned = ops::plan(&ws, workspace::desired_of(&spec), &request)
+        .await
+        .map_err(|e| workspace::ops_error_in(e, Some(&spec)))?;
     let plan = &planned.plan;
+    if opts.selection.refresh_only {
+        if opts.json {
+            let mut out = json::plan(plan);
+            out["refresh_only"] = true.into();
+            out["resource_drift"] = drift_json(&planned.drift);
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        } else {
+            print!("{}", refresh_only_text(&planned.drift, ui));
+        }
+        ui.requests(&planned.providers);
+        let changed = !planned.drift.is_empty();
+        return Ok(if opts.detailed_exitcode && changed { ExitCode::from(2) } else { ExitCode::SUCCESS });
+    }
+    drift_notes(ui, &planned.drift);
     // Spot pools' prices are about creating them: not shown for --destroy.
     let spot = if opts.destroy { Vec::new() } else { workspace::spot_status(&spec, opts.refresh).await? };
     if opts.json {
@@ -62,6 +159,9 @@ pub async fn run(global: &Global, ui: &Ui, opts: PlanOptions) -> Result<ExitCode
     } else {
         print!("{}", human::plan(plan, ui.style()));
         print!("{}", spot_section(&spot));
+    }
+    if !opts.selection.targets.is_empty() {
+        ui.warn(TARGET_WARNING);
     }
     if let Some(out) = &opts.out {
         let file = PlanFile {

@@ -36,8 +36,12 @@ fn every_broken_spec_exits_1_with_its_message_and_writes_nothing() {
         let w = Workdir::new();
         w.write(&name, &text);
         // Unreachable endpoint: any cloud call would fail loudly, not hang.
-        let env =
-            [("AWS_ENDPOINT_URL", "http://127.0.0.1:9"), ("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "x")];
+        let env = [
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+            ("AWS_ACCESS_KEY_ID", "x"),
+            ("AWS_SECRET_ACCESS_KEY", "x"),
+            ("AWS_REGION", "us-east-1"),
+        ];
         for args in [vec!["validate", &name], vec!["plan", &name], vec!["apply", &name, "--auto-approve"]] {
             let mut cmd = w.command(&args);
             cmd.envs(env);

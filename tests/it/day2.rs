@@ -444,6 +444,15 @@ impl Hooks for MemoryHooks {
     }
 }
 
+/// A plan's changes, one `Action address` each, for messages.
+fn actions(plan: &skyplan_engine::plan::Plan) -> Vec<String> {
+    plan.changes
+        .iter()
+        .filter(|c| c.action != skyplan_engine::plan::Action::NoOp)
+        .map(|c| format!("{:?} {}", c.action, c.address))
+        .collect()
+}
+
 /// Plan and apply `text` on the in-memory cloud; the report's failures and
 /// the replan's changes, as text for the assertion.
 async fn apply(ws: &Workspace, dir: &std::path::Path, text: &str) -> Result<(), String> {
@@ -456,29 +465,17 @@ async fn apply(ws: &Workspace, dir: &std::path::Path, text: &str) -> Result<(), 
     };
     let spec = AwsSpec::load(&path).map_err(|e| format!("spec: {e}"))?;
     let planned = ops::plan(ws, desired(&spec), &PlanRequest::default()).await.map_err(|e| format!("plan: {e}"))?;
-    let actions: Vec<String> = planned
-        .plan
-        .changes
-        .iter()
-        .filter(|c| c.action != skyplan_engine::plan::Action::NoOp)
-        .map(|c| format!("{:?} {}", c.action, c.address))
-        .collect();
+    let planned_actions = actions(&planned.plan);
     match ops::apply(ws, planned, ApplyRequest::default()).await.map_err(|e| format!("apply: {e}"))? {
         Outcome::Applied(report) if !report.is_success() => {
-            return Err(format!("apply did not converge: {:?}\nthe plan: {actions:?}", report.failed))
+            return Err(format!("apply did not converge: {:?}\nthe plan: {planned_actions:?}", report.failed))
         }
         Outcome::Cancelled => return Err("cancelled".into()),
         _ => {}
     }
     let replan = ops::plan(ws, desired(&spec), &PlanRequest::default()).await.map_err(|e| format!("replan: {e}"))?;
     if replan.plan.has_changes() {
-        let changes: Vec<String> = replan
-            .plan
-            .changes
-            .iter()
-            .filter(|c| c.action != skyplan_engine::plan::Action::NoOp)
-            .map(|c| format!("{:?} {}", c.action, c.address))
-            .collect();
+        let changes = actions(&replan.plan);
         return Err(format!("the replan is not empty: {changes:?}"));
     }
     Ok(())

@@ -3,6 +3,7 @@
 //! and, with the AWS provider built in, tests against local moto servers.
 
 mod bad_input;
+mod cli;
 mod day2;
 mod policy;
 mod review;
@@ -23,6 +24,8 @@ mod aws_errors;
 mod aws_faults;
 #[cfg(feature = "aws")]
 mod aws_iam;
+#[cfg(feature = "aws")]
+mod aws_import;
 #[cfg(feature = "aws")]
 mod aws_kill;
 #[cfg(feature = "aws")]

@@ -31,7 +31,7 @@ use crate::orphans::{self, Ownership};
 use crate::plan::{self as diff, Plan};
 use crate::refresh::{refresh, settle_pending, Drift};
 use crate::review::Review;
-use crate::{Diagnostics, Providers, Redactor, Resource};
+use crate::{Address, Diagnostic, Diagnostics, Location, Providers, Redactor, Resource};
 
 /// An error of a hook, in the provider side's own words.
 pub type HookError = Box<dyn std::error::Error + Send + Sync>;
@@ -109,11 +109,27 @@ pub struct PlanRequest {
     /// Read every recorded resource back from its provider before diffing
     /// (and search for orphans).
     pub refresh: bool,
+    /// `--target`: only these resources and what they depend on (for a
+    /// destroy: what depends on them). Each must be in the spec or the state.
+    pub targets: BTreeSet<Address>,
+    /// `--replace`: replace these although nothing about them changed.
+    /// Each must be in the spec and the state.
+    pub replace: BTreeSet<Address>,
+    /// `--refresh-only`: the plan changes nothing in the cloud; what refresh
+    /// found is its content ([`Planned::drift`]), and applying it records
+    /// the refreshed state.
+    pub refresh_only: bool,
 }
 
 impl Default for PlanRequest {
     fn default() -> Self {
-        PlanRequest { destroy: false, refresh: true }
+        PlanRequest {
+            destroy: false,
+            refresh: true,
+            targets: BTreeSet::new(),
+            replace: BTreeSet::new(),
+            refresh_only: false,
+        }
     }
 }
 
@@ -132,8 +148,9 @@ pub struct Planned {
     pub state: State,
     /// What settling and refreshing found changed, for the user.
     pub drift: Vec<Drift>,
-    /// Whether settling an interrupted run's creates changed the state, so
-    /// it must be saved even when there is nothing to apply.
+    /// Whether settling an interrupted run's creates changed the state (or,
+    /// for a refresh-only plan, refresh found drift), so it must be saved
+    /// even when there is nothing to apply.
     pub settled: bool,
     pub providers: Providers,
     pub redactor: Redactor,
@@ -189,6 +206,13 @@ pub enum Outcome {
 
 /// Plan a spec against the state: see the module outline, step 1.
 pub async fn plan(ws: &Workspace, desired: Desired, req: &PlanRequest) -> Result<Planned, OpsError> {
+    if req.refresh_only && !req.refresh {
+        return Err(Diagnostics::from(Diagnostic::new(
+            Location::None,
+            "a refresh-only plan is the refresh: it cannot be made without refreshing",
+        ))
+        .into());
+    }
     let mut state = ws.backend.load()?.unwrap_or_else(State::new);
     let mut kinds: BTreeSet<String> = desired.resources.iter().map(|r| r.address.kind.clone()).collect();
     kinds.extend(recorded_kinds(&state));
@@ -207,20 +231,74 @@ pub async fn plan(ws: &Workspace, desired: Desired, req: &PlanRequest) -> Result
         state = refreshed;
         drift.extend(found);
     }
-    let mut plan = diff::diff(&graph, &state, req.destroy);
+    check_selection(req, &graph, &state)?;
+    if req.refresh_only {
+        // Nothing to do in the cloud; the refreshed state is the result.
+        let plan = Plan {
+            destroy: false,
+            lineage: state.lineage.clone(),
+            serial: state.serial,
+            changes: Vec::new(),
+            summary: Default::default(),
+            orphans: Vec::new(),
+            review: Review::default(),
+        };
+        let settled = settled || !drift.is_empty();
+        return Ok(Planned { plan, state, drift, settled, providers, redactor: desired.redactor });
+    }
+    let mut plan = diff::diff_replacing(&graph, &state, req.destroy, &req.replace);
+    // After settling, so what an interrupted run made is adopted, not orphaned.
+    if let Some(ownership) = desired.ownership.as_ref().filter(|_| req.refresh) {
+        let found = orphans::find(&graph, &state, &providers, ownership).await?;
+        orphans::add_to_plan(&mut plan, found, &graph, &state);
+    }
+    if !req.targets.is_empty() {
+        diff::target(&mut plan, &req.targets);
+    }
     // A plan whose operations wait on each other is refused before any change.
     crate::apply::check_order(&plan)?;
     if !req.destroy {
         // A name another cluster holds fails here, not half-way through apply.
         crate::names::check(&plan, &providers).await?;
     }
-    // After settling, so what an interrupted run made is adopted, not orphaned.
-    if let Some(ownership) = desired.ownership.as_ref().filter(|_| req.refresh) {
-        let found = orphans::find(&graph, &state, &providers, ownership).await?;
-        orphans::add_to_plan(&mut plan, found, &graph, &state);
-    }
     plan.review = ws.hooks.review(&plan);
     Ok(Planned { plan, state, drift, settled, providers, redactor: desired.redactor })
+}
+
+/// Every `--target` is in the spec or the state, every `--replace` in both;
+/// a near miss gets a "did you mean".
+fn check_selection(req: &PlanRequest, graph: &ResourceGraph, state: &State) -> Result<(), Diagnostics> {
+    let mut known: Vec<String> = graph.nodes().iter().map(|n| n.resource.address.to_string()).collect();
+    known.extend(state.resources.keys().cloned());
+    let problem = |flag: &str, a: &Address, why: &str| {
+        let d = Diagnostic::new(Location::None, format!("--{flag} {a}: {why}"));
+        match crate::diagnostic::did_you_mean(&a.to_string(), known.iter().map(String::as_str)) {
+            Some(m) => d.with_help(format!("did you mean {m}?")),
+            None => d,
+        }
+    };
+    let mut errors = Vec::new();
+    for a in &req.targets {
+        if graph.get(a).is_none() && !state.resources.contains_key(&a.to_string()) {
+            errors.push(problem("target", a, "no such resource in the spec or the state"));
+        }
+    }
+    for a in &req.replace {
+        if graph.get(a).is_none() {
+            errors.push(problem("replace", a, "no such resource in the spec"));
+        } else if !state.resources.contains_key(&a.to_string()) {
+            errors.push(problem(
+                "replace",
+                a,
+                "not in the state yet, so there is nothing to replace; the plan creates it",
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Diagnostics(errors))
+    }
 }
 
 /// A saved plan, checked against the state it was made for: see the module

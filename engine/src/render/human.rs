@@ -124,6 +124,10 @@ fn render_change(out: &mut String, change: &Change, style: Style) {
             "must be replaced, new one first, one at a time in its rolling group",
             format!("{}{}{}", style.green("+"), "/", style.red("-")),
         ),
+        // No attribute forces it: `--replace` asked for it.
+        Action::Replace if change.replace_because.is_empty() => {
+            ("will be replaced, as requested", format!("{}{}{}", style.red("-"), "/", style.green("+")))
+        }
         Action::Replace => ("must be replaced", format!("{}{}{}", style.red("-"), "/", style.green("+"))),
         Action::Delete if change.orphan => {
             ("will be destroyed (tagged as this cluster's but not in the state)", style.red("  -"))
@@ -194,6 +198,21 @@ fn block(v: &Value) -> Vec<String> {
 }
 
 fn attr_line(out: &mut String, sign: &str, name: &str, v: &Value, note: &str, _style: Style) {
+    if let Value::Object(map) = v {
+        if !map.is_empty() {
+            // Maps (tags) as Terraform writes them: one `+ key = value` a line.
+            let _ = writeln!(out, "      {sign} {name} = {{{note}");
+            let width = map.keys().map(|k| map_key(k).len()).max().unwrap_or(0);
+            for (k, x) in map {
+                let _ = writeln!(out, "          {sign} {:width$} = {}", map_key(k), compact(x));
+            }
+            out.push_str(
+                "        }
+",
+            );
+            return;
+        }
+    }
     match inline(v) {
         Some(s) => {
             let _ = writeln!(out, "      {sign} {name} = {s}{note}");
@@ -214,8 +233,9 @@ fn changed_line(out: &mut String, name: &str, b: &Value, a: &Value, note: &str, 
         // Maps (tags): key by key.
         let _ = writeln!(out, "      {tilde} {name} = {{{note}");
         let keys: BTreeSet<&String> = bm.keys().chain(am.keys()).collect();
+        let width = keys.iter().filter(|k| bm.get(**k) != am.get(**k)).map(|k| map_key(k).len()).max().unwrap_or(0);
         for k in keys {
-            let key = Value::String(k.clone()).to_string();
+            let key = format!("{:width$}", map_key(k));
             match (bm.get(k), am.get(k)) {
                 (Some(x), Some(y)) if x == y => {}
                 (Some(x), Some(y)) => {
@@ -261,6 +281,12 @@ fn changed_line(out: &mut String, name: &str, b: &Value, a: &Value, note: &str, 
             out.push_str("        EOT\n");
         }
     }
+}
+
+/// A map key as Terraform prints a map's keys: quoted (`"Name"`,
+/// `"kubernetes.io/cluster/demo"`).
+fn map_key(k: &str) -> String {
+    Value::String(k.to_string()).to_string()
 }
 
 fn compact(v: &Value) -> String {
@@ -341,6 +367,29 @@ mod tests {
         assert!(text.contains("~ zone = \"a\" -> \"b\" # forces replacement"), "{text}");
         assert!(text.contains("  - sim_resource.a {\n      - id = \"sim-3\""), "{text}");
         assert!(text.ends_with("Plan: 1 to add, 1 to change, 1 to replace, 1 to destroy.\n"), "{text}");
+    }
+
+    /// Golden file: maps are written `{ + key = value }` a key a line, in
+    /// a create, a delete and an update, never as JSON in a heredoc.
+    #[test]
+    fn maps_render_key_by_key() {
+        let tags = json!({"Name": "demo-vpc", "kubernetes.io/cluster/demo": "owned", "team": "platform"});
+        let p = plan_of(
+            vec![
+                change(Action::Create, None, Some(json!({"id": UNKNOWN, "tags": tags}))),
+                change(
+                    Action::Update,
+                    Some(json!({"id": "sim-1", "tags": {"Name": "a", "team": "platform", "old": "x"}})),
+                    Some(json!({"id": "sim-1", "tags": {"Name": "b", "team": "platform", "new-key": "y"}})),
+                ),
+                change(Action::Delete, Some(json!({"id": "sim-3", "tags": {"Name": "gone"}, "empty": {}})), None),
+            ],
+            Summary { create: 1, update: 1, delete: 1, ..Summary::default() },
+        );
+        let text = plan(&p, PLAIN);
+        let golden = include_str!("testdata/maps.txt");
+        assert_eq!(text, golden, "the plan differs from engine/src/render/testdata/maps.txt:\n{text}");
+        assert!(!text.contains("EOT"), "{text}");
     }
 
     #[test]

@@ -162,9 +162,61 @@ impl Source {
         Diagnostic { location, message, help: err.help.clone() }
     }
 
+    /// Place diagnostics that name a raw resource (`[resource.TYPE.NAME]`)
+    /// at its line and column in this file, at the attribute the message
+    /// is about when it names one; add a "did you mean" when the message
+    /// lists the right names. Others are left as they are.
+    pub fn place(&self, diagnostics: Diagnostics) -> Diagnostics {
+        let doc = toml_edit::Document::parse(self.text.as_str()).ok();
+        let placed = diagnostics
+            .0
+            .into_iter()
+            .map(|mut d| {
+                if d.help.is_none() {
+                    d.help = crate::diagnostic::suggestion(&d.message);
+                }
+                let Location::Address(address) = &d.location else { return d };
+                let Some(doc) = &doc else { return d };
+                let Some(table) = doc
+                    .get("resource")
+                    .and_then(|t| t.get(&address.kind))
+                    .and_then(|t| t.get(&address.name))
+                    .filter(|_| address.key.is_none())
+                else {
+                    return d;
+                };
+                let attr = attribute_named(&d.message);
+                let span = attr
+                    .and_then(|a| table.as_table_like().and_then(|t| t.get_key_value(a)).and_then(|(k, _)| k.span()))
+                    .or_else(|| table.as_table().and_then(|t| t.span()));
+                if let Some(span) = span {
+                    let (line, column) = self.line_col(span.start);
+                    d.message = format!("{address}: {}", d.message);
+                    d.location = Location::File { path: self.path.clone(), line, column };
+                }
+                d
+            })
+            .collect();
+        Diagnostics(placed)
+    }
+
     pub fn diagnostics(&self, errs: &[SpecError]) -> Diagnostics {
         Diagnostics(errs.iter().map(|e| self.diagnostic(e)).collect())
     }
+}
+
+/// The attribute a resource diagnostic is about: `ATTR refers to ...`,
+/// `ATTR: ...`, `unknown attribute `ATTR``, or `` `ATTR` is required``.
+fn attribute_named(message: &str) -> Option<&str> {
+    if let Some(rest) = message.split_once("unknown attribute `").map(|(_, r)| r) {
+        return rest.split('`').next().map(|a| a.split('.').next().unwrap_or(a));
+    }
+    if let Some(rest) = message.strip_prefix('`') {
+        return rest.split('`').next().map(|a| a.split('.').next().unwrap_or(a));
+    }
+    let first = message.split([' ', ':']).next()?;
+    let named = message[first.len()..].starts_with(" refers to") || message[first.len()..].starts_with(": ");
+    (named && is_ident(first)).then_some(first)
 }
 
 /// `a.b[2].c` -> [("a", None), ("b", Some(2)), ("c", None)].
@@ -204,8 +256,9 @@ impl<T: DeserializeOwned> Spec<T> {
                 }
                 None => Location::Key { path: source.path.clone(), key: String::new() },
             };
-            Diagnostic::new(location, e.message().trim().to_string())
-                .with_help("see the spec reference in docs/spec.md for the keys and their types")
+            let message = e.message().trim().to_string();
+            let help = crate::diagnostic::toml_hint(&message);
+            Diagnostic::new(location, message).with_help(help)
         };
         // One parse, split at the top level: `resource` is the engine's, the
         // rest the provider crate's. Both halves keep the spans of the text.

@@ -46,11 +46,14 @@ pub(crate) struct Field {
     pub holds: bool,
     /// The value an absent attribute means, as JSON text.
     pub default: Option<&'static str>,
+    /// AWS's limit on the value: characters of a string (bytes of user
+    /// data), entries of a list or table; with where AWS says so.
+    pub at_most: Option<(usize, &'static str)>,
 }
 
 impl Field {
     pub const fn new(name: &'static str, ty: Ty) -> Self {
-        Field { name, ty, required: false, replace: false, holds: false, default: None }
+        Field { name, ty, required: false, replace: false, holds: false, default: None, at_most: None }
     }
     pub const fn required(mut self) -> Self {
         self.required = true;
@@ -64,6 +67,11 @@ impl Field {
         self.holds = true;
         self
     }
+    /// AWS's limit on the value, and where AWS gives it (the message says both).
+    pub const fn at_most(mut self, limit: usize, source: &'static str) -> Self {
+        self.at_most = Some((limit, source));
+        self
+    }
     pub const fn default(mut self, json: &'static str) -> Self {
         self.default = Some(json);
         self
@@ -71,7 +79,8 @@ impl Field {
 }
 
 /// `tags`, which every kind has.
-pub(crate) const TAGS: Field = Field::new("tags", Ty::StrMap).default("{}");
+pub(crate) const TAGS: Field =
+    Field::new("tags", Ty::StrMap).default("{}").at_most(50, "EC2 tag restrictions: 50 tags per resource");
 
 #[derive(Debug)]
 pub(crate) struct KindSpec {
@@ -102,6 +111,19 @@ impl KindSpec {
     pub fn validate(&self, attrs: &Attrs) -> Vec<String> {
         let mut errors = Vec::new();
         check_fields(self.fields, attrs, "", self.computed, &mut errors);
+        if let Some(Value::Object(tags)) = attrs.get("tags") {
+            for (key, value) in tags {
+                if key.chars().count() > 128 {
+                    errors
+                        .push(format!("tag key `{key}` is longer than 128 characters, AWS's limit (tag restrictions)"));
+                }
+                if value.as_str().is_some_and(|v| v.chars().count() > 256) {
+                    errors.push(format!(
+                        "the value of tag `{key}` is longer than 256 characters, AWS's limit (tag restrictions)"
+                    ));
+                }
+            }
+        }
         for key in attrs.keys() {
             if self.computed.contains(&key.as_str()) && self.field(key).is_none() {
                 errors.push(format!("`{key}` is computed by AWS and cannot be set"));
@@ -153,7 +175,13 @@ fn check_fields(fields: &[Field], attrs: &Attrs, prefix: &str, reported_elsewher
         match attrs.get(f.name) {
             None | Some(Value::Null) if f.required => errors.push(format!("`{prefix}{}` is required", f.name)),
             None | Some(Value::Null) => {}
-            Some(v) => check_type(f.ty, v, &format!("{prefix}{}", f.name), errors),
+            Some(v) => {
+                let path = format!("{prefix}{}", f.name);
+                check_type(f.ty, v, &path, errors);
+                if let Some((limit, source)) = f.at_most {
+                    check_limit(v, limit, source, &path, errors);
+                }
+            }
         }
     }
     for key in attrs.keys() {
@@ -161,6 +189,23 @@ fn check_fields(fields: &[Field], attrs: &Attrs, prefix: &str, reported_elsewher
             let known: Vec<&str> = fields.iter().map(|f| f.name).collect();
             errors.push(format!("unknown attribute `{prefix}{key}` (expected one of: {})", known.join(", ")));
         }
+    }
+}
+
+/// A value over AWS's limit: the limit and its source in the message.
+fn check_limit(v: &Value, limit: usize, source: &str, path: &str, errors: &mut Vec<String>) {
+    if is_pending(v) {
+        return;
+    }
+    let (size, unit) = match v {
+        Value::String(s) if path.ends_with("user_data") => (s.len(), "bytes"),
+        Value::String(s) => (s.chars().count(), "characters"),
+        Value::Array(items) => (items.len(), "entries"),
+        Value::Object(map) => (map.len(), "entries"),
+        _ => return,
+    };
+    if size > limit {
+        errors.push(format!("`{path}` has {size} {unit}; AWS allows at most {limit} ({source})"));
     }
 }
 
@@ -381,6 +426,43 @@ mod tests {
         computed: &["id", "arn"],
         exclusive: false,
     };
+
+    #[test]
+    fn values_over_awss_limits_name_the_limit_and_its_source() {
+        const LIMITED: KindSpec = KindSpec {
+            kind: "aws_thing",
+            fields: &[
+                Field::new("name", Ty::Str).at_most(5, "CreateThing: Name"),
+                Field::new("user_data", Ty::Str).at_most(4, "user data"),
+                TAGS,
+            ],
+            computed: &["id"],
+            exclusive: false,
+        };
+        assert!(LIMITED.validate(&attrs(json!({"name": "abcde", "user_data": "abcd"}))).is_empty());
+        // Characters for names, bytes for user data.
+        let errors = LIMITED.validate(&attrs(json!({"name": "abcdéf", "user_data": "ééx"})));
+        assert_eq!(
+            errors,
+            [
+                "`name` has 6 characters; AWS allows at most 5 (CreateThing: Name)",
+                "`user_data` has 5 bytes; AWS allows at most 4 (user data)",
+            ]
+        );
+        let many: serde_json::Map<String, Value> = (0..51).map(|n| (format!("k{n}"), json!("v"))).collect();
+        let errors = LIMITED.validate(&attrs(json!({ "tags": many })));
+        assert_eq!(
+            errors,
+            ["`tags` has 51 entries; AWS allows at most 50 (EC2 tag restrictions: 50 tags per resource)"]
+        );
+        let long = attrs(json!({"tags": {"k".repeat(129): "v", "ok": "v".repeat(257)}}));
+        let errors = LIMITED.validate(&long);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors.iter().any(|e| e.contains("longer than 128 characters")), "{errors:?}");
+        assert!(errors.iter().any(|e| e.contains("longer than 256 characters")), "{errors:?}");
+        // A reference is not measured.
+        assert!(LIMITED.validate(&attrs(json!({"name": "${aws_vpc.main.id}"}))).is_empty());
+    }
 
     fn attrs(v: Value) -> Attrs {
         v.as_object().unwrap().clone()

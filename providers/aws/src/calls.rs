@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -62,6 +64,33 @@ impl Intercept for ApiCallCounter {
     ) -> Result<(), BoxError> {
         if let Some(meta) = cfg.load::<Metadata>() {
             self.record(meta.service(), meta.name());
+        }
+        Ok(())
+    }
+
+    /// `-vv`: each attempt's HTTP status and AWS request id, the id AWS
+    /// support asks for.
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return Ok(());
+        }
+        let Some(meta) = cfg.load::<Metadata>() else { return Ok(()) };
+        let action = format!("{}:{}", iam_prefix(meta.service()), meta.name());
+        match context.response() {
+            Some(response) => {
+                let headers = response.headers();
+                let id = headers
+                    .get("x-amzn-requestid")
+                    .or_else(|| headers.get("x-amz-request-id"))
+                    .unwrap_or("(none in the headers)");
+                tracing::debug!("{action} HTTP {} request id {id}", response.status().as_u16());
+            }
+            None => tracing::debug!("{action}: no response"),
         }
         Ok(())
     }

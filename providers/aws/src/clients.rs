@@ -179,7 +179,10 @@ impl Clients {
     {
         let service = Service::of::<E>();
         let idempotent = !retry::NON_IDEMPOTENT.contains(&operation);
+        let started = std::time::Instant::now();
+        let attempts = std::sync::atomic::AtomicU32::new(0);
         let out = retry::run_counted(&self.retry, retry, idempotent, &self.retries, || {
+            attempts.fetch_add(1, Ordering::Relaxed);
             // The SDK's `send()` is lazy: nothing leaves before the token.
             let sent = send();
             async move {
@@ -199,6 +202,15 @@ impl Clients {
             if !idempotent && retry::is_lost(e) {
                 self.lost.fetch_add(1, Ordering::Relaxed);
             }
+        }
+        // `-v`: one line per call, retries included (each attempt's request
+        // id is the interceptor's, at `-vv`).
+        let service = service.map_or("aws", Service::name);
+        let millis = started.elapsed().as_millis();
+        let retries = attempts.load(Ordering::Relaxed).saturating_sub(1);
+        match &out {
+            Ok(_) => tracing::info!("{service}:{operation} ok in {millis} ms, {retries} retries"),
+            Err(e) => tracing::info!("{service}:{operation} failed in {millis} ms, {retries} retries: {}", e.code()),
         }
         out
     }

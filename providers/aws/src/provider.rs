@@ -247,19 +247,19 @@ impl Provider for AwsProvider {
 
     async fn create(&self, ctx: &OpContext, attrs: &Attrs) -> Result<Attrs, ProviderError> {
         let kind = kind_of(&ctx.address)?;
-        crate::lost::create(&self.clients, kind, ctx, attrs).await.map_err(|e| context("creating", &ctx.address, e))
+        // No "creating ADDRESS:" prefix on errors of create, update and
+        // delete: the engine reports them under the address and operation.
+        crate::lost::create(&self.clients, kind, ctx, attrs).await
     }
 
     async fn update(&self, ctx: &OpContext, prior: &Attrs, attrs: &Attrs) -> Result<Attrs, ProviderError> {
         let kind = kind_of(&ctx.address)?;
-        crate::lost::update(&self.clients, kind, ctx, prior, attrs)
-            .await
-            .map_err(|e| context("updating", &ctx.address, e))
+        crate::lost::update(&self.clients, kind, ctx, prior, attrs).await
     }
 
     async fn delete(&self, ctx: &OpContext, prior: &Attrs) -> Result<(), ProviderError> {
         let kind = kind_of(&ctx.address)?;
-        kind.delete(&self.clients, ctx, prior).await.map_err(|e| context("deleting", &ctx.address, e))
+        kind.delete(&self.clients, ctx, prior).await
     }
 
     async fn find(&self, _kind: &str, address: &Address, inputs: &Attrs) -> Result<Option<Attrs>, ProviderError> {

@@ -66,7 +66,10 @@ async fn by_name(c: &Clients, name: &str) -> Result<Vec<(String, Tags)>, Provide
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_autoscaling_group",
     fields: &[
-        Field::new("name", Ty::Str).required().replace(),
+        Field::new("name", Ty::Str)
+            .required()
+            .replace()
+            .at_most(255, "CreateAutoScalingGroup: AutoScalingGroupName, 1 to 255 characters"),
         Field::new("launch_template_id", Ty::Str).required(),
         // `$Latest`, never `$Default`: a template change is a new version and
         // the default version never moves (launch_template.rs).

@@ -24,7 +24,7 @@ use aws_sdk_elasticloadbalancing::types::{
 use serde_json::{json, Value};
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
 
-use crate::attrs::{self, Field, KindSpec, Ty, TAGS};
+use crate::attrs::{self, Field, KindSpec, Ty};
 use crate::clients::Clients;
 use crate::ec2util::created_but;
 use crate::error::ApiError;
@@ -75,7 +75,10 @@ async fn tags_by_name(c: &Clients, name: &str) -> Result<Option<Vec<TagDescripti
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_elb",
     fields: &[
-        Field::new("name", Ty::Str).required().replace(),
+        Field::new("name", Ty::Str)
+            .required()
+            .replace()
+            .at_most(32, "CreateLoadBalancer: LoadBalancerName, at most 32 characters"),
         Field::new("internal", Ty::Bool).replace().default("false"),
         Field::new("subnets", Ty::StrList).required().holds(),
         Field::new("security_groups", Ty::StrList).default("[]").holds(),
@@ -84,7 +87,10 @@ pub(crate) const SPEC: KindSpec = KindSpec {
         Field::new("cross_zone_load_balancing", Ty::Bool),
         Field::new("idle_timeout", Ty::Int),
         Field::new("instances", Ty::StrList),
-        TAGS,
+        Field::new("tags", Ty::StrMap).default("{}").at_most(
+            10,
+            "Classic Load Balancer AddTags: at most 10 tags (its user guide says 50; the API reference's is taken)",
+        ),
     ],
     computed: &["id", "dns_name"],
     exclusive: true,

@@ -47,7 +47,7 @@ pub(crate) const SPEC: KindSpec = KindSpec {
         Field::new("subnet_id", Ty::Str).required().replace().holds(),
         Field::new("vpc_security_group_ids", Ty::StrList).default("[]").holds(),
         Field::new("key_name", Ty::Str).replace(),
-        Field::new("user_data", Ty::Str).replace(),
+        Field::new("user_data", Ty::Str).replace().at_most(16384, "EC2 user data: 16 KB before base64"),
         Field::new("root_volume_size_gib", Ty::Int).replace(),
         Field::new("associate_public_ip_address", Ty::Bool).replace(),
         Field::new("load_balancer", Ty::Str),

@@ -59,13 +59,16 @@ async fn by_name(c: &Clients, name: &str) -> Result<Vec<(String, Tags)>, Provide
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_launch_template",
     fields: &[
-        Field::new("name", Ty::Str).required().replace(),
+        Field::new("name", Ty::Str)
+            .required()
+            .replace()
+            .at_most(128, "CreateLaunchTemplate: LaunchTemplateName, 3 to 128 characters"),
         Field::new("image_id", Ty::Str).required(),
         Field::new("ami_lookup", Ty::Object(ami::LOOKUP_FIELDS)),
         Field::new("instance_type", Ty::Str).required(),
         Field::new("key_name", Ty::Str),
         Field::new("vpc_security_group_ids", Ty::StrList).default("[]"),
-        Field::new("user_data", Ty::Str),
+        Field::new("user_data", Ty::Str).at_most(16384, "EC2 user data: 16 KB before base64"),
         Field::new("root_volume_size_gib", Ty::Int),
         Field::new("spot_max_price", Ty::Str),
         Field::new("instance_tags", Ty::StrMap).default("{}"),

@@ -48,7 +48,10 @@ const RULE: &[Field] = &[
 pub(crate) const SPEC: KindSpec = KindSpec {
     kind: "aws_security_group",
     fields: &[
-        Field::new("name", Ty::Str).required().replace(),
+        Field::new("name", Ty::Str)
+            .required()
+            .replace()
+            .at_most(255, "CreateSecurityGroup: GroupName, up to 255 characters"),
         Field::new("description", Ty::Str).required().replace(),
         Field::new("vpc_id", Ty::Str).required().replace().holds(),
         Field::new("ingress", Ty::Objects(RULE)).default("[]").holds(),
@@ -226,10 +229,13 @@ impl AwsKind for Kind {
 }
 
 pub(crate) fn validate(attrs: &Attrs) -> Vec<String> {
-    let Ok(rules) = attrs::objects(attrs, "ingress") else {
-        return Vec::new();
-    };
     let mut errors = Vec::new();
+    if attrs.get("name").and_then(Value::as_str).is_some_and(|n| n.starts_with("sg-")) {
+        errors.push("`name` cannot start with `sg-` (CreateSecurityGroup: GroupName)".to_string());
+    }
+    let Ok(rules) = attrs::objects(attrs, "ingress") else {
+        return errors;
+    };
     for (n, rule) in rules.iter().enumerate() {
         let any = |k: &str| match rule.get(k) {
             Some(Value::Array(items)) => !items.is_empty(),
@@ -260,6 +266,23 @@ mod tests {
 
     fn obj(v: Value) -> Attrs {
         v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_name_awss_ids_use_is_refused_and_long_names_name_the_limit() {
+        // As the provider checks a resource: the table's rules, then the kind's.
+        let check = |a: Attrs| {
+            let mut errors = SPEC.validate(&a);
+            errors.extend(validate(&a));
+            errors
+        };
+        let errors = check(obj(json!({"name": "sg-web", "description": "d", "vpc_id": "vpc-1"})));
+        assert_eq!(errors, ["`name` cannot start with `sg-` (CreateSecurityGroup: GroupName)"]);
+        let errors = check(obj(json!({"name": "n".repeat(256), "description": "d", "vpc_id": "vpc-1"})));
+        assert_eq!(
+            errors,
+            ["`name` has 256 characters; AWS allows at most 255 (CreateSecurityGroup: GroupName, up to 255 characters)"]
+        );
     }
 
     #[test]
