@@ -43,14 +43,7 @@ fn nodes_run_the_newest_published_image_and_output_reports_the_cluster() {
         for i in instances {
             assert_eq!(i.image_id(), Some(expected_image()), "the newest image of cluster-api's owner");
         }
-        let versions = ec2
-            .describe_launch_template_versions()
-            .launch_template_name("demo-worker")
-            .versions("$Default")
-            .send()
-            .await
-            .unwrap();
-        let data = versions.launch_template_versions()[0].launch_template_data().unwrap();
+        let data = crate::emulator::default_template_data(&ec2, "demo-worker").await;
         assert_eq!(data.image_id(), Some(expected_image()));
     });
 

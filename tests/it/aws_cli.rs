@@ -396,14 +396,7 @@ fn sensitive_pack_values_reach_the_nodes_only() {
     let config = rt.block_on(emulator.sdk_config());
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let user_data = rt.block_on(async {
-        let versions = ec2
-            .describe_launch_template_versions()
-            .launch_template_name("demo-worker")
-            .versions("$Default")
-            .send()
-            .await
-            .unwrap();
-        let data = versions.launch_template_versions()[0].launch_template_data().unwrap();
+        let data = crate::emulator::default_template_data(&ec2, "demo-worker").await;
         String::from_utf8(aws_smithy_types::base64::decode(data.user_data().unwrap()).unwrap()).unwrap()
     });
     assert!(user_data.contains(&format!("password: {SECRET}")), "the nodes get the value: {user_data}");
@@ -746,14 +739,7 @@ fn spot_prices_in_plan_and_the_spot_wait_in_apply() {
         "only the cheap pool is missing"
     );
     rt.block_on(async {
-        let versions = ec2
-            .describe_launch_template_versions()
-            .launch_template_name("spot-demo-spot")
-            .versions("$Default")
-            .send()
-            .await
-            .unwrap();
-        let data = versions.launch_template_versions()[0].launch_template_data().unwrap();
+        let data = crate::emulator::default_template_data(&ec2, "spot-demo-spot").await;
         let market = data.instance_market_options().unwrap();
         assert_eq!(market.market_type().map(|m| m.as_str()), Some("spot"));
         assert_eq!(market.spot_options().and_then(|s| s.max_price()), Some("0.1152"), "60% of the table's $0.192");

@@ -533,3 +533,14 @@ fn an_iam_enforcing_emulator_denies_what_a_policy_does_not_allow() {
             .expect("the administrator may do anything");
     });
 }
+
+/// The launch data of the default version of the launch template `name`,
+/// read with the SDK.
+pub async fn default_template_data(
+    ec2: &aws_sdk_ec2::Client,
+    name: &str,
+) -> aws_sdk_ec2::types::ResponseLaunchTemplateData {
+    let versions =
+        ec2.describe_launch_template_versions().launch_template_name(name).versions("$Default").send().await.unwrap();
+    versions.launch_template_versions()[0].launch_template_data().unwrap().clone()
+}
