@@ -39,7 +39,11 @@ start() {
     if [[ -f "$PID_FILE" ]] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
         die "already running (pid $(cat "$PID_FILE")); run scripts/emulator.sh stop first"
     fi
-    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$LOG_FILE" 2>&1 &
+    # The cluster-api images real AWS publishes, which moto lacks: pools
+    # without `ami` look them up.
+    "$VENV/bin/python" "$ROOT/scripts/emulator-images.py" "$VENV/moto_amis.json" ||
+        die "could not write the emulator's image list"
+    MOTO_AMIS_PATH="$VENV/moto_amis.json" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$LOG_FILE" 2>&1 &
     local pid=$!
     echo "$pid" >"$PID_FILE"
     # Ready when it answers an HTTP request; give up after ~30 s.

@@ -139,23 +139,10 @@ fn images_file() -> PathBuf {
                 })
             })
             .collect();
-        let script = r#"
-import glob, gzip, json, os, sys
-import moto
-base = os.path.join(os.path.dirname(moto.__file__), "ec2", "resources")
-images = json.load(gzip.open(os.path.join(base, "amis.json.gz")))
-seen = {i["ami_id"] for i in images}
-for path in sorted(glob.glob(os.path.join(base, "latest_amis", "*.json.gz"))):
-    for image in json.load(gzip.open(path)):
-        if image["ami_id"] not in seen:
-            seen.add(image["ami_id"])
-            images.append(image)
-images.extend(json.loads(sys.argv[2]))
-json.dump(images, open(sys.argv[1], "w"))
-"#;
         let python = moto_server().with_file_name("python");
         let out = Command::new(&python)
-            .args(["-c", script, path.to_str().unwrap(), &serde_json::Value::Array(capa).to_string()])
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/emulator-images.py"))
+            .args([path.to_str().unwrap(), &serde_json::Value::Array(capa).to_string()])
             .output()
             .unwrap_or_else(|e| panic!("{}: {e}", python.display()));
         assert!(out.status.success(), "writing the emulator's images: {}", String::from_utf8_lossy(&out.stderr));
