@@ -237,20 +237,35 @@ pub fn diff_replacing(graph: &ResourceGraph, state: &State, destroy: bool, repla
                 }
             };
 
+            // A dependency replaced old first: its new object comes only
+            // after its old one is gone.
+            let replaced_old_first = |d: &Address| {
+                let planned = graph.index_of(d).and_then(|i| planned[i]);
+                planned.is_some_and(|p| p.action == Action::Replace && changes[p.change].rolling_group.is_none())
+            };
+
             // What the current object holds in the cloud, of what it
-            // depended on: those deletes wait for this one to move off.
-            let holding: Vec<Address> = match prior {
+            // depended on, and through which attributes: those deletes wait
+            // for this one to move off.
+            let held: Vec<(Address, Vec<String>)> = match prior {
                 Some(prior) if !node.schema.holds.is_empty() => parse_addresses(&prior.dependencies)
                     .into_iter()
-                    .filter(|d| {
-                        let Some(held) = state.resources.get(&d.to_string()) else { return false };
-                        node.schema.holds.iter().any(|k| {
-                            prior
-                                .attributes
-                                .get(k)
-                                .or_else(|| prior.inputs.get(k))
-                                .is_some_and(|v| names_id(v, &held.id))
-                        })
+                    .filter_map(|d| {
+                        let id = &state.resources.get(&d.to_string())?.id;
+                        let through: Vec<String> = node
+                            .schema
+                            .holds
+                            .iter()
+                            .filter(|k| {
+                                prior
+                                    .attributes
+                                    .get(*k)
+                                    .or_else(|| prior.inputs.get(*k))
+                                    .is_some_and(|v| names_id(v, id))
+                            })
+                            .cloned()
+                            .collect();
+                        (!through.is_empty()).then_some((d, through))
                     })
                     .collect(),
                 _ => Vec::new(),
@@ -259,38 +274,16 @@ pub fn diff_replacing(graph: &ResourceGraph, state: &State, destroy: bool, repla
             // one's new object (which the update names) comes only after its
             // old one is gone, and the cloud keeps the old one while this
             // names it. Then this one is replaced too, before it.
-            let (action, replace_because) = {
-                let forced: Vec<String> = if action == Action::Update {
-                    holding
-                        .iter()
-                        .filter(|d| node.dependencies.contains(d))
-                        .filter(|d| {
-                            graph.index_of(d).and_then(|i| planned[i]).is_some_and(|p| {
-                                p.action == Action::Replace && changes[p.change].rolling_group.is_none()
-                            })
-                        })
-                        .flat_map(|d| {
-                            let id = &state.resources[&d.to_string()].id;
-                            let before = before.as_ref();
-                            node.schema
-                                .holds
-                                .iter()
-                                .filter(move |k| before.and_then(|b| b.get(*k)).is_some_and(|v| names_id(v, id)))
-                                .cloned()
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                if forced.is_empty() {
-                    (action, replace_because)
-                } else {
-                    let mut because = forced;
-                    because.sort();
-                    because.dedup();
-                    (Action::Replace, because)
-                }
-            };
+            let mut forced: Vec<String> = held
+                .iter()
+                .filter(|(d, _)| action == Action::Update && node.dependencies.contains(d) && replaced_old_first(d))
+                .flat_map(|(_, through)| through.iter().cloned())
+                .collect();
+            forced.sort();
+            forced.dedup();
+            let (action, replace_because) =
+                if forced.is_empty() { (action, replace_because) } else { (Action::Replace, forced) };
+            let holding: Vec<Address> = held.into_iter().map(|(d, _)| d).collect();
 
             let mut after = resolved;
             for attr in &node.schema.computed {
@@ -310,14 +303,11 @@ pub fn diff_replacing(graph: &ResourceGraph, state: &State, destroy: bool, repla
             // first: the new object needs that one's new object, which waits
             // for its old one to go, which waits for this one's old object.
             // Then this one is replaced old first too.
-            let rolling_group = node.resource.rolling_group.clone().filter(|_| {
-                action == Action::Replace
-                    && !node.dependencies.iter().any(|d| {
-                        let planned = graph.index_of(d).and_then(|i| planned[i]);
-                        planned
-                            .is_some_and(|p| p.action == Action::Replace && changes[p.change].rolling_group.is_none())
-                    })
-            });
+            let rolling_group = node
+                .resource
+                .rolling_group
+                .clone()
+                .filter(|_| action == Action::Replace && !node.dependencies.iter().any(replaced_old_first));
 
             planned[n] = Some(Planned { action, change: changes.len() });
             changes.push(Change {
