@@ -13,8 +13,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use skyplan_engine::graph::ResourceGraph;
 
 use skyplan_aws_blueprint::AwsSpec;
-use skyplan_engine::ops::{Desired, Hooks, OpsError, Workspace};
-use skyplan_engine::{Providers, Redactor};
+use skyplan_engine::ops::{Hooks, OpsError, Workspace};
+use skyplan_engine::Providers;
 use skyplan_state::{Backend, LocalBackend, LockInfo, State, StateError};
 
 use crate::cli::Global;
@@ -473,15 +473,6 @@ pub async fn check_static_placement(spec: &AwsSpec, ui: &crate::ui::Ui, tag_subn
 #[cfg(not(feature = "aws"))]
 pub async fn check_static_placement(_spec: &AwsSpec, _ui: &crate::ui::Ui, _tag_subnets: bool) -> Result<()> {
     Ok(())
-}
-
-/// The engine's [`Desired`] of a spec.
-pub fn desired_of(spec: &AwsSpec) -> Desired {
-    Desired {
-        resources: spec.resources.clone(),
-        redactor: Redactor::new(spec.sensitive.clone()),
-        ownership: spec.ownership.clone(),
-    }
 }
 
 /// A run's [`Workspace`] on the state at `state_path`, locked for

@@ -171,9 +171,8 @@ async fn plan(global: &Global, ui: &Ui, args: &ApplyArgs) -> Result<(Workspace, 
     hooks.tag_subnets = args.tag_subnets;
     let (ws, lock) = workspace::open(global, &state_path, operation, hooks)?;
     let request = args.selection.request(args.destroy, true);
-    let planned = ops::plan(&ws, workspace::desired_of(&spec), &request)
-        .await
-        .map_err(|e| workspace::ops_error_in(e, Some(&spec)))?;
+    let planned =
+        ops::plan(&ws, spec.desired(), &request).await.map_err(|e| workspace::ops_error_in(e, Some(&spec)))?;
     if args.selection.refresh_only {
         return Ok((ws, lock, planned, Applied { spec, state_path }));
     }
@@ -203,7 +202,7 @@ async fn load_saved(global: &Global, ui: &Ui, args: &ApplyArgs) -> Result<(Works
     };
     let (ws, lock) = workspace::open(global, &state_path, "apply", SpecHooks::new(spec.clone(), &state_path, ui))?;
     let saved = SavedPlan { plan: file.plan, name: args.target.display().to_string() };
-    let redactor = workspace::desired_of(&spec).redactor;
+    let redactor = spec.desired().redactor;
     let planned = ops::plan_saved(&ws, saved, redactor).await.map_err(workspace::ops_error)?;
     drift_notes(ui, &planned.drift);
     if args.json {

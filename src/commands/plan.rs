@@ -130,9 +130,8 @@ pub async fn run(global: &Global, ui: &Ui, opts: PlanOptions) -> Result<ExitCode
     let state_path = workspace::state_path(global, Some(&opts.spec))?;
     let (ws, _lock) = workspace::open(global, &state_path, "plan", SpecHooks::new(spec.clone(), &state_path, ui))?;
     let request = opts.selection.request(opts.destroy, opts.refresh);
-    let planned = ops::plan(&ws, workspace::desired_of(&spec), &request)
-        .await
-        .map_err(|e| workspace::ops_error_in(e, Some(&spec)))?;
+    let planned =
+        ops::plan(&ws, spec.desired(), &request).await.map_err(|e| workspace::ops_error_in(e, Some(&spec)))?;
     let plan = &planned.plan;
     if opts.selection.refresh_only {
         if opts.json {

@@ -25,8 +25,8 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 use skyplan_aws::AwsProvider;
 use skyplan_aws_blueprint::AwsSpec;
-use skyplan_engine::ops::{self, ApplyRequest, Desired, HookError, Hooks, Outcome, PlanRequest, Workspace};
-use skyplan_engine::{Address, Attrs, OpContext, Owned, Provider, ProviderError, ReadRequest, Redactor, Schema};
+use skyplan_engine::ops::{self, ApplyRequest, HookError, Hooks, Outcome, PlanRequest, Workspace};
+use skyplan_engine::{Address, Attrs, OpContext, Owned, Provider, ProviderError, ReadRequest, Schema};
 use skyplan_state::LocalBackend;
 
 /// A small deterministic generator (SplitMix64): the same seed, the same
@@ -458,13 +458,8 @@ fn actions(plan: &skyplan_engine::plan::Plan) -> Vec<String> {
 async fn apply(ws: &Workspace, dir: &std::path::Path, text: &str) -> Result<(), String> {
     let path = dir.join("c.toml");
     std::fs::write(&path, text).unwrap();
-    let desired = |spec: &AwsSpec| Desired {
-        resources: spec.resources.clone(),
-        redactor: Redactor::new(spec.sensitive.clone()),
-        ownership: spec.ownership.clone(),
-    };
     let spec = AwsSpec::load(&path).map_err(|e| format!("spec: {e}"))?;
-    let planned = ops::plan(ws, desired(&spec), &PlanRequest::default()).await.map_err(|e| format!("plan: {e}"))?;
+    let planned = ops::plan(ws, spec.desired(), &PlanRequest::default()).await.map_err(|e| format!("plan: {e}"))?;
     let planned_actions = actions(&planned.plan);
     match ops::apply(ws, planned, ApplyRequest::default()).await.map_err(|e| format!("apply: {e}"))? {
         Outcome::Applied(report) if !report.is_success() => {
@@ -473,7 +468,7 @@ async fn apply(ws: &Workspace, dir: &std::path::Path, text: &str) -> Result<(), 
         Outcome::Cancelled => return Err("cancelled".into()),
         _ => {}
     }
-    let replan = ops::plan(ws, desired(&spec), &PlanRequest::default()).await.map_err(|e| format!("replan: {e}"))?;
+    let replan = ops::plan(ws, spec.desired(), &PlanRequest::default()).await.map_err(|e| format!("replan: {e}"))?;
     if replan.plan.has_changes() {
         let changes = actions(&replan.plan);
         return Err(format!("the replan is not empty: {changes:?}"));

@@ -78,6 +78,15 @@ pub struct AwsSpec {
 }
 
 impl AwsSpec {
+    /// What the spec asks of the engine's pipeline (`ops::plan`).
+    pub fn desired(&self) -> skyplan_engine::ops::Desired {
+        skyplan_engine::ops::Desired {
+            resources: self.resources.clone(),
+            redactor: skyplan_engine::Redactor::new(self.sensitive.clone()),
+            ownership: self.ownership.clone(),
+        }
+    }
+
     pub fn load(path: &Path) -> Result<AwsSpec, Diagnostics> {
         AwsSpec::parse(Source::read(path)?)
     }
