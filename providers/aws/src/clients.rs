@@ -1,8 +1,8 @@
 //! The SDK clients every kind uses, and the one way to call them.
 //!
-//! [`Clients`] holds the EC2, classic ELB and auto scaling clients (built
-//! with the SDK's own retry disabled and the API-call counter attached), the
-//! retry policy and the waiting patience. [`Clients::call`] is the one way
+//! [`Clients`] holds the EC2, classic ELB, auto scaling, Secrets Manager and
+//! IAM clients (built with the SDK's own retry disabled and the API-call
+//! counter attached), the retry policy and the waiting patience. [`Clients::call`] is the one way
 //! a request is sent: it takes a token from the service's rate limiter
 //! (`ratelimit.rs`) before each attempt, runs the call through `retry.rs`
 //! (counting retries) and turns the SDK's error into an [`ApiError`] that
@@ -60,6 +60,10 @@ pub(crate) struct Clients {
     pub ec2: aws_sdk_ec2::Client,
     pub elb: aws_sdk_elasticloadbalancing::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
+    /// The cluster's bootstrap secrets (under `aws.cluster.x-k8s.io/`).
+    pub secrets: aws_sdk_secretsmanager::Client,
+    /// The shared instance profiles and their roles.
+    pub iam: aws_sdk_iam::Client,
     pub retry: RetryPolicy,
     pub timeouts: Timeouts,
     /// How long a spot pool's group waits for its spot price (`spot.rs`).
@@ -97,6 +101,16 @@ impl Clients {
             .build();
         let autoscaling = aws_sdk_autoscaling::config::Builder::from(sdk)
             .retry_config(RetryConfig::disabled())
+            .timeout_config(timeouts.clone())
+            .interceptor(calls.clone())
+            .build();
+        let secrets = aws_sdk_secretsmanager::config::Builder::from(sdk)
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(timeouts.clone())
+            .interceptor(calls.clone())
+            .build();
+        let iam = aws_sdk_iam::config::Builder::from(sdk)
+            .retry_config(RetryConfig::disabled())
             .timeout_config(timeouts)
             .interceptor(calls.clone())
             .build();
@@ -104,6 +118,8 @@ impl Clients {
             ec2: aws_sdk_ec2::Client::from_conf(ec2),
             elb: aws_sdk_elasticloadbalancing::Client::from_conf(elb),
             autoscaling: aws_sdk_autoscaling::Client::from_conf(autoscaling),
+            secrets: aws_sdk_secretsmanager::Client::from_conf(secrets),
+            iam: aws_sdk_iam::Client::from_conf(iam),
             retry: RetryPolicy::default(),
             timeouts: Timeouts::default(),
             spot_wait: SpotWait::default(),
