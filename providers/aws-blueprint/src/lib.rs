@@ -15,6 +15,8 @@
 //! - `compute.rs`: bastion, control-plane instances, API ELB, worker pools;
 //!   `bootstrap/` renders what their nodes boot with (PKI, token,
 //!   kubeadm configuration, user data).
+//! - `secrets.rs`: the cluster's three Secrets Manager secrets, and which
+//!   node waits for which.
 //! - `tags.rs` owns the tag conventions; `names.rs` the AWS resource names.
 //!
 //! For review, [`review()`]: the risks of a plan to the running cluster
@@ -35,6 +37,7 @@ mod network;
 pub mod policy;
 pub mod prices;
 pub mod review;
+pub mod secrets;
 mod security;
 mod tags;
 mod validate;
@@ -165,7 +168,12 @@ pub fn expand_with(spec: &SpecFile, looked_up: &prices::LookedUp) -> Result<Vec<
     let (mut out, network) = network::expand(&cluster);
     let (groups_out, groups) = security::expand(&cluster, &network);
     out.extend(groups_out);
-    out.extend(compute::expand(&cluster, &network, &groups));
+    let mut nodes = compute::expand(&cluster, &network, &groups);
+    for node in &mut nodes {
+        node.depends_on.extend(secrets::read_by(&node.address));
+    }
+    out.extend(nodes);
+    out.extend(secrets::expand(&cluster));
     let too_large = bootstrap::check_user_data_size(&out);
     if !too_large.is_empty() {
         return Err(too_large);
@@ -485,6 +493,9 @@ mod tests {
             "aws_security_group_rule.node_all_from_self",
             "aws_security_group_rule.node_kubelet_from_control_plane",
             "aws_security_group_rule.node_ssh_from_bastion",
+            "aws_secretsmanager_secret.init_lock",
+            "aws_secretsmanager_secret.join",
+            "aws_secretsmanager_secret.pki",
             "aws_vpc.main",
         ]
         .map(String::from)
@@ -517,13 +528,14 @@ mod tests {
             ("aws_launch_template", 1),
             ("aws_nat_gateway", 3),
             ("aws_route_table", 4),
+            ("aws_secretsmanager_secret", 3),
             ("aws_security_group", 4),
             ("aws_security_group_rule", 9),
             ("aws_subnet", 6),
             ("aws_vpc", 1),
         ]);
         assert_eq!(counts, expected_counts);
-        assert_eq!(out.len(), 38);
+        assert_eq!(out.len(), 41);
     }
 
     #[test]
@@ -595,7 +607,7 @@ mod tests {
     /// says are computed.
     #[test]
     fn every_reference_points_into_the_output() {
-        let computed = ["id", "latest_version", "dns_name"];
+        let computed = ["id", "latest_version", "dns_name", "arn"];
         let mut specs: Vec<String> = vec![fixtures::DEMO.into(), fixtures::STATIC.into()];
         specs.push(demo_with("[bastion]", "[bastion]\nenabled = false"));
         specs.extend(examples().into_iter().map(|(_, text)| text));
@@ -728,7 +740,15 @@ mod tests {
         let az = |a: &str| format!("${{aws_subnet.private[{a}].id}}");
         assert_eq!(subnets, [az("us-east-1c"), az("us-east-1a"), az("us-east-1c"), az("us-east-1a"), az("us-east-1c")]);
         let first = find(&out, "aws_instance.control_plane[0]");
-        assert_eq!(first.depends_on, vec![Address::keyed("aws_route_table", "private", "us-east-1c")]);
+        assert_eq!(
+            first.depends_on,
+            vec![
+                Address::keyed("aws_route_table", "private", "us-east-1c"),
+                secrets::address(bootstrap::SecretKind::Pki),
+                secrets::address(bootstrap::SecretKind::Join),
+                secrets::address(bootstrap::SecretKind::InitLock),
+            ]
+        );
         assert_eq!(first.attrs["associate_public_ip_address"], false);
         assert_eq!(
             first.attrs["vpc_security_group_ids"],
@@ -816,7 +836,7 @@ mod tests {
         let out = expand(&parse(&demo_with("[bastion]", "[bastion]\nenabled = false"))).unwrap();
         let addrs = addresses(&out);
         assert!(addrs.iter().all(|a| !a.contains("bastion")), "{addrs:?}");
-        assert_eq!(out.len(), 38 - 4);
+        assert_eq!(out.len(), 41 - 4);
     }
 
     fn with_spot_pool() -> String {
@@ -946,7 +966,7 @@ mod tests {
             assert!(!out.is_empty(), "examples/{name}");
             assert!(!text.contains("ami ="), "examples/{name}: leave ami out, the provider resolves it");
             if name == "dynamic-cluster.toml" {
-                assert_eq!(out.len(), 38, "its comment says 38 resources");
+                assert_eq!(out.len(), 41, "its comment says 41 resources");
             }
         }
     }

@@ -729,7 +729,7 @@ mod tests {
             // The kinds table, not the addresses table (`aws_vpc.main`).
             .filter(|name| name.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
             .collect();
-        assert_eq!(documented.len(), 12, "{documented:?}");
+        assert_eq!(documented.len(), 13, "{documented:?}");
         let rows: BTreeSet<String> = table().kinds.keys().cloned().collect();
         assert_eq!(rows, documented);
     }
@@ -809,13 +809,26 @@ mod tests {
             "ec2:DescribeAvailabilityZones",
             "ec2:DescribeAccountAttributes",
             "ec2:DeleteVpc",
+            "secretsmanager:CreateSecret",
+            "secretsmanager:GetSecretValue",
         ] {
             assert!(actions.contains(needed), "{needed} missing from {actions:?}");
         }
         // Nothing the spec does not call for: no role, no key pair, no static checks beyond what its types read.
         assert!(!actions.contains("sts:AssumeRole"));
         assert!(!actions.contains("ec2:DescribeKeyPairs"));
-        assert!(actions.iter().all(|a| !a.starts_with("eks:") && !a.starts_with("secretsmanager:")));
+        assert!(actions.iter().all(|a| !a.starts_with("eks:")));
+        // The secrets' actions on the cluster's own secrets only.
+        let secrets = doc.statements.iter().filter(|s| s.action[0].starts_with("secretsmanager:"));
+        let resources: Vec<&String> = secrets.flat_map(|s| &s.resource).collect();
+        assert_eq!(
+            resources,
+            [
+                "arn:*:secretsmanager:*:*:secret:aws.cluster.x-k8s.io/demo/init-lock*",
+                "arn:*:secretsmanager:*:*:secret:aws.cluster.x-k8s.io/demo/join*",
+                "arn:*:secretsmanager:*:*:secret:aws.cluster.x-k8s.io/demo/pki*",
+            ]
+        );
     }
 
     #[test]

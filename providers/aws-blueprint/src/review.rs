@@ -160,6 +160,7 @@ pub fn parts(plan: &Plan) -> Vec<Part> {
             ("aws_vpc" | "aws_internet_gateway" | "aws_subnet" | "aws_nat_gateway" | "aws_route_table", _)
             | ("aws_eip", "nat") => "network".to_string(),
             ("aws_security_group" | "aws_security_group_rule", _) => "security groups".to_string(),
+            ("aws_secretsmanager_secret", _) => "bootstrap secrets".to_string(),
             ("aws_instance", "control_plane") | ("aws_elb", "apiserver") => "control plane".to_string(),
             ("aws_instance", "bastion") => "bastion".to_string(),
             ("aws_launch_template" | "aws_autoscaling_group", "pool") => match &a.key {
@@ -173,9 +174,10 @@ pub fn parts(plan: &Plan) -> Vec<Part> {
     let rank = |name: &str| match name {
         "network" => 0,
         "security groups" => 1,
-        "control plane" => 2,
-        "bastion" => 3,
-        _ => 4,
+        "bootstrap secrets" => 2,
+        "control plane" => 3,
+        "bastion" => 4,
+        _ => 5,
     };
     parts.sort_by(|a, b| rank(&a.name).cmp(&rank(&b.name)).then_with(|| a.name.cmp(&b.name)));
     parts
@@ -612,8 +614,9 @@ mod tests {
         let p = super::test_plan::creating(DEMO);
         let parts = parts(&p);
         let names: Vec<&str> = parts.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["network", "security groups", "control plane", "bastion", "pool worker"]);
-        let cp = &parts[2].addresses;
+        assert_eq!(names, ["network", "security groups", "bootstrap secrets", "control plane", "bastion", "pool worker"]);
+        assert_eq!(parts[2].addresses.len(), 3);
+        let cp = &parts[3].addresses;
         assert!(cp.contains(&"aws_elb.apiserver".to_string()) && cp.len() == 4, "{cp:?}");
         // Every blueprint address is in a part.
         let placed: usize = parts.iter().map(|p| p.addresses.len()).sum();

@@ -1540,6 +1540,7 @@ mod tests {
                     "aws_autoscaling_group" => crate::names::AUTOSCALING_GROUP_NAME_MAX,
                     "aws_security_group" => crate::names::SECURITY_GROUP_NAME_MAX,
                     "aws_elb" => crate::names::ELB_NAME_MAX,
+                    "aws_secretsmanager_secret" => crate::secrets::SECRET_NAME_MAX,
                     other => panic!("a name on {other}: add its limit here"),
                 };
                 assert!(name.len() <= max, "{} name {name:?} over {max}", r.address);
@@ -1559,7 +1560,7 @@ mod tests {
         }
         assert_eq!(
             seen.into_iter().collect::<Vec<_>>(),
-            ["aws_autoscaling_group", "aws_elb", "aws_launch_template", "aws_security_group"],
+            ["aws_autoscaling_group", "aws_elb", "aws_launch_template", "aws_secretsmanager_secret", "aws_security_group"],
             "every named kind was checked"
         );
     }
