@@ -240,6 +240,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// An administrator's kubeconfig for the applied cluster (a fresh client certificate signed by the cluster CA)
+    #[command(
+        after_help = "The kubeconfig holds a private key: --out writes it with mode 0600.\n\nExamples:\n  skyplan kubeconfig cluster.toml --out cluster.kubeconfig\n  KUBECONFIG=cluster.kubeconfig kubectl get nodes"
+    )]
+    Kubeconfig {
+        #[arg(help = SPEC_HELP)]
+        spec: PathBuf,
+        /// Write it to FILE (mode 0600) instead of stdout
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// A shell completion script on stdout
     #[command(
         after_help = "Examples:\n  skyplan completion bash > /etc/bash_completion.d/skyplan\n  skyplan completion zsh > \"${fpath[1]}/_skyplan\"\n  skyplan completion fish > ~/.config/fish/completions/skyplan.fish"

@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod hooks;
 pub mod inspect;
+pub mod kubeconfig;
 pub mod output;
 pub mod plan;
 pub mod policy;
@@ -71,6 +72,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Unlock { lock_id } => state::unlock(global, &lock_id),
         Command::Policy { spec, split, with_optional } => policy::run(global, &spec, split.as_deref(), with_optional),
         Command::Output { spec, json } => output::run(global, &spec, json),
+        Command::Kubeconfig { spec, out } => kubeconfig::run(global, &spec, out.as_deref()).await,
         Command::Completion { shell } => {
             let shell = match shell {
                 Shell::Bash => clap_complete::Shell::Bash,

@@ -396,6 +396,7 @@ mod tests {
                 "aws_elb",
                 "aws_launch_template",
                 "aws_autoscaling_group",
+                "aws_secretsmanager_secret",
             ]
         );
         for kind in kinds::KINDS {

@@ -80,6 +80,7 @@ pub(crate) const NON_IDEMPOTENT: &[&str] = &[
     "CreateNatGateway",
     "CreateRoute",
     "CreateRouteTable",
+    "CreateSecret",
     "CreateSecurityGroup",
     "CreateSubnet",
     "CreateVpc",

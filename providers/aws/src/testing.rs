@@ -4,7 +4,8 @@
 //!
 //! [`FakeAws`] is an SDK HTTP client: every request the provider sends is
 //! decoded (`Action` and form parameters of the query protocols EC2, ELB
-//! and auto scaling use) and recorded, and a test's responder answers with
+//! and auto scaling use; the target and top-level JSON fields of Secrets
+//! Manager's JSON protocol) and recorded, and a test's responder answers with
 //! a status and an XML body. Nothing leaves the process.
 
 use std::collections::BTreeMap;
@@ -90,10 +91,30 @@ fn form_decode(body: &[u8]) -> BTreeMap<String, String> {
         .collect()
 }
 
+fn json_params(body: &[u8]) -> BTreeMap<String, String> {
+    let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let Some(object) = value.as_object() else { return BTreeMap::new() };
+    object
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+        .collect()
+}
+
 impl HttpConnector for FakeAws {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let params = form_decode(request.body().bytes().unwrap_or_default());
-        let sent = Sent { action: params.get("Action").cloned().unwrap_or_default(), params };
+        let body = request.body().bytes().unwrap_or_default();
+        let sent = match request.headers().get("x-amz-target") {
+            // The JSON protocol (Secrets Manager): `secretsmanager.CreateSecret`
+            // and a JSON object, each top-level value as text.
+            Some(target) => Sent {
+                action: target.rsplit('.').next().unwrap_or_default().to_string(),
+                params: json_params(body),
+            },
+            None => {
+                let params = form_decode(body);
+                Sent { action: params.get("Action").cloned().unwrap_or_default(), params }
+            }
+        };
         self.sent.lock().unwrap().push(sent.clone());
         let (status, body) = (self.respond)(&sent);
         let response = HttpResponse::new(StatusCode::try_from(status).expect("valid status"), SdkBody::from(body));

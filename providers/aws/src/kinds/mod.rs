@@ -55,6 +55,7 @@ registry![
     elb,
     launch_template,
     autoscaling_group,
+    secretsmanager_secret,
 ];
 
 /// The kind serving resource type `name` (`aws_vpc`).
@@ -167,7 +168,7 @@ mod tests {
     #[test]
     fn the_registry_serves_each_type_once_and_finds_it_by_name() {
         let mut names: Vec<&str> = KINDS.iter().map(|k| k.name()).collect();
-        assert_eq!(names.len(), 12);
+        assert_eq!(names.len(), 13);
         names.sort();
         names.dedup();
         assert_eq!(names.len(), KINDS.len(), "a type registered twice");
