@@ -43,7 +43,8 @@ pub async fn run(global: &Global, spec_path: &Path, out: Option<&Path>) -> Resul
         );
     };
     let pki = cluster_pki(&spec, &secret).await?;
-    let target = KubeconfigTarget { cluster_name: facts.name.clone(), server: format!("https://{dns}:{}", facts.api_port) };
+    let target =
+        KubeconfigTarget { cluster_name: facts.name.clone(), server: format!("https://{dns}:{}", facts.api_port) };
     let text = admin_kubeconfig(&pki.cluster_ca, &target, std::time::SystemTime::now())
         .map_err(|e| anyhow::anyhow!("could not sign an admin certificate with the cluster CA: {e}"))?;
     drop(pki);

@@ -37,6 +37,8 @@ mod aws_provider;
 #[cfg(feature = "aws")]
 mod aws_roll;
 #[cfg(feature = "aws")]
+mod aws_secrets;
+#[cfg(feature = "aws")]
 mod contract;
 #[cfg(feature = "aws")]
 mod emulator;

@@ -614,7 +614,10 @@ mod tests {
         let p = super::test_plan::creating(DEMO);
         let parts = parts(&p);
         let names: Vec<&str> = parts.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["network", "security groups", "bootstrap secrets", "control plane", "bastion", "pool worker"]);
+        assert_eq!(
+            names,
+            ["network", "security groups", "bootstrap secrets", "control plane", "bastion", "pool worker"]
+        );
         assert_eq!(parts[2].addresses.len(), 3);
         let cp = &parts[3].addresses;
         assert!(cp.contains(&"aws_elb.apiserver".to_string()) && cp.len() == 4, "{cp:?}");

@@ -1560,7 +1560,13 @@ mod tests {
         }
         assert_eq!(
             seen.into_iter().collect::<Vec<_>>(),
-            ["aws_autoscaling_group", "aws_elb", "aws_launch_template", "aws_secretsmanager_secret", "aws_security_group"],
+            [
+                "aws_autoscaling_group",
+                "aws_elb",
+                "aws_launch_template",
+                "aws_secretsmanager_secret",
+                "aws_security_group"
+            ],
             "every named kind was checked"
         );
     }

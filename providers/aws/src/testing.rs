@@ -94,10 +94,7 @@ fn form_decode(body: &[u8]) -> BTreeMap<String, String> {
 fn json_params(body: &[u8]) -> BTreeMap<String, String> {
     let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let Some(object) = value.as_object() else { return BTreeMap::new() };
-    object
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
-        .collect()
+    object.iter().map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string))).collect()
 }
 
 impl HttpConnector for FakeAws {
@@ -106,10 +103,9 @@ impl HttpConnector for FakeAws {
         let sent = match request.headers().get("x-amz-target") {
             // The JSON protocol (Secrets Manager): `secretsmanager.CreateSecret`
             // and a JSON object, each top-level value as text.
-            Some(target) => Sent {
-                action: target.rsplit('.').next().unwrap_or_default().to_string(),
-                params: json_params(body),
-            },
+            Some(target) => {
+                Sent { action: target.rsplit('.').next().unwrap_or_default().to_string(), params: json_params(body) }
+            }
             None => {
                 let params = form_decode(body);
                 Sent { action: params.get("Action").cloned().unwrap_or_default(), params }

@@ -313,11 +313,9 @@ impl AwsKind for Kind {
                 out.push(taken.then(|| req.prior.clone()));
                 continue;
             };
-            let hash = match content {
-                Some(content) => ca_cert_hash(content, &value)
-                    .map_err(|why| ProviderError::new(format!("secret {id} is not what skyplan made: {why}")))?,
-                None => None,
-            };
+            // A value skyplan did not write (a leftover under the name)
+            // has no hash: reported without one, not an error.
+            let hash = content.and_then(|content| ca_cert_hash(content, &value).ok().flatten());
             drop(value);
             let mut live = Attrs::new();
             live.insert("id".into(), json!(id));
