@@ -98,6 +98,13 @@ fn state_ids(w: &Workdir, state: &str) -> BTreeMap<String, BTreeSet<String>> {
     ids
 }
 
+/// The names of every secret in the emulator, read with the SDK directly.
+async fn secret_names(emulator: &Emulator) -> BTreeSet<String> {
+    let sm = aws_sdk_secretsmanager::Client::new(&emulator.sdk_config().await);
+    let out = sm.list_secrets().send().await.unwrap();
+    out.secret_list().iter().filter_map(|s| s.name().map(str::to_string)).collect()
+}
+
 /// Per resource type, the ids of everything in the emulator that belongs
 /// to the cluster, read with the SDK directly: by the ownership tag, or
 /// for the kinds named rather than tagged, everything there is (the test's
@@ -267,7 +274,7 @@ fn converge_through(rates: Rates) -> [u64; 3] {
     w.write("demo.toml", &example());
 
     let apply = w.run(&["-v", "apply", "demo.toml", "--auto-approve"]).ok();
-    assert!(apply.stdout.contains("Apply complete! Resources: 38 added"), "seed {seed}\n{}", apply.stdout);
+    assert!(apply.stdout.contains("Apply complete! Resources: 41 added"), "seed {seed}\n{}", apply.stdout);
     assert_accounted("apply", &apply, proxy.counts(), seed);
     let mut failed = [proxy.counts().failed(), 0, 0];
     if rates.failing() == rates.reset_after {
@@ -281,8 +288,11 @@ fn converge_through(rates: Rates) -> [u64; 3] {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (ec2, elb, asg) = emulator.clients(&rt);
     rt.block_on(check_cluster_layout(&ec2, &elb, &asg));
-    let recorded = state_ids(&w, "demo.state.json");
-    assert_eq!(recorded.values().map(BTreeSet::len).sum::<usize>(), 38);
+    let mut recorded = state_ids(&w, "demo.state.json");
+    assert_eq!(recorded.values().map(BTreeSet::len).sum::<usize>(), 41);
+    // The bootstrap secrets (ids are their names), then everything else.
+    let secrets = recorded.remove("aws_secretsmanager_secret").unwrap_or_default();
+    assert_eq!(rt.block_on(secret_names(&emulator)), secrets, "exactly the secrets the state records (seed {seed})");
     assert_eq!(rt.block_on(emulator_ids(&ec2, &elb, &asg)), recorded, "exactly what the state records (seed {seed})");
 
     proxy.reset_counts();
@@ -293,10 +303,11 @@ fn converge_through(rates: Rates) -> [u64; 3] {
 
     proxy.reset_counts();
     let destroy = w.run(&["-v", "destroy", "demo.toml", "--auto-approve"]).ok();
-    assert!(destroy.stdout.contains("38 destroyed"), "seed {seed}\n{}", destroy.stdout);
+    assert!(destroy.stdout.contains("41 destroyed"), "seed {seed}\n{}", destroy.stdout);
     assert_accounted("destroy", &destroy, proxy.counts(), seed);
     rt.block_on(check_nothing_owned(&ec2, &elb, &asg));
     assert!(rt.block_on(emulator_ids(&ec2, &elb, &asg)).is_empty());
+    assert!(rt.block_on(secret_names(&emulator)).is_empty(), "seed {seed}: destroy removed every secret");
     assert!(w.json("demo.state.json")["resources"].as_object().unwrap().is_empty());
     failed[2] = proxy.counts().failed();
     failed
