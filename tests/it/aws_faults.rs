@@ -224,6 +224,7 @@ fn each_kind_of_create_survives_its_answer_being_lost() {
         "CreateLoadBalancer",
         "CreateLaunchTemplate",
         "CreateAutoScalingGroup",
+        "CreateSecret",
     ];
     let none = Rates {
         throttle: 0.0,
@@ -253,7 +254,10 @@ fn each_kind_of_create_survives_its_answer_being_lost() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (ec2, elb, asg) = emulator.clients(&rt);
     rt.block_on(check_cluster_layout(&ec2, &elb, &asg));
-    assert_eq!(rt.block_on(emulator_ids(&ec2, &elb, &asg)), state_ids(&w, "demo.state.json"));
+    let mut recorded = state_ids(&w, "demo.state.json");
+    let secrets = recorded.remove("aws_secretsmanager_secret").unwrap_or_default();
+    assert_eq!(rt.block_on(secret_names(&emulator)), secrets);
+    assert_eq!(rt.block_on(emulator_ids(&ec2, &elb, &asg)), recorded);
     w.run(&["plan", "demo.toml", "--detailed-exitcode"]).ok();
 }
 

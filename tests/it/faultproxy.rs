@@ -229,8 +229,12 @@ impl Message {
         out
     }
 
-    /// The query API's `Action` parameter of a form-encoded request.
+    /// The query API's `Action` parameter of a form-encoded request, or the
+    /// operation of a JSON-protocol one (`X-Amz-Target: secretsmanager.CreateSecret`).
     fn action(&self) -> Option<String> {
+        if let Some(target) = self.header("x-amz-target") {
+            return target.rsplit('.').next().map(str::to_string);
+        }
         let body = std::str::from_utf8(&self.body).ok()?;
         body.split('&').find_map(|p| p.strip_prefix("Action=")).map(str::to_string)
     }

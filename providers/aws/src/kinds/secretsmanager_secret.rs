@@ -118,15 +118,18 @@ enum Held {
     Text(String),
 }
 
-/// GetSecretValue of `id` (a name or an ARN); None when there is no such
-/// secret or it is being deleted.
-async fn get_value(c: &Clients, id: &str, retry: Retry) -> Result<Option<Held>, ApiError> {
+/// GetSecretValue of `id` (a name or an ARN): the secret's ARN and value;
+/// None when there is no such secret or it is being deleted.
+async fn get_value(c: &Clients, id: &str, retry: Retry) -> Result<Option<(Option<String>, Held)>, ApiError> {
     match c.call("GetSecretValue", retry, || c.secrets.get_secret_value().secret_id(id).send()).await {
-        Ok(out) => Ok(Some(match (out.secret_binary(), out.secret_string()) {
-            (Some(blob), _) => Held::Binary(blob.as_ref().to_vec()),
-            (None, Some(text)) => Held::Text(text.to_string()),
-            (None, None) => Held::Text(String::new()),
-        })),
+        Ok(out) => {
+            let value = match (out.secret_binary(), out.secret_string()) {
+                (Some(blob), _) => Held::Binary(blob.as_ref().to_vec()),
+                (None, Some(text)) => Held::Text(text.to_string()),
+                (None, None) => Held::Text(String::new()),
+            };
+            Ok(Some((out.arn().map(str::to_string), value)))
+        }
         Err(e) if gone(&e) => Ok(None),
         Err(e) => Err(e),
     }
@@ -156,7 +159,7 @@ fn ca_cert_hash(content: Content, value: &Held) -> Result<Option<String>, String
 /// The cluster PKI in the secret `id` (name or ARN): for the join secret's
 /// CA hash and for `skyplan kubeconfig`.
 pub(crate) async fn cluster_pki(c: &Clients, id: &str, retry: Retry) -> Result<ClusterPki, ProviderError> {
-    match get_value(c, id, retry).await? {
+    match get_value(c, id, retry).await?.map(|(_, value)| value) {
         Some(Held::Binary(bytes)) => ClusterPki::from_archive(&bytes).map_err(|e| {
             ProviderError::new(format!("secret {id} is not the archive of CAs skyplan writes ({e})"))
         }),
@@ -307,7 +310,7 @@ impl AwsKind for Kind {
                 // An orphan: what the name says.
                 None => Content::ALL.iter().map(|(c, _)| *c).find(|c| id.ends_with(&format!("/{}", c.kind().key()))),
             };
-            let Some(value) = get_value(c, id, Retry::Standard).await? else {
+            let Some((arn, value)) = get_value(c, id, Retry::Standard).await? else {
                 // The init lock taken by the first control plane: as recorded.
                 let taken = content == Some(Content::InitLock) && req.prior.get("arn").is_some_and(Value::is_string);
                 out.push(taken.then(|| req.prior.clone()));
@@ -321,7 +324,9 @@ impl AwsKind for Kind {
             live.insert("id".into(), json!(id));
             live.insert("name".into(), json!(id));
             live.insert("content".into(), content.map_or(Value::Null, |c| json!(c.name())));
-            for kept in ["arn", "pki_arn", "tags"] {
+            // A lost create's lookup has no ARN yet: the answer's.
+            live.insert("arn".into(), arn.map_or_else(|| req.prior.get("arn").cloned().unwrap_or(Value::Null), |a| json!(a)));
+            for kept in ["pki_arn", "tags"] {
                 if let Some(v) = req.prior.get(kept).filter(|v| !v.is_null()) {
                     live.insert(kept.into(), v.clone());
                 }
