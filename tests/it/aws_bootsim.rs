@@ -53,6 +53,8 @@ struct Boot {
     /// The configuration kubeadm was given, and the cluster CA on disk then.
     kubeadm_config: Option<String>,
     ca_cert: Option<String>,
+    /// The manifest kubectl applied.
+    cni: Option<String>,
 }
 
 impl Boot {
@@ -66,6 +68,10 @@ impl Boot {
 
     fn kubeadm_calls(&self) -> Vec<&str> {
         self.calls.lines().filter(|l| l.starts_with("kubeadm ")).collect()
+    }
+
+    fn cni_applies(&self) -> usize {
+        self.calls.lines().filter(|l| l.starts_with("kubectl ") && l.contains(" apply ")).count()
     }
 }
 
@@ -100,7 +106,21 @@ impl Sim {
              fi\n\
              exit \"${FAKE_KUBEADM_EXIT:-0}\"\n",
         );
-        shim("kubectl", "exit 0\n");
+        // curl ... --output FILE URL: Calico's manifest, the part that
+        // matters (the pool CIDR it ships commented out).
+        shim(
+            "curl",
+            "printf '%s\\n' 'kind: DaemonSet' '            # - name: CALICO_IPV4POOL_CIDR' \\\n               '            #   value: \"192.168.0.0/16\"' >\"$6\"\n",
+        );
+        // kubectl ... --filename FILE: keep what was applied; fail once
+        // when asked to.
+        shim(
+            "kubectl",
+            "if [[ -n ${FAKE_KUBECTL_FAIL_ONCE:-} && ! -e $SIM_RECORDS/kubectl-failed ]]; then\n\
+               touch \"$SIM_RECORDS/kubectl-failed\"; echo 'connection refused' >&2; exit 1\n\
+             fi\n\
+             cp \"${@: -1}\" \"$SIM_RECORDS/cni.yaml\"\n",
+        );
         shim("systemctl", "exit 0\n");
         // The script's retries wait between attempts; here they need not.
         std::fs::write(bin.join("sleep"), "#!/bin/bash\nexit 0\n").unwrap();
@@ -158,6 +178,7 @@ impl Sim {
             calls: read("calls.log").unwrap_or_default(),
             kubeadm_config: read("kubeadm.yaml"),
             ca_cert: read("ca.crt"),
+            cni: read("cni.yaml"),
         }
     }
 }
@@ -255,11 +276,22 @@ fn nodes_boot_from_their_real_user_data_into_one_cluster() {
     }
 
     let mut sim = Sim::new(&emulator);
-    // control_plane[0]: takes the lock, initializes; booted twice (a reboot).
-    let first = sim.boot(&cp_data[0], 2, &control_plane, &[]);
-    assert_eq!(first.exits(), [0, 0], "{}\n{}", first.stdout, first.stderr);
+    // control_plane[0]: takes the lock, initializes, applies the CNI. Booted
+    // three times: the first run's CNI apply fails (the API answers no
+    // more than once here), the second finishes it without running kubeadm
+    // again, the third (a reboot) does nothing.
+    let first = sim.boot(&cp_data[0], 3, &control_plane, &[("FAKE_KUBECTL_FAIL_ONCE", "1"), ("SKYPLAN_ATTEMPTS", "1")]);
+    assert_eq!(first.exits(), [1, 0, 0], "{}\n{}", first.stdout, first.stderr);
     assert_eq!(first.kubeadm_calls(), ["kubeadm init --config /run/kubeadm/kubeadm.yaml"], "once: {}", first.calls);
     assert!(first.stderr.contains("took the init lock") && first.stderr.contains("nothing to do"), "{}", first.stderr);
+    assert!(first.stderr.contains("FAILED: could not apply the CNI manifest"), "{}", first.stderr);
+    assert!(first.stderr.contains("kubeadm init ran on this node before"), "{}", first.stderr);
+    assert_eq!(first.cni_applies(), 2, "one failed, one applied: {}", first.calls);
+    let calico = "curl --fail --silent --show-error --location --output /run/skyplan/cni.yaml \
+                  https://raw.githubusercontent.com/projectcalico/calico/v3.28.0/manifests/calico.yaml";
+    assert!(first.calls.contains(calico), "{}", first.calls);
+    let applied = first.cni.clone().unwrap();
+    assert!(applied.contains("- name: CALICO_IPV4POOL_CIDR\n              value: \"172.16.0.0/16\""), "{applied}");
     assert!(first.bootstrapped() && !first.stdout.contains("kubeadm-config-left"), "{}", first.stdout);
     assert!(first.calls.contains("mode 600 /etc/kubernetes/pki/ca.key"), "{}", first.calls);
     assert!(rt.block_on(secret(&sm, lock)).is_none(), "the lock was deleted");
@@ -277,11 +309,12 @@ fn nodes_boot_from_their_real_user_data_into_one_cluster() {
         let boot = sim.boot(data, 1, &control_plane, &[]);
         assert_eq!(boot.exits(), [0], "{}\n{}", boot.stdout, boot.stderr);
         assert_eq!(boot.kubeadm_calls(), ["kubeadm join --config /run/kubeadm/kubeadm.yaml"], "{}", boot.calls);
-        let config = boot.kubeadm_config.unwrap();
+        let config = boot.kubeadm_config.clone().unwrap();
         assert!(config.contains("controlPlane: {}") && config.contains(&hash), "{config}");
         assert!(config.contains(&format!("token: \"{token}\"")) && config.contains(&format!("{dns}:6443")), "{config}");
         assert_eq!(boot.ca_cert.as_deref(), Some(ca.as_str()), "one CA for every control plane");
         assert!(!boot.calls.contains("delete-secret"), "{}", boot.calls);
+        assert_eq!(boot.cni_applies(), 0, "only the initializing node installs the CNI");
     }
 
     // A worker: joins with the token and the CA hash, never reads the PKI.
@@ -291,12 +324,14 @@ fn nodes_boot_from_their_real_user_data_into_one_cluster() {
     let config = worker.kubeadm_config.as_deref().unwrap();
     assert!(!config.contains("controlPlane") && config.contains(&hash) && config.contains(&token), "{config}");
     assert!(worker.ca_cert.is_none() && !worker.calls.contains(pki), "{}", worker.calls);
+    assert_eq!(worker.cni_applies(), 0);
 
     // A replaced control_plane[0] finds the lock gone and joins.
     let replaced = sim.boot(&cp_data[0], 1, &control_plane, &[]);
     assert_eq!(replaced.kubeadm_calls(), ["kubeadm join --config /run/kubeadm/kubeadm.yaml"], "{}", replaced.calls);
     assert!(replaced.stderr.contains("joining it as a control plane"), "{}", replaced.stderr);
-    assert!(replaced.kubeadm_config.unwrap().contains("controlPlane: {}"));
+    assert!(replaced.kubeadm_config.as_deref().unwrap().contains("controlPlane: {}"));
+    assert_eq!(replaced.cni_applies(), 0, "the CNI was installed once, by the node that initialized");
 
     // Failures, each clear and leaving no sentinel. kubeadm fails:
     let failing = sim.boot(&worker_data, 1, &node, &[("FAKE_KUBEADM_EXIT", "1")]);
