@@ -882,17 +882,8 @@ impl Check {
     /// config API serves, and pod and service networks that are CIDRs.
     /// `packs` are the merged packs in the file's order.
     fn kubernetes_pack(&mut self, profile: &spec::Profile, packs: &[Pack]) {
-        let mut seen: Option<usize> = None;
-        for (i, pack) in packs.iter().enumerate().filter(|(_, p)| p.layer == spec::Layer::K8s) {
-            if let Some(first) = seen {
-                self.fail(
-                    format!("profile.pack[{i}].layer"),
-                    format!("a second pack of layer \"k8s\" (profile.pack[{first}] is one)"),
-                    "a cluster runs one Kubernetes: keep one pack of layer \"k8s\"",
-                );
-                continue;
-            }
-            seen = Some(i);
+        let hint = "a cluster runs one Kubernetes: keep one pack of layer \"k8s\"";
+        if let Some((i, pack)) = self.single_pack(packs, spec::Layer::K8s, hint) {
             if !pack.version.trim().is_empty() {
                 if let Err(message) = crate::bootstrap::KubernetesVersion::parse(&pack.version) {
                     self.fail(
@@ -925,6 +916,21 @@ impl Check {
         }
     }
 
+    /// The first pack of `layer` with its index (the file's order), failing
+    /// every further one.
+    fn single_pack<'p>(&mut self, packs: &'p [Pack], layer: spec::Layer, hint: &str) -> Option<(usize, &'p Pack)> {
+        let mut of_layer = packs.iter().enumerate().filter(|(_, p)| p.layer == layer);
+        let first = of_layer.next()?;
+        for (i, _) in of_layer {
+            self.fail(
+                format!("profile.pack[{i}].layer"),
+                format!("a second pack of layer \"{}\" (profile.pack[{}] is one)", layer_name(layer), first.0),
+                hint,
+            );
+        }
+        Some(first)
+    }
+
     /// The pack of layer `cni`, which the first control plane installs
     /// (bootstrap/cni.rs): at most one, with a manifest skyplan can fetch.
     fn cni_pack(&mut self, profile: &spec::Profile, packs: &[Pack]) {
@@ -934,17 +940,8 @@ impl Check {
             .and_then(|p| p.values.get("pod_cidr"))
             .and_then(|v| v.as_str())
             .unwrap_or(crate::bootstrap::kubeadm::DEFAULT_POD_CIDR);
-        let mut seen: Option<usize> = None;
-        for (i, pack) in packs.iter().enumerate().filter(|(_, p)| p.layer == spec::Layer::Cni) {
-            if let Some(first) = seen {
-                self.fail(
-                    format!("profile.pack[{i}].layer"),
-                    format!("a second pack of layer \"cni\" (profile.pack[{first}] is one)"),
-                    "a cluster runs one CNI: keep one pack of layer \"cni\" (others, e.g. multus, as layer \"addon\")",
-                );
-                continue;
-            }
-            seen = Some(i);
+        let hint = "a cluster runs one CNI: keep one pack of layer \"cni\" (others, e.g. multus, as layer \"addon\")";
+        if let Some((i, pack)) = self.single_pack(packs, spec::Layer::Cni, hint) {
             if let Err(e) = crate::bootstrap::cni::cni(&pack.name, &pack.version, &pack.values, pod_cidr) {
                 let key = match e.key() {
                     Some(key) if profile.overrides.get(&pack.name).is_some_and(|o| o.contains_key(key)) => {

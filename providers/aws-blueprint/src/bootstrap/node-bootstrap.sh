@@ -54,21 +54,14 @@ trap cleanup EXIT
 # force-deleting takes a few seconds), 1 after the last attempt.
 aws_call() {
     local attempt=1 out
-    while true; do
-        if out=$(aws secretsmanager --region "$REGION" --output text "$@" 2>"$ERR"); then
-            printf '%s' "$out"
-            return 0
-        fi
+    until out=$(aws secretsmanager --region "$REGION" --output text "$@" 2>"$ERR"); do
         if grep -q -e 'ResourceNotFoundException' -e 'marked for deletion' "$ERR"; then
             return 3
         fi
-        log "attempt $attempt of $ATTEMPTS failed: $(tr '\n' ' ' <"$ERR")"
-        if ((attempt >= ATTEMPTS)); then
-            return 1
-        fi
+        next_attempt "aws secretsmanager $1" "$attempt" || return 1
         attempt=$((attempt + 1))
-        sleep "$RETRY_SECONDS"
     done
+    printf '%s' "$out"
 }
 
 # retry WHAT COMMAND...: COMMAND until it succeeds, at most ATTEMPTS times.
@@ -76,13 +69,19 @@ retry() {
     local what=$1 attempt=1
     shift
     until "$@" 2>"$ERR"; do
-        log "$what: attempt $attempt of $ATTEMPTS failed: $(tr '\n' ' ' <"$ERR")"
-        if ((attempt >= ATTEMPTS)); then
-            return 1
-        fi
+        next_attempt "$what" "$attempt" || return 1
         attempt=$((attempt + 1))
-        sleep "$RETRY_SECONDS"
     done
+}
+
+# next_attempt WHAT N: say that attempt N failed (its error is in $ERR);
+# wait before the next one, or return 1 when that was the last.
+next_attempt() {
+    log "$1: attempt $2 of $ATTEMPTS failed: $(tr '\n' ' ' <"$ERR")"
+    if (($2 >= ATTEMPTS)); then
+        return 1
+    fi
+    sleep "$RETRY_SECONDS"
 }
 
 # read_secret ID FIELD: the SecretString or SecretBinary (base64) of a secret.
