@@ -258,7 +258,7 @@ impl AwsKind for Kind {
         }
         match Content::parse(content) {
             None => errors.push(content_problem(content)),
-            Some(Content::Join) if !attrs.get("pki_arn").is_some_and(|v| !v.is_null()) => {
+            Some(Content::Join) if attrs.get("pki_arn").is_none_or(Value::is_null) => {
                 errors.push("`pki_arn` is required when `content` is \"join\": the CA hash comes from that secret".into())
             }
             Some(Content::Pki | Content::InitLock) if attrs.get("pki_arn").is_some_and(|v| !v.is_null()) => {
