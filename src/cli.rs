@@ -37,7 +37,7 @@ pub struct Global {
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
     /// At most RPS requests per second to one AWS service (ec2,
-    /// elasticloadbalancing, autoscaling), bursts of BURST; repeatable.
+    /// elasticloadbalancing, autoscaling, secretsmanager), bursts of BURST; repeatable.
     /// Defaults: docs/aws-resources.md
     #[arg(long = "rate-limit", global = true, value_name = "SERVICE=RPS[,BURST]")]
     pub rate_limit: Vec<String>,

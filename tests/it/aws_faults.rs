@@ -347,7 +347,10 @@ availability_zone = "us-east-1c"
 "#,
     );
     for (flag, message) in [
-        ("elb=5", "`elb` is not a service skyplan calls; one of ec2, elasticloadbalancing, autoscaling"),
+        (
+            "elb=5",
+            "`elb` is not a service skyplan calls; one of ec2, elasticloadbalancing, autoscaling, secretsmanager",
+        ),
         ("ec2", "is not SERVICE=RPS[,BURST]"),
         ("ec2=0", "at least 0.1"),
         ("ec2=5,0", "the burst must be a whole number of at least 1"),

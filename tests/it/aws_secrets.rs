@@ -90,7 +90,9 @@ fn the_bootstrap_secrets_are_made_tagged_never_shown_and_destroyed() {
     // A leftover of an earlier cluster of the same name.
     rt.block_on(sm.create_secret().name(format!("{PREFIX}pki")).secret_string("leftover").send()).unwrap();
 
-    let apply = w.run(&["apply", "demo.toml", "--auto-approve"]).ok();
+    // -vv: every AWS call and its request id in the log too.
+    let apply = w.run(&["-vv", "apply", "demo.toml", "--auto-approve"]).ok();
+    assert!(apply.stderr.contains("secretsmanager:CreateSecret ok"), "{}", apply.stderr);
 
     // The three secrets, with the cluster's ownership tags and skyplan's address tag.
     let found = secrets(&rt, &sm);
@@ -126,15 +128,17 @@ fn the_bootstrap_secrets_are_made_tagged_never_shown_and_destroyed() {
 
     // Nothing secret anywhere skyplan writes or prints.
     let plan_json = w.run(&["plan", "demo.toml", "--json"]).ok().stdout;
+    let plan_log = w.run(&["-vv", "plan", "demo.toml"]).ok();
     let show = w.run(&["show"]).ok().stdout;
     let show_json = w.run(&["show", "--json"]).ok().stdout;
     let state_text = std::fs::read_to_string(w.path("demo.state.json")).unwrap();
     for (what, text) in [
         ("the state", state_text.as_str()),
         ("plan --json", plan_json.as_str()),
+        ("plan -vv", &format!("{}{}", plan_log.stdout, plan_log.stderr)),
         ("show", show.as_str()),
         ("show --json", show_json.as_str()),
-        ("apply's output", &format!("{}{}", apply.stdout, apply.stderr)),
+        ("apply's output and -vv log", &format!("{}{}", apply.stdout, apply.stderr)),
     ] {
         for secret in ["PRIVATE KEY", token.as_str(), token_secret.as_str()] {
             assert!(!text.contains(secret), "{what} shows {secret:?}");

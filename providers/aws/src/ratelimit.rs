@@ -25,17 +25,20 @@ pub enum Service {
     Ec2,
     ElasticLoadBalancing,
     AutoScaling,
+    SecretsManager,
 }
 
 impl Service {
-    pub const ALL: [Service; 3] = [Service::Ec2, Service::ElasticLoadBalancing, Service::AutoScaling];
+    pub const ALL: [Service; 4] =
+        [Service::Ec2, Service::ElasticLoadBalancing, Service::AutoScaling, Service::SecretsManager];
 
-    /// The name users write, as in IAM actions (`ec2`, `elasticloadbalancing`, `autoscaling`).
+    /// The name users write, as in IAM actions (`ec2`, `elasticloadbalancing`, `autoscaling`, `secretsmanager`).
     pub fn name(self) -> &'static str {
         match self {
             Service::Ec2 => "ec2",
             Service::ElasticLoadBalancing => "elasticloadbalancing",
             Service::AutoScaling => "autoscaling",
+            Service::SecretsManager => "secretsmanager",
         }
     }
 
@@ -55,6 +58,8 @@ impl Service {
             Some(Service::ElasticLoadBalancing)
         } else if path.starts_with("aws_sdk_autoscaling::") {
             Some(Service::AutoScaling)
+        } else if path.starts_with("aws_sdk_secretsmanager::") {
+            Some(Service::SecretsManager)
         } else {
             None
         }
@@ -86,12 +91,15 @@ impl Default for RateLimits {
     /// staying at that rate keeps one run from throttling itself. Classic
     /// ELB and Auto Scaling publish no figures: 10 per second with a burst
     /// of 20 is well above what a cluster needs (a few dozen calls per run)
-    /// and low enough not to crowd other tools on the account.
+    /// and low enough not to crowd other tools on the account. Secrets
+    /// Manager (quotas of 50 CreateSecret and DeleteSecret a second) gets
+    /// the same: a cluster makes three secrets.
     fn default() -> Self {
         let mut limits = BTreeMap::new();
         limits.insert(Service::Ec2, RateLimit { per_second: 20.0, burst: 100 });
         limits.insert(Service::ElasticLoadBalancing, RateLimit { per_second: 10.0, burst: 20 });
         limits.insert(Service::AutoScaling, RateLimit { per_second: 10.0, burst: 20 });
+        limits.insert(Service::SecretsManager, RateLimit { per_second: 10.0, burst: 20 });
         RateLimits { limits }
     }
 }
@@ -344,7 +352,11 @@ mod tests {
             Ok((Service::ElasticLoadBalancing, limit(0.5, 1)))
         );
         let e = RateLimits::parse_flag("elb=5").unwrap_err();
-        assert!(e.contains("`elb` is not a service") && e.contains("ec2, elasticloadbalancing, autoscaling"), "{e}");
+        assert!(
+            e.contains("`elb` is not a service")
+                && e.contains("ec2, elasticloadbalancing, autoscaling, secretsmanager"),
+            "{e}"
+        );
         assert!(RateLimits::parse_flag("ec2").unwrap_err().contains("SERVICE=RPS[,BURST]"));
         assert!(RateLimits::parse_flag("ec2=0").unwrap_err().contains("at least 0.1"));
         assert!(RateLimits::parse_flag("ec2=fast").unwrap_err().contains("at least 0.1"));
@@ -361,6 +373,10 @@ mod tests {
         assert_eq!(Service::of::<DescribeTagsError>(), Some(Service::ElasticLoadBalancing));
         assert_eq!(Service::of::<CreateAutoScalingGroupError>(), Some(Service::AutoScaling));
         assert_eq!(Service::of::<aws_sdk_ec2::operation::describe_tags::DescribeTagsError>(), Some(Service::Ec2));
+        assert_eq!(
+            Service::of::<aws_sdk_secretsmanager::operation::create_secret::CreateSecretError>(),
+            Some(Service::SecretsManager)
+        );
         assert_eq!(Service::of::<std::io::Error>(), None);
     }
 }
