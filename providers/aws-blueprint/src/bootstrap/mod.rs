@@ -5,10 +5,11 @@
 //!
 //! For the AWS side (creating the secrets, the `kubeconfig`, `output` and
 //! `node-config` commands):
-//! - at apply, before the first control plane, [`ClusterSecrets::generate`]
-//!   once, and create one secret per [`SecretKind`] named [`secret_name`]
-//!   with [`ClusterSecrets::value`] (tagged with the ownership tags);
-//!   [`ClusterSecrets::ca_cert_hash`] is public and may go into the state;
+//! - at apply, before the first control plane, one secret per
+//!   [`SecretKind`] named [`secret_name`] (the resources of the crate's
+//!   `secrets.rs`; the provider's `kinds/secretsmanager_secret.rs`
+//!   generates each value at create from [`ClusterPki`] and
+//!   [`BootstrapToken`]); the CA hash is public and goes into the state;
 //! - `kubeconfig`: read the `Pki` secret's `SecretBinary`,
 //!   [`ClusterPki::from_archive`], then [`admin_kubeconfig`] with its
 //!   `cluster_ca`;

@@ -476,6 +476,39 @@ mod request_tests {
             .unwrap();
     }
 
+    #[tokio::test]
+    async fn leftovers_and_lost_creates_are_found_by_the_clusters_names() {
+        // Only the pki secret exists.
+        let fake = FakeAws::new(|s: &Sent| match s.param("SecretId") {
+            Some("aws.cluster.x-k8s.io/demo/pki") => json_ok(json!({"ARN": ARN, "SecretString": "x"})),
+            _ => json_error("ResourceNotFoundException", "Secrets Manager can't find the specified secret."),
+        });
+        let c = fake.clients().await;
+        let owner: Tags = [
+            ("kubernetes.io/cluster/demo".to_string(), "owned".to_string()),
+            ("sigs.k8s.io/cluster-api-provider-aws/cluster/demo".to_string(), "owned".to_string()),
+        ]
+        .into();
+        let hits = Kind.list_owned(&c, &owner).await.unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].id, "aws.cluster.x-k8s.io/demo/pki");
+        assert_eq!(hits[0].tags[ADDRESS_TAG], "aws_secretsmanager_secret.pki");
+        assert_eq!(hits[0].tags["kubernetes.io/cluster/demo"], "owned");
+        let asked: Vec<String> = fake.sent().iter().filter_map(|s| s.param("SecretId").map(str::to_string)).collect();
+        assert_eq!(
+            asked,
+            ["aws.cluster.x-k8s.io/demo/pki", "aws.cluster.x-k8s.io/demo/join", "aws.cluster.x-k8s.io/demo/init-lock"]
+        );
+        let inputs = |name: &str| attrs(json!({"name": name, "content": "join"}));
+        let pki = inputs("aws.cluster.x-k8s.io/demo/pki");
+        let found = Kind.find_id(&c, "aws_secretsmanager_secret.pki", &pki).await.unwrap();
+        assert_eq!(found.as_deref(), Some("aws.cluster.x-k8s.io/demo/pki"));
+        let join = inputs("aws.cluster.x-k8s.io/demo/join");
+        assert_eq!(Kind.find_id(&c, "aws_secretsmanager_secret.join", &join).await.unwrap(), None);
+        // Without the cluster's tags, nothing is asked.
+        assert!(Kind.list_owned(&c, &Tags::new()).await.unwrap().is_empty());
+    }
+
     #[test]
     fn content_and_pki_arn_are_checked() {
         let errors = |v: serde_json::Value| Kind.validate(&attrs(v));
