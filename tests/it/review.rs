@@ -284,6 +284,16 @@ delay_ms = 100
     assert!(dom.contains("data-op=\"create sim_resource.nat\" data-critical"), "{dom}");
     assert_eq!(dom.matches("data-op=").count(), 7);
 
+    // A destroy's run: each delete waits for those of what used it, so the
+    // path runs from the route through the slow NAT gateway to the VPC.
+    let destroyed = w.run(&["destroy", "sim.toml", "--auto-approve", "--json"]).ok().stdout;
+    w.write("destroy.jsonl", &destroyed);
+    let text = w.run(&["show", "destroy.jsonl"]).ok().stdout;
+    assert!(text.starts_with("destroy started "), "{text}");
+    let path: Vec<&str> =
+        text.lines().filter(|l| l.starts_with("  delete ")).map(|l| l.split_whitespace().nth(1).unwrap()).collect();
+    assert_eq!(path, ["sim_resource.route", "sim_resource.nat", "sim_resource.subnet", "sim_resource.vpc"], "{text}");
+
     // A run that fails half-way: the failure is where the path ends.
     w.write(
         "bad.toml",
