@@ -75,6 +75,6 @@ PY
 echo
 echo "== 3. docs/run-timeline.png"
 "$skyplan" show "$work/run.jsonl" --format html >"$work/run.html"
-"$(scripts/browser.sh path)" --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=420,2700 \
+"$(scripts/browser.sh path)" --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=420,3400 \
   --screenshot="$PWD/docs/run-timeline.png" "file://$work/run.html" 2>/dev/null
 echo "wrote docs/run-timeline.png"
