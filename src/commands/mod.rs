@@ -7,6 +7,7 @@ pub mod output;
 pub mod plan;
 pub mod policy;
 pub mod preflight;
+pub mod profiles;
 pub mod state;
 
 use std::process::ExitCode;

@@ -51,6 +51,7 @@ use skyplan_engine::{Address, Diagnostics, Reference, Resource, Source, Spec, Sp
 
 use crate::model::SpecFile;
 pub use cluster::PriceSource;
+pub use cluster::{CONTROL_PLANE_PROFILE, NODES_PROFILE};
 pub use compute::architecture;
 
 /// An AWS spec, read and validated once per run: everything a command

@@ -28,6 +28,17 @@ use crate::ratelimit::{Limiter, RateLimits, Service};
 use crate::retry::{self, Backoff, Retry, RetryPolicy};
 use crate::wait::{Patience, SpotWait};
 
+/// The IAM service prefix of a call the rate limiter does not cover (IAM,
+/// Secrets Manager), from its error type's crate, for messages
+/// (`iam:CreateRole`).
+fn unlimited_service<E>() -> Option<&'static str> {
+    let path = std::any::type_name::<E>();
+    [("aws_sdk_iam::", "iam"), ("aws_sdk_secretsmanager::", "secretsmanager")]
+        .into_iter()
+        .find(|(krate, _)| path.starts_with(krate))
+        .map(|(_, service)| service)
+}
+
 /// How long the provider waits for AWS, per situation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Timeouts {
@@ -205,7 +216,7 @@ impl Clients {
                 self.limiter.acquire(service).await;
                 sent.await.map_err(|e| {
                     let mut err = ApiError::from_sdk(operation, e);
-                    err.service = service.map(|s| s.name());
+                    err.service = service.map(|s| s.name()).or_else(unlimited_service::<E>);
                     if err.status.is_none() {
                         err.endpoint = err.service.and_then(|s| self.calls.endpoint(s));
                     }

@@ -14,7 +14,8 @@
 //!   looks the resource up before trying again), `find.rs` (what an
 //!   interrupted create made), `owned.rs` (what carries a cluster's
 //!   ownership tags); and the checks the CLI runs through the provider:
-//!   `preflight.rs`, `placement.rs`, `permissions.rs`;
+//!   `preflight.rs`, `placement.rs`, `permissions.rs`; and `iam.rs`, the
+//!   shared instance profiles `apply` creates when missing;
 //! - the plumbing, which imports no kind and not the provider:
 //!   `clients.rs` (the SDK clients and the one way to call them),
 //!   `retry.rs`, `wait.rs` (retrying throttling and eventual consistency,
@@ -38,6 +39,7 @@ mod clients;
 mod ec2util;
 mod error;
 mod find;
+mod iam;
 mod kinds;
 mod lost;
 mod names;

@@ -50,6 +50,9 @@ pub(crate) const EVENTUALLY_CONSISTENT: &[&str] = &[
     "InvalidNetworkInterfaceID.NotFound",
     "InvalidLaunchTemplateId.NotFound",
     "InvalidLaunchTemplateName.NotFoundException",
+    // IAM (`iam.rs`): a role or policy just created, not yet visible to the
+    // next call (IAM is eventually consistent).
+    "NoSuchEntity",
 ];
 
 /// EC2's answer to a launch with an instance profile IAM created seconds
@@ -99,8 +102,19 @@ pub(crate) const NON_IDEMPOTENT: &[&str] = &[
 
 /// Calls named like makers that are safe to send twice: tags are set, not
 /// added twice; attaching an ELB to a subnet it is in changes nothing.
+///
+/// IAM's makers (`iam.rs`) answer a second send with `EntityAlreadyExists`,
+/// which `iam.rs` takes as done; attaching an attached policy changes nothing.
 #[cfg(test)]
-pub(crate) const IDEMPOTENT_MAKERS: &[&str] = &["AttachLoadBalancerToSubnets", "CreateTags", "CreateOrUpdateTags"];
+pub(crate) const IDEMPOTENT_MAKERS: &[&str] = &[
+    "AttachLoadBalancerToSubnets",
+    "CreateTags",
+    "CreateOrUpdateTags",
+    "AttachRolePolicy",
+    "CreateInstanceProfile",
+    "CreatePolicy",
+    "CreateRole",
+];
 
 /// A failure after which AWS may or may not have done what was asked: no
 /// answer at all, or a 5xx other than throttling.
