@@ -240,6 +240,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The kubeadm configuration a node boots with, secrets masked
+    #[command(
+        after_help = "ADDRESS is a control-plane instance (aws_instance.control_plane[N]) or a worker pool's launch \
+                      template (aws_launch_template.pool[NAME]). The endpoint and the CA hash come from the state; \
+                      before apply the endpoint reads (known after apply).\n\nExamples:\n  skyplan node-config \
+                      cluster.toml 'aws_instance.control_plane[0]'\n  skyplan node-config cluster.toml \
+                      'aws_launch_template.pool[worker]'"
+    )]
+    NodeConfig {
+        #[arg(help = SPEC_HELP)]
+        spec: PathBuf,
+        /// The node's address
+        address: String,
+    },
     /// A shell completion script on stdout
     #[command(
         after_help = "Examples:\n  skyplan completion bash > /etc/bash_completion.d/skyplan\n  skyplan completion zsh > \"${fpath[1]}/_skyplan\"\n  skyplan completion fish > ~/.config/fish/completions/skyplan.fish"

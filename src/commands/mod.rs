@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod hooks;
 pub mod inspect;
+pub mod node_config;
 pub mod output;
 pub mod plan;
 pub mod policy;
@@ -72,6 +73,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Unlock { lock_id } => state::unlock(global, &lock_id),
         Command::Policy { spec, split, with_optional } => policy::run(global, &spec, split.as_deref(), with_optional),
         Command::Output { spec, json } => output::run(global, &spec, json),
+        Command::NodeConfig { spec, address } => node_config::run(global, &spec, &address),
         Command::Completion { shell } => {
             let shell = match shell {
                 Shell::Bash => clap_complete::Shell::Bash,
