@@ -83,6 +83,12 @@ pub fn expand(cluster: &Cluster, network: &Network, groups: &SecurityGroups) -> 
             "associate_public_ip_address": false,
             "load_balancer": elb_name,
             "iam_instance_profile": pool.instance_profile(true),
+            // Its create waits until the node is in the cluster (the AWS provider's apiwait.rs).
+            "api_wait": {
+                "host": endpoint,
+                "port": cluster.api_port,
+                "pki_secret": bootstrap::secret_name(&cluster.name, bootstrap::SecretKind::Pki),
+            },
             "tags": tags::to_value(tags.resource(&format!("control-plane-{index}"), None)),
         });
         set_key_name(&mut attrs, cluster);
@@ -294,6 +300,11 @@ mod tests {
         assert!(deps("aws_autoscaling_group.pool[worker]").contains(&"aws_instance.control_plane[0]".to_string()));
         let cp0 = find(fixtures::DEMO, "aws_instance.control_plane[0]");
         assert_eq!(cp0.attrs["load_balancer"], "${aws_elb.apiserver.id}", "the load balancer comes first");
+        // Each control plane's create waits until its node is in the cluster, through the endpoint.
+        assert_eq!(
+            cp0.attrs["api_wait"],
+            json!({"host": "${aws_elb.apiserver.dns_name}", "port": 6443, "pki_secret": "aws.cluster.x-k8s.io/demo/pki"})
+        );
     }
 
     #[test]

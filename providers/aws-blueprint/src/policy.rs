@@ -132,6 +132,12 @@ pub fn policy_for(spec: &SpecFile, resources: &[Resource]) -> Result<PolicyDocum
             grants.add(action, vec![role_arn.to_string()], None);
         }
     }
+    for secret in api_wait_secrets(resources) {
+        // Secrets Manager ARNs end in `-` and six random characters.
+        for action in &table.run.api_wait {
+            grants.add(action, vec![format!("arn:*:secretsmanager:*:*:secret:{secret}-*")], None);
+        }
+    }
     let profiles = instance_profiles(resources);
     if !profiles.is_empty() {
         grants.everywhere(&table.run.instance_profile);
@@ -358,6 +364,18 @@ pub fn instance_profiles(resources: &[Resource]) -> BTreeSet<String> {
         .collect()
 }
 
+/// The PKI secrets control-plane instances read to wait on the API server
+/// (`api_wait.pki_secret`).
+fn api_wait_secrets(resources: &[Resource]) -> BTreeSet<String> {
+    resources
+        .iter()
+        .filter(|r| r.address.kind == "aws_instance")
+        .filter_map(|r| r.attrs.get("api_wait")?.get("pki_secret")?.as_str())
+        .filter(|name| !name.contains("${"))
+        .map(str::to_string)
+        .collect()
+}
+
 /// The seed's policy `name` ("Control Plane Policy", "Nodes Policy"): what
 /// the shared instance profiles' roles may do (data/seed-policies.json).
 pub fn seed_policy(name: &str) -> Option<Value> {
@@ -429,6 +447,7 @@ struct RunActions {
     instance_profile: Vec<String>,
     shared_instance_profiles: Vec<String>,
     shared_instance_profile_roles: Vec<String>,
+    api_wait: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -566,6 +585,7 @@ mod tests {
             ("run.instance_profile", &t.run.instance_profile),
             ("run.shared_instance_profiles", &t.run.shared_instance_profiles),
             ("run.shared_instance_profile_roles", &t.run.shared_instance_profile_roles),
+            ("run.api_wait", &t.run.api_wait),
         ];
         let mut out: Vec<(String, String)> =
             run.iter().flat_map(|(row, actions)| actions.iter().map(|a| (row.to_string(), a.clone()))).collect();
@@ -641,6 +661,7 @@ mod tests {
             ("run.instance_profile".into(), &t.run.instance_profile),
             ("run.shared_instance_profiles".into(), &t.run.shared_instance_profiles),
             ("run.shared_instance_profile_roles".into(), &t.run.shared_instance_profile_roles),
+            ("run.api_wait".into(), &t.run.api_wait),
         ];
         for (kind, row) in &t.kinds {
             for (phase, actions) in
@@ -869,7 +890,9 @@ mod tests {
         // Nothing the spec does not call for: no role, no key pair, no static checks beyond what its types read.
         assert!(!actions.contains("sts:AssumeRole"));
         assert!(!actions.contains("ec2:DescribeKeyPairs"));
-        assert!(actions.iter().all(|a| !a.starts_with("eks:") && !a.starts_with("secretsmanager:")));
+        assert!(actions.iter().all(|a| !a.starts_with("eks:")));
+        // Secrets Manager: reading the PKI secret for the wait on the API server.
+        assert!(actions.contains("secretsmanager:GetSecretValue"));
     }
 
     #[test]
@@ -1048,6 +1071,12 @@ mod tests {
         let spec = skyplan_engine::Spec::<SpecFile>::parse_with(source(only_network)).unwrap();
         let doc = policy_for(&spec.file, &spec.resources).unwrap();
         assert!(!doc.actions().iter().any(|a| a.starts_with("iam:")));
+        // The wait on the API server reads the cluster's PKI secret, and only it.
+        let doc = policy(fixtures::DEMO);
+        let reads: Vec<&Statement> =
+            doc.statements.iter().filter(|s| s.action.contains(&"secretsmanager:GetSecretValue".to_string())).collect();
+        assert_eq!(reads.len(), 1);
+        assert_eq!(reads[0].resource, ["arn:*:secretsmanager:*:*:secret:aws.cluster.x-k8s.io/demo/pki-*"]);
         // The roles get the seed's own documents.
         for name in ["Control Plane Policy", "Nodes Policy"] {
             assert!(seed_policy(name).unwrap()["Statement"].as_array().is_some_and(|s| !s.is_empty()), "{name}");

@@ -48,6 +48,9 @@ pub(crate) struct Timeouts {
     pub instance: Patience,
     /// An auto scaling group and its instances going away after ForceDelete.
     pub autoscaling_group: Patience,
+    /// A control-plane node joining the cluster (`apiwait.rs`): boot,
+    /// image pulls and `kubeadm init` or `join` take minutes.
+    pub api_server: Patience,
     /// A delete blocked by dependents (`DependencyViolation`): ENIs of a
     /// deleted load balancer or terminated instance linger for minutes.
     pub blocked_delete: Duration,
@@ -60,6 +63,7 @@ impl Default for Timeouts {
             nat_gateway: Patience::minutes(10),
             instance: Patience::minutes(10),
             autoscaling_group: Patience::minutes(15),
+            api_server: Patience::minutes(20),
             blocked_delete: Duration::from_secs(15 * 60),
             blocked_backoff: Backoff { base: Duration::from_secs(2), cap: Duration::from_secs(20) },
         }

@@ -15,6 +15,11 @@
 //! answering. Reads report it only while the instance is registered there.
 //! (No wait for InService: that needs elasticloadbalancing:
 //! DescribeInstanceHealth, which the seed's policies do not grant.)
+//!
+//! `api_wait` (control-plane nodes): create returns once the node is a
+//! control-plane member of the cluster, asked of the API server through
+//! the endpoint (`apiwait.rs`); skipped with a note where the endpoint
+//! does not resolve. It changes nothing in place and reads as written.
 
 use std::collections::HashMap;
 
@@ -28,6 +33,7 @@ use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
 
 use super::elb;
 use crate::ami;
+use crate::apiwait::{self, ApiWait};
 use crate::attrs::{self, Field, KindSpec, Ty, TAGS};
 use crate::clients::Clients;
 use crate::ec2util::{client_token, created_but, filter, id_chunks, FILTER_CHUNK};
@@ -52,6 +58,7 @@ pub(crate) const SPEC: KindSpec = KindSpec {
         Field::new("associate_public_ip_address", Ty::Bool).replace(),
         Field::new("load_balancer", Ty::Str),
         Field::new("iam_instance_profile", Ty::Str).replace(),
+        Field::new("api_wait", Ty::Object(apiwait::FIELDS)),
         TAGS,
     ],
     computed: &["id", "private_ip", "public_ip", "resolved_ami"],
@@ -145,6 +152,10 @@ impl AwsKind for Kind {
                 .await
                 .map_err(|e| created_but(&id, &ctx.address, e))?;
         }
+        if let (Some(api), Some(ip)) = (ApiWait::from_attrs(attrs)?, running.private_ip_address()) {
+            // The next control plane and the worker pools start once this node is in the cluster.
+            apiwait::until_member(c, ctx, &api, ip).await.map_err(|e| created_but(&id, &ctx.address, e))?;
+        }
         let mut result = attrs.clone();
         result.insert("id".into(), json!(id));
         result.insert("private_ip".into(), json!(running.private_ip_address()));
@@ -205,7 +216,7 @@ impl AwsKind for Kind {
                     live.insert("load_balancer".into(), if there { json!(lb) } else { Value::Null });
                 }
                 // Not returned by DescribeInstances: as recorded.
-                for echoed in ["user_data", "associate_public_ip_address", "ami_lookup"] {
+                for echoed in ["user_data", "associate_public_ip_address", "ami_lookup", "api_wait"] {
                     if let Some(v) = req.prior.get(echoed) {
                         live.insert(echoed.into(), v.clone());
                     }
