@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The local AWS emulator (moto's server) for skyplan's emulator tests.
 #
-#   scripts/emulator.sh install     create ./.venv with moto[server] (pinned) if missing
+#   scripts/emulator.sh install     create ./.venv with moto[server] (pinned) and, in
+#                                   ./.venv/awscli, the AWS CLI (pinned) the simulated
+#                                   node boot runs (tests/it/aws_bootsim.rs), if missing
 #   scripts/emulator.sh start PORT  start it on 127.0.0.1:PORT in the background
 #   scripts/emulator.sh stop        stop the server that `start` started
 #
@@ -12,6 +14,9 @@
 set -euo pipefail
 
 MOTO_VERSION="5.2.5"
+# The AWS CLI the nodes' boot script calls; its own venv, so that its
+# pinned botocore never moves moto's.
+AWSCLI_VERSION="1.36.40"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 PID_FILE="$ROOT/.venv/moto_server.pid"
@@ -20,6 +25,23 @@ LOG_FILE="$ROOT/.venv/moto_server.log"
 die() { echo "emulator.sh: $*" >&2; exit 1; }
 
 install() {
+    install_moto
+    install_awscli
+}
+
+install_awscli() {
+    local cli="$VENV/awscli"
+    if [[ -x "$cli/bin/aws" ]] \
+        && "$cli/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('awscli') != '$AWSCLI_VERSION')" 2>/dev/null; then
+        return 0
+    fi
+    python3 -m venv "$cli" || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
+    "$cli/bin/pip" install --quiet --disable-pip-version-check "awscli==$AWSCLI_VERSION" \
+        || die "pip install awscli==$AWSCLI_VERSION failed"
+    echo "emulator.sh: installed the AWS CLI $AWSCLI_VERSION in $cli"
+}
+
+install_moto() {
     if [[ -x "$VENV/bin/moto_server" ]] \
         && "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('moto') != '$MOTO_VERSION')" 2>/dev/null; then
         return 0

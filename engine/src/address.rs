@@ -10,6 +10,42 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// Text with its runs of ASCII digits compared as numbers (leading zeros
+/// aside, then by length, so `01` and `1` still differ).
+fn natural(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let da = a.iter().take_while(|c| c.is_ascii_digit()).count();
+                let db = b.iter().take_while(|c| c.is_ascii_digit()).count();
+                let (na, nb) = (&a[..da], &b[..db]);
+                let (ta, tb) = (trim_zeros(na), trim_zeros(nb));
+                let order = ta.len().cmp(&tb.len()).then_with(|| ta.cmp(tb)).then_with(|| na.len().cmp(&nb.len()));
+                if order != Ordering::Equal {
+                    return order;
+                }
+                (a, b) = (&a[da..], &b[db..]);
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+                (a, b) = (&a[1..], &b[1..]);
+            }
+        }
+    }
+}
+
+fn trim_zeros(digits: &[u8]) -> &[u8] {
+    let zeros = digits.iter().take_while(|&&c| c == b'0').count();
+    &digits[zeros.min(digits.len().saturating_sub(1))..]
+}
+
 /// `TYPE.NAME[KEY]`, e.g. `aws_subnet.private[us-east-1a]`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Address {
@@ -29,6 +65,18 @@ impl Address {
 }
 
 impl Address {
+    /// The order people count in: like `Ord`, but runs of digits in the
+    /// name and key compare as numbers (`cp[2]` before `cp[10]`, which the
+    /// text order puts after it). Rolling groups roll in this order.
+    pub fn natural_cmp(&self, other: &Address) -> std::cmp::Ordering {
+        self.kind.cmp(&other.kind).then_with(|| natural(&self.name, &other.name)).then_with(|| {
+            match (&self.key, &other.key) {
+                (Some(a), Some(b)) => natural(a, b),
+                (a, b) => a.cmp(b),
+            }
+        })
+    }
+
     /// Replace `out` with the text form (what `Display` writes), reusing its
     /// buffer: cheaper than formatting when done for every resource.
     pub fn write_to(&self, out: &mut String) {
@@ -123,6 +171,32 @@ impl<'de> Deserialize<'de> for Address {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn natural_order_counts_numbers() {
+        let mut addresses: Vec<Address> =
+            [10, 2, 1, 0, 11].iter().map(|n| Address::keyed("aws_instance", "control_plane", n.to_string())).collect();
+        addresses.push(Address::new("aws_instance", "bastion"));
+        addresses.push(Address::new("aws_node", "cp10"));
+        addresses.push(Address::new("aws_node", "cp9"));
+        addresses.sort_by(|a, b| a.natural_cmp(b));
+        let text: Vec<String> = addresses.iter().map(Address::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "aws_instance.bastion",
+                "aws_instance.control_plane[0]",
+                "aws_instance.control_plane[1]",
+                "aws_instance.control_plane[2]",
+                "aws_instance.control_plane[10]",
+                "aws_instance.control_plane[11]",
+                "aws_node.cp9",
+                "aws_node.cp10",
+            ]
+        );
+        assert_eq!(natural("a01", "a1"), std::cmp::Ordering::Greater, "equal numbers, the longer text after");
+        assert_eq!(natural("us-east-1a", "us-east-1b"), std::cmp::Ordering::Less);
+    }
 
     #[test]
     fn round_trips() {

@@ -341,7 +341,7 @@ fn operations(changes: &[Change]) -> (Vec<Op>, Vec<Vec<usize>>) {
         groups.entry(c.rolling_group.as_deref().unwrap_or_default()).or_default().push(&c.address);
     }
     for members in groups.values_mut() {
-        members.sort();
+        members.sort_by(|a, b| a.natural_cmp(b));
         for pair in members.windows(2) {
             soft.push((apply_op[pair[1]], old_op[pair[0]]));
         }

@@ -356,6 +356,26 @@ async fn a_rolling_group_is_replaced_one_at_a_time_new_before_old() {
     assert!(!diff(&v2, &state, false).has_changes());
 }
 
+/// `members` nodes of one rolling group behind a balancer they name, each
+/// joining after the one before it (`depends_on`) when `joined`.
+fn group_nodes(image: &str, members: u32, joined: bool, fake: &Arc<Fake>) -> ResourceGraph {
+    let mut text = String::from("[resource.test_lb.api]\n");
+    for n in 0..members {
+        text.push_str(&format!(
+            "[resource.test_node.cp{n}]\nimage = \"{image}\"\nreplace_on = [\"image\"]\nlb = \"${{test_lb.api.id}}\"\n"
+        ));
+    }
+    let mut resources = crate::testing::spec(&text).resources;
+    for r in resources.iter_mut().filter(|r| r.address.kind == "test_node") {
+        r.rolling_group = Some("control-plane".into());
+        let n: u32 = r.address.name.trim_start_matches("cp").parse().unwrap();
+        if joined && n > 0 {
+            r.depends_on.push(crate::address::Address::new("test_node", format!("cp{}", n - 1)));
+        }
+    }
+    ResourceGraph::build(resources, &providers(fake)).unwrap()
+}
+
 /// Members that depend on each other (each control plane joins after the
 /// one before it) still roll one at a time, new before old: the order
 /// between members is the group's, not a wait of the earlier member's old
@@ -363,26 +383,10 @@ async fn a_rolling_group_is_replaced_one_at_a_time_new_before_old() {
 #[tokio::test]
 async fn a_rolling_group_whose_members_join_in_order_still_rolls_one_at_a_time() {
     let fake = Arc::new(Fake::default());
-    let chained = |image: &str, members: u32| {
-        let mut text = String::from("[resource.test_lb.api]\n");
-        for n in 0..members {
-            text.push_str(&format!(
-                "[resource.test_node.cp{n}]\nimage = \"{image}\"\nreplace_on = [\"image\"]\nlb = \"${{test_lb.api.id}}\"\n"
-            ));
-        }
-        let mut resources = crate::testing::spec(&text).resources;
-        for r in resources.iter_mut().filter(|r| r.address.kind == "test_node") {
-            r.rolling_group = Some("control-plane".into());
-            let n: u32 = r.address.name.trim_start_matches("cp").parse().unwrap();
-            if n > 0 {
-                r.depends_on.push(crate::address::Address::new("test_node", format!("cp{}", n - 1)));
-            }
-        }
-        ResourceGraph::build(resources, &providers(&fake)).unwrap()
-    };
-    let (state, report) = run(&diff(&chained("v1", 3), &State::new(), false), State::new(), &fake).await;
+    let (state, report) =
+        run(&diff(&group_nodes("v1", 3, true, &fake), &State::new(), false), State::new(), &fake).await;
     assert!(report.is_success(), "{report:?}");
-    let plan = diff(&chained("v2", 3), &state, false);
+    let plan = diff(&group_nodes("v2", 3, true, &fake), &state, false);
     assert_eq!(plan.summary.replace, 3);
     assert!(plan.changes.iter().filter(|c| c.action == Action::Replace).all(|c| c.rolling_group.is_some()));
     crate::apply::check_order(&plan).expect("some order applies it");
@@ -403,12 +407,33 @@ async fn a_rolling_group_whose_members_join_in_order_still_rolls_one_at_a_time()
     assert!(state.deposed.is_empty());
 
     // Shrinking deletes the last member first, one at a time.
-    let plan = diff(&chained("v2", 1), &state, false);
+    let plan = diff(&group_nodes("v2", 1, true, &fake), &state, false);
     assert_eq!(plan.summary.delete, 2);
     fake.log.lock().unwrap().clear();
     let (_, report) = run(&plan, state, &fake).await;
     assert!(report.is_success(), "{report:?}");
     assert_eq!(fake.log.lock().unwrap().clone(), ["delete test_node.cp2", "delete test_node.cp1"]);
+}
+
+/// A group of more than ten rolls in counting order (`cp2` before `cp10`),
+/// not in the text order of its members' names, whether or not they join
+/// one after another.
+#[tokio::test]
+async fn a_rolling_group_of_twelve_rolls_in_counting_order() {
+    for joined in [false, true] {
+        let fake = Arc::new(Fake::default());
+        let nodes = |image| group_nodes(image, 12, joined, &fake);
+        let (state, report) = run(&diff(&nodes("v1"), &State::new(), false), State::new(), &fake).await;
+        assert!(report.is_success(), "{report:?}");
+        let plan = diff(&nodes("v2"), &state, false);
+        crate::apply::check_order(&plan).expect("some order applies it");
+        fake.log.lock().unwrap().clear();
+        let (_, report) = run(&plan, state, &fake).await;
+        assert!(report.is_success(), "{report:?}");
+        let expected: Vec<String> =
+            (0..12).flat_map(|n| [format!("create test_node.cp{n}"), format!("delete test_node.cp{n}")]).collect();
+        assert_eq!(fake.log.lock().unwrap().clone(), expected, "joined: {joined}");
+    }
 }
 
 /// A dependent that only comes after a member (`depends_on`: workers join

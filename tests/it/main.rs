@@ -13,6 +13,8 @@ mod support;
 #[cfg(feature = "aws")]
 mod aws_boot;
 #[cfg(feature = "aws")]
+mod aws_bootsim;
+#[cfg(feature = "aws")]
 mod aws_cli;
 #[cfg(feature = "aws")]
 mod aws_clusters;

@@ -880,6 +880,7 @@ impl Check {
             })
             .collect();
         self.kubernetes_pack(profile, &packs);
+        self.cni_pack(profile, &packs);
         // Stable: packs of one layer keep the file's order.
         packs.sort_by_key(|p| p.layer);
         Profile { name: profile.name.clone(), packs }
@@ -892,17 +893,8 @@ impl Check {
     /// config API serves, and pod and service networks that are CIDRs.
     /// `packs` are the merged packs in the file's order.
     fn kubernetes_pack(&mut self, profile: &spec::Profile, packs: &[Pack]) {
-        let mut seen: Option<usize> = None;
-        for (i, pack) in packs.iter().enumerate().filter(|(_, p)| p.layer == spec::Layer::K8s) {
-            if let Some(first) = seen {
-                self.fail(
-                    format!("profile.pack[{i}].layer"),
-                    format!("a second pack of layer \"k8s\" (profile.pack[{first}] is one)"),
-                    "a cluster runs one Kubernetes: keep one pack of layer \"k8s\"",
-                );
-                continue;
-            }
-            seen = Some(i);
+        let hint = "a cluster runs one Kubernetes: keep one pack of layer \"k8s\"";
+        if let Some((i, pack)) = self.single_pack(packs, spec::Layer::K8s, hint) {
             if !pack.version.trim().is_empty() {
                 if let Err(message) = crate::bootstrap::KubernetesVersion::parse(&pack.version) {
                     self.fail(
@@ -931,6 +923,45 @@ impl Check {
                         ),
                     );
                 }
+            }
+        }
+    }
+
+    /// The first pack of `layer` with its index (the file's order), failing
+    /// every further one.
+    fn single_pack<'p>(&mut self, packs: &'p [Pack], layer: spec::Layer, hint: &str) -> Option<(usize, &'p Pack)> {
+        let mut of_layer = packs.iter().enumerate().filter(|(_, p)| p.layer == layer);
+        let first = of_layer.next()?;
+        for (i, _) in of_layer {
+            self.fail(
+                format!("profile.pack[{i}].layer"),
+                format!("a second pack of layer \"{}\" (profile.pack[{}] is one)", layer_name(layer), first.0),
+                hint,
+            );
+        }
+        Some(first)
+    }
+
+    /// The pack of layer `cni`, which the first control plane installs
+    /// (bootstrap/cni.rs): at most one, with a manifest skyplan can fetch.
+    fn cni_pack(&mut self, profile: &spec::Profile, packs: &[Pack]) {
+        let pod_cidr = packs
+            .iter()
+            .find(|p| p.layer == spec::Layer::K8s)
+            .and_then(|p| p.values.get("pod_cidr"))
+            .and_then(|v| v.as_str())
+            .unwrap_or(crate::bootstrap::kubeadm::DEFAULT_POD_CIDR);
+        let hint = "a cluster runs one CNI: keep one pack of layer \"cni\" (others, e.g. multus, as layer \"addon\")";
+        if let Some((i, pack)) = self.single_pack(packs, spec::Layer::Cni, hint) {
+            if let Err(e) = crate::bootstrap::cni::cni(&pack.name, &pack.version, &pack.values, pod_cidr) {
+                let key = match e.key() {
+                    Some(key) if profile.overrides.get(&pack.name).is_some_and(|o| o.contains_key(key)) => {
+                        format!("profile.override.{}.{key}", pack.name)
+                    }
+                    Some(key) => format!("profile.pack[{i}].values.{key}"),
+                    None => format!("profile.pack[{i}]"),
+                };
+                self.fail(key, e.to_string(), e.hint());
             }
         }
     }
@@ -1432,7 +1463,7 @@ mod tests {
 
     #[test]
     fn profile_packs() {
-        only_error(&demo_with("name = \"calico\"", "name = \"ubuntu\""), "profile.pack[1].name");
+        only_error(&demo_with("name = \"ubuntu\"", "name = \"calico\""), "profile.pack[1].name");
         let e = only_error(
             &format!("{}\n[profile.override.nginx]\nreplicas = 2\n", fixtures::DEMO),
             "profile.override.nginx",
@@ -1440,6 +1471,25 @@ mod tests {
         assert!(e.help.unwrap().contains("kubernetes"));
         only_error(&demo_with("version = \"22.04\"", "version = \"\""), "profile.pack[0].version");
         only_error(&demo_with("name = \"ubuntu-k8s\"", "name = \"\""), "profile.name");
+    }
+
+    #[test]
+    fn the_cni_pack_needs_a_manifest_skyplan_can_fetch() {
+        let e = only_error(&demo_with("name = \"calico\"", "name = \"cilium\""), "profile.pack[1]");
+        assert!(e.message.contains("\"cilium\"") && e.help.unwrap().contains("manifest_url"), "{}", e.message);
+        let cilium = demo_with("name = \"calico\"", "name = \"cilium\"");
+        ok(&edit(&cilium, "mtu = 1440", "mtu = 1440, manifest_url = \"https://example.com/c.yaml\""));
+        only_error(
+            &demo_with("mtu = 1440", "mtu = 1440, manifest_url = \"http://example.com/c.yaml\""),
+            "profile.pack[1].values.manifest_url",
+        );
+        only_error(
+            &demo_with("mtu = 1440", "mtu = 1440, manifest_sha256 = \"abc\""),
+            "profile.pack[1].values.manifest_sha256",
+        );
+        let second =
+            format!("{}\n[[profile.pack]]\nname = \"flannel\"\nlayer = \"cni\"\nversion = \"0.25\"\n", fixtures::DEMO);
+        only_error(&second, "profile.pack[3].layer");
     }
 
     #[test]

@@ -100,6 +100,9 @@ pub struct ClusterInputs {
     pub endpoint_port: u16,
     pub pod_subnet: String,
     pub service_subnet: String,
+    /// What the initializing node installs once the API is up (the
+    /// profile's `cni` pack); none without one.
+    pub cni: Option<crate::bootstrap::cni::Cni>,
 }
 
 impl ClusterInputs {
@@ -270,6 +273,11 @@ pub(crate) mod tests {
             endpoint_port: 6443,
             pod_subnet: "172.16.0.0/16".into(),
             service_subnet: "10.96.0.0/12".into(),
+            cni: Some(crate::bootstrap::cni::Cni {
+                manifest_url: crate::bootstrap::cni::calico_manifest_url("3.28.0"),
+                manifest_sha256: None,
+                calico_pool_cidr: Some("172.16.0.0/16".into()),
+            }),
         }
     }
 

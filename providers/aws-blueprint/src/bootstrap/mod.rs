@@ -22,9 +22,10 @@
 //!   `aws.cluster.x-k8s.io/*`: the seed's Nodes policy, which the
 //!   control-plane role needs as well as the Control Plane policy.
 //!
-//! One file per concern: `pki.rs`, `token.rs`, `secrets.rs`, `kubeadm.rs`,
+//! One file per concern: `cni.rs`, `pki.rs`, `token.rs`, `secrets.rs`, `kubeadm.rs`,
 //! `userdata.rs` (with the script `node-bootstrap.sh`), `yaml.rs`.
 
+pub mod cni;
 pub mod kubeadm;
 pub mod pki;
 pub mod secrets;
@@ -64,13 +65,21 @@ pub(crate) fn cluster_inputs(cluster: &Cluster, endpoint_host: &str) -> ClusterI
         k8s.and_then(|p| p.values.get(key)).and_then(|v| v.as_str()).unwrap_or(default).to_string()
     };
     let version = k8s.map(|p| p.version.as_str()).unwrap_or(kubeadm::DEFAULT_KUBERNETES_VERSION);
+    let pod_subnet = value("pod_cidr", kubeadm::DEFAULT_POD_CIDR);
+    let cni = cluster
+        .profile
+        .iter()
+        .flat_map(|p| &p.packs)
+        .find(|p| p.layer == Layer::Cni)
+        .map(|p| cni::cni(&p.name, &p.version, &p.values, &pod_subnet).expect("validate.rs checked the cni pack"));
     ClusterInputs {
         cluster_name: cluster.name.clone(),
         kubernetes_version: KubernetesVersion::parse(version).expect("validate.rs checked the k8s pack's version"),
         endpoint_host: endpoint_host.to_string(),
         endpoint_port: cluster.api_port,
-        pod_subnet: value("pod_cidr", kubeadm::DEFAULT_POD_CIDR),
+        pod_subnet,
         service_subnet: value("service_cidr", kubeadm::DEFAULT_SERVICE_CIDR),
+        cni,
     }
 }
 

@@ -423,6 +423,28 @@ exit "${{FAKE_KUBEADM_EXIT:-0}}"
         ),
     );
     shim("sleep", "exit 0\n");
+    // curl ... --output FILE URL: Calico's manifest, in the part that matters
+    // (the pool CIDR it ships commented out).
+    shim(
+        "curl",
+        &format!(
+            r#"echo "curl $*" >> {log}
+printf '%s\n' 'kind: DaemonSet' '            # - name: CALICO_IPV4POOL_CIDR' '            #   value: "192.168.0.0/16"' > "$6"
+"#,
+            log = path(&root.join("calls.log"))
+        ),
+    );
+    // kubectl ... --filename FILE: keep what was applied.
+    shim(
+        "kubectl",
+        &format!(
+            r#"echo "kubectl $*" >> {log}
+cp "${{@: -1}}" {root}/cni-applied.yaml
+"#,
+            log = path(&root.join("calls.log")),
+            root = path(root)
+        ),
+    );
 
     let specs = user_data(EXAMPLE);
     let script_of = |address: &str| {
@@ -482,12 +504,35 @@ exit "${{FAKE_KUBEADM_EXIT:-0}}"
     assert!(!stdout.contains("kubeadm.yaml"), "the config with the token is gone: {stdout}");
     assert!(stdout.contains("bootstrap.done"), "{stdout}");
     assert!(!stderr.contains(token), "no token in the log");
+    // Then the CNI, once, with the cluster's pod network.
+    let url = "https://raw.githubusercontent.com/projectcalico/calico/v3.28.0/manifests/calico.yaml";
+    assert_eq!(
+        calls
+            .matches(&format!("curl --fail --silent --show-error --location --output /run/skyplan/cni.yaml {url}"))
+            .count(),
+        1,
+        "{calls}"
+    );
+    assert_eq!(
+        calls.matches("kubectl --kubeconfig /etc/kubernetes/admin.conf apply --server-side --force-conflicts --filename /run/skyplan/cni.yaml").count(),
+        1,
+        "{calls}"
+    );
+    let applied = std::fs::read_to_string(root.join("cni-applied.yaml")).unwrap();
+    assert!(
+        applied.contains("            - name: CALICO_IPV4POOL_CIDR\n              value: \"172.16.0.0/16\"\n"),
+        "{applied}"
+    );
 
     // Replaced later: the lock is gone, so it joins as a control plane.
     let (out, calls) = boot("aws_instance.control_plane[0]", 1, 0);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("joining it as a control plane"), "{stderr}");
     assert!(calls.contains("kubeadm join --config") && !calls.contains("kubeadm init"), "{calls}");
+    assert!(
+        !calls.contains("kubectl") && !calls.contains("curl"),
+        "only the initializing node installs the CNI: {calls}"
+    );
     let seen = std::fs::read_to_string(root.join("kubeadm-config-seen.yaml")).unwrap();
     assert!(seen.contains("controlPlane: {}") && seen.contains(&secrets.ca_cert_hash()), "{seen}");
 

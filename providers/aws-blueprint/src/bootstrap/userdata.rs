@@ -42,6 +42,14 @@ pub fn script(cluster: &ClusterInputs, region: &str, role: KubeadmRole) -> Strin
         ("JOIN_SECRET", secret_name(name, SecretKind::Join)),
         ("INIT_LOCK_SECRET", secret_name(name, SecretKind::InitLock)),
     ];
+    // Only the initializing node installs the CNI; the others carry it empty.
+    let cni = cluster.cni.as_ref().filter(|_| role == "init");
+    let cni_settings = [
+        ("CNI_MANIFEST_URL", cni.map(|c| c.manifest_url.clone())),
+        ("CNI_MANIFEST_SHA256", cni.and_then(|c| c.manifest_sha256.clone())),
+        ("CALICO_POOL_CIDR", cni.and_then(|c| c.calico_pool_cidr.clone())),
+    ];
+    let settings = settings.into_iter().chain(cni_settings.map(|(k, v)| (k, v.unwrap_or_default())));
     let mut out = String::from("#!/bin/bash\nset -o errexit -o nounset -o pipefail\numask 077\n\n# This node.\n");
     for (key, value) in settings {
         out.push_str(&format!("readonly {key}={}\n", shell_quote(&value)));

@@ -57,12 +57,19 @@ pub(crate) fn normalize_protocol(p: &str) -> String {
     }
 }
 
-/// Ports as they identify an atom: all protocols ignore them.
+/// Whether AWS reads ports for a protocol: TCP, UDP and the ICMPs (type and
+/// code) do; all protocols (`-1`) and any other by number (`4`, IP in IP)
+/// allow every port, and AWS ignores what is sent.
+pub(crate) fn has_ports(protocol: &str) -> bool {
+    matches!(protocol, "tcp" | "udp" | "icmp" | "icmpv6")
+}
+
+/// Ports as they identify an atom: protocols without ports ignore them.
 pub(crate) fn normalize_ports(protocol: &str, from: i32, to: i32) -> (i32, i32) {
-    if protocol == "-1" {
-        (-1, -1)
-    } else {
+    if has_ports(protocol) {
         (from, to)
+    } else {
+        (-1, -1)
     }
 }
 
@@ -138,7 +145,7 @@ pub(crate) fn permission_atoms(p: &IpPermission, group_id: &str) -> Vec<Atom> {
 /// The permission AWS takes for one atom on group `group_id`.
 pub(crate) fn permission(atom: &Atom, group_id: &str) -> IpPermission {
     let mut p = IpPermission::builder().ip_protocol(&atom.protocol);
-    if atom.protocol != "-1" {
+    if has_ports(&atom.protocol) {
         p = p.from_port(atom.from_port).to_port(atom.to_port);
     }
     let description = (!atom.description.is_empty()).then(|| atom.description.clone());
@@ -186,7 +193,7 @@ pub(crate) fn regroup(prior_rules: &[&Attrs], live: Vec<Atom>) -> Value {
     for ((protocol, from, to, description), mut sources) in groups {
         sources.sort();
         sources.dedup();
-        let (from, to) = if protocol == "-1" { (0, 0) } else { (from, to) };
+        let (from, to) = if has_ports(&protocol) { (from, to) } else { (0, 0) };
         let mut rule = Attrs::new();
         rule.insert("protocol".into(), json!(protocol));
         rule.insert("from_port".into(), json!(from));
@@ -345,6 +352,9 @@ mod tests {
     #[test]
     fn all_protocols_ignore_ports() {
         let a = rule_atoms(&obj(json!({"protocol": "all", "from_port": 0, "to_port": 0, "self": true}))).unwrap();
+        let ipip = rule_atoms(&obj(json!({"protocol": "4", "from_port": 0, "to_port": 0, "self": true}))).unwrap();
+        assert_eq!(ipip[0].key(), ("4", -1, -1, &Source::SelfGroup), "IP in IP has no ports either");
+        assert!(permission(&ipip[0], "sg-1").from_port().is_none());
         let b = rule_atoms(&obj(json!({"protocol": "-1", "from_port": 0, "to_port": 65535, "self": true}))).unwrap();
         assert_eq!(a, b);
         assert_eq!(a[0].key(), ("-1", -1, -1, &Source::SelfGroup));
