@@ -59,10 +59,13 @@ pub(crate) const EVENTUALLY_CONSISTENT: &[&str] = &[
 /// ago (IAM is eventually consistent: EC2 sees a new profile after a few
 /// seconds): `InvalidParameterValue` "Value (NAME) for parameter
 /// iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name".
+/// Auto scaling checks a group's launch template the same way at
+/// CreateAutoScalingGroup (`ValidationError`, "You must use a valid
+/// fully-formed launch template. ... Invalid IAM Instance Profile name").
 /// A profile that never appears still fails after the retries, with
 /// AWS's words.
 fn is_profile_not_yet_visible(err: &ApiError) -> bool {
-    err.has_code(&["InvalidParameterValue", "InvalidParameterCombination"])
+    err.has_code(&["InvalidParameterValue", "InvalidParameterCombination", "ValidationError"])
         && err.message.contains("Invalid IAM Instance Profile")
 }
 
@@ -355,6 +358,17 @@ mod tests {
         );
         assert!(is_retryable(&young_profile, AfterCreate));
         assert!(!is_retryable(&young_profile, Standard));
+        let group = ApiError::service(
+            "CreateAutoScalingGroup",
+            "ValidationError",
+            "You must use a valid fully-formed launch template. Value (nodes.x) for parameter iamInstanceProfile.name \
+             is invalid. Invalid IAM Instance Profile name",
+        );
+        assert!(is_retryable(&group, AfterCreate));
+        assert!(!is_retryable(
+            &ApiError::service("CreateAutoScalingGroup", "ValidationError", "bad size"),
+            AfterCreate
+        ));
         let other_value =
             ApiError::service("RunInstances", "InvalidParameterValue", "Invalid value 'x' for instanceType");
         assert!(!is_retryable(&other_value, AfterCreate), "only the profile message");
