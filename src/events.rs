@@ -158,16 +158,21 @@ fn sink_every(every: Duration) -> EventSink {
     Arc::new(move |event: &Event| {
         heartbeat.track(event);
         match event {
-            Event::Started { address, op } => {
+            Event::Started { address, op, waits_for } => {
                 let now = SystemTime::now();
                 started.lock().expect("start times").insert(address.clone(), now);
                 let addr = address.to_string();
+                let depends_on: Vec<Value> =
+                    waits_for.iter().map(|(a, k)| json!({"address": a.to_string(), "action": action(*k)})).collect();
                 emit_at(
                     now,
                     "apply_start",
                     "info",
                     &format!("{addr}: {}...", op.verb()),
-                    json!({"address": addr, "hook": {"resource": resource(address), "action": action(*op)}}),
+                    json!({
+                        "address": addr,
+                        "hook": {"resource": resource(address), "action": action(*op), "depends_on": depends_on},
+                    }),
                 );
             }
             Event::Progress { address, op, message, elapsed } => progress(address, *op, *elapsed, Some(message)),

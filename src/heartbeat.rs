@@ -65,7 +65,7 @@ impl Heartbeat {
         let mut running = self.running.lock().expect("running operations");
         let now = Instant::now();
         match event {
-            Event::Started { address, op } => {
+            Event::Started { address, op, .. } => {
                 running.insert(address.clone(), Running { op: *op, started: now, last: now });
             }
             Event::Progress { address, .. } => {

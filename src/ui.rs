@@ -114,7 +114,7 @@ impl Ui {
         let events: EventSink = Arc::new(move |event: &Event| {
             running.track(event);
             match event {
-                Event::Started { address, op } => {
+                Event::Started { address, op, .. } => {
                     println!("{}: {}...", style.bold(&address.to_string()), op.verb())
                 }
                 Event::Progress { address, op, message, elapsed } => {
@@ -172,7 +172,7 @@ fn live_progress(style: Style, bars: MultiProgress) -> EventSink {
     let spinner =
         ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg} [{elapsed}]").expect("valid template");
     Arc::new(move |event: &Event| match event {
-        Event::Started { address, op } => {
+        Event::Started { address, op, .. } => {
             let bar = bars.add(ProgressBar::new_spinner().with_style(spinner.clone()).with_prefix(address.to_string()));
             bar.set_message(format!("{}...", op.verb()));
             bar.enable_steady_tick(Duration::from_millis(120));

@@ -188,27 +188,81 @@ pub fn set_rate_limits(flags: &[String]) -> Result<()> {
 /// `on_demand_price`, parsed again with the on-demand prices the AWS Price
 /// List API gave for this run ([`look_up_prices`]). A price neither the
 /// API nor the dated table has is then an error at the pool's key.
+///
+/// A cluster's other charges (NAT gateways, the load balancer, public IPv4
+/// addresses, volumes) are asked too, for the cost estimate, unless the API
+/// already could not be asked; without an answer the estimate takes the
+/// dated table's, and its sources say which came from where.
 pub async fn load_priced(spec_path: &Path, ui: &crate::ui::Ui) -> Result<AwsSpec> {
-    let spec = AwsSpec::load(spec_path)?;
+    let mut spec = AwsSpec::load(spec_path)?;
     let needed = skyplan_aws_blueprint::prices::needed(&spec.spec.file);
+    let Some(region) = spec.region.clone() else {
+        return Ok(spec);
+    };
+    let (mut looked_up, asked) = if needed.is_empty() {
+        (skyplan_aws_blueprint::prices::LookedUp { online: true, ..Default::default() }, true)
+    } else {
+        look_up_prices(&spec, &needed, ui).await?
+    };
+    if asked {
+        look_up_service_prices(&spec, &region, &mut looked_up).await?;
+    }
     if needed.is_empty() {
+        spec.prices.services = looked_up.services;
+        spec.prices.as_of = skyplan_aws_blueprint::prices::today();
         return Ok(spec);
     }
-    let looked_up = look_up_prices(&spec, &needed, ui).await?;
     Ok(AwsSpec::parse_with(spec.spec.source.clone(), &looked_up)?)
+}
+
+/// The cost estimate's other charges in `region`, from the Price List API,
+/// into `looked_up.services`; none after the first that could not be asked
+/// (the table's then, silently: the plan's cost sources name it).
+#[cfg(feature = "aws")]
+async fn look_up_service_prices(
+    spec: &AwsSpec,
+    region: &str,
+    looked_up: &mut skyplan_aws_blueprint::prices::LookedUp,
+) -> Result<()> {
+    use skyplan_aws_blueprint::cost::ServiceItem;
+    let aws = connect_aws(spec).await?;
+    for item in ServiceItem::ALL {
+        match aws.service_price(region, item).await {
+            Ok(Some(usd)) => {
+                looked_up.services.insert((region.to_string(), item), usd);
+            }
+            Ok(None) => {}
+            // Denied or unreachable: the rest would be too.
+            Err(_) => break,
+        }
+    }
+    if looked_up.as_of.is_empty() {
+        looked_up.as_of = skyplan_aws_blueprint::prices::today();
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "aws"))]
+async fn look_up_service_prices(
+    _spec: &AwsSpec,
+    _region: &str,
+    _looked_up: &mut skyplan_aws_blueprint::prices::LookedUp,
+) -> Result<()> {
+    Ok(())
 }
 
 /// Ask the Price List API (through the AWS provider) for each (region,
 /// instance type) of `needed`. When it cannot be asked (denied,
 /// unreachable) or has no price, say so once, naming the table and its date
 /// the prices come from instead, and ask no more after a failure: the
-/// validation falls back on the table by itself.
+/// validation falls back on the table by itself. Also says whether the API
+/// could be asked (false after a denial or an unreachable endpoint).
 #[cfg(feature = "aws")]
 async fn look_up_prices(
     spec: &AwsSpec,
     needed: &[(String, String)],
     ui: &crate::ui::Ui,
-) -> Result<skyplan_aws_blueprint::prices::LookedUp> {
+) -> Result<(skyplan_aws_blueprint::prices::LookedUp, bool)> {
     use skyplan_aws::pricing::Source;
     use skyplan_aws_blueprint::prices;
 
@@ -252,9 +306,9 @@ async fn look_up_prices(
                 table.as_of_for(region)
             )
         });
-        break;
+        return Ok((looked_up, false));
     }
-    Ok(looked_up)
+    Ok((looked_up, true))
 }
 
 #[cfg(not(feature = "aws"))]
@@ -262,8 +316,8 @@ async fn look_up_prices(
     _spec: &AwsSpec,
     _needed: &[(String, String)],
     _ui: &crate::ui::Ui,
-) -> Result<skyplan_aws_blueprint::prices::LookedUp> {
-    Ok(skyplan_aws_blueprint::prices::LookedUp { online: true, ..Default::default() })
+) -> Result<(skyplan_aws_blueprint::prices::LookedUp, bool)> {
+    Ok((skyplan_aws_blueprint::prices::LookedUp { online: true, ..Default::default() }, false))
 }
 
 /// Providers for the given resource types: the simulated cloud always, AWS

@@ -80,11 +80,35 @@ impl OpKind {
 /// What happens during apply, in order, for progress display and tests.
 #[derive(Debug, Clone)]
 pub enum Event {
-    Started { address: Address, op: OpKind },
-    Progress { address: Address, op: OpKind, message: String, elapsed: Duration },
-    Finished { address: Address, op: OpKind, id: Option<String>, elapsed: Duration },
-    Failed { address: Address, op: OpKind, error: String },
-    Skipped { address: Address, op: OpKind },
+    /// `waits_for`: the operations this one waited for (the schedule's
+    /// edges), by address and kind: what a run's timeline follows to find
+    /// its critical path.
+    Started {
+        address: Address,
+        op: OpKind,
+        waits_for: Vec<(Address, OpKind)>,
+    },
+    Progress {
+        address: Address,
+        op: OpKind,
+        message: String,
+        elapsed: Duration,
+    },
+    Finished {
+        address: Address,
+        op: OpKind,
+        id: Option<String>,
+        elapsed: Duration,
+    },
+    Failed {
+        address: Address,
+        op: OpKind,
+        error: String,
+    },
+    Skipped {
+        address: Address,
+        op: OpKind,
+    },
 }
 
 pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
@@ -425,6 +449,9 @@ struct Shared {
     /// The state's records of the resources replaced create-before-destroy:
     /// kept as deposed once their replacement exists.
     replaced: HashMap<Address, ResourceState>,
+    /// What each operation waits for, by operation index (for its
+    /// `Started` event).
+    waits_for: Vec<Vec<(Address, OpKind)>>,
 }
 
 /// Apply a plan to the state it was made against, persisting through
@@ -454,6 +481,10 @@ pub async fn apply(
         return report;
     }
 
+    let waits_for = deps
+        .iter()
+        .map(|ds| ds.iter().map(|&d| (plan.changes[ops[d].change].address.clone(), ops[d].kind)).collect())
+        .collect();
     let live =
         state.resources.iter().filter_map(|(a, r)| Some((a.parse::<Address>().ok()?, r.attributes.clone()))).collect();
     let shared = Arc::new(Shared {
@@ -477,6 +508,7 @@ pub async fn apply(
                 Some((c.address.clone(), record))
             })
             .collect(),
+        waits_for,
     });
     let ops = Arc::new(ops);
     let outcomes = {
@@ -536,7 +568,8 @@ async fn run_op(shared: &Shared, index: usize, op: &Op, slot: dag::Release) -> b
     let change = &shared.changes[op.change];
     let address = &change.address;
     let started = Instant::now();
-    (shared.events)(&Event::Started { address: address.clone(), op: op.kind });
+    let waits_for = shared.waits_for[index].clone();
+    (shared.events)(&Event::Started { address: address.clone(), op: op.kind, waits_for });
     let fail = |error: String| {
         let error = without_address(error, address);
         let error = if shared.redactor.is_empty() { error } else { shared.redactor.text(&error) };

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use serde_json::json;
 use skyplan_engine::planfile::PlanFile;
-use skyplan_engine::render::{html, human, json, markdown};
+use skyplan_engine::render::{html, human, json, markdown, timeline};
 
 use crate::cli::{Global, GraphFormat, ShowFormat};
 use crate::ui::Ui;
@@ -43,8 +43,9 @@ pub async fn graph(global: &Global, ui: &Ui, spec: &Path, format: GraphFormat) -
     Ok(ExitCode::SUCCESS)
 }
 
-/// The state (no argument) or a saved plan, the latter also for review
-/// (`--format markdown|html`).
+/// The state (no argument), a saved plan, the latter also for review
+/// (`--format markdown|html`), or a saved run (`apply --json` /
+/// `destroy --json` lines): its timeline and critical path.
 pub fn show(
     global: &Global,
     ui: &Ui,
@@ -54,6 +55,9 @@ pub fn show(
 ) -> Result<ExitCode> {
     let format = format.unwrap_or(if as_json { ShowFormat::Json } else { ShowFormat::Text });
     if let Some(path) = planfile {
+        if let Some(run) = saved_run(path)? {
+            return show_run(&run, format);
+        }
         let file = PlanFile::load(path)?;
         match format {
             ShowFormat::Json => println!("{}", serde_json::to_string_pretty(&json::plan(&file.plan))?),
@@ -88,6 +92,61 @@ pub fn show(
         println!("# {address}:");
         print_attributes(&r.attributes);
         println!();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The run saved in `path`, when it holds an event stream (its first line
+/// a `version` event) rather than a plan.
+fn saved_run(path: &Path) -> Result<Option<timeline::Run>> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(None); // PlanFile::load says what is wrong with it
+    };
+    if !timeline::is_event_stream(&text) {
+        return Ok(None);
+    }
+    let run = timeline::parse(&text).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))?;
+    Ok(Some(run))
+}
+
+/// A run: its words (critical path), page or JSON (each operation and the
+/// path as indexes into them).
+fn show_run(run: &timeline::Run, format: ShowFormat) -> Result<ExitCode> {
+    match format {
+        ShowFormat::Text => print!("{}", timeline::text(run)),
+        ShowFormat::Html => print!("{}", timeline::html(run)),
+        ShowFormat::Json => {
+            let ops: Vec<_> = run
+                .ops
+                .iter()
+                .map(|o| {
+                    let (outcome, error) = match &o.outcome {
+                        timeline::Outcome::Completed => ("complete", None),
+                        timeline::Outcome::Errored(e) => ("errored", Some(e.as_str())),
+                        timeline::Outcome::Unfinished => ("unfinished", None),
+                    };
+                    json!({
+                        "address": o.address,
+                        "action": o.action,
+                        "start_seconds": (o.start_ms - run.start_ms) as f64 / 1000.0,
+                        "elapsed_seconds": o.duration_ms() as f64 / 1000.0,
+                        "outcome": outcome,
+                        "error": error,
+                        "depends_on": o.depends_on.iter().map(|(a, k)| json!({"address": a, "action": k})).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            let out = json!({
+                "operation": run.operation,
+                "started_at": run.started_at,
+                "elapsed_seconds": (run.end_ms - run.start_ms) as f64 / 1000.0,
+                "operations": ops,
+                "critical_path": timeline::critical_path(run),
+                "skipped": run.skipped.iter().map(|(k, a)| json!({"address": a, "action": k})).collect::<Vec<_>>(),
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        ShowFormat::Markdown => anyhow::bail!("a saved run is shown as text, --format html or --json, not markdown"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -108,6 +108,12 @@ fn product(instance_type: &str, region: &str, usd: &str) -> String {
     .to_string()
 }
 
+/// The questions about instance prices (the others are the cost
+/// estimate's other charges).
+fn instance_questions(requests: &[Value]) -> Vec<Value> {
+    requests.iter().filter(|r| filter(r, "instanceType").is_some()).cloned().collect()
+}
+
 /// A filter's value in a GetProducts request body.
 fn filter<'a>(body: &'a Value, field: &str) -> Option<&'a str> {
     body["Filters"].as_array()?.iter().find(|f| f["Field"] == field)?["Value"].as_str()
@@ -162,7 +168,7 @@ fn a_spot_pool_outside_the_table_plans_with_the_price_list_apis_price() {
         plan.stdout
     );
     assert!(price_notes(&plan.stderr).is_empty(), "the API answered: no note\n{}", plan.stderr);
-    let asked = api.requests();
+    let asked = instance_questions(&api.requests());
     assert_eq!(asked.len(), 1, "one spot pool without on_demand_price, one question: {asked:?}");
     assert_eq!(asked[0]["ServiceCode"], "AmazonEC2");
     for (field, value) in [
@@ -293,12 +299,181 @@ fn neither_the_api_nor_the_table_has_a_price_it_is_an_error_at_the_pool() {
     assert!(notes[0].contains(&closed), "{}", notes[0]);
     assert!(!notes[0].contains("come from skyplan's price table"), "{}", notes[0]);
     assert!(run.stderr.contains("node_pool[2].spot.on_demand_price: "), "{}", run.stderr);
-    // On-demand price in the spec: nothing is asked.
-    let asked = api.requests().len();
+    // On-demand price in the spec: no instance price is asked (the cost
+    // estimate's other charges are).
+    let asked = instance_questions(&api.requests()).len();
     w.write(
         "spot.toml",
         &spot_in("af-south-1").replace("max_price_percent = 60 }", "max_price_percent = 60, on_demand_price = 0.25 }"),
     );
     w.run(&["plan", "spot.toml"]).ok();
-    assert_eq!(api.requests().len(), asked);
+    assert_eq!(instance_questions(&api.requests()).len(), asked);
+}
+
+/// A product of another offer (NAT gateway, load balancer, VPC, EBS) as
+/// GetProducts lists it: the fields skyplan reads, in their real nesting.
+fn service_product(code: &str, family: &str, usagetype: &str, unit: &str, usd: &str) -> String {
+    json!({
+        "product": {"productFamily": family, "sku": "SKU2", "attributes": {"usagetype": usagetype, "servicecode": code}},
+        "serviceCode": code,
+        "terms": {"OnDemand": {"SKU2.JRTCKXETXF": {
+            "priceDimensions": {"SKU2.JRTCKXETXF.6YS6EN2CT7": {"unit": unit, "pricePerUnit": {"USD": usd},
+                "beginRange": "0", "endRange": "Inf", "description": format!("${usd} per {unit} of {usagetype}")}},
+            "sku": "SKU2", "offerTermCode": "JRTCKXETXF", "effectiveDate": "2026-11-01T00:00:00Z"}}},
+        "version": "20261101000000", "publicationDate": "2026-11-01T00:00:00Z"
+    })
+    .to_string()
+}
+
+/// The Price List API's answers in af-south-1 (a region neither of skyplan's
+/// tables has) for the spot pool's type and the cost estimate's other
+/// charges, each beside a neighbour of its offer that must not be taken.
+fn af_south_1(body: &Value) -> Reply {
+    if filter(body, "regionCode") != Some("af-south-1") {
+        return Reply::Products(vec![]);
+    }
+    let family = filter(body, "productFamily").unwrap_or("");
+    Reply::Products(match (body["ServiceCode"].as_str().unwrap(), family) {
+        ("AmazonEC2", _) if filter(body, "instanceType") == Some("m5.xlarge") => {
+            vec![product("m5.xlarge", "af-south-1", "0.2270000000")]
+        }
+        ("AmazonEC2", "NAT Gateway") => vec![
+            service_product("AmazonEC2", family, "AFS1-NatGateway-Bytes", "GB", "0.0600000000"),
+            service_product("AmazonEC2", family, "AFS1-NatGateway-Hours", "Hrs", "0.0600000000"),
+        ],
+        ("AWSELB", "Load Balancer") => {
+            vec![service_product("AWSELB", family, "AFS1-LoadBalancerUsage", "Hrs", "0.0320000000")]
+        }
+        ("AmazonVPC", "") => vec![
+            service_product("AmazonVPC", "VpcEndpoint", "AFS1-VpcEndpoint-Hours", "Hrs", "0.0130000000"),
+            service_product("AmazonVPC", "", "AFS1-PublicIPv4:InUseAddress", "Hrs", "0.0050000000"),
+        ],
+        ("AmazonEC2", "Storage") if filter(body, "volumeApiName") == Some("gp3") => {
+            vec![service_product("AmazonEC2", family, "AFS1-EBS:VolumeUsage.gp3", "GB-Mo", "0.1040000000")]
+        }
+        _ => vec![],
+    })
+}
+
+/// The cost estimate's other charges come from the Price List API for the
+/// plan's region when it answers (af-south-1: neither table has them, so
+/// before they were left out), each asked with its own query, and the
+/// sources say so; denied, the plan falls back to the dated table
+/// (us-east-1) and asks nothing more; in a region the table lacks and the
+/// API cannot answer, they are named as not priced.
+#[test]
+fn the_other_charges_are_priced_by_the_price_list_api_else_the_table() {
+    let emulator = Emulator::start();
+    let api = FakePriceList::start(af_south_1);
+    let w = workdir(&emulator, &api.url);
+    w.write("spot.toml", &spot_in("af-south-1"));
+    let json: Value = serde_json::from_str(&w.run(&["plan", "spot.toml", "--json"]).ok().stdout).unwrap();
+    let cost = &json["cost"];
+    let item = |address: &str| -> Value {
+        cost["items"].as_array().unwrap().iter().find(|i| i["address"] == address).cloned().unwrap_or(Value::Null)
+    };
+    let nats: Vec<Value> = cost["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["address"].as_str().unwrap().starts_with("aws_nat_gateway."))
+        .cloned()
+        .collect();
+    assert!(!nats.is_empty(), "{cost}");
+    for nat in &nats {
+        assert_eq!(nat["monthly_after"], 43.8, "0.06 x 730: {nat}");
+    }
+    // The ELB: 0.032 + one IPv4 address per subnet at 0.005, x 730.
+    let elb = item("aws_elb.apiserver");
+    let subnets = json["changes"].as_array().unwrap().iter().find(|c| c["address"] == "aws_elb.apiserver").unwrap()
+        ["after"]["subnets"]
+        .as_array()
+        .unwrap()
+        .len() as f64;
+    let expected = ((0.032 + 0.005 * subnets) * 730.0 * 100.0).round() / 100.0;
+    assert_eq!(elb["monthly_after"].as_f64(), Some(expected), "{elb}");
+    // The spot pool: 2 x 0.1362 x 730 + its volumes at 0.104 per GB-month.
+    let pool = item("aws_autoscaling_group.pool[spot]");
+    assert!(pool["description"].as_str().unwrap().contains("GiB gp3"), "{pool}");
+    assert!(pool["monthly_after"].as_f64().unwrap() > 198.85, "volumes priced now: {pool}");
+    let from_api: Vec<&str> = cost["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["source"] == "the AWS Price List API")
+        .map(|s| s["prices"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        from_api,
+        ["instances of type m5.xlarge", "NAT gateways, the load balancer, public IPv4 addresses and volumes"],
+        "{cost}"
+    );
+    let unpriced: Vec<&str> =
+        cost["unpriced"].as_array().map(|u| u.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    assert!(unpriced.iter().all(|u| !u.contains("NAT gateway") && !u.contains("volumes")), "{unpriced:?}");
+    // Each charge asked once per plan, with its own filters.
+    let asked = api.requests();
+    let services: Vec<(&str, Option<&str>)> = asked
+        .iter()
+        .filter(|r| filter(r, "instanceType").is_none())
+        .map(|r| (r["ServiceCode"].as_str().unwrap(), filter(r, "productFamily")))
+        .collect();
+    assert_eq!(
+        services,
+        [
+            ("AmazonEC2", Some("NAT Gateway")),
+            ("AWSELB", Some("Load Balancer")),
+            ("AmazonVPC", None),
+            ("AmazonEC2", Some("Storage"))
+        ]
+    );
+    assert!(asked.iter().all(|r| filter(r, "regionCode") == Some("af-south-1")));
+
+    // Denied, in us-east-1 (no spot question first: on_demand_price given):
+    // one question, then the table's prices, named with their date.
+    let denied = FakePriceList::start(|_| Reply::Denied);
+    let w = workdir(&emulator, &denied.url);
+    w.write(
+        "spot.toml",
+        &spot_in("us-east-1").replace("max_price_percent = 60 }", "max_price_percent = 60, on_demand_price = 0.192 }"),
+    );
+    let plan = w.run(&["plan", "spot.toml", "--json"]).ok();
+    let json: Value = serde_json::from_str(&plan.stdout).unwrap();
+    assert_eq!(denied.requests().len(), 1, "no second question after a denial: {:?}", denied.requests());
+    let sources = json["cost"]["sources"].as_array().unwrap();
+    let table = sources
+        .iter()
+        .find(|s| s["prices"] == "NAT gateways, the load balancer, public IPv4 addresses and volumes")
+        .unwrap_or_else(|| panic!("{sources:?}"));
+    assert!(table["source"].as_str().unwrap().starts_with("skyplan's price table ("), "{table}");
+    assert_eq!(table["as_of"], "2026-02-24");
+    assert!(sources.iter().all(|s| s["source"] != "the AWS Price List API"), "{sources:?}");
+    let nat = json["cost"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["address"].as_str().unwrap().starts_with("aws_nat_gateway."))
+        .unwrap();
+    assert_eq!(nat["monthly_after"], 32.85, "0.045 x 730, the table's");
+
+    // Unreachable in af-south-1: the table has nothing there either; the
+    // charges are named as not priced and left out.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let w = workdir(&emulator, &closed);
+    w.write(
+        "spot.toml",
+        &spot_in("af-south-1").replace("max_price_percent = 60 }", "max_price_percent = 60, on_demand_price = 0.25 }"),
+    );
+    let json: Value = serde_json::from_str(&w.run(&["plan", "spot.toml", "--json"]).ok().stdout).unwrap();
+    let unpriced: Vec<&str> = json["cost"]["unpriced"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(unpriced.iter().any(|u| u.contains("no price for a NAT gateway in af-south-1")), "{unpriced:?}");
+    assert!(unpriced.iter().any(|u| u.contains("no price for a classic load balancer in af-south-1")), "{unpriced:?}");
+    assert!(json["cost"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| !i["address"].as_str().unwrap().starts_with("aws_nat_gateway.")));
 }

@@ -208,6 +208,112 @@ subnet = "${sim_resource.subnet.id}"
     assert!(dom.contains("3 to add"));
 }
 
+/// A real `apply --json` of the simulated cloud with delays, saved, then
+/// shown as a run: the critical path in words follows the slow branch (the
+/// "NAT gateway"), `--json` gives the same path, and the page renders in
+/// Chromium without errors or requests; a failed run marks its failure.
+#[test]
+fn a_saved_run_shows_its_timeline_and_critical_path_in_a_real_browser() {
+    let w = Workdir::new();
+    let spec = r#"
+[resource.sim_resource.vpc]
+delay_ms = 200
+[resource.sim_resource.eip]
+delay_ms = 100
+[resource.sim_resource.subnet]
+parent = "${sim_resource.vpc.id}"
+delay_ms = 200
+[resource.sim_resource.nat]
+subnet = "${sim_resource.subnet.id}"
+eip = "${sim_resource.eip.id}"
+delay_ms = 1500
+[resource.sim_resource.sg]
+parent = "${sim_resource.vpc.id}"
+delay_ms = 200
+[resource.sim_resource.node]
+sg = "${sim_resource.sg.id}"
+subnet = "${sim_resource.subnet.id}"
+delay_ms = 600
+[resource.sim_resource.route]
+nat = "${sim_resource.nat.id}"
+delay_ms = 100
+"#;
+    w.write("sim.toml", spec);
+    let run = w.run(&["apply", "sim.toml", "--auto-approve", "--json"]).ok().stdout;
+    let start: Value = serde_json::from_str(
+        run.lines().find(|l| l.contains("\"apply_start\"") && l.contains("sim_resource.nat")).unwrap(),
+    )
+    .unwrap();
+    let deps: BTreeSet<&str> = start["hook"]["depends_on"]
+        .as_array()
+        .expect("apply_start says what it waited for")
+        .iter()
+        .map(|d| {
+            assert_eq!(d["action"], "create");
+            d["address"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(deps, BTreeSet::from(["sim_resource.eip", "sim_resource.subnet"]));
+    w.write("run.jsonl", &run);
+
+    let text = w.run(&["show", "run.jsonl"]).ok().stdout;
+    let path: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Critical path: 4 operations"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
+    assert_eq!(path, ["sim_resource.vpc", "sim_resource.subnet", "sim_resource.nat", "sim_resource.route"], "{text}");
+    assert!(text.contains("apply started ") && text.contains(": 7 operations in "), "{text}");
+    let shown: Value = serde_json::from_str(&w.run(&["show", "run.jsonl", "--json"]).ok().stdout).unwrap();
+    let ops = shown["operations"].as_array().unwrap();
+    let on_path: Vec<&str> = shown["critical_path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| ops[i.as_u64().unwrap() as usize]["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(on_path, path);
+    let nat = ops.iter().find(|o| o["address"] == "sim_resource.nat").unwrap();
+    assert!(nat["elapsed_seconds"].as_f64().unwrap() >= 1.5, "{nat}");
+
+    let page = w.write("run.html", &w.run(&["show", "run.jsonl", "--format", "html"]).ok().stdout);
+    let dom = render_in_chromium(&page, &w.path("chromium-profile"));
+    assert_eq!(dom.matches("data-critical=\"\"").count(), 4, "{dom}");
+    assert!(dom.contains("data-op=\"create sim_resource.nat\" data-critical"), "{dom}");
+    assert_eq!(dom.matches("data-op=").count(), 7);
+
+    // A destroy's run: each delete waits for those of what used it, so the
+    // path runs from the route through the slow NAT gateway to the VPC.
+    let destroyed = w.run(&["destroy", "sim.toml", "--auto-approve", "--json"]).ok().stdout;
+    w.write("destroy.jsonl", &destroyed);
+    let text = w.run(&["show", "destroy.jsonl"]).ok().stdout;
+    assert!(text.starts_with("destroy started "), "{text}");
+    let path: Vec<&str> =
+        text.lines().filter(|l| l.starts_with("  delete ")).map(|l| l.split_whitespace().nth(1).unwrap()).collect();
+    assert_eq!(path, ["sim_resource.route", "sim_resource.nat", "sim_resource.subnet", "sim_resource.vpc"], "{text}");
+
+    // A run that fails half-way: the failure is where the path ends.
+    w.write(
+        "bad.toml",
+        &format!("{spec}fail = \"create\"\n[resource.sim_resource.after]\nafter = \"${{sim_resource.route.id}}\"\n"),
+    );
+    let failed = w.run(&["apply", "bad.toml", "--auto-approve", "--json", "--state", "bad.state.json"]).code(1).stdout;
+    w.write("failed.jsonl", &failed);
+    let text = w.run(&["show", "failed.jsonl"]).ok().stdout;
+    assert!(text.contains("(1 failed, 1 skipped)"), "{text}");
+    assert!(text.contains("create sim_resource.route") && text.contains("FAILED"), "{text}");
+    let page = w.write("failed.html", &w.run(&["show", "failed.jsonl", "--format", "html"]).ok().stdout);
+    let dom = render_in_chromium(&page, &w.path("chromium-profile-2"));
+    assert!(dom.contains("data-op=\"create sim_resource.route\" data-critical=\"\" data-failed=\"\""), "{dom}");
+
+    // Not a stream: a plan file is still read as one, a broken stream named.
+    w.write("broken.jsonl", &format!("{}\nnot json\n", run.lines().next().unwrap()));
+    let err = w.run(&["show", "broken.jsonl"]).code(1).stderr;
+    assert!(err.contains("broken.jsonl:2:"), "{err}");
+}
+
 /// Chromium from `scripts/browser.sh path`; a test that needs it fails
 /// when it is missing (scripts/test.sh installs it).
 fn chromium() -> PathBuf {

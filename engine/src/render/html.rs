@@ -55,7 +55,7 @@ pub fn plan(plan: &Plan) -> String {
     out
 }
 
-const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;padding:12px;max-width:960px;color:#1b1f24}\
+pub(super) const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;padding:12px;max-width:960px;color:#1b1f24}\
 h1{font-size:1.3em}h2{font-size:1.1em;margin-top:1.4em}\
 ul{padding-left:1.2em}li{margin:.25em 0;overflow-wrap:anywhere}\
 code{font:13px ui-monospace,monospace;background:#f2f4f7;padding:0 3px;border-radius:3px}\
@@ -284,7 +284,7 @@ fn graph(plan: &Plan) -> String {
     svg
 }
 
-fn esc(text: &str) -> String {
+pub(super) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -5,6 +5,7 @@ pub mod html;
 pub mod human;
 pub mod json;
 pub mod markdown;
+pub mod timeline;
 
 /// ANSI styling, on or off.
 #[derive(Debug, Clone, Copy)]

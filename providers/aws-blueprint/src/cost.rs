@@ -38,6 +38,10 @@ pub struct InstancePrices {
     pub as_of: String,
     pub from_price_list: BTreeSet<String>,
     pub price_list_as_of: String,
+    /// The prices besides instances that the Price List API gave for
+    /// `region` in this run (on `price_list_as_of`); the others come from
+    /// `data/service-prices.toml`.
+    pub services_from_price_list: BTreeMap<ServiceItem, f64>,
 }
 
 impl InstancePrices {
@@ -51,6 +55,7 @@ impl InstancePrices {
             as_of: table.as_of_for(region).to_string(),
             from_price_list: BTreeSet::new(),
             price_list_as_of: String::new(),
+            services_from_price_list: BTreeMap::new(),
         }
     }
 
@@ -65,8 +70,65 @@ impl InstancePrices {
                 out.from_price_list.insert(instance_type.clone());
             }
         }
+        for ((r, item), usd) in &looked_up.services {
+            if r == region {
+                out.services_from_price_list.insert(*item, *usd);
+            }
+        }
         out.price_list_as_of = looked_up.as_of.clone();
         out
+    }
+}
+
+/// The prices besides instances that the estimate uses, one per kind of
+/// charge: what the Price List API is asked for (`skyplan_aws::pricing`)
+/// and what `data/service-prices.toml` holds, by the same names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ServiceItem {
+    /// A NAT gateway, USD per hour.
+    NatGatewayHour,
+    /// A classic load balancer, USD per hour.
+    ClassicLoadBalancerHour,
+    /// A public IPv4 address in use, USD per hour.
+    PublicIpv4Hour,
+    /// A gp3 volume, USD per GB-month.
+    Gp3GbMonth,
+}
+
+impl ServiceItem {
+    pub const ALL: [ServiceItem; 4] = [
+        ServiceItem::NatGatewayHour,
+        ServiceItem::ClassicLoadBalancerHour,
+        ServiceItem::PublicIpv4Hour,
+        ServiceItem::Gp3GbMonth,
+    ];
+
+    /// What it prices, as the plan's sources name it.
+    pub fn what(self) -> &'static str {
+        match self {
+            ServiceItem::NatGatewayHour => "NAT gateways",
+            ServiceItem::ClassicLoadBalancerHour => "the load balancer",
+            ServiceItem::PublicIpv4Hour => "public IPv4 addresses",
+            ServiceItem::Gp3GbMonth => "volumes",
+        }
+    }
+
+    fn in_table(self, p: &RegionPrices) -> f64 {
+        match self {
+            ServiceItem::NatGatewayHour => p.nat_gateway_hour,
+            ServiceItem::ClassicLoadBalancerHour => p.classic_load_balancer_hour,
+            ServiceItem::PublicIpv4Hour => p.public_ipv4_hour,
+            ServiceItem::Gp3GbMonth => p.gp3_gb_month,
+        }
+    }
+}
+
+/// "a, b and c".
+fn and_list(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
 }
 
@@ -122,7 +184,16 @@ pub fn instance_types(plan: &Plan) -> Vec<String> {
 /// The plan's monthly cost before and after, item by item.
 pub fn cost(plan: &Plan, instances: &InstancePrices) -> Cost {
     let services = service_prices();
-    let mut pricer = Pricer { instances, services: services.region(&instances.region), unpriced: Vec::new() };
+    let table = services.region(&instances.region);
+    // Each charge: the API's price of this run, else the table's for the region.
+    let service_prices: BTreeMap<ServiceItem, f64> = ServiceItem::ALL
+        .into_iter()
+        .filter_map(|item| {
+            let price = instances.services_from_price_list.get(&item).copied();
+            Some((item, price.or_else(|| table.as_ref().map(|t| item.in_table(t)))?))
+        })
+        .collect();
+    let mut pricer = Pricer { instances, services: service_prices, unpriced: Vec::new() };
     let mut items = Vec::new();
     for change in &plan.changes {
         let before = change.before.as_ref().filter(|_| !matches!(change.action, Action::Create));
@@ -157,11 +228,24 @@ pub fn cost(plan: &Plan, instances: &InstancePrices) -> Cost {
         source: instances.source.clone(),
         as_of: instances.as_of.clone(),
     });
-    sources.push(PriceSource {
-        prices: "NAT gateways, the load balancer, public IPv4 addresses and volumes".to_string(),
-        source: format!("skyplan's price table ({})", services.source),
-        as_of: services.as_of.clone(),
-    });
+    let (api, rest): (Vec<ServiceItem>, Vec<ServiceItem>) =
+        ServiceItem::ALL.into_iter().partition(|i| instances.services_from_price_list.contains_key(i));
+    if !api.is_empty() {
+        sources.push(PriceSource {
+            prices: and_list(&api.iter().map(|i| i.what()).collect::<Vec<_>>()),
+            source: "the AWS Price List API".to_string(),
+            as_of: instances.price_list_as_of.clone(),
+        });
+    }
+    // Those neither has are named in `unpriced`, not as from the table.
+    let rest: Vec<&str> = rest.iter().filter(|_| table.is_some()).map(|i| i.what()).collect();
+    if !rest.is_empty() {
+        sources.push(PriceSource {
+            prices: and_list(&rest),
+            source: format!("skyplan's price table ({})", services.source),
+            as_of: services.as_of.clone(),
+        });
+    }
     Cost {
         currency: "USD".to_string(),
         hours_per_month: HOURS_PER_MONTH,
@@ -182,7 +266,8 @@ enum Side {
 
 struct Pricer<'a> {
     instances: &'a InstancePrices,
-    services: Option<RegionPrices>,
+    /// The prices besides instances known for the region.
+    services: BTreeMap<ServiceItem, f64>,
     unpriced: Vec<String>,
 }
 
@@ -205,8 +290,8 @@ impl Pricer<'_> {
                     parts.push(what);
                 }
                 if attrs.get("associate_public_ip_address") == Some(&Value::Bool(true)) {
-                    if let Some(s) = self.service(&address, "a public IPv4 address") {
-                        total += s.public_ipv4_hour * HOURS_PER_MONTH;
+                    if let Some(ipv4) = self.service(&address, ServiceItem::PublicIpv4Hour, "a public IPv4 address") {
+                        total += ipv4 * HOURS_PER_MONTH;
                         parts.push("public IPv4".to_string());
                     }
                 }
@@ -228,23 +313,29 @@ impl Pricer<'_> {
                 Some((total, parts.join(" + ")))
             }
             "aws_nat_gateway" => {
-                let s = self.service(&address, "a NAT gateway")?;
-                Some((s.nat_gateway_hour * HOURS_PER_MONTH, "NAT gateway (hours; traffic not estimated)".to_string()))
+                let hourly = self.service(&address, ServiceItem::NatGatewayHour, "a NAT gateway")?;
+                Some((hourly * HOURS_PER_MONTH, "NAT gateway (hours; traffic not estimated)".to_string()))
             }
             "aws_eip" => {
-                let s = self.service(&address, "an Elastic IP")?;
-                Some((s.public_ipv4_hour * HOURS_PER_MONTH, "public IPv4 address (Elastic IP)".to_string()))
+                let hourly = self.service(&address, ServiceItem::PublicIpv4Hour, "an Elastic IP")?;
+                Some((hourly * HOURS_PER_MONTH, "public IPv4 address (Elastic IP)".to_string()))
             }
             "aws_elb" => {
-                let s = self.service(&address, "a classic load balancer")?;
+                let balancer =
+                    self.service(&address, ServiceItem::ClassicLoadBalancerHour, "a classic load balancer")?;
                 let internal = attrs.get("internal") == Some(&Value::Bool(true));
                 let addresses = if internal {
                     0
                 } else {
                     attrs.get("subnets").and_then(Value::as_array).map_or(1, |s| s.len().max(1))
                 };
+                let ipv4 = if addresses == 0 {
+                    0.0
+                } else {
+                    self.service(&address, ServiceItem::PublicIpv4Hour, "a public IPv4 address")?
+                };
                 Some((
-                    (s.classic_load_balancer_hour + s.public_ipv4_hour * addresses as f64) * HOURS_PER_MONTH,
+                    (balancer + ipv4 * addresses as f64) * HOURS_PER_MONTH,
                     format!("classic load balancer (hours; traffic not estimated) + {addresses} public IPv4"),
                 ))
             }
@@ -275,16 +366,18 @@ impl Pricer<'_> {
     /// `count` root volumes of the size `attrs` gives, as gp3.
     fn volumes(&mut self, address: &str, attrs: &Attrs, count: u64) -> Option<(f64, String)> {
         let gib = attrs.get("root_volume_size_gib").and_then(Value::as_u64)?;
-        let s = self.service(address, "volumes")?;
+        let gb_month = self.service(address, ServiceItem::Gp3GbMonth, "volumes")?;
         let what = if count == 1 { format!("{gib} GiB gp3") } else { format!("{count} x {gib} GiB gp3") };
-        Some((s.gp3_gb_month * (gib * count) as f64, what))
+        Some((gb_month * (gib * count) as f64, what))
     }
 
-    fn service(&mut self, address: &str, what: &str) -> Option<RegionPrices> {
-        if self.services.is_none() {
+    /// The price of `item` in the region, or None, named as unpriced.
+    fn service(&mut self, address: &str, item: ServiceItem, what: &str) -> Option<f64> {
+        let price = self.services.get(&item).copied();
+        if price.is_none() {
             self.unpriced.push(format!("{address}: no price for {what} in {}", self.instances.region));
         }
-        self.services
+        price
     }
 }
 
@@ -476,6 +569,56 @@ mod tests {
         let c = cost(&p, &InstancePrices::for_run("us-east-1", &prices::LookedUp::default()));
         assert_eq!(c.sources[0].prices, "instances");
         assert_eq!(item(&c, "aws_instance.a").monthly_after, 140.16);
+    }
+
+    /// The other charges' prices the API gave for the region come before
+    /// the table's, per charge, and the sources say which came from where;
+    /// in a region the table lacks, what the API did not price is named.
+    #[test]
+    fn other_charges_the_api_priced_come_before_the_table_and_are_named() {
+        let p = plan(vec![
+            change("aws_nat_gateway.main[a]", Action::Create, None, Some(json!({}))),
+            change("aws_eip.nat[a]", Action::Create, None, Some(json!({}))),
+            change("aws_elb.apiserver", Action::Create, None, Some(json!({"subnets": ["s1", "s2"]}))),
+            change(
+                "aws_instance.x",
+                Action::Create,
+                None,
+                Some(json!({"instance_type": "m5.large", "root_volume_size_gib": 10})),
+            ),
+        ]);
+        let mut looked_up = prices::LookedUp { online: true, as_of: "2026-12-02".into(), ..Default::default() };
+        looked_up.services.insert(("us-east-1".into(), ServiceItem::NatGatewayHour), 0.05);
+        looked_up.services.insert(("us-east-1".into(), ServiceItem::Gp3GbMonth), 0.1);
+        looked_up.services.insert(("af-south-1".into(), ServiceItem::PublicIpv4Hour), 9.0);
+        let c = cost(&p, &InstancePrices::for_run("us-east-1", &looked_up));
+        assert_eq!(item(&c, "aws_nat_gateway.main[a]").monthly_after, 36.5, "0.05 x 730 from the API");
+        assert_eq!(item(&c, "aws_eip.nat[a]").monthly_after, 3.65, "0.005 x 730 from the table");
+        assert_eq!(item(&c, "aws_elb.apiserver").monthly_after, 25.55, "(0.025 + 2 x 0.005) x 730, the table's");
+        assert_eq!(item(&c, "aws_instance.x").monthly_after, 71.08, "0.096 x 730 + 10 x 0.1 (gp3 from the API)");
+        let named: Vec<(&str, &str, &str)> =
+            c.sources.iter().map(|s| (s.prices.as_str(), s.source.as_str(), s.as_of.as_str())).collect();
+        assert_eq!(named[1], ("NAT gateways and volumes", "the AWS Price List API", "2026-12-02"));
+        assert_eq!(named[2].0, "the load balancer and public IPv4 addresses");
+        assert!(named[2].1.starts_with("skyplan's price table ("), "{named:?}");
+        assert_eq!(named[2].2, service_prices().as_of);
+        assert!(c.unpriced.is_empty(), "{:?}", c.unpriced);
+
+        // af-south-1: in neither table; the API priced the IPv4 addresses alone.
+        let c = cost(&p, &InstancePrices::for_run("af-south-1", &looked_up));
+        assert_eq!(item(&c, "aws_eip.nat[a]").monthly_after, 6570.0, "9.0 x 730, the API's");
+        assert!(c.items.iter().all(|i| i.address != "aws_nat_gateway.main[a]"), "{:?}", c.items);
+        assert_eq!(
+            c.unpriced,
+            [
+                "aws_elb.apiserver: no price for a classic load balancer in af-south-1",
+                "aws_instance.x: no on-demand price for m5.large in af-south-1",
+                "aws_instance.x: no price for volumes in af-south-1",
+                "aws_nat_gateway.main[a]: no price for a NAT gateway in af-south-1",
+            ]
+        );
+        let named: Vec<&str> = c.sources.iter().map(|s| s.prices.as_str()).collect();
+        assert_eq!(named, ["instances", "public IPv4 addresses"], "the table has no af-south-1 prices to name");
     }
 
     #[test]

@@ -83,6 +83,9 @@ pub struct LookedUp {
     pub prices: BTreeMap<(String, String), f64>,
     /// The day the prices were asked for (`YYYY-MM-DD`, [`today`]).
     pub as_of: String,
+    /// (region, charge) -> USD per hour (per GB-month for volumes): the
+    /// prices besides instances the API gave, for the cost estimate.
+    pub services: BTreeMap<(String, crate::cost::ServiceItem), f64>,
 }
 
 impl LookedUp {

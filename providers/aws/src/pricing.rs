@@ -15,6 +15,12 @@
 //! The API: [`Pricing::on_demand`] (region, instance type) -> [`Price`], a
 //! price in USD per hour and where it came from; the API's price when it
 //! answers with one, else the table's, with why the API was not used.
+//!
+//! The cost estimate's other charges (NAT gateway, classic load balancer,
+//! public IPv4 address, gp3 volume) are asked the same way with
+//! [`Pricing::service_price`], each by the query of [`SERVICE_QUERIES`];
+//! their fallback table is the blueprint's `data/service-prices.toml`,
+//! applied by the estimate itself (`skyplan_aws_blueprint::cost`).
 
 use std::time::Duration;
 
@@ -23,6 +29,8 @@ use aws_sdk_pricing::types::{Filter, FilterType};
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use serde_json::Value;
+
+use skyplan_aws_blueprint::cost::ServiceItem;
 
 use crate::calls::RetryStats;
 use crate::error::ApiError;
@@ -43,6 +51,73 @@ pub enum Source {
     /// skyplan's table as of `as_of` (`YYYY-MM-DD`), because the API could
     /// not be used: `why`.
     Table { as_of: String, why: String },
+}
+
+/// How to ask GetProducts for one charge besides instances: the offer
+/// (`service_code`), term-match filters beside `regionCode` (added per
+/// region), and which of the answer's products and price dimensions are
+/// the charge: the product's `usagetype` ends with `usagetype_suffix` (AWS
+/// prefixes it with a region code, `USE1-`, `EUW1-`, ..., none for some
+/// us-east-1 products) and the dimension's `unit` is `unit`. The API
+/// documents the attributes per offer (GetServices, GetAttributeValues);
+/// these are the ones of the offers as of 2026:
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceQuery {
+    pub item: ServiceItem,
+    pub service_code: &'static str,
+    pub filters: &'static [(&'static str, &'static str)],
+    pub usagetype_suffix: &'static str,
+    pub unit: &'static str,
+}
+
+pub const SERVICE_QUERIES: [ServiceQuery; 4] = [
+    // EC2 offer, "NAT Gateway" family: `NatGateway-Hours` (per hour, this)
+    // and `NatGateway-Bytes` (per GB processed, traffic: not estimated).
+    ServiceQuery {
+        item: ServiceItem::NatGatewayHour,
+        service_code: "AmazonEC2",
+        filters: &[("productFamily", "NAT Gateway")],
+        usagetype_suffix: "NatGateway-Hours",
+        unit: "Hrs",
+    },
+    // Elastic Load Balancing offer: the classic load balancer is the
+    // "Load Balancer" family (application and network ones are "Load
+    // Balancer-Application" / "-Network"): `LoadBalancerUsage` per hour,
+    // `DataProcessing-Bytes` per GB.
+    ServiceQuery {
+        item: ServiceItem::ClassicLoadBalancerHour,
+        service_code: "AWSELB",
+        filters: &[("productFamily", "Load Balancer")],
+        usagetype_suffix: "LoadBalancerUsage",
+        unit: "Hrs",
+    },
+    // VPC offer: every public IPv4 address in use (Elastic IPs, instances'
+    // and load balancers' addresses) is `PublicIPv4:InUseAddress` per hour
+    // (idle Elastic IPs `PublicIPv4:IdleAddress`, the same rate). Its
+    // product family is not a stable filter: the usage type selects it.
+    ServiceQuery {
+        item: ServiceItem::PublicIpv4Hour,
+        service_code: "AmazonVPC",
+        filters: &[],
+        usagetype_suffix: "PublicIPv4:InUseAddress",
+        unit: "Hrs",
+    },
+    // EC2 offer, "Storage" family, `volumeApiName` gp3: `EBS:VolumeUsage.gp3`
+    // per GB-month (its IOPS and throughput above the baseline are other
+    // usage types: the blueprint's volumes stay at the baseline).
+    ServiceQuery {
+        item: ServiceItem::Gp3GbMonth,
+        service_code: "AmazonEC2",
+        filters: &[("productFamily", "Storage"), ("volumeApiName", "gp3")],
+        usagetype_suffix: "EBS:VolumeUsage.gp3",
+        unit: "GB-Mo",
+    },
+];
+
+impl ServiceQuery {
+    pub fn of(item: ServiceItem) -> &'static ServiceQuery {
+        SERVICE_QUERIES.iter().find(|q| q.item == item).expect("every charge has a query")
+    }
 }
 
 /// An on-demand Linux price in USD per hour.
@@ -117,14 +192,6 @@ impl Pricing {
 
     /// The API's answer alone: `Ok(None)` when it knows no such product.
     pub(crate) async fn price_list(&self, region: &str, instance_type: &str) -> Result<Option<f64>, ApiError> {
-        let term = |field: &str, value: &str| {
-            Filter::builder()
-                .r#type(FilterType::TermMatch)
-                .field(field)
-                .value(value)
-                .build()
-                .expect("type, field and value are set")
-        };
         let filters = [
             term("instanceType", instance_type),
             term("regionCode", region),
@@ -134,6 +201,23 @@ impl Pricing {
             term("capacitystatus", "Used"),
             term("licenseModel", "No License required"),
         ];
+        let documents = self.products("AmazonEC2", &filters).await?;
+        parse_price_list(&documents).map_err(unreadable)
+    }
+
+    /// The price of one charge besides instances in `region` (USD per hour,
+    /// per GB-month for volumes), asked with [`SERVICE_QUERIES`]:
+    /// `Ok(None)` when the API lists no such product there.
+    pub(crate) async fn service_price(&self, region: &str, item: ServiceItem) -> Result<Option<f64>, ApiError> {
+        let query = ServiceQuery::of(item);
+        let mut filters: Vec<Filter> = query.filters.iter().map(|(f, v)| term(f, v)).collect();
+        filters.push(term("regionCode", region));
+        let documents = self.products(query.service_code, &filters).await?;
+        parse_prices(&documents, query.unit, Some(query.usagetype_suffix)).map_err(unreadable)
+    }
+
+    /// Every product GetProducts lists for the filters, page after page.
+    async fn products(&self, service_code: &str, filters: &[Filter]) -> Result<Vec<String>, ApiError> {
         let stats = RetryStats::default();
         let mut token: Option<String> = None;
         let mut documents = Vec::new();
@@ -142,7 +226,7 @@ impl Pricing {
                 let request = self
                     .client
                     .get_products()
-                    .service_code("AmazonEC2")
+                    .service_code(service_code)
                     .format_version("aws_v1")
                     .set_filters(Some(filters.to_vec()))
                     .set_next_token(token.clone());
@@ -176,11 +260,22 @@ impl Pricing {
                 break;
             }
         }
-        parse_price_list(&documents).map_err(|message| ApiError {
-            service: Some("pricing"),
-            ..ApiError::new("GetProducts", None, message, Some(200))
-        })
+        Ok(documents)
     }
+}
+
+fn term(field: &str, value: &str) -> Filter {
+    Filter::builder()
+        .r#type(FilterType::TermMatch)
+        .field(field)
+        .value(value)
+        .build()
+        .expect("type, field and value are set")
+}
+
+/// An answer that is not the documented shape.
+fn unreadable(message: String) -> ApiError {
+    ApiError { service: Some("pricing"), ..ApiError::new("GetProducts", None, message, Some(200)) }
 }
 
 fn first_line(text: &str) -> &str {
@@ -193,9 +288,23 @@ fn first_line(text: &str) -> &str {
 /// filters matched several products (AWS lists reserved-capacity variants
 /// at $0). An entry that is not such a document is an error.
 pub fn parse_price_list(documents: &[String]) -> Result<Option<f64>, String> {
+    parse_prices(documents, "Hrs", None)
+}
+
+/// The price per `unit` in GetProducts' `PriceList`, of the products whose
+/// `product.attributes.usagetype` ends with `usagetype_suffix` (any product
+/// without one): the lowest non-zero on-demand price, `Ok(None)` when no
+/// product and dimension match.
+pub fn parse_prices(documents: &[String], unit: &str, usagetype_suffix: Option<&str>) -> Result<Option<f64>, String> {
     let mut best: Option<f64> = None;
     for text in documents {
         let doc: Value = serde_json::from_str(text).map_err(|e| format!("a PriceList entry is not JSON: {e}"))?;
+        if let Some(suffix) = usagetype_suffix {
+            let usagetype = doc.pointer("/product/attributes/usagetype").and_then(Value::as_str).unwrap_or_default();
+            if !usagetype.ends_with(suffix) {
+                continue;
+            }
+        }
         let offers = doc
             .pointer("/terms/OnDemand")
             .and_then(Value::as_object)
@@ -203,7 +312,7 @@ pub fn parse_price_list(documents: &[String]) -> Result<Option<f64>, String> {
         for offer in offers.values() {
             let dimensions = offer.get("priceDimensions").and_then(Value::as_object).into_iter().flatten();
             for (_, dimension) in dimensions {
-                if dimension.get("unit").and_then(Value::as_str) != Some("Hrs") {
+                if dimension.get("unit").and_then(Value::as_str) != Some(unit) {
                     continue;
                 }
                 let usd = dimension.pointer("/pricePerUnit/USD").and_then(Value::as_str).ok_or("a price has no USD")?;
@@ -360,6 +469,9 @@ mod tests {
         let Source::Table { why, .. } = price.source else { panic!("{price:?}") };
         assert!(why.starts_with("the AWS Price List API could not be asked: pricing:GetProducts failed"), "{why}");
         assert!(why.contains(&closed), "names the endpoint: {why}");
+        // The other charges: an error the caller falls back on.
+        let e = pricing.service_price("us-east-1", ServiceItem::Gp3GbMonth).await.unwrap_err();
+        assert!(e.to_string().contains(&closed), "{e}");
     }
 
     /// An endpoint without the Price List API (the emulator answers every
@@ -401,6 +513,88 @@ mod tests {
             why,
             format!("{NOT_ASKED}: GetProducts failed: {url} answered HTTP 500 without an AWS error: it does not serve the Price List API")
         );
+    }
+
+    /// One product of another offer as GetProducts lists it (abridged from
+    /// real answers: the fields the parser reads, in their real nesting).
+    pub(crate) fn service_product(code: &str, family: &str, usagetype: &str, unit: &str, usd: &str) -> String {
+        serde_json::json!({
+            "product": {
+                "productFamily": family,
+                "attributes": {"usagetype": usagetype, "regionCode": "eu-west-1", "servicecode": code},
+                "sku": "SKU2"
+            },
+            "serviceCode": code,
+            "terms": {"OnDemand": {"SKU2.JRTCKXETXF": {
+                "priceDimensions": {"SKU2.JRTCKXETXF.6YS6EN2CT7": {
+                    "unit": unit, "description": format!("${usd} per {unit} of {usagetype}"),
+                    "pricePerUnit": {"USD": usd}, "beginRange": "0", "endRange": "Inf"
+                }},
+                "sku": "SKU2", "effectiveDate": "2026-11-01T00:00:00Z", "offerTermCode": "JRTCKXETXF"
+            }}},
+            "version": "20261101000000", "publicationDate": "2026-11-01T00:00:00Z"
+        })
+        .to_string()
+    }
+
+    /// What a Price List endpoint lists for each charge's query in
+    /// eu-west-1: the charge beside its neighbours of the same offer (the
+    /// per-GB ones, the idle address, an endpoint), which must not be taken.
+    fn eu_west_1(body: &str) -> Vec<String> {
+        let body: Value = serde_json::from_str(body).unwrap();
+        let filter = |field: &str| {
+            body["Filters"].as_array().unwrap().iter().find(|f| f["Field"] == field).map(|f| f["Value"].clone())
+        };
+        if filter("regionCode") != Some("eu-west-1".into()) {
+            return vec![];
+        }
+        let family = filter("productFamily").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        match (body["ServiceCode"].as_str().unwrap(), family.as_str()) {
+            ("AmazonEC2", "NAT Gateway") => vec![
+                service_product("AmazonEC2", "NAT Gateway", "EU-NatGateway-Bytes", "GB", "0.0480000000"),
+                service_product("AmazonEC2", "NAT Gateway", "EU-NatGateway-Hours", "Hrs", "0.0480000000"),
+            ],
+            ("AWSELB", "Load Balancer") => vec![
+                service_product("AWSELB", "Load Balancer", "EU-DataProcessing-Bytes", "GB", "0.0080000000"),
+                service_product("AWSELB", "Load Balancer", "EU-LoadBalancerUsage", "Hrs", "0.0280000000"),
+            ],
+            ("AmazonVPC", "") => vec![
+                service_product("AmazonVPC", "VpcEndpoint", "EU-VpcEndpoint-Hours", "Hrs", "0.0110000000"),
+                service_product("AmazonVPC", "", "EU-PublicIPv4:IdleAddress", "Hrs", "0.0050000000"),
+                service_product("AmazonVPC", "", "EU-PublicIPv4:InUseAddress", "Hrs", "0.0050000000"),
+            ],
+            ("AmazonEC2", "Storage") if filter("volumeApiName") == Some("gp3".into()) => {
+                vec![service_product("AmazonEC2", "Storage", "EU-EBS:VolumeUsage.gp3", "GB-Mo", "0.0880000000")]
+            }
+            _ => vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn asks_each_other_charge_with_its_recorded_query() {
+        let server = FakePriceList::start(eu_west_1);
+        let pricing = client(&server.url, "eu-west-1").await;
+        let mut got = Vec::new();
+        for item in ServiceItem::ALL {
+            got.push(pricing.service_price("eu-west-1", item).await.unwrap());
+        }
+        assert_eq!(got, [Some(0.048), Some(0.028), Some(0.005), Some(0.088)]);
+        let bodies: Vec<Value> =
+            server.bodies.lock().unwrap().iter().map(|b| serde_json::from_str(b).unwrap()).collect();
+        assert_eq!(bodies.len(), 4);
+        for (body, query) in bodies.iter().zip(SERVICE_QUERIES) {
+            assert_eq!(body["ServiceCode"], query.service_code);
+            let filters = body["Filters"].as_array().unwrap();
+            assert_eq!(filters.len(), query.filters.len() + 1, "{body}");
+            for (field, value) in query.filters.iter().chain([&("regionCode", "eu-west-1")]) {
+                assert!(
+                    filters.iter().any(|f| f["Field"] == *field && f["Value"] == *value && f["Type"] == "TERM_MATCH"),
+                    "{field}={value} in {body}"
+                );
+            }
+        }
+        // A region the API lists nothing for: no price, not an error.
+        assert_eq!(pricing.service_price("af-south-1", ServiceItem::NatGatewayHour).await.unwrap(), None);
     }
 
     #[test]

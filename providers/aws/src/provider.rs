@@ -142,6 +142,24 @@ impl AwsProvider {
         }
     }
 
+    /// The Price List API's price of one charge besides instances in
+    /// `region` (`Ok(None)`: it lists none there). `Err` says why it could
+    /// not be asked, beginning with [`crate::pricing::NOT_ASKED`]; the
+    /// estimate then takes the dated table's.
+    pub async fn service_price(
+        &self,
+        region: &str,
+        item: skyplan_aws_blueprint::cost::ServiceItem,
+    ) -> Result<Option<f64>, String> {
+        let Some(pricing) = &self.pricing else {
+            return Err(format!("{}: this provider has no Price List API client", crate::pricing::NOT_ASKED));
+        };
+        pricing.service_price(region, item).await.map_err(|e| {
+            let text = e.to_string();
+            format!("{}: {}", crate::pricing::NOT_ASKED, text.lines().next().unwrap_or(&text))
+        })
+    }
+
     /// AWS API requests sent so far, per operation, named like IAM actions
     /// (`ec2:DescribeVpcs`); retries count as requests.
     pub fn api_calls(&self) -> BTreeMap<String, u64> {
