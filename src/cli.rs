@@ -160,16 +160,20 @@ pub enum Command {
         #[arg(long, value_name = "ADDRESS")]
         target: Vec<String>,
     },
-    /// Show the state, or a saved plan
-    #[command(after_help = "Examples:\n  skyplan show\n  skyplan show cluster.plan --json")]
+    /// Show the state, a saved plan, or a saved run
+    #[command(
+        after_help = "Examples:\n  skyplan show\n  skyplan show cluster.plan --json\n  skyplan show cluster.plan --format markdown\n  skyplan apply cluster.plan --json > run.jsonl && skyplan show run.jsonl --format html > run.html"
+    )]
     Show {
-        /// A plan file from `plan --out` (default: the state)
+        /// A plan file from `plan --out`, or a run saved from `apply --json`
+        /// or `destroy --json` (its timeline and critical path); default:
+        /// the state
         planfile: Option<PathBuf>,
         /// Print as JSON
         #[arg(long)]
         json: bool,
         /// A saved plan for review: a pull-request comment (markdown) or
-        /// one self-contained page (html)
+        /// one self-contained page (html); a saved run: its timeline (html)
         #[arg(long, value_enum, conflicts_with = "json")]
         format: Option<ShowFormat>,
     },
@@ -250,6 +254,20 @@ pub enum Command {
         /// Write it to FILE (mode 0600) instead of stdout
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+    },
+    /// The kubeadm configuration a node boots with, secrets masked
+    #[command(
+        after_help = "ADDRESS is a control-plane instance (aws_instance.control_plane[N]) or a worker pool's launch \
+                      template (aws_launch_template.pool[NAME]). The endpoint and the CA hash come from the state; \
+                      before apply the endpoint reads (known after apply).\n\nExamples:\n  skyplan node-config \
+                      cluster.toml 'aws_instance.control_plane[0]'\n  skyplan node-config cluster.toml \
+                      'aws_launch_template.pool[worker]'"
+    )]
+    NodeConfig {
+        #[arg(help = SPEC_HELP)]
+        spec: PathBuf,
+        /// The node's address
+        address: String,
     },
     /// A shell completion script on stdout
     #[command(

@@ -1,8 +1,10 @@
 //! [`SpecHooks`]: the provider side of a run of `plan` and `apply`, which
 //! the engine's `ops` calls at the right steps through its `Hooks` trait:
 //! the providers for the types in play (from `workspace`), an AWS static
-//! placement's checks before planning (`workspace::check_static_placement`)
-//! and preflight's existence checks before applying (`preflight.rs`). It
+//! placement's checks before planning (`workspace::check_static_placement`),
+//! preflight's existence checks before applying (`preflight.rs`) and the
+//! shared instance profiles: noted at plan, created after approval
+//! (`profiles.rs`). It
 //! lives among the commands because it calls one of them; `workspace`
 //! takes any `Hooks` and knows none of this.
 
@@ -15,7 +17,7 @@ use skyplan_engine::ops::{HookError, Hooks};
 use skyplan_engine::plan::Plan;
 use skyplan_engine::Providers;
 
-use crate::commands::preflight;
+use crate::commands::{preflight, profiles};
 use crate::ui::Ui;
 use crate::workspace;
 
@@ -47,11 +49,17 @@ impl Hooks for SpecHooks {
     }
 
     async fn before_plan(&self) -> Result<(), HookError> {
-        workspace::check_static_placement(&self.spec, &self.ui, self.tag_subnets).await.map_err(hook_error)
+        workspace::check_static_placement(&self.spec, &self.ui, self.tag_subnets).await.map_err(hook_error)?;
+        profiles::plan_note(&self.ui, &self.spec).await.map_err(hook_error)
     }
 
     async fn before_apply(&self, _plan: &Plan) -> Result<(), HookError> {
         preflight::before_apply(&self.ui, &self.spec).await.map_err(hook_error)
+    }
+
+    /// The shared instance profiles the nodes run with, when missing.
+    async fn before_changes(&self, _plan: &Plan) -> Result<(), HookError> {
+        profiles::create_shared(&self.ui, &self.spec).await.map_err(hook_error)
     }
 
     /// The blueprint's review: risks, parts, and the cost with instance

@@ -4,10 +4,12 @@ pub mod apply;
 pub mod hooks;
 pub mod inspect;
 pub mod kubeconfig;
+pub mod node_config;
 pub mod output;
 pub mod plan;
 pub mod policy;
 pub mod preflight;
+pub mod profiles;
 pub mod state;
 
 use std::process::ExitCode;
@@ -73,6 +75,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Policy { spec, split, with_optional } => policy::run(global, &spec, split.as_deref(), with_optional),
         Command::Output { spec, json } => output::run(global, &spec, json),
         Command::Kubeconfig { spec, out } => kubeconfig::run(global, &spec, out.as_deref()).await,
+        Command::NodeConfig { spec, address } => node_config::run(global, &spec, &address),
         Command::Completion { shell } => {
             let shell = match shell {
                 Shell::Bash => clap_complete::Shell::Bash,

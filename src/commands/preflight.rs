@@ -98,6 +98,7 @@ async fn check(
         }
         Scope::Existence => aws.existence_checks(&Needs::of(resources, &zones)).await?,
     };
+    checks.extend(crate::commands::profiles::checks(spec, &aws).await?);
     if scope == Scope::Full {
         // `apply` checks names in its plan (`names::check`), for what it creates.
         checks.extend(aws.name_checks(resources).await?);

@@ -363,3 +363,61 @@ fn spec_errors_print_the_line_a_caret_and_a_suggestion() {
     let out = w.run(&["validate", "warn.toml"]).ok();
     assert_eq!(out.stderr, golden("depends_on_typo.txt"), "stderr:\n{}", out.stderr);
 }
+
+/// `node-config` (contract, "The cluster itself") from the spec and the
+/// state alone, no cloud: before apply the endpoint is "(known after
+/// apply)" and the CA hash the node's placeholder; once the state records
+/// the load balancer's DNS name and the PKI secret's public hash, both are
+/// in. The one node that initializes gets Cluster- and InitConfiguration,
+/// a worker pool a JoinConfiguration without controlPlane; no secret is
+/// printed; an unknown address fails listing the nodes.
+#[test]
+fn node_config_prints_what_a_node_boots_with_from_spec_and_state() {
+    let w = Workdir::new();
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/dynamic-cluster.toml")).unwrap();
+    w.write("demo.toml", &example);
+
+    let init = w.run(&["node-config", "demo.toml", "aws_instance.control_plane[0]"]).ok().stdout;
+    assert!(init.contains("kind: ClusterConfiguration") && init.contains("kind: InitConfiguration"), "{init}");
+    assert!(init.contains("(known after apply)"), "{init}");
+    assert!(init.contains("(sensitive)"), "the token is masked: {init}");
+    assert!(!w.exists("demo.state.json"), "node-config writes no state");
+
+    let join = w.run(&["node-config", "demo.toml", "aws_instance.control_plane[1]"]).ok().stdout;
+    assert!(join.contains("kind: JoinConfiguration") && join.contains("controlPlane"), "{join}");
+    assert!(!join.contains("InitConfiguration"), "{join}");
+
+    // Applied: the endpoint and the CA hash come from the state, the hash
+    // from whichever resource records `ca_cert_hash`.
+    let hash = format!("sha256:{}", "ab".repeat(32));
+    let state = serde_json::json!({
+        "format_version": 1,
+        "lineage": "0b7f2d2e-1d7e-4c50-9a44-3a0c1f6f1e11",
+        "serial": 7,
+        "resources": {
+            "aws_elb.apiserver": {
+                "type": "aws_elb", "provider": "aws", "id": "demo-apiserver",
+                "inputs": {}, "attributes": {"id": "demo-apiserver", "dns_name": "demo-apiserver-1.us-east-1.elb.amazonaws.com"}
+            },
+            "aws_secretsmanager_secret.pki": {
+                "type": "aws_secretsmanager_secret", "provider": "aws", "id": "arn:secret",
+                "inputs": {}, "attributes": {"id": "arn:secret", "ca_cert_hash": hash}
+            }
+        }
+    });
+    w.write("demo.state.json", &serde_json::to_string_pretty(&state).unwrap());
+    let worker = w.run(&["node-config", "demo.toml", "aws_launch_template.pool[worker]"]).ok().stdout;
+    assert!(worker.contains("kind: JoinConfiguration"), "{worker}");
+    assert!(!worker.contains("controlPlane"), "a worker joins without controlPlane: {worker}");
+    assert!(worker.contains("demo-apiserver-1.us-east-1.elb.amazonaws.com:6443"), "{worker}");
+    assert!(worker.contains(&hash), "{worker}");
+    assert!(!worker.contains("(known after apply)"), "{worker}");
+
+    let unknown = w.run(&["node-config", "demo.toml", "aws_instance.bastion"]).code(1);
+    assert!(unknown.stderr.contains("aws_instance.bastion is not a node of this cluster"), "{}", unknown.stderr);
+    for node in ["aws_instance.control_plane[2]", "aws_launch_template.pool[worker]"] {
+        assert!(unknown.stderr.contains(node), "lists {node}: {}", unknown.stderr);
+    }
+    w.run(&["node-config", "demo.toml", "not an address"]).code(1);
+}

@@ -35,6 +35,8 @@ mod aws_orphans;
 #[cfg(feature = "aws")]
 mod aws_pricing;
 #[cfg(feature = "aws")]
+mod aws_profiles;
+#[cfg(feature = "aws")]
 mod aws_provider;
 #[cfg(feature = "aws")]
 mod aws_roll;

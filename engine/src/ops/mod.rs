@@ -12,7 +12,9 @@
 //! 3. [`apply`], the one path both kinds of apply take: the provider-side
 //!    checks before changing anything ([`Hooks::before_apply`]), then
 //!    either record what settling changed (nothing to apply) or ask for
-//!    approval and walk the plan, persisting through the state `Writer`.
+//!    approval, make what the provider side needs outside the plan
+//!    ([`Hooks::before_changes`]) and walk the plan, persisting through the
+//!    state `Writer`.
 //!
 //! The caller holds the state lock for the whole run. What only one kind
 //! of spec has (an AWS static placement, AWS preflight checks) reaches the
@@ -69,6 +71,14 @@ pub trait Hooks: Send + Sync {
     /// Before an apply with changes (not a destroy), unless the request
     /// skips it: checks that stop the run before anything changes.
     async fn before_apply(&self, _plan: &Plan) -> Result<(), HookError> {
+        Ok(())
+    }
+
+    /// After approval, before the first change of an apply (not a
+    /// destroy), even when the request skips the checks: what the plan's
+    /// resources need that no state records (AWS: the account's shared
+    /// instance profiles). A failure stops the run with nothing changed.
+    async fn before_changes(&self, _plan: &Plan) -> Result<(), HookError> {
         Ok(())
     }
 
@@ -368,6 +378,9 @@ pub async fn apply(ws: &Workspace, planned: Planned, req: ApplyRequest) -> Resul
         if !approve(&plan).map_err(OpsError::Hook)? {
             return Ok(Outcome::Cancelled);
         }
+    }
+    if !plan.destroy {
+        ws.hooks.before_changes(&plan).await.map_err(OpsError::Hook)?;
     }
     let writer = Writer::start(ws.backend.clone(), state.clone());
     let options = ApplyOptions {

@@ -85,6 +85,29 @@ pub struct Pool {
     pub ami_owner: String,
     /// `ami_name`, else [`CAPA_AMI_NAME`].
     pub ami_name: String,
+    /// `instance_profile`: a profile the pool names itself. None: the
+    /// shared profile of the pool's role ([`Pool::instance_profile`]).
+    pub own_instance_profile: Option<String>,
+}
+
+/// The instance profile control-plane nodes run with unless their pool
+/// names one: shared by every cluster of the account, created by `apply`
+/// when missing and never deleted (cluster-api's name, which the seed's
+/// `iam:PassRole` grant covers).
+pub const CONTROL_PLANE_PROFILE: &str = "control-plane.cluster-api-provider-aws.sigs.k8s.io";
+/// The instance profile worker nodes run with unless their pool names one.
+pub const NODES_PROFILE: &str = "nodes.cluster-api-provider-aws.sigs.k8s.io";
+
+impl Pool {
+    /// The instance profile of the pool's nodes: its own, else the shared
+    /// one of its role.
+    pub fn instance_profile(&self, control_plane: bool) -> &str {
+        match &self.own_instance_profile {
+            Some(name) => name,
+            None if control_plane => CONTROL_PLANE_PROFILE,
+            None => NODES_PROFILE,
+        }
+    }
 }
 
 /// Who publishes cluster-api's node images (the CNCF's account).

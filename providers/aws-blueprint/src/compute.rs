@@ -82,6 +82,13 @@ pub fn expand(cluster: &Cluster, network: &Network, groups: &SecurityGroups) -> 
             "root_volume_size_gib": pool.disk_gib,
             "associate_public_ip_address": false,
             "load_balancer": elb_name,
+            "iam_instance_profile": pool.instance_profile(true),
+            // Its create waits until the node is in the cluster (the AWS provider's apiwait.rs).
+            "api_wait": {
+                "host": endpoint,
+                "port": cluster.api_port,
+                "pki_secret": bootstrap::secret_name(&cluster.name, bootstrap::SecretKind::Pki),
+            },
             "tags": tags::to_value(tags.resource(&format!("control-plane-{index}"), None)),
         });
         set_key_name(&mut attrs, cluster);
@@ -209,6 +216,7 @@ fn worker_pool(cluster: &Cluster, network: &Network, groups: &SecurityGroups, wo
             &reference(&Address::new("aws_elb", "apiserver"), "dns_name"),
         ),
         "root_volume_size_gib": pool.disk_gib,
+        "iam_instance_profile": pool.instance_profile(false),
         "instance_tags": pool_tags,
         "tags": pool_tags,
     });
@@ -292,6 +300,29 @@ mod tests {
         assert!(deps("aws_autoscaling_group.pool[worker]").contains(&"aws_instance.control_plane[0]".to_string()));
         let cp0 = find(fixtures::DEMO, "aws_instance.control_plane[0]");
         assert_eq!(cp0.attrs["load_balancer"], "${aws_elb.apiserver.id}", "the load balancer comes first");
+        // Each control plane's create waits until its node is in the cluster, through the endpoint.
+        assert_eq!(
+            cp0.attrs["api_wait"],
+            json!({"host": "${aws_elb.apiserver.dns_name}", "port": 6443, "pki_secret": "aws.cluster.x-k8s.io/demo/pki"})
+        );
+    }
+
+    #[test]
+    fn nodes_run_with_their_roles_shared_profile_unless_the_pool_names_one() {
+        let profile = |text: &str, a: &str| find(text, a).attrs.get("iam_instance_profile").cloned();
+        assert_eq!(
+            profile(fixtures::DEMO, "aws_instance.control_plane[0]"),
+            Some(json!(crate::cluster::CONTROL_PLANE_PROFILE))
+        );
+        assert_eq!(
+            profile(fixtures::DEMO, "aws_launch_template.pool[worker]"),
+            Some(json!(crate::cluster::NODES_PROFILE))
+        );
+        assert_eq!(profile(fixtures::DEMO, "aws_instance.bastion"), None, "the bastion needs no AWS access");
+        let own =
+            demo_with("instance_type = \"m5.xlarge\"", "instance_type = \"m5.xlarge\"\ninstance_profile = \"mine\"");
+        assert_eq!(profile(&own, "aws_launch_template.pool[worker]"), Some(json!("mine")));
+        assert_eq!(profile(&own, "aws_instance.control_plane[0]"), Some(json!(crate::cluster::CONTROL_PLANE_PROFILE)));
     }
 
     #[test]

@@ -80,46 +80,15 @@ impl InstancePrices {
     }
 }
 
-/// The prices besides instances that the estimate uses, one per kind of
-/// charge: what the Price List API is asked for (`skyplan_aws::pricing`)
-/// and what `data/service-prices.toml` holds, by the same names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ServiceItem {
-    /// A NAT gateway, USD per hour.
-    NatGatewayHour,
-    /// A classic load balancer, USD per hour.
-    ClassicLoadBalancerHour,
-    /// A public IPv4 address in use, USD per hour.
-    PublicIpv4Hour,
-    /// A gp3 volume, USD per GB-month.
-    Gp3GbMonth,
-}
+pub use crate::prices::ServiceItem;
 
-impl ServiceItem {
-    pub const ALL: [ServiceItem; 4] = [
-        ServiceItem::NatGatewayHour,
-        ServiceItem::ClassicLoadBalancerHour,
-        ServiceItem::PublicIpv4Hour,
-        ServiceItem::Gp3GbMonth,
-    ];
-
-    /// What it prices, as the plan's sources name it.
-    pub fn what(self) -> &'static str {
-        match self {
-            ServiceItem::NatGatewayHour => "NAT gateways",
-            ServiceItem::ClassicLoadBalancerHour => "the load balancer",
-            ServiceItem::PublicIpv4Hour => "public IPv4 addresses",
-            ServiceItem::Gp3GbMonth => "volumes",
-        }
-    }
-
-    fn in_table(self, p: &RegionPrices) -> f64 {
-        match self {
-            ServiceItem::NatGatewayHour => p.nat_gateway_hour,
-            ServiceItem::ClassicLoadBalancerHour => p.classic_load_balancer_hour,
-            ServiceItem::PublicIpv4Hour => p.public_ipv4_hour,
-            ServiceItem::Gp3GbMonth => p.gp3_gb_month,
-        }
+/// What the dated table charges for `item` in a region.
+fn in_table(item: ServiceItem, p: &RegionPrices) -> f64 {
+    match item {
+        ServiceItem::NatGatewayHour => p.nat_gateway_hour,
+        ServiceItem::ClassicLoadBalancerHour => p.classic_load_balancer_hour,
+        ServiceItem::PublicIpv4Hour => p.public_ipv4_hour,
+        ServiceItem::Gp3GbMonth => p.gp3_gb_month,
     }
 }
 
@@ -190,7 +159,7 @@ pub fn cost(plan: &Plan, instances: &InstancePrices) -> Cost {
         .into_iter()
         .filter_map(|item| {
             let price = instances.services_from_price_list.get(&item).copied();
-            Some((item, price.or_else(|| table.as_ref().map(|t| item.in_table(t)))?))
+            Some((item, price.or_else(|| table.as_ref().map(|t| in_table(item, t)))?))
         })
         .collect();
     let mut pricer = Pricer { instances, services: service_prices, unpriced: Vec::new() };

@@ -54,6 +54,7 @@ use skyplan_engine::{Address, Diagnostics, Reference, Resource, Source, Spec, Sp
 
 use crate::model::SpecFile;
 pub use cluster::PriceSource;
+pub use cluster::{CONTROL_PLANE_PROFILE, NODES_PROFILE};
 pub use compute::architecture;
 
 /// An AWS spec, read and validated once per run: everything a command
@@ -272,6 +273,23 @@ pub fn cluster_facts(spec: &SpecFile) -> Result<Option<ClusterFacts>, Vec<SpecEr
         static_vpc_id,
         bastion: cluster.bastion.is_some(),
     }))
+}
+
+/// What `skyplan node-config` prints for the node at `address` (see
+/// [`bootstrap::node_config_for`]); `Ok(None)` without `[cluster]`, the
+/// inner error when `address` is not one of the cluster's nodes (it names
+/// them). Errors as [`expand`] reports them.
+#[allow(clippy::type_complexity)]
+pub fn node_config(
+    spec: &SpecFile,
+    address: &Address,
+    endpoint_host: &str,
+    ca_cert_hash: Option<&str>,
+) -> Result<Option<Result<String, bootstrap::NodeConfigError>>, Vec<SpecError>> {
+    let Some(cluster) = validate::validate(spec)? else {
+        return Ok(None);
+    };
+    Ok(Some(bootstrap::node_config_for(&cluster, address, endpoint_host, ca_cert_hash)))
 }
 
 /// A worker pool on the spot market, as `plan` reports it next to the

@@ -143,6 +143,10 @@ pub struct NodePool {
     /// format of cluster-api's published images by default.
     pub ami_owner: Option<String>,
     pub ami_name: Option<String>,
+    /// The IAM instance profile the pool's nodes run with, instead of the
+    /// shared one of their role (cluster.rs: [`crate::cluster::CONTROL_PLANE_PROFILE`],
+    /// [`crate::cluster::NODES_PROFILE`]). It must exist.
+    pub instance_profile: Option<String>,
     pub spot: Option<Spot>,
 }
 

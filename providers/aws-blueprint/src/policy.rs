@@ -132,6 +132,27 @@ pub fn policy_for(spec: &SpecFile, resources: &[Resource]) -> Result<PolicyDocum
             grants.add(action, vec![role_arn.to_string()], None);
         }
     }
+    for secret in api_wait_secrets(resources) {
+        // Secrets Manager ARNs end in `-` and six random characters.
+        for action in &table.run.api_wait {
+            grants.add(action, vec![format!("arn:*:secretsmanager:*:*:secret:{secret}-*")], None);
+        }
+    }
+    let profiles = instance_profiles(resources);
+    if !profiles.is_empty() {
+        grants.everywhere(&table.run.instance_profile);
+    }
+    for profile in &profiles {
+        if SHARED_PROFILES.contains(&profile.as_str()) {
+            grants.everywhere(&table.run.shared_instance_profiles);
+            for action in &table.run.shared_instance_profile_roles {
+                grants.add(action, vec![role_arn(profile)], None);
+            }
+        } else {
+            // A profile of the user's: its role's name is not known here.
+            grants.add("iam:PassRole", vec![role_arn("*")], None);
+        }
+    }
 
     for (kind, row) in kinds {
         let scoped = row.scoped.as_ref().map(|s| (s, scoped_resources(s, spec, resources, kind)));
@@ -324,6 +345,48 @@ impl Grants {
     }
 }
 
+/// The shared instance profiles, each with a role of the same name.
+const SHARED_PROFILES: [&str; 2] = [crate::cluster::CONTROL_PLANE_PROFILE, crate::cluster::NODES_PROFILE];
+
+/// The role `name` in any partition and account, as IAM scopes it.
+fn role_arn(name: &str) -> String {
+    format!("arn:*:iam::*:role/{name}")
+}
+
+/// The instance profiles instances and launch templates run with.
+pub fn instance_profiles(resources: &[Resource]) -> BTreeSet<String> {
+    resources
+        .iter()
+        .filter(|r| matches!(r.address.kind.as_str(), "aws_instance" | "aws_launch_template"))
+        .filter_map(|r| r.attrs.get("iam_instance_profile")?.as_str())
+        .filter(|name| !name.contains("${"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The PKI secrets control-plane instances read to wait on the API server
+/// (`api_wait.pki_secret`).
+fn api_wait_secrets(resources: &[Resource]) -> BTreeSet<String> {
+    resources
+        .iter()
+        .filter(|r| r.address.kind == "aws_instance")
+        .filter_map(|r| r.attrs.get("api_wait")?.get("pki_secret")?.as_str())
+        .filter(|name| !name.contains("${"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The seed's policy `name` ("Control Plane Policy", "Nodes Policy"): what
+/// the shared instance profiles' roles may do (data/seed-policies.json).
+pub fn seed_policy(name: &str) -> Option<Value> {
+    static SEED: OnceLock<Value> = OnceLock::new();
+    let seed = SEED.get_or_init(|| {
+        serde_json::from_str(include_str!("../data/seed-policies.json"))
+            .unwrap_or_else(|e| panic!("data/seed-policies.json does not parse: {e}"))
+    });
+    seed["policies"].get(name).cloned()
+}
+
 /// An instance or launch template that names a key pair, which preflight
 /// checks exists.
 fn names_a_key_pair(r: &Resource) -> bool {
@@ -381,6 +444,10 @@ struct RunActions {
     assume_role: Vec<String>,
     price_list: Vec<String>,
     static_placement: Vec<String>,
+    instance_profile: Vec<String>,
+    shared_instance_profiles: Vec<String>,
+    shared_instance_profile_roles: Vec<String>,
+    api_wait: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -515,6 +582,10 @@ mod tests {
             ("run.assume_role", &t.run.assume_role),
             ("run.price_list", &t.run.price_list),
             ("run.static_placement", &t.run.static_placement),
+            ("run.instance_profile", &t.run.instance_profile),
+            ("run.shared_instance_profiles", &t.run.shared_instance_profiles),
+            ("run.shared_instance_profile_roles", &t.run.shared_instance_profile_roles),
+            ("run.api_wait", &t.run.api_wait),
         ];
         let mut out: Vec<(String, String)> =
             run.iter().flat_map(|(row, actions)| actions.iter().map(|a| (row.to_string(), a.clone()))).collect();
@@ -587,6 +658,10 @@ mod tests {
             ("run.key_pair".into(), &t.run.key_pair),
             ("run.assume_role".into(), &t.run.assume_role),
             ("run.static_placement".into(), &t.run.static_placement),
+            ("run.instance_profile".into(), &t.run.instance_profile),
+            ("run.shared_instance_profiles".into(), &t.run.shared_instance_profiles),
+            ("run.shared_instance_profile_roles".into(), &t.run.shared_instance_profile_roles),
+            ("run.api_wait".into(), &t.run.api_wait),
         ];
         for (kind, row) in &t.kinds {
             for (phase, actions) in
@@ -820,15 +895,17 @@ mod tests {
         assert!(actions.iter().all(|a| !a.starts_with("eks:")));
         // The secrets' actions on the cluster's own secrets only.
         let secrets = doc.statements.iter().filter(|s| s.action[0].starts_with("secretsmanager:"));
-        let resources: Vec<&String> = secrets.flat_map(|s| &s.resource).collect();
+        let resources: BTreeSet<&str> = secrets.flat_map(|s| &s.resource).map(String::as_str).collect();
         assert_eq!(
-            resources,
+            resources.into_iter().collect::<Vec<_>>(),
             [
-                "arn:*:secretsmanager:*:*:secret:aws.cluster.x-k8s.io/demo/init-lock*",
-                "arn:*:secretsmanager:*:*:secret:aws.cluster.x-k8s.io/demo/join*",
-                "arn:*:secretsmanager:*:*:secret:aws.cluster.x-k8s.io/demo/pki*",
+                "arn:*:secretsmanager:*:*:secret:aws.cluster.x-k8s.io/demo/init-lock-*",
+                "arn:*:secretsmanager:*:*:secret:aws.cluster.x-k8s.io/demo/join-*",
+                "arn:*:secretsmanager:*:*:secret:aws.cluster.x-k8s.io/demo/pki-*",
             ]
         );
+        // Secrets Manager: reading the PKI secret for the wait on the API server.
+        assert!(actions.contains("secretsmanager:GetSecretValue"));
     }
 
     #[test]
@@ -881,7 +958,7 @@ mod tests {
         }
         let star: Vec<&Statement> = doc.statements.iter().filter(|s| s.resource == ["*"]).collect();
         let services: Vec<&str> = star.iter().map(|s| s.action[0].split_once(':').unwrap().0).collect();
-        assert_eq!(services, ["autoscaling", "ec2", "elasticloadbalancing"]);
+        assert_eq!(services, ["autoscaling", "ec2", "elasticloadbalancing", "iam"]);
         assert_eq!(json["Statement"][0]["Resource"], "*", "one resource is written as a string");
     }
 
@@ -963,6 +1040,65 @@ mod tests {
         let doc = policy_for(&spec.file, &spec.resources).unwrap();
         assert!(!doc.actions().iter().any(|a| a.starts_with("iam:") || a.starts_with("autoscaling:")));
         assert!(doc.actions().contains("ec2:CreateVpc"));
+    }
+
+    #[test]
+    fn the_shared_profiles_are_made_on_their_own_roles_only() {
+        let doc = policy(fixtures::DEMO);
+        let on = |action: &str| -> Vec<String> {
+            doc.statements
+                .iter()
+                .filter(|s| s.action.iter().any(|a| a == action))
+                .flat_map(|s| s.resource.clone())
+                .collect()
+        };
+        let roles = [
+            "arn:*:iam::*:role/control-plane.cluster-api-provider-aws.sigs.k8s.io".to_string(),
+            "arn:*:iam::*:role/nodes.cluster-api-provider-aws.sigs.k8s.io".to_string(),
+        ];
+        for action in ["iam:CreateRole", "iam:AttachRolePolicy", "iam:GetRole", "iam:PassRole"] {
+            assert_eq!(on(action), roles, "{action}");
+        }
+        for action in
+            ["iam:CreateInstanceProfile", "iam:AddRoleToInstanceProfile", "iam:CreatePolicy", "iam:GetInstanceProfile"]
+        {
+            assert_eq!(on(action), ["*"], "{action}");
+        }
+        // A pool's own profile is only looked up, and its unknown role passed.
+        let own = policy(&edit(
+            fixtures::DEMO,
+            "instance_type = \"m5.xlarge\"",
+            "instance_type = \"m5.xlarge\"\ninstance_profile = \"mine\"",
+        ));
+        assert!(own
+            .statements
+            .iter()
+            .any(|s| s.action == ["iam:PassRole"] && s.resource.contains(&"arn:*:iam::*:role/*".to_string())));
+        let no_nodes = !own
+            .statements
+            .iter()
+            .any(|s| s.resource.iter().any(|r| r.ends_with("role/nodes.cluster-api-provider-aws.sigs.k8s.io")));
+        assert!(no_nodes, "the workers' shared profile is not used");
+        // No instances, no IAM.
+        let only_network = "[resource.aws_vpc.main]\ncidr_block = \"10.0.0.0/16\"\n";
+        let spec = skyplan_engine::Spec::<SpecFile>::parse_with(source(only_network)).unwrap();
+        let doc = policy_for(&spec.file, &spec.resources).unwrap();
+        assert!(!doc.actions().iter().any(|a| a.starts_with("iam:")));
+        // The wait on the API server reads the cluster's PKI secret, and only it.
+        let doc = policy(fixtures::DEMO);
+        let reads: Vec<&Statement> =
+            doc.statements.iter().filter(|s| s.action.contains(&"secretsmanager:GetSecretValue".to_string())).collect();
+        // (The secrets kind reads its own three secrets too.)
+        let resources: BTreeSet<&str> = reads.iter().flat_map(|s| &s.resource).map(String::as_str).collect();
+        assert!(resources.contains("arn:*:secretsmanager:*:*:secret:aws.cluster.x-k8s.io/demo/pki-*"), "{resources:?}");
+        assert!(
+            resources.iter().all(|r| r.starts_with("arn:*:secretsmanager:*:*:secret:aws.cluster.x-k8s.io/demo/")),
+            "{resources:?}"
+        );
+        // The roles get the seed's own documents.
+        for name in ["Control Plane Policy", "Nodes Policy"] {
+            assert!(seed_policy(name).unwrap()["Statement"].as_array().is_some_and(|s| !s.is_empty()), "{name}");
+        }
     }
 
     #[test]

@@ -85,7 +85,7 @@ pub struct LookedUp {
     pub as_of: String,
     /// (region, charge) -> USD per hour (per GB-month for volumes): the
     /// prices besides instances the API gave, for the cost estimate.
-    pub services: BTreeMap<(String, crate::cost::ServiceItem), f64>,
+    pub services: BTreeMap<(String, ServiceItem), f64>,
 }
 
 impl LookedUp {
@@ -122,6 +122,40 @@ pub fn table() -> &'static PriceTable {
         toml::from_str(include_str!("../data/on-demand-prices.toml"))
             .unwrap_or_else(|e| panic!("data/on-demand-prices.toml does not parse (its unit test says why): {e}"))
     })
+}
+
+/// The prices besides instances that the estimate uses, one per kind of
+/// charge: what the Price List API is asked for (`skyplan_aws::pricing`)
+/// and what `data/service-prices.toml` holds, by the same names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ServiceItem {
+    /// A NAT gateway, USD per hour.
+    NatGatewayHour,
+    /// A classic load balancer, USD per hour.
+    ClassicLoadBalancerHour,
+    /// A public IPv4 address in use, USD per hour.
+    PublicIpv4Hour,
+    /// A gp3 volume, USD per GB-month.
+    Gp3GbMonth,
+}
+
+impl ServiceItem {
+    pub const ALL: [ServiceItem; 4] = [
+        ServiceItem::NatGatewayHour,
+        ServiceItem::ClassicLoadBalancerHour,
+        ServiceItem::PublicIpv4Hour,
+        ServiceItem::Gp3GbMonth,
+    ];
+
+    /// What it prices, as the plan's sources name it.
+    pub fn what(self) -> &'static str {
+        match self {
+            ServiceItem::NatGatewayHour => "NAT gateways",
+            ServiceItem::ClassicLoadBalancerHour => "the load balancer",
+            ServiceItem::PublicIpv4Hour => "public IPv4 addresses",
+            ServiceItem::Gp3GbMonth => "volumes",
+        }
+    }
 }
 
 #[cfg(test)]

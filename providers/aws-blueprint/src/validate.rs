@@ -607,6 +607,16 @@ impl Check {
                 );
             }
         }
+        if let Some(profile) = &pool.instance_profile {
+            if !is_iam_name(profile) {
+                self.fail(
+                    format!("{key}.instance_profile"),
+                    format!("{profile:?} is not an IAM instance profile name"),
+                    "write the name of an existing instance profile: 1 to 128 letters, digits and +=,.@_-, or leave \
+                     instance_profile out to use the shared one of the pool's role",
+                );
+            }
+        }
         (self.errors.len() == before).then(|| Pool {
             name: pool.name.clone(),
             size: pool.size,
@@ -616,6 +626,7 @@ impl Check {
             ami,
             ami_owner: pool.ami_owner.clone().unwrap_or_else(|| CAPA_AMI_OWNER.to_string()),
             ami_name: pool.ami_name.clone().unwrap_or_else(|| CAPA_AMI_NAME.to_string()),
+            own_instance_profile: pool.instance_profile.clone(),
         })
     }
 
@@ -1042,6 +1053,11 @@ fn is_aws_id(s: &str, prefix: &str) -> bool {
         .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
+/// An IAM name (instance profile, role): 1 to 128 of `[A-Za-z0-9+=,.@_-]`.
+fn is_iam_name(s: &str) -> bool {
+    (1..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+}
+
 /// `arn:PARTITION:iam::ACCOUNT:role/PATH/NAME`.
 fn is_role_arn(s: &str) -> bool {
     let parts: Vec<&str> = s.splitn(6, ':').collect();
@@ -1085,6 +1101,22 @@ mod tests {
         let cluster = ok(&demo_with(cp, &format!("{cp}\nami_owner = \"self\"")));
         assert_eq!(cluster.control_plane.pool.ami_owner, "self");
         assert_eq!(cluster.workers[0].pool.ami_name, CAPA_AMI_NAME);
+    }
+
+    #[test]
+    fn a_pool_may_name_its_own_instance_profile() {
+        let cp = "instance_type = \"m5.large\"";
+        let error = only_error(
+            &demo_with(cp, &format!("{cp}\ninstance_profile = \"my profile\"")),
+            "node_pool[0].instance_profile",
+        );
+        assert!(error.message.contains("not an IAM instance profile name"), "{error:#?}");
+        only_error(&demo_with(cp, &format!("{cp}\ninstance_profile = \"\"")), "node_pool[0].instance_profile");
+        let cluster = ok(&demo_with(cp, &format!("{cp}\ninstance_profile = \"ops-nodes+1@x\"")));
+        assert_eq!(cluster.control_plane.pool.instance_profile(true), "ops-nodes+1@x");
+        assert_eq!(cluster.workers[0].pool.instance_profile(false), crate::cluster::NODES_PROFILE);
+        let plain = ok(&demo_with(cp, cp));
+        assert_eq!(plain.control_plane.pool.instance_profile(true), crate::cluster::CONTROL_PLANE_PROFILE);
     }
 
     /// The one error of `text`, which must be at `key` and say what to do.

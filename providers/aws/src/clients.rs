@@ -28,6 +28,17 @@ use crate::ratelimit::{Limiter, RateLimits, Service};
 use crate::retry::{self, Backoff, Retry, RetryPolicy};
 use crate::wait::{Patience, SpotWait};
 
+/// The IAM service prefix of a call the rate limiter does not cover (IAM,
+/// Secrets Manager), from its error type's crate, for messages
+/// (`iam:CreateRole`).
+fn unlimited_service<E>() -> Option<&'static str> {
+    let path = std::any::type_name::<E>();
+    [("aws_sdk_iam::", "iam"), ("aws_sdk_secretsmanager::", "secretsmanager")]
+        .into_iter()
+        .find(|(krate, _)| path.starts_with(krate))
+        .map(|(_, service)| service)
+}
+
 /// How long the provider waits for AWS, per situation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Timeouts {
@@ -37,6 +48,9 @@ pub(crate) struct Timeouts {
     pub instance: Patience,
     /// An auto scaling group and its instances going away after ForceDelete.
     pub autoscaling_group: Patience,
+    /// A control-plane node joining the cluster (`apiwait.rs`): boot,
+    /// image pulls and `kubeadm init` or `join` take minutes.
+    pub api_server: Patience,
     /// A delete blocked by dependents (`DependencyViolation`): ENIs of a
     /// deleted load balancer or terminated instance linger for minutes.
     pub blocked_delete: Duration,
@@ -49,6 +63,7 @@ impl Default for Timeouts {
             nat_gateway: Patience::minutes(10),
             instance: Patience::minutes(10),
             autoscaling_group: Patience::minutes(15),
+            api_server: Patience::minutes(20),
             blocked_delete: Duration::from_secs(15 * 60),
             blocked_backoff: Backoff { base: Duration::from_secs(2), cap: Duration::from_secs(20) },
         }
@@ -205,7 +220,7 @@ impl Clients {
                 self.limiter.acquire(service).await;
                 sent.await.map_err(|e| {
                     let mut err = ApiError::from_sdk(operation, e);
-                    err.service = service.map(|s| s.name());
+                    err.service = service.map(|s| s.name()).or_else(unlimited_service::<E>);
                     if err.status.is_none() {
                         err.endpoint = err.service.and_then(|s| self.calls.endpoint(s));
                     }

@@ -14,7 +14,8 @@
 //!   looks the resource up before trying again), `find.rs` (what an
 //!   interrupted create made), `owned.rs` (what carries a cluster's
 //!   ownership tags); and the checks the CLI runs through the provider:
-//!   `preflight.rs`, `placement.rs`, `permissions.rs`;
+//!   `preflight.rs`, `placement.rs`, `permissions.rs`; and `iam.rs`, the
+//!   shared instance profiles `apply` creates when missing;
 //! - the plumbing, which imports no kind and not the provider:
 //!   `clients.rs` (the SDK clients and the one way to call them),
 //!   `retry.rs`, `wait.rs` (retrying throttling and eventual consistency,
@@ -24,13 +25,16 @@
 //!   validation, typed access, read shaping), `error.rs` (one failed call,
 //!   and the sentence a person can act on), `spot.rs` (spot prices and the
 //!   wait for one in range), `pricing.rs` (on-demand prices from the Price
-//!   List API, else the table), `profile.rs`, `ami.rs`, `blockers.rs`,
+//!   List API, else the table), `apiwait.rs` (the wait on the API server
+//!   after a control-plane instance starts) with `kubeapi.rs` (its HTTPS
+//!   client), `profile.rs`, `ami.rs`, `blockers.rs`,
 //!   `ec2util.rs`, `calls.rs`.
 //!
 //! Architecture invariant: the engine never sees an SDK type; this crate
 //! speaks to it only through `skyplan_engine::Provider` and `Attrs`.
 
 mod ami;
+mod apiwait;
 mod attrs;
 mod blockers;
 mod calls;
@@ -38,7 +42,9 @@ mod clients;
 mod ec2util;
 mod error;
 mod find;
+mod iam;
 mod kinds;
+mod kubeapi;
 mod lost;
 mod names;
 mod owned;

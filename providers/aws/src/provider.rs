@@ -436,6 +436,7 @@ mod tests {
                 "ami",
                 "ami_lookup",
                 "associate_public_ip_address",
+                "iam_instance_profile",
                 "instance_type",
                 "key_name",
                 "root_volume_size_gib",

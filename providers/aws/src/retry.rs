@@ -50,7 +50,24 @@ pub(crate) const EVENTUALLY_CONSISTENT: &[&str] = &[
     "InvalidNetworkInterfaceID.NotFound",
     "InvalidLaunchTemplateId.NotFound",
     "InvalidLaunchTemplateName.NotFoundException",
+    // IAM (`iam.rs`): a role or policy just created, not yet visible to the
+    // next call (IAM is eventually consistent).
+    "NoSuchEntity",
 ];
+
+/// EC2's answer to a launch with an instance profile IAM created seconds
+/// ago (IAM is eventually consistent: EC2 sees a new profile after a few
+/// seconds): `InvalidParameterValue` "Value (NAME) for parameter
+/// iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name".
+/// Auto scaling checks a group's launch template the same way at
+/// CreateAutoScalingGroup (`ValidationError`, "You must use a valid
+/// fully-formed launch template. ... Invalid IAM Instance Profile name").
+/// A profile that never appears still fails after the retries, with
+/// AWS's words.
+fn is_profile_not_yet_visible(err: &ApiError) -> bool {
+    err.has_code(&["InvalidParameterValue", "InvalidParameterCombination", "ValidationError"])
+        && err.message.contains("Invalid IAM Instance Profile")
+}
 
 /// Codes a delete gets while something else still uses the resource.
 pub(crate) const BLOCKED: &[&str] = &[
@@ -89,8 +106,19 @@ pub(crate) const NON_IDEMPOTENT: &[&str] = &[
 
 /// Calls named like makers that are safe to send twice: tags are set, not
 /// added twice; attaching an ELB to a subnet it is in changes nothing.
+///
+/// IAM's makers (`iam.rs`) answer a second send with `EntityAlreadyExists`,
+/// which `iam.rs` takes as done; attaching an attached policy changes nothing.
 #[cfg(test)]
-pub(crate) const IDEMPOTENT_MAKERS: &[&str] = &["AttachLoadBalancerToSubnets", "CreateTags", "CreateOrUpdateTags"];
+pub(crate) const IDEMPOTENT_MAKERS: &[&str] = &[
+    "AttachLoadBalancerToSubnets",
+    "CreateTags",
+    "CreateOrUpdateTags",
+    "AttachRolePolicy",
+    "CreateInstanceProfile",
+    "CreatePolicy",
+    "CreateRole",
+];
 
 /// A failure after which AWS may or may not have done what was asked: no
 /// answer at all, or a 5xx other than throttling.
@@ -132,7 +160,7 @@ pub(crate) fn is_retryable(err: &ApiError, retry: Retry) -> bool {
     if err.has_code(THROTTLING) {
         return true;
     }
-    if retry == Retry::AfterCreate && err.has_code(EVENTUALLY_CONSISTENT) {
+    if retry == Retry::AfterCreate && (err.has_code(EVENTUALLY_CONSISTENT) || is_profile_not_yet_visible(err)) {
         return true;
     }
     match (err.code.as_deref(), err.status) {
@@ -321,6 +349,30 @@ mod tests {
         for code in ["DependencyViolation", "InvalidParameterValue", "UnauthorizedOperation", "InvalidVpc.Range"] {
             assert!(!is_retryable(&err(code), AfterCreate), "{code}");
         }
+        // A launch right after the instance profile was created: IAM's
+        // eventual consistency, retried while creating only.
+        let young_profile = ApiError::service(
+            "RunInstances",
+            "InvalidParameterValue",
+            "Value (nodes.cluster-api-provider-aws.sigs.k8s.io) for parameter iamInstanceProfile.name is invalid. \
+             Invalid IAM Instance Profile name",
+        );
+        assert!(is_retryable(&young_profile, AfterCreate));
+        assert!(!is_retryable(&young_profile, Standard));
+        let group = ApiError::service(
+            "CreateAutoScalingGroup",
+            "ValidationError",
+            "You must use a valid fully-formed launch template. Value (nodes.x) for parameter iamInstanceProfile.name \
+             is invalid. Invalid IAM Instance Profile name",
+        );
+        assert!(is_retryable(&group, AfterCreate));
+        assert!(!is_retryable(
+            &ApiError::service("CreateAutoScalingGroup", "ValidationError", "bad size"),
+            AfterCreate
+        ));
+        let other_value =
+            ApiError::service("RunInstances", "InvalidParameterValue", "Invalid value 'x' for instanceType");
+        assert!(!is_retryable(&other_value, AfterCreate), "only the profile message");
         // No answer (connection refused, timeout): retry. A 5xx: retry. A 4xx without code: no.
         assert!(is_retryable(&ApiError::new("Op", None, "connection refused", None), Standard));
         assert!(is_retryable(&ApiError::new("Op", Some("InternalError"), "x", Some(500)), Standard));

@@ -270,6 +270,34 @@ pub fn admin_certificate(ca: &CertificateAuthority, now: SystemTime) -> Result<(
     Ok((cert.pem(), pkcs1_pem(&key)?))
 }
 
+/// A serving certificate for `names` (DNS names or IP addresses) and its
+/// key, signed by `ca`, server auth only, valid from five minutes ago for a
+/// day: what an API server shows, for local stand-ins of one (the AWS
+/// provider's tests of its wait on the API server). Returns (certificate
+/// PEM, key PEM).
+pub fn serving_certificate(
+    ca: &CertificateAuthority,
+    names: &[&str],
+    now: SystemTime,
+) -> Result<(String, String), PkiError> {
+    let now = OffsetDateTime::from(now);
+    let what = "a serving certificate";
+    let fail = |e: rcgen::Error| PkiError::Generate { what, reason: e.to_string() };
+    let ca_key = KeyPair::from_pem(&ca.key_pem).map_err(fail)?;
+    let ca_subject = certificate_subject_cn(&ca.cert_pem)?;
+    let issuer = Issuer::new(ca_params(&ca_subject, now), ca_key);
+    let key = rsa_key(what)?;
+    let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).map_err(fail)?;
+    params.distinguished_name = subject("kube-apiserver", None);
+    params.not_before = now - Duration::minutes(BACKDATE_MINUTES);
+    params.not_after = now + Duration::days(1);
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = params.signed_by(&key, &issuer).map_err(fail)?;
+    Ok((cert.pem(), pkcs1_pem(&key)?))
+}
+
 /// `sha256:` and the lowercase hex SHA-256 of the certificate's DER
 /// SubjectPublicKeyInfo: kubeadm's `caCertHashes` format.
 pub fn ca_cert_hash(cert_pem: &str) -> Result<String, PkiError> {

@@ -15,19 +15,25 @@
 //! answering. Reads report it only while the instance is registered there.
 //! (No wait for InService: that needs elasticloadbalancing:
 //! DescribeInstanceHealth, which the seed's policies do not grant.)
+//!
+//! `api_wait` (control-plane nodes): create returns once the node is a
+//! control-plane member of the cluster, asked of the API server through
+//! the endpoint (`apiwait.rs`); skipped with a note where the endpoint
+//! does not resolve. It changes nothing in place and reads as written.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
-    BlockDeviceMapping, EbsBlockDevice, Instance, InstanceNetworkInterfaceSpecification, InstanceStateName,
-    InstanceType, ResourceType,
+    BlockDeviceMapping, EbsBlockDevice, IamInstanceProfileSpecification, Instance,
+    InstanceNetworkInterfaceSpecification, InstanceStateName, InstanceType, ResourceType,
 };
 use serde_json::{json, Value};
 use skyplan_engine::{Attrs, OpContext, ProviderError, ReadRequest};
 
 use super::elb;
 use crate::ami;
+use crate::apiwait::{self, ApiWait};
 use crate::attrs::{self, Field, KindSpec, Ty, TAGS};
 use crate::clients::Clients;
 use crate::ec2util::{client_token, created_but, filter, id_chunks, FILTER_CHUNK};
@@ -51,6 +57,8 @@ pub(crate) const SPEC: KindSpec = KindSpec {
         Field::new("root_volume_size_gib", Ty::Int).replace(),
         Field::new("associate_public_ip_address", Ty::Bool).replace(),
         Field::new("load_balancer", Ty::Str),
+        Field::new("iam_instance_profile", Ty::Str).replace(),
+        Field::new("api_wait", Ty::Object(apiwait::FIELDS)),
         TAGS,
     ],
     computed: &["id", "private_ip", "public_ip", "resolved_ami"],
@@ -75,6 +83,8 @@ impl AwsKind for Kind {
         let user_data = attrs::opt_str(attrs, "user_data")?.map(aws_smithy_types::base64::encode);
         let root_size = attrs::opt_i32(attrs, "root_volume_size_gib")?;
         let public_ip = attrs::opt_bool(attrs, "associate_public_ip_address")?;
+        let profile = attrs::opt_str(attrs, "iam_instance_profile")?
+            .map(|name| IamInstanceProfileSpecification::builder().name(name).build());
         let tags = tags::for_create(attrs, &ctx.address)?;
         let lookup = ami::Lookup::from_attrs(attrs)?;
         let image = ami::resolve(c, ami_attr, root_size.is_some(), lookup.as_ref()).await?;
@@ -114,6 +124,7 @@ impl AwsKind for Kind {
                     .set_key_name(key_name.map(str::to_string))
                     .set_user_data(user_data.clone())
                     .set_block_device_mappings(root_device.clone().map(|d| vec![d]))
+                    .set_iam_instance_profile(profile.clone())
                     .tag_specifications(tags::ec2_spec(ResourceType::Instance, &tags))
                     .tag_specifications(tags::ec2_spec(ResourceType::Volume, &tags));
                 run = match &interface {
@@ -140,6 +151,10 @@ impl AwsKind for Kind {
             elb::register_instances(c, lb, std::slice::from_ref(&id))
                 .await
                 .map_err(|e| created_but(&id, &ctx.address, e))?;
+        }
+        if let (Some(api), Some(ip)) = (ApiWait::from_attrs(attrs)?, running.private_ip_address()) {
+            // The next control plane and the worker pools start once this node is in the cluster.
+            apiwait::until_member(c, ctx, &api, ip).await.map_err(|e| created_but(&id, &ctx.address, e))?;
         }
         let mut result = attrs.clone();
         result.insert("id".into(), json!(id));
@@ -190,6 +205,8 @@ impl AwsKind for Kind {
                     attrs::order_like(req.prior.get("vpc_security_group_ids"), groups),
                 );
                 live.insert("key_name".into(), json!(i.key_name()));
+                let profile = i.iam_instance_profile().and_then(|p| p.arn()).map(profile_name);
+                live.insert("iam_instance_profile".into(), json!(profile));
                 if let Some(size) = root_volume_id(i).and_then(|v| sizes.get(v)) {
                     live.insert("root_volume_size_gib".into(), json!(size));
                 }
@@ -199,7 +216,7 @@ impl AwsKind for Kind {
                     live.insert("load_balancer".into(), if there { json!(lb) } else { Value::Null });
                 }
                 // Not returned by DescribeInstances: as recorded.
-                for echoed in ["user_data", "associate_public_ip_address", "ami_lookup"] {
+                for echoed in ["user_data", "associate_public_ip_address", "ami_lookup", "api_wait"] {
                     if let Some(v) = req.prior.get(echoed) {
                         live.insert(echoed.into(), v.clone());
                     }
@@ -321,6 +338,13 @@ fn is_gone(i: &Instance) -> bool {
 /// The EC2 filter that selects [`LIVE`] instances.
 fn live_filter() -> aws_sdk_ec2::types::Filter {
     filter("instance-state-name", LIVE.iter().map(|s| s.as_str()))
+}
+
+/// An instance profile's name from its ARN
+/// (`arn:aws:iam::ACCOUNT:instance-profile/PATH/NAME`): DescribeInstances
+/// reports only the ARN.
+pub(crate) fn profile_name(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
 }
 
 /// The state for messages.

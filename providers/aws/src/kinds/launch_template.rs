@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
-    InstanceType, LaunchTemplate, LaunchTemplateBlockDeviceMappingRequest, LaunchTemplateEbsBlockDeviceRequest,
+    InstanceType, LaunchTemplate, LaunchTemplateIamInstanceProfileSpecificationRequest, LaunchTemplateBlockDeviceMappingRequest, LaunchTemplateEbsBlockDeviceRequest,
     LaunchTemplateInstanceMarketOptionsRequest, LaunchTemplateSpotMarketOptionsRequest,
     LaunchTemplateTagSpecificationRequest, LaunchTemplateVersion, MarketType, RequestLaunchTemplateData, ResourceType,
     ResponseLaunchTemplateData,
@@ -71,6 +71,7 @@ pub(crate) const SPEC: KindSpec = KindSpec {
         Field::new("user_data", Ty::Str).at_most(16384, "EC2 user data: 16 KB before base64"),
         Field::new("root_volume_size_gib", Ty::Int),
         Field::new("spot_max_price", Ty::Str),
+        Field::new("iam_instance_profile", Ty::Str),
         Field::new("instance_tags", Ty::StrMap).default("{}"),
         TAGS,
     ],
@@ -239,6 +240,7 @@ const VERSIONED: &[&str] = &[
     "user_data",
     "root_volume_size_gib",
     "spot_max_price",
+    "iam_instance_profile",
     "instance_tags",
 ];
 
@@ -250,6 +252,9 @@ pub(crate) fn launch_data(attrs: &Attrs, image: &Image) -> Result<RequestLaunchT
         .set_key_name(attrs::opt_str(attrs, "key_name")?.map(str::to_string))
         .set_security_group_ids(Some(attrs::str_list(attrs, "vpc_security_group_ids")?))
         .set_user_data(attrs::opt_str(attrs, "user_data")?.map(aws_smithy_types::base64::encode));
+    if let Some(profile) = attrs::opt_str(attrs, "iam_instance_profile")? {
+        data = data.iam_instance_profile(LaunchTemplateIamInstanceProfileSpecificationRequest::builder().name(profile).build());
+    }
     if let Some(size) = attrs::opt_i32(attrs, "root_volume_size_gib")? {
         let device = image
             .root_device_name
@@ -360,6 +365,8 @@ pub(crate) fn data_attrs(prior: &Attrs, data: &ResponseLaunchTemplateData) -> At
         live.insert("ami_lookup".into(), lookup.clone());
     }
     live.insert("key_name".into(), json!(data.key_name()));
+    let profile = data.iam_instance_profile().and_then(|p| p.name().or(p.arn().map(super::instance::profile_name)));
+    live.insert("iam_instance_profile".into(), json!(profile));
     live.insert(
         "vpc_security_group_ids".into(),
         attrs::order_like(prior.get("vpc_security_group_ids"), data.security_group_ids().to_vec()),
@@ -413,9 +420,12 @@ mod tests {
     fn spot_pools_carry_the_spot_market_and_price() {
         let a = obj(json!({"name": "demo-worker", "image_id": "auto", "instance_type": "m5.xlarge",
             "vpc_security_group_ids": ["sg-node"], "user_data": "#!/bin/sh\necho hi\n",
-            "root_volume_size_gib": 60, "spot_max_price": "0.1152", "instance_tags": {"Name": "demo-worker"}}));
+            "root_volume_size_gib": 60, "spot_max_price": "0.1152", "instance_tags": {"Name": "demo-worker"},
+            "iam_instance_profile": "nodes.cluster-api-provider-aws.sigs.k8s.io"}));
         let d = launch_data(&a, &image()).unwrap();
         assert_eq!(d.image_id(), Some("ami-1"));
+        let profile = d.iam_instance_profile().unwrap();
+        assert_eq!((profile.name(), profile.arn()), (Some("nodes.cluster-api-provider-aws.sigs.k8s.io"), None));
         let market = d.instance_market_options().unwrap();
         assert_eq!(market.market_type(), Some(&MarketType::Spot));
         assert_eq!(market.spot_options().unwrap().max_price(), Some("0.1152"));
@@ -428,6 +438,7 @@ mod tests {
         assert_eq!(kinds, ["instance", "volume"]);
         let on_demand = launch_data(&obj(json!({"image_id": "ami-1", "instance_type": "m5.large"})), &image()).unwrap();
         assert!(on_demand.instance_market_options().is_none());
+        assert!(on_demand.iam_instance_profile().is_none());
         assert!(on_demand.block_device_mappings().is_empty());
     }
 
@@ -436,10 +447,13 @@ mod tests {
         let prior = obj(
             json!({"name": "demo-worker", "image_id": "auto", "resolved_ami": "ami-1", "instance_type": "m5.xlarge",
             "vpc_security_group_ids": ["sg-b", "sg-a"], "user_data": "#!/bin/sh\n", "spot_max_price": "0.1152",
-            "instance_tags": {"Name": "w"}}),
+            "instance_tags": {"Name": "w"}, "iam_instance_profile": "nodes.x"}),
         );
         let data = ResponseLaunchTemplateData::builder()
             .image_id("ami-1")
+            .iam_instance_profile(
+                aws_sdk_ec2::types::LaunchTemplateIamInstanceProfileSpecification::builder().name("nodes.x").build(),
+            )
             .instance_type(InstanceType::from("m5.xlarge"))
             .security_group_ids("sg-a")
             .security_group_ids("sg-b")
@@ -458,8 +472,15 @@ mod tests {
             )
             .build();
         let live = data_attrs(&prior, &data);
-        for k in ["image_id", "instance_type", "vpc_security_group_ids", "user_data", "spot_max_price", "instance_tags"]
-        {
+        for k in [
+            "image_id",
+            "instance_type",
+            "vpc_security_group_ids",
+            "user_data",
+            "spot_max_price",
+            "instance_tags",
+            "iam_instance_profile",
+        ] {
             assert_eq!(live[k], prior[k], "{k}");
         }
         // A template no longer on the spot market reads as no price: a diff.
