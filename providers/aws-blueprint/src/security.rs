@@ -35,10 +35,15 @@ pub struct SecurityGroups {
     pub node: String,
 }
 
-/// What an ingress rule lets in: TCP on a port range, or all traffic.
+/// Calico's BGP sessions between every pair of nodes.
+const BGP: Traffic = Traffic::Tcp(179, 179);
+
+/// What an ingress rule lets in: TCP on a port range, IP in IP (Calico's
+/// pod traffic between nodes, IP protocol 4), or all traffic.
 #[derive(Clone, Copy)]
 enum Traffic {
     Tcp(u16, u16),
+    IpInIp,
     All,
 }
 
@@ -48,9 +53,19 @@ impl Traffic {
     fn parts(self) -> (&'static str, u16, u16) {
         match self {
             Traffic::Tcp(from, to) => ("tcp", from, to),
+            Traffic::IpInIp => ("4", 0, 0),
             Traffic::All => ("-1", 0, 0),
         }
     }
+}
+
+/// Whether the cluster's CNI is Calico (the profile's `cni` pack).
+fn calico(cluster: &Cluster) -> bool {
+    cluster
+        .profile
+        .iter()
+        .flat_map(|p| &p.packs)
+        .any(|p| p.layer == crate::model::Layer::Cni && crate::bootstrap::cni::is_calico(&p.name))
 }
 
 /// One entry of a group's inline `ingress` list, from CIDR blocks, every
@@ -117,6 +132,16 @@ pub fn expand(cluster: &Cluster, network: &Network) -> (Vec<Resource>, SecurityG
         ("node_kubelet_from_control_plane", nodes, KUBELET, cp,    "kubelet from the control plane"),
         ("node_all_from_control_plane",     nodes, all,     cp,    "All traffic from the control plane"),
     ];
+    // Nodes reach the control plane only at the API above; Calico also
+    // peers with it over BGP and carries pod traffic to it in IP in IP
+    // (the other way, the control plane reaches nodes on everything).
+    if calico(cluster) {
+        #[rustfmt::skip]
+        rules.extend([
+            ("control_plane_bgp_from_node",  cp, BGP,              nodes, "Calico BGP from nodes"),
+            ("control_plane_ipip_from_node", cp, Traffic::IpInIp,  nodes, "Calico IP in IP from nodes"),
+        ]);
+    }
     if let Some(bastion) = bastion.as_deref() {
         #[rustfmt::skip]
         rules.extend([

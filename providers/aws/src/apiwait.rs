@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use skyplan_aws_blueprint::bootstrap::{pki, ClusterPki};
+use skyplan_aws_blueprint::bootstrap::pki;
 use skyplan_engine::{Attrs, OpContext, ProviderError};
 
 use crate::attrs::{Field, Ty};
@@ -150,20 +150,9 @@ pub(crate) async fn wait_member(
 
 /// An admin client signed by the cluster CA of the PKI secret.
 async fn admin_client(c: &Clients, secret: &str) -> Result<AdminClient, ProviderError> {
-    let out = c
-        .call("GetSecretValue", Retry::AfterCreate, || c.secrets.get_secret_value().secret_id(secret).send())
-        .await
-        .map_err(|e| {
-            ProviderError::new(format!(
-                "could not read the cluster's PKI secret {secret} to wait on the API server: {e}"
-            ))
-        })?;
-    let bytes = match (out.secret_binary(), out.secret_string()) {
-        (Some(blob), _) => blob.as_ref().to_vec(),
-        (None, Some(text)) => text.as_bytes().to_vec(),
-        (None, None) => return Err(ProviderError::new(format!("the PKI secret {secret} is empty"))),
-    };
-    let pki = ClusterPki::from_archive(&bytes).map_err(|e| ProviderError::new(format!("{secret}: {e}")))?;
+    let pki = crate::secret_value::cluster_pki(c, secret, Retry::AfterCreate).await.map_err(|e| {
+        ProviderError::new(format!("could not read the cluster's PKI secret {secret} to wait on the API server: {e}"))
+    })?;
     let (cert, key) =
         pki::admin_certificate(&pki.cluster_ca, SystemTime::now()).map_err(|e| ProviderError::new(e.to_string()))?;
     AdminClient::new(pki.cluster_ca.cert_pem(), &cert, &key).map_err(ProviderError::new)
@@ -176,6 +165,7 @@ mod tests {
 
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use skyplan_aws_blueprint::bootstrap::ClusterPki;
     use skyplan_engine::Address;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;

@@ -56,6 +56,7 @@ mod profile;
 mod provider;
 pub mod ratelimit;
 mod retry;
+mod secret_value;
 pub mod spot;
 mod tags;
 #[cfg(test)]

@@ -185,6 +185,15 @@ impl AwsProvider {
     }
 }
 
+/// The cluster's CA (`secret_value.rs`) through the provider.
+impl AwsProvider {
+    /// The cluster PKI held by the secret `name` (the `pki` secret), for
+    /// `skyplan kubeconfig`: GetSecretValue, the archive unpacked in memory.
+    pub async fn cluster_pki(&self, name: &str) -> Result<skyplan_aws_blueprint::bootstrap::ClusterPki, ProviderError> {
+        crate::secret_value::cluster_pki(&self.clients, name, crate::retry::Retry::Standard).await
+    }
+}
+
 /// Spot prices (`spot.rs`) through the provider.
 impl AwsProvider {
     /// The current Linux spot price of `instance_type` in each of `azs`

@@ -46,6 +46,7 @@ use crate::attrs::{self, Field, KindSpec, Ty};
 use crate::clients::Clients;
 use crate::error::ApiError;
 use crate::retry::Retry;
+use crate::secret_value::{cluster_pki, get_value, gone, Held};
 use crate::tags::{self, Tags, ADDRESS_TAG};
 
 use super::{AwsKind, Hit};
@@ -111,36 +112,6 @@ const INIT_LOCK_MARKER: &str =
 const CREATE_TRIES: u32 = 30;
 const CREATE_WAIT: Duration = Duration::from_secs(10);
 
-/// A secret's value as read: held only as long as it takes to compute what
-/// may be kept (dropped, not logged: its Debug is the SDK's redacted one).
-enum Held {
-    Binary(Vec<u8>),
-    Text(String),
-}
-
-/// GetSecretValue of `id` (a name or an ARN): the secret's ARN and value;
-/// None when there is no such secret or it is being deleted.
-async fn get_value(c: &Clients, id: &str, retry: Retry) -> Result<Option<(Option<String>, Held)>, ApiError> {
-    match c.call("GetSecretValue", retry, || c.secrets.get_secret_value().secret_id(id).send()).await {
-        Ok(out) => {
-            let value = match (out.secret_binary(), out.secret_string()) {
-                (Some(blob), _) => Held::Binary(blob.as_ref().to_vec()),
-                (None, Some(text)) => Held::Text(text.to_string()),
-                (None, None) => Held::Text(String::new()),
-            };
-            Ok(Some((out.arn().map(str::to_string), value)))
-        }
-        Err(e) if gone(&e) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// The secret does not exist, or is scheduled for deletion (Secrets
-/// Manager answers GetSecretValue on one with `InvalidRequestException`).
-fn gone(e: &ApiError) -> bool {
-    e.code() == "ResourceNotFoundException" || (e.code() == "InvalidRequestException" && e.message.contains("delet"))
-}
-
 /// The public CA hash a value of `content` gives, if any.
 fn ca_cert_hash(content: Content, value: &Held) -> Result<Option<String>, String> {
     match (content, value) {
@@ -153,20 +124,6 @@ fn ca_cert_hash(content: Content, value: &Held) -> Result<Option<String>, String
             .ok_or_else(|| "it holds no token and CA hash".to_string()),
         (Content::Join, Held::Binary(_)) => Err("it holds bytes, not the token and CA hash".into()),
         (Content::InitLock, _) => Ok(None),
-    }
-}
-
-/// The cluster PKI in the secret `id` (name or ARN): for the join secret's
-/// CA hash and for `skyplan kubeconfig`.
-pub(crate) async fn cluster_pki(c: &Clients, id: &str, retry: Retry) -> Result<ClusterPki, ProviderError> {
-    match get_value(c, id, retry).await?.map(|(_, value)| value) {
-        Some(Held::Binary(bytes)) => ClusterPki::from_archive(&bytes).map_err(|e| {
-            ProviderError::new(format!("secret {id} is not the archive of CAs skyplan writes ({e})"))
-        }),
-        Some(Held::Text(_)) => {
-            Err(ProviderError::new(format!("secret {id} holds text, not the archive of CAs skyplan writes")))
-        }
-        None => Err(ProviderError::new(format!("secret {id} does not exist (or is being deleted)"))),
     }
 }
 
@@ -233,13 +190,6 @@ fn cluster_of(owner: &Tags) -> Option<&str> {
     owner.keys().find_map(|k| k.strip_prefix("kubernetes.io/cluster/"))
 }
 
-impl crate::provider::AwsProvider {
-    /// The cluster PKI held by the secret `name` (the `pki` secret), for
-    /// `skyplan kubeconfig`: GetSecretValue, the archive unpacked in memory.
-    pub async fn cluster_pki(&self, name: &str) -> Result<ClusterPki, ProviderError> {
-        cluster_pki(&self.clients, name, Retry::Standard).await
-    }
-}
 
 /// `aws_secretsmanager_secret` in the registry (`kinds/mod.rs`).
 pub(crate) struct Kind;
