@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Wall time and AWS API requests of the main job against the local emulator
 # (docs/performance.md): apply, no-op plan and destroy of a spec, default
-# examples/dynamic-cluster.toml (3 AZs, 38 resources).
+# examples/dynamic-cluster.toml (3 AZs, 43 resources).
 #   scripts/bench-aws.sh [SPEC]
 #   scripts/bench-aws.sh --clusters N [SPEC]
 # With --clusters N: N copies of the spec, each its own cluster (names

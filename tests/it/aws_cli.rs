@@ -57,7 +57,7 @@ fn dynamic_cluster_apply_no_changes_resize_destroy() {
 
     w.run(&["validate", "demo.toml"]).ok();
     let apply = w.run(&["apply", "demo.toml", "--auto-approve"]).ok();
-    assert!(apply.stdout.contains("Apply complete! Resources: 41 added"), "{}", apply.stdout);
+    assert!(apply.stdout.contains("Apply complete! Resources: 43 added"), "{}", apply.stdout);
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (ec2, elb, asg) = emulator.clients(&rt);
@@ -89,7 +89,7 @@ fn dynamic_cluster_apply_no_changes_resize_destroy() {
 
     // Destroy leaves nothing that carries the cluster's ownership tag.
     let destroy = w.run(&["destroy", "demo.toml", "--auto-approve"]).ok();
-    assert!(destroy.stdout.contains("41 destroyed"), "{}", destroy.stdout);
+    assert!(destroy.stdout.contains("43 destroyed"), "{}", destroy.stdout);
     rt.block_on(check_nothing_owned(&ec2, &elb, &asg));
     assert!(w.json("demo.state.json")["resources"].as_object().unwrap().is_empty());
 }
@@ -444,7 +444,7 @@ fn validate_and_graph_make_no_cloud_call() {
     let w = Workdir::new();
     w.write("demo.toml", &example());
     for (args, expect) in [
-        (&["validate", "demo.toml"][..], "demo.toml is valid: 41 resources"),
+        (&["validate", "demo.toml"][..], "demo.toml is valid: 43 resources"),
         (&["graph", "demo.toml", "--format", "dot"], "\"aws_vpc.main\" -> \"aws_subnet.public[us-east-1a]\""),
     ] {
         let mut cmd = w.command(args);

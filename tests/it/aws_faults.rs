@@ -289,7 +289,7 @@ fn converge_through(rates: Rates) -> [u64; 3] {
     w.write("demo.toml", &example());
 
     let apply = w.run(&["-v", "apply", "demo.toml", "--auto-approve"]).ok();
-    assert!(apply.stdout.contains("Apply complete! Resources: 41 added"), "seed {seed}\n{}", apply.stdout);
+    assert!(apply.stdout.contains("Apply complete! Resources: 43 added"), "seed {seed}\n{}", apply.stdout);
     assert_accounted("apply", &apply, proxy.counts(), seed);
     let mut failed = [proxy.counts().failed(), 0, 0];
     if rates.failing() == rates.reset_after {
@@ -304,7 +304,7 @@ fn converge_through(rates: Rates) -> [u64; 3] {
     let (ec2, elb, asg) = emulator.clients(&rt);
     rt.block_on(check_cluster_layout(&ec2, &elb, &asg));
     let mut recorded = state_ids(&w, "demo.state.json");
-    assert_eq!(recorded.values().map(BTreeSet::len).sum::<usize>(), 41);
+    assert_eq!(recorded.values().map(BTreeSet::len).sum::<usize>(), 43);
     // The bootstrap secrets (ids are their names), then everything else.
     let secrets = recorded.remove("aws_secretsmanager_secret").unwrap_or_default();
     assert_eq!(rt.block_on(secret_names(&emulator)), secrets, "exactly the secrets the state records (seed {seed})");
@@ -318,7 +318,7 @@ fn converge_through(rates: Rates) -> [u64; 3] {
 
     proxy.reset_counts();
     let destroy = w.run(&["-v", "destroy", "demo.toml", "--auto-approve"]).ok();
-    assert!(destroy.stdout.contains("41 destroyed"), "seed {seed}\n{}", destroy.stdout);
+    assert!(destroy.stdout.contains("43 destroyed"), "seed {seed}\n{}", destroy.stdout);
     assert_accounted("destroy", &destroy, proxy.counts(), seed);
     rt.block_on(check_nothing_owned(&ec2, &elb, &asg));
     assert!(rt.block_on(emulator_ids(&ec2, &elb, &asg)).is_empty());

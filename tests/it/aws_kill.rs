@@ -151,7 +151,7 @@ fn kill_then_converge(emulator: &Emulator, cloud: &Cloud, baseline: &Census, exp
     }
 
     let killed = LocalBackend::new(w.path("demo.state.json")).load().unwrap();
-    let mid_run = killed.map_or(true, |s| s.resources.len() < 41);
+    let mid_run = killed.map_or(true, |s| s.resources.len() < 43);
 
     let again = w.run(&["apply", "demo.toml", "--auto-approve"]).ok();
     // What is left after adoption may be nothing at all ("No changes.").
@@ -174,11 +174,11 @@ fn kill_then_converge(emulator: &Emulator, cloud: &Cloud, baseline: &Census, exp
     let plan = w.run(&["plan", "demo.toml", "--detailed-exitcode"]).ok();
     assert!(plan.stdout.contains("No changes."), "{kill:?}: {}", plan.stdout);
     let state = w.json("demo.state.json");
-    assert_eq!(state["resources"].as_object().unwrap().len(), 41, "{kill:?}");
+    assert_eq!(state["resources"].as_object().unwrap().len(), 43, "{kill:?}");
     assert!(state.get("pending").is_none(), "{kill:?}: no unsettled creates remain");
 
     let destroy = w.run(&["destroy", "demo.toml", "--auto-approve"]).ok();
-    assert!(destroy.stdout.contains("41 destroyed"), "{kill:?}: {}", destroy.stdout);
+    assert!(destroy.stdout.contains("43 destroyed"), "{kill:?}: {}", destroy.stdout);
     assert_eq!(&cloud.census(), baseline, "{kill:?}: destroy leaves nothing behind");
     mid_run
 }

@@ -464,10 +464,10 @@ azs = ["eu-west-1b"]
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
-    use serde_json::Value;
+    use serde_json::{json, Value};
     use skyplan_engine::value::references;
 
-    use super::fixtures::{self, demo_with, parse};
+    use super::fixtures::{self, demo_with, edit, parse};
     use super::*;
 
     fn demo() -> Vec<Resource> {
@@ -505,7 +505,9 @@ mod tests {
             "aws_security_group_rule.control_plane_all_from_self",
             "aws_security_group_rule.control_plane_api_from_lb",
             "aws_security_group_rule.control_plane_api_from_node",
+            "aws_security_group_rule.control_plane_bgp_from_node",
             "aws_security_group_rule.control_plane_etcd_from_self",
+            "aws_security_group_rule.control_plane_ipip_from_node",
             "aws_security_group_rule.control_plane_ssh_from_bastion",
             "aws_security_group_rule.node_all_from_control_plane",
             "aws_security_group_rule.node_all_from_self",
@@ -548,12 +550,12 @@ mod tests {
             ("aws_route_table", 4),
             ("aws_secretsmanager_secret", 3),
             ("aws_security_group", 4),
-            ("aws_security_group_rule", 9),
+            ("aws_security_group_rule", 11),
             ("aws_subnet", 6),
             ("aws_vpc", 1),
         ]);
         assert_eq!(counts, expected_counts);
-        assert_eq!(out.len(), 41);
+        assert_eq!(out.len(), 43);
     }
 
     #[test]
@@ -850,11 +852,39 @@ mod tests {
     }
 
     #[test]
+    fn calico_peers_with_the_control_plane_and_another_cni_opens_nothing_more() {
+        let out = demo();
+        let rule = |out: &[Resource], name: &str| {
+            out.iter().find(|r| r.address == Address::new("aws_security_group_rule", name)).map(|r| r.attrs.clone())
+        };
+        let bgp = rule(&out, "control_plane_bgp_from_node").unwrap();
+        assert_eq!(
+            (bgp["protocol"].clone(), bgp["from_port"].clone(), bgp["to_port"].clone()),
+            (json!("tcp"), json!(179), json!(179))
+        );
+        assert_eq!(bgp["source_security_group_id"], "${aws_security_group.node.id}");
+        assert_eq!(bgp["security_group_id"], "${aws_security_group.control_plane.id}");
+        let ipip = rule(&out, "control_plane_ipip_from_node").unwrap();
+        assert_eq!(ipip["protocol"], "4");
+        assert_eq!(ipip["source_security_group_id"], "${aws_security_group.node.id}");
+
+        let cilium = edit(
+            &demo_with("name = \"calico\"", "name = \"cilium\""),
+            "mtu = 1440",
+            "mtu = 1440, manifest_url = \"https://example.com/cilium.yaml\"",
+        );
+        let out = expand(&parse(&cilium)).unwrap();
+        assert!(
+            rule(&out, "control_plane_bgp_from_node").is_none() && rule(&out, "control_plane_ipip_from_node").is_none()
+        );
+    }
+
+    #[test]
     fn a_disabled_bastion_leaves_no_trace() {
         let out = expand(&parse(&demo_with("[bastion]", "[bastion]\nenabled = false"))).unwrap();
         let addrs = addresses(&out);
         assert!(addrs.iter().all(|a| !a.contains("bastion")), "{addrs:?}");
-        assert_eq!(out.len(), 41 - 4);
+        assert_eq!(out.len(), 43 - 4);
     }
 
     fn with_spot_pool() -> String {
@@ -984,7 +1014,7 @@ mod tests {
             assert!(!out.is_empty(), "examples/{name}");
             assert!(!text.contains("ami ="), "examples/{name}: leave ami out, the provider resolves it");
             if name == "dynamic-cluster.toml" {
-                assert_eq!(out.len(), 41, "its comment says 41 resources");
+                assert_eq!(out.len(), 43, "its comment says 43 resources");
             }
         }
     }
