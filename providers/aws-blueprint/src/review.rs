@@ -1,5 +1,6 @@
 //! What a plan does to the running cluster, in the words of its reviewers:
-//! the seven risk kinds of the contract ("Plans a reviewer can approve"),
+//! the seven risk kinds of the contract ("Plans a reviewer can approve")
+//! and one more for the bootstrap secrets,
 //! and which part of the cluster each address belongs to (network, control
 //! plane, each pool), for the reports' grouping.
 //!
@@ -19,6 +20,9 @@ pub const API_ENDPOINT_CHANGE: &str = "api-endpoint-change";
 pub const NETWORK_CHANGE: &str = "network-change";
 pub const CAPACITY_DROP: &str = "capacity-drop";
 pub const QUORUM_CHANGE: &str = "quorum-change";
+/// A bootstrap secret (`aws.cluster.x-k8s.io/<cluster>/...`) is made anew
+/// while control-plane nodes that booted from the old one stay.
+pub const BOOTSTRAP_SECRET_CHANGE: &str = "bootstrap-secret-change";
 
 /// Launch-template attributes that do not reach a node: changing them
 /// rolls nothing.
@@ -29,6 +33,14 @@ pub fn risks(plan: &Plan) -> Vec<Risk> {
     let live = |c: &&Change| c.action != Action::NoOp && !c.deposed;
     let mut out = Vec::new();
     let (cp_before, cp_after) = control_plane_sizes(plan);
+    // A control-plane node that stays as it is runs the cluster made from
+    // the secrets as they are now.
+    let cluster_stays = plan.changes.iter().any(|c| {
+        c.address.kind == "aws_instance"
+            && c.address.name == "control_plane"
+            && matches!(c.action, Action::NoOp | Action::Update)
+            && !c.deposed
+    });
     for change in plan.changes.iter().filter(live) {
         let address = change.address.to_string();
         let mut risk =
@@ -114,6 +126,13 @@ pub fn risks(plan: &Plan) -> Vec<Risk> {
                     },
                 )
             }
+            "aws_secretsmanager_secret"
+                if cluster_stays && matches!(change.action, Action::Create | Action::Replace) =>
+            {
+                if let Some(message) = bootstrap_secret_change(change) {
+                    risk(BOOTSTRAP_SECRET_CHANGE, message);
+                }
+            }
             "aws_vpc" if gone => risk(
                 NETWORK_CHANGE,
                 format!(
@@ -143,6 +162,31 @@ pub fn risks(plan: &Plan) -> Vec<Risk> {
         }
     }
     out
+}
+
+/// What a new bootstrap secret does to a cluster whose control plane stays
+/// (docs/bootstrap.md): its nodes keep what they booted with, nodes started
+/// afterwards read the new value.
+fn bootstrap_secret_change(change: &Change) -> Option<String> {
+    let made = if change.action == Action::Create { "made again" } else { "replaced" };
+    let name = attr_str(change.after.as_ref(), "name").unwrap_or("the secret");
+    Some(match attr_str(change.after.as_ref(), "content")? {
+        "cluster-pki" => format!(
+            "{name} is {made} with new cluster CAs while the running control plane keeps the old ones: control planes \
+             and workers started after this cannot join the cluster (a different CA), and kubeconfig signs \
+             certificates it does not trust."
+        ),
+        "join" => format!(
+            "{name} is {made} with a new bootstrap token that the running cluster does not know: nodes started after \
+             this (a scale-out, a replaced node) fail to join until the token is created in the cluster \
+             (`kubeadm token create <token> --ttl 0` on a control plane)."
+        ),
+        "init-lock" => format!(
+            "{name} is {made} on a cluster that is already initialized: a replaced control_plane[0] would take it and \
+             initialize a second cluster behind the same endpoint instead of joining."
+        ),
+        _ => return None,
+    })
 }
 
 /// The parts of the cluster the plan's addresses belong to, in the order
@@ -599,6 +643,40 @@ mod tests {
         assert!(found.contains(&(API_ENDPOINT_CHANGE, "aws_elb.apiserver")), "{found:?}");
         // The launch template's own replace leaves the roll to its group.
         assert!(!found.iter().any(|(_, a)| *a == "aws_launch_template.pool[worker]"), "{found:?}");
+    }
+
+    #[test]
+    fn a_bootstrap_secret_made_anew_under_a_running_control_plane_is_named() {
+        let base = super::test_plan::applied(DEMO);
+        let remade = |address: &str, action: Action| {
+            let mut p = base.clone();
+            let c = p.changes.iter_mut().find(|c| c.address.to_string() == address).unwrap();
+            c.action = action;
+            if action == Action::Create {
+                c.before = None;
+            }
+            p
+        };
+        for (secret, words) in [
+            ("aws_secretsmanager_secret.pki", "new cluster CAs"),
+            ("aws_secretsmanager_secret.join", "new bootstrap token"),
+            ("aws_secretsmanager_secret.init_lock", "second cluster"),
+        ] {
+            for action in [Action::Create, Action::Replace] {
+                let r = risks(&remade(secret, action));
+                assert_eq!(kinds(&r), [(BOOTSTRAP_SECRET_CHANGE, secret)], "{secret} {action:?}");
+                assert!(
+                    r[0].message.contains(words) && r[0].message.contains("aws.cluster.x-k8s.io/demo/"),
+                    "{}",
+                    r[0].message
+                );
+            }
+        }
+        // A new cluster, or one whose control plane is replaced with its
+        // secrets (a rename): nothing keeps the old secrets.
+        assert!(risks(&super::test_plan::creating(DEMO)).iter().all(|r| r.kind != BOOTSTRAP_SECRET_CHANGE));
+        let renamed = diff(DEMO, &demo_with("name = \"demo\"", "name = \"prod\""), REPLACE_ON);
+        assert!(risks(&renamed).iter().all(|r| r.kind != BOOTSTRAP_SECRET_CHANGE), "{:?}", kinds(&risks(&renamed)));
     }
 
     #[test]
