@@ -97,6 +97,7 @@ impl ApiError {
                 let e = ctx.err();
                 let message = match e.message() {
                     Some(m) => m.to_string(),
+                    None if e.code().is_none() => unreadable_answer(status),
                     None => DisplayErrorContext(&err).to_string(),
                 };
                 ApiError {
@@ -105,10 +106,10 @@ impl ApiError {
                     ..ApiError::bare(operation, message)
                 }
             }
-            SdkError::ResponseError(ctx) => ApiError {
-                status: Some(ctx.raw().status().as_u16()),
-                ..ApiError::bare(operation, DisplayErrorContext(&err).to_string())
-            },
+            SdkError::ResponseError(ctx) => {
+                let status = ctx.raw().status().as_u16();
+                ApiError { status: Some(status), ..ApiError::bare(operation, unreadable_answer(status)) }
+            }
             SdkError::DispatchFailure(failure) => {
                 let (message, unreachable) = transport_failure(&err, failure.is_timeout());
                 ApiError { unreachable, ..ApiError::bare(operation, message) }
@@ -150,6 +151,24 @@ impl ApiError {
             || code.ends_with(".NotFoundException")
             || (code == "ValidationError" && self.message.to_ascii_lowercase().contains("not found"))
     }
+}
+
+/// An answer the SDK could not read (an HTML error page, a truncated
+/// body): its status in words, never the SDK's dump of the response.
+fn unreadable_answer(status: u16) -> String {
+    let reason = match status {
+        400 => " Bad Request",
+        403 => " Forbidden",
+        404 => " Not Found",
+        500 => " Internal Server Error",
+        502 => " Bad Gateway",
+        503 => " Service Unavailable",
+        504 => " Gateway Timeout",
+        _ => "",
+    };
+    let hint =
+        if status >= 500 { "; AWS (or the endpoint in AWS_ENDPOINT_URL) failed on its side, try again" } else { "" };
+    format!("AWS answered HTTP {status}{reason} with no error skyplan could read{hint}")
 }
 
 /// What a failure to send a request was, in words (never the SDK's Debug
@@ -331,6 +350,16 @@ mod tests {
         assert_eq!(transport_failure(&refused, false), ("connection refused".to_string(), true));
         let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
         assert_eq!(transport_failure(&reset, false), ("connection reset".to_string(), false));
+    }
+
+    #[test]
+    fn an_unreadable_answer_is_its_status_in_words() {
+        assert_eq!(
+            unreadable_answer(500),
+            "AWS answered HTTP 500 Internal Server Error with no error skyplan could read; AWS (or the endpoint in \
+             AWS_ENDPOINT_URL) failed on its side, try again"
+        );
+        assert_eq!(unreadable_answer(404), "AWS answered HTTP 404 Not Found with no error skyplan could read");
     }
 
     #[test]

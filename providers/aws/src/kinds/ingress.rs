@@ -145,7 +145,9 @@ pub(crate) fn permission_atoms(p: &IpPermission, group_id: &str) -> Vec<Atom> {
 /// The permission AWS takes for one atom on group `group_id`.
 pub(crate) fn permission(atom: &Atom, group_id: &str) -> IpPermission {
     let mut p = IpPermission::builder().ip_protocol(&atom.protocol);
-    if has_ports(&atom.protocol) {
+    // Ports for every protocol but all (`-1`): AWS ignores them for a
+    // protocol without ports (written -1), and moto fails without them.
+    if atom.protocol != "-1" {
         p = p.from_port(atom.from_port).to_port(atom.to_port);
     }
     let description = (!atom.description.is_empty()).then(|| atom.description.clone());
@@ -354,7 +356,7 @@ mod tests {
         let a = rule_atoms(&obj(json!({"protocol": "all", "from_port": 0, "to_port": 0, "self": true}))).unwrap();
         let ipip = rule_atoms(&obj(json!({"protocol": "4", "from_port": 0, "to_port": 0, "self": true}))).unwrap();
         assert_eq!(ipip[0].key(), ("4", -1, -1, &Source::SelfGroup), "IP in IP has no ports either");
-        assert!(permission(&ipip[0], "sg-1").from_port().is_none());
+        assert_eq!(permission(&ipip[0], "sg-1").from_port(), Some(-1), "sent, as moto needs; AWS ignores it");
         let b = rule_atoms(&obj(json!({"protocol": "-1", "from_port": 0, "to_port": 65535, "self": true}))).unwrap();
         assert_eq!(a, b);
         assert_eq!(a[0].key(), ("-1", -1, -1, &Source::SelfGroup));
