@@ -123,7 +123,7 @@ fn plan_reports_orphans_and_destroy_removes_them_and_nothing_else() {
             ("aws_subnet.extra[us-east-1a]", orphan_subnet.as_str())
         ]
     );
-    assert_eq!(json["summary"]["delete"], 42);
+    assert_eq!(json["summary"]["delete"], 44);
 
     let destroy = w.run(&["destroy", "demo.toml", "--auto-approve"]).ok();
     assert!(
@@ -134,7 +134,7 @@ fn plan_reports_orphans_and_destroy_removes_them_and_nothing_else() {
         "{}",
         destroy.stdout
     );
-    assert!(destroy.stdout.contains("42 destroyed"), "{}", destroy.stdout);
+    assert!(destroy.stdout.contains("44 destroyed"), "{}", destroy.stdout);
 
     // Gone, and only they: the user's subnet and the other cluster's group
     // stay, and otherwise the emulator is back to its baseline.
