@@ -19,21 +19,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 spec="${1:-examples/dynamic-cluster.toml}"
 
-scripts/emulator.sh install
 scripts/browser.sh install
-cargo build --workspace --locked --quiet
-skyplan="${CARGO_TARGET_DIR:-$PWD/target}/debug/skyplan"
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-work="$(mktemp -d)"
-cleanup() {
-  scripts/emulator.sh stop || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-scripts/emulator.sh start "$port"
-export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
-export AWS_ACCESS_KEY_ID=emulator AWS_SECRET_ACCESS_KEY=emulator AWS_REGION=us-east-1
-unset AWS_PROFILE AWS_SESSION_TOKEN
+# The emulator, the binary and a scratch directory ($skyplan, $work).
+# shellcheck source=scripts/emulator-session.sh
+. scripts/emulator-session.sh
 
 echo "== 1. $spec on the emulator"
 "$skyplan" apply "$spec" --state "$work/moto.state.json" --auto-approve --json >"$work/moto-run.jsonl"

@@ -22,6 +22,21 @@ const ROW: usize = 26;
 const BOX_W: usize = 220;
 const BOX_H: usize = 20;
 
+/// A report page's start, up to its heading: `skyplan TITLE` (escaped),
+/// the shared style and `extra_style`, and a policy that lets the page
+/// load nothing (its styles and script are inline).
+pub(crate) fn head(out: &mut String, title: &str, extra_style: &str) {
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; \
+         script-src 'unsafe-inline'\">\
+         <title>skyplan {t}</title><style>{STYLE}{extra_style}</style></head><body>\n<h1>skyplan {t}</h1>\n",
+        t = esc(title)
+    );
+}
+
 /// The page.
 pub fn plan(plan: &Plan) -> String {
     let mut out = String::with_capacity(64 * 1024);
@@ -31,16 +46,7 @@ pub fn plan(plan: &Plan) -> String {
     } else {
         "no changes".to_string()
     };
-    let _ = write!(
-        out,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; \
-         script-src 'unsafe-inline'\">\
-         <title>skyplan plan: {}</title><style>{STYLE}</style></head><body>\n<h1>skyplan plan: {}</h1>\n",
-        esc(&title),
-        esc(&title)
-    );
+    head(&mut out, &format!("plan: {title}"), "");
     risks(&mut out, plan);
     cost(&mut out, plan);
     out.push_str("<h2>Dependency graph</h2>\n<div class=\"graph\">");

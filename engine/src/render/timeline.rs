@@ -14,7 +14,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use super::html::{esc, STYLE};
+use super::html::esc;
 
 /// One saved run.
 #[derive(Debug, Clone, Default)]
@@ -334,15 +334,7 @@ pub fn html(run: &Run) -> String {
     let mut out = String::with_capacity(32 * 1024);
     let total = (run.end_ms - run.first_start_ms()).max(1);
     let title = format!("{} of {}: {}", run.operation, run.started_at, duration(run.end_ms - run.start_ms));
-    let _ = write!(
-        out,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; \
-         script-src 'unsafe-inline'\">\
-         <title>skyplan {t}</title><style>{STYLE}{RUN_STYLE}</style></head><body>\n<h1>skyplan {t}</h1>\n",
-        t = esc(&title)
-    );
+    super::html::head(&mut out, &title, RUN_STYLE);
     let failed: Vec<&RunOp> = run.ops.iter().filter(|o| matches!(o.outcome, Outcome::Errored(_))).collect();
     let _ = write!(out, "<p>{} operations", run.ops.len());
     if !failed.is_empty() {
