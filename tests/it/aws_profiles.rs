@@ -141,14 +141,7 @@ fn apply_creates_the_shared_profiles_once_nodes_carry_them_and_destroy_keeps_the
         for i in bastion.reservations().iter().flat_map(|r| r.instances()) {
             assert!(i.iam_instance_profile().is_none(), "the bastion runs without a profile");
         }
-        let versions = ec2
-            .describe_launch_template_versions()
-            .launch_template_name("demo-worker")
-            .versions("$Latest")
-            .send()
-            .await
-            .unwrap();
-        let data = versions.launch_template_versions()[0].launch_template_data().unwrap();
+        let data = crate::emulator::template_data(&ec2, "demo-worker", "$Latest").await;
         assert_eq!(data.iam_instance_profile().and_then(|p| p.name()), Some(NODES));
     });
     w.run(&["plan", "demo.toml", "--detailed-exitcode"]).ok();
@@ -198,14 +191,7 @@ fn a_profile_a_pool_names_that_does_not_exist_stops_apply_before_any_change() {
     });
     w.run(&["apply", "demo.toml", "--auto-approve"]).ok();
     rt.block_on(async {
-        let versions = ec2
-            .describe_launch_template_versions()
-            .launch_template_name("demo-worker")
-            .versions("$Latest")
-            .send()
-            .await
-            .unwrap();
-        let data = versions.launch_template_versions()[0].launch_template_data().unwrap();
+        let data = crate::emulator::template_data(&ec2, "demo-worker", "$Latest").await;
         assert_eq!(data.iam_instance_profile().and_then(|p| p.name()), Some("team-nodes"));
         assert!(profile(&iam, NODES).await.is_none(), "the workers' shared profile is not used");
         assert!(profile(&iam, CONTROL_PLANE).await.is_some());

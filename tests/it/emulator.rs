@@ -527,7 +527,17 @@ pub async fn default_template_data(
     ec2: &aws_sdk_ec2::Client,
     name: &str,
 ) -> aws_sdk_ec2::types::ResponseLaunchTemplateData {
+    template_data(ec2, name, "$Default").await
+}
+
+/// The launch data of `version` (`$Latest`, `$Default`, a number) of the
+/// launch template `name`, read with the SDK.
+pub async fn template_data(
+    ec2: &aws_sdk_ec2::Client,
+    name: &str,
+    version: &str,
+) -> aws_sdk_ec2::types::ResponseLaunchTemplateData {
     let versions =
-        ec2.describe_launch_template_versions().launch_template_name(name).versions("$Default").send().await.unwrap();
+        ec2.describe_launch_template_versions().launch_template_name(name).versions(version).send().await.unwrap();
     versions.launch_template_versions()[0].launch_template_data().unwrap().clone()
 }

@@ -190,7 +190,6 @@ fn cluster_of(owner: &Tags) -> Option<&str> {
     owner.keys().find_map(|k| k.strip_prefix("kubernetes.io/cluster/"))
 }
 
-
 /// `aws_secretsmanager_secret` in the registry (`kinds/mod.rs`).
 pub(crate) struct Kind;
 
