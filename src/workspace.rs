@@ -83,6 +83,17 @@ pub fn load_state(backend: &dyn Backend) -> Result<State> {
     Ok(backend.load()?.unwrap_or_else(State::new))
 }
 
+/// The applied cluster's resources the cluster commands (`output`,
+/// `kubeconfig`, `node-config`) read from the state.
+pub const API_LOAD_BALANCER: &str = "aws_elb.apiserver";
+pub const PKI_SECRET: &str = "aws_secretsmanager_secret.pki";
+
+/// The text attribute `name` of the resource at `address` in the state, if
+/// it has been applied.
+pub fn state_text(state: &State, address: &str, name: &str) -> Option<String> {
+    state.resources.get(address)?.attributes.get(name)?.as_str().map(str::to_string)
+}
+
 /// The state lock for one run; released when dropped.
 pub struct Lock {
     backend: Arc<dyn Backend>,

@@ -18,8 +18,7 @@ use skyplan_aws_blueprint::AwsSpec;
 use crate::cli::Global;
 use crate::workspace;
 
-const PKI_ADDRESS: &str = "aws_secretsmanager_secret.pki";
-const ELB_ADDRESS: &str = "aws_elb.apiserver";
+use workspace::{API_LOAD_BALANCER as ELB_ADDRESS, PKI_SECRET as PKI_ADDRESS};
 
 pub async fn run(global: &Global, spec_path: &Path, out: Option<&Path>) -> Result<ExitCode> {
     let spec = AwsSpec::load(spec_path)?;
@@ -31,9 +30,7 @@ pub async fn run(global: &Global, spec_path: &Path, out: Option<&Path>) -> Resul
     let state_path = workspace::state_path(global, Some(spec_path))?;
     let backend = workspace::backend(&state_path)?;
     let state = workspace::load_state(backend.as_ref())?;
-    let attr = |address: &str, name: &str| -> Option<String> {
-        state.resources.get(address)?.attributes.get(name)?.as_str().map(str::to_string)
-    };
+    let attr = |address: &str, name: &str| workspace::state_text(&state, address, name);
     let (Some(dns), Some(secret)) = (attr(ELB_ADDRESS, "dns_name"), attr(PKI_ADDRESS, "id")) else {
         bail!(
             "cluster {} is not applied: the state ({}) has no {ELB_ADDRESS} and {PKI_ADDRESS}; run `skyplan apply {}` first",

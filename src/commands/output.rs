@@ -21,12 +21,11 @@ pub fn outputs(spec: &AwsSpec, state: &State) -> Result<Option<Map<String, Value
     else {
         return Ok(None);
     };
-    let attr = |address: &str, name: &str| -> Option<String> {
-        state.resources.get(address)?.attributes.get(name)?.as_str().map(str::to_string)
-    };
+    let attr = |address: &str, name: &str| workspace::state_text(state, address, name);
     let mut out = Map::new();
     out.insert("cluster_name".into(), json!(facts.name));
-    let endpoint = attr("aws_elb.apiserver", "dns_name").map(|dns| format!("https://{dns}:{}", facts.api_port));
+    let endpoint =
+        attr(workspace::API_LOAD_BALANCER, "dns_name").map(|dns| format!("https://{dns}:{}", facts.api_port));
     out.insert("api_endpoint".into(), json!(endpoint));
     out.insert("kubernetes_version".into(), json!(facts.kubernetes_version));
     let vpc_id = facts.static_vpc_id.clone().or_else(|| attr("aws_vpc.main", "id"));

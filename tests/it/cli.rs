@@ -389,7 +389,7 @@ fn node_config_prints_what_a_node_boots_with_from_spec_and_state() {
     assert!(!join.contains("InitConfiguration"), "{join}");
 
     // Applied: the endpoint and the CA hash come from the state, the hash
-    // from whichever resource records `ca_cert_hash`.
+    // from the PKI secret's `ca_cert_hash`.
     let hash = format!("sha256:{}", "ab".repeat(32));
     let state = serde_json::json!({
         "format_version": 1,
