@@ -212,6 +212,12 @@ async fn permission_checks(
 }
 
 #[cfg(not(feature = "aws"))]
-async fn check(_ui: &Ui, _spec: &AwsSpec, _resources: &[skyplan_engine::Resource], _scope: Scope) -> Result<bool> {
+async fn check(
+    _ui: &Ui,
+    _spec: &AwsSpec,
+    _resources: &[skyplan_engine::Resource],
+    _to_create: &[skyplan_engine::Resource],
+    _scope: Scope,
+) -> Result<bool> {
     anyhow::bail!("this build has no AWS support (built without the `aws` feature)")
 }

@@ -4,6 +4,7 @@
 //! names that does not exist ([`checks`]), and `apply` creates the missing
 //! shared ones after approval, before any change ([`create_shared`]).
 
+#[cfg(feature = "aws")]
 use std::collections::BTreeSet;
 
 use anyhow::Result;
@@ -12,11 +13,13 @@ use skyplan_aws_blueprint::AwsSpec;
 use crate::ui::Ui;
 
 /// Every instance profile the spec's instances and launch templates name.
+#[cfg(feature = "aws")]
 fn used(spec: &AwsSpec) -> BTreeSet<String> {
     skyplan_aws_blueprint::policy::instance_profiles(&spec.resources)
 }
 
 /// The shared profiles among `names`.
+#[cfg(feature = "aws")]
 fn shared(names: &BTreeSet<String>) -> BTreeSet<String> {
     let all = [skyplan_aws_blueprint::CONTROL_PLANE_PROFILE, skyplan_aws_blueprint::NODES_PROFILE];
     names.iter().filter(|n| all.contains(&n.as_str())).cloned().collect()
@@ -40,6 +43,7 @@ pub async fn plan_note(ui: &Ui, spec: &AwsSpec) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "aws")]
 fn create_note(missing: &[String]) -> String {
     format!(
         "apply will create the shared instance profile{} {}, each with a role of the same name and the seed's \
