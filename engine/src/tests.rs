@@ -338,22 +338,18 @@ async fn a_rolling_group_is_replaced_one_at_a_time_new_before_old() {
     // Parallelism 4 would allow all three at once: the group still rolls.
     let (state, report) = run(&plan, state, &fake).await;
     assert!(report.is_success(), "{report:?}");
-    assert_eq!(
-        fake.log.lock().unwrap().clone(),
-        [
-            "create test_node.cp0",
-            "delete test_node.cp0",
-            "create test_node.cp1",
-            "delete test_node.cp1",
-            "create test_node.cp2",
-            "delete test_node.cp2",
-        ]
-    );
+    assert_eq!(fake.log.lock().unwrap().clone(), rolled_one_at_a_time(3));
     assert!(state.deposed.is_empty(), "every old node is deleted and forgotten");
     for (n, old) in old_ids.iter().enumerate() {
         assert_ne!(&state.resources[&format!("test_node.cp{n}")].id, old);
     }
     assert!(!diff(&v2, &state, false).has_changes());
+}
+
+/// The log of a rolling group of `members` replaced one at a time, new
+/// before old, in counting order.
+fn rolled_one_at_a_time(members: u32) -> Vec<String> {
+    (0..members).flat_map(|n| [format!("create test_node.cp{n}"), format!("delete test_node.cp{n}")]).collect()
 }
 
 /// `members` nodes of one rolling group behind a balancer they name, each
@@ -393,17 +389,7 @@ async fn a_rolling_group_whose_members_join_in_order_still_rolls_one_at_a_time()
     fake.log.lock().unwrap().clear();
     let (state, report) = run(&plan, state, &fake).await;
     assert!(report.is_success(), "{report:?}");
-    assert_eq!(
-        fake.log.lock().unwrap().clone(),
-        [
-            "create test_node.cp0",
-            "delete test_node.cp0",
-            "create test_node.cp1",
-            "delete test_node.cp1",
-            "create test_node.cp2",
-            "delete test_node.cp2",
-        ]
-    );
+    assert_eq!(fake.log.lock().unwrap().clone(), rolled_one_at_a_time(3));
     assert!(state.deposed.is_empty());
 
     // Shrinking deletes the last member first, one at a time.
@@ -430,9 +416,7 @@ async fn a_rolling_group_of_twelve_rolls_in_counting_order() {
         fake.log.lock().unwrap().clear();
         let (_, report) = run(&plan, state, &fake).await;
         assert!(report.is_success(), "{report:?}");
-        let expected: Vec<String> =
-            (0..12).flat_map(|n| [format!("create test_node.cp{n}"), format!("delete test_node.cp{n}")]).collect();
-        assert_eq!(fake.log.lock().unwrap().clone(), expected, "joined: {joined}");
+        assert_eq!(fake.log.lock().unwrap().clone(), rolled_one_at_a_time(12), "joined: {joined}");
     }
 }
 
