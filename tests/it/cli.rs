@@ -9,25 +9,8 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 use skyplan_sim::SimProvider;
 
+use crate::sim::SPEC;
 use crate::support::Workdir;
-
-const SPEC: &str = r#"
-[resource.sim_resource.net]
-cidr = "10.0.0.0/16"
-delay_ms = 20
-
-[resource.sim_resource.subnet]
-parent = "${sim_resource.net.id}"
-zone = "a"
-replace_on = ["zone"]
-
-[resource.sim_resource.node]
-subnet = "${sim_resource.subnet.id}"
-size = 3
-
-[resource.sim_resource.monitor]
-depends_on = ["sim_resource.net"]
-"#;
 
 fn sim(w: &Workdir) -> SimProvider {
     SimProvider::open(&w.path("spec.state.json.sim.json")).expect("the simulated cloud opens")

@@ -10,7 +10,8 @@ use skyplan_state::{Backend, LocalBackend};
 
 use crate::support::Workdir;
 
-const SPEC: &str = r#"
+/// The simulated cluster these end-to-end tests (and `cli.rs`) apply.
+pub(crate) const SPEC: &str = r#"
 [resource.sim_resource.net]
 cidr = "10.0.0.0/16"
 delay_ms = 20
